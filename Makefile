@@ -1,0 +1,53 @@
+# Two commands on a fresh machine with Python 3 and make: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PYPY ?= pypy3
+PYPY_VENV ?= .venv-pypy
+PIP_FLAGS = --quiet --disable-pip-version-check
+INSTALL = -e '.[test]' --config-settings editable_mode=compat
+
+.PHONY: run proxy tac test test-cpython test-pypy bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip setuptools
+	$(VENV)/bin/pip install $(PIP_FLAGS) $(INSTALL)
+	touch $@
+
+$(PYPY_VENV)/.installed: pyproject.toml
+	$(PYPY) -m venv $(PYPY_VENV)
+	$(PYPY_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip setuptools
+	$(PYPY_VENV)/bin/pip install $(PIP_FLAGS) $(INSTALL)
+	touch $@
+
+## Start the key-value server on 127.0.0.1:7379, data in ./kvdata.
+run: $(VENV)/.installed
+	$(VENV)/bin/twistd --pidfile= -n kvstore
+
+## Start the caching proxy on 127.0.0.1:7380 in front of 127.0.0.1:7379.
+proxy: $(VENV)/.installed
+	$(VENV)/bin/twistd --pidfile= -n kvproxy
+
+## Start both in one process from kv.tac.
+tac: $(VENV)/.installed
+	$(VENV)/bin/twistd --pidfile= -ny kv.tac
+
+## Run the whole test suite under CPython, then under PyPy when pypy3 is installed.
+test: test-cpython test-pypy
+
+test-cpython: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+test-pypy:
+	@if command -v $(PYPY) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
+		$(PYPY_VENV)/bin/python -m pytest -q; \
+	else echo "$(PYPY) not found: PyPy run skipped (apt-get install pypy3 pypy3-venv)"; fi
+
+## Benchmarks against redis-server (needs redis-tools; see benchmarks/README.md).
+bench: $(VENV)/.installed
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[bench]' --config-settings editable_mode=compat
+	$(VENV)/bin/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(PYPY_VENV) build *.egg-info twisted/plugins/dropin.cache

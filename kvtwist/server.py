@@ -1,0 +1,323 @@
+"""The network front end: one LineReceiver protocol serving text, RESP2 and JSON lines."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from kvtwist import jsonlines
+from kvtwist.inline import UnbalancedQuotes, split_args
+from kvtwist.replies import Error, to_resp, to_text
+from kvtwist.resp import ProtocolError, RequestParser
+
+TEXT, RESP, JSON = "text", "resp", "json"
+
+# A client that does not read its replies must not make the server buffer without
+# bound: past this many queued bytes we stop reading from it (Redis disconnects such
+# clients; pausing is gentler and loses nothing).
+HIGH_WATER = 4 * 1024 * 1024
+
+
+class _Chunk:
+    """Replies produced by one read, in order, waiting to be written together."""
+
+    __slots__ = ("parts", "pending", "gated", "writes", "close")
+
+    def __init__(self, parts: list) -> None:
+        self.parts = parts
+        self.pending = 0  # replies still waiting on a Deferred (proxy sessions)
+        self.gated = False  # waiting for the journal to make its writes durable
+        self.writes = None  # [(index, last_seq)] of replies to writes, for fault reporting
+        self.close = False  # QUIT or a framing error: close once written
+
+
+class KVProtocol(LineReceiver):
+    """Serve one client; its first byte picks the dialect (``*`` RESP2, ``{`` JSON, else text)."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = 64 * 1024
+    _log = Logger()
+
+    def __init__(self) -> None:
+        self.dialect = None
+        self.session = None
+        self._queue = deque()
+        self._render = None
+        self._chunk_parts = None
+        self._chunk_writes = None
+        self._chunk = None
+        self._closing = False
+        self._paused = False
+
+    # -- connection life cycle -------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        address = "%s:%s" % (getattr(peer, "host", "?"), getattr(peer, "port", "?"))
+        self.session = self.factory.store.new_session(address)
+        self.session.push = self.push
+
+    def connectionLost(self, reason=protocol.connectionDone) -> None:
+        self._closing = True
+        self._queue.clear()
+        if self.session is not None:
+            self.factory.store.drop_session(self.session)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._closing or not data:
+            return
+        if self.dialect is None:
+            first = data[:1]
+            if first == b"*":
+                self.dialect = RESP
+                self._parser = RequestParser(max_bulk=self.factory.max_bulk)
+            elif first == b"{":
+                self.dialect = JSON
+            else:
+                self.dialect = TEXT
+                self._render = to_text
+        self._begin()
+        if self.dialect is RESP:
+            self._resp_received(data)
+        else:
+            LineReceiver.dataReceived(self, data)
+        self._end()
+
+    # -- the three dialects ----------------------------------------------------
+
+    def _resp_received(self, data: bytes) -> None:
+        parser = self._parser
+        parser.feed(data)
+        journal = self.factory.journal
+        execute = self.session.execute
+        parts = self._chunk_parts
+        try:
+            while True:
+                argv = parser.next_request()
+                if argv is None:
+                    return
+                before = journal.appended
+                reply = execute(argv)
+                if reply.__class__ is bytes:  # the common GET reply, rendered inline
+                    parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                elif isinstance(reply, Deferred):
+                    self._add_deferred(reply, to_resp)
+                else:
+                    parts.append(to_resp(reply))
+                if journal.appended != before:
+                    self._note_write(journal.appended)
+                if self.session.closing:
+                    self._close_after_chunk()
+                    return
+        except ProtocolError as e:
+            parts.append(b"-ERR %s\r\n" % str(e).encode("utf-8"))
+            self._close_after_chunk()
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._closing:
+            return
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if self.dialect is JSON:
+            if not line.strip():
+                return
+            try:
+                argv, render = jsonlines.decode_request(line)
+            except jsonlines.JsonRequestError as e:
+                self._chunk_parts.append(jsonlines.encode_error(str(e)))
+                return
+        else:
+            render = self._render
+            try:
+                argv = split_args(line)
+            except UnbalancedQuotes:
+                # The line itself was framed fine, so a person at a telnet prompt keeps
+                # the session; only the request is refused.
+                self._chunk_parts.append(
+                    render(Error("ERR Protocol error: unbalanced quotes in request")))
+                return
+            if not argv:
+                return
+        self._run(argv, render)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        message = "ERR Protocol error: too big inline request"
+        if self.dialect is JSON:
+            part = jsonlines.encode_error(message)
+        else:
+            part = to_text(Error(message))
+        if self._chunk is None:  # called outside dataReceived: write directly
+            self._begin()
+            self._chunk_parts.append(part)
+            self._close_after_chunk()
+            self._end()
+        else:
+            self._chunk_parts.append(part)
+            self._close_after_chunk()
+        self.clearLineBuffer()
+
+    def _run(self, argv: list, render) -> None:
+        journal = self.factory.journal
+        before = journal.appended
+        reply = self.session.execute(argv)
+        if isinstance(reply, Deferred):
+            self._add_deferred(reply, render)
+        else:
+            self._chunk_parts.append(render(reply))
+        if journal.appended != before:
+            self._note_write(journal.appended)
+        if self.session.closing:
+            self._close_after_chunk()
+
+    # -- replies: ordering, durability gating, one write per read -------------
+
+    def _begin(self) -> None:
+        self._chunk = _Chunk([])
+        self._chunk_parts = self._chunk.parts
+
+    def _note_write(self, seq: int) -> None:
+        chunk = self._chunk
+        if chunk.writes is None:
+            chunk.writes = []
+        chunk.writes.append((len(chunk.parts) - 1, seq))
+
+    def _close_after_chunk(self) -> None:
+        self._chunk.close = True
+        self._closing = True
+        self.clearLineBuffer()
+
+    def _add_deferred(self, d: Deferred, render) -> None:
+        chunk = self._chunk
+        index = len(chunk.parts)
+        chunk.parts.append(None)
+        chunk.pending += 1
+
+        def fill(result):
+            if isinstance(result, Failure):
+                message = getattr(result.value, "message", None) or str(result.value)
+                if not message.split(" ", 1)[0].isupper():
+                    message = "ERR " + message
+                result = Error(message)
+            chunk.parts[index] = render(result)
+            chunk.pending -= 1
+            if chunk.pending == 0:
+                self._flush()
+
+        d.addBoth(fill)
+
+    def _end(self) -> None:
+        chunk = self._chunk
+        self._chunk = None
+        self._chunk_parts = None
+        if not chunk.parts and not chunk.close:
+            return
+        journal = self.factory.journal
+        gate = journal.appended
+        if gate > journal.acked:
+            # Someone's write (ours or another client's) that this chunk may have
+            # observed is not durable yet: nothing in it may be seen before it is.
+            chunk.gated = True
+            journal.when_acked(gate).addCallback(self._gate_opened, chunk)
+        if not self._queue and not chunk.gated and not chunk.pending:
+            if chunk.parts:
+                self.transport.write(b"".join(chunk.parts))
+            if chunk.close:
+                self.transport.loseConnection()
+            return
+        self._queue.append(chunk)
+        self._flush()
+
+    def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
+        chunk.gated = False
+        if chunk.writes:
+            for index, seq in chunk.writes:
+                reason = failure_for(seq)
+                if reason is not None:
+                    chunk.parts[index] = self._render_error(
+                        "ERR persistence failed: %s" % (reason,))
+        self._flush()
+
+    def _render_error(self, message: str) -> bytes:
+        if self.dialect is RESP:
+            return to_resp(Error(message))
+        if self.dialect is JSON:
+            return jsonlines.encode_error(message)
+        return to_text(Error(message))
+
+    def _flush(self) -> None:
+        queue = self._queue
+        out = []
+        close = False
+        while queue:
+            chunk = queue[0]
+            if chunk.gated or chunk.pending:
+                break
+            queue.popleft()
+            out.extend(chunk.parts)
+            if chunk.close:
+                close = True
+                queue.clear()
+                break
+        if self.transport is None or not self.connected:
+            return
+        if out:
+            self.transport.write(b"".join(out))
+        if close:
+            self.transport.loseConnection()
+        self._apply_backpressure()
+
+    def _apply_backpressure(self) -> None:
+        if not self._queue and not self._paused:
+            return
+        waiting = sum(len(p) for c in self._queue for p in c.parts if p is not None)
+        if waiting > HIGH_WATER and not self._paused:
+            self._paused = True
+            self.transport.pauseProducing()
+        elif waiting <= HIGH_WATER and self._paused:
+            self._paused = False
+            self.transport.resumeProducing()
+
+    def push(self, reply) -> None:
+        """Send an out-of-band reply (pub/sub message) after everything already queued."""
+        if self._closing or self.dialect is None:
+            return
+        if self.dialect is RESP:
+            part = to_resp(reply)
+        elif self.dialect is JSON:
+            part = jsonlines.render_generic(reply) if hasattr(jsonlines, "render_generic") \
+                else to_text(reply)
+        else:
+            part = to_text(reply)
+        if self._chunk is not None:
+            self._chunk_parts.append(part)
+        elif not self._queue:
+            self.transport.write(part)
+        else:
+            self._queue.append(_Chunk([part]))
+
+
+class _NoJournal:
+    """Stands in for a journal where nothing is persisted (the proxy): all is acked."""
+
+    appended = acked = 0
+
+
+class KVFactory(protocol.Factory):
+    """Serve a store: anything with ``new_session(peer)`` and ``drop_session(session)``."""
+
+    protocol = KVProtocol
+
+    def __init__(self, store, max_bulk: int = 512 * 1024 * 1024) -> None:
+        self.store = store
+        self.max_bulk = max_bulk
+
+    @property
+    def journal(self):
+        """The store's journal, read on each use since the store may attach one late."""
+        journal = getattr(self.store, "journal", None)
+        return _NoJournal if journal is None else journal
