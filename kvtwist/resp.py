@@ -1,0 +1,397 @@
+"""RESP2 codecs with no I/O: a push-style request parser, a reply parser and a request encoder."""
+
+from __future__ import annotations
+
+from kvtwist.inline import UnbalancedQuotes, split_args
+from kvtwist.replies import NIL_ARRAY, Error, Status
+
+__all__ = [
+    "NEED_MORE",
+    "ProtocolError",
+    "ReplyParser",
+    "RequestParser",
+    "encode_command",
+]
+
+
+class ProtocolError(Exception):
+    """Malformed RESP input; ``str(exc)`` is redis-server's text without the ``ERR `` prefix."""
+
+
+class _NeedMore:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_MORE"
+
+
+NEED_MORE = _NeedMore()
+"""Returned by ReplyParser.next_reply() when the buffered bytes hold no complete reply."""
+
+_CRLF = b"\r\n"
+_NO_LIMIT = 1 << 62
+
+
+class _Buffer:
+    """Push-side buffering shared by both parsers.
+
+    Bytes live in ``_buf`` (immutable) read from ``_pos``.  Fed chunks are only queued
+    until they can make progress (a line terminator arrived, or enough bytes for the
+    awaited bulk), then joined once with the unread tail: every byte is copied O(1)
+    times however small the pieces, so large values arriving slowly stay linear.
+    """
+
+    __slots__ = ("_buf", "_pos", "_chunks", "_pending", "_ready", "_need", "_line", "_scan", "_error")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._chunks = []
+        self._pending = 0
+        self._ready = True
+        # While not ready: progress needs `_need` unread bytes, or (when `_line`) a newline.
+        self._need = 0
+        self._line = False
+        # Offset in _buf below which a line terminator was already searched for in vain.
+        self._scan = 0
+        self._error = None
+
+    def feed(self, data: bytes) -> None:
+        """Buffer received bytes; returns None.  Parse them with the next_* method."""
+        if data.__class__ is not bytes:
+            data = bytes(data)
+        if not data:
+            return
+        self._chunks.append(data)
+        self._pending += len(data)
+        if not self._ready:
+            if (self._line and b"\n" in data) or (
+                len(self._buf) - self._pos + self._pending >= self._need
+            ):
+                self._ready = True
+
+    def buffered(self) -> int:
+        """Return how many received bytes are still unparsed (a partial line or value at the end)."""
+        return len(self._buf) - self._pos + self._pending
+
+    def _merge(self) -> None:
+        chunks = self._chunks
+        pos = self._pos
+        if pos >= len(self._buf):
+            self._buf = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        else:
+            chunks.insert(0, self._buf[pos:])
+            self._buf = b"".join(chunks)
+        self._scan = self._scan - pos if self._scan > pos else 0
+        self._pos = 0
+        self._chunks = []
+        self._pending = 0
+
+    def _wait_line(self, pos: int, end: int, limit: int) -> None:
+        self._pos = pos
+        # A CR as the last byte may be completed by an LF in the next chunk.
+        self._scan = end - 1 if end > pos else pos
+        self._ready = False
+        self._line = True
+        self._need = limit + 1
+
+    def _wait_bytes(self, pos: int, need: int) -> None:
+        self._pos = pos
+        self._ready = False
+        self._line = False
+        self._need = need
+
+    def _fail(self, message: str):
+        self._error = ProtocolError(message)
+        return self._error
+
+
+def _bad_length(text: bytes) -> bool:
+    # redis-server's string2ll: digits only, no sign, no leading zero ("0" itself is fine).
+    return not text.isdigit() or (text[0] == 48 and len(text) > 1)
+
+
+class RequestParser(_Buffer):
+    """Turns received bytes into argument vectors, as redis-server reads its query buffer.
+
+    Requests starting with ``*`` are multibulk; anything else is an inline (telnet) line
+    ending in LF (a CR before it is dropped) split with ``inline.split_args``.  Empty
+    requests (``*0``, ``*-1``, blank lines) are skipped.  Cost is linear in the input.
+    """
+
+    __slots__ = ("max_bulk", "max_args", "max_inline", "_args", "_left", "_bulk")
+
+    def __init__(self, max_bulk: int = 512 * 1024 * 1024, max_args: int = 1024 * 1024,
+                 max_inline: int = 64 * 1024) -> None:
+        _Buffer.__init__(self)
+        self.max_bulk = max_bulk
+        self.max_args = max_args
+        self.max_inline = max_inline
+        self._args = None  # arguments of a partially received multibulk request
+        self._left = 0  # arguments still to come for it
+        self._bulk = -1  # length of the next argument once its $ line was read
+
+    def next_request(self):
+        """Return the next complete request as a list of bytes, or None if more bytes are needed.
+
+        Raises ProtocolError for malformed input (and again on every later call).
+        """
+        if self._error is not None:
+            raise self._error
+        if not self._ready:
+            return None
+        if self._chunks:
+            self._merge()
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        args = self._args
+        while args is None:
+            if pos >= end:
+                self._wait_line(pos, end, self.max_inline)
+                return None
+            scan = self._scan
+            if buf[pos] != 42:  # not "*": an inline request
+                nl = buf.find(b"\n", scan if scan > pos else pos)
+                if nl < 0 or nl - pos > self.max_inline:
+                    if end - pos > self.max_inline:
+                        raise self._fail("Protocol error: too big inline request")
+                    self._wait_line(pos, end, self.max_inline)
+                    return None
+                line = buf[pos:nl - 1] if nl > pos and buf[nl - 1] == 13 else buf[pos:nl]
+                pos = nl + 1
+                try:
+                    argv = split_args(line)
+                except UnbalancedQuotes:
+                    raise self._fail("Protocol error: unbalanced quotes in request")
+                if argv:
+                    self._done(pos, end)
+                    return argv
+                continue
+            nl = buf.find(_CRLF, scan if scan > pos else pos)
+            if nl < 0 or nl - pos > self.max_inline:
+                if end - pos > self.max_inline:
+                    raise self._fail("Protocol error: too big mbulk count string")
+                self._wait_line(pos, end, self.max_inline)
+                return None
+            text = buf[pos + 1:nl]
+            pos = nl + 2
+            if _bad_length(text):
+                # Negative counts are legal and mean "no request", like *0.
+                if text[:1] == b"-" and text[1:2] != b"0" and not _bad_length(text[1:]):
+                    continue
+                raise self._fail("Protocol error: invalid multibulk length")
+            count = int(text)
+            if count > self.max_args:
+                raise self._fail("Protocol error: invalid multibulk length")
+            if count:
+                args = []
+                self._left = count
+                self._bulk = -1
+        left = self._left
+        bulk = self._bulk
+        max_bulk = self.max_bulk
+        max_inline = self.max_inline
+        scan = self._scan
+        find = buf.find
+        while left:
+            if bulk < 0:
+                nl = find(_CRLF, scan if scan > pos else pos)
+                if nl < 0 or nl - pos > max_inline:
+                    if end - pos > max_inline:
+                        raise self._fail("Protocol error: too big bulk count string")
+                    self._save(args, left, bulk)
+                    self._wait_line(pos, end, max_inline)
+                    return None
+                if buf[pos] != 36:  # "$"
+                    raise self._fail("Protocol error: expected '$', got '%s'" % chr(buf[pos]))
+                text = buf[pos + 1:nl]
+                # Inlined _bad_length(): this runs once per argument.
+                if not text.isdigit() or (text[0] == 48 and len(text) > 1):
+                    raise self._fail("Protocol error: invalid bulk length")
+                bulk = int(text)
+                if bulk > max_bulk:
+                    raise self._fail("Protocol error: invalid bulk length")
+                pos = nl + 2
+            stop = pos + bulk
+            if stop + 2 > end:
+                self._save(args, left, bulk)
+                self._wait_bytes(pos, bulk + 2)
+                return None
+            args.append(buf[pos:stop])
+            # Like redis-server, the two bytes after the bulk are skipped unchecked.
+            pos = stop + 2
+            bulk = -1
+            left -= 1
+        self._args = None
+        self._done(pos, end)
+        return args
+
+    def next_requests(self) -> list:
+        """Return every complete buffered request (a list of argvs, possibly empty).
+
+        Raises ProtocolError like next_request(); requests before the bad one are lost,
+        so a server wanting to answer them first should use next_request().
+        """
+        out = []
+        append = out.append
+        nxt = self.next_request
+        while True:
+            argv = nxt()
+            if argv is None:
+                return out
+            append(argv)
+
+    def _save(self, args, left: int, bulk: int) -> None:
+        self._args = args
+        self._left = left
+        self._bulk = bulk
+
+    def _done(self, pos: int, end: int) -> None:
+        if pos >= end and not self._chunks:
+            # Everything consumed: drop the buffer rather than keep a large one alive.
+            self._buf = b""
+            self._pos = 0
+            self._scan = 0
+        else:
+            self._pos = pos
+
+
+def _bad_integer(text: bytes) -> bool:
+    return not (text.isdigit() or (text[:1] == b"-" and text[1:].isdigit()))
+
+
+class ReplyParser(_Buffer):
+    """Turns received bytes into reply values (bytes, None, int, list, Status, Error, NIL_ARRAY).
+
+    Nested arrays are built iteratively; a partially received array keeps the elements
+    already parsed, so cost is linear in the input however it is split.
+    """
+
+    __slots__ = ("_stack",)
+
+    def __init__(self) -> None:
+        _Buffer.__init__(self)
+        self._stack = []  # [list being filled, elements still missing] per open array
+
+    def next_reply(self):
+        """Return the next complete reply value, or NEED_MORE.
+
+        Raises ProtocolError for malformed input (and again on every later call).
+        """
+        if self._error is not None:
+            raise self._error
+        if not self._ready:
+            return NEED_MORE
+        if self._chunks:
+            self._merge()
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        stack = self._stack
+        while True:
+            scan = self._scan
+            nl = buf.find(_CRLF, scan if scan > pos else pos)
+            if nl < 0:
+                self._wait_line(pos, end, _NO_LIMIT)
+                return NEED_MORE
+            kind = buf[pos]
+            text = buf[pos + 1:nl]
+            if kind == 36:  # $ bulk string
+                if _bad_integer(text):
+                    raise self._fail("Protocol error: invalid bulk length")
+                size = int(text)
+                if size < 0:
+                    if size != -1:
+                        raise self._fail("Protocol error: invalid bulk length")
+                    value = None
+                    pos = nl + 2
+                else:
+                    start = nl + 2
+                    stop = start + size
+                    if stop + 2 > end:
+                        # Header re-read on resume; the body is not scanned meanwhile.
+                        self._wait_bytes(pos, stop + 2 - pos)
+                        return NEED_MORE
+                    if buf[stop:stop + 2] != _CRLF:
+                        raise self._fail("Protocol error: bulk string not followed by CRLF")
+                    value = buf[start:stop]
+                    pos = stop + 2
+            elif kind == 42:  # * array
+                if _bad_integer(text):
+                    raise self._fail("Protocol error: invalid multibulk length")
+                size = int(text)
+                pos = nl + 2
+                if size > 0:
+                    stack.append([[], size])
+                    continue
+                if size == 0:
+                    value = []
+                elif size == -1:
+                    value = NIL_ARRAY
+                else:
+                    raise self._fail("Protocol error: invalid multibulk length")
+            elif kind == 43:  # + status
+                value = Status(text)
+                pos = nl + 2
+            elif kind == 58:  # : integer
+                if _bad_integer(text):
+                    raise self._fail("Protocol error: invalid integer %r" % (text,))
+                value = int(text)
+                pos = nl + 2
+            elif kind == 45:  # - error
+                value = Error(text.decode("utf-8", "replace"))
+                pos = nl + 2
+            else:
+                raise self._fail("Protocol error: unexpected reply type byte %r" % (chr(kind),))
+            while stack:
+                top = stack[-1]
+                top[0].append(value)
+                top[1] -= 1
+                if top[1]:
+                    break
+                stack.pop()
+                value = top[0]
+            else:
+                if pos >= end and not self._chunks:
+                    self._buf = b""
+                    self._pos = 0
+                    self._scan = 0
+                else:
+                    self._pos = pos
+                return value
+
+
+def _arg_bytes(arg) -> bytes:
+    cls = arg.__class__
+    if cls is str:
+        return arg.encode("utf-8")
+    if cls is int:
+        return b"%d" % arg
+    if cls is float:
+        return repr(arg).encode("ascii")
+    if isinstance(arg, (bytes, bytearray, memoryview)):
+        return bytes(arg)
+    if isinstance(arg, bool):
+        raise TypeError("a command argument cannot be a bool: %r" % (arg,))
+    if isinstance(arg, int):
+        return b"%d" % int(arg)
+    if isinstance(arg, float):
+        return repr(float(arg)).encode("ascii")
+    if isinstance(arg, str):
+        return str(arg).encode("utf-8")
+    raise TypeError("a command argument must be bytes, str, int or float, not %r" % (arg,))
+
+
+def encode_command(args) -> bytes:
+    """Return the RESP2 multibulk request for ``args`` (bytes, str as UTF-8, int, float).
+
+    Raises TypeError for any other argument type (bool included, as redis-py does).
+    """
+    parts = [b""]
+    for arg in args:
+        if arg.__class__ is not bytes:
+            arg = _arg_bytes(arg)
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    parts[0] = b"*%d\r\n" % (len(parts) - 1)
+    return b"".join(parts)

@@ -1,0 +1,451 @@
+"""Tests for kvtwist.resp: RESP2 request/reply parsers and the request encoder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.replies import NIL_ARRAY, Error, Pairs, Status, to_resp
+from kvtwist.resp import NEED_MORE, ProtocolError, ReplyParser, RequestParser, encode_command
+
+SET_AB = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n"
+
+
+def _requests(data: bytes, parser=None) -> list:
+    parser = parser or RequestParser()
+    parser.feed(data)
+    return parser.next_requests()
+
+
+def _error(data: bytes, parser=None) -> str:
+    parser = parser or RequestParser()
+    parser.feed(data)
+    try:
+        while parser.next_request() is not None:
+            pass
+    except ProtocolError as exc:
+        return str(exc)
+    raise AssertionError("no ProtocolError for %r" % (data,))
+
+
+class RequestParserTests(SynchronousTestCase):
+    """RequestParser reads multibulk and inline requests as redis-server does."""
+
+    def test_multibulk_whole(self) -> None:
+        """A whole multibulk request comes out as its argv, then None."""
+        parser = RequestParser()
+        parser.feed(SET_AB)
+        self.assertEqual(parser.next_request(), [b"SET", b"a", b"b"])
+        self.assertIsNone(parser.next_request())
+        self.assertEqual(parser.buffered(), 0)
+
+    def test_multibulk_byte_at_a_time(self) -> None:
+        """Fed one byte at a time, nothing comes out before the last byte."""
+        parser = RequestParser()
+        for index in range(len(SET_AB) - 1):
+            parser.feed(SET_AB[index:index + 1])
+            self.assertIsNone(parser.next_request())
+        parser.feed(SET_AB[-1:])
+        self.assertEqual(parser.next_request(), [b"SET", b"a", b"b"])
+
+    def test_trailing_bytes_stay_buffered(self) -> None:
+        """Bytes after a complete request stay buffered for the next one."""
+        parser = RequestParser()
+        parser.feed(SET_AB + b"*1\r\n$4\r\nPI")
+        self.assertEqual(parser.next_request(), [b"SET", b"a", b"b"])
+        self.assertIsNone(parser.next_request())
+        # The complete header lines are already parsed; the partial argument is kept.
+        self.assertEqual(parser.buffered(), len(b"PI"))
+        parser.feed(b"NG\r\n")
+        self.assertEqual(parser.next_request(), [b"PING"])
+
+    def test_pipelined(self) -> None:
+        """Many requests in one feed come out in order from next_requests()."""
+        data = b"".join(encode_command([b"INCR", b"k%d" % i]) for i in range(50))
+        self.assertEqual(_requests(data), [[b"INCR", b"k%d" % i] for i in range(50)])
+
+    def test_binary_bulk(self) -> None:
+        """Bulk arguments are binary-safe, CRLF and empty values included."""
+        data = encode_command([b"SET", b"\r\n", b"", b"\x00\xff"])
+        self.assertEqual(_requests(data), [[b"SET", b"\r\n", b"", b"\x00\xff"]])
+
+    def test_empty_multibulk_skipped(self) -> None:
+        """*0, *-1 and other negative counts are skipped like redis-server does."""
+        self.assertEqual(_requests(b"*0\r\n*-1\r\n*-5\r\n" + SET_AB), [[b"SET", b"a", b"b"]])
+
+    def test_inline(self) -> None:
+        """Inline requests end at CRLF or bare LF and are split with split_args."""
+        self.assertEqual(
+            _requests(b'SET k "a b"\r\nGET k\nPING\r'),
+            [[b"SET", b"k", b"a b"], [b"GET", b"k"]],
+        )
+
+    def test_inline_byte_at_a_time(self) -> None:
+        """An inline request fed byte by byte comes out only at its newline."""
+        parser = RequestParser()
+        for byte in b"GET key\r":
+            parser.feed(bytes([byte]))
+            self.assertIsNone(parser.next_request())
+        parser.feed(b"\n")
+        self.assertEqual(parser.next_request(), [b"GET", b"key"])
+
+    def test_inline_strips_one_cr(self) -> None:
+        """Only the CR right before LF is the terminator; a lone CR elsewhere separates words."""
+        self.assertEqual(_requests(b"ECHO\r\r\n"), [[b"ECHO"]])
+        self.assertEqual(_requests(b"a\rb\n"), [[b"a", b"b"]])
+
+    def test_blank_inline_skipped(self) -> None:
+        """Blank lines between requests are skipped."""
+        self.assertEqual(_requests(b"\r\n\n  \r\nPING\n"), [[b"PING"]])
+
+    def test_inline_then_multibulk(self) -> None:
+        """Inline and multibulk requests may alternate on one connection."""
+        self.assertEqual(_requests(b"PING\r\n" + SET_AB + b"PING\n"),
+                         [[b"PING"], [b"SET", b"a", b"b"], [b"PING"]])
+
+    def test_unbalanced_quotes(self) -> None:
+        """An unbalanced inline request is a protocol error with Redis's text."""
+        self.assertEqual(_error(b'ECHO "x\r\n'), "Protocol error: unbalanced quotes in request")
+
+    def test_invalid_multibulk_length(self) -> None:
+        """Counts that are not plain decimal numbers are invalid, as string2ll rejects them."""
+        for header in (b"*\r\n", b"*x\r\n", b"*01\r\n", b"*+1\r\n", b"*1 \r\n", b"*-0\r\n", b"*1_0\r\n"):
+            self.assertEqual(_error(header), "Protocol error: invalid multibulk length", header)
+
+    def test_too_many_args(self) -> None:
+        """A count above max_args is an invalid multibulk length."""
+        self.assertEqual(_error(b"*4\r\n", RequestParser(max_args=3)),
+                         "Protocol error: invalid multibulk length")
+        self.assertEqual(_requests(b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", RequestParser(max_args=3)),
+                         [[b"a", b"b", b"c"]])
+
+    def test_expected_dollar(self) -> None:
+        """An argument not starting with $ names the offending byte."""
+        self.assertEqual(_error(b"*1\r\nx\r\n"), "Protocol error: expected '$', got 'x'")
+
+    def test_invalid_bulk_length(self) -> None:
+        """Negative, signed, zero-padded or malformed bulk lengths are invalid."""
+        for header in (b"$-1", b"$", b"$+4", b"$04", b"$4x", b"$ 4"):
+            data = b"*1\r\n" + header + b"\r\nPING\r\n"
+            self.assertEqual(_error(data), "Protocol error: invalid bulk length", header)
+
+    def test_bulk_over_limit(self) -> None:
+        """A bulk longer than max_bulk is refused before its body arrives."""
+        parser = RequestParser(max_bulk=10)
+        self.assertEqual(_error(b"*1\r\n$11\r\n", parser), "Protocol error: invalid bulk length")
+        self.assertEqual(_requests(b"*1\r\n$10\r\n0123456789\r\n", RequestParser(max_bulk=10)),
+                         [[b"0123456789"]])
+
+    def test_too_big_inline(self) -> None:
+        """An inline line longer than max_inline is refused, with or without its newline."""
+        parser = RequestParser(max_inline=16)
+        parser.feed(b"x" * 16)
+        self.assertIsNone(parser.next_request())
+        self.assertEqual(_error(b"x", parser), "Protocol error: too big inline request")
+        self.assertEqual(_error(b"x" * 17 + b"\n", RequestParser(max_inline=16)),
+                         "Protocol error: too big inline request")
+        self.assertEqual(_requests(b"x" * 16 + b"\n", RequestParser(max_inline=16)), [[b"x" * 16]])
+
+    def test_too_big_count_strings(self) -> None:
+        """Unterminated count lines beyond max_inline give the 'too big' errors."""
+        self.assertEqual(_error(b"*" + b"1" * 20, RequestParser(max_inline=16)),
+                         "Protocol error: too big mbulk count string")
+        self.assertEqual(_error(b"*1\r\n$" + b"1" * 20, RequestParser(max_inline=16)),
+                         "Protocol error: too big bulk count string")
+
+    def test_error_is_sticky(self) -> None:
+        """After a protocol error every later call raises it again."""
+        parser = RequestParser()
+        _error(b"*x\r\n", parser)
+        parser.feed(SET_AB)
+        self.assertRaises(ProtocolError, parser.next_request)
+
+    def test_large_bulk_in_small_pieces(self) -> None:
+        """A large bulk fed in small pieces is queued, not re-joined per piece, and arrives intact."""
+        value = bytes(range(256)) * 4096
+        data = encode_command([b"SET", b"k", value])
+        parser = RequestParser()
+        for start in range(0, len(data) - 1000, 1000):
+            parser.feed(data[start:start + 1000])
+            self.assertIsNone(parser.next_request())
+            # Linear cost: the unparsed tail is not copied into the buffer on every feed.
+            self.assertLess(len(parser._buf), 2000)
+        parser.feed(data[start + 1000:])
+        self.assertEqual(parser.next_request(), [b"SET", b"k", value])
+
+    def test_partial_line_not_rescanned(self) -> None:
+        """Pieces of a line without a newline are queued rather than joined and searched again."""
+        parser = RequestParser()
+        parser.feed(b"GET ")
+        self.assertIsNone(parser.next_request())
+        for _ in range(100):
+            parser.feed(b"k")
+            self.assertIsNone(parser.next_request())
+        self.assertLess(len(parser._buf), 10)
+        parser.feed(b"\r\n")
+        self.assertEqual(parser.next_request(), [b"GET", b"k" * 100])
+
+    def test_feed_accepts_buffers(self) -> None:
+        """bytearray and memoryview input is accepted like bytes."""
+        parser = RequestParser()
+        parser.feed(bytearray(SET_AB[:5]))
+        parser.feed(memoryview(SET_AB[5:]))
+        parser.feed(b"")
+        self.assertEqual(parser.next_request(), [b"SET", b"a", b"b"])
+
+    @given(st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=6), max_size=6),
+           st.data())
+    def test_round_trip(self, requests, data) -> None:
+        """encode_command output, split anywhere, parses back to the same argvs."""
+        wire = b"".join(encode_command(argv) for argv in requests)
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=8)))
+        parser = RequestParser()
+        got = []
+        previous = 0
+        for cut in cuts + [len(wire)]:
+            parser.feed(wire[previous:cut])
+            previous = cut
+            got.extend(parser.next_requests())
+        self.assertEqual(got, requests)
+        self.assertEqual(parser.buffered(), 0)
+
+    @given(st.binary(max_size=60))
+    def test_arbitrary_input(self, wire) -> None:
+        """Arbitrary bytes yield argvs of bytes or a ProtocolError, never another exception."""
+        parser = RequestParser(max_inline=32, max_bulk=32)
+        parser.feed(wire)
+        try:
+            for argv in parser.next_requests():
+                self.assertTrue(argv)
+                self.assertTrue(all(isinstance(arg, bytes) for arg in argv))
+        except ProtocolError:
+            pass
+
+
+class ReplyParserTests(SynchronousTestCase):
+    """ReplyParser turns RESP2 bytes into reply values."""
+
+    def test_each_kind(self) -> None:
+        """Every RESP2 reply kind becomes its reply value."""
+        parser = ReplyParser()
+        parser.feed(b"+OK\r\n-ERR bad\r\n:-7\r\n$3\r\nabc\r\n$-1\r\n*-1\r\n*0\r\n$0\r\n\r\n")
+        expected = [Status(b"OK"), Error("ERR bad"), -7, b"abc", None, NIL_ARRAY, [], b""]
+        for value in expected:
+            self.assertEqual(parser.next_reply(), value)
+        self.assertIs(parser.next_reply(), NEED_MORE)
+
+    def test_nested_byte_at_a_time(self) -> None:
+        """A nested array fed one byte at a time comes out only after its last byte."""
+        wire = to_resp([b"a", [1, [None, b"\r\n"]], [], Status(b"PONG")])
+        parser = ReplyParser()
+        for index in range(len(wire) - 1):
+            parser.feed(wire[index:index + 1])
+            self.assertIs(parser.next_reply(), NEED_MORE)
+        parser.feed(wire[-1:])
+        self.assertEqual(parser.next_reply(), [b"a", [1, [None, b"\r\n"]], [], Status(b"PONG")])
+
+    def test_trailing_bytes_stay_buffered(self) -> None:
+        """Bytes after a complete reply stay buffered for the next one."""
+        parser = ReplyParser()
+        parser.feed(b":1\r\n$5\r\nhel")
+        self.assertEqual(parser.next_reply(), 1)
+        self.assertIs(parser.next_reply(), NEED_MORE)
+        self.assertEqual(parser.buffered(), len(b"$5\r\nhel"))
+        parser.feed(b"lo\r\n")
+        self.assertEqual(parser.next_reply(), b"hello")
+
+    def test_many_pipelined(self) -> None:
+        """Ten thousand pipelined replies fed in odd-sized pieces all come out in order."""
+        wire = b"".join(to_resp([b"v%d" % i, i]) for i in range(10000))
+        parser = ReplyParser()
+        got = []
+        for start in range(0, len(wire), 777):
+            parser.feed(wire[start:start + 777])
+            reply = parser.next_reply()
+            while reply is not NEED_MORE:
+                got.append(reply)
+                reply = parser.next_reply()
+        self.assertEqual(got, [[b"v%d" % i, i] for i in range(10000)])
+
+    def test_large_array_in_pieces(self) -> None:
+        """A partially received array keeps its parsed elements instead of re-reading them."""
+        wire = to_resp([b"x" * 10] * 1000)
+        parser = ReplyParser()
+        for start in range(0, len(wire) - 100, 100):
+            parser.feed(wire[start:start + 100])
+            self.assertIs(parser.next_reply(), NEED_MORE)
+            self.assertLess(parser.buffered(), 200)
+        parser.feed(wire[start + 100:])
+        self.assertEqual(parser.next_reply(), [b"x" * 10] * 1000)
+
+    def test_malformed(self) -> None:
+        """Malformed replies raise ProtocolError, and keep raising it."""
+        for wire in (b"?x\r\n", b"$x\r\n", b"$-2\r\n", b"*-2\r\n", b"*x\r\n", b":1.5\r\n",
+                     b"$1\r\nab\r\n", b"$\r\n"):
+            parser = ReplyParser()
+            parser.feed(wire)
+            self.assertRaises(ProtocolError, parser.next_reply)
+            self.assertRaises(ProtocolError, parser.next_reply)
+
+    def test_error_text_decoding(self) -> None:
+        """Error text is decoded as UTF-8, invalid bytes replaced rather than crashing."""
+        parser = ReplyParser()
+        parser.feed(b"-ERR caf\xc3\xa9 \xff\r\n")
+        self.assertEqual(parser.next_reply(), Error("ERR caf\u00e9 \ufffd"))
+
+    @given(st.recursive(
+        st.one_of(st.binary(max_size=12), st.none(), st.integers(-2 ** 63, 2 ** 63 - 1),
+                  st.binary(max_size=8).filter(lambda b: b"\r" not in b and b"\n" not in b).map(Status),
+                  st.text(max_size=8).filter(lambda t: "\r" not in t and "\n" not in t)
+                  .map(lambda t: Error("ERR " + t)),
+                  st.just(NIL_ARRAY)),
+        lambda children: st.lists(children, max_size=4), max_leaves=20),
+        st.integers(1, 7))
+    def test_round_trip(self, reply, piece) -> None:
+        """to_resp(reply) fed in pieces parses back to an equal reply."""
+        wire = to_resp(reply) + b"+next\r\n"
+        parser = ReplyParser()
+        got = []
+        for start in range(0, len(wire), piece):
+            parser.feed(wire[start:start + piece])
+            value = parser.next_reply()
+            while value is not NEED_MORE:
+                got.append(value)
+                value = parser.next_reply()
+        self.assertEqual(got, [reply, Status(b"next")])
+
+    def test_pairs_arrive_flat(self) -> None:
+        """Pairs travel as a flat array and parse back as one."""
+        parser = ReplyParser()
+        parser.feed(to_resp(Pairs([(b"k", b"v")])))
+        self.assertEqual(parser.next_reply(), [b"k", b"v"])
+
+
+class EncodeCommandTests(SynchronousTestCase):
+    """encode_command builds multibulk requests."""
+
+    def test_types(self) -> None:
+        """bytes, str (UTF-8), int and float arguments become bulk strings."""
+        self.assertEqual(
+            encode_command([b"SET", "k\u00e9", 12, 1.5]),
+            b"*4\r\n$3\r\nSET\r\n$3\r\nk\xc3\xa9\r\n$2\r\n12\r\n$3\r\n1.5\r\n",
+        )
+
+    def test_empty(self) -> None:
+        """No arguments give *0, and a generator is accepted."""
+        self.assertEqual(encode_command([]), b"*0\r\n")
+        self.assertEqual(encode_command(x for x in [b"PING"]), b"*1\r\n$4\r\nPING\r\n")
+
+    def test_bad_types(self) -> None:
+        """bool, None and other objects are TypeErrors."""
+        for bad in (True, None, object(), [b"x"]):
+            self.assertRaises(TypeError, encode_command, [b"SET", bad])
+
+
+class _RedisServer:
+    """A throwaway redis-server on 127.0.0.1, stopped by its PID."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="kvtwist-resp-")
+        for _ in range(3):
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+            probe.close()
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
+                 "--loglevel", "notice"],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            # The log line, not a sleep, says when it listens; EOF means it exited.
+            for line in iter(self.process.stdout.readline, b""):
+                if b"Ready to accept connections" in line:
+                    return
+            self.process.wait()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            self.process.wait()
+        self.process.stdout.close()
+        os.rmdir(self.dir)
+
+    def exchange(self, data: bytes) -> list:
+        """Send data, then read replies until the server closes; return them parsed."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        try:
+            sock.sendall(data)
+            parser = ReplyParser()
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                parser.feed(chunk)
+        finally:
+            sock.close()
+        replies = []
+        reply = parser.next_reply()
+        while reply is not NEED_MORE:
+            replies.append(reply)
+            reply = parser.next_reply()
+        return replies
+
+
+class AgainstRedisTests(SynchronousTestCase):
+    """The parsers agree with a real redis-server 7 on the same bytes."""
+
+    def setUp(self) -> None:
+        self.redis = _RedisServer()
+        self.addCleanup(self.redis.stop)
+
+    def test_protocol_errors(self) -> None:
+        """Each malformed request gets the same error text from redis-server and from us."""
+        cases = [
+            b"*x\r\n", b"*01\r\n", b"*+1\r\n", b"*\r\n", b"*1 \r\n", b"*3000000000\r\n", b"*-0\r\n",
+            b"*1\r\nx\r\n", b"*1\r\n$-1\r\n", b"*1\r\n$04\r\nPING\r\n", b"*1\r\n$+4\r\nPING\r\n",
+            b'ECHO "x\r\n', b"ECHO 'a'b\r\n", b"*1\r\n$600000000\r\n",
+            b"x" * 70000, b"*" + b"1" * 70000, b"*1\r\n$" + b"1" * 70000,
+        ]
+        for data in cases:
+            replies = self.redis.exchange(data)
+            self.assertEqual(len(replies), 1, data[:40])
+            self.assertEqual(replies[0], Error("ERR " + _error(data)), data[:40])
+
+    def test_inline_splitting(self) -> None:
+        """Inline arguments, as redis-server stores them via RPUSH, match split_args."""
+        payloads = [
+            b'"a\\x41b" \'c\\\'d\' e"f g"', b'"\\n\\r\\t\\b\\a\\q\\x4g\\x4"', b"a\x0bb \x0c c",
+            b"'a\\b' \"\\\\\"", b"\xff\xfe plain\ttab",
+        ]
+        for payload in payloads:
+            replies = self.redis.exchange(
+                b"DEL k\r\nRPUSH k " + payload + b"\r\nLRANGE k 0 -1\r\nQUIT\r\n")
+            mine = RequestParser()
+            mine.feed(b"RPUSH k " + payload + b"\r\n")
+            self.assertEqual(replies[2], mine.next_request()[2:], payload)
+
+    def test_skipped_requests(self) -> None:
+        """Empty multibulk requests and blank lines get no reply from either side."""
+        data = b"*0\r\n*-1\r\n*-5\r\n\r\n\n  \r\n*1\r\n$4\r\nPING\r\nPING\nQUIT\r\n"
+        self.assertEqual(self.redis.exchange(data), [Status(b"PONG")] * 2 + [Status(b"OK")])
+        self.assertEqual(_requests(data), [[b"PING"], [b"PING"], [b"QUIT"]])
+
+    def test_reply_parser_on_real_replies(self) -> None:
+        """ReplyParser reads what redis-server sends for every reply kind."""
+        wire = b"".join(encode_command(argv) for argv in [
+            [b"SET", b"k", b"v\r\n"], [b"GET", b"k"], [b"GET", b"missing"], [b"INCR", b"n"],
+            [b"LPUSH", b"l", b"a", b"b"], [b"LRANGE", b"l", 0, -1], [b"LRANGE", b"none", 0, -1],
+            [b"INCR", b"k"], [b"BLPOP", b"none", 0.01], [b"QUIT"],
+        ])
+        self.assertEqual(self.redis.exchange(wire), [
+            Status(b"OK"), b"v\r\n", None, 1, 2, [b"b", b"a"], [],
+            Error("ERR value is not an integer or out of range"), NIL_ARRAY, Status(b"OK"),
+        ])
