@@ -1,0 +1,532 @@
+"""Expiry, whole-keyspace and server/admin commands (INFO, CLIENT, CONFIG, COMMAND, HELP...)."""
+
+from __future__ import annotations
+
+import os
+
+import kvtwist
+from kvtwist.commands import (
+    LLONG_MAX, SYNTAX, TABLE, arity_error, expire_time_error, parse_int, register,
+    unknown_subcommand, _c_str,
+)
+from kvtwist.keyspace import compile_glob
+from kvtwist.replies import OK, PONG, CommandError, Error, Pairs, Status
+
+# -- expiry commands ------------------------------------------------------------
+
+_EXPIRE_OPTIONS = (b"nx", b"xx", b"gt", b"lt")
+
+
+def expire_generic(session, argv, unit: int, absolute: bool, name: str) -> int:
+    """Redis's expireGenericCommand for EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT; returns 1 or 0."""
+    options = set()
+    for option in argv[3:]:
+        lowered = option.lower()
+        if lowered not in _EXPIRE_OPTIONS:
+            raise CommandError("ERR Unsupported option %s" % (
+                _c_str(option, len(option)).decode("utf-8", "replace"),))
+        options.add(lowered)
+    if b"nx" in options and len(options) > 1:
+        raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if b"gt" in options and b"lt" in options:
+        raise CommandError("ERR GT and LT options at the same time are not compatible")
+    when = parse_int(argv[2])
+    keyspace = session.keyspace
+    if unit == 1000:
+        # C's LLONG_MIN / 1000 truncates towards zero.
+        if when > LLONG_MAX // 1000 or when < -(LLONG_MAX // 1000):
+            raise expire_time_error(name)
+        when *= 1000
+    base = 0 if absolute else keyspace.now_ms()
+    if when > LLONG_MAX - base:
+        raise expire_time_error(name)
+    when += base
+    key = argv[1]
+    if not keyspace.exists(key):
+        return 0
+    if options:
+        current = keyspace.expires.get(key, -1)
+        if b"nx" in options and current != -1:
+            return 0
+        if b"xx" in options and current == -1:
+            return 0
+        if b"gt" in options and (when <= current or current == -1):
+            return 0
+        if b"lt" in options and current != -1 and when >= current:
+            return 0
+    keyspace.expire_at(key, when)
+    return 1
+
+
+@register("expire", -3, "write fast", 1, 1, 1)
+def cmd_expire(session, argv):
+    return expire_generic(session, argv, 1000, False, "expire")
+
+
+@register("pexpire", -3, "write fast", 1, 1, 1)
+def cmd_pexpire(session, argv):
+    return expire_generic(session, argv, 1, False, "pexpire")
+
+
+@register("expireat", -3, "write fast", 1, 1, 1)
+def cmd_expireat(session, argv):
+    return expire_generic(session, argv, 1000, True, "expireat")
+
+
+@register("pexpireat", -3, "write fast", 1, 1, 1)
+def cmd_pexpireat(session, argv):
+    return expire_generic(session, argv, 1, True, "pexpireat")
+
+
+@register("ttl", 2, "readonly fast", 1, 1, 1)
+def cmd_ttl(session, argv):
+    ttl = session.keyspace.ttl_ms(argv[1])
+    return ttl if ttl < 0 else (ttl + 500) // 1000
+
+
+@register("pttl", 2, "readonly fast", 1, 1, 1)
+def cmd_pttl(session, argv):
+    return session.keyspace.ttl_ms(argv[1])
+
+
+@register("persist", 2, "write fast", 1, 1, 1)
+def cmd_persist(session, argv):
+    return 1 if session.keyspace.persist(argv[1]) else 0
+
+
+# -- whole-keyspace commands ------------------------------------------------------
+
+
+@register("type", 2, "readonly fast", 1, 1, 1)
+def cmd_type(session, argv):
+    return Status(b"string" if session.keyspace.exists(argv[1]) else b"none")
+
+
+@register("keys", 2, "readonly", 0, 0, 0)
+def cmd_keys(session, argv):
+    return session.keyspace.keys(argv[1])
+
+
+def _parse_cursor(raw: bytes) -> int:
+    # strtoul: optional sign, decimal digits, a minus wraps around 2**64.
+    body = raw[1:] if raw[:1] in (b"+", b"-") else raw
+    if not body or not body.isdigit() or int(body) >= 2 ** 64:
+        raise CommandError("ERR invalid cursor")
+    return (2 ** 64 - int(body)) % 2 ** 64 if raw[:1] == b"-" else int(body)
+
+
+@register("scan", -2, "readonly", 0, 0, 0)
+def cmd_scan(session, argv):
+    cursor = _parse_cursor(argv[1])
+    count, pattern, kind = 10, None, None
+    index = 2
+    while index < len(argv):
+        option = argv[index].lower()
+        if index + 1 >= len(argv) or option not in (b"count", b"match", b"type"):
+            raise CommandError(SYNTAX)
+        value = argv[index + 1]
+        if option == b"count":
+            count = parse_int(value)
+            if count < 1:
+                raise CommandError(SYNTAX)
+        elif option == b"match":
+            pattern = None if value == b"*" else compile_glob(value)
+        else:
+            kind = value.lower()
+        index += 2
+    next_cursor, keys = session.keyspace.scan(cursor, count)
+    if pattern is not None:
+        keys = [key for key in keys if pattern.fullmatch(key) is not None]
+    if kind is not None and kind != b"string":
+        keys = []
+    return [b"%d" % next_cursor, keys]
+
+
+@register("randomkey", 1, "readonly", 0, 0, 0)
+def cmd_randomkey(session, argv):
+    return session.keyspace.random_key()
+
+
+def _rename(session, argv, nx: bool):
+    keyspace, source, target = session.keyspace, argv[1], argv[2]
+    value = keyspace.get(source)
+    if value is None:
+        raise CommandError("ERR no such key")
+    if source == target:
+        return 0 if nx else OK
+    if nx and keyspace.exists(target):
+        return 0
+    at = keyspace.expire_of(source)
+    keyspace.delete(source)
+    keyspace.set(target, value, at)
+    return 1 if nx else OK
+
+
+@register("rename", 3, "write", 1, 2, 1)
+def cmd_rename(session, argv):
+    return _rename(session, argv, False)
+
+
+@register("renamenx", 3, "write fast", 1, 2, 1)
+def cmd_renamenx(session, argv):
+    return _rename(session, argv, True)
+
+
+@register("dump", -1, "readonly", 0, 0, 0, aliases="print")
+def cmd_dump(session, argv):
+    if len(argv) > 1:
+        # Redis's DUMP serialises one key in RDB format; ours lists the store instead.
+        return Error("ERR DUMP with a key (RDB serialization) is not supported; "
+                     "DUMP takes no arguments and returns every key/value pair")
+    keyspace = session.keyspace
+    return Pairs(sorted((key, keyspace.data[key]) for key in keyspace.live_keys()))
+
+
+@register("dbsize", 1, "readonly fast", 0, 0, 0)
+def cmd_dbsize(session, argv):
+    return len(session.keyspace)
+
+
+@register("flush", -1, "write", 0, 0, 0, aliases="flushdb flushall")
+def cmd_flush(session, argv):
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
+        raise CommandError(SYNTAX)
+    session.keyspace.flush()
+    return OK
+
+
+# -- connection and server commands ---------------------------------------------------
+
+
+@register("ping", -1, "fast", 0, 0, 0)
+def cmd_ping(session, argv):
+    if len(argv) > 2:
+        return arity_error("ping")
+    return PONG if len(argv) == 1 else argv[1]
+
+
+@register("echo", 2, "fast", 0, 0, 0)
+def cmd_echo(session, argv):
+    return argv[1]
+
+
+@register("quit", -1, "fast", 0, 0, 0, aliases="exit")
+def cmd_quit(session, argv):
+    session.closing = True
+    return OK
+
+
+@register("select", 2, "fast", 0, 0, 0)
+def cmd_select(session, argv):
+    index = parse_int(argv[1])
+    if not -2 ** 31 <= index < 2 ** 31:
+        raise CommandError("ERR value is out of range, value must between -2147483648 and "
+                           "2147483647")
+    if index != 0:
+        raise CommandError("ERR DB index is out of range")
+    return OK
+
+
+@register("time", 1, "fast", 0, 0, 0)
+def cmd_time(session, argv):
+    now = session.store.clock.seconds()
+    whole = int(now)
+    return [b"%d" % whole, b"%d" % int((now - whole) * 1000000)]
+
+
+USAGE = {
+    b"set": b"key value [NX|XX] [GET] [EX s|PX ms|EXAT unix-s|PXAT unix-ms|KEEPTTL]",
+    b"get": b"key", b"getdel": b"key", b"getset": b"key value", b"del": b"key [key ...]",
+    b"mset": b"key value [key value ...]", b"msetnx": b"key value [key value ...]",
+    b"mget": b"key [key ...]", b"exists": b"key [key ...]", b"incrby": b"key increment",
+    b"decrby": b"key decrement", b"incrbyfloat": b"key increment", b"append": b"key value",
+    b"getrange": b"key start end", b"setrange": b"key offset value", b"setex": b"key seconds value",
+    b"psetex": b"key ms value", b"setnx": b"key value", b"expire": b"key seconds [NX|XX|GT|LT]",
+    b"pexpire": b"key ms [NX|XX|GT|LT]", b"expireat": b"key unix-s [NX|XX|GT|LT]",
+    b"pexpireat": b"key unix-ms [NX|XX|GT|LT]", b"keys": b"pattern",
+    b"scan": b"cursor [MATCH pattern] [COUNT n] [TYPE type]", b"rename": b"key newkey",
+    b"renamenx": b"key newkey", b"dump": b"(every pair, sorted by key)", b"flush": b"[ASYNC|SYNC]",
+    b"ping": b"[message]", b"echo": b"message", b"info": b"[section ...]", b"select": b"0",
+    b"client": b"subcommand [arg ...] (CLIENT HELP)", b"config": b"GET pattern | SET name value",
+    b"command": b"[COUNT|INFO name ...|DOCS|LIST]",
+}
+
+
+@register("help", -1, "fast", 0, 0, 0)
+def cmd_help(session, argv):
+    lines = []
+    for name in sorted(TABLE):
+        usage = USAGE.get(name, b"key" if TABLE[name].first_key else b"")
+        lines.append((name.upper() + b" " + usage).rstrip())
+    return lines
+
+
+# -- INFO ---------------------------------------------------------------------------
+
+
+# Bytes per key beyond its key and value lengths: two bytes objects and a dict slot on
+# CPython (sys.getsizeof is unavailable on PyPy, so this is a fixed estimate).
+_PER_KEY_OVERHEAD = 120
+
+
+def _memory_estimate(keyspace) -> int:
+    # Exact accounting would cost on every write; sample 64 entries instead.
+    data = keyspace.data
+    if not data:
+        return 0
+    sample = list(zip(range(64), data.items()))
+    each = sum(len(key) + len(value) for _, (key, value) in sample) / float(len(sample))
+    return int(len(data) * (each + _PER_KEY_OVERHEAD) + len(keyspace.expires) * 64)
+
+
+def _info_sections(session) -> dict:
+    store, keyspace = session.store, session.keyspace
+    uptime = int(store.clock.seconds() - store.started)
+    server = [("redis_version", "7.0.0"), ("redis_mode", "standalone"),
+              ("kvtwist_version", kvtwist.__version__), ("arch_bits", "64"),
+              ("process_id", str(os.getpid())), ("uptime_in_seconds", uptime),
+              ("uptime_in_days", uptime // 86400)]
+    if store.port is not None:
+        server.append(("tcp_port", store.port))
+    used = _memory_estimate(keyspace)
+    persistence = [("loading", 0)]
+    info = getattr(store.journal, "info", None)
+    if info is not None:
+        persistence.extend(sorted(info().items()))
+    return {
+        "server": server,
+        "clients": [("connected_clients", len(store.clients)), ("maxclients",
+                                                                store.config.get("maxclients", "0"))],
+        "memory": [("used_memory", used), ("used_memory_human", "%.2fK" % (used / 1024.0)),
+                   ("maxmemory", store.config.get("maxmemory", "0"))],
+        "stats": [("total_connections_received", store.connections_received),
+                  ("total_commands_processed", store.commands_processed),
+                  ("expired_keys", keyspace.expired_keys)],
+        "persistence": persistence,
+        "keyspace": [("db0", "keys=%d,expires=%d,avg_ttl=0" % (len(keyspace),
+                                                               len(keyspace.expires)))],
+    }
+
+
+_SECTION_TITLES = {"server": "Server", "clients": "Clients", "memory": "Memory", "stats": "Stats",
+                   "persistence": "Persistence", "keyspace": "Keyspace"}
+
+
+@register("info", -1, "fast", 0, 0, 0)
+def cmd_info(session, argv):
+    sections = _info_sections(session)
+    wanted = [arg.decode("utf-8", "replace").lower() for arg in argv[1:]]
+    if not wanted or set(wanted) & {"all", "everything", "default"}:
+        wanted = list(sections)
+    out = []
+    for name in sections:
+        if name in wanted:
+            lines = ["# %s" % _SECTION_TITLES[name]]
+            lines.extend("%s:%s" % pair for pair in sections[name])
+            out.append("\r\n".join(lines) + "\r\n")
+    return "\r\n".join(out).encode("utf-8")
+
+
+# -- COMMAND ------------------------------------------------------------------------
+
+
+def command_info(command) -> list:
+    """Return COMMAND INFO's 10-element entry for one command."""
+    return [command.name, command.arity, [Status(flag.encode()) for flag in command.flags],
+            command.first_key, command.last_key, command.step, [], [], [], []]
+
+
+def _sub_dispatch(subcommands: dict, argv, session):
+    # subcommands: lowercase name -> (arity counting the container name, handler)
+    entry = subcommands.get(argv[1].lower())
+    if entry is None:
+        return unknown_subcommand(argv)
+    arity, handler = entry
+    if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
+        return arity_error(argv[0].lower() + b"|" + argv[1].lower())
+    return handler(session, argv)
+
+
+def _help_lines(container: bytes, lines) -> list:
+    return ([b"%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % container]
+            + [line.encode() for line in lines])
+
+
+COMMAND_SUBCOMMANDS = {
+    b"count": (2, lambda session, argv: len(TABLE)),
+    b"docs": (-2, lambda session, argv: []),
+    b"list": (-2, lambda session, argv: sorted(TABLE)),
+    b"info": (-2, lambda session, argv: [
+        command_info(TABLE[name.lower()]) if name.lower() in TABLE else None
+        for name in argv[2:]] if len(argv) > 2 else [command_info(c) for c in TABLE.values()]),
+    b"help": (2, lambda session, argv: _help_lines(b"COMMAND", [
+        "(no subcommand)", "    Return details about all commands.", "COUNT",
+        "    Return the total number of commands.", "DOCS [<command-name> ...]",
+        "    Return documentary information (empty here).", "INFO [<command-name> ...]",
+        "    Return details about the named commands.", "LIST", "    Return command names."])),
+}
+
+
+@register("command", -1, "loading stale", 0, 0, 0)
+def cmd_command(session, argv):
+    if len(argv) == 1:
+        return [command_info(command) for command in TABLE.values()]
+    return _sub_dispatch(COMMAND_SUBCOMMANDS, argv, session)
+
+
+# -- CLIENT (other engineers add subcommands to CLIENT_SUBCOMMANDS) -----------------------
+
+
+def _valid_name(name: bytes) -> bool:
+    return all(0x21 <= byte <= 0x7E for byte in name)
+
+
+def client_line(session) -> bytes:
+    """Return one CLIENT LIST line (no newline) describing a session."""
+    age = int(session.store.clock.seconds() - session.created)
+    return (b"id=%d addr=%s laddr= fd=-1 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 "
+            b"multi=-1 qbuf=0 qbuf-free=0 obl=0 oll=0 omem=0 events=r cmd=%s user=default "
+            b"resp=2 lib-name=%s lib-ver=%s" % (
+                session.id, session.peer.encode("utf-8", "replace"), session.name or b"", age,
+                session.last_command or b"NULL", session.lib_name, session.lib_ver))
+
+
+def _client_setname(session, argv):
+    if not _valid_name(argv[2]):
+        raise CommandError("ERR Client names cannot contain spaces, newlines or special characters.")
+    session.name = argv[2] or None
+    return OK
+
+
+def _client_setinfo(session, argv):
+    attribute = argv[2].lower()
+    if attribute not in (b"lib-name", b"lib-ver"):
+        raise CommandError("ERR Unrecognized option '%s'" % (argv[2].decode("utf-8", "replace"),))
+    if not _valid_name(argv[3]):
+        raise CommandError("ERR %s cannot contain spaces, newlines or special characters."
+                           % (attribute.decode(),))
+    if attribute == b"lib-name":
+        session.lib_name = argv[3]
+    else:
+        session.lib_ver = argv[3]
+    return OK
+
+
+def _client_list(session, argv):
+    clients = sorted(session.store.clients.values(), key=lambda each: each.id)
+    if len(argv) > 2:
+        option = argv[2].lower()
+        if option == b"type" and len(argv) == 4:
+            if argv[3].lower() not in (b"normal", b"master", b"replica", b"pubsub", b"slave"):
+                raise CommandError("ERR Unknown client type '%s'" % (
+                    argv[3].decode("utf-8", "replace"),))
+            clients = clients if argv[3].lower() == b"normal" else []
+        elif option == b"id" and len(argv) > 3:
+            ids = set()
+            for raw in argv[3:]:
+                try:
+                    ids.add(parse_int(raw))
+                except CommandError:
+                    raise CommandError("ERR Invalid client ID")
+            clients = [each for each in clients if each.id in ids]
+        else:
+            raise CommandError(SYNTAX)
+    return b"".join(client_line(each) + b"\n" for each in clients)
+
+
+def _on_off(session, argv):
+    if argv[2].lower() not in (b"on", b"off"):
+        raise CommandError(SYNTAX)
+    return OK
+
+
+CLIENT_SUBCOMMANDS = {
+    b"id": (2, lambda session, argv: session.id),
+    b"getname": (2, lambda session, argv: session.name),
+    b"setname": (3, _client_setname),
+    b"setinfo": (4, _client_setinfo),
+    b"info": (2, lambda session, argv: client_line(session) + b"\n"),
+    b"list": (-2, _client_list),
+    b"no-evict": (3, _on_off),
+    b"no-touch": (3, _on_off),
+    b"help": (2, lambda session, argv: _help_lines(b"CLIENT", [
+        "GETNAME", "    Return the name of the current connection.", "ID",
+        "    Return the ID of the current connection.", "INFO",
+        "    Return information about the current client connection.",
+        "LIST [TYPE normal|master|replica|pubsub] [ID <id> [<id> ...]]",
+        "    Return information about client connections.", "NO-EVICT (ON|OFF)",
+        "    Accepted for compatibility.", "NO-TOUCH (ON|OFF)", "    Accepted for compatibility.",
+        "SETINFO <LIB-NAME|LIB-VER> <value>", "    Record the client library's name or version.",
+        "SETNAME <name>", "    Assign the name <name> to the current connection."])),
+}
+
+
+@register("client", -2, "admin noscript loading stale", 0, 0, 0)
+def cmd_client(session, argv):
+    return _sub_dispatch(CLIENT_SUBCOMMANDS, argv, session)
+
+
+# -- CONFIG -------------------------------------------------------------------------
+
+# Fixed when the server starts: Redis's own answer for an immutable setting.
+IMMUTABLE_CONFIG = frozenset(["databases", "port", "bind", "dir", "appendonly", "appendfsync",
+                              "dbfilename"])
+
+
+def _config_get(session, argv):
+    config = session.store.config
+    found = {}
+    for pattern in argv[2:]:
+        match = compile_glob(pattern, nocase=True).fullmatch
+        for name in config:
+            if name not in found and match(name.encode("utf-8")) is not None:
+                found[name] = config[name]
+    reply = []
+    for name, value in found.items():
+        reply.append(name.encode("utf-8"))
+        reply.append(value.encode("utf-8") if isinstance(value, str) else b"%d" % value)
+    return reply
+
+
+def _config_set(session, argv):
+    if len(argv) % 2:
+        raise CommandError(SYNTAX)
+    config = session.store.config
+    updates = {}
+    for index in range(2, len(argv), 2):
+        name = argv[index].decode("utf-8", "replace").lower()
+        if name not in config:
+            raise CommandError("ERR Unknown option or number of arguments for CONFIG SET - '%s'"
+                               % (name,))
+        if name in IMMUTABLE_CONFIG:
+            raise CommandError("ERR CONFIG SET failed (possibly related to argument '%s') - "
+                               "can't set immutable config" % (name,))
+        updates[name] = argv[index + 1].decode("utf-8", "replace")
+    config.update(updates)
+    return OK
+
+
+def _config_resetstat(session, argv):
+    store = session.store
+    store.commands_processed = 0
+    store.connections_received = 0
+    store.keyspace.expired_keys = 0
+    return OK
+
+
+CONFIG_SUBCOMMANDS = {
+    b"get": (-3, _config_get),
+    b"set": (-4, _config_set),
+    b"resetstat": (2, _config_resetstat),
+    b"rewrite": (2, lambda session, argv: Error("ERR The server is running without a config file")),
+    b"help": (2, lambda session, argv: _help_lines(b"CONFIG", [
+        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
+        "RESETSTAT", "    Reset statistics reported by the INFO command.",
+        "REWRITE", "    Not supported: there is no configuration file."])),
+}
+
+
+@register("config", -2, "admin noscript loading stale", 0, 0, 0)
+def cmd_config(session, argv):
+    return _sub_dispatch(CONFIG_SUBCOMMANDS, argv, session)

@@ -1,0 +1,281 @@
+"""Tests for kvtwist.admin: key-space commands and INFO, CLIENT, CONFIG, COMMAND, HELP and friends."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist import admin
+from kvtwist.commands import TABLE, NullJournal, Store
+from kvtwist.replies import OK, PONG, Error, Pairs, Status, to_resp, to_text
+
+START = 1700000000.25
+
+
+class AdminMixin:
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.store = Store(self.clock)
+        self.session = self.store.new_session("127.0.0.1:4000")
+
+    def call(self, *args):
+        return self.session.execute([a if isinstance(a, bytes) else a.encode() for a in args])
+
+    def error(self, *args):
+        reply = self.call(*args)
+        self.assertIsInstance(reply, Error, args)
+        return reply.message
+
+
+class KeyspaceCommandTests(AdminMixin, SynchronousTestCase):
+    def test_type(self):
+        """TYPE answers string for a live key and none otherwise."""
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("type", "k"), Status(b"string"))
+        self.assertEqual(self.call("type", "x"), Status(b"none"))
+
+    def test_keys(self):
+        """KEYS filters with a Redis glob."""
+        self.call("mset", "user:1", "a", "user:2", "b", "x", "c")
+        self.assertEqual(sorted(self.call("keys", "user:[12]")), [b"user:1", b"user:2"])
+        self.assertEqual(self.call("keys", "nomatch*"), [])
+
+    def test_scan_iterates_all(self):
+        """SCAN with MATCH and COUNT walks every key and ends with cursor 0."""
+        for index in range(50):
+            self.call("set", "k%d" % index, "v")
+        self.call("set", "other", "v")
+        cursor, seen = b"0", []
+        for _ in range(100):
+            cursor, keys = self.call("scan", cursor, "MATCH", "k*", "COUNT", "7")
+            seen.extend(keys)
+            if cursor == b"0":
+                break
+        self.assertEqual(sorted(seen), sorted(b"k%d" % index for index in range(50)))
+
+    def test_scan_errors(self):
+        """SCAN rejects bad cursors, counts and options like Redis."""
+        self.assertEqual(self.error("scan", "abc"), "ERR invalid cursor")
+        self.assertEqual(self.error("scan", "0", "count", "0"), "ERR syntax error")
+        self.assertEqual(self.error("scan", "0", "count", "x"),
+                         "ERR value is not an integer or out of range")
+        self.assertEqual(self.error("scan", "0", "bogus"), "ERR syntax error")
+
+    def test_scan_type(self):
+        """SCAN TYPE string keeps keys and any other type filters them all out."""
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("scan", "0", "type", "string"), [b"0", [b"k"]])
+        self.assertEqual(self.call("scan", "0", "type", "hash"), [b"0", []])
+
+    def test_randomkey(self):
+        """RANDOMKEY returns nil when empty, else a key."""
+        self.assertIsNone(self.call("randomkey"))
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("randomkey"), b"k")
+
+    def test_rename(self):
+        """RENAME moves value and TTL; RENAMENX refuses an existing target."""
+        self.call("set", "a", "1", "ex", "100")
+        self.assertEqual(self.call("rename", "a", "b"), OK)
+        self.assertEqual(self.call("get", "b"), b"1")
+        self.assertEqual(self.call("ttl", "b"), 100)
+        self.assertEqual(self.call("exists", "a"), 0)
+        self.assertEqual(self.error("rename", "a", "c"), "ERR no such key")
+        self.call("set", "c", "2")
+        self.assertEqual(self.call("renamenx", "b", "c"), 0)
+        self.assertEqual(self.call("renamenx", "b", "d"), 1)
+        self.assertEqual(self.call("rename", "d", "d"), OK)
+
+    def test_dump(self):
+        """DUMP with no arguments lists every live pair sorted by key; with a key it explains."""
+        self.call("mset", "b", "2", "a", "1")
+        self.call("set", "gone", "x", "px", "1")
+        self.clock.advance(1)
+        reply = self.call("dump")
+        self.assertEqual(reply, Pairs([(b"a", b"1"), (b"b", b"2")]))
+        self.assertEqual(to_text(reply), b'"a" => "1"\r\n"b" => "2"\r\n(2 pairs)\r\n')
+        self.assertEqual(self.call("print"), reply)
+        self.assertIn("not supported", self.error("dump", "a"))
+
+    def test_flush_dbsize(self):
+        """FLUSH variants accept ASYNC/SYNC, reject other options, and empty the store."""
+        self.call("mset", "a", "1", "b", "2")
+        self.assertEqual(self.call("dbsize"), 2)
+        self.assertEqual(self.error("flushall", "now"), "ERR syntax error")
+        self.assertEqual(self.call("flushdb", "ASYNC"), OK)
+        self.assertEqual(self.call("dbsize"), 0)
+        self.call("set", "a", "1")
+        self.assertEqual(self.call("flush"), OK)
+        self.assertEqual(self.call("dbsize"), 0)
+
+
+class ConnectionCommandTests(AdminMixin, SynchronousTestCase):
+    def test_ping_echo(self):
+        """PING answers PONG or its argument; ECHO echoes; too many arguments is an error."""
+        self.assertIs(self.call("ping"), PONG)
+        self.assertEqual(self.call("ping", "hi"), b"hi")
+        self.assertEqual(self.error("ping", "a", "b"),
+                         "ERR wrong number of arguments for 'ping' command")
+        self.assertEqual(self.call("echo", "x"), b"x")
+
+    def test_quit(self):
+        """QUIT and EXIT reply OK and mark the session closing."""
+        self.assertEqual(self.call("quit"), OK)
+        self.assertTrue(self.session.closing)
+        other = self.store.new_session()
+        self.assertEqual(other.execute([b"EXIT"]), OK)
+        self.assertTrue(other.closing)
+
+    def test_select(self):
+        """SELECT 0 works; other indexes are out of range; non-integers are refused."""
+        self.assertEqual(self.call("select", "0"), OK)
+        self.assertEqual(self.error("select", "1"), "ERR DB index is out of range")
+        self.assertEqual(self.error("select", "x"), "ERR value is not an integer or out of range")
+
+    def test_time(self):
+        """TIME reports the injected clock's seconds and microseconds."""
+        self.assertEqual(self.call("time"), [b"1700000000", b"250000"])
+
+    def test_help(self):
+        """HELP lists every command, one bytes line each."""
+        lines = self.call("help")
+        self.assertEqual(len(lines), len(TABLE))
+        self.assertTrue(all(isinstance(line, bytes) for line in lines))
+        self.assertIn(b"GET key", lines)
+
+
+class InfoTests(AdminMixin, SynchronousTestCase):
+    def test_sections(self):
+        """INFO has each section in Redis's format with live counts."""
+        self.call("set", "a", "1", "ex", "10")
+        self.call("set", "b", "2")
+        self.store.port = 6399
+        self.clock.advance(5)
+        text = self.call("info")
+        self.assertIsInstance(text, bytes)
+        for title in (b"# Server", b"# Clients", b"# Memory", b"# Stats", b"# Persistence",
+                      b"# Keyspace"):
+            self.assertIn(title + b"\r\n", text)
+        for line in (b"redis_version:7.0.0", b"tcp_port:6399", b"uptime_in_seconds:5",
+                     b"connected_clients:1", b"total_connections_received:1",
+                     b"total_commands_processed:3", b"db0:keys=2,expires=1,avg_ttl=0",
+                     b"journal_appended:2"):
+            self.assertIn(line + b"\r\n", text)
+        self.assertTrue(text.endswith(b"\r\n"))
+
+    def test_one_section(self):
+        """INFO with a section name returns only that section; unknown names are empty."""
+        self.assertEqual(self.call("info", "KEYSPACE"),
+                         b"# Keyspace\r\ndb0:keys=0,expires=0,avg_ttl=0\r\n")
+        self.assertEqual(self.call("info", "nosuch"), b"")
+
+    def test_journal_info(self):
+        """The Persistence section shows journal.info() when the journal has it."""
+        class Journal(NullJournal):
+            def info(self):
+                return {"journal_fsync": "always", "journal_bytes": 42}
+        self.store.set_journal(Journal())
+        text = self.call("info", "persistence")
+        self.assertIn(b"journal_fsync:always\r\n", text)
+        self.assertIn(b"journal_bytes:42\r\n", text)
+
+
+class CommandCommandTests(AdminMixin, SynchronousTestCase):
+    def test_count_and_info(self):
+        """COMMAND COUNT counts the table and COMMAND INFO gives Redis's 10-field entries."""
+        self.assertEqual(self.call("command", "count"), len(TABLE))
+        info = self.call("command", "info", "get", "nosuch")
+        self.assertEqual(info[1], None)
+        self.assertEqual(to_resp(info[0]), b"*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n"
+                         b":1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n")
+        self.assertEqual(len(self.call("command")), len(TABLE))
+        self.assertEqual(self.call("command", "docs"), [])
+
+    def test_unknown_subcommand(self):
+        """Unknown subcommands get Redis's 'Try X HELP.' error."""
+        self.assertEqual(self.error("command", "foo"),
+                         "ERR unknown subcommand 'foo'. Try COMMAND HELP.")
+
+
+class ClientTests(AdminMixin, SynchronousTestCase):
+    def test_names(self):
+        """CLIENT SETNAME/GETNAME store a name; spaces are refused; empty clears it."""
+        self.assertIsNone(self.call("client", "getname"))
+        self.assertEqual(self.call("client", "setname", "worker"), OK)
+        self.assertEqual(self.call("client", "getname"), b"worker")
+        self.assertEqual(self.error("client", "setname", "a b"),
+                         "ERR Client names cannot contain spaces, newlines or special characters.")
+        self.call("client", "setname", "")
+        self.assertIsNone(self.call("client", "getname"))
+
+    def test_id_info_list(self):
+        """CLIENT ID, INFO and LIST describe sessions one line each."""
+        other = self.store.new_session("10.0.0.1:1")
+        other.execute([b"client", b"setname", b"two"])
+        self.assertEqual(self.call("client", "id"), self.session.id)
+        line = self.call("client", "info")
+        self.assertTrue(line.startswith(b"id=%d addr=127.0.0.1:4000 " % self.session.id))
+        self.assertTrue(line.endswith(b"\n"))
+        listing = self.call("client", "list").splitlines()
+        self.assertEqual(len(listing), 2)
+        self.assertIn(b"name=two", listing[1])
+        self.assertEqual(len(self.call("client", "list", "id", str(other.id)).splitlines()), 1)
+        self.assertEqual(self.call("client", "list", "type", "pubsub"), b"")
+        self.assertEqual(self.error("client", "list", "bogus"), "ERR syntax error")
+
+    def test_setinfo_and_flags(self):
+        """CLIENT SETINFO records library details; NO-EVICT and NO-TOUCH accept ON/OFF."""
+        self.assertEqual(self.call("client", "setinfo", "LIB-NAME", "redis-py"), OK)
+        self.assertEqual(self.call("client", "setinfo", "lib-ver", "5.0"), OK)
+        self.assertIn(b"lib-name=redis-py lib-ver=5.0", self.call("client", "info"))
+        self.assertEqual(self.error("client", "setinfo", "color", "x"),
+                         "ERR Unrecognized option 'color'")
+        self.assertEqual(self.call("client", "no-evict", "on"), OK)
+        self.assertEqual(self.call("client", "no-touch", "off"), OK)
+        self.assertEqual(self.error("client", "no-evict", "maybe"), "ERR syntax error")
+
+    def test_errors(self):
+        """CLIENT errors match Redis for unknown subcommands and arity."""
+        self.assertEqual(self.error("CLIENT", "xx"), "ERR unknown subcommand 'xx'. Try CLIENT HELP.")
+        self.assertEqual(self.error("client"), "ERR wrong number of arguments for 'client' command")
+        self.assertEqual(self.error("client", "SETNAME"),
+                         "ERR wrong number of arguments for 'client|setname' command")
+
+    def test_extensible(self):
+        """A subcommand added to CLIENT_SUBCOMMANDS is dispatched."""
+        extended = dict(admin.CLIENT_SUBCOMMANDS)
+        extended[b"tracking"] = (-3, lambda session, argv: OK)
+        self.patch(admin, "CLIENT_SUBCOMMANDS", extended)
+        self.assertEqual(self.call("client", "TRACKING", "on"), OK)
+
+
+class ConfigTests(AdminMixin, SynchronousTestCase):
+    def test_get(self):
+        """CONFIG GET globs over store.config and returns name/value pairs."""
+        self.assertEqual(self.call("config", "get", "save"), [b"save", b""])
+        self.assertEqual(self.call("config", "get", "appendonly", "databases"),
+                         [b"appendonly", b"no", b"databases", b"1"])
+        reply = self.call("config", "get", "MAXMEMORY*")
+        self.assertEqual(dict(zip(reply[::2], reply[1::2])),
+                         {b"maxmemory": b"0", b"maxmemory-policy": b"noeviction"})
+        self.assertEqual(self.call("config", "get", "nosuch"), [])
+
+    def test_set(self):
+        """CONFIG SET changes supported keys and gives Redis's errors for others."""
+        self.assertEqual(self.call("config", "set", "maxmemory", "100"), OK)
+        self.assertEqual(self.call("config", "get", "maxmemory"), [b"maxmemory", b"100"])
+        self.assertEqual(self.error("config", "set", "foo", "bar"),
+                         "ERR Unknown option or number of arguments for CONFIG SET - 'foo'")
+        self.assertEqual(
+            self.error("config", "set", "databases", "3"),
+            "ERR CONFIG SET failed (possibly related to argument 'databases') - "
+            "can't set immutable config")
+        self.assertEqual(self.error("config", "set", "maxmemory", "1", "hz"), "ERR syntax error")
+
+    def test_resetstat(self):
+        """CONFIG RESETSTAT zeroes the counters INFO reports."""
+        self.call("ping")
+        self.assertEqual(self.call("config", "resetstat"), OK)
+        self.assertEqual(self.store.commands_processed, 0)
+        self.assertEqual(self.store.connections_received, 0)
