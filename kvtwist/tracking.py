@@ -27,9 +27,8 @@ class Tracker:
     """A store's channel subscriptions and tracking clients; sends invalidation messages.
 
     While some session has tracking on, ``keyspace.log`` is wrapped so that every
-    effect, after going to the journal, names the keys it touched; the keys of one
-    reactor turn go out together (deduplicated) as Redis does, as the RESP2 message
-    ``["message", "__redis__:invalidate", [keys...]]``, or with a nil payload on a flush.
+    effect, after going to the journal, sends the key it touched as the RESP2 message
+    ``["message", "__redis__:invalidate", [key]]``, or one with a nil payload on a flush.
     A key reaching its expiry time is invalidated then too (expiry is not logged).
     """
 
@@ -39,9 +38,6 @@ class Tracker:
         self.tracking = {}  # session id -> _Tracking
         self.current = None  # the session running a command, for NOLOOP
         self.messages = 0
-        self._keys = {}  # key -> ids of sessions that wrote it in this turn (NOLOOP)
-        self._flushed = False
-        self._send_call = None
         self._expiries = []  # heap of (expire_at_ms, key)
         self._expiry_call = None
         self._expiry_at = None
@@ -60,21 +56,14 @@ class Tracker:
         self.store.journal.append(effect)
         op = effect[0]
         if op == FLUSH:
-            self._flushed = True
-            self._keys.clear()
-        else:
-            key = effect[1]
-            writers = self._keys.get(key)
-            if writers is None:
-                writers = self._keys[key] = set()
-            if self.current is not None:
-                writers.add(self.current.id)
-            if op == SET and effect[3]:
-                self._expire_later(key, effect[3])
-            elif op == EXPIRE_AT:
-                self._expire_later(key, effect[2])
-        if self._send_call is None:
-            self._send_call = self.store.clock.callLater(0, self._send)
+            self._send(None, None)
+            return
+        key = effect[1]
+        if op == SET and effect[3]:
+            self._expire_later(key, effect[3])
+        elif op == EXPIRE_AT:
+            self._expire_later(key, effect[2])
+        self._send([key], self.current)
 
     def _expire_later(self, key: bytes, at_ms: int) -> None:
         heapq.heappush(self._expiries, (at_ms, key))
@@ -105,15 +94,13 @@ class Tracker:
                 due.append(key)
         for key in due:
             keyspace.exists(key)  # drops it now, as Redis's lazy expiry would
-            self._keys.setdefault(key, set())
-        if due and self._send_call is None:
-            self._send_call = self.store.clock.callLater(0, self._send)
+        if due:
+            self._send(due, None)
         self._schedule_expiry()
 
-    def _send(self) -> None:
-        self._send_call = None
-        keys, self._keys = self._keys, {}
-        flushed, self._flushed = self._flushed, False
+    def _send(self, keys, writer) -> None:
+        # Sent at once, not batched per turn: the message then leaves before the
+        # writer's reply does, so a reader told "done" finds the proxy already told.
         clients = self.store.clients
         subscribers = self.channels.get(CHANNEL, {})
         for session_id, settings in list(self.tracking.items()):
@@ -124,13 +111,17 @@ class Tracker:
             target = subscribers.get(settings.redirect)
             if target is None or settings.redirect not in clients:
                 continue
-            if flushed:
+            if keys is None:
                 self._deliver(target, None)
-            chosen = [key for key, writers in keys.items()
-                      if _matches(key, settings.prefixes)
-                      and not (settings.noloop and session_id in writers)]
-            if chosen:
-                self._deliver(target, chosen)
+                continue
+            if settings.noloop and writer is not None and writer.id == session_id:
+                continue
+            if settings.prefixes:
+                chosen = [key for key in keys if _matches(key, settings.prefixes)]
+                if chosen:
+                    self._deliver(target, chosen)
+            else:
+                self._deliver(target, keys)
         if not self.tracking:
             self.update_log()
 
