@@ -160,6 +160,9 @@ class Store:
         """Use ``journal`` from now on and log every keyspace effect to it."""
         self.journal = journal
         self.keyspace.log = journal.append
+        tracker = getattr(self, "tracker", None)
+        if tracker is not None:  # CLIENT TRACKING clients must keep seeing every effect
+            tracker.update_log()
 
     def new_session(self, peer: str = "") -> "Session":
         """Return a new registered Session for one connection."""
@@ -573,3 +576,4 @@ def add_long_double(value: bytes, increment: bytes) -> bytes:
 
 # Importing these modules adds their commands to TABLE.
 from kvtwist import admin as _admin  # noqa: E402,F401
+from kvtwist import tracking as _tracking  # noqa: E402,F401

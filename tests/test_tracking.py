@@ -213,3 +213,36 @@ class PubSubTests(SynchronousTestCase):
         writer.dataReceived(b"*1\r\n$8\r\nFLUSHALL\r\n")
         self.assertEqual(transport.value(),
                          b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n")
+
+
+class StoreHookTests(SynchronousTestCase):
+    """The Store keeps tracking wired when its journal changes."""
+
+    def test_setJournalKeepsTracking(self) -> None:
+        """After set_journal, writes still reach both the new journal and the tracker."""
+        from kvtwist.commands import NullJournal
+
+        clock = Clock()
+        store = Store(clock)
+        listener = store.new_session()
+        pushed = []
+        listener.push = pushed.append
+        listener.execute([b"CLIENT", b"TRACKING", b"on", b"REDIRECT", b"%d" % listener.id,
+                          b"BCAST"])
+        listener.execute([b"SUBSCRIBE", tracking.CHANNEL])
+        journal = NullJournal()
+        store.set_journal(journal)
+        store.new_session().execute([b"SET", b"k", b"v"])
+        self.assertEqual(journal.appended, 1)
+        self.assertEqual(pushed, [MESSAGE + [[b"k"]]])
+
+    def test_stopLeavesNoTimer(self) -> None:
+        """Turning tracking off cancels the expiry timer."""
+        clock = Clock()
+        store = Store(clock)
+        session = store.new_session()
+        session.execute([b"CLIENT", b"TRACKING", b"on", b"BCAST"])
+        session.execute([b"SET", b"k", b"v", b"EX", b"10"])
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        session.execute([b"CLIENT", b"TRACKING", b"off"])
+        self.assertEqual(clock.getDelayedCalls(), [])
