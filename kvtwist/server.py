@@ -289,8 +289,7 @@ class KVProtocol(LineReceiver):
         if self.dialect is RESP:
             part = to_resp(reply)
         elif self.dialect is JSON:
-            part = jsonlines.render_generic(reply) if hasattr(jsonlines, "render_generic") \
-                else to_text(reply)
+            part = jsonlines.render(reply)
         else:
             part = to_text(reply)
         if self._chunk is not None:
