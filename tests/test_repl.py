@@ -1,0 +1,330 @@
+"""Tests for kvtwist.repl: rendering, completion, and ``kvtwist cli`` through pipes and a pty."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from twisted.trial import unittest
+
+from kvtwist import demo, repl
+from kvtwist.replies import NIL_ARRAY, OK, Error, Pairs, Status
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli_env(**extra):
+    """Return an environment in which ``python -m kvtwist.cli`` imports this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(args, stdin=b"", timeout=60):
+    """Run ``kvtwist`` with args and piped stdin; return (status, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "kvtwist.cli"] + args, input=stdin,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=cli_env(), timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+class FakeReadline:
+    """Just enough of the readline module for the completer."""
+
+    def __init__(self, line):
+        self.line = line
+
+    def get_line_buffer(self):
+        return self.line
+
+    def get_begidx(self):
+        return self.line.rfind(" ") + 1
+
+
+def completions(line):
+    """Return every completion the completer offers for the last word of line."""
+    completer = repl.Completer(FakeReadline(line))
+    text = line[line.rfind(" ") + 1:]
+    found = []
+    while True:
+        match = completer.complete(text, len(found))
+        if match is None:
+            return found
+        found.append(match)
+
+
+class RenderTests(unittest.SynchronousTestCase):
+    """Replies print as redis-cli prints them."""
+
+    def test_formatted(self):
+        """At a terminal, replies are quoted and labelled, one LF-terminated line each."""
+        self.assertEqual(repl.render(b"a b", False), b'"a b"\n')
+        self.assertEqual(repl.render(None, False), b"(nil)\n")
+        self.assertEqual(repl.render(3, False), b"(integer) 3\n")
+        self.assertEqual(repl.render(OK, False), b"OK\n")
+        self.assertEqual(repl.render(Error("ERR no"), False), b"(error) ERR no\n")
+        self.assertEqual(repl.render([b"x", None], False), b'1) "x"\n2) (nil)\n')
+        self.assertEqual(repl.render([], False), b"(empty array)\n")
+
+    def test_raw(self):
+        """In raw mode (pipes), values print bare, nil as an empty line, arrays one item a line."""
+        self.assertEqual(repl.render(b"a b", True), b"a b\n")
+        self.assertEqual(repl.render(None, True), b"\n")
+        self.assertEqual(repl.render(NIL_ARRAY, True), b"\n")
+        self.assertEqual(repl.render(-4, True), b"-4\n")
+        self.assertEqual(repl.render(Status(b"PONG"), True), b"PONG\n")
+        self.assertEqual(repl.render(Error("ERR no"), True), b"ERR no\n")
+        self.assertEqual(repl.render([b"x", [1, None]], True), b"x\n1\n\n")
+        self.assertEqual(repl.render(Pairs([(b"k", b"v")]), True), b"k\nv\n")
+
+
+class CompletionTests(unittest.SynchronousTestCase):
+    """TAB completes command names, also after HELP."""
+
+    def test_first_word(self):
+        """A prefix of the first word completes to the matching commands, in the user's case."""
+        self.assertEqual(completions("PIN"), ["PING "])
+        self.assertEqual(completions("pin"), ["ping "])
+        self.assertEqual(completions("mse"), ["mset ", "msetnx "])
+        self.assertEqual(completions("zzz"), [])
+
+    def test_after_help(self):
+        """The word after HELP completes to command names too; other arguments do not."""
+        self.assertEqual(completions("help exis"), ["exists "])
+        self.assertEqual(completions("get pin"), [])
+
+    def test_help_text(self):
+        """HELP alone lists the commands; HELP name shows the synopsis; unknown names say so."""
+        self.assertIn("set", repl.help_text([]))
+        self.assertIn("SET key value", repl.help_text(["set"]))
+        self.assertEqual(repl.help_text(["nope"]), "No help for nope\n")
+
+    def test_history_path(self):
+        """History lives in $KVTWIST_HISTFILE when set, else ~/.kvtwist_history."""
+        self.patch(os, "environ", {"KVTWIST_HISTFILE": "/tmp/h", "HOME": "/home/u"})
+        self.assertEqual(repl.history_path(), "/tmp/h")
+        self.patch(os, "environ", {"HOME": "/home/u"})
+        self.assertEqual(repl.history_path(), "/home/u/.kvtwist_history")
+
+
+class UnreachableTests(unittest.SynchronousTestCase):
+    """Nothing listening gives one clear line and status 1."""
+
+    def test_refused(self):
+        """A refused connection prints 'Could not connect to host:port: reason' and returns 1."""
+        port = demo.free_port()
+        err = io.BytesIO()
+        status = repl.run_cli("127.0.0.1", port, ["PING"], stdout=io.BytesIO(), stderr=err)
+        self.assertEqual(status, 1)
+        self.assertEqual(err.getvalue(),
+                         b"Could not connect to 127.0.0.1:%d: Connection refused\n" % (port,))
+
+    def test_refused_from_the_command_line(self):
+        """The console script prints the same line, no traceback, and exits 1."""
+        port = demo.free_port()
+        status, out, err = run_cli(["cli", "-p", str(port), "ping"])
+        self.assertEqual((status, out), (1, b""))
+        self.assertEqual(err, b"Could not connect to 127.0.0.1:%d: Connection refused\n" % (port,))
+
+
+def start_redis(tmpdir):
+    """Start redis-server on a free loopback port; return (process, port), or skip without it."""
+    if shutil.which("redis-server") is None:
+        raise unittest.SkipTest("redis-server is not installed")
+    port = demo.free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no"]
+    return demo.start_process(argv, port, os.path.join(tmpdir, "redis.log")), port
+
+
+class ServerMixin:
+    """Starts a server for each test and stops it afterwards."""
+
+    start = None
+
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(prefix="kvtwist-repl-")
+        self.addCleanup(shutil.rmtree, self.tmpdir, True)
+        process, self.port = self.start(self.tmpdir)
+        self.addCleanup(demo.stop_process, process)
+
+
+class PipeMixin(ServerMixin):
+    """One-shot mode and piped standard input."""
+
+    def test_one_shot(self):
+        """A command on the command line runs once; status 0 on success, 1 on an error reply."""
+        port = str(self.port)
+        self.assertEqual(run_cli(["cli", "-p", port, "set", "k", "a b"]), (0, b"OK\n", b""))
+        self.assertEqual(run_cli(["cli", "-p", port, "get", "k"]), (0, b"a b\n", b""))
+        self.assertEqual(run_cli(["cli", "-p", port, "--no-raw", "mget", "k", "none"]),
+                         (0, b'1) "a b"\n2) (nil)\n', b""))
+        status, out, err = run_cli(["cli", "-p", port, "incr", "k"])
+        self.assertEqual(status, 1)
+        self.assertTrue(out.startswith(b"ERR "), out)
+
+    def test_piped_lines(self):
+        """Each stdin line is one command (quotes as redis-cli); any error reply makes status 1."""
+        status, out, err = run_cli(["cli", "-p", str(self.port)], stdin=(
+            b'set greeting "hello world"\n'
+            b"get greeting\n"
+            b"\n"
+            b"incr counter\r\n"
+            b"get missing\n"))
+        self.assertEqual((status, out, err), (0, b"OK\nhello world\n1\n\n", b""))
+        status, out, err = run_cli(["cli", "-p", str(self.port)],
+                                   stdin=b'incr greeting\n"unbalanced\nping\n')
+        self.assertEqual(status, 1)
+        self.assertTrue(out.startswith(b"ERR "), out)
+        self.assertTrue(out.endswith(b"PONG\n"), out)
+        self.assertIn(b"Invalid argument(s)", err)
+
+
+class RedisPipeTests(PipeMixin, unittest.TestCase):
+    """kvtwist cli against redis-server, through pipes."""
+
+    start = staticmethod(start_redis)
+
+
+class KVStorePipeTests(PipeMixin, unittest.TestCase):
+    """kvtwist cli against kvstore, through pipes."""
+
+    start = staticmethod(lambda tmpdir: demo.start_kvstore(tmpdir))
+
+
+class Terminal:
+    """A ``kvtwist cli`` process on a pseudo-terminal, read with bounded select calls."""
+
+    def __init__(self, test, port, histfile):
+        import pty  # noqa: F401 -- POSIX only; the import documents the requirement
+
+        self.master, slave = os.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kvtwist.cli", "cli", "-p", str(port)],
+            stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True,
+            env=cli_env(KVTWIST_HISTFILE=histfile, TERM="dumb", INPUTRC=os.devnull))
+        os.close(slave)
+        self.output = b""
+        test.addCleanup(self.close)
+
+    def send(self, data: bytes) -> None:
+        """Type bytes at the terminal."""
+        os.write(self.master, data)
+
+    def expect(self, needle: bytes, timeout: float = 30.0) -> bytes:
+        """Read until needle appears; return everything read up to and including it."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.output:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("waited for %r; the terminal shows %r" % (needle, self.output))
+            ready, _, _ = select.select([self.master], [], [], left)
+            if not ready:
+                continue
+            try:
+                data = os.read(self.master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                data = b""
+            if not data:
+                raise AssertionError("terminal closed waiting for %r; it showed %r"
+                                     % (needle, self.output))
+            self.output += data
+        index = self.output.index(needle) + len(needle)
+        seen, self.output = self.output[:index], self.output[index:]
+        return seen
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the process to exit; return its status."""
+        return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        """Kill the process if still running and close the terminal."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+class TerminalTests(ServerMixin, unittest.TestCase):
+    """The interactive prompt on a pseudo-terminal: prompt, replies, completion, history."""
+
+    start = staticmethod(start_redis)
+
+    def terminal(self):
+        """Start kvtwist cli on a fresh pty with this test's history file."""
+        return Terminal(self, self.port, os.path.join(self.tmpdir, "history"))
+
+    def test_prompt_and_replies(self):
+        """The prompt is host:port> and replies appear formatted, as redis-cli shows them."""
+        prompt = b"127.0.0.1:%d> " % (self.port,)
+        term = self.terminal()
+        term.expect(prompt)
+        term.send(b'SET greeting "hello world"\r')
+        self.assertIn(b"OK\r\n", term.expect(prompt))
+        term.send(b"GET greeting\r")
+        self.assertIn(b'"hello world"\r\n', term.expect(prompt))
+        term.send(b"GET nothing\r")
+        self.assertIn(b"(nil)\r\n", term.expect(prompt))
+        term.send(b"INCR greeting\r")
+        self.assertIn(b"(error) ERR value is not an integer", term.expect(prompt))
+        term.send(b"RPUSH list a b\r")
+        term.expect(prompt)
+        term.send(b"LRANGE list 0 -1\r")
+        self.assertIn(b'1) "a"\r\n2) "b"\r\n', term.expect(prompt))
+        term.send(b"quit\r")
+        self.assertEqual(term.wait(), 0)
+
+    def test_completion(self):
+        """TAB completes a command name, and a command name after HELP."""
+        prompt = b"127.0.0.1:%d> " % (self.port,)
+        term = self.terminal()
+        term.expect(prompt)
+        term.send(b"PIN\t")
+        term.expect(b"PING ")
+        term.send(b"\r")
+        self.assertIn(b"PONG\r\n", term.expect(prompt))
+        term.send(b"help exis\t")
+        term.expect(b"exists ")
+        term.send(b"\r")
+        self.assertIn(b"EXISTS key [key ...]", term.expect(prompt))
+        term.send(b"\x04")
+        self.assertEqual(term.wait(), 0)
+
+    def test_history_between_runs(self):
+        """Lines typed in one run are recalled with Ctrl-P in the next."""
+        prompt = b"127.0.0.1:%d> " % (self.port,)
+        term = self.terminal()
+        term.expect(prompt)
+        term.send(b"ECHO remembered\r")
+        term.expect(prompt)
+        term.send(b"\x04")
+        self.assertEqual(term.wait(), 0)
+        with open(os.path.join(self.tmpdir, "history"), "rb") as f:
+            self.assertIn(b"ECHO remembered", f.read())
+        term = self.terminal()
+        term.expect(prompt)
+        term.send(b"\x10\r")
+        self.assertIn(b'"remembered"\r\n', term.expect(prompt))
+        term.send(b"\x04")
+        self.assertEqual(term.wait(), 0)
+
+    def test_server_goes_away(self):
+        """When the server closes the connection, the prompt says so and shows not connected."""
+        prompt = b"127.0.0.1:%d> " % (self.port,)
+        term = self.terminal()
+        term.expect(prompt)
+        term.send(b"CLIENT KILL TYPE normal SKIPME no\r")
+        term.expect(prompt)
+        term.send(b"PING\r")
+        self.assertIn(b"Error: Server closed the connection", term.expect(b"not connected> "))
+        term.send(b"PING\r")
+        self.assertIn(b"PONG", term.expect(prompt))
+        term.send(b"\x04")
+        self.assertEqual(term.wait(), 0)
