@@ -1,0 +1,275 @@
+"""Reading a data directory: recovery (snapshot + journals), and the check, repair and export tools."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import time
+
+from kvtwist import records
+from kvtwist.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
+from kvtwist.records import CorruptRecord, RecordReader
+
+CHUNK = 16 * 1024 * 1024
+_NAME = re.compile(r"^(snapshot|journal)-(\d+)\.(kvs|kvj)$")
+
+
+def snapshot_path(directory: str, generation: int) -> str:
+    """Return the path of snapshot ``generation`` in ``directory``."""
+    return os.path.join(directory, "snapshot-%d.kvs" % (generation,))
+
+
+def journal_path(directory: str, generation: int) -> str:
+    """Return the path of journal ``generation`` in ``directory``."""
+    return os.path.join(directory, "journal-%d.kvj" % (generation,))
+
+
+def list_files(directory: str):
+    """Return ``(snapshots, journals, temporaries)``: two dicts generation -> path, and a list."""
+    snapshots, journals, temps = {}, {}, []
+    for name in os.listdir(directory):
+        match = _NAME.match(name)
+        if match:
+            kind, gen, ext = match.group(1), int(match.group(2)), match.group(3)
+            if (kind == "snapshot") == (ext == "kvs"):
+                (snapshots if kind == "snapshot" else journals)[gen] = os.path.join(directory, name)
+        elif name.endswith(".tmp") and (name.startswith("snapshot-") or name.startswith("journal-")):
+            temps.append(os.path.join(directory, name))
+    return snapshots, journals, temps
+
+
+class DataError(Exception):
+    """The data directory cannot be loaded without losing data; the message names file and offset."""
+
+
+class LoadResult:
+    """What a load found: generations, sizes, record counts, torn tails and repairs."""
+
+    def __init__(self) -> None:
+        self.snapshot_generation = 0
+        self.snapshot_bytes = 0
+        self.journal_generation = 0
+        self.journal_path = None
+        self.journal_valid = 0  # valid prefix length of the newest journal (0: rewrite header)
+        self.journal_bytes = 0
+        self.records = 0
+        self.torn = []  # (path, offset, bytes dropped)
+        self.repaired = []  # (path, offset, bytes dropped, reason)
+        self.stale = []  # files superseded by the newest snapshot
+
+
+def _read_file(path: str, kind: int, generation: int, apply, result: LoadResult, repair: bool):
+    # Returns (valid_prefix_length, size, complete, end_seen, applied) for one file,
+    # applying each record; a repair keeps what was applied before the bad record.
+    reader = RecordReader(path)
+    size = 0
+    applied = 0
+    error = None
+    with open(path, "rb") as handle:
+        while error is None:
+            chunk = handle.read(CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            reader.feed(chunk)
+            try:
+                applied += reader.apply_all(apply)
+            except CorruptRecord as exc:
+                error = exc
+    end_count = reader.end_count
+    applied = reader.records - (end_count is not None)
+    if error is None and reader.header is not None:
+        header = reader.header
+        if header.kind != kind or header.generation != generation:
+            error = CorruptRecord(path, 0, "header says %r, file name says %s %d" % (
+                header, records.KIND_NAMES[kind], generation))
+    if error is None and kind == records.SNAPSHOT and end_count is None:
+        error = CorruptRecord(path, reader.offset, "snapshot is incomplete (no END record)")
+    valid = reader.offset
+    result.records += reader.records
+    if error is not None:
+        if not repair:
+            raise DataError("%s; refusing to start (use --repair to keep the longest valid prefix,"
+                            " losing %d bytes)" % (error, size - error.offset))
+        result.repaired.append((path, error.offset, size - error.offset, error.reason))
+        return error.offset, size, False, end_count is not None, applied
+    torn = reader.finish()
+    if torn:
+        result.torn.append((path, valid, torn))
+    return valid, size, True, end_count is not None, applied
+
+
+def load(directory: str, apply, repair: bool = False) -> LoadResult:
+    """Replay the newest snapshot and the journals after it into ``apply``; return a LoadResult.
+
+    Raises DataError (naming file and offset) on a checksum or format failure before a
+    file's tail unless ``repair``; with ``repair`` the bad files are truncated to their
+    longest valid prefix (later journals are emptied) and ``result.repaired`` says what was lost.
+    Torn tails are tolerated and listed in ``result.torn``; files are not modified for them.
+    """
+    result = LoadResult()
+    snapshots, journals, temps = list_files(directory)
+    result.stale.extend(temps)
+    snap_gen = max(snapshots) if snapshots else 0
+    if snapshots:
+        path = snapshots[snap_gen]
+        valid, size, complete, end_seen, applied = _read_file(
+            path, records.SNAPSHOT, snap_gen, apply, result, repair)
+        result.snapshot_bytes = size
+        if not complete:
+            _truncate(path, valid)
+            if valid < records.HEADER_SIZE:
+                _write_all(path, records.encode_header(records.SNAPSHOT, snap_gen))
+            if not end_seen:
+                _write_all(path, records.encode_end(applied))
+        result.snapshot_generation = snap_gen
+    result.stale.extend(p for g, p in snapshots.items() if g < snap_gen)
+    result.stale.extend(p for g, p in journals.items() if g < snap_gen)
+    gens = sorted(g for g in journals if g >= snap_gen)
+    expected = snap_gen if snapshots else (gens[0] if gens else 1)
+    stopped = False
+    for gen in gens:
+        path = journals[gen]
+        if stopped:
+            dropped = os.path.getsize(path)
+            result.repaired.append((path, 0, dropped, "after a repaired journal"))
+            os.remove(path)
+            continue
+        if gen != expected:
+            missing = journal_path(directory, expected)
+            if not repair:
+                raise DataError("%s is missing but %s exists; refusing to start (use --repair)"
+                                % (missing, path))
+            result.repaired.append((missing, 0, os.path.getsize(path), "missing journal"))
+            os.remove(path)
+            stopped = True
+            continue
+        expected += 1
+        valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen, apply, result, repair)
+        result.journal_bytes += size
+        result.journal_generation = gen
+        result.journal_path = path
+        result.journal_valid = valid
+        if not complete:
+            _truncate(path, valid)
+            stopped = True
+    if result.journal_path is None:
+        result.journal_generation = snap_gen or 1
+        result.journal_path = journal_path(directory, result.journal_generation)
+    return result
+
+
+def _truncate(path: str, size: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_all(path: str, data: bytes) -> None:
+    with open(path, "ab") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+class MemoryState:
+    """A plain dict keyspace for the tools: ``data`` maps key -> (value, expire_at_ms)."""
+
+    def __init__(self) -> None:
+        self.data = {}
+
+    def apply(self, effect: tuple) -> None:
+        """Apply one effect tuple."""
+        op = effect[0]
+        data = self.data
+        if op == SET:
+            data[effect[1]] = (effect[2], effect[3])
+        elif op == DEL:
+            data.pop(effect[1], None)
+        elif op == EXPIRE_AT:
+            if effect[1] in data:
+                data[effect[1]] = (data[effect[1]][0], effect[2])
+        elif op == PERSIST:
+            if effect[1] in data:
+                data[effect[1]] = (data[effect[1]][0], 0)
+        elif op == FLUSH:
+            data.clear()
+
+
+class Report:
+    """The outcome of ``check``: ``ok``, human-readable ``lines``, and the process ``exit_code``."""
+
+    def __init__(self, ok: bool, lines: list) -> None:
+        self.ok = ok
+        self.lines = lines
+        self.exit_code = 0 if ok else 1
+
+
+def check(directory: str, repair: bool = False) -> Report:
+    """Verify (and with ``repair``, truncate to the longest valid prefix) a data directory; return a Report."""
+    if not os.path.isdir(directory):
+        return Report(False, ["%s: not a directory" % (directory,)])
+    state = MemoryState()
+    try:
+        result = load(directory, state.apply, repair=repair)
+    except DataError as exc:
+        return Report(False, ["CORRUPT: %s" % (exc,)])
+    except OSError as exc:
+        return Report(False, ["ERROR: %s" % (exc,)])
+    lines = []
+    if result.snapshot_bytes:
+        lines.append("snapshot %s: %d bytes" % (snapshot_path(directory, result.snapshot_generation),
+                                                  result.snapshot_bytes))
+    lines.append("journals up to generation %d: %d bytes" % (result.journal_generation,
+                                                                result.journal_bytes))
+    for path, offset, dropped in result.torn:
+        if repair:
+            _truncate(path, offset)
+        lines.append("%s torn tail at offset %d: %d bytes %s" % (
+            path, offset, dropped, "cut off" if repair else "will be cut off at start"))
+    for path, offset, dropped, reason in result.repaired:
+        lines.append("REPAIRED %s: %s at offset %d; %d bytes dropped" % (path, reason, offset, dropped))
+    lines.append("%d records, %d keys: %s" % (result.records, len(state.data),
+                                              "repaired" if result.repaired else "OK"))
+    return Report(True, lines)
+
+
+def export(directory: str, fmt: str, out, now_ms=None) -> int:
+    """Write every live pair to the binary file ``out`` as ``json`` lines or a ``resp`` stream; return the pair count.
+
+    Raises DataError if the directory is corrupt and ValueError for an unknown format.
+    """
+    if fmt not in ("json", "resp"):
+        raise ValueError("unknown export format %r (use json or resp)" % (fmt,))
+    state = MemoryState()
+    load(directory, state.apply, repair=False)
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
+    count = 0
+    write = out.write
+    for key, (value, expire) in state.data.items():
+        if expire and expire <= now_ms:
+            continue
+        count += 1
+        if fmt == "json":
+            item = {}
+            _json_field(item, "key", key)
+            _json_field(item, "value", value)
+            if expire:
+                item["expire_at_ms"] = expire
+            write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
+        else:
+            args = [b"SET", key, value] + ([b"PXAT", b"%d" % expire] if expire else [])
+            write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    return count
+
+
+def _json_field(item: dict, name: str, value: bytes) -> None:
+    # Text stays readable; bytes that are not UTF-8 go as base64 under a distinct name.
+    try:
+        item[name] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        item[name + "_base64"] = base64.b64encode(value).decode("ascii")

@@ -1,0 +1,586 @@
+"""The durable journal: group commit in a writer thread, fsync policies, recovery and compaction."""
+
+from __future__ import annotations
+
+import collections
+import os
+import queue
+import threading
+import time
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+
+from kvtwist import fsck, records
+from kvtwist.records import encode_effect
+
+POLICIES = ("always", "everysec", "no")
+RETRY_SECONDS = 1.0
+COMPACT_BACKOFF_SECONDS = 60.0
+_WRITE_CHUNK = 1024 * 1024
+
+log = Logger(namespace="kvtwist.journal")
+
+
+class JournalError(Exception):
+    """The journal cannot load or persist; the message names the file (and offset)."""
+
+
+class FileOps:
+    """The file-system calls the journal makes; tests substitute ones that fail."""
+
+    def open(self, path: str) -> int:
+        """Return a write descriptor for ``path``, created if missing, not truncated."""
+        return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+
+    def write(self, fd: int, data: bytes, offset: int) -> None:
+        """Write all of ``data`` at ``offset``."""
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+            offset += written
+
+    def fsync(self, fd: int) -> None:
+        """Flush ``fd`` to stable storage."""
+        os.fsync(fd)
+
+    def truncate(self, fd: int, size: int) -> None:
+        """Cut the file to ``size`` bytes."""
+        os.ftruncate(fd, size)
+
+    def close(self, fd: int) -> None:
+        """Close ``fd``."""
+        os.close(fd)
+
+    def fsync_dir(self, directory: str) -> None:
+        """Make renames, creations and removals in ``directory`` durable."""
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def rename(self, source: str, target: str) -> None:
+        """Atomically replace ``target`` by ``source``."""
+        os.replace(source, target)
+
+    def remove(self, path: str) -> None:
+        """Remove ``path`` if it exists."""
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def describe(exc: BaseException, path: str) -> str:
+    """Return the persistence-failure reason for an OSError while writing ``path``."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return "%s writing %s" % (reason, path)
+
+
+class ThreadWorker:
+    """One thread running submitted jobs in order; ``done(ok, value)`` is called on the reactor."""
+
+    def __init__(self, reactor, name: str = "kvtwist-journal") -> None:
+        self._reactor = reactor
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._stopped = None
+
+    def start(self) -> None:
+        """Start the thread (jobs submitted earlier wait for it)."""
+        self._thread.start()
+
+    def submit(self, job, done) -> None:
+        """Run ``job()`` in the thread after every earlier job."""
+        self._queue.put((job, done))
+
+    def stop(self) -> Deferred:
+        """Return a Deferred firing (with None) once every submitted job ran and the thread ended."""
+        if self._stopped is None:
+            self._stopped = Deferred()
+            self._queue.put(None)
+            if not self._thread.is_alive() and self._thread.ident is None:
+                self._thread.start()
+        return self._stopped
+
+    def _run(self) -> None:
+        call = self._reactor.callFromThread
+        while True:
+            item = self._queue.get()
+            if item is None:
+                call(self._finished)
+                return
+            job, done = item
+            try:
+                value = job()
+            except BaseException as exc:  # reported to the reactor, never lost in the thread
+                call(done, False, exc)
+            else:
+                call(done, True, value)
+
+    def _finished(self) -> None:
+        self._thread.join()
+        self._stopped.callback(None)
+
+
+class _LogFile:
+    # Writer-thread state of the journal being appended to; ``size`` is its good length.
+    def __init__(self, path: str, fd: int, size: int, generation: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.size = size
+        self.generation = generation
+        self.dirty = False  # bytes past ``size`` may remain from a failed write
+        self.unsynced = False
+
+
+class Journal:
+    """The journal of one data directory; see docs/design.md for the server's contract."""
+
+    def __init__(self, directory, keyspace, reactor, fsync="always", compact_min_bytes=64 * 2**20,
+                 compact_ratio=2.0, fileops=None, worker=None, snapshot_worker=None) -> None:
+        if fsync not in POLICIES:
+            raise ValueError("fsync policy must be always, everysec or no, not %r" % (fsync,))
+        self.directory = directory
+        self.keyspace = keyspace
+        self.policy = fsync
+        self.compact_min_bytes = compact_min_bytes
+        self.compact_ratio = compact_ratio
+        self._reactor = reactor
+        self._ops = fileops or FileOps()
+        self._worker = worker or ThreadWorker(reactor)
+        self._snapshot_worker = snapshot_worker or ThreadWorker(reactor, "kvtwist-snapshot")
+        self.appended = 0
+        self.acked = 0
+        self.failure = None
+        self._pending = []
+        self._waiters = collections.deque()
+        self._scheduled = False
+        self._inflight = False
+        self._retry_call = None
+        self._fsync_call = None
+        self._fsync_failed = False
+        self._compacting = None
+        self._compact_not_before = 0.0
+        self._stopping = None
+        self._file = None
+        self.generation = 0
+        self.journal_bytes = 0
+        self.snapshot_bytes = 0
+        self.compactions = 0
+        self.last_commit = 0.0
+        self.last_fsync = 0.0
+        self.last_load_keys = 0
+        self.last_load_seconds = 0.0
+
+    @classmethod
+    def open(cls, directory, keyspace, reactor, fsync="always", repair=False, **kwargs) -> "Journal":
+        """Load ``directory`` into ``keyspace`` (synchronously) and return a Journal appending to it.
+
+        Raises JournalError, naming file and offset, when the files are corrupt and not ``repair``.
+        """
+        journal = cls(directory, keyspace, reactor, fsync=fsync, **kwargs)
+        journal._load(repair)
+        return journal
+
+    def _load(self, repair: bool) -> None:
+        started = self._reactor.seconds()
+        wall = time.monotonic()
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            result = fsck.load(self.directory, self.keyspace.apply, repair=repair)
+        except fsck.DataError as exc:
+            raise JournalError(str(exc)) from None
+        except OSError as exc:
+            raise JournalError("cannot load %s: %s" % (self.directory, exc.strerror or exc)) from None
+        for path, offset, dropped in result.torn:
+            log.warn("Torn tail in {path} at offset {offset}: {dropped} bytes dropped",
+                     path=path, offset=offset, dropped=dropped)
+        for path, offset, dropped, reason in result.repaired:
+            log.warn("Repaired {path}: {reason} at offset {offset}; {dropped} bytes dropped",
+                     path=path, reason=reason, offset=offset, dropped=dropped)
+        ops = self._ops
+        path = result.journal_path
+        try:
+            fd = ops.open(path)
+            if result.journal_valid < records.HEADER_SIZE:
+                ops.truncate(fd, 0)
+                ops.write(fd, records.encode_header(records.JOURNAL, result.journal_generation), 0)
+                size = records.HEADER_SIZE
+            else:
+                size = result.journal_valid
+                ops.truncate(fd, size)
+            ops.fsync(fd)
+            ops.fsync_dir(self.directory)
+        except OSError as exc:
+            raise JournalError(describe(exc, path)) from None
+        for stale in result.stale:
+            try:
+                ops.remove(stale)
+            except OSError:
+                pass
+        self._file = _LogFile(path, fd, size, result.journal_generation)
+        self.generation = result.journal_generation
+        self.journal_bytes = size
+        self.snapshot_bytes = result.snapshot_bytes
+        try:
+            self.last_load_keys = len(self.keyspace)
+        except TypeError:
+            self.last_load_keys = result.records
+        self.last_load_seconds = max(time.monotonic() - wall, self._reactor.seconds() - started, 0.0)
+        log.info("Loaded {keys} keys ({records} records) from {directory} in {seconds:.3f} s",
+                 keys=self.last_load_keys, records=result.records, directory=self.directory,
+                 seconds=self.last_load_seconds)
+
+    def start(self) -> None:
+        """Start the writer thread and, for ``everysec``, the once-a-second fsync."""
+        self._worker.start()
+        self._snapshot_worker.start()
+        if self.policy == "everysec":
+            self._fsync_call = self._reactor.callLater(1.0, self._everysec)
+
+    # -- the server's contract -------------------------------------------------
+
+    def append(self, effect: tuple) -> None:
+        """Queue one effect for the next group commit (reactor thread; cheap)."""
+        self._pending.append(encode_effect(effect))
+        self.appended += 1
+        if not self._scheduled and not self._inflight and self.failure is None:
+            self._scheduled = True
+            # At the end of this reactor turn: every connection's writes of one poll round
+            # share one write and one fsync.
+            self._reactor.callLater(0, self._commit)
+
+    def when_acked(self, seq: int) -> Deferred:
+        """Return a Deferred firing once effect ``seq`` was committed or failed (never errbacks).
+
+        Its result is the ``failure_for`` method: call it with any sequence number up to
+        ``seq`` for that effect's failure reason (None when durable).
+        """
+        if seq <= self.acked:
+            return succeed(self.failure_for)
+        d = Deferred()
+        waiters = self._waiters
+        if not waiters or waiters[-1][0] <= seq:
+            waiters.append((seq, d))
+        else:
+            index = len(waiters)
+            while index and waiters[index - 1][0] > seq:
+                index -= 1
+            waiters.insert(index, (seq, d))
+        return d
+
+    def failure_for(self, seq: int):
+        """Return None if effect ``seq`` is durable, else the reason it is not."""
+        if seq <= self.acked:
+            return None
+        return self.failure or "journal closed before the write was stored"
+
+    # -- group commit ----------------------------------------------------------
+
+    def _commit(self) -> None:
+        self._scheduled = False
+        if self._inflight or not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending = []
+        upto = self.appended
+        self._inflight = True
+        self._worker.submit(lambda: self._write(data),
+                            lambda ok, value: self._committed(ok, value, data, upto))
+
+    def _write(self, data: bytes) -> int:
+        # Writer thread: append at the good length; on any error cut back to it so no
+        # torn record is ever followed by good ones.
+        f = self._file
+        ops = self._ops
+        try:
+            if f.dirty:
+                ops.truncate(f.fd, f.size)
+                f.dirty = False
+            ops.write(f.fd, data, f.size)
+            if self.policy == "always":
+                ops.fsync(f.fd)
+            else:
+                f.unsynced = True
+        except OSError as exc:
+            try:
+                ops.truncate(f.fd, f.size)
+            except OSError:
+                f.dirty = True
+            raise JournalError(describe(exc, f.path)) from None
+        f.size += len(data)
+        return f.size
+
+    def _committed(self, ok: bool, value, data: bytes, upto: int) -> None:
+        self._inflight = False
+        if ok:
+            self.acked = upto
+            self.journal_bytes = value
+            self.last_commit = self._reactor.seconds()
+            if self.policy == "always":
+                self.last_fsync = self.last_commit
+            if not self._fsync_failed:
+                self.failure = None
+            self._release(upto)
+            if self._pending:
+                self._commit()
+            elif self._stopping is None:
+                self._maybe_compact()
+            return
+        self.failure = str(value) if isinstance(value, JournalError) else describe(value, "journal")
+        log.error("{reason}; retrying every second", reason=self.failure)
+        self._pending.insert(0, data)
+        self._release(self.appended)
+        if self._retry_call is None:
+            self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)
+
+    def _release(self, upto: int) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= upto:
+            seq, d = waiters.popleft()
+            d.callback(self.failure_for)
+
+    def _retry(self) -> None:
+        self._retry_call = None
+        if self._fsync_failed:
+            self._everysec(reschedule=False)
+        self._commit()
+
+    def _everysec(self, reschedule: bool = True) -> None:
+        if reschedule:
+            self._fsync_call = self._reactor.callLater(1.0, self._everysec)
+        self._worker.submit(self._sync, self._synced)
+
+    def _sync(self) -> None:
+        f = self._file
+        if f.unsynced:
+            f.unsynced = False
+            try:
+                self._ops.fsync(f.fd)
+            except OSError as exc:
+                f.unsynced = True
+                raise JournalError(describe(exc, f.path)) from None
+
+    def _synced(self, ok: bool, value) -> None:
+        if ok:
+            self.last_fsync = self._reactor.seconds()
+            if self._fsync_failed:
+                self._fsync_failed = False
+                self.failure = None
+                if self._pending and not self._inflight:
+                    self._commit()
+            return
+        self._fsync_failed = True
+        self.failure = str(value)
+        log.error("{reason}", reason=self.failure)
+        if self._retry_call is None:
+            self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)
+
+    # -- compaction -------------------------------------------------------------
+
+    def _maybe_compact(self) -> None:
+        limit = max(self.compact_min_bytes, self.compact_ratio * self.snapshot_bytes)
+        if (self._compacting is None and self.journal_bytes > limit
+                and self._reactor.seconds() >= self._compact_not_before):
+            self.compact().addErrback(lambda f: None)
+
+    def compact(self) -> Deferred:
+        """Write a new snapshot in the background; return a Deferred firing with its size in bytes.
+
+        Errbacks with JournalError if it could not be written (the old files stay valid).
+        """
+        if self._stopping is not None:
+            return fail(JournalError("journal is stopping"))
+        if self._compacting is not None:
+            d = Deferred()
+            self._compacting.append(d)
+            return d
+        if self.failure is not None:
+            return fail(JournalError(self.failure))
+        generation = self.generation + 1
+        # The consistent view: the state after effect ``appended``. Effects up to it that are
+        # still pending go to the new journal too; replaying them over the snapshot is
+        # harmless because every effect is a blind write (SET/DEL/FLUSH set, EXPIRE_AT/PERSIST
+        # only touch an existing key's expiry), so a replayed suffix is idempotent.
+        items = self.keyspace.snapshot_items()
+        d = Deferred()
+        self._compacting = [d]
+        log.info("Compaction to generation {generation} started ({keys} keys)",
+                 generation=generation, keys=len(items))
+        self._worker.submit(lambda: self._rotate(generation),
+                            lambda ok, value: self._rotated(ok, value, generation, items))
+        return d
+
+    def _rotate(self, generation: int) -> int:
+        # Writer thread: finish the old journal, then start journal-<generation>; from here
+        # on commits go there.
+        ops = self._ops
+        old = self._file
+        path = fsck.journal_path(self.directory, generation)
+        fd = None
+        try:
+            ops.fsync(old.fd)
+            old.unsynced = False
+            fd = ops.open(path)
+            ops.truncate(fd, 0)
+            ops.write(fd, records.encode_header(records.JOURNAL, generation), 0)
+            ops.fsync(fd)
+            ops.fsync_dir(self.directory)
+        except OSError as exc:
+            if fd is not None:
+                try:
+                    ops.close(fd)
+                    ops.remove(path)
+                except OSError:
+                    pass  # an empty journal-<generation> is valid; recovery replays it last
+            raise JournalError(describe(exc, path)) from None
+        try:
+            ops.close(old.fd)
+        except OSError:
+            pass
+        self._file = _LogFile(path, fd, records.HEADER_SIZE, generation)
+        return records.HEADER_SIZE
+
+    def _rotated(self, ok: bool, value, generation: int, items: list) -> None:
+        if not ok:
+            self._compacted(False, value)
+            return
+        self.generation = generation
+        self.journal_bytes = value
+        self._snapshot_worker.submit(lambda: self._write_snapshot(generation, items),
+                                     self._compacted)
+
+    def _write_snapshot(self, generation: int, items: list) -> int:
+        # Snapshot thread: temporary file, fsync, rename, fsync the directory; only then are
+        # the older files (now redundant) removed.
+        ops = self._ops
+        final = fsck.snapshot_path(self.directory, generation)
+        temp = final + ".tmp"
+        fd = None
+        try:
+            ops.remove(temp)
+            fd = ops.open(temp)
+            offset = 0
+            parts = [records.encode_header(records.SNAPSHOT, generation)]
+            size = len(parts[0])
+            encode_set = records.encode_set
+            for key, value, expire in items:
+                record = encode_set(key, value, expire)
+                parts.append(record)
+                size += len(record)
+                if size >= _WRITE_CHUNK:
+                    chunk = b"".join(parts)
+                    ops.write(fd, chunk, offset)
+                    offset += len(chunk)
+                    parts, size = [], 0
+            parts.append(records.encode_end(len(items)))
+            chunk = b"".join(parts)
+            ops.write(fd, chunk, offset)
+            offset += len(chunk)
+            ops.fsync(fd)
+            ops.close(fd)
+            fd = None
+            ops.rename(temp, final)
+            ops.fsync_dir(self.directory)
+        except OSError as exc:
+            try:
+                if fd is not None:
+                    ops.close(fd)
+                ops.remove(temp)
+            except OSError:
+                pass
+            raise JournalError(describe(exc, temp)) from None
+        snapshots, journals, _ = fsck.list_files(self.directory)
+        for gen, path in list(snapshots.items()) + list(journals.items()):
+            if gen < generation:
+                try:
+                    ops.remove(path)
+                except OSError as exc:
+                    log.warn("Could not remove {path}: {error}", path=path, error=exc)
+        return offset
+
+    def _compacted(self, ok: bool, value) -> None:
+        waiting, self._compacting = self._compacting, None
+        if ok:
+            self.compactions += 1
+            self.snapshot_bytes = value
+            log.info("Compaction done: snapshot {generation} is {size} bytes",
+                     generation=self.generation, size=value)
+            for d in waiting:
+                d.callback(value)
+            return
+        self._compact_not_before = self._reactor.seconds() + COMPACT_BACKOFF_SECONDS
+        log.error("Compaction failed: {error}", error=value)
+        error = value if isinstance(value, JournalError) else JournalError(str(value))
+        for d in waiting:
+            d.errback(error)
+
+    # -- shutdown and status --------------------------------------------------------
+
+    def stop(self) -> Deferred:
+        """Commit what is pending, fsync, stop the threads and close the file; the Deferred fires with None."""
+        if self._stopping is not None:
+            return self._stopping
+        self._stopping = Deferred()
+        for call in (self._fsync_call, self._retry_call):
+            if call is not None and call.active():
+                call.cancel()
+        self._fsync_call = self._retry_call = None
+        if self._compacting is not None:
+            d = Deferred()
+            self._compacting.append(d)
+            d.addErrback(lambda f: None)
+        else:
+            d = succeed(None)
+        d.addCallback(lambda _: self._drain())
+        d.addCallback(lambda _: self._close())
+        d.addBoth(self._stopping.callback)
+        return self._stopping
+
+    def _drain(self) -> Deferred:
+        if self.failure is not None and not self._inflight:
+            return succeed(None)  # the disk is failing: do not hang shutdown on it
+        self._commit()
+        return self.when_acked(self.appended)
+
+    def _close(self) -> Deferred:
+        done = Deferred()
+
+        def close() -> None:
+            f = self._file
+            try:
+                self._ops.fsync(f.fd)
+            finally:
+                self._ops.close(f.fd)
+
+        def closed(ok: bool, value) -> None:
+            if not ok:
+                log.error("Closing {path}: {error}", path=self._file.path, error=value)
+            done.callback(None)
+
+        self._worker.submit(close, closed)
+        done.addCallback(lambda _: self._worker.stop())
+        done.addCallback(lambda _: self._snapshot_worker.stop())
+        return done
+
+    def info(self) -> dict:
+        """Return the journal's status for INFO (policy, counters, sizes, times, failure)."""
+        return {
+            "fsync": self.policy,
+            "appended": self.appended,
+            "acked": self.acked,
+            "pending": self.appended - self.acked,
+            "last_commit": self.last_commit,
+            "last_fsync": self.last_fsync,
+            "generation": self.generation,
+            "journal_bytes": self.journal_bytes,
+            "snapshot_bytes": self.snapshot_bytes,
+            "compactions": self.compactions,
+            "compacting": self._compacting is not None,
+            "failure": self.failure,
+            "last_load_keys": self.last_load_keys,
+            "last_load_seconds": self.last_load_seconds,
+        }
