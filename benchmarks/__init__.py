@@ -1,0 +1,1 @@
+"""Benchmark harness for kvtwist: ``python -m benchmarks`` (see benchmarks/README.md)."""

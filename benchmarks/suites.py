@@ -1,0 +1,217 @@
+"""The benchmark suites: each starts its servers, measures them and appends report rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from benchmarks import procs, redisbench
+from benchmarks.report import Row
+
+SUITES = ("core", "dialects", "fsync", "memory", "restart", "proxy", "pypy")
+CONFIGS = ((50, 1), (50, 16), (1, 1))  # (-c, -P)
+REDIS = "redis-server"
+CPY, PYPY = "CPython", "PyPy"
+
+
+class Run:
+    """Shared state of one harness run: sizes, interpreters, rows, progress output."""
+
+    def __init__(self, workdir: str, quick: bool, suites, out=sys.stderr):
+        self.workdir = workdir
+        self.quick = quick
+        self.suites = suites
+        self.out = out
+        self.rows = []
+        self.references = {}
+        self.ceilings = {}
+        self.began = time.monotonic()
+        self.pythons = {CPY: procs.CPYTHON}
+        if "pypy" in suites and os.path.exists(procs.PYPY):
+            self.pythons[PYPY] = procs.PYPY
+        elif "pypy" in suites:
+            self.progress("PyPy venv %s missing: PyPy rows skipped" % procs.PYPY)
+        self.loadgen_python = procs.PYPY if os.path.exists(procs.PYPY) else procs.CPYTHON
+        self.keys = 200000 if quick else 1000000
+
+    def requests(self, conns: int, pipeline: int) -> int:
+        """Return redis-benchmark's -n for one (-c, -P) configuration."""
+        if conns == 1:
+            return 2000 if self.quick else 8000
+        return (15000 if self.quick else 60000) * (4 if pipeline > 1 else 1)
+
+    @property
+    def duration(self) -> float:
+        """Seconds each load-generator run lasts."""
+        return 0.7 if self.quick else 1.5
+
+    def progress(self, text: str) -> None:
+        """Print one progress line with the elapsed time."""
+        self.out.write("[%6.1fs] %s\n" % (time.monotonic() - self.began, text))
+        self.out.flush()
+
+    def tmp(self, name: str) -> str:
+        """Return a fresh directory under the run's work directory."""
+        path = os.path.join(self.workdir, "%s-%d" % (name, len(os.listdir(self.workdir))))
+        os.makedirs(path)
+        return path
+
+    def failed(self, group, server, test, error, conns=None, pipeline=None, unit="ops/s"):
+        """Record a measurement that could not be made, so the table shows why."""
+        self.progress("  FAILED %s / %s / %s: %s" % (group, server, test, error))
+        self.rows.append(Row(group, server, test, None, unit, conns, pipeline,
+                             note=str(error)[:120]))
+
+    def kvstore(self, interpreter: str, fsync: str = "no", data_dir=None):
+        """Return an unstarted kvstore Server under ``interpreter``."""
+        port = procs.free_port()
+        data_dir = data_dir or self.tmp("kvdata")
+        log = os.path.join(self.workdir, "kvstore-%d.log" % port)
+        return procs.Server("kvstore (%s)" % interpreter, procs.kvstore_argv(
+            self.pythons[interpreter], port, data_dir, fsync, log), port, self.workdir,
+            ready_timeout=180.0)
+
+    def redis(self, appendfsync=None, workdir=None):
+        """Return an unstarted redis-server Server (no persistence when ``appendfsync`` is None)."""
+        port = procs.free_port()
+        return procs.Server(REDIS, procs.redis_argv(port, workdir or self.tmp("redis"),
+                                                    appendfsync), port, self.workdir)
+
+    def ceiling(self, interpreter: str):
+        """Return an unstarted ceiling Server under ``interpreter``."""
+        port = procs.free_port()
+        return procs.Server("ceiling (%s)" % interpreter,
+                            procs.ceiling_argv(self.pythons[interpreter], port), port,
+                            self.workdir)
+
+    def bench(self, group, label, server, tests, configs, keyspace=100000, names=None):
+        """Run redis-benchmark for each (-c, -P) and append a row per test."""
+        for conns, pipeline in configs:
+            n = self.requests(conns, pipeline)
+            self.progress("%s: %s redis-benchmark -t %s -c %d -P %d -n %d" % (
+                group, label, ",".join(tests), conns, pipeline, n))
+            try:
+                found = redisbench.run(server.port, tests, conns, pipeline, n,
+                                       timeout=120.0, keyspace=keyspace)
+            except redisbench.BenchmarkError as e:
+                for test in tests:
+                    self.failed(group, label, (names or {}).get(test, test.upper()), e,
+                                conns, pipeline)
+                continue
+            for test in tests:
+                name = test.upper()
+                got = found.get(name)
+                shown = (names or {}).get(test, name)
+                if got is None:
+                    self.failed(group, label, shown, "no %s row" % name, conns, pipeline)
+                    continue
+                self.rows.append(Row(group, label, shown, got["ops"], "ops/s", conns,
+                                     pipeline, got["p50"], got["p99"]))
+
+    def warm(self, label, server, tests=("set", "get")):
+        """Drive ``server`` once without recording, so a JIT has compiled the hot path."""
+        n = self.requests(50, 16) // 2
+        self.progress("warm-up: %s redis-benchmark -t %s -P 16 -n %d" % (
+            label, ",".join(tests), n))
+        try:
+            redisbench.run(server.port, tests, 50, 16, n, timeout=120.0)
+        except redisbench.BenchmarkError as e:
+            self.progress("  warm-up of %s failed: %s" % (label, e))
+
+    def load(self, group, label, port, dialect, test, conns, pipeline, replies=""):
+        """Run the Twisted load generator once and append its row."""
+        self.progress("%s: %s loadgen %s %s -c %d -P %d for %.1fs" % (
+            group, label, dialect, test, conns, pipeline, self.duration))
+        argv = [self.loadgen_python, os.path.join(procs.ROOT, "benchmarks", "loadgen.py"),
+                "--port", str(port), "--dialect", dialect, "--test", test, "-c", str(conns),
+                "-P", str(pipeline), "--duration", str(self.duration),
+                "--warmup", str(self.duration / 2)]
+        if replies:
+            argv += ["--replies", replies]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True,
+                                  timeout=self.duration + 60, env=procs.child_env())
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+            self.failed(group, label, test, "loadgen: %s" % (e,), conns, pipeline)
+            return
+        if "error" in result:
+            self.failed(group, label, test, result["error"], conns, pipeline)
+            return
+        note = "%d error replies" % result["errors"] if result["errors"] else ""
+        self.rows.append(Row(group, label, test, result["ops"], "ops/s", conns, pipeline,
+                             result["p50"], result["p99"], note))
+
+
+def _guard(run, group, label, test, work, unit="ops/s"):
+    """Run ``work()``; a failure to start or measure becomes a failed row, not a crash."""
+    try:
+        work()
+    except (procs.ServerError, OSError, subprocess.SubprocessError) as e:
+        run.failed(group, label, test, e, unit=unit)
+
+
+def core(run: Run) -> None:
+    """redis-benchmark SET/GET/MSET against redis-server, kvstore and the ceiling server."""
+    group = "core (redis-benchmark)"
+    run.references[group] = REDIS
+    with run.redis() as server:
+        run.warm(REDIS, server)
+        run.bench(group, REDIS, server, ("set", "get", "mset"), CONFIGS)
+    for interpreter in run.pythons:
+        if "core" not in run.suites and interpreter == CPY:
+            continue
+        if "pypy" not in run.suites and interpreter == PYPY:
+            continue
+        ceiling = "ceiling (%s)" % interpreter
+        kvstore = "kvstore (%s)" % interpreter
+        run.ceilings[kvstore] = ceiling
+
+        def measure_ceiling(interpreter=interpreter, ceiling=ceiling):
+            with run.ceiling(interpreter) as server:
+                run.warm(ceiling, server)
+                run.bench(group, ceiling, server, ("set", "get"), CONFIGS)
+
+        _guard(run, group, ceiling, "all", measure_ceiling)
+        if not procs.kvstore_available():
+            run.failed(group, kvstore, "all", "kvtwist/tap.py not in this checkout yet")
+            continue
+
+        def measure_kvstore(interpreter=interpreter):
+            with run.kvstore(interpreter) as server:
+                run.warm(kvstore, server, ("set", "get", "mset"))
+                run.bench(group, kvstore, server, ("set", "get", "mset"), CONFIGS)
+
+        _guard(run, group, kvstore, "all", measure_kvstore)
+
+
+def dialects(run: Run) -> None:
+    """The Twisted load generator's text and JSON dialects, against redis-server's."""
+    text, js = "text dialect (loadgen)", "JSON dialect (loadgen)"
+    run.references[text] = "redis-server (inline)"
+    run.references[js] = "redis-server (RESP)"
+    with run.redis() as server:
+        for conns, pipeline in CONFIGS:
+            for test in ("SET", "GET", "MSET"):
+                run.load(text, "redis-server (inline)", server.port, "text", test, conns,
+                         pipeline, replies="resp")
+            for test in ("SET", "GET"):
+                run.load(js, "redis-server (RESP)", server.port, "resp", test, conns,
+                         pipeline)
+    label = "kvstore (CPython)"
+    if not procs.kvstore_available():
+        run.failed(text, label, "all", "kvtwist/tap.py not in this checkout yet")
+        return
+
+    def measure():
+        with run.kvstore(CPY) as server:
+            for conns, pipeline in CONFIGS:
+                for test in ("SET", "GET", "MSET"):
+                    run.load(text, label, server.port, "text", test, conns, pipeline)
+                for test in ("SET", "GET"):
+                    run.load(js, label, server.port, "json", test, conns, pipeline)
+
+    _guard(run, text, label, "all", measure)
