@@ -126,6 +126,32 @@ def to_resp(reply) -> bytes:
     raise TypeError("not a reply: %r" % (reply,))
 
 
+def to_resp3(reply) -> bytes:
+    """Render one reply as RESP3 (after HELLO 3): nulls are ``_`` and Pairs are maps."""
+    if reply.__class__ is bytes:
+        return b"$%d\r\n%s\r\n" % (len(reply), reply)
+    if reply is None or reply is NIL_ARRAY:
+        return b"_\r\n"
+    if isinstance(reply, (list, tuple)):
+        parts = [b"*%d\r\n" % len(reply)]
+        parts.extend(to_resp3(item) for item in reply)
+        return b"".join(parts)
+    if isinstance(reply, Pairs):
+        parts = [b"%%%d\r\n" % len(reply.items)]
+        for key, value in reply.items:
+            parts.append(to_resp3(key))
+            parts.append(to_resp3(value))
+        return b"".join(parts)
+    return to_resp(reply)
+
+
+def to_resp3_push(reply) -> bytes:
+    """Render an out-of-band message (pub/sub, invalidation) as a RESP3 push."""
+    if isinstance(reply, (list, tuple)):
+        return b">%d\r\n" % len(reply) + b"".join(to_resp3(item) for item in reply)
+    return to_resp3(reply)
+
+
 def _one_line(message: str) -> str:
     # An error is one RESP line; a CR or LF inside would split the stream.
     return message.replace("\r", " ").replace("\n", " ")
@@ -180,7 +206,11 @@ def _text_lines(reply) -> list:
     if reply is NIL_ARRAY:
         return [b"(nil)"]
     if isinstance(reply, Pairs):
-        lines = [quote(key) + b" => " + quote(value) for key, value in reply.items]
+        lines = []
+        for key, value in reply.items:
+            rendered = _text_lines(value)
+            lines.append(quote(key) + b" => " + rendered[0])
+            lines.extend(b"    " + line for line in rendered[1:])
         count = len(reply.items)
         lines.append(b"(%d pair%s)" % (count, b"" if count == 1 else b"s"))
         return lines

@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 
 from kvtwist import jsonlines
 from kvtwist.inline import UnbalancedQuotes, split_args
-from kvtwist.replies import Error, to_resp, to_text
+from kvtwist.replies import Error, to_resp, to_resp3, to_resp3_push, to_text
 from kvtwist.resp import ProtocolError, RequestParser
 
 TEXT, RESP, JSON = "text", "resp", "json"
@@ -94,7 +94,8 @@ class KVProtocol(LineReceiver):
         parser = self._parser
         parser.feed(data)
         journal = self.factory.journal
-        execute = self.session.execute
+        session = self.session
+        execute = session.execute
         parts = self._chunk_parts
         try:
             while True:
@@ -105,13 +106,16 @@ class KVProtocol(LineReceiver):
                 reply = execute(argv)
                 if reply.__class__ is bytes:  # the common GET reply, rendered inline
                     parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
-                elif isinstance(reply, Deferred):
-                    self._add_deferred(reply, to_resp)
                 else:
-                    parts.append(to_resp(reply))
+                    # HELLO may switch the session to RESP3 mid-read, so ask each time.
+                    render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
+                    if isinstance(reply, Deferred):
+                        self._add_deferred(reply, render)
+                    else:
+                        parts.append(render(reply))
                 if journal.appended != before:
                     self._note_write(journal.appended)
-                if self.session.closing:
+                if session.closing:
                     self._close_after_chunk()
                     return
         except ProtocolError as e:
@@ -244,7 +248,7 @@ class KVProtocol(LineReceiver):
 
     def _render_error(self, message: str) -> bytes:
         if self.dialect is RESP:
-            return to_resp(Error(message))
+            return to_resp(Error(message))  # errors are the same bytes in RESP2 and RESP3
         if self.dialect is JSON:
             return jsonlines.encode_error(message)
         return to_text(Error(message))
@@ -287,7 +291,10 @@ class KVProtocol(LineReceiver):
         if self._closing or self.dialect is None:
             return
         if self.dialect is RESP:
-            part = to_resp(reply)
+            if getattr(self.session, "protocol", 2) == 3:
+                part = to_resp3_push(reply)
+            else:
+                part = to_resp(reply)
         elif self.dialect is JSON:
             part = jsonlines.render(reply)
         else:

@@ -14,12 +14,20 @@ _PORT_LINE = re.compile(rb"starting on (\d+)")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def twistd_command() -> list:
+    """The argv prefix that runs twistd under this interpreter (``python -m twisted`` is twist)."""
+    script = os.path.join(os.path.dirname(sys.executable), "twistd")
+    if os.path.exists(script):
+        return [script]
+    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
 class TwistdProcess:
     """A ``twistd -n <plugin>`` child process whose log is read from its stdout."""
 
     def __init__(self, plugin: str, args, cwd: Optional[str] = None, tac: bool = False,
                  env: Optional[dict] = None) -> None:
-        command = [sys.executable, "-m", "twisted", "-n", "--pidfile=", "--logfile=-"]
+        command = twistd_command() + ["-n", "--pidfile=", "--logfile=-"]
         command += ["-y", plugin] if tac else [plugin]
         command += list(args)
         env = dict(os.environ, **(env or {}))

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 
 import redis
@@ -14,7 +13,7 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from kvtwist import tap
-from tests.procs import ROOT, TwistdProcess, start_kvstore
+from tests.procs import ROOT, TwistdProcess, start_kvstore, twistd_command
 
 
 class OptionsTests(SynchronousTestCase):
@@ -239,14 +238,14 @@ class PluginTests(SynchronousTestCase):
 
     def test_twistd_lists_plugins(self) -> None:
         """``twistd --help`` lists kvstore and kvproxy."""
-        out = subprocess.run([sys.executable, "-m", "twisted", "--help"], cwd=ROOT,
+        out = subprocess.run(twistd_command() + ["--help"], cwd=ROOT,
                              capture_output=True, timeout=60)
         self.assertIn(b"kvstore", out.stdout)
         self.assertIn(b"kvproxy", out.stdout)
 
     def test_version(self) -> None:
         """``twistd kvstore --version`` prints the kvtwist version."""
-        out = subprocess.run([sys.executable, "-m", "twisted", "kvstore", "--version"],
+        out = subprocess.run(twistd_command() + ["kvstore", "--version"],
                              cwd=ROOT, capture_output=True, timeout=60)
         self.assertIn(b"kvtwist 0.", out.stdout)
 
