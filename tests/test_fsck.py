@@ -1,0 +1,198 @@
+"""Tests for kvtwist.fsck: loading a data directory, check/repair, and export as JSON lines or RESP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from kvtwist import fsck, records
+from kvtwist.keyspace import DEL, EXPIRE_AT, SET
+
+
+def write_dir(directory: str, snapshot=None, journals=()) -> None:
+    """Write a snapshot (list of SET items, generation 1) and journals (lists of effects, gens 1..)."""
+    if snapshot is not None:
+        with open(fsck.snapshot_path(directory, 1), "wb") as f:
+            f.write(records.encode_header(records.SNAPSHOT, 1))
+            for key, value, expire in snapshot:
+                f.write(records.encode_set(key, value, expire))
+            f.write(records.encode_end(len(snapshot)))
+    for gen, effects in enumerate(journals, 1):
+        with open(fsck.journal_path(directory, gen), "wb") as f:
+            f.write(records.encode_header(records.JOURNAL, gen))
+            for effect in effects:
+                f.write(records.encode_effect(effect))
+
+
+class LoadTests(SynchronousTestCase):
+    """fsck.load replays the newest snapshot and the journals after it."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def load(self, **kwargs):
+        state = fsck.MemoryState()
+        result = fsck.load(self.dir, state.apply, **kwargs)
+        return state.data, result
+
+    def test_snapshot_then_journals(self) -> None:
+        """Journal effects apply on top of the snapshot, in generation order."""
+        write_dir(self.dir, [(b"a", b"1", 0), (b"b", b"2", 0)],
+                  [[(DEL, b"a")], [(SET, b"c", b"3", 5)]])
+        data, result = self.load()
+        self.assertEqual(data, {b"b": (b"2", 0), b"c": (b"3", 5)})
+        self.assertEqual((result.journal_generation, result.records), (2, 5))
+
+    def test_missing_journal_is_refused(self) -> None:
+        """A gap in journal generations is refused unless repair drops what follows it."""
+        write_dir(self.dir, None, [[(SET, b"a", b"1", 0)], [(SET, b"b", b"2", 0)],
+                                   [(SET, b"c", b"3", 0)]])
+        os.remove(fsck.journal_path(self.dir, 2))
+        self.assertRaises(fsck.DataError, self.load)
+        data, result = self.load(repair=True)
+        self.assertEqual(data, {b"a": (b"1", 0)})
+        self.assertEqual(len(result.repaired), 1)
+
+    def test_incomplete_snapshot_is_corrupt(self) -> None:
+        """A snapshot without its END record is refused, and repair keeps its complete records."""
+        write_dir(self.dir, [(b"a", b"1", 0), (b"b", b"2", 0)], [[]])
+        path = fsck.snapshot_path(self.dir, 1)
+        with open(path, "r+b") as f:
+            f.truncate(os.path.getsize(path) - 3)
+        exc = self.assertRaises(fsck.DataError, self.load)
+        self.assertIn(path, str(exc))
+        data, _ = self.load(repair=True)
+        self.assertEqual(data, {b"a": (b"1", 0), b"b": (b"2", 0)})
+        self.assertEqual(self.load()[0], data)
+
+    def test_wrong_generation_in_header(self) -> None:
+        """A journal whose header names another generation than its file name is corrupt."""
+        write_dir(self.dir, None, [[(SET, b"a", b"1", 0)]])
+        os.rename(fsck.journal_path(self.dir, 1), fsck.journal_path(self.dir, 4))
+        self.assertRaises(fsck.DataError, self.load)
+
+    def test_stale_files_listed(self) -> None:
+        """Journals older than the snapshot and temporary files are listed as stale, not loaded."""
+        write_dir(self.dir, [(b"a", b"1", 0)], [[(SET, b"old", b"x", 0)]])
+        os.rename(fsck.snapshot_path(self.dir, 1), fsck.snapshot_path(self.dir, 2))
+        with open(fsck.snapshot_path(self.dir, 2), "r+b") as f:
+            f.write(records.encode_header(records.SNAPSHOT, 2))
+        open(os.path.join(self.dir, "snapshot-3.kvs.tmp"), "wb").close()
+        data, result = self.load()
+        self.assertEqual(data, {b"a": (b"1", 0)})
+        self.assertEqual(len(result.stale), 2)
+
+
+class CheckTests(SynchronousTestCase):
+    """check reports like redis-check-aof and repairs on request."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        write_dir(self.dir, [(b"a", b"1", 0)], [[(SET, b"b", b"2", 0), (SET, b"c", b"3", 0)]])
+        self.journal = fsck.journal_path(self.dir, 1)
+
+    def test_clean(self) -> None:
+        """A sound directory checks OK with exit code 0."""
+        report = fsck.check(self.dir)
+        self.assertEqual((report.ok, report.exit_code), (True, 0))
+        self.assertIn("4 records, 3 keys: OK", report.lines[-1])
+
+    def test_torn_tail(self) -> None:
+        """A torn tail is reported with its offset; --repair cuts it off."""
+        with open(self.journal, "ab") as f:
+            f.write(b"\x00\x00\x00\x30abc")
+        size = os.path.getsize(self.journal)
+        report = fsck.check(self.dir)
+        self.assertTrue(report.ok)
+        self.assertTrue(any("torn tail at offset %d: 7 bytes" % (size - 7) in line for line in report.lines))
+        self.assertEqual(os.path.getsize(self.journal), size)
+        fsck.check(self.dir, repair=True)
+        self.assertEqual(os.path.getsize(self.journal), size - 7)
+
+    def test_corrupt_and_repair(self) -> None:
+        """A checksum failure fails the check naming file and offset; repair keeps the valid prefix."""
+        first = records.HEADER_SIZE + len(records.encode_effect((SET, b"b", b"2", 0)))
+        with open(self.journal, "r+b") as f:
+            f.seek(first + 9)
+            f.write(b"Z")
+        report = fsck.check(self.dir)
+        self.assertEqual((report.ok, report.exit_code), (False, 1))
+        self.assertIn("%s: offset %d" % (self.journal, first), report.lines[0])
+        report = fsck.check(self.dir, repair=True)
+        self.assertTrue(report.ok)
+        self.assertTrue(any(line.startswith("REPAIRED") for line in report.lines))
+        self.assertEqual(os.path.getsize(self.journal), first)
+        self.assertTrue(fsck.check(self.dir).ok)
+
+    def test_not_a_directory(self) -> None:
+        """Checking a missing directory fails with a clear message, not a traceback."""
+        report = fsck.check(os.path.join(self.dir, "nope"))
+        self.assertFalse(report.ok)
+        self.assertIn("not a directory", report.lines[0])
+
+
+class ExportTests(SynchronousTestCase):
+    """export writes live pairs as JSON lines or a RESP stream redis-cli --pipe accepts."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.future = int(time.time() * 1000) + 10**9
+        write_dir(self.dir, [(b"text", b"hello", 0), (b"bin\xff", b"\x00\x01\r\n", 0)],
+                  [[(SET, b"ttl", b"v", 0), (EXPIRE_AT, b"ttl", self.future),
+                    (SET, b"gone", b"x", 1)]])
+
+    def test_json(self) -> None:
+        """JSON lines carry text as strings, other bytes as base64, and absolute expiry; expired keys are skipped."""
+        out = io.BytesIO()
+        self.assertEqual(fsck.export(self.dir, "json", out), 3)
+        items = [json.loads(line) for line in out.getvalue().splitlines()]
+        self.assertIn({"key": "text", "value": "hello"}, items)
+        self.assertIn({"key_base64": "Ymlu/w==", "value": "\x00\x01\r\n"}, items)
+        self.assertIn({"key": "ttl", "value": "v", "expire_at_ms": self.future}, items)
+
+    def test_resp(self) -> None:
+        """The RESP stream is SET commands, with PXAT for keys that expire."""
+        out = io.BytesIO()
+        fsck.export(self.dir, "resp", out)
+        data = out.getvalue()
+        self.assertIn(b"*3\r\n$3\r\nSET\r\n$4\r\ntext\r\n$5\r\nhello\r\n", data)
+        self.assertIn(b"*5\r\n$3\r\nSET\r\n$3\r\nttl\r\n$1\r\nv\r\n$4\r\nPXAT\r\n", data)
+
+    def test_bad_format(self) -> None:
+        """An unknown format raises ValueError."""
+        self.assertRaises(ValueError, fsck.export, self.dir, "xml", io.BytesIO())
+
+    def test_pipe_into_redis(self) -> None:
+        """redis-cli --pipe loads the RESP export into a real redis-server with the same pairs."""
+        if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+            raise SkipTest("redis-server and redis-cli are not installed")
+        sock = os.path.join(self.dir, "redis.sock")
+        server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                                   "--save", "", "--appendonly", "no"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        out = io.BytesIO()
+        fsck.export(self.dir, "resp", out)
+        for _ in range(200):  # wait for the socket without sleeping: ping until it answers
+            ping = subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
+            if ping.stdout.strip() == b"PONG":
+                break
+        piped = subprocess.run(["redis-cli", "-s", sock, "--pipe"], input=out.getvalue(),
+                               capture_output=True)
+        self.assertIn(b"errors: 0, replies: 3", piped.stdout)
+        got = subprocess.run(["redis-cli", "-s", sock, "--no-raw", "get", b"bin\xff"],
+                             capture_output=True).stdout
+        self.assertEqual(got.strip(), b'"\\x00\\x01\\r\\n"')
+        ttl = subprocess.run(["redis-cli", "-s", sock, "pexpiretime", "ttl"], capture_output=True)
+        self.assertEqual(int(ttl.stdout), self.future)
