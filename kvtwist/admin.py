@@ -227,6 +227,39 @@ def cmd_select(session, argv):
     return OK
 
 
+@register("hello", -1, "fast noscript loading stale", 0, 0, 0)
+def cmd_hello(session, argv):
+    """HELLO [protover [AUTH user pass] [SETNAME name]]: only RESP2 is spoken here."""
+    if len(argv) > 1:
+        try:
+            version = parse_int(argv[1])
+        except CommandError:
+            raise CommandError("ERR Protocol version is not an integer or out of range")
+        if version not in (2, 3):
+            raise CommandError("NOPROTO unsupported protocol version")
+        session.protocol = version
+    index, name = 2, None
+    while index < len(argv):
+        option = argv[index].lower()
+        if option == b"auth" and index + 2 < len(argv):
+            index += 3  # no passwords: the default user accepts any, as Redis's nopass does
+        elif option == b"setname" and index + 1 < len(argv):
+            name = argv[index + 1]
+            if not _valid_name(name):
+                raise CommandError(
+                    "ERR Client names cannot contain spaces, newlines or special characters.")
+            index += 2
+        else:
+            raise CommandError("ERR Syntax error in HELLO option '%s'"
+                               % (argv[index].decode("utf-8", "replace"),))
+    if name is not None:
+        session.name = name or None
+    # Pairs: a flat array in RESP2 and a map in RESP3, as Redis sends.
+    return Pairs([(b"server", b"redis"), (b"version", b"7.0.0"), (b"proto", session.protocol),
+                  (b"id", session.id), (b"mode", b"standalone"), (b"role", b"master"),
+                  (b"modules", [])])
+
+
 @register("time", 1, "fast", 0, 0, 0)
 def cmd_time(session, argv):
     now = session.store.clock.seconds()
@@ -481,11 +514,10 @@ def _config_get(session, argv):
         for name in config:
             if name not in found and match(name.encode("utf-8")) is not None:
                 found[name] = config[name]
-    reply = []
-    for name, value in found.items():
-        reply.append(name.encode("utf-8"))
-        reply.append(value.encode("utf-8") if isinstance(value, str) else b"%d" % value)
-    return reply
+    # Pairs: a flat array in RESP2 (Redis's bytes) and a map in RESP3.
+    return Pairs([(name.encode("utf-8"),
+                   value.encode("utf-8") if isinstance(value, str) else b"%d" % value)
+                  for name, value in found.items()])
 
 
 def _config_set(session, argv):
@@ -530,3 +562,7 @@ CONFIG_SUBCOMMANDS = {
 @register("config", -2, "admin noscript loading stale", 0, 0, 0)
 def cmd_config(session, argv):
     return _sub_dispatch(CONFIG_SUBCOMMANDS, argv, session)
+
+
+# tracking adds CLIENT TRACKING and pub/sub; imported last so CLIENT_SUBCOMMANDS exists.
+from kvtwist import tracking as _tracking  # noqa: E402,F401

@@ -192,6 +192,7 @@ class Session:
         self.lib_ver = b""
         self.created = store.clock.seconds()
         self.closing = False
+        self.protocol = 2  # HELLO 3 switches the connection's replies to RESP3
         self.push = None
         self.last_command = b""
 
@@ -574,6 +575,5 @@ def add_long_double(value: bytes, increment: bytes) -> bytes:
     return format_long_double(total)
 
 
-# Importing these modules adds their commands to TABLE.
+# Importing admin adds its commands (and, through it, tracking's) to TABLE.
 from kvtwist import admin as _admin  # noqa: E402,F401
-from kvtwist import tracking as _tracking  # noqa: E402,F401

@@ -145,6 +145,32 @@ class ConnectionCommandTests(AdminMixin, SynchronousTestCase):
         self.assertIn(b"GET key", lines)
 
 
+class HelloTests(AdminMixin, SynchronousTestCase):
+    def test_resp2(self):
+        """HELLO and HELLO 2 answer the server map as a flat RESP2 array; SETNAME names us."""
+        reply = self.call("hello", "2", "AUTH", "default", "pw", "SETNAME", "tool")
+        fields = dict(reply.items)
+        self.assertEqual(fields[b"proto"], 2)
+        self.assertEqual(fields[b"id"], self.session.id)
+        self.assertEqual(fields[b"version"], b"7.0.0")
+        self.assertEqual(self.call("client", "getname"), b"tool")
+        self.assertEqual(self.call("hello").items[0], (b"server", b"redis"))
+        self.assertEqual(self.session.protocol, 2)
+
+    def test_resp3(self):
+        """HELLO 3 switches the session to RESP3 and reports proto 3."""
+        reply = self.call("hello", "3")
+        self.assertEqual(dict(reply.items)[b"proto"], 3)
+        self.assertEqual(self.session.protocol, 3)
+
+    def test_errors(self):
+        """RESP3 and bad HELLO arguments get Redis's errors."""
+        self.assertEqual(self.error("hello", "4"), "NOPROTO unsupported protocol version")
+        self.assertEqual(self.error("hello", "x"),
+                         "ERR Protocol version is not an integer or out of range")
+        self.assertEqual(self.error("hello", "2", "foo"), "ERR Syntax error in HELLO option 'foo'")
+
+
 class InfoTests(AdminMixin, SynchronousTestCase):
     def test_sections(self):
         """INFO has each section in Redis's format with live counts."""
@@ -253,18 +279,18 @@ class ClientTests(AdminMixin, SynchronousTestCase):
 class ConfigTests(AdminMixin, SynchronousTestCase):
     def test_get(self):
         """CONFIG GET globs over store.config and returns name/value pairs."""
-        self.assertEqual(self.call("config", "get", "save"), [b"save", b""])
-        self.assertEqual(self.call("config", "get", "appendonly", "databases"),
-                         [b"appendonly", b"no", b"databases", b"1"])
+        self.assertEqual(self.call("config", "get", "save"), Pairs([(b"save", b"")]))
+        self.assertEqual(to_resp(self.call("config", "get", "appendonly", "databases")),
+                         b"*4\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$9\r\ndatabases\r\n$1\r\n1\r\n")
         reply = self.call("config", "get", "MAXMEMORY*")
-        self.assertEqual(dict(zip(reply[::2], reply[1::2])),
+        self.assertEqual(dict(reply.items),
                          {b"maxmemory": b"0", b"maxmemory-policy": b"noeviction"})
-        self.assertEqual(self.call("config", "get", "nosuch"), [])
+        self.assertEqual(self.call("config", "get", "nosuch"), Pairs([]))
 
     def test_set(self):
         """CONFIG SET changes supported keys and gives Redis's errors for others."""
         self.assertEqual(self.call("config", "set", "maxmemory", "100"), OK)
-        self.assertEqual(self.call("config", "get", "maxmemory"), [b"maxmemory", b"100"])
+        self.assertEqual(self.call("config", "get", "maxmemory"), Pairs([(b"maxmemory", b"100")]))
         self.assertEqual(self.error("config", "set", "foo", "bar"),
                          "ERR Unknown option or number of arguments for CONFIG SET - 'foo'")
         self.assertEqual(

@@ -169,7 +169,8 @@ class DifferentialTests(SynchronousTestCase):
                      [b"scan", b"abc"], [b"scan", b"0", b"count", b"0"], [b"select", b"x"],
                      [b"select", b"9999999999"], [b"config", b"set", b"foo", b"bar"],
                      [b"config", b"set", b"databases", b"3"], [b"rename", b"nokey", b"x"],
-                     [b"expire", b"k", b"1", b"gt", b"lt"], [b"incrbyfloat", b"k", b"x"]):
+                     [b"expire", b"k", b"1", b"gt", b"lt"], [b"incrbyfloat", b"k", b"x"],
+                     [b"hello", b"x"], [b"hello", b"4"], [b"hello", b"2", b"foo"]):
             self.compare(session, argv)
 
     def test_admin_replies(self):
