@@ -183,10 +183,11 @@ class Keyspace:
 
     def random_key(self):
         """Return a random live key, or None when there is none."""
+        # Like Redis, retry a bounded number of times when the draw is an expired key.
         for _ in range(100):
             if not self.data:
                 return None
-            key = random.choice(list(self.data)) if len(self.data) < 64 else _sample_one(self.data)
+            key = _sample_one(self.data)
             if self.exists(key):
                 return key
         return None
@@ -248,6 +249,7 @@ class Keyspace:
 
 
 def _sample_one(data: dict):
+    # O(n): dicts have no random access, and RANDOMKEY is rare enough not to index for it.
     skip = random.randrange(len(data))
     for index, key in enumerate(data):
         if index == skip:
