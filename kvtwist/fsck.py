@@ -1,4 +1,4 @@
-"""Reading a data directory: recovery (snapshot + journals), and the check, repair and export tools."""
+"""The data directory: file layout and I/O, snapshot writing, recovery, and the check/repair/export tools."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kvtwist.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
 from kvtwist.records import CorruptRecord, RecordReader
 
 CHUNK = 16 * 1024 * 1024
+_WRITE_CHUNK = 1024 * 1024
 _NAME = re.compile(r"^(snapshot|journal)-(\d+)\.(kvs|kvj)$")
 
 
@@ -38,6 +39,121 @@ def list_files(directory: str):
         elif name.endswith(".tmp") and (name.startswith("snapshot-") or name.startswith("journal-")):
             temps.append(os.path.join(directory, name))
     return snapshots, journals, temps
+
+
+class JournalError(Exception):
+    """The journal cannot load or persist; the message names the file (and offset)."""
+
+
+class FileOps:
+    """The file-system calls the journal makes; tests substitute ones that fail."""
+
+    def open(self, path: str) -> int:
+        """Return a write descriptor for ``path``, created if missing, not truncated."""
+        return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+
+    def write(self, fd: int, data: bytes, offset: int) -> None:
+        """Write all of ``data`` at ``offset``."""
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+            offset += written
+
+    def fsync(self, fd: int) -> None:
+        """Flush ``fd`` to stable storage."""
+        os.fsync(fd)
+
+    def truncate(self, fd: int, size: int) -> None:
+        """Cut the file to ``size`` bytes."""
+        os.ftruncate(fd, size)
+
+    def close(self, fd: int) -> None:
+        """Close ``fd``."""
+        os.close(fd)
+
+    def fsync_dir(self, directory: str) -> None:
+        """Make renames, creations and removals in ``directory`` durable."""
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def rename(self, source: str, target: str) -> None:
+        """Atomically replace ``target`` by ``source``."""
+        os.replace(source, target)
+
+    def remove(self, path: str) -> None:
+        """Remove ``path`` if it exists."""
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+def describe(exc: BaseException, path: str) -> str:
+    """Return the persistence-failure reason for an OSError while writing ``path``."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return "%s writing %s" % (reason, path)
+
+
+def write_snapshot(ops: FileOps, directory: str, generation: int, items: list) -> int:
+    """Write snapshot ``generation`` of ``items`` atomically; return its size in bytes.
+
+    Temporary file, fsync, rename, fsync of the directory: a crash at any point leaves
+    either no new snapshot or a complete one. Raises JournalError (naming the file).
+    """
+    final = snapshot_path(directory, generation)
+    temp = final + ".tmp"
+    fd = None
+    try:
+        ops.remove(temp)
+        fd = ops.open(temp)
+        offset = 0
+        parts = [records.encode_header(records.SNAPSHOT, generation)]
+        size = len(parts[0])
+        encode_set = records.encode_set
+        for key, value, expire in items:
+            record = encode_set(key, value, expire)
+            parts.append(record)
+            size += len(record)
+            if size >= _WRITE_CHUNK:
+                chunk = b"".join(parts)
+                ops.write(fd, chunk, offset)
+                offset += len(chunk)
+                parts, size = [], 0
+        parts.append(records.encode_end(len(items)))
+        chunk = b"".join(parts)
+        ops.write(fd, chunk, offset)
+        offset += len(chunk)
+        ops.fsync(fd)
+        ops.close(fd)
+        fd = None
+        ops.rename(temp, final)
+        ops.fsync_dir(directory)
+    except OSError as exc:
+        try:
+            if fd is not None:
+                ops.close(fd)
+            ops.remove(temp)
+        except OSError:
+            pass
+        raise JournalError(describe(exc, temp)) from None
+    return offset
+
+
+def remove_older(ops: FileOps, directory: str, generation: int) -> list:
+    """Remove snapshots and journals older than ``generation``; return ``[(path, error)]`` failures."""
+    snapshots, journals, _ = list_files(directory)
+    failed = []
+    for gen, path in list(snapshots.items()) + list(journals.items()):
+        if gen < generation:
+            try:
+                ops.remove(path)
+            except OSError as exc:
+                failed.append((path, exc))
+    return failed
 
 
 class DataError(Exception):

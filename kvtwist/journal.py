@@ -12,71 +12,14 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
 from kvtwist import fsck, records
+from kvtwist.fsck import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
 
 POLICIES = ("always", "everysec", "no")
 RETRY_SECONDS = 1.0
 COMPACT_BACKOFF_SECONDS = 60.0
-_WRITE_CHUNK = 1024 * 1024
 
 log = Logger(namespace="kvtwist.journal")
-
-
-class JournalError(Exception):
-    """The journal cannot load or persist; the message names the file (and offset)."""
-
-
-class FileOps:
-    """The file-system calls the journal makes; tests substitute ones that fail."""
-
-    def open(self, path: str) -> int:
-        """Return a write descriptor for ``path``, created if missing, not truncated."""
-        return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-
-    def write(self, fd: int, data: bytes, offset: int) -> None:
-        """Write all of ``data`` at ``offset``."""
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view = view[written:]
-            offset += written
-
-    def fsync(self, fd: int) -> None:
-        """Flush ``fd`` to stable storage."""
-        os.fsync(fd)
-
-    def truncate(self, fd: int, size: int) -> None:
-        """Cut the file to ``size`` bytes."""
-        os.ftruncate(fd, size)
-
-    def close(self, fd: int) -> None:
-        """Close ``fd``."""
-        os.close(fd)
-
-    def fsync_dir(self, directory: str) -> None:
-        """Make renames, creations and removals in ``directory`` durable."""
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def rename(self, source: str, target: str) -> None:
-        """Atomically replace ``target`` by ``source``."""
-        os.replace(source, target)
-
-    def remove(self, path: str) -> None:
-        """Remove ``path`` if it exists."""
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-
-
-def describe(exc: BaseException, path: str) -> str:
-    """Return the persistence-failure reason for an OSError while writing ``path``."""
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return "%s writing %s" % (reason, path)
 
 
 class ThreadWorker:
@@ -454,53 +397,11 @@ class Journal:
                                      self._compacted)
 
     def _write_snapshot(self, generation: int, items: list) -> int:
-        # Snapshot thread: temporary file, fsync, rename, fsync the directory; only then are
-        # the older files (now redundant) removed.
-        ops = self._ops
-        final = fsck.snapshot_path(self.directory, generation)
-        temp = final + ".tmp"
-        fd = None
-        try:
-            ops.remove(temp)
-            fd = ops.open(temp)
-            offset = 0
-            parts = [records.encode_header(records.SNAPSHOT, generation)]
-            size = len(parts[0])
-            encode_set = records.encode_set
-            for key, value, expire in items:
-                record = encode_set(key, value, expire)
-                parts.append(record)
-                size += len(record)
-                if size >= _WRITE_CHUNK:
-                    chunk = b"".join(parts)
-                    ops.write(fd, chunk, offset)
-                    offset += len(chunk)
-                    parts, size = [], 0
-            parts.append(records.encode_end(len(items)))
-            chunk = b"".join(parts)
-            ops.write(fd, chunk, offset)
-            offset += len(chunk)
-            ops.fsync(fd)
-            ops.close(fd)
-            fd = None
-            ops.rename(temp, final)
-            ops.fsync_dir(self.directory)
-        except OSError as exc:
-            try:
-                if fd is not None:
-                    ops.close(fd)
-                ops.remove(temp)
-            except OSError:
-                pass
-            raise JournalError(describe(exc, temp)) from None
-        snapshots, journals, _ = fsck.list_files(self.directory)
-        for gen, path in list(snapshots.items()) + list(journals.items()):
-            if gen < generation:
-                try:
-                    ops.remove(path)
-                except OSError as exc:
-                    log.warn("Could not remove {path}: {error}", path=path, error=exc)
-        return offset
+        # Snapshot thread: only once the new snapshot is durable are older files removed.
+        size = fsck.write_snapshot(self._ops, self.directory, generation, items)
+        for path, exc in fsck.remove_older(self._ops, self.directory, generation):
+            log.warn("Could not remove {path}: {error}", path=path, error=exc)
+        return size
 
     def _compacted(self, ok: bool, value) -> None:
         waiting, self._compacting = self._compacting, None
@@ -584,3 +485,6 @@ class Journal:
             "last_load_keys": self.last_load_keys,
             "last_load_seconds": self.last_load_seconds,
         }
+
+
+__all__ = ["Journal", "JournalError", "FileOps", "ThreadWorker", "POLICIES"]
