@@ -356,12 +356,15 @@ def check(directory: str, repair: bool = False) -> Report:
 def export(directory: str, fmt: str, out, now_ms=None) -> int:
     """Write every live pair to the binary file ``out`` as ``json`` lines or a ``resp`` stream; return the pair count.
 
-    Raises DataError if the directory is corrupt and ValueError for an unknown format.
+    Raises DataError if the directory is unreadable or corrupt, ValueError for an unknown format.
     """
     if fmt not in ("json", "resp"):
         raise ValueError("unknown export format %r (use json or resp)" % (fmt,))
     state = MemoryState()
-    load(directory, state.apply, repair=False)
+    try:
+        load(directory, state.apply, repair=False)
+    except OSError as exc:
+        raise DataError("cannot read %s: %s" % (directory, exc.strerror or exc)) from None
     if now_ms is None:
         now_ms = int(time.time() * 1000)
     count = 0

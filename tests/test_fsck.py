@@ -168,6 +168,12 @@ class ExportTests(SynchronousTestCase):
         self.assertIn(b"*3\r\n$3\r\nSET\r\n$4\r\ntext\r\n$5\r\nhello\r\n", data)
         self.assertIn(b"*5\r\n$3\r\nSET\r\n$3\r\nttl\r\n$1\r\nv\r\n$4\r\nPXAT\r\n", data)
 
+    def test_missing_directory(self) -> None:
+        """Exporting a missing directory raises DataError naming it."""
+        missing = os.path.join(self.dir, "nope")
+        exc = self.assertRaises(fsck.DataError, fsck.export, missing, "json", io.BytesIO())
+        self.assertIn(missing, str(exc))
+
     def test_bad_format(self) -> None:
         """An unknown format raises ValueError."""
         self.assertRaises(ValueError, fsck.export, self.dir, "xml", io.BytesIO())

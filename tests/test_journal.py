@@ -450,10 +450,20 @@ class ThreadTests(TestCase):
     """With the real reactor and writer thread, writes commit off the reactor thread."""
 
     def test_real_thread(self) -> None:
-        """Appends are acknowledged via the writer thread and survive a stop and reopen."""
+        """Appends are written and fsynced in the writer thread, never the reactor's, and survive a reopen."""
+        import threading
+
         directory = tempfile.mkdtemp()
         keyspace = FakeKeyspace()
-        journal = Journal.open(directory, keyspace, reactor, fsync="always")
+        threads = []
+
+        class RecordingOps(FileOps):
+            def write(self, fd, data, offset):
+                threads.append(threading.current_thread())
+                FileOps.write(self, fd, data, offset)
+
+        journal = Journal.open(directory, keyspace, reactor, fsync="always", fileops=RecordingOps())
+        del threads[:]  # the synchronous load writes the header on the reactor thread
         keyspace.log = journal.append
         journal.start()
         for i in range(100):
@@ -470,6 +480,8 @@ class ThreadTests(TestCase):
             return journal.stop()
 
         def check(_):
+            self.assertTrue(threads)
+            self.assertNotIn(threading.main_thread(), threads)
             again = FakeKeyspace()
             Journal.open(directory, again, reactor).stop()
             self.assertEqual(again.state.data, keyspace.state.data)
