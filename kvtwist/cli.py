@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from kvtwist import __version__
@@ -83,17 +84,23 @@ def _check(args) -> int:
 def _export(args) -> int:
     from kvtwist import fsck
 
-    if args.output is None:
-        out = sys.stdout.buffer
-        fsck.export(args.directory, args.format, out)
-        out.flush()
-        return 0
     try:
-        with open(args.output, "wb") as out:
-            fsck.export(args.directory, args.format, out)
-    except OSError as exc:
-        sys.stderr.write("kvtwist export: %s: %s\n" % (args.output, exc.strerror or exc))
+        if args.output is None:
+            out = sys.stdout.buffer
+            count = fsck.export(args.directory, args.format, out)
+            out.flush()
+        else:
+            with open(args.output, "wb") as out:
+                count = fsck.export(args.directory, args.format, out)
+    except fsck.DataError as exc:
+        sys.stderr.write("kvtwist export: %s: corrupt data: %s\n" % (args.directory, exc))
         return 1
+    except OSError as exc:
+        sys.stderr.write("kvtwist export: %s: %s\n"
+                         % (exc.filename or args.directory, exc.strerror or exc))
+        return 1
+    if args.output is not None:
+        sys.stderr.write("kvtwist export: %d pairs written to %s\n" % (count, args.output))
     return 0
 
 
@@ -120,7 +127,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # Output piped to `head`: stop quietly, as command-line tools do.
+        # Output piped to `head`: stop quietly, as command-line tools do; the
+        # redirect keeps the interpreter's final flush from complaining.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except (OSError, ValueError) as exc:
         sys.stderr.write("kvtwist %s: %s\n" % (args.subcommand, exc))

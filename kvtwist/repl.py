@@ -220,7 +220,12 @@ class Completer:
     def complete(self, text: str, state: int):
         """Return the state-th completion of text, or None when there are no more."""
         if state == 0:
-            line = self.readline.get_line_buffer()[:self.readline.get_begidx()]
+            try:
+                line = self.readline.get_line_buffer()[:self.readline.get_begidx()]
+            except Exception:
+                # PyPy's pyrepl cannot always say where the word begins;
+                # then every word completes to command names.
+                line = ""
             words = line.split()
             if not words or (len(words) == 1 and words[0].upper() == "HELP"):
                 lower = text[:1].islower()
@@ -258,6 +263,10 @@ def _setup_readline(histfile: str):
         readline.read_history_file(histfile)
     except (OSError, IOError):
         pass
+    except Exception:
+        # PyPy's pyrepl refuses terminals it cannot drive (TERM=dumb): no
+        # line editing then, but the prompt still works.
+        return None
     return readline
 
 
@@ -354,6 +363,7 @@ class Session:
                 try:
                     readline.write_history_file(histfile)
                 except (OSError, IOError):
+                    # An unwritable history file must not end the session.
                     pass
             try:
                 argv = split_args(line.encode("utf-8", "surrogateescape"))

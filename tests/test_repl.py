@@ -209,7 +209,7 @@ class Terminal:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kvtwist.cli", "cli", "-p", str(port)],
             stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True,
-            env=cli_env(KVTWIST_HISTFILE=histfile, TERM="dumb", INPUTRC=os.devnull))
+            env=cli_env(KVTWIST_HISTFILE=histfile, TERM="xterm", INPUTRC=os.devnull))
         os.close(slave)
         self.output = b""
         test.addCleanup(self.close)
@@ -286,13 +286,11 @@ class TerminalTests(ServerMixin, unittest.TestCase):
         prompt = b"127.0.0.1:%d> " % (self.port,)
         term = self.terminal()
         term.expect(prompt)
-        term.send(b"PIN\t")
-        term.expect(b"PING ")
-        term.send(b"\r")
+        # Only the completed name is a command: the replies prove TAB worked
+        # (the echo itself is redrawn differently by each line editor).
+        term.send(b"PIN\t\r")
         self.assertIn(b"PONG\r\n", term.expect(prompt))
-        term.send(b"help exis\t")
-        term.expect(b"exists ")
-        term.send(b"\r")
+        term.send(b"help exis\t\r")
         self.assertIn(b"EXISTS key [key ...]", term.expect(prompt))
         term.send(b"\x04")
         self.assertEqual(term.wait(), 0)
