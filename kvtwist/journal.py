@@ -297,19 +297,23 @@ class Journal:
             self._fsync_call = self._reactor.callLater(1.0, self._everysec)
         self._worker.submit(self._sync, self._synced)
 
-    def _sync(self) -> None:
+    def _sync(self) -> bool:
+        # Writer thread: returns whether there was anything to fsync.
         f = self._file
-        if f.unsynced:
-            f.unsynced = False
-            try:
-                self._ops.fsync(f.fd)
-            except OSError as exc:
-                f.unsynced = True
-                raise JournalError(describe(exc, f.path)) from None
+        if not f.unsynced:
+            return False
+        f.unsynced = False
+        try:
+            self._ops.fsync(f.fd)
+        except OSError as exc:
+            f.unsynced = True
+            raise JournalError(describe(exc, f.path)) from None
+        return True
 
     def _synced(self, ok: bool, value) -> None:
         if ok:
-            self.last_fsync = self._reactor.seconds()
+            if value:
+                self.last_fsync = self._reactor.seconds()
             if self._fsync_failed:
                 self._fsync_failed = False
                 self.failure = None
@@ -365,6 +369,9 @@ class Journal:
         path = fsck.journal_path(self.directory, generation)
         fd = None
         try:
+            if old.dirty:
+                ops.truncate(old.fd, old.size)
+                old.dirty = False
             ops.fsync(old.fd)
             old.unsynced = False
             fd = ops.open(path)

@@ -429,6 +429,23 @@ class FaultTests(SynchronousTestCase):
         """EROFS on every operation fails writes and recovers when the file system is writable again."""
         self.check_fault(errno.EROFS)
 
+    def test_everysec_fsync_fault(self) -> None:
+        """Under everysec a failing background fsync sets the failure until an fsync succeeds again."""
+        h = Harness(self, fsync="everysec")
+        h.keyspace.set(b"a", b"1")
+        h.turn()
+        self.assertEqual(h.journal.acked, 1)
+        h.ops.fault, h.ops.only = errno.EIO, "fsync"
+        h.clock.advance(1)
+        h.turn()
+        self.assertIn("Input/output error writing", h.journal.failure)
+        h.ops.fault = None
+        h.keyspace.set(b"b", b"2")  # written once the failure clears
+        h.clock.advance(1)
+        h.turn()
+        self.assertIsNone(h.journal.failure)
+        self.assertEqual(h.journal.acked, 2)
+
     def test_compaction_fault(self) -> None:
         """A snapshot that cannot be renamed fails the compaction with JournalError and keeps the data loadable."""
         h = Harness(self)
