@@ -291,6 +291,58 @@ class RecoveryTests(SynchronousTestCase):
         h3 = h2.reload()
         self.assertEqual(h3.keyspace.state.data, {b"a": (b"1", 0), b"c": (b"3", 0)})
 
+    def test_startup_log(self) -> None:
+        """Opening logs how many keys were loaded and how long it took."""
+        from kvtwist import journal as journal_module
+
+        h = Harness(self)
+        h.keyspace.set(b"a", b"1")
+        h.keyspace.set(b"b", b"2")
+        h.turn()
+        h.stop()
+        events = []
+        self.patch(journal_module.log, "observer", events.append)
+        Harness(None, h.directory).stop()
+        loaded = [e for e in events if e.get("log_format", "").startswith("Loaded")]
+        self.assertEqual(loaded[0]["keys"], 2)
+        self.assertGreaterEqual(loaded[0]["seconds"], 0.0)
+
+    def test_torn_tail_every_offset(self) -> None:
+        """Cutting the journal at every byte of its last two records opens with a warning naming file, offset and bytes."""
+        from kvtwist import journal as journal_module
+
+        h = Harness(self)
+        h.keyspace.set(b"a", b"1")
+        h.turn()
+        h.keyspace.set(b"b", b"2" * 10)
+        h.keyspace.set(b"c", b"3")
+        h.turn()
+        h.stop()
+        path = fsck.journal_path(h.directory, 1)
+        with open(path, "rb") as f:
+            data = f.read()
+        second = len(data) - len(records.encode_effect((SET, b"c", b"3", 0)))
+        first = second - len(records.encode_effect((SET, b"b", b"2" * 10, 0)))
+        for cut in range(first, len(data)):
+            with open(path, "wb") as f:
+                f.write(data[:cut])
+            events = []
+            self.patch(journal_module.log, "observer", events.append)
+            h2 = Harness(None, h.directory)
+            expected = {b"a": (b"1", 0)}
+            if cut >= second:
+                expected[b"b"] = (b"2" * 10, 0)
+            self.assertEqual(h2.keyspace.state.data, expected)
+            valid = second if cut >= second else first
+            warnings = [e for e in events if e.get("log_format", "").startswith("Torn tail")]
+            if cut == valid:
+                self.assertEqual(warnings, [])
+            else:
+                self.assertEqual((warnings[0]["path"], warnings[0]["offset"], warnings[0]["dropped"]),
+                                 (path, valid, cut - valid))
+            self.assertEqual(os.path.getsize(path), valid)
+            h2.stop()
+
     def test_corruption_refuses_start(self) -> None:
         """A checksum failure before the tail raises JournalError naming file and offset, unless repair."""
         h = Harness(self)
