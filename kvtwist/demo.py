@@ -176,7 +176,8 @@ async def session(reactor, host: str, port: int, out) -> int:
         for argv in ALICE:
             reply = await send("alice", alice, argv)
             if isinstance(reply, Error):
-                problems.append("alice's %s failed: %s" % (show_command(argv).decode(), reply.message))
+                problems.append("alice's %s failed: %s"
+                                % (show_command(argv).decode(), reply.message))
         transcript.note("\n-- bob reads them back --")
         for key, value in expected_values().items():
             reply = await send("bob", bob, [b"GET", key])

@@ -345,7 +345,7 @@ class Session:
         return "%s> " % (self.connection.address,)
 
     def interactive(self) -> int:
-        """Read commands at a terminal prompt with line editing and history; return the exit status."""
+        """Prompt for commands with line editing and history; return the exit status."""
         histfile = history_path()
         readline = _setup_readline(histfile)
         while True:

@@ -66,7 +66,8 @@ class OptionsTests(unittest.SynchronousTestCase):
 
         calls = []
         self.patch(repl, "run_cli", lambda *a, **kw: calls.append((a, kw)) or 7)
-        self.assertEqual(cli.main(["cli", "-p", "1234", "--tls", "--insecure", "--raw", "get", "k"]), 7)
+        status = cli.main(["cli", "-p", "1234", "--tls", "--insecure", "--raw", "get", "k"])
+        self.assertEqual(status, 7)
         self.assertEqual(calls, [(("127.0.0.1", 1234, ["get", "k"]),
                                   {"tls": True, "cafile": None, "insecure": True, "raw": True})])
 
