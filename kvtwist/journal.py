@@ -105,6 +105,7 @@ class Journal:
         self._retry_call = None
         self._fsync_call = None
         self._fsync_failed = False
+        self._failed_upto = 0
         self._compacting = None
         self._compact_not_before = 0.0
         self._stopping = None
@@ -202,7 +203,9 @@ class Journal:
         Its result is the ``failure_for`` method: call it with any sequence number up to
         ``seq`` for that effect's failure reason (None when durable).
         """
-        if seq <= self.acked:
+        if seq <= self.acked or (self.failure is not None and seq <= self._failed_upto):
+            # Effects that already failed are answered at once: reads must not stall
+            # behind a broken disk until the next retry.
             return succeed(self.failure_for)
         d = Deferred()
         waiters = self._waiters
@@ -276,6 +279,7 @@ class Journal:
         self.failure = str(value) if isinstance(value, JournalError) else describe(value, "journal")
         log.error("{reason}; retrying every second", reason=self.failure)
         self._pending.insert(0, data)
+        self._failed_upto = self.appended
         self._release(self.appended)
         if self._retry_call is None:
             self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)

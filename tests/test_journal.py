@@ -515,6 +515,54 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual(set(h.reload().keyspace.state.data), {b"a", b"b"})
 
 
+class ServerContractTests(SynchronousTestCase):
+    """The server's durability gate works with this journal: replies wait for the commit, faults become errors."""
+
+    mktemp = GroupCommitTests.mktemp
+
+    def test_gate_and_fault(self) -> None:
+        """A SET reply waits for its commit; under ENOSPC it is an error, reads still work, and writes recover."""
+        from twisted.internet.testing import StringTransport
+
+        from kvtwist.commands import Store
+        from kvtwist.server import KVFactory
+
+        clock = Clock()
+        store = Store(clock)
+        ops, worker = FaultyOps(), ManualWorker()
+        journal = Journal.open(self.mktemp(), store.keyspace, clock, fileops=ops, worker=worker,
+                               snapshot_worker=ManualWorker())
+        store.set_journal(journal)
+        journal.start()
+        proto = KVFactory(store).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+
+        def run() -> bytes:
+            clock.advance(0)
+            worker.run()
+            out = transport.value()
+            transport.clear()
+            return out
+
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n")
+        self.assertEqual(transport.value(), b"")  # not durable yet: no reply
+        self.assertEqual(run(), b"+OK\r\n")
+        ops.fault, ops.only = errno.ENOSPC, "write"
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n")
+        reply = run()
+        self.assertTrue(reply.startswith(b"-ERR persistence failed"), reply)
+        self.assertIn(b"No space left on device", reply)
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n")
+        self.assertEqual(run(), b"$1\r\n1\r\n")
+        ops.fault = None
+        clock.advance(1)
+        run()
+        self.assertIsNone(journal.failure)
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n3\r\n")
+        self.assertEqual(run(), b"+OK\r\n")
+
+
 class ThreadTests(TestCase):
     """With the real reactor and writer thread, writes commit off the reactor thread."""
 
