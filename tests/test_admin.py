@@ -1,13 +1,15 @@
-"""Tests for kvtwist.admin: key-space commands and INFO, CLIENT, CONFIG, COMMAND, HELP and friends."""
+"""Tests for kvtwist.admin: PING, HELLO, INFO, COMMAND, CLIENT, CONFIG, COMPACT and friends."""
 
 from __future__ import annotations
 
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist import admin
+from kvtwist.journal import JournalError
 from kvtwist.commands import TABLE, NullJournal, Store
-from kvtwist.replies import OK, PONG, Error, Pairs, Status, to_resp, to_text
+from kvtwist.replies import OK, PONG, Error, Pairs, Status, to_resp
 
 START = 1700000000.25
 
@@ -26,88 +28,6 @@ class AdminMixin:
         reply = self.call(*args)
         self.assertIsInstance(reply, Error, args)
         return reply.message
-
-
-class KeyspaceCommandTests(AdminMixin, SynchronousTestCase):
-    def test_type(self):
-        """TYPE answers string for a live key and none otherwise."""
-        self.call("set", "k", "v")
-        self.assertEqual(self.call("type", "k"), Status(b"string"))
-        self.assertEqual(self.call("type", "x"), Status(b"none"))
-
-    def test_keys(self):
-        """KEYS filters with a Redis glob."""
-        self.call("mset", "user:1", "a", "user:2", "b", "x", "c")
-        self.assertEqual(sorted(self.call("keys", "user:[12]")), [b"user:1", b"user:2"])
-        self.assertEqual(self.call("keys", "nomatch*"), [])
-
-    def test_scan_iterates_all(self):
-        """SCAN with MATCH and COUNT walks every key and ends with cursor 0."""
-        for index in range(50):
-            self.call("set", "k%d" % index, "v")
-        self.call("set", "other", "v")
-        cursor, seen = b"0", []
-        for _ in range(100):
-            cursor, keys = self.call("scan", cursor, "MATCH", "k*", "COUNT", "7")
-            seen.extend(keys)
-            if cursor == b"0":
-                break
-        self.assertEqual(sorted(seen), sorted(b"k%d" % index for index in range(50)))
-
-    def test_scan_errors(self):
-        """SCAN rejects bad cursors, counts and options like Redis."""
-        self.assertEqual(self.error("scan", "abc"), "ERR invalid cursor")
-        self.assertEqual(self.error("scan", "0", "count", "0"), "ERR syntax error")
-        self.assertEqual(self.error("scan", "0", "count", "x"),
-                         "ERR value is not an integer or out of range")
-        self.assertEqual(self.error("scan", "0", "bogus"), "ERR syntax error")
-
-    def test_scan_type(self):
-        """SCAN TYPE string keeps keys and any other type filters them all out."""
-        self.call("set", "k", "v")
-        self.assertEqual(self.call("scan", "0", "type", "string"), [b"0", [b"k"]])
-        self.assertEqual(self.call("scan", "0", "type", "hash"), [b"0", []])
-
-    def test_randomkey(self):
-        """RANDOMKEY returns nil when empty, else a key."""
-        self.assertIsNone(self.call("randomkey"))
-        self.call("set", "k", "v")
-        self.assertEqual(self.call("randomkey"), b"k")
-
-    def test_rename(self):
-        """RENAME moves value and TTL; RENAMENX refuses an existing target."""
-        self.call("set", "a", "1", "ex", "100")
-        self.assertEqual(self.call("rename", "a", "b"), OK)
-        self.assertEqual(self.call("get", "b"), b"1")
-        self.assertEqual(self.call("ttl", "b"), 100)
-        self.assertEqual(self.call("exists", "a"), 0)
-        self.assertEqual(self.error("rename", "a", "c"), "ERR no such key")
-        self.call("set", "c", "2")
-        self.assertEqual(self.call("renamenx", "b", "c"), 0)
-        self.assertEqual(self.call("renamenx", "b", "d"), 1)
-        self.assertEqual(self.call("rename", "d", "d"), OK)
-
-    def test_dump(self):
-        """DUMP with no arguments lists every live pair sorted by key; with a key it explains."""
-        self.call("mset", "b", "2", "a", "1")
-        self.call("set", "gone", "x", "px", "1")
-        self.clock.advance(1)
-        reply = self.call("dump")
-        self.assertEqual(reply, Pairs([(b"a", b"1"), (b"b", b"2")]))
-        self.assertEqual(to_text(reply), b'"a" => "1"\r\n"b" => "2"\r\n(2 pairs)\r\n')
-        self.assertEqual(self.call("print"), reply)
-        self.assertIn("not supported", self.error("dump", "a"))
-
-    def test_flush_dbsize(self):
-        """FLUSH variants accept ASYNC/SYNC, reject other options, and empty the store."""
-        self.call("mset", "a", "1", "b", "2")
-        self.assertEqual(self.call("dbsize"), 2)
-        self.assertEqual(self.error("flushall", "now"), "ERR syntax error")
-        self.assertEqual(self.call("flushdb", "ASYNC"), OK)
-        self.assertEqual(self.call("dbsize"), 0)
-        self.call("set", "a", "1")
-        self.assertEqual(self.call("flush"), OK)
-        self.assertEqual(self.call("dbsize"), 0)
 
 
 class ConnectionCommandTests(AdminMixin, SynchronousTestCase):
@@ -185,10 +105,27 @@ class InfoTests(AdminMixin, SynchronousTestCase):
             self.assertIn(title + b"\r\n", text)
         for line in (b"redis_version:7.0.0", b"tcp_port:6399", b"uptime_in_seconds:5",
                      b"connected_clients:1", b"total_connections_received:1",
-                     b"total_commands_processed:3", b"db0:keys=2,expires=1,avg_ttl=0",
+                     b"total_commands_processed:2", b"db0:keys=2,expires=1,avg_ttl=0",
                      b"journal_appended:2"):
             self.assertIn(line + b"\r\n", text)
         self.assertTrue(text.endswith(b"\r\n"))
+
+    def test_commands_counted_after_running(self):
+        """INFO does not count itself, and CONFIG RESETSTAT then INFO shows 1, as in Redis."""
+        self.call("ping")
+        self.assertIn(b"total_commands_processed:1\r\n", self.call("info", "stats"))
+        self.call("config", "resetstat")
+        self.assertIn(b"total_commands_processed:1\r\n", self.call("info", "stats"))
+        self.assertEqual(self.store.commands_processed, 2)
+
+    def test_tcp_port_from_config(self):
+        """tcp_port comes from the store's config port (as tap passes it), else store.port."""
+        self.assertNotIn(b"tcp_port:", self.call("info", "server"))
+        store = Store(self.clock, config={"port": "7001"})
+        store.port = 6399
+        text = store.new_session().execute([b"info", b"server"])
+        self.assertIn(b"tcp_port:7001\r\n", text)
+        self.assertNotIn(b"tcp_port:6399", text)
 
     def test_one_section(self):
         """INFO with a section name returns only that section; unknown names are empty."""
@@ -303,5 +240,90 @@ class ConfigTests(AdminMixin, SynchronousTestCase):
         """CONFIG RESETSTAT zeroes the counters INFO reports."""
         self.call("ping")
         self.assertEqual(self.call("config", "resetstat"), OK)
-        self.assertEqual(self.store.commands_processed, 0)
+        # RESETSTAT itself is counted once it has run, as in Redis.
+        self.assertEqual(self.store.commands_processed, 1)
         self.assertEqual(self.store.connections_received, 0)
+
+
+class FakeJournal(NullJournal):
+    """A journal whose compact() hands back Deferreds the test fires, or a given failure."""
+
+    def __init__(self, refuse=None):
+        NullJournal.__init__(self)
+        self.running = []
+        self.refuse = refuse
+
+    def compact(self):
+        if self.refuse is not None:
+            return fail(JournalError(self.refuse))
+        d = Deferred()
+        self.running.append(d)
+        return d
+
+    def info(self):
+        status = NullJournal.info(self)
+        status["compacting"] = any(not d.called for d in self.running)
+        return status
+
+
+class CompactTests(AdminMixin, SynchronousTestCase):
+    def test_started(self):
+        """COMPACT starts journal.compact() and replies at once with Redis's status line."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        reply = self.call("compact")
+        self.assertEqual(reply, Status(b"Background append only file rewriting started"))
+        self.assertEqual(to_resp(reply), b"+Background append only file rewriting started\r\n")
+        self.assertEqual(len(journal.running), 1)
+        journal.running[0].callback(123)
+        self.assertEqual(self.call("BGREWRITEAOF"), reply)
+        self.assertEqual(len(journal.running), 2)
+
+    def test_already_running(self):
+        """A second COMPACT while one runs gets Redis's already-in-progress error."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        self.call("bgrewriteaof")
+        self.assertEqual(self.error("compact"),
+                         "ERR Background append only file rewriting already in progress")
+        self.assertEqual(len(journal.running), 1)
+
+    def test_no_journal(self):
+        """An in-memory store (NullJournal) answers COMPACT with a clear error."""
+        self.assertEqual(self.error("compact"), "ERR no journal: this store does not persist")
+        self.assertEqual(self.error("compact", "x"),
+                         "ERR wrong number of arguments for 'compact' command")
+
+    def test_background_failure_logged(self):
+        """A compaction failing later is logged through twisted.logger, not lost."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        events = []
+        self.patch(admin.log, "observer", events.append)
+        self.call("compact")
+        journal.running[0].errback(JournalError("disk full"))
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["log_level"].name, "error")
+        self.assertIn("disk full", events[0]["error"])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_refused_at_once(self):
+        """A compaction the journal refuses immediately is reported as an error, and logged."""
+        self.store.set_journal(FakeJournal(refuse="journal is stopping"))
+        events = []
+        self.patch(admin.log, "observer", events.append)
+        self.assertEqual(self.error("compact"),
+                         "ERR Can't execute an AOF background rewriting: journal is stopping")
+        self.assertEqual(len(events), 1)
+
+    def test_not_refused_on_journal_failure(self):
+        """COMPACT is maintenance: a failed journal does not refuse it as it refuses writes."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        journal.failure = "disk full"
+        self.assertIsInstance(self.call("set", "k", "v"), Error)
+        self.assertEqual(self.call("compact"),
+                         Status(b"Background append only file rewriting started"))
+        self.assertNotIn("write", TABLE[b"compact"].flags)
+        self.assertIn("admin", TABLE[b"compact"].flags)
+
