@@ -182,14 +182,15 @@ class CrashTests(SynchronousTestCase):
         finally:
             conn.close()
 
-    def test_kill_restart_cycles(self) -> None:
-        """Twenty SIGKILL/restart cycles under concurrent writers lose no acked write and invent no value."""
+    def cycles(self, count: int, policy: str) -> Model:
+        """Run ``count`` write/SIGKILL/restart/verify cycles under ``policy``; return the model."""
         rng = random.Random(int.from_bytes(os.urandom(4), "big"))
         model = Model()
         counters = [[0] for _ in range(WRITERS)]
-        compactions_seen = 0
-        for cycle in range(CYCLES):
-            self.server = Server(self.directory, "--fsync", "always", "--compact-min", "16kb")
+        self.compactions_seen = 0
+        args = ("--fsync", policy, "--compact-min", "16kb")
+        for cycle in range(count):
+            self.server = Server(self.directory, *args)
             if cycle:
                 self.verify(model, self.server.port)
             stop = threading.Event()
@@ -210,12 +211,27 @@ class CrashTests(SynchronousTestCase):
                 conn.close()
             else:
                 self.server.kill()
-            compactions_seen += self.server.log.count("Compaction to generation")
+            self.compactions_seen += self.server.log.count("Compaction to generation")
             stop.set()
             for thread in threads:
                 thread.join(30)
             self.server = None
-        self.server = Server(self.directory, "--fsync", "always")
+        self.server = Server(self.directory, *args)
         self.verify(model, self.server.port)
+        return model
+
+    def test_kill_restart_cycles(self) -> None:
+        """Twenty SIGKILL/restart cycles under concurrent writers lose no acked write and invent no value."""
+        model = self.cycles(CYCLES, "always")
         self.assertGreater(model.acks, CYCLES * 20)
-        self.assertGreater(compactions_seen, 0)
+        self.assertGreater(self.compactions_seen, 0)
+
+    def test_everysec_and_no_survive_process_crash(self) -> None:
+        """Under everysec and no a process crash (not a power loss) loses no acknowledged write either."""
+        for policy in ("everysec", "no"):
+            model = self.cycles(4, policy)
+            self.assertGreater(model.acks, 4 * 20)
+            self.server.kill()
+            self.server = None
+            shutil.rmtree(self.directory)
+            os.mkdir(self.directory)
