@@ -207,7 +207,7 @@ def _read_file(path: str, kind: int, generation: int, apply, result: LoadResult,
     result.records += reader.records
     if error is not None:
         if not repair:
-            raise DataError("%s; refusing to start (use --repair to keep the longest valid prefix,"
+            raise DataError("%s (use --repair to keep the longest valid prefix,"
                             " losing %d bytes)" % (error, size - error.offset))
         result.repaired.append((path, error.offset, size - error.offset, error.reason))
         return error.offset, size, False, end_count is not None, applied
@@ -256,7 +256,7 @@ def load(directory: str, apply, repair: bool = False) -> LoadResult:
         if gen != expected:
             missing = journal_path(directory, expected)
             if not repair:
-                raise DataError("%s is missing but %s exists; refusing to start (use --repair)"
+                raise DataError("%s is missing but %s exists (use --repair to drop what follows the gap)"
                                 % (missing, path))
             result.repaired.append((missing, 0, os.path.getsize(path), "missing journal"))
             os.remove(path)
