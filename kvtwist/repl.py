@@ -374,6 +374,9 @@ class Session:
                 if not self.run(argv):
                     break
             except KeyboardInterrupt:
+                # The reply may still be on its way: reconnect for the next command
+                # rather than read it as the answer to something else.
+                self.connection.close()
                 self._print(b"\n")
         self.connection.close()
         return 0

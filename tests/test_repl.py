@@ -144,16 +144,37 @@ def start_redis(tmpdir):
     return demo.start_process(argv, port, os.path.join(tmpdir, "redis.log")), port
 
 
+def start_kvproxy(tmpdir):
+    """Start kvstore and a kvproxy in front of it; return (kvstore, kvproxy, proxy port)."""
+    store, store_port = demo.start_kvstore(tmpdir)
+    try:
+        port = demo.free_port()
+        argv = [sys.executable, "-m", "twisted", "kvproxy",
+                "--listen", "tcp:%d:interface=127.0.0.1" % (port,),
+                "--backend", "tcp:127.0.0.1:%d" % (store_port,)]
+        proxy = demo.start_process(argv, port, os.path.join(tmpdir, "kvproxy.log"),
+                                   name="kvproxy")
+    except BaseException:
+        demo.stop_process(store)
+        raise
+    return store, proxy, port
+
+
 class ServerMixin:
-    """Starts a server for each test and stops it afterwards."""
+    """Starts servers for each test and stops them afterwards.
+
+    C{start(tmpdir)} returns the processes it started and, last, the port to use.
+    """
 
     start = None
 
     def setUp(self):
         self.tmpdir = tempfile.mkdtemp(prefix="kvtwist-repl-")
         self.addCleanup(shutil.rmtree, self.tmpdir, True)
-        process, self.port = self.start(self.tmpdir)
-        self.addCleanup(demo.stop_process, process)
+        started = self.start(self.tmpdir)
+        self.port = started[-1]
+        for process in started[:-1]:
+            self.addCleanup(demo.stop_process, process)
 
 
 class PipeMixin(ServerMixin):
@@ -197,6 +218,46 @@ class KVStorePipeTests(PipeMixin, unittest.TestCase):
     """kvtwist cli against kvstore, through pipes."""
 
     start = staticmethod(lambda tmpdir: demo.start_kvstore(tmpdir))
+
+
+class KVProxyPipeTests(PipeMixin, unittest.TestCase):
+    """kvtwist cli against kvproxy in front of kvstore, through pipes."""
+
+    start = staticmethod(start_kvproxy)
+
+
+def start_tls_redis(tmpdir):
+    """Start a TLS-only redis-server with Twisted's test certificate; return (process, port)."""
+    import twisted.test
+
+    if shutil.which("redis-server") is None:
+        raise unittest.SkipTest("redis-server is not installed")
+    pem = os.path.join(os.path.dirname(twisted.test.__file__), "server.pem")
+    port = demo.free_port()
+    argv = ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+            "--tls-cert-file", pem, "--tls-key-file", pem, "--tls-auth-clients", "no",
+            "--save", "", "--appendonly", "no"]
+    try:
+        return demo.start_process(argv, port, os.path.join(tmpdir, "redis.log")), port
+    except demo.ServerFailed as exc:
+        raise unittest.SkipTest("redis-server without TLS support: %s" % (exc,))
+
+
+class TLSTests(ServerMixin, unittest.TestCase):
+    """--tls talks to a TLS-only server."""
+
+    start = staticmethod(start_tls_redis)
+
+    def test_tls(self):
+        """With --tls --insecure commands work; an unverifiable certificate is one clear line."""
+        port = str(self.port)
+        self.assertEqual(run_cli(["cli", "-p", port, "--tls", "--insecure", "set", "k", "v"]),
+                         (0, b"OK\n", b""))
+        status, out, err = run_cli(["cli", "-p", port, "--tls", "get", "k"])
+        self.assertEqual((status, out), (1, b""))
+        self.assertTrue(err.startswith(b"Could not connect to 127.0.0.1:%s: " % (port.encode(),)))
+        self.assertIn(b"certificate verify failed", err)
+        self.assertEqual(err.count(b"\n"), 1)
 
 
 class Terminal:

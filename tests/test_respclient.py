@@ -219,7 +219,7 @@ class TimeoutTests(unittest.SynchronousTestCase):
     """A request timeout fails the request and closes the connection."""
 
     def test_timeout_fails_request_and_rest(self):
-        """The timed-out request gets RequestTimeout, the rest ClientDisconnected; the link closes."""
+        """On timeout: RequestTimeout for it, ClientDisconnected for the rest, link closed."""
         proto, transport, clock = connected()
         slow = proto.execute(b"GET", b"a", timeout=5)
         other = proto.execute(b"GET", b"b")
