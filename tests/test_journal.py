@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -173,7 +176,9 @@ class GroupCommitTests(SynchronousTestCase):
     """Writes of one reactor turn are committed together and acknowledged in order."""
 
     def mktemp(self) -> str:
-        return tempfile.mkdtemp(dir=os.environ.get("TMPDIR"))
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        return directory
 
     def test_one_commit_per_turn(self) -> None:
         """Many appends in one turn produce one write job and one fsync; acked follows."""
@@ -374,6 +379,43 @@ class RecoveryTests(SynchronousTestCase):
         self.assertEqual(h.reload().keyspace.state.data, {b"z": (b"9", 0)})
 
 
+_key = st.sampled_from([b"a", b"b", b"c\x00"])
+_steps = st.lists(st.one_of(
+    st.tuples(st.just(SET), _key, st.binary(max_size=8), st.sampled_from([0, 5, 2**40])),
+    st.tuples(st.just(DEL), _key),
+    st.tuples(st.just(EXPIRE_AT), _key, st.integers(1, 2**40)),
+    st.tuples(st.just(PERSIST), _key),
+    st.just((FLUSH,)),
+    st.just(("turn",)),
+    st.just(("compact",)),
+), max_size=40)
+
+
+class ReplayPropertyTests(SynchronousTestCase):
+    """Any history of effects, commits and compactions reloads to the same state."""
+
+    mktemp = GroupCommitTests.mktemp
+
+    @settings(max_examples=40, deadline=None)
+    @given(_steps)
+    def test_reload_matches_memory(self, steps) -> None:
+        """After any mix of effects, reactor turns and compactions, a reload equals the in-memory state."""
+        h = Harness(self)
+        for step in steps:
+            if step[0] == "turn":
+                h.turn()
+            elif step[0] == "compact":
+                h.journal.compact().addErrback(lambda f: None)
+            else:
+                h.keyspace.apply(step)
+                h.keyspace.log(step)
+        h.turn()
+        expected = dict(h.keyspace.state.data)
+        reloaded = h.reload()
+        self.assertEqual(reloaded.keyspace.state.data, expected)
+        reloaded.stop()
+
+
 class CompactionTests(SynchronousTestCase):
     """Compaction writes a snapshot atomically and starts a new journal."""
 
@@ -571,6 +613,7 @@ class ThreadTests(TestCase):
         import threading
 
         directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
         keyspace = FakeKeyspace()
         threads = []
 
