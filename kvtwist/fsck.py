@@ -204,7 +204,7 @@ def _read_file(path: str, kind: int, generation: int, apply, result: LoadResult,
     if error is None and kind == records.SNAPSHOT and end_count is None:
         error = CorruptRecord(path, reader.offset, "snapshot is incomplete (no END record)")
     valid = reader.offset
-    result.records += reader.records
+    result.records += applied
     if error is not None:
         if not repair:
             raise DataError("%s (use --repair to keep the longest valid prefix,"
