@@ -165,6 +165,9 @@ class Store:
         tracker = getattr(self, "tracker", None)
         if tracker is not None:  # CLIENT TRACKING clients must keep seeing every effect
             tracker.update_log()
+        watches = getattr(self, "watches", None)
+        if watches is not None and watches.keys:  # and so must WATCH
+            watches.install()
 
     def new_session(self, peer: str = "") -> "Session":
         """Return a new registered Session for one connection."""
@@ -177,6 +180,10 @@ class Store:
     def drop_session(self, session: "Session") -> None:
         """Forget a closed connection's Session."""
         self.clients.pop(session.id, None)
+        watching = getattr(session, "watching", None)
+        if watching is not None:  # a gone client's watches must not keep the log wrapped
+            watching.clear()
+            session.watching = None
 
 
 class Session:
@@ -197,6 +204,8 @@ class Session:
         self.protocol = 2  # HELLO 3 switches the connection's replies to RESP3
         self.push = None
         self.last_command = b""
+        self.multi = None  # a transactions.Transaction while MULTI is open
+        self.watching = None  # WATCHed keys (transactions._Watching)
 
     def execute(self, argv):
         """Run one command; return its reply value (errors included, never raises for input)."""
@@ -207,10 +216,18 @@ class Session:
         except KeyError:
             command = _LOOKUP.get(argv[0].lower())
             if command is None:
+                if self.multi is not None:
+                    self.multi.failed = True
                 return unknown_command(argv)
         arity = command.arity
         if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
+            if self.multi is not None:
+                self.multi.failed = True
             return arity_error(command.name)
+        if self.multi is not None:
+            reply = self.multi.admit(self, command, argv)
+            if reply is not None:
+                return reply
         store = self.store
         if command.write and store.journal.failure is not None:
             return Error("ERR persistence failed: %s; writes are refused until the disk recovers"
@@ -231,3 +248,4 @@ class Session:
 from kvtwist import strcmds as _strcmds  # noqa: E402,F401
 from kvtwist import keycmds as _keycmds  # noqa: E402,F401
 from kvtwist import admin as _admin  # noqa: E402,F401
+from kvtwist import transactions as _transactions  # noqa: E402,F401
