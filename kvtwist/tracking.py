@@ -45,15 +45,23 @@ class Tracker:
     # -- the log hook ------------------------------------------------------------------
 
     def update_log(self) -> None:
-        """Route keyspace effects through the tracker while anyone tracks, else straight."""
+        """Route keyspace effects through the tracker while anyone tracks, else straight.
+
+        Installing displaces another wrapper (WATCH's), which notices the effects it
+        missed and wraps us in turn (see transactions.Watches); we never call into it,
+        so the two cannot form a loop.
+        """
         keyspace = self.store.keyspace
         if self.tracking:
-            keyspace.log = self._log
-        else:
+            if keyspace.log != self._log:
+                keyspace.log = self._log
+        elif keyspace.log == self._log:
             keyspace.log = self.store.journal.append
 
     def _log(self, effect) -> None:
         self.store.journal.append(effect)
+        if not self.tracking:
+            return
         op = effect[0]
         if op == FLUSH:
             self._send(None, None)

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist import tracking
 from kvtwist.commands import Store
-from kvtwist.replies import OK, Error
+from kvtwist.replies import NIL_ARRAY, OK, Error
 from kvtwist.server import KVFactory
 
 MESSAGE = [b"message", tracking.CHANNEL]
@@ -246,3 +246,33 @@ class StoreHookTests(SynchronousTestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         session.execute([b"CLIENT", b"TRACKING", b"off"])
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class LogChainTests(SynchronousTestCase):
+    """Tracking and WATCH both wrap keyspace.log without losing each other's effects."""
+
+    def test_trackingAndWatch(self) -> None:
+        """A write seen by tracking also aborts a transaction WATCHing its key, in any order."""
+        clock = Clock()
+        store = Store(clock)
+        listener = store.new_session()
+        pushed = []
+        listener.push = pushed.append
+        listener.execute([b"SUBSCRIBE", tracking.CHANNEL])
+        watcher = store.new_session()
+        writer = store.new_session()
+        track = [b"CLIENT", b"TRACKING", b"on", b"REDIRECT", b"%d" % listener.id, b"BCAST"]
+        watcher.execute([b"WATCH", b"k"])
+        self.assertEqual(listener.execute(track), OK)
+        writer.execute([b"SET", b"k", b"1"])
+        watcher.execute([b"MULTI"])
+        watcher.execute([b"GET", b"k"])
+        self.assertIs(watcher.execute([b"EXEC"]), NIL_ARRAY)
+        self.assertEqual(pushed[-1], MESSAGE + [[b"k"]])
+        watcher.execute([b"WATCH", b"k"])
+        listener.execute([b"CLIENT", b"TRACKING", b"off"])
+        writer.execute([b"SET", b"k", b"2"])
+        watcher.execute([b"MULTI"])
+        self.assertIs(watcher.execute([b"EXEC"]), NIL_ARRAY)
+        self.assertEqual(len(pushed), 1)
+        self.assertEqual(store.journal.appended, 2)
