@@ -96,6 +96,8 @@ class ProxySession:
 
     def execute(self, argv: list):
         """Run one command: GET/MGET via the cache, a few locally, the rest on the backend."""
+        if not argv:
+            return Error("ERR empty command")
         name = argv[0].upper()
         proxy = self.proxy
         if name == b"GET" and len(argv) == 2:

@@ -310,6 +310,10 @@ class ProxyLocalCommandTests(SynchronousTestCase):
         self.assertEqual(self.session.execute([b"ping", b"hi"]), b"hi")
         self.assertEqual(self.backend.sent, [])
 
+    def test_emptyCommand(self) -> None:
+        """An empty argument vector gets an error, not a crash."""
+        self.assertEqual(self.session.execute([]), Error("ERR empty command"))
+
     def test_quit(self) -> None:
         """QUIT answers OK and marks the session closing."""
         self.assertEqual(self.session.execute([b"QUIT"]), OK)
