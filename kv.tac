@@ -1,13 +1,14 @@
 """kvstore and kvproxy in one process: ``twistd -ny kv.tac`` (store on 7379, proxy on 7380).
 
-Environment overrides: KVTWIST_STORE_LISTEN, KVTWIST_DATA, KVTWIST_FSYNC.
+Environment overrides: KVTWIST_STORE_LISTEN, KVTWIST_PROXY_LISTEN, KVTWIST_BACKEND,
+KVTWIST_DATA, KVTWIST_FSYNC.
 """
 
 import os
 
 from twisted.application import service
 
-from kvtwist import tap
+from kvtwist import proxytap, tap
 
 application = service.Application("kvtwist")
 
@@ -18,3 +19,10 @@ store_options.parseOptions([
     "--fsync", os.environ.get("KVTWIST_FSYNC", "always"),
 ])
 tap.makeService(store_options).setServiceParent(application)
+
+proxy_options = proxytap.Options()
+proxy_options.parseOptions([
+    "--listen", os.environ.get("KVTWIST_PROXY_LISTEN", proxytap.DEFAULT_LISTEN),
+    "--backend", os.environ.get("KVTWIST_BACKEND", "tcp:127.0.0.1:7379"),
+])
+proxytap.makeService(proxy_options).setServiceParent(application)

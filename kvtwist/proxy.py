@@ -8,7 +8,7 @@ from twisted.python.failure import Failure
 from kvtwist import __version__
 from kvtwist.cache import MISSING
 from kvtwist.client import ClientDisconnected, RequestTimeout
-from kvtwist.replies import OK, PONG, Error
+from kvtwist.replies import OK, PONG, Error, Pairs
 
 ALL = None  # "every key": what a flush (or a write we cannot attribute to keys) touches
 
@@ -93,6 +93,7 @@ class ProxySession:
         self.name = b""
         self.closing = False
         self.push = None
+        self.protocol = 2  # HELLO 3 switches this client to RESP3 replies
 
     def execute(self, argv: list):
         """Run one command: GET/MGET via the cache, a few locally, the rest on the backend."""
@@ -135,18 +136,23 @@ class ProxySession:
         return Error("ERR kvproxy serves database 0 only")
 
     def _hello(self, argv):
-        # RESP2 only: a client asking for RESP3 gets Redis's own refusal and may fall back.
-        if len(argv) > 1 and argv[1] != b"2":
-            return Error("NOPROTO unsupported protocol version")
+        # The backend link is always RESP2; the front end renders this client's replies
+        # in whichever protocol it asked for, so RESP3 clients (redis-py 8) work too.
+        protocol = self.protocol
+        if len(argv) > 1:
+            if argv[1] not in (b"2", b"3"):
+                return Error("NOPROTO unsupported protocol version")
+            protocol = int(argv[1])
         options = argv[2:]
         if len(options) == 2 and options[0].upper() == b"SETNAME":
             self.name = options[1]
         elif options:
             return Error("ERR HELLO options other than SETNAME are not supported "
                          "through kvproxy")
-        return [b"server", b"kvproxy", b"version", __version__.encode("ascii"),
-                b"proto", 2, b"id", self.id, b"mode", b"standalone",
-                b"role", b"master", b"modules", []]
+        self.protocol = protocol
+        return Pairs([(b"server", b"kvproxy"), (b"version", __version__.encode("ascii")),
+                      (b"proto", protocol), (b"id", self.id), (b"mode", b"standalone"),
+                      (b"role", b"master"), (b"modules", [])])
 
     def _client(self, argv):
         sub = argv[1].upper() if len(argv) > 1 else b""

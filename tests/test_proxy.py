@@ -7,6 +7,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from kvtwist import __version__
 from kvtwist.cache import Cache
 from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.commands import Store
@@ -327,11 +328,16 @@ class ProxyLocalCommandTests(SynchronousTestCase):
         self.assertEqual(self.backend.sent, [])
 
     def test_hello(self) -> None:
-        """HELLO 2 is answered locally; HELLO 3 gets Redis's NOPROTO refusal."""
+        """HELLO 2 and 3 are answered locally and set the client's protocol; 4 is refused."""
         reply = self.session.execute([b"HELLO", b"2"])
-        self.assertEqual(reply[:2], [b"server", b"kvproxy"])
-        self.assertEqual(self.session.execute([b"HELLO", b"3"]).message,
+        self.assertEqual(reply.items[:2], [(b"server", b"kvproxy"), (b"version", __version__.encode())])
+        self.assertEqual(self.session.protocol, 2)
+        reply = self.session.execute([b"HELLO", b"3"])
+        self.assertIn((b"proto", 3), reply.items)
+        self.assertEqual(self.session.protocol, 3)
+        self.assertEqual(self.session.execute([b"HELLO", b"4"]).message,
                          "NOPROTO unsupported protocol version")
+        self.assertEqual(self.backend.sent, [])
 
     def test_client(self) -> None:
         """CLIENT ID, SETNAME, GETNAME and SETINFO are answered locally."""

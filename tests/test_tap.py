@@ -149,6 +149,16 @@ class ServerProcessTests(TestCase):
             r.execute_command("GET")
         self.assertIn("wrong number of arguments", str(caught.exception))
 
+    def test_redis_py_both_protocols(self) -> None:
+        """redis-py gets the same answers over RESP2 and over RESP3 (HELLO 3)."""
+        for protocol in (2, 3):
+            r = redis.Redis(port=self.proc.port, protocol=protocol, socket_timeout=10)
+            self.addCleanup(r.close)
+            r.set("p", "v")
+            self.assertEqual((r.get("p"), r.get("none")), (b"v", None))
+            self.assertEqual(r.config_get("appendfsync"), {"appendfsync": "always"})
+            self.assertEqual(r.connection_pool.get_connection().protocol, protocol)
+
     def test_json_client(self) -> None:
         """The seed's JSON-lines client gets its replies in the seed's shapes."""
         sock = socket.create_connection(("127.0.0.1", self.proc.port), timeout=10)
@@ -250,16 +260,27 @@ class PluginTests(SynchronousTestCase):
         self.assertIn(b"kvtwist 0.", out.stdout)
 
     def test_kv_tac(self) -> None:
-        """``twistd -ny kv.tac`` serves the store from the data directory it is started in."""
+        """``twistd -ny kv.tac`` runs the store and the proxy in front of it in one process."""
         work = tempfile.mkdtemp(prefix="kvtwist-tac-")
-        proc = TwistdProcess(os.path.join(ROOT, "kv.tac"), [], cwd=work, tac=True,
-                             env={"KVTWIST_STORE_LISTEN": "tcp:0:interface=127.0.0.1"})
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        store_port = probe.getsockname()[1]
+        probe.close()
+        env = {"KVTWIST_STORE_LISTEN": "tcp:%d:interface=127.0.0.1" % store_port,
+               "KVTWIST_PROXY_LISTEN": "tcp:0:interface=127.0.0.1",
+               "KVTWIST_BACKEND": "tcp:127.0.0.1:%d" % store_port}
+        proc = TwistdProcess(os.path.join(ROOT, "kv.tac"), [], cwd=work, tac=True, env=env)
         try:
-            ports = proc.wait_for_ports(1)
-            r = redis.Redis(port=ports[0], socket_timeout=10)
-            self.assertTrue(r.set("tac", "ok"))
-            self.assertEqual(r.get("tac"), b"ok")
-            r.close()
+            ports = proc.wait_for_ports(2)
+            proxy_port = [port for port in ports if port != store_port][0]
+            direct = redis.Redis(port=store_port, socket_timeout=10)
+            via = redis.Redis(port=proxy_port, socket_timeout=10)
+            self.assertTrue(direct.set("tac", "ok"))
+            self.assertEqual(via.get("tac"), b"ok")
+            self.assertTrue(via.set("tac", "again"))
+            self.assertEqual(direct.get("tac"), b"again")
+            direct.close()
+            via.close()
         finally:
             proc.stop()
         self.assertTrue(os.path.isdir(os.path.join(work, "kvdata")))
