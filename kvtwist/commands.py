@@ -146,6 +146,7 @@ class Store:
     def __init__(self, clock, journal=None, config=None) -> None:
         self.clock = clock
         self.keyspace = Keyspace(clock)
+        self._observers = []
         self.journal = None
         self.set_journal(journal if journal is not None else NullJournal())
         self.clients: dict = {}
@@ -161,13 +162,34 @@ class Store:
     def set_journal(self, journal) -> None:
         """Use ``journal`` from now on and log every keyspace effect to it."""
         self.journal = journal
-        self.keyspace.log = journal.append
-        tracker = getattr(self, "tracker", None)
-        if tracker is not None:  # CLIENT TRACKING clients must keep seeing every effect
-            tracker.update_log()
-        watches = getattr(self, "watches", None)
-        if watches is not None and watches.keys:  # and so must WATCH
-            watches.install()
+        self._bind_log()
+
+    def observe(self, observer) -> None:
+        """Call ``observer(effect)`` after each effect reaches the journal (tracking, WATCH)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+            self._bind_log()
+
+    def unobserve(self, observer) -> None:
+        """Stop calling ``observer``; a store nobody observes logs straight to its journal."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+            self._bind_log()
+
+    def _bind_log(self) -> None:
+        append = self.journal.append
+        observers = tuple(self._observers)
+        if not observers:
+            # The common case pays nothing per write for features nobody is using.
+            self.keyspace.log = append
+            return
+
+        def log(effect) -> None:
+            append(effect)
+            for observer in observers:
+                observer(effect)
+
+        self.keyspace.log = log
 
     def new_session(self, peer: str = "") -> "Session":
         """Return a new registered Session for one connection."""

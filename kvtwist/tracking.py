@@ -26,7 +26,7 @@ class _Tracking:
 class Tracker:
     """A store's channel subscriptions and tracking clients; sends invalidation messages.
 
-    While some session has tracking on, ``keyspace.log`` is wrapped so that every
+    While some session has tracking on, the tracker observes the store's effects: every
     effect, after going to the journal, sends the key it touched as the RESP2 message
     ``["message", "__redis__:invalidate", [key]]``, or one with a nil payload on a flush.
     A key reaching its expiry time is invalidated then too (expiry is not logged).
@@ -45,21 +45,13 @@ class Tracker:
     # -- the log hook ------------------------------------------------------------------
 
     def update_log(self) -> None:
-        """Route keyspace effects through the tracker while anyone tracks, else straight.
-
-        Installing displaces another wrapper (WATCH's), which notices the effects it
-        missed and wraps us in turn (see transactions.Watches); we never call into it,
-        so the two cannot form a loop.
-        """
-        keyspace = self.store.keyspace
+        """Observe the store's effects while anyone tracks; stop when nobody does."""
         if self.tracking:
-            if keyspace.log != self._log:
-                keyspace.log = self._log
-        elif keyspace.log == self._log:
-            keyspace.log = self.store.journal.append
+            self.store.observe(self._log)
+        else:
+            self.store.unobserve(self._log)
 
     def _log(self, effect) -> None:
-        self.store.journal.append(effect)
         if not self.tracking:
             return
         op = effect[0]

@@ -43,24 +43,15 @@ class Transaction:
 class Watches:
     """A store's watched keys: notes, per session, whether a watched key was modified.
 
-    Only while some session watches a key is ``keyspace.log`` wrapped (the way the
-    CLIENT TRACKING tracker wraps it), so stores without WATCH pay nothing per write.
-    Whoever replaces ``keyspace.log`` later (tracking switching on or off) displaces the
-    wrapper; effects it missed are then counted from ``journal.appended``, and if any
-    were missed every watcher is marked modified rather than risk a lost conflict.
+    Only while some session watches a key does it observe the store's effects, so
+    stores without WATCH pay nothing per write.
     """
 
     def __init__(self, store) -> None:
         self.store = store
-        self.keys = {}  # key -> {session id: _Watching}
-        self._hook = self._log
-        self._next = None
-        self._base = 0  # journal.appended when the wrapper was installed
-        self._seen = 0  # effects the wrapper has passed on since
+        self.keys = {}  # key -> {id(watching): _Watching}
 
     def _log(self, effect) -> None:
-        self._next(effect)
-        self._seen += 1
         keys = self.keys
         if effect[0] == FLUSH:
             # Redis dirties only watched keys the flush removed; a key written since
@@ -74,44 +65,21 @@ class Watches:
             for watching in list(watchers.values()):
                 watching.touch()
 
-    def check(self) -> None:
-        """Re-wrap ``keyspace.log`` if it was replaced, marking everyone dirty if effects were missed."""
-        keyspace = self.store.keyspace
-        if not self.keys or keyspace.log is self._hook:
-            return
-        journal = self.store.journal
-        if journal.appended - self._base != self._seen:
-            for watchers in list(self.keys.values()):
-                for watching in list(watchers.values()):
-                    watching.touch()
-        self.install()
-
-    def install(self) -> None:
-        """Wrap the current ``keyspace.log`` (after a journal change, or for a first watch)."""
-        keyspace = self.store.keyspace
-        if keyspace.log is not self._hook:
-            self._next = keyspace.log or (lambda effect: None)
-            keyspace.log = self._hook
-        self._base = self.store.journal.appended
-        self._seen = 0
-
     def add(self, key: bytes, watching: "_Watching") -> None:
         """Register ``watching``'s interest in ``key``."""
         if not self.keys:
-            self.install()
-        else:
-            self.check()
+            self.store.observe(self._log)
         self.keys.setdefault(key, {})[id(watching)] = watching
 
     def remove(self, key: bytes, watching: "_Watching") -> None:
-        """Drop ``watching``'s interest in ``key``; unwrap the log once nobody watches."""
+        """Drop ``watching``'s interest in ``key``; stop observing once nobody watches."""
         watchers = self.keys.get(key)
         if watchers is not None:
             watchers.pop(id(watching), None)
             if not watchers:
                 del self.keys[key]
-        if not self.keys and self.store.keyspace.log is self._hook:
-            self.store.keyspace.log = self._next
+        if not self.keys:
+            self.store.unobserve(self._log)
 
 
 class _Watching:
@@ -195,7 +163,6 @@ def cmd_exec(session, argv):
     watching = session.watching
     dirty = False
     if watching is not None:
-        watching.watches.check()
         dirty = watching.dirty or watching.expired(session.keyspace)
         unwatch(session)
     if transaction.failed:
@@ -215,8 +182,6 @@ def cmd_watch(session, argv):
     watching = session.watching
     if watching is None:
         watching = session.watching = _Watching(watches_for(session.store))
-    else:
-        watching.watches.check()
     keyspace = session.keyspace
     for key in argv[1:]:
         if key not in watching.live:

@@ -198,3 +198,35 @@ class RegistrationTests(SynchronousTestCase):
         self.assertIn(b"subscribe", TABLE)
         self.assertIn(b"tracking", admin.CLIENT_SUBCOMMANDS)
 
+
+
+class StoreObserverTests(SynchronousTestCase):
+    """Store.observe: features that need every effect see it after the journal does."""
+
+    def test_observers_see_effects_after_the_journal(self) -> None:
+        """An observer is called with each effect once the journal has counted it."""
+        store = Store(Clock())
+        seen = []
+        store.observe(lambda effect: seen.append((effect, store.journal.appended)))
+        store.new_session().execute([b"SET", b"k", b"v"])
+        self.assertEqual(seen, [((SET, b"k", b"v", 0), 1)])
+
+    def test_unobserved_store_logs_straight_to_journal(self) -> None:
+        """With no observers left, keyspace.log is the journal's append itself."""
+        store = Store(Clock())
+        observer = [].append
+        store.observe(observer)
+        self.assertNotEqual(store.keyspace.log, store.journal.append)
+        store.unobserve(observer)
+        self.assertEqual(store.keyspace.log, store.journal.append)
+
+    def test_observers_survive_a_new_journal(self) -> None:
+        """Attaching a journal keeps the observers registered before it."""
+        store = Store(Clock())
+        seen = []
+        store.observe(seen.append)
+        journal = NullJournal()
+        store.set_journal(journal)
+        store.new_session().execute([b"DEL", b"k", b"j"])
+        store.new_session().execute([b"SET", b"k", b"v"])
+        self.assertEqual((journal.appended, len(seen)), (1, 1))

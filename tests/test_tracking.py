@@ -249,7 +249,7 @@ class StoreHookTests(SynchronousTestCase):
 
 
 class LogChainTests(SynchronousTestCase):
-    """Tracking and WATCH both wrap keyspace.log without losing each other's effects."""
+    """Tracking and WATCH both observe the store's effects without hiding them from each other."""
 
     def test_trackingAndWatch(self) -> None:
         """A write seen by tracking also aborts a transaction WATCHing its key, in any order."""

@@ -279,8 +279,8 @@ class WatchTests(_Base):
         run(self.two, b"SET z 1")
         self.assertEqual(self.store.journal.appended, before + 1)
 
-    def test_tracking_displaces_wrapper(self):
-        """A write missed because tracking replaced the log hook still fails the EXEC."""
+    def test_tracking_turned_on_while_watching(self):
+        """Turning tracking on while a key is watched does not hide a write from WATCH."""
         run(self.one, b"WATCH a")
         watcher = self.store.new_session()
         watcher.push = lambda reply: None
