@@ -35,13 +35,16 @@ tac: $(VENV)/.installed
 ## Run the whole test suite under CPython, then under PyPy when pypy3 is installed.
 test: test-cpython test-pypy
 
+# Two workers: most integration time is spent waiting on child processes.
+PYTEST = -m pytest -q -n 2
+
 test-cpython: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python $(PYTEST)
 
 test-pypy:
 	@if command -v $(PYPY) >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
-		$(PYPY_VENV)/bin/python -m pytest -q; \
+		$(PYPY_VENV)/bin/python $(PYTEST); \
 	else echo "$(PYPY) not found: PyPy run skipped (apt-get install pypy3 pypy3-venv)"; fi
 
 ## Benchmarks against redis-server (needs redis-tools; see benchmarks/README.md).
