@@ -219,7 +219,7 @@ class TwistdTests(SynchronousTestCase):
         return proxy
 
     def check_coherence(self, proxy_port: int, backend_port: int) -> None:
-        via = redis.Redis(port=proxy_port, protocol=2, socket_timeout=10)
+        via = redis.Redis(port=proxy_port, socket_timeout=10)
         direct = redis.Redis(port=backend_port, protocol=2, socket_timeout=10)
         self.addCleanup(via.close)
         self.addCleanup(direct.close)
