@@ -176,7 +176,8 @@ class LoadResult:
         self.stale = []  # files superseded by the newest snapshot
 
 
-def _read_file(path: str, kind: int, generation: int, apply, result: LoadResult, repair: bool):
+def _read_file(path: str, kind: int, generation: int, apply, load_items, result: LoadResult,
+               repair: bool):
     # Returns (valid_prefix_length, size, complete, end_seen, applied) for one file,
     # applying each record; a repair keeps what was applied before the bad record.
     reader = RecordReader(path)
@@ -191,7 +192,7 @@ def _read_file(path: str, kind: int, generation: int, apply, result: LoadResult,
             size += len(chunk)
             reader.feed(chunk)
             try:
-                applied += reader.apply_all(apply)
+                applied += reader.apply_all(apply, load_items)
             except CorruptRecord as exc:
                 error = exc
     end_count = reader.end_count
@@ -217,8 +218,11 @@ def _read_file(path: str, kind: int, generation: int, apply, result: LoadResult,
     return valid, size, True, end_count is not None, applied
 
 
-def load(directory: str, apply, repair: bool = False) -> LoadResult:
+def load(directory: str, apply, repair: bool = False, load_items=None) -> LoadResult:
     """Replay the newest snapshot and the journals after it into ``apply``; return a LoadResult.
+
+    With ``load_items`` (like ``Keyspace.load_items``), SET records go to it in ordered
+    batches of parallel lists ``(keys, values, expire_ats)``, other effects to ``apply``.
 
     Raises DataError (naming file and offset) on a checksum or format failure before a
     file's tail unless ``repair``; with ``repair`` the bad files are truncated to their
@@ -232,7 +236,7 @@ def load(directory: str, apply, repair: bool = False) -> LoadResult:
     if snapshots:
         path = snapshots[snap_gen]
         valid, size, complete, end_seen, applied = _read_file(
-            path, records.SNAPSHOT, snap_gen, apply, result, repair)
+            path, records.SNAPSHOT, snap_gen, apply, load_items, result, repair)
         result.snapshot_bytes = size
         if not complete:
             _truncate(path, valid)
@@ -263,7 +267,8 @@ def load(directory: str, apply, repair: bool = False) -> LoadResult:
             stopped = True
             continue
         expected += 1
-        valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen, apply, result, repair)
+        valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen, apply, load_items, result,
+                                              repair)
         result.journal_bytes += size
         result.journal_generation = gen
         result.journal_path = path
@@ -314,6 +319,10 @@ class MemoryState:
         elif op == FLUSH:
             data.clear()
 
+    def load_items(self, keys: list, values: list, expire_ats: list) -> None:
+        """Apply a batch of SET effects given as parallel lists, in order."""
+        self.data.update(zip(keys, zip(values, expire_ats)))
+
 
 class Report:
     """The outcome of ``check``: ``ok``, human-readable ``lines``, and the process ``exit_code``."""
@@ -330,7 +339,7 @@ def check(directory: str, repair: bool = False) -> Report:
         return Report(False, ["%s: not a directory" % (directory,)])
     state = MemoryState()
     try:
-        result = load(directory, state.apply, repair=repair)
+        result = load(directory, state.apply, repair=repair, load_items=state.load_items)
     except DataError as exc:
         return Report(False, ["CORRUPT: %s" % (exc,)])
     except OSError as exc:
@@ -362,7 +371,7 @@ def export(directory: str, fmt: str, out, now_ms=None) -> int:
         raise ValueError("unknown export format %r (use json or resp)" % (fmt,))
     state = MemoryState()
     try:
-        load(directory, state.apply, repair=False)
+        load(directory, state.apply, repair=False, load_items=state.load_items)
     except OSError as exc:
         raise DataError("cannot read %s: %s" % (directory, exc.strerror or exc)) from None
     if now_ms is None:

@@ -4,79 +4,21 @@ from __future__ import annotations
 
 import collections
 import os
-import queue
-import threading
 import time
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
-from kvtwist import fsck, records
+from kvtwist import fsck, records, writer
 from kvtwist.fsck import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
+from kvtwist.writer import LogFile, ThreadWorker
 
 POLICIES = ("always", "everysec", "no")
 RETRY_SECONDS = 1.0
 COMPACT_BACKOFF_SECONDS = 60.0
 
 log = Logger(namespace="kvtwist.journal")
-
-
-class ThreadWorker:
-    """One thread running submitted jobs in order; ``done(ok, value)`` is called on the reactor."""
-
-    def __init__(self, reactor, name: str = "kvtwist-journal") -> None:
-        self._reactor = reactor
-        self._queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._stopped = None
-
-    def start(self) -> None:
-        """Start the thread (jobs submitted earlier wait for it)."""
-        self._thread.start()
-
-    def submit(self, job, done) -> None:
-        """Run ``job()`` in the thread after every earlier job."""
-        self._queue.put((job, done))
-
-    def stop(self) -> Deferred:
-        """Return a Deferred firing (with None) once every submitted job ran and the thread ended."""
-        if self._stopped is None:
-            self._stopped = Deferred()
-            self._queue.put(None)
-            if not self._thread.is_alive() and self._thread.ident is None:
-                self._thread.start()
-        return self._stopped
-
-    def _run(self) -> None:
-        call = self._reactor.callFromThread
-        while True:
-            item = self._queue.get()
-            if item is None:
-                call(self._finished)
-                return
-            job, done = item
-            try:
-                value = job()
-            except BaseException as exc:  # reported to the reactor, never lost in the thread
-                call(done, False, exc)
-            else:
-                call(done, True, value)
-
-    def _finished(self) -> None:
-        self._thread.join()
-        self._stopped.callback(None)
-
-
-class _LogFile:
-    # Writer-thread state of the journal being appended to; ``size`` is its good length.
-    def __init__(self, path: str, fd: int, size: int, generation: int) -> None:
-        self.path = path
-        self.fd = fd
-        self.size = size
-        self.generation = generation
-        self.dirty = False  # bytes past ``size`` may remain from a failed write
-        self.unsynced = False
 
 
 class Journal:
@@ -134,7 +76,8 @@ class Journal:
         wall = time.monotonic()
         try:
             os.makedirs(self.directory, exist_ok=True)
-            result = fsck.load(self.directory, self.keyspace.apply, repair=repair)
+            result = fsck.load(self.directory, self.keyspace.apply, repair=repair,
+                               load_items=getattr(self.keyspace, "load_items", None))
         except fsck.DataError as exc:
             raise JournalError(str(exc)) from None
         except OSError as exc:
@@ -165,7 +108,7 @@ class Journal:
                 ops.remove(stale)
             except OSError:
                 pass
-        self._file = _LogFile(path, fd, size, result.journal_generation)
+        self._file = LogFile(ops, path, fd, size, result.journal_generation)
         self.generation = result.journal_generation
         self.journal_bytes = size
         self.snapshot_bytes = result.snapshot_bytes
@@ -234,31 +177,8 @@ class Journal:
         self._pending = []
         upto = self.appended
         self._inflight = True
-        self._worker.submit(lambda: self._write(data),
+        self._worker.submit(lambda: self._file.append(data, self.policy == "always"),
                             lambda ok, value: self._committed(ok, value, data, upto))
-
-    def _write(self, data: bytes) -> int:
-        # Writer thread: append at the good length; on any error cut back to it so no
-        # torn record is ever followed by good ones.
-        f = self._file
-        ops = self._ops
-        try:
-            if f.dirty:
-                ops.truncate(f.fd, f.size)
-                f.dirty = False
-            ops.write(f.fd, data, f.size)
-            if self.policy == "always":
-                ops.fsync(f.fd)
-            else:
-                f.unsynced = True
-        except OSError as exc:
-            try:
-                ops.truncate(f.fd, f.size)
-            except OSError:
-                f.dirty = True
-            raise JournalError(describe(exc, f.path)) from None
-        f.size += len(data)
-        return f.size
 
     def _committed(self, ok: bool, value, data: bytes, upto: int) -> None:
         self._inflight = False
@@ -299,20 +219,7 @@ class Journal:
     def _everysec(self, reschedule: bool = True) -> None:
         if reschedule:
             self._fsync_call = self._reactor.callLater(1.0, self._everysec)
-        self._worker.submit(self._sync, self._synced)
-
-    def _sync(self) -> bool:
-        # Writer thread: returns whether there was anything to fsync.
-        f = self._file
-        if not f.unsynced:
-            return False
-        f.unsynced = False
-        try:
-            self._ops.fsync(f.fd)
-        except OSError as exc:
-            f.unsynced = True
-            raise JournalError(describe(exc, f.path)) from None
-        return True
+        self._worker.submit(lambda: self._file.sync(), self._synced)
 
     def _synced(self, ok: bool, value) -> None:
         if ok:
@@ -366,36 +273,8 @@ class Journal:
         return d
 
     def _rotate(self, generation: int) -> int:
-        # Writer thread: finish the old journal, then start journal-<generation>; from here
-        # on commits go there.
-        ops = self._ops
-        old = self._file
-        path = fsck.journal_path(self.directory, generation)
-        fd = None
-        try:
-            if old.dirty:
-                ops.truncate(old.fd, old.size)
-                old.dirty = False
-            ops.fsync(old.fd)
-            old.unsynced = False
-            fd = ops.open(path)
-            ops.truncate(fd, 0)
-            ops.write(fd, records.encode_header(records.JOURNAL, generation), 0)
-            ops.fsync(fd)
-            ops.fsync_dir(self.directory)
-        except OSError as exc:
-            if fd is not None:
-                try:
-                    ops.close(fd)
-                    ops.remove(path)
-                except OSError:
-                    pass  # an empty journal-<generation> is valid; recovery replays it last
-            raise JournalError(describe(exc, path)) from None
-        try:
-            ops.close(old.fd)
-        except OSError:
-            pass
-        self._file = _LogFile(path, fd, records.HEADER_SIZE, generation)
+        # Writer thread: from here on commits go to journal-<generation>.
+        self._file = writer.rotate(self._ops, self._file, self.directory, generation)
         return records.HEADER_SIZE
 
     def _rotated(self, ok: bool, value, generation: int, items: list) -> None:
@@ -461,22 +340,20 @@ class Journal:
     def _close(self) -> Deferred:
         done = Deferred()
 
-        def close() -> None:
-            f = self._file
-            try:
-                self._ops.fsync(f.fd)
-            finally:
-                self._ops.close(f.fd)
-
         def closed(ok: bool, value) -> None:
             if not ok:
                 log.error("Closing {path}: {error}", path=self._file.path, error=value)
             done.callback(None)
 
-        self._worker.submit(close, closed)
+        self._worker.submit(lambda: self._file.close(), closed)
         done.addCallback(lambda _: self._worker.stop())
         done.addCallback(lambda _: self._snapshot_worker.stop())
         return done
+
+    @property
+    def compacting(self) -> bool:
+        """Return whether a compaction is running."""
+        return self._compacting is not None
 
     def info(self) -> dict:
         """Return the journal's status for INFO (policy, counters, sizes, times, failure)."""
@@ -491,7 +368,7 @@ class Journal:
             "journal_bytes": self.journal_bytes,
             "snapshot_bytes": self.snapshot_bytes,
             "compactions": self.compactions,
-            "compacting": self._compacting is not None,
+            "compacting": self.compacting,
             "failure": self.failure,
             "last_load_keys": self.last_load_keys,
             "last_load_seconds": self.last_load_seconds,

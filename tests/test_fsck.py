@@ -10,10 +10,11 @@ import subprocess
 import tempfile
 import time
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from kvtwist import fsck, records
-from kvtwist.keyspace import DEL, EXPIRE_AT, SET
+from kvtwist.keyspace import DEL, EXPIRE_AT, PERSIST, SET, Keyspace
 
 
 def write_dir(directory: str, snapshot=None, journals=()) -> None:
@@ -50,6 +51,23 @@ class LoadTests(SynchronousTestCase):
         data, result = self.load()
         self.assertEqual(data, {b"b": (b"2", 0), b"c": (b"3", 5)})
         self.assertEqual((result.journal_generation, result.records), (2, 4))
+
+    def test_batched_load_matches_one_by_one(self) -> None:
+        """Loading with load_items gives the same state as applying every effect, for MemoryState and Keyspace."""
+        write_dir(self.dir, [(b"a", b"1", 0), (b"b", b"2", 9), (b"c", b"3", 0)],
+                  [[(SET, b"a", b"4", 8), (DEL, b"c"), (SET, b"c", b"5", 0), (EXPIRE_AT, b"c", 6)],
+                   [(SET, b"b", b"6", 0), (PERSIST, b"a"), (SET, b"d", b"7", 0)]])
+        plain, batched = fsck.MemoryState(), fsck.MemoryState()
+        fsck.load(self.dir, plain.apply)
+        result = fsck.load(self.dir, batched.apply, load_items=batched.load_items)
+        self.assertEqual(batched.data, plain.data)
+        self.assertEqual(batched.data[b"c"], (b"5", 6))
+        self.assertEqual(result.records, 10)
+        one, bulk = Keyspace(Clock()), Keyspace(Clock())
+        fsck.load(self.dir, one.apply)
+        fsck.load(self.dir, bulk.apply, load_items=bulk.load_items)
+        self.assertEqual((bulk.data, bulk.expires), (one.data, one.expires))
+        self.assertEqual(bulk.expires, {b"c": 6})
 
     def test_missing_journal_is_refused(self) -> None:
         """A gap in journal generations is refused unless repair drops what follows it."""

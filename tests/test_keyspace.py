@@ -160,6 +160,26 @@ class EffectTests(SynchronousTestCase):
         _, ks, _ = make()
         self.assertRaises(ValueError, ks.apply, (99, b"k"))
 
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c"]), st.sampled_from([0, 0, 7, 9]))),
+           st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c", b"d"]), st.sampled_from([0, 0, 7, 9])),
+                    max_size=8))
+    def test_load_items_matches_apply(self, before, batch):
+        """load_items gives the same data and expiries as applying the same SETs one by one, without logging."""
+        clock, ks, log = make(0)
+        replica = Keyspace(clock)
+        for key, at in before:
+            ks.apply((SET, key, b"old", at))
+            replica.apply((SET, key, b"old", at))
+        keys = [key for key, _ in batch]
+        values = [b"%d" % index for index in range(len(batch))]
+        ats = [at for _, at in batch]
+        ks.load_items(keys, values, ats)
+        for key, value, at in zip(keys, values, ats):
+            replica.apply((SET, key, value, at))
+        self.assertEqual((ks.data, ks.expires), (replica.data, replica.expires))
+        self.assertEqual(log, [])
+
     @settings(max_examples=60, deadline=None)
     @given(st.lists(st.tuples(st.sampled_from("set setx del expire persist flush".split()),
                               st.sampled_from([b"a", b"b", b"c"]),

@@ -50,6 +50,17 @@ def apply_all(reader: RecordReader) -> list:
     return out
 
 
+def apply_batched(reader: RecordReader) -> list:
+    # The loading path: SET records arrive in batches of parallel lists, the rest one by one.
+    out = []
+
+    def load_items(keys, values, ats) -> None:
+        out.extend((SET, key, value, at) for key, value, at in zip(keys, values, ats))
+
+    reader.apply_all(out.append, load_items)
+    return out
+
+
 class EncodeTests(SynchronousTestCase):
     """The encoders produce framed, checksummed records."""
 
@@ -139,20 +150,50 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(got, EFFECTS)
         self.assertEqual(reader.offset, len(data))
 
+    def test_batched_sets_keep_their_order(self) -> None:
+        """SET records go to load_items in batches, each handed over before the next other effect."""
+        effect_list = [(SET, b"a", b"1", 0), (SET, b"b", b"2", 5), (DEL, b"a"),
+                       (SET, b"a", b"3", 0), (FLUSH,), (SET, b"c", b"4", 0)]
+        calls = []
+        reader = RecordReader()
+        reader.feed(journal_bytes(effect_list))
+        count = reader.apply_all(lambda e: calls.append(("apply", e)),
+                                 lambda k, v, a: calls.append(("batch", list(k), list(v), list(a))))
+        self.assertEqual(count, 6)
+        self.assertEqual(calls, [
+            ("batch", [b"a", b"b"], [b"1", b"2"], [0, 5]),
+            ("apply", (DEL, b"a")),
+            ("batch", [b"a"], [b"3"], [0]),
+            ("apply", (FLUSH,)),
+            ("batch", [b"c"], [b"4"], [0]),
+        ])
+
+    def test_batched_byte_by_byte(self) -> None:
+        """The batched path gives the same effects when fed one byte at a time, and with trailing bytes."""
+        data = journal_bytes(EFFECTS)
+        reader = RecordReader()
+        got = []
+        for index in range(len(data)):
+            reader.feed(data[index : index + 1])
+            got.extend(apply_batched(reader))
+        self.assertEqual(got, EFFECTS)
+        extra = records.encode_effect((SET, b"x", b"y", 0))[:7]
+        reader = RecordReader()
+        reader.feed(data + extra)
+        self.assertEqual(apply_batched(reader), EFFECTS)
+        self.assertEqual(reader.finish(), 7)
+
     @settings(max_examples=200, deadline=None)
     @given(st.lists(effects, max_size=20), st.integers(1, 50))
     def test_roundtrip(self, effect_list, step) -> None:
         """Any effect list survives encoding and reading in chunks of any size, by both paths."""
         data = journal_bytes(effect_list)
-        for bulk in (False, True):
+        for method in (read_all, apply_all, apply_batched):
             reader = RecordReader()
             got = []
             for start in range(0, len(data), step):
                 reader.feed(data[start : start + step])
-                if bulk:
-                    reader.apply_all(got.append)
-                else:
-                    got.extend(read_all(reader))
+                got.extend(method(reader))
             self.assertEqual(got, effect_list)
             self.assertEqual(reader.finish(), 0)
 
@@ -178,7 +219,7 @@ class ReaderTests(SynchronousTestCase):
             records.encode_header(records.JOURNAL, 3) + records.encode_end(0),
         ]
         for data in cases:
-            for reader_method in (read_all, apply_all):
+            for reader_method in (read_all, apply_all, apply_batched):
                 reader = RecordReader()
                 reader.feed(data)
                 self.assertRaises(CorruptRecord, reader_method, reader)
@@ -198,7 +239,7 @@ class DamageTests(SynchronousTestCase):
         starts.append(offset)
         for cut in range(0, len(data) + 1):
             complete = sum(1 for s in starts[1:] if s <= cut)
-            for method in (read_all, apply_all):
+            for method in (read_all, apply_all, apply_batched):
                 reader = RecordReader()
                 reader.feed(data[:cut])
                 self.assertEqual(method(reader), EFFECTS[:complete], "cut at %d" % cut)
@@ -214,7 +255,7 @@ class DamageTests(SynchronousTestCase):
             for bit in (0, 7):
                 damaged = bytearray(data)
                 damaged[position] ^= 1 << bit
-                for method in (read_all, apply_all):
+                for method in (read_all, apply_all, apply_batched):
                     reader = RecordReader("j")
                     reader.feed(bytes(damaged))
                     try:

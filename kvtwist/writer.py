@@ -1,0 +1,153 @@
+"""The journal's writer side: a job thread, and the file operations run in it (append, fsync, rotate)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from twisted.internet.defer import Deferred
+
+from kvtwist import fsck, records
+from kvtwist.fsck import JournalError, describe
+
+
+class ThreadWorker:
+    """One thread running submitted jobs in order; ``done(ok, value)`` is called on the reactor."""
+
+    def __init__(self, reactor, name: str = "kvtwist-journal") -> None:
+        self._reactor = reactor
+        self._queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._stopped = None
+
+    def start(self) -> None:
+        """Start the thread (jobs submitted earlier wait for it)."""
+        self._thread.start()
+
+    def submit(self, job, done) -> None:
+        """Run ``job()`` in the thread after every earlier job."""
+        self._queue.put((job, done))
+
+    def stop(self) -> Deferred:
+        """Return a Deferred firing (with None) once every submitted job ran and the thread ended."""
+        if self._stopped is None:
+            self._stopped = Deferred()
+            self._queue.put(None)
+            if not self._thread.is_alive() and self._thread.ident is None:
+                self._thread.start()
+        return self._stopped
+
+    def _run(self) -> None:
+        call = self._reactor.callFromThread
+        while True:
+            item = self._queue.get()
+            if item is None:
+                call(self._finished)
+                return
+            job, done = item
+            try:
+                value = job()
+            except BaseException as exc:  # reported to the reactor, never lost in the thread
+                call(done, False, exc)
+            else:
+                call(done, True, value)
+
+    def _finished(self) -> None:
+        self._thread.join()
+        self._stopped.callback(None)
+
+
+class LogFile:
+    """Writer-thread state of the journal being appended to; ``size`` is its good length.
+
+    Its methods do blocking I/O: call them only in the writer thread (or before it starts).
+    """
+
+    def __init__(self, ops, path: str, fd: int, size: int, generation: int) -> None:
+        self.ops = ops
+        self.path = path
+        self.fd = fd
+        self.size = size
+        self.generation = generation
+        self.dirty = False  # bytes past ``size`` may remain from a failed write
+        self.unsynced = False
+
+    def append(self, data: bytes, fsync: bool) -> int:
+        """Write ``data`` at the good length (and fsync it when asked); return the new good length.
+
+        On any error the file is cut back to the good length, so no torn record is ever
+        followed by good ones; raises JournalError naming the file.
+        """
+        ops = self.ops
+        try:
+            if self.dirty:
+                ops.truncate(self.fd, self.size)
+                self.dirty = False
+            ops.write(self.fd, data, self.size)
+            if fsync:
+                ops.fsync(self.fd)
+            else:
+                self.unsynced = True
+        except OSError as exc:
+            try:
+                ops.truncate(self.fd, self.size)
+            except OSError:
+                self.dirty = True
+            raise JournalError(describe(exc, self.path)) from None
+        self.size += len(data)
+        return self.size
+
+    def sync(self) -> bool:
+        """Fsync what ``append`` wrote without fsync; return whether there was anything to sync.
+
+        Raises JournalError naming the file.
+        """
+        if not self.unsynced:
+            return False
+        self.unsynced = False
+        try:
+            self.ops.fsync(self.fd)
+        except OSError as exc:
+            self.unsynced = True
+            raise JournalError(describe(exc, self.path)) from None
+        return True
+
+    def close(self) -> None:
+        """Fsync and close the file (raises OSError)."""
+        try:
+            self.ops.fsync(self.fd)
+        finally:
+            self.ops.close(self.fd)
+
+
+def rotate(ops, old: LogFile, directory: str, generation: int) -> LogFile:
+    """Finish ``old`` (cut to its good length, fsync) and return a new empty journal ``generation``.
+
+    Raises JournalError naming the new file; then ``old`` stays open and current.
+    """
+    path = fsck.journal_path(directory, generation)
+    fd = None
+    try:
+        if old.dirty:
+            ops.truncate(old.fd, old.size)
+            old.dirty = False
+        ops.fsync(old.fd)
+        old.unsynced = False
+        fd = ops.open(path)
+        ops.truncate(fd, 0)
+        ops.write(fd, records.encode_header(records.JOURNAL, generation), 0)
+        ops.fsync(fd)
+        ops.fsync_dir(directory)
+    except OSError as exc:
+        if fd is not None:
+            try:
+                ops.close(fd)
+                ops.remove(path)
+            except OSError:
+                pass  # an empty journal-<generation> is valid; recovery replays it last
+        raise JournalError(describe(exc, path)) from None
+    try:
+        ops.close(old.fd)
+    except OSError:
+        pass
+    return LogFile(ops, path, fd, records.HEADER_SIZE, generation)
