@@ -170,20 +170,22 @@ def encode(args) -> bytes:
 
 def bulk_load(port: int, count: int, key_format: bytes, value_format: bytes,
               batch: int = 10000, timeout: float = 300.0) -> float:
-    """SET ``count`` keys (``key_format % i`` -> ``value_format % i``) over one pipelined
-    RESP connection, a batch at a time; return the seconds it took.
+    """SET ``count`` keys (``key_format % i`` -> ``value_format % i``, or ``value_format``
+    itself when it has no ``%``) over one pipelined RESP connection, a batch at a time;
+    return the seconds it took.
 
     Raises ServerError on any reply other than +OK.
     """
     began = time.monotonic()
+    fixed = b"%" not in value_format
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         for first in range(0, count, batch):
             last = min(count, first + batch)
             sock.sendall(b"".join(
                 b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
                     len(key), key, len(value), value)
-                for key, value in ((key_format % i, value_format % i)
-                                   for i in range(first, last))))
+                for key, value in ((key_format % i, value_format if fixed else
+                                    value_format % i) for i in range(first, last))))
             want = (last - first) * 5
             got = []
             have = 0

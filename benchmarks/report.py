@@ -98,12 +98,14 @@ def markdown(rows, references: dict, ceilings: dict) -> str:
 
 
 def chart(rows, references: dict, path: str, title: str) -> bool:
-    """Write a horizontal bar chart of every throughput row's x ref to ``path`` (PNG).
+    """Write a horizontal bar chart of every non-reference throughput row's x ref to
+    ``path`` (PNG).
 
     Returns False, writing nothing, when matplotlib is missing or no row has a ratio.
     """
-    bars = [(row, x_ref) for row, x_ref, _ in ratios(rows, references, {})
-            if x_ref is not None and row.unit == "ops/s"]
+    bars = [(row, x_ref) for row, x_ref, _ in ratios(grouped(rows), references, {})
+            if x_ref is not None and row.unit == "ops/s"
+            and row.server != references.get(row.group)]  # references are all 1.0
     if not bars:
         return False
     try:

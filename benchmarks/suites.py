@@ -46,7 +46,7 @@ class Run:
     @property
     def duration(self) -> float:
         """Seconds each load-generator run lasts."""
-        return 0.7 if self.quick else 1.5
+        return 0.7 if self.quick else 1.0
 
     def progress(self, text: str) -> None:
         """Print one progress line with the elapsed time."""
@@ -152,6 +152,8 @@ def _guard(run, group, label, test, work, unit="ops/s"):
         work()
     except (procs.ServerError, OSError, subprocess.SubprocessError) as e:
         run.failed(group, label, test, e, unit=unit)
+    except Exception as e:  # a harness bug must not lose the rows measured so far
+        run.failed(group, label, test, "%s: %s" % (e.__class__.__name__, e), unit=unit)
 
 
 def core(run: Run) -> None:
