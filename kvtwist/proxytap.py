@@ -8,7 +8,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import usage
 
-from kvtwist import __version__
+from kvtwist.daemon import ServerOptions
 from kvtwist.cache import Cache
 from kvtwist.client import RespClientFactory, endpoint_from_string
 from kvtwist.proxy import BackendUnavailable, ProxyStore
@@ -23,8 +23,10 @@ DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
 log = Logger()
 
 
-class Options(usage.Options):
+class Options(ServerOptions):
     """Options for ``twistd kvproxy``."""
+
+    default_listen = DEFAULT_LISTEN
 
     synopsis = "[--listen ENDPOINT]... [--backend ENDPOINT] [--ttl SECONDS]"
     longdesc = ("A caching proxy in front of kvstore or any Redis server: GET results are "
@@ -42,24 +44,8 @@ class Options(usage.Options):
         ["no-tracking", None, "do not subscribe to invalidations: rely on TTLs alone"],
     ]
 
-    def __init__(self) -> None:
-        usage.Options.__init__(self)
-        self["listen"] = []
-
-    def opt_listen(self, endpoint: str) -> None:
-        """a server endpoint to listen on (repeatable; default tcp:7380:interface=127.0.0.1)"""
-        self["listen"].append(endpoint)
-
-    opt_l = opt_listen
-
-    def opt_version(self) -> None:
-        """print the version and exit"""
-        print("kvtwist %s" % (__version__,))
-        raise SystemExit(0)
-
     def postOptions(self) -> None:
-        if not self["listen"]:
-            self["listen"] = [DEFAULT_LISTEN]
+        ServerOptions.postOptions(self)
         try:
             for name in ("ttl", "miss-ttl", "timeout"):
                 self[name] = float(self[name])

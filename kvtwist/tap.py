@@ -12,6 +12,7 @@ from twisted.python import usage
 
 from kvtwist import __version__
 from kvtwist.commands import Store
+from kvtwist.daemon import ServerOptions
 from kvtwist.server import KVFactory
 
 DEFAULT_LISTEN = "tcp:7379:interface=127.0.0.1"
@@ -29,8 +30,10 @@ def _size(text: str) -> int:
     return int(value)
 
 
-class Options(usage.Options):
+class Options(ServerOptions):
     """Options for ``twistd kvstore``."""
+
+    default_listen = DEFAULT_LISTEN
 
     synopsis = "[--listen ENDPOINT]... [--data DIR] [--fsync always|everysec|no]"
     longdesc = ("A key-value server speaking telnet text, RESP2 (any Redis client) and "
@@ -45,29 +48,13 @@ class Options(usage.Options):
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
-        ["version", None, "print the version and exit"],
     ]
     compData = usage.Completions(
         optActions={"fsync": usage.CompleteList(FSYNC_POLICIES),
                     "data": usage.CompleteDirs()})
 
-    def __init__(self) -> None:
-        usage.Options.__init__(self)
-        self["listen"] = []
-
-    def opt_listen(self, endpoint: str) -> None:
-        """a server endpoint to listen on (repeatable; default tcp:7379:interface=127.0.0.1)"""
-        self["listen"].append(endpoint)
-
-    opt_l = opt_listen
-
-    def opt_version(self) -> None:
-        print("kvtwist %s" % (__version__,))
-        raise SystemExit(0)
-
     def postOptions(self) -> None:
-        if not self["listen"]:
-            self["listen"] = [DEFAULT_LISTEN]
+        ServerOptions.postOptions(self)
         if self["fsync"] not in FSYNC_POLICIES:
             raise usage.UsageError("--fsync must be one of: %s" % ", ".join(FSYNC_POLICIES))
         try:

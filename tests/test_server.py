@@ -36,7 +36,7 @@ class FakeJournal:
                 self.failed[seq] = fail_reason
         self.acked = self.appended
         waiters, self.waiters = self.waiters, []
-        for seq, d in waiters:
+        for _seq, d in waiters:
             d.callback(self.failed.get)
 
 
