@@ -188,14 +188,18 @@ class LoadProtocol(protocol.Protocol):
 
 
 class _Factory(protocol.ClientFactory):
-    def __init__(self, make):
-        self.make = make
+    """Connects one LoadProtocol; a failed connection fails its ``connected_d``."""
+
+    def __init__(self, proto: LoadProtocol):
+        self.proto = proto
 
     def buildProtocol(self, addr):
-        return self.make()
+        return self.proto
 
     def clientConnectionFailed(self, connector, reason):
-        self.failed = reason
+        d, self.proto.connected_d = self.proto.connected_d, None
+        if d is not None:
+            d.errback(reason)
 
 
 @defer.inlineCallbacks
@@ -217,8 +221,12 @@ def run(reactor, port: int, dialect: str, test: str, conns: int, pipeline: int,
         proto = LoadProtocol(requests, pipeline, counter, now, offset=number * 977)
         waits.append(proto.connected_d)
         protos.append(proto)
-        reactor.connectTCP("127.0.0.1", port, _Factory(lambda p=proto: p), timeout=10)
-    yield defer.gatherResults(waits, consumeErrors=True).addTimeout(15, reactor)
+        reactor.connectTCP("127.0.0.1", port, _Factory(proto), timeout=10)
+    try:
+        yield defer.gatherResults(waits, consumeErrors=True).addTimeout(15, reactor)
+    except defer.FirstError as e:
+        raise ConnectionError("cannot connect to 127.0.0.1:%d: %s" % (
+            port, e.subFailure.getErrorMessage()))
     for proto in protos:
         proto.start()
     if warmup > 0:
@@ -244,31 +252,63 @@ def run(reactor, port: int, dialect: str, test: str, conns: int, pipeline: int,
             "completed": completed, "errors": sum(p.counter.errors for p in protos)}
 
 
+def parse_configs(text: str) -> list:
+    """Return ``[(conns, pipeline)]`` from ``"50x1,50x16,1x1"``; raises ValueError."""
+    configs = []
+    for part in text.split(","):
+        conns, _, pipeline = part.partition("x")
+        configs.append((int(conns), int(pipeline or 1)))
+        if configs[-1][0] < 1 or configs[-1][1] < 1:
+            raise ValueError("connections and pipeline depth must be >= 1: %r" % (part,))
+    return configs
+
+
+@defer.inlineCallbacks
+def run_plan(reactor, args, emit):
+    """Run every (-c, -P) x test of ``args`` in turn, passing each result dict (with
+    ``test``, ``conns``, ``pipeline``, or ``error``) to ``emit``; one failure does not
+    stop the rest."""
+    for conns, pipeline in parse_configs(args.configs):
+        for test in args.test.split(","):
+            head = {"test": test, "conns": conns, "pipeline": pipeline}
+            try:
+                result = yield run(reactor, args.port, args.dialect, test, conns, pipeline,
+                                   args.duration, args.replies, warmup=args.warmup)
+            except Exception as e:
+                result = {"error": "%s: %s" % (e.__class__.__name__, e)}
+            head.update(result)
+            emit(head)
+
+
 def main(argv=None) -> int:
-    """Run one load and print its result dict as one JSON line; returns the exit status."""
+    """Run the planned loads, printing one JSON result line each; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dialect", choices=DIALECTS, default="resp")
-    parser.add_argument("--test", choices=TESTS, default="SET")
-    parser.add_argument("-c", "--conns", type=int, default=50)
-    parser.add_argument("-P", "--pipeline", type=int, default=1)
+    parser.add_argument("--test", default="SET", help="comma-separated: SET,GET,MSET")
+    parser.add_argument("--configs", default="50x1", help="comma-separated CONNSxPIPELINE")
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--replies", choices=("resp", "lines"), default="")
     args = parser.parse_args(argv)
+    try:
+        parse_configs(args.configs)
+        for test in args.test.split(","):
+            build_requests(args.dialect, test, 1)
+    except ValueError as e:
+        parser.error(str(e))
     from twisted.internet import reactor
-    result = {}
+
+    def emit(result):
+        sys.stdout.write(json.dumps(result) + "\n")
+        sys.stdout.flush()
+
     failure = []
-    d = run(reactor, args.port, args.dialect, args.test, args.conns, args.pipeline,
-            args.duration, args.replies, warmup=args.warmup)
-    d.addCallbacks(result.update, failure.append)
+    d = run_plan(reactor, args, emit)
+    d.addErrback(failure.append)
     d.addBoth(lambda _: reactor.stop())
     reactor.run()
-    if failure:
-        print(json.dumps({"error": failure[0].getErrorMessage() or repr(failure[0].value)}))
-        return 1
-    print(json.dumps(result))
-    return 0
+    return 1 if failure else 0
 
 
 if __name__ == "__main__":

@@ -35,18 +35,18 @@ class Run:
         elif "pypy" in suites:
             self.progress("PyPy venv %s missing: PyPy rows skipped" % procs.PYPY)
         self.loadgen_python = procs.PYPY if os.path.exists(procs.PYPY) else procs.CPYTHON
-        self.keys = 200000 if quick else 1000000
+        self.keys = 100000 if quick else 1000000
 
     def requests(self, conns: int, pipeline: int) -> int:
         """Return redis-benchmark's -n for one (-c, -P) configuration."""
         if conns == 1:
-            return 2000 if self.quick else 8000
-        return (15000 if self.quick else 60000) * (4 if pipeline > 1 else 1)
+            return 1500 if self.quick else 8000
+        return (10000 if self.quick else 60000) * (4 if pipeline > 1 else 1)
 
     @property
     def duration(self) -> float:
         """Seconds each load-generator run lasts."""
-        return 0.7 if self.quick else 1.0
+        return 0.4 if self.quick else 1.0
 
     def progress(self, text: str) -> None:
         """Print one progress line with the elapsed time."""
@@ -121,29 +121,41 @@ class Run:
         except redisbench.BenchmarkError as e:
             self.progress("  warm-up of %s failed: %s" % (label, e))
 
-    def load(self, group, label, port, dialect, test, conns, pipeline, replies=""):
-        """Run the Twisted load generator once and append its row."""
-        self.progress("%s: %s loadgen %s %s -c %d -P %d for %.1fs" % (
-            group, label, dialect, test, conns, pipeline, self.duration))
+    def load(self, group, label, port, dialect, tests, configs, replies=""):
+        """Run the Twisted load generator once over tests x configs; append a row each."""
+        self.progress("%s: %s loadgen %s %s at %s, %.1fs each" % (
+            group, label, dialect, ",".join(tests), _configs(configs), self.duration))
         argv = [self.loadgen_python, os.path.join(procs.ROOT, "benchmarks", "loadgen.py"),
-                "--port", str(port), "--dialect", dialect, "--test", test, "-c", str(conns),
-                "-P", str(pipeline), "--duration", str(self.duration),
+                "--port", str(port), "--dialect", dialect, "--test", ",".join(tests),
+                "--configs", _configs(configs), "--duration", str(self.duration),
                 "--warmup", str(self.duration / 2)]
         if replies:
             argv += ["--replies", replies]
+        budget = len(tests) * len(configs) * (self.duration * 1.5 + 20) + 30
+        why = "loadgen gave no result"
         try:
-            done = subprocess.run(argv, capture_output=True, text=True,
-                                  timeout=self.duration + 60, env=procs.child_env())
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-        except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
-            self.failed(group, label, test, "loadgen: %s" % (e,), conns, pipeline)
-            return
-        if "error" in result:
-            self.failed(group, label, test, result["error"], conns, pipeline)
-            return
-        note = "%d error replies" % result["errors"] if result["errors"] else ""
-        self.rows.append(Row(group, label, test, result["ops"], "ops/s", conns, pipeline,
-                             result["p50"], result["p99"], note))
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=budget,
+                                  env=procs.child_env())
+            why += ": " + (done.stderr.strip()[-200:] or "exit status %d" % done.returncode)
+            results = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        except (subprocess.TimeoutExpired, ValueError) as e:
+            results = []
+            why += ": %s" % (e,)
+        found = {(r.get("test"), r.get("conns"), r.get("pipeline")): r for r in results}
+        for conns, pipeline in configs:
+            for test in tests:
+                result = found.get((test, conns, pipeline))
+                if result is None or "error" in result:
+                    self.failed(group, label, test, result["error"] if result else why,
+                                conns, pipeline)
+                    continue
+                note = "%d error replies" % result["errors"] if result["errors"] else ""
+                self.rows.append(Row(group, label, test, result["ops"], "ops/s", conns,
+                                     pipeline, result["p50"], result["p99"], note))
+
+
+def _configs(configs) -> str:
+    return ",".join("%dx%d" % pair for pair in configs)
 
 
 def _guard(run, group, label, test, work, unit="ops/s"):
@@ -196,13 +208,9 @@ def dialects(run: Run) -> None:
     run.references[text] = "redis-server (inline)"
     run.references[js] = "redis-server (RESP)"
     with run.redis() as server:
-        for conns, pipeline in CONFIGS:
-            for test in ("SET", "GET", "MSET"):
-                run.load(text, "redis-server (inline)", server.port, "text", test, conns,
-                         pipeline, replies="resp")
-            for test in ("SET", "GET"):
-                run.load(js, "redis-server (RESP)", server.port, "resp", test, conns,
-                         pipeline)
+        run.load(text, "redis-server (inline)", server.port, "text", ("SET", "GET", "MSET"),
+                 CONFIGS, replies="resp")
+        run.load(js, "redis-server (RESP)", server.port, "resp", ("SET", "GET"), CONFIGS)
     label = "kvstore (CPython)"
     if not procs.kvstore_available():
         run.failed(text, label, "all", "kvtwist/tap.py not in this checkout yet")
@@ -210,10 +218,7 @@ def dialects(run: Run) -> None:
 
     def measure():
         with run.kvstore(CPY) as server:
-            for conns, pipeline in CONFIGS:
-                for test in ("SET", "GET", "MSET"):
-                    run.load(text, label, server.port, "text", test, conns, pipeline)
-                for test in ("SET", "GET"):
-                    run.load(js, label, server.port, "json", test, conns, pipeline)
+            run.load(text, label, server.port, "text", ("SET", "GET", "MSET"), CONFIGS)
+            run.load(js, label, server.port, "json", ("SET", "GET"), CONFIGS)
 
     _guard(run, text, label, "all", measure)

@@ -8,13 +8,14 @@ import tempfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks import __main__ as cli
 from benchmarks import procs, redisbench, report
 from benchmarks.ceiling import CeilingFactory
-from benchmarks.loadgen import (LineCounter, LoadProtocol, RespCounter, build_requests,
-                                latency_summary, percentile)
+from benchmarks.loadgen import (LineCounter, LoadProtocol, RespCounter, _Factory,
+                                build_requests, latency_summary, parse_configs, percentile)
 
 CSV7 = (
     '"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms",'
@@ -228,6 +229,21 @@ class LoadProtocolTests(SynchronousTestCase):
         transport.clear()
         proto.dataReceived(b"OK\n")
         self.assertEqual(transport.value(), b"")
+
+
+    def test_failed_connection(self):
+        """A refused connection fails the protocol's connected Deferred with the reason."""
+        proto = LoadProtocol([b"a"], 1, LineCounter(), lambda: 1.0)
+        d = proto.connected_d
+        _Factory(proto).clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        self.failureResultOf(d, ConnectionRefusedError)
+
+    def test_parse_configs(self):
+        """CONNSxPIPELINE lists parse in order; junk and zero values raise ValueError."""
+        self.assertEqual(parse_configs("50x1,50x16,1x1"), [(50, 1), (50, 16), (1, 1)])
+        self.assertEqual(parse_configs("8"), [(8, 1)])
+        for junk in ("x", "0x1", "5x0", "ax2"):
+            self.assertRaises(ValueError, parse_configs, junk)
 
 
 class CeilingTests(SynchronousTestCase):
