@@ -6,11 +6,12 @@ import json
 import os
 import socket
 import subprocess
+import shutil
 import tempfile
 
 import redis
 from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist import tap
 from tests.procs import ROOT, TwistdProcess, start_kvstore, twistd_command
@@ -78,22 +79,18 @@ class LineClient:
         self.sock.close()
 
 
-class ServerProcessTests(TestCase):
-    """One ``twistd -n kvstore`` process shared by the tests of this class."""
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.data = tempfile.mkdtemp(prefix="kvtwist-tap-")
-        cls.proc = start_kvstore(cls.data)
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.proc.stop()
+class ServerProcessTests(SynchronousTestCase):
+    """A ``twistd -n kvstore`` process per test, driven by real clients."""
 
     def setUp(self) -> None:
+        # A process per test (not per class): trial has no class fixtures, and a fresh
+        # server means no test sees another's keys or connections.
+        data = tempfile.mkdtemp(prefix="kvtwist-tap-")
+        self.addCleanup(shutil.rmtree, data, True)
+        self.proc = start_kvstore(data)
+        self.addCleanup(self.proc.stop)
         self.redis = redis.Redis(host="127.0.0.1", port=self.proc.port, socket_timeout=10)
         self.addCleanup(self.redis.close)
-        self.redis.flushdb()
 
     def telnet(self) -> LineClient:
         client = LineClient(self.proc.port)
