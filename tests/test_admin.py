@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist import admin
 from kvtwist.journal import JournalError
 from kvtwist.commands import TABLE, NullJournal, Store
 from kvtwist.replies import OK, PONG, Error, Pairs, Status, to_resp
+from tests.helpers import SessionMixin
 
 START = 1700000000.25
 
 
-class AdminMixin:
-    def setUp(self):
-        self.clock = Clock()
-        self.clock.advance(START)
-        self.store = Store(self.clock)
-        self.session = self.store.new_session("127.0.0.1:4000")
-
-    def call(self, *args):
-        return self.session.execute([a if isinstance(a, bytes) else a.encode() for a in args])
-
-    def error(self, *args):
-        reply = self.call(*args)
-        self.assertIsInstance(reply, Error, args)
-        return reply.message
+class AdminMixin(SessionMixin):
+    start = START
+    peer = "127.0.0.1:4000"
 
 
 class ConnectionCommandTests(AdminMixin, SynchronousTestCase):
@@ -200,8 +189,10 @@ class ClientTests(AdminMixin, SynchronousTestCase):
 
     def test_errors(self):
         """CLIENT errors match Redis for unknown subcommands and arity."""
-        self.assertEqual(self.error("CLIENT", "xx"), "ERR unknown subcommand 'xx'. Try CLIENT HELP.")
-        self.assertEqual(self.error("client"), "ERR wrong number of arguments for 'client' command")
+        self.assertEqual(self.error("CLIENT", "xx"),
+                         "ERR unknown subcommand 'xx'. Try CLIENT HELP.")
+        self.assertEqual(self.error("client"),
+                         "ERR wrong number of arguments for 'client' command")
         self.assertEqual(self.error("client", "SETNAME"),
                          "ERR wrong number of arguments for 'client|setname' command")
 

@@ -12,6 +12,7 @@ import tempfile
 from twisted.trial import unittest
 
 from kvtwist import __version__, cli, demo, fsck
+from tests.procs import start_kvstore
 from tests.test_repl import run_cli
 
 
@@ -121,12 +122,13 @@ class DataDirectoryTests(unittest.TestCase):
         """After kvstore stored two keys, check says OK and export writes them as JSON and RESP."""
         tmpdir = tempfile.mkdtemp(prefix="kvtwist-cli-")
         self.addCleanup(shutil.rmtree, tmpdir, True)
-        process, port = demo.start_kvstore(tmpdir)
-        try:
-            self.assertEqual(run_cli(["cli", "-p", str(port), "mset", "a", "1", "b", "two"])[0], 0)
-        finally:
-            demo.stop_process(process)
         data = os.path.join(tmpdir, "data")
+        process = start_kvstore(data)
+        try:
+            self.assertEqual(
+                run_cli(["cli", "-p", str(process.port), "mset", "a", "1", "b", "two"])[0], 0)
+        finally:
+            process.stop()
         status, out, err = run_cli(["check", data])
         self.assertEqual(status, 0, out + err)
         self.assertIn(b"2 keys", out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 
@@ -11,8 +10,10 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial import unittest
 
-from kvtwist import client, demo, resp
+from kvtwist import client, resp
 from kvtwist.replies import NIL_ARRAY, OK, Status, to_resp
+from tests.procs import start_kvstore
+from tests.redisref import start_redis_or_skip
 from tests.test_respclient import connected
 
 
@@ -97,21 +98,6 @@ class ConnectTests(unittest.SynchronousTestCase):
         self.assertIn("could not connect within 3 seconds", str(exc))
 
 
-def start_kvstore(tmpdir):
-    """Start kvstore on a free loopback port; return (process, port)."""
-    return demo.start_kvstore(tmpdir)
-
-
-def start_redis(tmpdir):
-    """Start redis-server on a free loopback port; return (process, port), or skip without it."""
-    if shutil.which("redis-server") is None:
-        raise unittest.SkipTest("redis-server is not installed")
-    port = demo.free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no"]
-    return demo.start_process(argv, port, os.path.join(tmpdir, "redis.log")), port
-
-
 class RealServerMixin:
     """The client against a real server process on a loopback port."""
 
@@ -123,8 +109,9 @@ class RealServerMixin:
         self.reactor = reactor
         self.tmpdir = tempfile.mkdtemp(prefix="kvtwist-client-")
         self.addCleanup(shutil.rmtree, self.tmpdir, True)
-        self.process, self.port = self.start(self.tmpdir)
-        self.addCleanup(demo.stop_process, self.process)
+        self.process = self.start(self.tmpdir)
+        self.addCleanup(self.process.stop)
+        self.port = self.process.port
 
     @defer.inlineCallbacks
     def test_session(self):
@@ -170,4 +157,4 @@ class KVStoreTests(RealServerMixin, unittest.TestCase):
 class RedisServerTests(RealServerMixin, unittest.TestCase):
     """The client against redis-server, the reference."""
 
-    start = staticmethod(start_redis)
+    start = staticmethod(lambda tmpdir: start_redis_or_skip())

@@ -10,46 +10,9 @@ from kvtwist import admin, keycmds, strcmds
 from kvtwist.commands import TABLE, Command, NullJournal, Store, parse_int
 from kvtwist.keyspace import SET
 from kvtwist.replies import OK, CommandError, Error
+from tests.helpers import RecordingJournal, SessionMixin
 
-START = 1700000000.0
-
-
-def session_for(clock=None, journal=None):
-    if clock is None:
-        clock = Clock()
-        clock.advance(START)
-    return Store(clock, journal).new_session("127.0.0.1:5000")
-
-
-class RecordingJournal(NullJournal):
-    """A NullJournal that also remembers each effect."""
-
-    def __init__(self):
-        NullJournal.__init__(self)
-        self.effects = []
-
-    def append(self, effect):
-        NullJournal.append(self, effect)
-        self.effects.append(effect)
-
-
-class CallMixin:
-    def setUp(self):
-        self.clock = Clock()
-        self.clock.advance(START)
-        self.journal = RecordingJournal()
-        self.session = session_for(self.clock, self.journal)
-
-    def call(self, *args):
-        return self.session.execute([a if isinstance(a, bytes) else a.encode() for a in args])
-
-    def error(self, *args):
-        reply = self.call(*args)
-        self.assertIsInstance(reply, Error, args)
-        return reply.message
-
-
-class DispatchTests(CallMixin, SynchronousTestCase):
+class DispatchTests(SessionMixin, SynchronousTestCase):
     def test_case_insensitive(self):
         """Command names match in any case."""
         self.assertEqual(self.call("SeT", "k", "v"), OK)
@@ -69,7 +32,8 @@ class DispatchTests(CallMixin, SynchronousTestCase):
         self.assertEqual(self.error("get"), "ERR wrong number of arguments for 'get' command")
         self.assertEqual(self.error("GET", "a", "b"),
                          "ERR wrong number of arguments for 'get' command")
-        self.assertEqual(self.error("mset", "a"), "ERR wrong number of arguments for 'mset' command")
+        self.assertEqual(self.error("mset", "a"),
+                         "ERR wrong number of arguments for 'mset' command")
         self.assertEqual(self.error("mset", "a", "1", "b"),
                          "ERR wrong number of arguments for 'mset' command")
 

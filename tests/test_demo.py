@@ -13,7 +13,8 @@ from twisted.trial import unittest
 
 from kvtwist import demo
 from kvtwist.replies import OK
-from tests.test_repl import run_cli, start_redis
+from tests.redisref import start_redis_or_skip
+from tests.test_repl import run_cli
 
 
 class TranscriptTests(unittest.SynchronousTestCase):
@@ -89,11 +90,9 @@ class DemoTests(unittest.TestCase):
 
     def test_demo_against_redis(self):
         """With --port the demo uses the server already there, e.g. redis-server."""
-        tmpdir = tempfile.mkdtemp(prefix="kvtwist-demo-")
-        self.addCleanup(shutil.rmtree, tmpdir, True)
-        process, port = start_redis(tmpdir)
-        self.addCleanup(demo.stop_process, process)
-        status, out, err = run_cli(["demo", "--port", str(port)])
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        status, out, err = run_cli(["demo", "--port", str(server.port)])
         self.assertEqual(status, 0, out + err)
         check_transcript(self, out)
         self.assertNotIn(b"kvstore", out)

@@ -6,15 +6,15 @@ import random
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.commands import Store
 from kvtwist.replies import to_resp
-from tests.redisref import RawConnection, find_redis_server, start_redis
+from tests.redisref import RawConnection, start_redis_or_skip
 
 KEYS = [b"a", b"b", b"c", b"n"]
-VALUES = [b"", b"0", b"1", b"-7", b"10.5", b"hello", b"a b\r\nc", b"\x00\xff", b"9223372036854775806",
-          b"-9223372036854775808", b"007", b" 1", b"3e2"]
+VALUES = [b"", b"0", b"1", b"-7", b"10.5", b"hello", b"a b\r\nc", b"\x00\xff",
+          b"9223372036854775806", b"-9223372036854775808", b"007", b" 1", b"3e2"]
 INTEGERS = [b"0", b"1", b"-1", b"42", b"-100", b"9223372036854775807", b"-9223372036854775808",
             b"9223372036854775808", b"1.5", b"abc", b"", b"+1", b"01", b"-0", b"0x10"]
 FLOATS = [b"0.1", b"-0.3", b"1e3", b"5.0e-2", b"abc", b"inf", b"", b"3", b".5", b"-1e400", b"7."]
@@ -115,10 +115,9 @@ def same_reply(ours: bytes, theirs: bytes, argv) -> bool:
 
 class DifferentialTests(SynchronousTestCase):
     def setUp(self):
-        if find_redis_server() is None:
-            raise SkipTest("no redis-server available")
-        port, _, stop = start_redis()
-        self.addCleanup(stop)
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        port = server.port
         self.redis = RawConnection(port)
         self.addCleanup(self.redis.close)
         now = self.redis.call([b"TIME"])

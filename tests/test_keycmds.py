@@ -1,35 +1,22 @@
-"""Tests for kvtwist.keycmds: expiry commands and whole-keyspace commands (KEYS, SCAN, RENAME...)."""
+"""Tests for kvtwist.keycmds: expiry and whole-keyspace commands (KEYS, SCAN, RENAME...)."""
 
 from __future__ import annotations
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.commands import Store
 from kvtwist.keyspace import DEL, EXPIRE_AT
-from kvtwist.replies import OK, Error, Pairs, Status, to_text
-from tests.test_commands import START, CallMixin
+from kvtwist.replies import OK, Pairs, Status, to_text
+from tests.helpers import START, SessionMixin
 
 KEYSPACE_START = 1700000000.25
 
 
-class KeyspaceMixin:
-    def setUp(self):
-        self.clock = Clock()
-        self.clock.advance(KEYSPACE_START)
-        self.store = Store(self.clock)
-        self.session = self.store.new_session("127.0.0.1:4000")
-
-    def call(self, *args):
-        return self.session.execute([a if isinstance(a, bytes) else a.encode() for a in args])
-
-    def error(self, *args):
-        reply = self.call(*args)
-        self.assertIsInstance(reply, Error, args)
-        return reply.message
+class KeyspaceMixin(SessionMixin):
+    start = KEYSPACE_START
+    peer = "127.0.0.1:4000"
 
 
-class ExpireCommandTests(CallMixin, SynchronousTestCase):
+class ExpireCommandTests(SessionMixin, SynchronousTestCase):
     def test_expire_options(self):
         """NX, XX, GT and LT gate EXPIRE as Redis does."""
         self.call("set", "k", "v")

@@ -330,7 +330,8 @@ class ProxyLocalCommandTests(SynchronousTestCase):
     def test_hello(self) -> None:
         """HELLO 2 and 3 are answered locally and set the client's protocol; 4 is refused."""
         reply = self.session.execute([b"HELLO", b"2"])
-        self.assertEqual(reply.items[:2], [(b"server", b"kvproxy"), (b"version", __version__.encode())])
+        self.assertEqual(reply.items[:2],
+                         [(b"server", b"kvproxy"), (b"version", __version__.encode())])
         self.assertEqual(self.session.protocol, 2)
         reply = self.session.execute([b"HELLO", b"3"])
         self.assertIn((b"proto", 3), reply.items)

@@ -19,8 +19,8 @@ from kvtwist import client, proxytap
 from kvtwist.commands import Store
 from kvtwist.replies import Error
 from kvtwist.server import KVFactory
-from tests.procs import TwistdProcess, start_kvstore
-from tests.redisref import find_redis_server, start_redis
+from tests.procs import TwistdProcess, free_port, start_kvproxy, start_kvstore
+from tests.redisref import start_redis_or_skip
 
 
 class OptionsTests(SynchronousTestCase):
@@ -186,15 +186,6 @@ class InProcessTests(TestCase):
         self.assertIn("backend timeout", reply.message)
 
 
-def free_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    try:
-        return probe.getsockname()[1]
-    finally:
-        probe.close()
-
-
 def eventually(read, expected, limit: float = 10.0):
     """Read until ``read()`` returns ``expected`` (invalidations are asynchronous)."""
     deadline = time.monotonic() + limit
@@ -211,11 +202,9 @@ class TwistdTests(SynchronousTestCase):
         skip = "redis-py is not installed"
 
     def start_proxy(self, backend_port: int, *extra) -> TwistdProcess:
-        proxy = TwistdProcess("kvproxy", ["--listen", "tcp:0:interface=127.0.0.1",
-                                          "--backend", "tcp:127.0.0.1:%d" % backend_port,
-                                          "--timeout", "2"] + list(extra))
+        """Start kvproxy (2 s backend timeout) before ``backend_port``; return it, stopped later."""
+        proxy = start_kvproxy(backend_port, "--timeout", "2", *extra)
         self.addCleanup(proxy.stop)
-        proxy.port = proxy.wait_for_ports(1)[0]
         return proxy
 
     def check_coherence(self, proxy_port: int, backend_port: int) -> None:
@@ -261,22 +250,18 @@ class TwistdTests(SynchronousTestCase):
 
     def test_redisBackend(self) -> None:
         """Through kvproxy, clients read redis-server's latest values, direct writes too."""
-        if find_redis_server() is None:
-            raise self.skipTest("no redis-server")
-        port, _, stop = start_redis()
-        self.addCleanup(stop)
-        proxy = self.start_proxy(port)
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        proxy = self.start_proxy(server.port)
         proxy.wait_for_line("invalidation tracking on")
-        self.check_coherence(proxy.port, port)
+        self.check_coherence(proxy.port, server.port)
 
     def test_backendRestart(self) -> None:
         """A killed backend gives clear errors, and the proxy reconnects when it returns."""
         data = tempfile.mkdtemp(prefix="kvproxy-test-")
         port = free_port()
-        args = ["--listen", "tcp:%d:interface=127.0.0.1" % port, "--data", data,
-                "--fsync", "always"]
-        store = TwistdProcess("kvstore", args)
-        store.wait_for_ports(1)
+        store = start_kvstore(data, "--fsync", "always", port=port)
+        self.addCleanup(store.stop)
         proxy = self.start_proxy(port)
         proxy.wait_for_line("invalidation tracking on")
         via = redis.Redis(port=proxy.port, protocol=2, socket_timeout=10)
@@ -288,9 +273,8 @@ class TwistdTests(SynchronousTestCase):
             eventually(lambda: via.get("k"), "an error")
             via.get("k")
         self.assertIn("backend", str(caught.exception))
-        store = TwistdProcess("kvstore", args)
+        store = start_kvstore(data, "--fsync", "always", port=port)
         self.addCleanup(store.stop)
-        store.wait_for_ports(1)
 
         def read():
             try:

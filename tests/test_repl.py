@@ -13,8 +13,10 @@ import time
 
 from twisted.trial import unittest
 
-from kvtwist import demo, repl
+from kvtwist import repl
 from kvtwist.replies import NIL_ARRAY, OK, Error, Pairs, Status
+from tests.procs import free_port, start_kvproxy, start_kvstore
+from tests.redisref import start_redis_or_skip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,7 +121,7 @@ class UnreachableTests(unittest.SynchronousTestCase):
 
     def test_refused(self):
         """A refused connection prints 'Could not connect to host:port: reason' and returns 1."""
-        port = demo.free_port()
+        port = free_port()
         err = io.BytesIO()
         status = repl.run_cli("127.0.0.1", port, ["PING"], stdout=io.BytesIO(), stderr=err)
         self.assertEqual(status, 1)
@@ -128,42 +130,26 @@ class UnreachableTests(unittest.SynchronousTestCase):
 
     def test_refused_from_the_command_line(self):
         """The console script prints the same line, no traceback, and exits 1."""
-        port = demo.free_port()
+        port = free_port()
         status, out, err = run_cli(["cli", "-p", str(port), "ping"])
         self.assertEqual((status, out), (1, b""))
         self.assertEqual(err, b"Could not connect to 127.0.0.1:%d: Connection refused\n" % (port,))
 
 
-def start_redis(tmpdir):
-    """Start redis-server on a free loopback port; return (process, port), or skip without it."""
-    if shutil.which("redis-server") is None:
-        raise unittest.SkipTest("redis-server is not installed")
-    port = demo.free_port()
-    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no"]
-    return demo.start_process(argv, port, os.path.join(tmpdir, "redis.log")), port
-
-
-def start_kvproxy(tmpdir):
-    """Start kvstore and a kvproxy in front of it; return (kvstore, kvproxy, proxy port)."""
-    store, store_port = demo.start_kvstore(tmpdir)
+def start_kvproxy_and_kvstore(tmpdir):
+    """Start kvstore and a kvproxy in front of it; return both, the proxy last."""
+    store = start_kvstore(tmpdir)
     try:
-        port = demo.free_port()
-        argv = [sys.executable, "-m", "twisted", "kvproxy",
-                "--listen", "tcp:%d:interface=127.0.0.1" % (port,),
-                "--backend", "tcp:127.0.0.1:%d" % (store_port,)]
-        proxy = demo.start_process(argv, port, os.path.join(tmpdir, "kvproxy.log"),
-                                   name="kvproxy")
+        return [store, start_kvproxy(store.port)]
     except BaseException:
-        demo.stop_process(store)
+        store.stop()
         raise
-    return store, proxy, port
 
 
 class ServerMixin:
     """Starts servers for each test and stops them afterwards.
 
-    C{start(tmpdir)} returns the processes it started and, last, the port to use.
+    C{start(tmpdir)} returns the servers it started, the one to talk to last.
     """
 
     start = None
@@ -172,9 +158,9 @@ class ServerMixin:
         self.tmpdir = tempfile.mkdtemp(prefix="kvtwist-repl-")
         self.addCleanup(shutil.rmtree, self.tmpdir, True)
         started = self.start(self.tmpdir)
-        self.port = started[-1]
-        for process in started[:-1]:
-            self.addCleanup(demo.stop_process, process)
+        for server in started:
+            self.addCleanup(server.stop)
+        self.port = started[-1].port
 
 
 class PipeMixin(ServerMixin):
@@ -211,35 +197,29 @@ class PipeMixin(ServerMixin):
 class RedisPipeTests(PipeMixin, unittest.TestCase):
     """kvtwist cli against redis-server, through pipes."""
 
-    start = staticmethod(start_redis)
+    start = staticmethod(lambda tmpdir: [start_redis_or_skip()])
 
 
 class KVStorePipeTests(PipeMixin, unittest.TestCase):
     """kvtwist cli against kvstore, through pipes."""
 
-    start = staticmethod(lambda tmpdir: demo.start_kvstore(tmpdir))
+    start = staticmethod(lambda tmpdir: [start_kvstore(tmpdir)])
 
 
 class KVProxyPipeTests(PipeMixin, unittest.TestCase):
     """kvtwist cli against kvproxy in front of kvstore, through pipes."""
 
-    start = staticmethod(start_kvproxy)
+    start = staticmethod(start_kvproxy_and_kvstore)
 
 
 def start_tls_redis(tmpdir):
-    """Start a TLS-only redis-server with Twisted's test certificate; return (process, port)."""
+    """Start a TLS-only redis-server with Twisted's test certificate; return it in a list."""
     import twisted.test
 
-    if shutil.which("redis-server") is None:
-        raise unittest.SkipTest("redis-server is not installed")
     pem = os.path.join(os.path.dirname(twisted.test.__file__), "server.pem")
-    port = demo.free_port()
-    argv = ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-            "--tls-cert-file", pem, "--tls-key-file", pem, "--tls-auth-clients", "no",
-            "--save", "", "--appendonly", "no"]
     try:
-        return demo.start_process(argv, port, os.path.join(tmpdir, "redis.log")), port
-    except demo.ServerFailed as exc:
+        return [start_redis_or_skip(tls_pem=pem)]
+    except RuntimeError as exc:
         raise unittest.SkipTest("redis-server without TLS support: %s" % (exc,))
 
 
@@ -316,7 +296,7 @@ class Terminal:
 class TerminalTests(ServerMixin, unittest.TestCase):
     """The interactive prompt on a pseudo-terminal: prompt, replies, completion, history."""
 
-    start = staticmethod(start_redis)
+    start = staticmethod(lambda tmpdir: [start_redis_or_skip()])
 
     def terminal(self):
         """Start kvtwist cli on a fresh pty with this test's history file."""

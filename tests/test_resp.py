@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import tempfile
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.replies import NIL_ARRAY, Error, Pairs, Status, to_resp
 from kvtwist.resp import NEED_MORE, ProtocolError, ReplyParser, RequestParser, encode_command
+from tests.redisref import start_redis_or_skip
 
 SET_AB = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n"
 
@@ -116,14 +113,16 @@ class RequestParserTests(SynchronousTestCase):
 
     def test_invalid_multibulk_length(self) -> None:
         """Counts that are not plain decimal numbers are invalid, as string2ll rejects them."""
-        for header in (b"*\r\n", b"*x\r\n", b"*01\r\n", b"*+1\r\n", b"*1 \r\n", b"*-0\r\n", b"*1_0\r\n"):
+        for header in (b"*\r\n", b"*x\r\n", b"*01\r\n", b"*+1\r\n", b"*1 \r\n", b"*-0\r\n",
+                       b"*1_0\r\n"):
             self.assertEqual(_error(header), "Protocol error: invalid multibulk length", header)
 
     def test_too_many_args(self) -> None:
         """A count above max_args is an invalid multibulk length."""
         self.assertEqual(_error(b"*4\r\n", RequestParser(max_args=3)),
                          "Protocol error: invalid multibulk length")
-        self.assertEqual(_requests(b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", RequestParser(max_args=3)),
+        self.assertEqual(_requests(b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n",
+                                   RequestParser(max_args=3)),
                          [[b"a", b"b", b"c"]])
 
     def test_expected_dollar(self) -> None:
@@ -168,7 +167,7 @@ class RequestParserTests(SynchronousTestCase):
         self.assertRaises(ProtocolError, parser.next_request)
 
     def test_large_bulk_in_small_pieces(self) -> None:
-        """A large bulk fed in small pieces is queued, not re-joined per piece, and arrives intact."""
+        """A large bulk fed in small pieces is queued, not re-joined per piece, and is intact."""
         value = bytes(range(256)) * 4096
         data = encode_command([b"SET", b"k", value])
         parser = RequestParser()
@@ -302,7 +301,8 @@ class ReplyParserTests(SynchronousTestCase):
 
     @given(st.recursive(
         st.one_of(st.binary(max_size=12), st.none(), st.integers(-2 ** 63, 2 ** 63 - 1),
-                  st.binary(max_size=8).filter(lambda b: b"\r" not in b and b"\n" not in b).map(Status),
+                  st.binary(max_size=8).filter(
+                      lambda b: b"\r" not in b and b"\n" not in b).map(Status),
                   st.text(max_size=8).filter(lambda t: "\r" not in t and "\n" not in t)
                   .map(lambda t: Error("ERR " + t)),
                   st.just(NIL_ARRAY)),
@@ -349,62 +349,34 @@ class EncodeCommandTests(SynchronousTestCase):
             self.assertRaises(TypeError, encode_command, [b"SET", bad])
 
 
-class _RedisServer:
-    """A throwaway redis-server on 127.0.0.1, stopped by its PID."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="kvtwist-resp-")
-        for _ in range(3):
-            probe = socket.socket()
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-            probe.close()
-            self.process = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
-                 "--loglevel", "notice"],
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            # The log line, not a sleep, says when it listens; EOF means it exited.
-            for line in iter(self.process.stdout.readline, b""):
-                if b"Ready to accept connections" in line:
-                    return
-            self.process.wait()
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            self.process.wait()
-        self.process.stdout.close()
-        os.rmdir(self.dir)
-
-    def exchange(self, data: bytes) -> list:
-        """Send data, then read replies until the server closes; return them parsed."""
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
-        try:
-            sock.sendall(data)
-            parser = ReplyParser()
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                parser.feed(chunk)
-        finally:
-            sock.close()
-        replies = []
+def exchange(port: int, data: bytes) -> list:
+    """Send data to loopback ``port``, read replies until it closes; return them parsed."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        sock.sendall(data)
+        parser = ReplyParser()
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            parser.feed(chunk)
+    finally:
+        sock.close()
+    replies = []
+    reply = parser.next_reply()
+    while reply is not NEED_MORE:
+        replies.append(reply)
         reply = parser.next_reply()
-        while reply is not NEED_MORE:
-            replies.append(reply)
-            reply = parser.next_reply()
-        return replies
+    return replies
 
 
 class AgainstRedisTests(SynchronousTestCase):
     """The parsers agree with a real redis-server 7 on the same bytes."""
 
     def setUp(self) -> None:
-        self.redis = _RedisServer()
-        self.addCleanup(self.redis.stop)
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        self.port = server.port
 
     def test_protocol_errors(self) -> None:
         """Each malformed request gets the same error text from redis-server and from us."""
@@ -415,7 +387,7 @@ class AgainstRedisTests(SynchronousTestCase):
             b"x" * 70000, b"*" + b"1" * 70000, b"*1\r\n$" + b"1" * 70000,
         ]
         for data in cases:
-            replies = self.redis.exchange(data)
+            replies = exchange(self.port, data)
             self.assertEqual(len(replies), 1, data[:40])
             self.assertEqual(replies[0], Error("ERR " + _error(data)), data[:40])
 
@@ -426,8 +398,8 @@ class AgainstRedisTests(SynchronousTestCase):
             b"'a\\b' \"\\\\\"", b"\xff\xfe plain\ttab",
         ]
         for payload in payloads:
-            replies = self.redis.exchange(
-                b"DEL k\r\nRPUSH k " + payload + b"\r\nLRANGE k 0 -1\r\nQUIT\r\n")
+            replies = exchange(
+                self.port, b"DEL k\r\nRPUSH k " + payload + b"\r\nLRANGE k 0 -1\r\nQUIT\r\n")
             mine = RequestParser()
             mine.feed(b"RPUSH k " + payload + b"\r\n")
             self.assertEqual(replies[2], mine.next_request()[2:], payload)
@@ -435,7 +407,7 @@ class AgainstRedisTests(SynchronousTestCase):
     def test_skipped_requests(self) -> None:
         """Empty multibulk requests and blank lines get no reply from either side."""
         data = b"*0\r\n*-1\r\n*-5\r\n\r\n\n  \r\n*1\r\n$4\r\nPING\r\nPING\nQUIT\r\n"
-        self.assertEqual(self.redis.exchange(data), [Status(b"PONG")] * 2 + [Status(b"OK")])
+        self.assertEqual(exchange(self.port, data), [Status(b"PONG")] * 2 + [Status(b"OK")])
         self.assertEqual(_requests(data), [[b"PING"], [b"PING"], [b"QUIT"]])
 
     def test_reply_parser_on_real_replies(self) -> None:
@@ -445,7 +417,7 @@ class AgainstRedisTests(SynchronousTestCase):
             [b"LPUSH", b"l", b"a", b"b"], [b"LRANGE", b"l", 0, -1], [b"LRANGE", b"none", 0, -1],
             [b"INCR", b"k"], [b"BLPOP", b"none", 0.01], [b"QUIT"],
         ])
-        self.assertEqual(self.redis.exchange(wire), [
+        self.assertEqual(exchange(self.port, wire), [
             Status(b"OK"), b"v\r\n", None, 1, 2, [b"b", b"a"], [],
             Error("ERR value is not an integer or out of range"), NIL_ARRAY, Status(b"OK"),
         ])

@@ -42,12 +42,17 @@ def connected(timeout=None):
     return proto, transport, clock
 
 
+def _keep(result, box):
+    box.append(result)
+    return result
+
+
 def results(deferreds):
     """Return what each Deferred delivered: a value, or the Failure."""
     out = []
     for d in deferreds:
         box = []
-        d.addBoth(lambda result: box.append(result) or result)
+        d.addBoth(_keep, box)
         out.append(box[0] if box else "pending")
     return out
 

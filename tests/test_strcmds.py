@@ -9,10 +9,10 @@ from kvtwist import strcmds
 from kvtwist.keyspace import DEL, SET
 from kvtwist.replies import OK, to_resp
 from kvtwist.strcmds import format_long_double, parse_long_double
-from tests.test_commands import START, CallMixin
+from tests.helpers import START, SessionMixin
 
 
-class SetTests(CallMixin, SynchronousTestCase):
+class SetTests(SessionMixin, SynchronousTestCase):
     def test_nx_xx_get(self):
         """NX, XX and GET follow Redis: nil when refused, old value with GET."""
         self.assertIsNone(self.call("set", "k", "1", "xx"))
@@ -81,7 +81,7 @@ class SetTests(CallMixin, SynchronousTestCase):
         self.assertIsNone(self.call("get", "k"))
 
 
-class MultiKeyTests(CallMixin, SynchronousTestCase):
+class MultiKeyTests(SessionMixin, SynchronousTestCase):
     def test_mset_mget(self):
         """MSET stores pairs and MGET returns values with None for missing keys."""
         self.assertEqual(self.call("mset", "a", "1", "b", "2"), OK)
@@ -107,7 +107,7 @@ class MultiKeyTests(CallMixin, SynchronousTestCase):
         self.assertIsNone(self.call("getdel", "k"))
 
 
-class IntegerTests(CallMixin, SynchronousTestCase):
+class IntegerTests(SessionMixin, SynchronousTestCase):
     def test_incr_family(self):
         """INCR, DECR, INCRBY and DECRBY update the decimal value."""
         self.assertEqual(self.call("incr", "n"), 1)
@@ -134,7 +134,7 @@ class IntegerTests(CallMixin, SynchronousTestCase):
                          "ERR decrement would overflow")
 
 
-class FloatTests(CallMixin, SynchronousTestCase):
+class FloatTests(SessionMixin, SynchronousTestCase):
     def test_incrbyfloat(self):
         """INCRBYFLOAT prints long double results the way Redis does."""
         self.call("set", "f", "10.50")
@@ -158,7 +158,7 @@ class FloatTests(CallMixin, SynchronousTestCase):
         self.assertEqual(format_long_double(parse_long_double(b"%d" % number)), b"%d" % number)
 
 
-class StringTests(CallMixin, SynchronousTestCase):
+class StringTests(SessionMixin, SynchronousTestCase):
     def test_append_strlen(self):
         """APPEND returns the new length and STRLEN measures values."""
         self.assertEqual(self.call("append", "k", "ab"), 2)

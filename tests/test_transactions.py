@@ -20,7 +20,7 @@ except ImportError:  # the PyPy environment may lack redis-py
     redis = None
 
 from tests.procs import start_kvstore
-from tests.redisref import RawConnection, find_redis_server, start_redis
+from tests.redisref import RawConnection, start_redis_or_skip
 
 
 def run(session, line: bytes):
@@ -337,10 +337,9 @@ _RANDOM_STEPS = [b"MULTI", b"EXEC", b"DISCARD", b"WATCH k1", b"WATCH k1 k2", b"U
 
 class RedisDifferentialTests(SynchronousTestCase):
     def setUp(self):
-        if find_redis_server() is None:
-            raise SkipTest("no redis-server available")
-        port, _, stop = start_redis()
-        self.addCleanup(stop)
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        port = server.port
         self.port = port
 
     def connections(self):
