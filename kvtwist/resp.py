@@ -41,7 +41,8 @@ class _Buffer:
     times however small the pieces, so large values arriving slowly stay linear.
     """
 
-    __slots__ = ("_buf", "_pos", "_chunks", "_pending", "_ready", "_need", "_line", "_scan", "_error")
+    __slots__ = ("_buf", "_pos", "_chunks", "_pending", "_ready", "_need", "_line", "_scan",
+                 "_error")
 
     def __init__(self) -> None:
         self._buf = b""
@@ -71,7 +72,7 @@ class _Buffer:
                 self._ready = True
 
     def buffered(self) -> int:
-        """Return how many received bytes are still unparsed (a partial line or value at the end)."""
+        """Return how many received bytes are still unparsed (a partial request at the end)."""
         return len(self._buf) - self._pos + self._pending
 
     def _merge(self) -> None:
@@ -242,6 +243,35 @@ class RequestParser(_Buffer):
                 return out
             append(argv)
 
+    def drain(self, data: bytes):
+        """Feed ``data``; return ``(requests, error)``: every complete request, in order,
+        and the ProtocolError that stopped parsing after them (else None).
+
+        The server's hot path. With nothing buffered from earlier reads, whole
+        well-formed multibulk requests are cut straight out of ``data`` in one tight
+        loop; anything else (a partial request, an inline line, a malformed header)
+        goes through next_request(), so results and errors are exactly the same.
+        """
+        out = []
+        if (self._args is None and not self._chunks and self._pos >= len(self._buf)
+                and self._error is None and data.__class__ is bytes):
+            pos = _fast_requests(data, out, self.max_bulk, self.max_args, self.max_inline)
+            if pos == len(data):
+                self._buf = b""
+                self._pos = self._scan = 0
+                self._ready = True
+                return out, None
+            data = data[pos:]
+        self.feed(data)
+        try:
+            while True:
+                argv = self.next_request()
+                if argv is None:
+                    return out, None
+                out.append(argv)
+        except ProtocolError as e:
+            return out, e
+
     def _save(self, args, left: int, bulk: int) -> None:
         self._args = args
         self._left = left
@@ -255,6 +285,49 @@ class RequestParser(_Buffer):
             self._scan = 0
         else:
             self._pos = pos
+
+
+def _fast_requests(data: bytes, out: list, max_bulk: int, max_args: int,
+                   max_inline: int) -> int:
+    """Append the complete, well-formed multibulk requests at the start of ``data`` to
+    ``out``; return the offset of the first byte it left for the general parser."""
+    find = data.find
+    end = len(data)
+    pos = 0
+    while pos < end and data[pos] == 42:  # "*"
+        nl = find(_CRLF, pos)
+        if nl < 0 or nl - pos > max_inline:
+            break
+        text = data[pos + 1:nl]
+        if not text.isdigit() or (text[0] == 48 and len(text) > 1):
+            break
+        count = int(text)
+        if not 0 < count <= max_args:
+            break
+        p = nl + 2
+        args = []
+        while count:
+            if p >= end or data[p] != 36:  # "$"
+                break
+            nl = find(_CRLF, p)
+            if nl < 0 or nl - p > max_inline:
+                break
+            text = data[p + 1:nl]
+            if not text.isdigit() or (text[0] == 48 and len(text) > 1):
+                break
+            size = int(text)
+            p = nl + 2
+            stop = p + size
+            if size > max_bulk or stop + 2 > end:
+                break
+            args.append(data[p:stop])
+            p = stop + 2  # the CRLF after a bulk is skipped unchecked, as redis-server does
+            count -= 1
+        if count:
+            break
+        out.append(args)
+        pos = p
+    return pos
 
 
 def _bad_integer(text: bytes) -> bool:

@@ -12,8 +12,8 @@ from twisted.python.failure import Failure
 
 from kvtwist import jsonlines
 from kvtwist.inline import UnbalancedQuotes, split_args
-from kvtwist.replies import Error, to_resp, to_resp3, to_resp3_push, to_text
-from kvtwist.resp import ProtocolError, RequestParser
+from kvtwist.replies import OK, Error, to_resp, to_resp3, to_resp3_push, to_text
+from kvtwist.resp import RequestParser
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -53,6 +53,7 @@ class KVProtocol(LineReceiver):
         self._chunk = None
         self._closing = False
         self._paused = False
+        self._journal = None
 
     # -- connection life cycle -------------------------------------------------
 
@@ -61,6 +62,8 @@ class KVProtocol(LineReceiver):
         address = "%s:%s" % (getattr(peer, "host", "?"), getattr(peer, "port", "?"))
         self.session = self.factory.store.new_session(address)
         self.session.push = self.push
+        # Read once: a store's journal is attached before it starts listening.
+        self._journal = self.factory.journal
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self._closing = True
@@ -91,35 +94,36 @@ class KVProtocol(LineReceiver):
     # -- the three dialects ----------------------------------------------------
 
     def _resp_received(self, data: bytes) -> None:
-        parser = self._parser
-        parser.feed(data)
-        journal = self.factory.journal
+        requests, error = self._parser.drain(data)
+        journal = self._journal
         session = self.session
         execute = session.execute
-        parts = self._chunk_parts
-        try:
-            while True:
-                argv = parser.next_request()
-                if argv is None:
-                    return
-                before = journal.appended
-                reply = execute(argv)
-                if reply.__class__ is bytes:  # the common GET reply, rendered inline
-                    parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+        chunk = self._chunk
+        parts = chunk.parts
+        for argv in requests:
+            before = journal.appended
+            reply = execute(argv)
+            if reply.__class__ is bytes:  # the common GET reply, rendered inline
+                parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+            elif reply is OK:
+                parts.append(b"+OK\r\n")
+            else:
+                # HELLO may switch the session to RESP3 mid-read, so ask each time.
+                render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
+                if isinstance(reply, Deferred):
+                    self._add_deferred(reply, render)
                 else:
-                    # HELLO may switch the session to RESP3 mid-read, so ask each time.
-                    render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
-                    if isinstance(reply, Deferred):
-                        self._add_deferred(reply, render)
-                    else:
-                        parts.append(render(reply))
-                if journal.appended != before:
-                    self._note_write(journal.appended)
-                if session.closing:
-                    self._close_after_chunk()
-                    return
-        except ProtocolError as e:
-            parts.append(b"-ERR %s\r\n" % str(e).encode("utf-8"))
+                    parts.append(render(reply))
+            after = journal.appended
+            if after != before and after != journal.acked:
+                if chunk.writes is None:
+                    chunk.writes = []
+                chunk.writes.append((len(parts) - 1, after))
+            if session.closing:
+                self._close_after_chunk()
+                return
+        if error is not None:
+            parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
             self._close_after_chunk()
 
     def lineReceived(self, line: bytes) -> None:
@@ -166,7 +170,7 @@ class KVProtocol(LineReceiver):
         self.clearLineBuffer()
 
     def _run(self, argv: list, render) -> None:
-        journal = self.factory.journal
+        journal = self._journal
         before = journal.appended
         reply = self.session.execute(argv)
         if isinstance(reply, Deferred):
@@ -220,7 +224,7 @@ class KVProtocol(LineReceiver):
         self._chunk_parts = None
         if not chunk.parts and not chunk.close:
             return
-        journal = self.factory.journal
+        journal = self._journal
         gate = journal.appended
         if gate > journal.acked:
             # Someone's write (ours or another client's) that this chunk may have

@@ -421,3 +421,65 @@ class AgainstRedisTests(SynchronousTestCase):
             Status(b"OK"), b"v\r\n", None, 1, 2, [b"b", b"a"], [],
             Error("ERR value is not an integer or out of range"), NIL_ARRAY, Status(b"OK"),
         ])
+
+
+class DrainTests(SynchronousTestCase):
+    """RequestParser.drain: the server's fast path gives what next_request() gives."""
+
+    def drain_all(self, chunks):
+        parser = RequestParser(max_bulk=64)
+        got, error = [], None
+        for chunk in chunks:
+            requests, error = parser.drain(chunk)
+            got.extend(requests)
+            if error is not None:
+                break
+        return got, error
+
+    def test_whole_pipeline(self) -> None:
+        """Complete requests in one read all come out, in order, with no error."""
+        data = encode_command([b"SET", b"k", b"v"]) + encode_command([b"GET", b"k"])
+        self.assertEqual(self.drain_all([data]), ([[b"SET", b"k", b"v"], [b"GET", b"k"]], None))
+
+    def test_one_byte_at_a_time(self) -> None:
+        """A request split into single bytes comes out once, when its last byte arrives."""
+        data = encode_command([b"SET", b"key", b"value"]) + b"PING\r\n"
+        parser = RequestParser()
+        seen = []
+        for i in range(len(data)):
+            requests, error = parser.drain(data[i:i + 1])
+            self.assertIsNone(error)
+            seen.append((i, requests))
+        self.assertEqual([(i, r) for i, r in seen if r],
+                         [(len(data) - 7, [[b"SET", b"key", b"value"]]),
+                          (len(data) - 1, [[b"PING"]])])
+
+    def test_trailing_partial_kept(self) -> None:
+        """A partial request after complete ones stays buffered for the next read."""
+        whole = encode_command([b"GET", b"a"])
+        second = encode_command([b"GET", b"bb"])
+        got, error = self.drain_all([whole + second[:7], second[7:]])
+        self.assertEqual((got, error), ([[b"GET", b"a"], [b"GET", b"bb"]], None))
+
+    def test_error_after_good_requests(self) -> None:
+        """Requests before a malformed one are returned together with its error."""
+        data = encode_command([b"PING"]) + b"*2\r\n$3\r\nGET\r\n$999\r\n"
+        got, error = self.drain_all([data])
+        self.assertEqual(got, [[b"PING"]])
+        self.assertEqual(str(error), "Protocol error: invalid bulk length")
+
+    def test_inline_mixed_with_multibulk(self) -> None:
+        """Inline requests between multibulk ones go through the general parser, in order."""
+        data = encode_command([b"PING"]) + b"ECHO hi\r\n" + encode_command([b"GET", b"k"])
+        self.assertEqual(self.drain_all([data]),
+                         ([[b"PING"], [b"ECHO", b"hi"], [b"GET", b"k"]], None))
+
+    @given(st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=4), max_size=8),
+           st.integers(min_value=1, max_value=40))
+    def test_any_split_matches_next_request(self, argvs, size) -> None:
+        """However the bytes are split into reads, drain yields the encoded requests."""
+        data = b"".join(encode_command(argv) for argv in argvs)
+        chunks = [data[i:i + size] for i in range(0, len(data), size)]
+        got, error = self.drain_all(chunks)
+        self.assertIsNone(error)
+        self.assertEqual(got, argvs)
