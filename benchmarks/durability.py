@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmarks import procs
 from benchmarks.report import Row
-from benchmarks.suites import CPY, REDIS, Run, _guard
+from benchmarks.suites import CPY, Run, _guard
 
 POLICIES = ("no", "everysec", "always")
 KEY_FORMAT = b"k%015d"    # 16-byte keys

@@ -194,7 +194,7 @@ def core(run: Run) -> None:
             run.failed(group, kvstore, "all", "kvtwist/tap.py not in this checkout yet")
             continue
 
-        def measure_kvstore(interpreter=interpreter):
+        def measure_kvstore(interpreter=interpreter, kvstore=kvstore):
             with run.kvstore(interpreter) as server:
                 run.warm(kvstore, server, ("set", "get", "mset"))
                 run.bench(group, kvstore, server, ("set", "get", "mset"), CONFIGS)

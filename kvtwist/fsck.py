@@ -1,4 +1,4 @@
-"""The data directory: file layout and I/O, snapshot writing, recovery, and the check/repair/export tools."""
+"""The data directory: file layout and I/O, snapshots, recovery, and check/repair/export."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def list_files(directory: str):
             kind, gen, ext = match.group(1), int(match.group(2)), match.group(3)
             if (kind == "snapshot") == (ext == "kvs"):
                 (snapshots if kind == "snapshot" else journals)[gen] = os.path.join(directory, name)
-        elif name.endswith(".tmp") and (name.startswith("snapshot-") or name.startswith("journal-")):
+        elif name.endswith(".tmp") and name.startswith(("snapshot-", "journal-")):
             temps.append(os.path.join(directory, name))
     return snapshots, journals, temps
 
@@ -144,7 +144,7 @@ def write_snapshot(ops: FileOps, directory: str, generation: int, items: list) -
 
 
 def remove_older(ops: FileOps, directory: str, generation: int) -> list:
-    """Remove snapshots and journals older than ``generation``; return ``[(path, error)]`` failures."""
+    """Remove snapshots and journals older than ``generation``; return ``[(path, error)]``."""
     snapshots, journals, _ = list_files(directory)
     failed = []
     for gen, path in list(snapshots.items()) + list(journals.items()):
@@ -157,7 +157,7 @@ def remove_older(ops: FileOps, directory: str, generation: int) -> list:
 
 
 class DataError(Exception):
-    """The data directory cannot be loaded without losing data; the message names file and offset."""
+    """The data directory cannot load without losing data; the message names file and offset."""
 
 
 class LoadResult:
@@ -260,15 +260,15 @@ def load(directory: str, apply, repair: bool = False, load_items=None) -> LoadRe
         if gen != expected:
             missing = journal_path(directory, expected)
             if not repair:
-                raise DataError("%s is missing but %s exists (use --repair to drop what follows the gap)"
-                                % (missing, path))
+                raise DataError("%s is missing but %s exists "
+                                "(use --repair to drop what follows the gap)" % (missing, path))
             result.repaired.append((missing, 0, os.path.getsize(path), "missing journal"))
             os.remove(path)
             stopped = True
             continue
         expected += 1
-        valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen, apply, load_items, result,
-                                              repair)
+        valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen, apply, load_items,
+                                                 result, repair)
         result.journal_bytes += size
         result.journal_generation = gen
         result.journal_path = path
@@ -334,7 +334,7 @@ class Report:
 
 
 def check(directory: str, repair: bool = False) -> Report:
-    """Verify (and with ``repair``, truncate to the longest valid prefix) a data directory; return a Report."""
+    """Check a data directory (``repair`` cuts it to the longest valid prefix); return a Report."""
     if not os.path.isdir(directory):
         return Report(False, ["%s: not a directory" % (directory,)])
     state = MemoryState()
@@ -346,8 +346,8 @@ def check(directory: str, repair: bool = False) -> Report:
         return Report(False, ["ERROR: %s" % (exc,)])
     lines = []
     if result.snapshot_bytes:
-        lines.append("snapshot %s: %d bytes" % (snapshot_path(directory, result.snapshot_generation),
-                                                  result.snapshot_bytes))
+        snapshot = snapshot_path(directory, result.snapshot_generation)
+        lines.append("snapshot %s: %d bytes" % (snapshot, result.snapshot_bytes))
     lines.append("journals up to generation %d: %d bytes" % (result.journal_generation,
                                                                 result.journal_bytes))
     for path, offset, dropped in result.torn:
@@ -356,14 +356,15 @@ def check(directory: str, repair: bool = False) -> Report:
         lines.append("%s torn tail at offset %d: %d bytes %s" % (
             path, offset, dropped, "cut off" if repair else "will be cut off at start"))
     for path, offset, dropped, reason in result.repaired:
-        lines.append("REPAIRED %s: %s at offset %d; %d bytes dropped" % (path, reason, offset, dropped))
+        lines.append("REPAIRED %s: %s at offset %d; %d bytes dropped"
+                     % (path, reason, offset, dropped))
     lines.append("%d records, %d keys: %s" % (result.records, len(state.data),
                                               "repaired" if result.repaired else "OK"))
     return Report(True, lines)
 
 
 def export(directory: str, fmt: str, out, now_ms=None) -> int:
-    """Write every live pair to the binary file ``out`` as ``json`` lines or a ``resp`` stream; return the pair count.
+    """Write every live pair to binary file ``out`` as ``json`` lines or ``resp``; return the count.
 
     Raises DataError if the directory is unreadable or corrupt, ValueError for an unknown format.
     """

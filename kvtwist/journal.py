@@ -62,8 +62,9 @@ class Journal:
         self.last_load_seconds = 0.0
 
     @classmethod
-    def open(cls, directory, keyspace, reactor, fsync="always", repair=False, **kwargs) -> "Journal":
-        """Load ``directory`` into ``keyspace`` (synchronously) and return a Journal appending to it.
+    def open(cls, directory, keyspace, reactor, fsync="always", repair=False,
+             **kwargs) -> "Journal":
+        """Load ``directory`` into ``keyspace`` synchronously; return a Journal appending to it.
 
         Raises JournalError, naming file and offset, when the files are corrupt and not ``repair``.
         """
@@ -81,7 +82,8 @@ class Journal:
         except fsck.DataError as exc:
             raise JournalError(str(exc)) from None
         except OSError as exc:
-            raise JournalError("cannot load %s: %s" % (self.directory, exc.strerror or exc)) from None
+            raise JournalError("cannot load %s: %s"
+                               % (self.directory, exc.strerror or exc)) from None
         for path, offset, dropped in result.torn:
             log.warn("Torn tail in {path} at offset {offset}: {dropped} bytes dropped",
                      path=path, offset=offset, dropped=dropped)
@@ -116,7 +118,8 @@ class Journal:
             self.last_load_keys = len(self.keyspace)
         except TypeError:
             self.last_load_keys = result.records
-        self.last_load_seconds = max(time.monotonic() - wall, self._reactor.seconds() - started, 0.0)
+        self.last_load_seconds = max(time.monotonic() - wall,
+                                     self._reactor.seconds() - started, 0.0)
         log.info("Loaded {keys} keys ({records} records) from {directory} in {seconds:.3f} s",
                  keys=self.last_load_keys, records=result.records, directory=self.directory,
                  seconds=self.last_load_seconds)
@@ -312,7 +315,7 @@ class Journal:
     # -- shutdown and status --------------------------------------------------------
 
     def stop(self) -> Deferred:
-        """Commit what is pending, fsync, stop the threads and close the file; the Deferred fires with None."""
+        """Commit what is pending, fsync, stop the threads, close the file; Deferred fires None."""
         if self._stopping is not None:
             return self._stopping
         self._stopping = Deferred()

@@ -49,7 +49,7 @@ def _jsonable(reply):
 
 
 def render(reply) -> bytes:
-    """Return ``reply`` as one compact JSON line ending in ``\\n`` (bytes -> string, nil -> null)."""
+    """Return ``reply`` as one compact JSON line ending ``\\n`` (bytes -> string, nil -> null)."""
     return _encode(_jsonable(reply)).encode("ascii") + b"\n"
 
 
@@ -99,7 +99,8 @@ def _kind(value) -> str:
 
 def _field(request: dict, name: str):
     if name not in request:
-        raise JsonRequestError('ERR %s request needs a "%s" field' % (request["type"].upper(), name))
+        raise JsonRequestError('ERR %s request needs a "%s" field'
+                               % (request["type"].upper(), name))
     return request[name]
 
 

@@ -1,4 +1,4 @@
-"""Expiry and whole-keyspace commands: EXPIRE family, TTL, PERSIST, TYPE, KEYS, SCAN, RENAME, DUMP, FLUSH."""
+"""Expiry and keyspace commands: EXPIRE family, TTL, PERSIST, TYPE, KEYS, SCAN, RENAME, FLUSH..."""
 
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ class Keyspace:
     # -- writing ------------------------------------------------------------------
 
     def set(self, key, value, expire_at_ms: int = 0) -> None:
-        """Store a value; ``expire_at_ms`` 0 clears any expiry (callers pass the old one to keep it)."""
+        """Store a value; ``expire_at_ms`` 0 clears any expiry (pass the old one to keep it)."""
         self.data[key] = value
         if expire_at_ms:
             self.expires[key] = expire_at_ms
@@ -105,7 +105,7 @@ class Keyspace:
         return value
 
     def expire_at(self, key, at_ms: int) -> None:
-        """Give a live key an absolute expiry; a time not in the future deletes it, as Redis does."""
+        """Give a live key an absolute expiry; a time not in the future deletes it, as in Redis."""
         if at_ms <= self.now_ms():
             self.delete(key)
             return

@@ -1,4 +1,4 @@
-"""Journal and snapshot file format: a versioned header, then length-prefixed, CRC32-checked records."""
+"""Journal and snapshot file format: a versioned header, then length-prefixed CRC32'd records."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def encode_end(count: int) -> bytes:
 
 
 def decode_payload(payload) -> tuple:
-    """Return the effect tuple (or ``(END, count)``) for one payload; raise ValueError if malformed."""
+    """Return the effect tuple (or ``(END, count)``) of one payload; ValueError if malformed."""
     size = len(payload)
     if size == 0:
         raise ValueError("empty record")
@@ -355,7 +355,8 @@ class RecordReader:
             self._pos += i
             self.offset += i
             self.records += applied
-        # The odd case (torn, corrupt, zero-filled, data after END): the careful path raises or waits.
+        # The odd case (torn, corrupt, zero-filled, data after END): the careful path raises
+        # or waits.
         effect = self.next_record()
         if effect is not NEED_MORE:
             if effect[0] != END:

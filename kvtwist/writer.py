@@ -1,4 +1,4 @@
-"""The journal's writer side: a job thread, and the file operations run in it (append, fsync, rotate)."""
+"""The journal's writer side: a job thread and the file operations it runs (append, fsync...)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class ThreadWorker:
         self._queue.put((job, done))
 
     def stop(self) -> Deferred:
-        """Return a Deferred firing (with None) once every submitted job ran and the thread ended."""
+        """Return a Deferred firing (with None) once every submitted job ran and the thread ends."""
         if self._stopped is None:
             self._stopped = Deferred()
             self._queue.put(None)

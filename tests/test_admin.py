@@ -251,9 +251,13 @@ class FakeJournal(NullJournal):
         self.running.append(d)
         return d
 
+    @property
+    def compacting(self):
+        return any(not d.called for d in self.running)
+
     def info(self):
         status = NullJournal.info(self)
-        status["compacting"] = any(not d.called for d in self.running)
+        status["compacting"] = self.compacting
         return status
 
 

@@ -1,4 +1,4 @@
-"""Tests for kvtwist.fsck: loading a data directory, check/repair, and export as JSON lines or RESP."""
+"""Tests for kvtwist.fsck: loading a data directory, check/repair, and JSON-lines/RESP export."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from kvtwist.keyspace import DEL, EXPIRE_AT, PERSIST, SET, Keyspace
 
 
 def write_dir(directory: str, snapshot=None, journals=()) -> None:
-    """Write a snapshot (list of SET items, generation 1) and journals (lists of effects, gens 1..)."""
+    """Write a snapshot (SET items, generation 1) and journals (lists of effects, gens 1..)."""
     if snapshot is not None:
         with open(fsck.snapshot_path(directory, 1), "wb") as f:
             f.write(records.encode_header(records.SNAPSHOT, 1))
@@ -53,7 +53,7 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual((result.journal_generation, result.records), (2, 4))
 
     def test_batched_load_matches_one_by_one(self) -> None:
-        """Loading with load_items gives the same state as applying every effect, for MemoryState and Keyspace."""
+        """Loading with load_items equals applying every effect, for MemoryState and Keyspace."""
         write_dir(self.dir, [(b"a", b"1", 0), (b"b", b"2", 9), (b"c", b"3", 0)],
                   [[(SET, b"a", b"4", 8), (DEL, b"c"), (SET, b"c", b"5", 0), (EXPIRE_AT, b"c", 6)],
                    [(SET, b"b", b"6", 0), (PERSIST, b"a"), (SET, b"d", b"7", 0)]])
@@ -131,13 +131,14 @@ class CheckTests(SynchronousTestCase):
         size = os.path.getsize(self.journal)
         report = fsck.check(self.dir)
         self.assertTrue(report.ok)
-        self.assertTrue(any("torn tail at offset %d: 7 bytes" % (size - 7) in line for line in report.lines))
+        torn = "torn tail at offset %d: 7 bytes" % (size - 7)
+        self.assertTrue(any(torn in line for line in report.lines))
         self.assertEqual(os.path.getsize(self.journal), size)
         fsck.check(self.dir, repair=True)
         self.assertEqual(os.path.getsize(self.journal), size - 7)
 
     def test_corrupt_and_repair(self) -> None:
-        """A checksum failure fails the check naming file and offset; repair keeps the valid prefix."""
+        """A checksum failure fails the check, naming file and offset; repair keeps the prefix."""
         first = records.HEADER_SIZE + len(records.encode_effect((SET, b"b", b"2", 0)))
         with open(self.journal, "r+b") as f:
             f.seek(first + 9)
@@ -170,7 +171,7 @@ class ExportTests(SynchronousTestCase):
                     (SET, b"gone", b"x", 1)]])
 
     def test_json(self) -> None:
-        """JSON lines carry text as strings, other bytes as base64, and absolute expiry; expired keys are skipped."""
+        """JSON lines hold text, base64 other bytes and absolute expiry, skipping expired keys."""
         out = io.BytesIO()
         self.assertEqual(fsck.export(self.dir, "json", out), 3)
         items = [json.loads(line) for line in out.getvalue().splitlines()]

@@ -227,7 +227,8 @@ class GroupCommitTests(SynchronousTestCase):
 
     def test_bad_policy(self) -> None:
         """An unknown fsync policy is refused with ValueError."""
-        self.assertRaises(ValueError, Journal, "/nonexistent", FakeKeyspace(), Clock(), fsync="sometimes")
+        self.assertRaises(ValueError, Journal, "/nonexistent", FakeKeyspace(), Clock(),
+                          fsync="sometimes")
 
 
 class PolicyTests(SynchronousTestCase):
@@ -236,7 +237,7 @@ class PolicyTests(SynchronousTestCase):
     mktemp = GroupCommitTests.mktemp
 
     def test_everysec(self) -> None:
-        """Under everysec a commit is acked after the write alone; the fsync follows within a second."""
+        """Under everysec a commit is acked after the write alone; the fsync follows within 1 s."""
         h = Harness(self, fsync="everysec")
         before = h.ops.calls.count("fsync")
         h.keyspace.set(b"a", b"1")
@@ -280,7 +281,7 @@ class RecoveryTests(SynchronousTestCase):
         self.assertEqual(h2.journal.info()["last_load_keys"], 1)
 
     def test_torn_tail_is_cut(self) -> None:
-        """A partial final record is dropped with a warning and the journal appends after the cut."""
+        """A partial last record is dropped with a warning and the journal appends after the cut."""
         h = Harness(self)
         h.keyspace.set(b"a", b"1")
         h.turn()
@@ -313,7 +314,7 @@ class RecoveryTests(SynchronousTestCase):
         self.assertGreaterEqual(loaded[0]["seconds"], 0.0)
 
     def test_torn_tail_every_offset(self) -> None:
-        """Cutting the journal at every byte of its last two records opens with a warning naming file, offset and bytes."""
+        """Cutting inside the last two records warns, naming the file, offset and bytes dropped."""
         from kvtwist import journal as journal_module
 
         h = Harness(self)
@@ -343,13 +344,14 @@ class RecoveryTests(SynchronousTestCase):
             if cut == valid:
                 self.assertEqual(warnings, [])
             else:
-                self.assertEqual((warnings[0]["path"], warnings[0]["offset"], warnings[0]["dropped"]),
+                warning = warnings[0]
+                self.assertEqual((warning["path"], warning["offset"], warning["dropped"]),
                                  (path, valid, cut - valid))
             self.assertEqual(os.path.getsize(path), valid)
             h2.stop()
 
     def test_corruption_refuses_start(self) -> None:
-        """A checksum failure before the tail raises JournalError naming file and offset, unless repair."""
+        """A checksum failure before the tail raises JournalError (file, offset) unless repair."""
         h = Harness(self)
         h.keyspace.set(b"a", b"1")
         h.keyspace.set(b"b", b"2")
@@ -399,7 +401,7 @@ class ReplayPropertyTests(SynchronousTestCase):
     @settings(max_examples=40, deadline=None)
     @given(_steps)
     def test_reload_matches_memory(self, steps) -> None:
-        """After any mix of effects, reactor turns and compactions, a reload equals the in-memory state."""
+        """After any mix of effects, turns and compactions, a reload equals the in-memory state."""
         h = Harness(self)
         for step in steps:
             if step[0] == "turn":
@@ -422,7 +424,7 @@ class CompactionTests(SynchronousTestCase):
     mktemp = GroupCommitTests.mktemp
 
     def test_compact(self) -> None:
-        """After compaction only the new snapshot and journal remain and reload gives the same state."""
+        """Compaction leaves only the new snapshot and journal, and reload gives the same state."""
         h = Harness(self)
         for i in range(50):
             h.keyspace.set(b"k%d" % (i % 5), b"v%d" % i)
@@ -436,7 +438,7 @@ class CompactionTests(SynchronousTestCase):
         self.assertEqual(h.reload().keyspace.state.data, expected)
 
     def test_crash_at_each_operation(self) -> None:
-        """A crash after any file operation of a compaction leaves a directory that loads every acked write."""
+        """A crash after any file operation of a compaction leaves every acked write loadable."""
         steps = 0
         while True:
             h = Harness(self)
@@ -468,7 +470,7 @@ class CompactionTests(SynchronousTestCase):
     def test_auto_compaction(self) -> None:
         """The journal compacts by itself once it outgrows max(min bytes, ratio x snapshot)."""
         h = Harness(self, compact_min_bytes=1000, compact_ratio=2.0)
-        for i in range(100):
+        for _ in range(100):
             h.keyspace.set(b"key", b"x" * 20)
         h.turn()
         self.assertEqual(h.journal.info()["compactions"], 1)
@@ -512,7 +514,7 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual(set(h.reload().keyspace.state.data), {b"ok", b"bad", b"later"})
 
     def test_enospc(self) -> None:
-        """A full disk fails the write with 'No space left on device' and recovers after space returns."""
+        """A full disk fails writes with 'No space left on device' until space returns."""
         self.check_fault(errno.ENOSPC, "write")
 
     def test_eio_on_fsync(self) -> None:
@@ -520,11 +522,11 @@ class FaultTests(SynchronousTestCase):
         self.check_fault(errno.EIO, "fsync")
 
     def test_read_only(self) -> None:
-        """EROFS on every operation fails writes and recovers when the file system is writable again."""
+        """EROFS on every operation fails writes, which recover once the file system is writable."""
         self.check_fault(errno.EROFS)
 
     def test_everysec_fsync_fault(self) -> None:
-        """Under everysec a failing background fsync sets the failure until an fsync succeeds again."""
+        """Under everysec a failing background fsync sets the failure until an fsync succeeds."""
         h = Harness(self, fsync="everysec")
         h.keyspace.set(b"a", b"1")
         h.turn()
@@ -541,7 +543,7 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual(h.journal.acked, 2)
 
     def test_compaction_fault(self) -> None:
-        """A snapshot that cannot be renamed fails the compaction with JournalError and keeps the data loadable."""
+        """An unrenamable snapshot fails compaction with JournalError; the data stays loadable."""
         h = Harness(self)
         h.keyspace.set(b"a", b"1")
         h.turn()
@@ -558,12 +560,12 @@ class FaultTests(SynchronousTestCase):
 
 
 class ServerContractTests(SynchronousTestCase):
-    """The server's durability gate works with this journal: replies wait for the commit, faults become errors."""
+    """The server's durability gate with this journal: replies await commits, faults are errors."""
 
     mktemp = GroupCommitTests.mktemp
 
     def test_gate_and_fault(self) -> None:
-        """A SET reply waits for its commit; under ENOSPC it is an error, reads still work, and writes recover."""
+        """A SET reply awaits its commit; ENOSPC makes it an error, reads work, writes recover."""
         from twisted.internet.testing import StringTransport
 
         from kvtwist.commands import Store
@@ -609,7 +611,7 @@ class ThreadTests(TestCase):
     """With the real reactor and writer thread, writes commit off the reactor thread."""
 
     def test_real_thread(self) -> None:
-        """Appends are written and fsynced in the writer thread, never the reactor's, and survive a reopen."""
+        """Appends are written and fsynced in the writer thread, not the reactor's, and reload."""
         import threading
 
         directory = tempfile.mkdtemp()

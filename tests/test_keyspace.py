@@ -161,11 +161,13 @@ class EffectTests(SynchronousTestCase):
         self.assertRaises(ValueError, ks.apply, (99, b"k"))
 
     @settings(max_examples=100, deadline=None)
-    @given(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c"]), st.sampled_from([0, 0, 7, 9]))),
-           st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c", b"d"]), st.sampled_from([0, 0, 7, 9])),
+    @given(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c"]),
+                              st.sampled_from([0, 0, 7, 9]))),
+           st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c", b"d"]),
+                              st.sampled_from([0, 0, 7, 9])),
                     max_size=8))
     def test_load_items_matches_apply(self, before, batch):
-        """load_items gives the same data and expiries as applying the same SETs one by one, without logging."""
+        """load_items equals the same SETs applied one by one (data, expiries), without logging."""
         clock, ks, log = make(0)
         replica = Keyspace(clock)
         for key, at in before:

@@ -85,7 +85,8 @@ class EncodeTests(SynchronousTestCase):
 
     def test_encode_set_matches_effect(self) -> None:
         """encode_set writes the same bytes as encode_effect of a SET effect."""
-        self.assertEqual(records.encode_set(b"k", b"v", 5), records.encode_effect((SET, b"k", b"v", 5)))
+        self.assertEqual(records.encode_set(b"k", b"v", 5),
+                         records.encode_effect((SET, b"k", b"v", 5)))
 
     def test_bad_header(self) -> None:
         """A header with a wrong magic, checksum or version is rejected at offset 0."""
@@ -127,7 +128,7 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(got, EFFECTS)
 
     def test_trailing_bytes_stay_buffered(self) -> None:
-        """Bytes of an incomplete record after complete ones stay buffered and count as a torn tail."""
+        """An incomplete record after complete ones stays buffered and counts as a torn tail."""
         extra = records.encode_effect((SET, b"x", b"y", 0))[:5]
         reader = RecordReader()
         reader.feed(journal_bytes(EFFECTS) + extra)
@@ -151,7 +152,7 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(reader.offset, len(data))
 
     def test_batched_sets_keep_their_order(self) -> None:
-        """SET records go to load_items in batches, each handed over before the next other effect."""
+        """SET records go to load_items in batches, each handed over before the next non-SET."""
         effect_list = [(SET, b"a", b"1", 0), (SET, b"b", b"2", 5), (DEL, b"a"),
                        (SET, b"a", b"3", 0), (FLUSH,), (SET, b"c", b"4", 0)]
         calls = []
@@ -169,7 +170,7 @@ class ReaderTests(SynchronousTestCase):
         ])
 
     def test_batched_byte_by_byte(self) -> None:
-        """The batched path gives the same effects when fed one byte at a time, and with trailing bytes."""
+        """The batched path gives the same effects fed byte by byte and with trailing bytes."""
         data = journal_bytes(EFFECTS)
         reader = RecordReader()
         got = []
@@ -210,7 +211,7 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(read_all(reader)[-1], (END, 2))
 
     def test_snapshot_rules(self) -> None:
-        """Non-SET records in a snapshot, a wrong END count, data after END and END in a journal are corrupt."""
+        """Non-SETs in snapshots, bad END counts, data after END and END in journals are corrupt."""
         snap = records.encode_header(records.SNAPSHOT, 3)
         cases = [
             snap + records.encode_effect((DEL, b"a")),
@@ -229,7 +230,7 @@ class DamageTests(SynchronousTestCase):
     """Torn tails are told apart from corruption before the tail."""
 
     def test_torn_tail_at_every_offset(self) -> None:
-        """Cutting the file anywhere inside its last records keeps exactly the complete records before the cut."""
+        """Cutting the file inside its last records keeps exactly the complete records before it."""
         data = journal_bytes(EFFECTS)
         starts = []
         offset = records.HEADER_SIZE
@@ -248,7 +249,7 @@ class DamageTests(SynchronousTestCase):
                 self.assertEqual(reader.finish(), cut - valid)
 
     def test_bit_flip_before_tail(self) -> None:
-        """Flipping any bit of any record but the last raises CorruptRecord at that record's offset or earlier."""
+        """A bit flip in any record but the last raises CorruptRecord at its offset or earlier."""
         data = journal_bytes(EFFECTS)
         last = len(data) - len(records.encode_effect(EFFECTS[-1]))
         for position in range(records.HEADER_SIZE, last):
@@ -265,7 +266,8 @@ class DamageTests(SynchronousTestCase):
                         self.assertGreaterEqual(exc.offset, records.HEADER_SIZE)
                     else:
                         # Only a length flip that reaches past EOF can look torn.
-                        self.assertGreater(reader.finish(), 0, "flip at %d bit %d" % (position, bit))
+                        self.assertGreater(reader.finish(), 0,
+                                           "flip at %d bit %d" % (position, bit))
 
     def test_header_flip(self) -> None:
         """Any bit flip in the file header raises CorruptRecord at offset 0."""
@@ -279,7 +281,7 @@ class DamageTests(SynchronousTestCase):
             self.assertEqual(exc.offset, 0)
 
     def test_zero_filled_tail(self) -> None:
-        """A run of zero bytes at the end reads as a torn tail; a non-zero byte after it is corruption."""
+        """Zero bytes at the end read as a torn tail; a non-zero byte after them is corruption."""
         data = journal_bytes(EFFECTS)
         reader = RecordReader()
         reader.feed(data + b"\0" * 100)

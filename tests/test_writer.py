@@ -74,7 +74,7 @@ class LogFileTests(SynchronousTestCase):
             return f.read()
 
     def test_append_returns_new_size(self) -> None:
-        """append writes at the good length and returns the new length; without fsync it is marked unsynced."""
+        """append writes at the good length, returns the new one; without fsync it is unsynced."""
         size = self.file.append(b"abc", fsync=True)
         self.assertEqual(size, records.HEADER_SIZE + 3)
         self.assertFalse(self.file.unsynced)
@@ -85,7 +85,7 @@ class LogFileTests(SynchronousTestCase):
         self.assertFalse(self.file.sync())
 
     def test_failed_write_is_cut_back(self) -> None:
-        """A failed write raises JournalError naming the file and leaves the file at its good length."""
+        """A failed write raises JournalError naming the file and leaves it at its good length."""
         self.file.append(b"good", fsync=True)
         self.ops.failing.add("write")
         exc = self.assertRaises(JournalError, self.file.append, b"x" * 100, True)
@@ -125,7 +125,7 @@ class LogFileTests(SynchronousTestCase):
         self.assertRaises(OSError, os.fstat, self.file.fd)
 
     def test_rotate_failure_keeps_old(self) -> None:
-        """A rotation that cannot sync the directory raises JournalError and removes the new file."""
+        """A rotation that cannot sync the directory raises JournalError, removing the new file."""
         self.ops.failing.add("fsync_dir")
         exc = self.assertRaises(JournalError, writer.rotate, self.ops, self.file, self.dir, 2)
         self.assertIn("journal-2", str(exc))
@@ -137,7 +137,7 @@ class ThreadWorkerTests(TestCase):
     """ThreadWorker runs jobs in order in its own thread and reports back on the reactor."""
 
     def test_jobs_in_order_off_the_reactor_thread(self) -> None:
-        """Jobs run in submission order in another thread; results and exceptions reach done() on the reactor thread."""
+        """Jobs run in order off-thread; results and errors reach done() in the reactor thread."""
         worker = ThreadWorker(reactor, "test-writer")
         seen = []
 
