@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 
-from kvtwist import resp
+from kvtwist import respreply as resp
 from kvtwist.inline import UnbalancedQuotes, split_args
 from kvtwist.replies import NIL_ARRAY, Error, Pairs, Status, to_text
 

@@ -170,19 +170,29 @@ _REPR_ESCAPES = {
 }
 
 
+# Bytes sdscatrepr copies unchanged: printable ASCII except the two it escapes.
+_REPR_PLAIN = bytes(byte for byte in range(0x20, 0x7F) if byte not in _REPR_ESCAPES)
+# Each byte's rendering, for values that need escaping.
+_REPR_TABLE = [
+    _REPR_ESCAPES.get(byte) or (bytes((byte,)) if 0x20 <= byte < 0x7F else b"\\x%02x" % byte)
+    for byte in range(256)
+]
+
+
 def quote(value: bytes) -> bytes:
-    """Quote bytes the way redis-cli does (sdscatrepr): printable ASCII kept, the rest escaped."""
-    out = bytearray(b'"')
-    for byte in value:
-        escaped = _REPR_ESCAPES.get(byte)
-        if escaped is not None:
-            out += escaped
-        elif 0x20 <= byte < 0x7F:
-            out.append(byte)
-        else:
-            out += b"\\x%02x" % byte
-    out += b'"'
-    return bytes(out)
+    """Return ``value`` quoted as redis-cli shows it (sdscatrepr): printable ASCII kept,
+    the rest escaped."""
+    # Fast path for the usual all-plain value: one C-level pass deleting the plain bytes
+    # (bytes.translate beats a regex search on both CPython and PyPy past a few bytes).
+    if not value.translate(None, _REPR_PLAIN):
+        return b'"' + value + b'"'
+    return _quote_escaped(value)
+
+
+def _quote_escaped(value: bytes) -> bytes:
+    # The per-byte path, for values holding at least one byte that needs escaping.
+    table = _REPR_TABLE
+    return b'"' + b"".join([table[byte] for byte in value]) + b'"'
 
 
 def to_text(reply) -> bytes:

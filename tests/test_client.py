@@ -10,7 +10,8 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial import unittest
 
-from kvtwist import client, resp
+from kvtwist import client
+from kvtwist import respreply as resp
 from kvtwist.replies import NIL_ARRAY, OK, Status, to_resp
 from tests.procs import start_kvstore
 from tests.redisref import start_redis_or_skip

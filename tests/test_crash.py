@@ -11,7 +11,7 @@ import threading
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.resp import NEED_MORE, ReplyParser, encode_command
+from kvtwist.respreply import NEED_MORE, ReplyParser, encode_command
 from kvtwist.replies import Error, Status
 from tests.procs import start_kvstore
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from kvtwist import replies
 from kvtwist.replies import (
     NIL_ARRAY,
     OK,
@@ -131,6 +134,60 @@ class QuoteTests(SynchronousTestCase):
         self.assertEqual(quote(b"\n\r\t\x07\x08"), b'"\\n\\r\\t\\a\\b"')
         self.assertEqual(quote(b"\x00\x7f\xff"), b'"\\x00\\x7f\\xff"')
         self.assertEqual(quote(b""), b'""')
+
+    def test_every_byte(self) -> None:
+        """Each of the 256 byte values, alone and among plain text, renders as sdscatrepr does."""
+        for byte in range(256):
+            value = bytes([byte])
+            self.assertEqual(quote(value), _sdscatrepr(value), byte)
+            self.assertEqual(quote(b"ab" + value + b"cd"), _sdscatrepr(b"ab" + value + b"cd"),
+                             byte)
+
+    def test_plain_value_not_copied_per_byte(self) -> None:
+        """A value with only plain printable bytes skips the per-byte path entirely."""
+        calls = []
+        original = replies._quote_escaped
+        self.patch(replies, "_quote_escaped", lambda value: calls.append(value) or original(value))
+        self.assertEqual(quote(b"hello world ~!#$[]{}"), b'"hello world ~!#$[]{}"')
+        self.assertEqual(calls, [])
+        self.assertEqual(quote(b"tab\there"), b'"tab\\there"')
+        self.assertEqual(calls, [b"tab\there"])
+
+    @given(st.binary(max_size=64))
+    def test_fast_path_matches_byte_loop(self, value) -> None:
+        """quote() (fast path or not) equals the per-byte rendering and sdscatrepr for any bytes."""
+        self.assertEqual(quote(value), replies._quote_escaped(value))
+        self.assertEqual(quote(value), _sdscatrepr(value))
+
+    @given(st.lists(st.integers(0x1F, 0x80), max_size=64).map(bytes))
+    def test_near_printable(self, value) -> None:
+        """Bytes around the printable range, where the fast path decides, match sdscatrepr."""
+        self.assertEqual(quote(value), replies._quote_escaped(value))
+        self.assertEqual(quote(value), _sdscatrepr(value))
+
+
+def _sdscatrepr(value: bytes) -> bytes:
+    # An independent transcription of redis's sdscatrepr switch, as the reference.
+    out = b'"'
+    for byte in value:
+        char = bytes([byte])
+        if char in (b"\\", b'"'):
+            out += b"\\" + char
+        elif char == b"\n":
+            out += b"\\n"
+        elif char == b"\r":
+            out += b"\\r"
+        elif char == b"\t":
+            out += b"\\t"
+        elif char == b"\a":
+            out += b"\\a"
+        elif char == b"\b":
+            out += b"\\b"
+        elif char.isalnum() or char in b" !#$%&'()*+,-./:;<=>?@[]^_`{|}~":
+            out += char
+        else:
+            out += b"\\x%02x" % byte
+    return out + b'"'
 
 
 class ToTextTests(SynchronousTestCase):

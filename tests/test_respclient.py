@@ -11,7 +11,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python import failure
 from twisted.trial import unittest
 
-from kvtwist import client, resp
+from kvtwist import client
+from kvtwist import respreply as resp
 from kvtwist.replies import Error, Status, to_resp
 
 
