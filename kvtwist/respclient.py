@@ -49,11 +49,14 @@ _PUSH_KINDS = frozenset([b"message", b"pmessage"])
 class _Request:
     """One request waiting for its reply(ies), in send order."""
 
-    __slots__ = ("deferred", "timer", "raw", "expect", "collected", "abandoned", "command")
+    __slots__ = ("deferred", "deadline", "timeout", "raw", "expect", "collected",
+                 "abandoned", "command")
 
     def __init__(self, deferred, raw, command):
         self.deferred = deferred
-        self.timer = None
+        # When the reply is overdue (clock seconds), or None: no timeout or settled.
+        self.deadline = None
+        self.timeout = None
         self.raw = raw
         # Replies still expected: 1 for ordinary commands, the number of
         # channels for (P)SUBSCRIBE, None for an argument-less (P)UNSUBSCRIBE,
@@ -86,6 +89,11 @@ class RespClientProtocol(protocol.Protocol):
         self._pending: deque = deque()
         self._outgoing: list = []
         self._flush_call = None
+        # One timer for the whole connection, armed for the earliest deadline among
+        # pending requests: a DelayedCall per request (heap push, cancel, heap rebuild)
+        # cost more than the request itself on a busy pipelined link.
+        self._watchdog = None
+        self._timed = 0  # pending requests with a deadline
         self._push_handlers: list = []
         self._watchers: list = []
         self._channels: set = set()
@@ -198,8 +206,44 @@ class RespClientProtocol(protocol.Protocol):
         if timeout is None:
             timeout = self.timeout
         if timeout is not None:
-            entry.timer = self._clock.callLater(timeout, self._timed_out, entry, timeout)
+            self._arm(entry, timeout)
         return entry.deferred
+
+    def _arm(self, entry: _Request, timeout: float) -> None:
+        entry.timeout = timeout
+        entry.deadline = self._clock.seconds() + timeout
+        self._timed += 1
+        watchdog = self._watchdog
+        if watchdog is None:
+            self._watchdog = self._clock.callLater(timeout, self._watch)
+        elif entry.deadline < watchdog.getTime():
+            watchdog.reset(timeout)
+
+    def _settle(self, entry: _Request) -> None:
+        # The request no longer needs a deadline; the last one stops the watchdog.
+        entry.deadline = None
+        self._timed -= 1
+        if self._timed == 0 and self._watchdog is not None:
+            if self._watchdog.active():
+                self._watchdog.cancel()
+            self._watchdog = None
+
+    def _watch(self) -> None:
+        # Runs about once per timeout period under load: the request it was armed for
+        # has usually been answered, so find the earliest deadline still pending.
+        self._watchdog = None
+        earliest = None
+        for entry in self._pending:
+            deadline = entry.deadline
+            if deadline is not None and (earliest is None or deadline < earliest.deadline):
+                earliest = entry
+        if earliest is None:
+            return
+        delay = earliest.deadline - self._clock.seconds()
+        if delay <= 1e-9:  # float rounding must not re-arm a zero-delay loop
+            self._timed_out(earliest, earliest.timeout)
+        else:
+            self._watchdog = self._clock.callLater(delay, self._watch)
 
     def _scheduled_flush(self) -> None:
         self._flush_call = None
@@ -209,9 +253,8 @@ class RespClientProtocol(protocol.Protocol):
         # The reply will still arrive in its slot; keeping the entry queued
         # (marked abandoned) discards it there, so later replies stay matched.
         entry.abandoned = True
-        if entry.timer is not None and entry.timer.active():
-            entry.timer.cancel()
-        entry.timer = None
+        if entry.deadline is not None:
+            self._settle(entry)
 
     def _timed_out(self, entry: _Request, timeout: float) -> None:
         # A late reply would be read as the answer to the *next* request if we
@@ -219,7 +262,7 @@ class RespClientProtocol(protocol.Protocol):
         # stalls every request behind it. Like redis-py and hiredis, we give up
         # on the connection: this request fails with RequestTimeout and every
         # other pending one with ClientDisconnected.
-        entry.timer = None
+        self._settle(entry)
         entry.abandoned = True
         name = entry.command.decode("utf-8", "replace").upper()
         entry.deferred.errback(RequestTimeout(
@@ -246,10 +289,8 @@ class RespClientProtocol(protocol.Protocol):
         self._outgoing = []
         pending, self._pending = self._pending, deque()
         for entry in pending:
-            if entry.timer is not None:
-                if entry.timer.active():
-                    entry.timer.cancel()
-                entry.timer = None
+            if entry.deadline is not None:
+                self._settle(entry)
             if not entry.abandoned:
                 entry.abandoned = True
                 entry.deferred.errback(failure.Failure(reason))
@@ -325,10 +366,8 @@ class RespClientProtocol(protocol.Protocol):
             self._resolve(entry, entry.collected)
 
     def _resolve(self, entry: _Request, reply) -> None:
-        if entry.timer is not None:
-            if entry.timer.active():
-                entry.timer.cancel()
-            entry.timer = None
+        if entry.deadline is not None:
+            self._settle(entry)
         if entry.abandoned:
             return
         entry.abandoned = True
