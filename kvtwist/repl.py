@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 
-from kvtwist import respreply as resp
+from kvtwist import respreply
 from kvtwist.inline import UnbalancedQuotes, split_args
 from kvtwist.replies import NIL_ARRAY, Error, Pairs, Status, to_text
 
@@ -77,7 +77,7 @@ class ServerClosed(Exception):
 
 
 class Connection:
-    """A blocking RESP connection: send an argv, read the reply with L{resp.ReplyParser}."""
+    """A blocking RESP connection: send an argv, read the reply with L{respreply.ReplyParser}."""
 
     def __init__(self, host: str, port: int, tls: bool = False, cafile: str | None = None,
                  insecure: bool = False) -> None:
@@ -111,7 +111,7 @@ class Connection:
             raise ConnectFailed("Could not connect to %s: %s" % (self.address, reason))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
-        self.parser = resp.ReplyParser()
+        self.parser = respreply.ReplyParser()
 
     def close(self) -> None:
         """Close the socket, if open."""
@@ -125,7 +125,7 @@ class Connection:
     def send(self, argv: list) -> None:
         """Write one command; raises L{ServerClosed} when the connection is gone."""
         try:
-            self.sock.sendall(resp.encode_command(argv))
+            self.sock.sendall(respreply.encode_command(argv))
         except OSError:
             self.close()
             raise ServerClosed("Server closed the connection")
@@ -136,10 +136,10 @@ class Connection:
         while True:
             try:
                 reply = parser.next_reply()
-            except resp.ProtocolError as exc:
+            except respreply.ProtocolError as exc:
                 self.close()
                 raise ServerClosed("Protocol error: %s" % (exc,))
-            if reply is not resp.NEED_MORE:
+            if reply is not respreply.NEED_MORE:
                 return reply
             try:
                 data = self.sock.recv(65536)

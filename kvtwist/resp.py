@@ -310,16 +310,3 @@ def _fast_requests(data: bytes, out: list, max_bulk: int, max_args: int,
         out.append(args)
         pos = p
     return pos
-
-
-_MOVED = frozenset(["NEED_MORE", "ReplyParser", "encode_command"])
-
-
-def __getattr__(name: str):
-    """Return the client-side codec names that moved to kvtwist.respreply (old imports)."""
-    # Looked up lazily: respreply imports this module, so an eager import here would be
-    # a cycle that fails whenever respreply is imported first.
-    if name in _MOVED:
-        from kvtwist import respreply
-        return getattr(respreply, name)
-    raise AttributeError("module %r has no attribute %r" % (__name__, name))

@@ -8,7 +8,7 @@ from twisted.internet import defer, protocol
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python import failure, log
 
-from kvtwist import resp
+from kvtwist import respreply
 from kvtwist.replies import Error
 
 __all__ = ["ClientDisconnected", "ReplyError", "RequestTimeout", "RespClientProtocol"]
@@ -85,7 +85,7 @@ class RespClientProtocol(protocol.Protocol):
             from twisted.internet import reactor as clock
         self._clock = clock
         self.timeout = timeout
-        self._parser = resp.ReplyParser()
+        self._parser = respreply.ReplyParser()
         self._pending: deque = deque()
         self._outgoing: list = []
         self._flush_call = None
@@ -187,7 +187,7 @@ class RespClientProtocol(protocol.Protocol):
             reason = self._closed_reason or ClientDisconnected("not connected to the server")
             return defer.fail(reason)
         try:
-            data = resp.encode_command(argv)
+            data = respreply.encode_command(argv)
         except (TypeError, ValueError) as exc:
             return defer.fail(exc)
         command = argv[0] if argv else b""
@@ -301,11 +301,11 @@ class RespClientProtocol(protocol.Protocol):
         """Feed bytes to the reply parser and deliver every complete reply."""
         parser = self._parser
         parser.feed(data)
-        need_more = resp.NEED_MORE
+        need_more = respreply.NEED_MORE
         while True:
             try:
                 reply = parser.next_reply()
-            except resp.ProtocolError as exc:
+            except respreply.ProtocolError as exc:
                 self._abort(ClientDisconnected(
                     "connection closed: the server sent invalid RESP (%s)" % (exc,)))
                 return

@@ -26,10 +26,11 @@ HIGH_WATER = 4 * 1024 * 1024
 class _Chunk:
     """Replies produced by one read, in order, waiting to be written together."""
 
-    __slots__ = ("parts", "pending", "gated", "writes", "close")
+    __slots__ = ("parts", "pending", "gated", "writes", "close", "size")
 
     def __init__(self, parts: list) -> None:
         self.parts = parts
+        self.size = -1  # bytes counted towards the connection's backlog once queued
         self.pending = 0  # replies still waiting on a Deferred (proxy sessions)
         self.gated = False  # waiting for the journal to make its writes durable
         self.writes = None  # [(index, last_seq)] of replies to writes, for fault reporting
@@ -47,6 +48,7 @@ class KVProtocol(LineReceiver):
         self.dialect = None
         self.session = None
         self._queue = deque()
+        self._queued_bytes = 0  # rendered reply bytes waiting in _queue
         self._render = None
         self._chunk_parts = None
         self._chunk_writes = None
@@ -68,6 +70,7 @@ class KVProtocol(LineReceiver):
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self._closing = True
         self._queue.clear()
+        self._queued_bytes = 0
         if self.session is not None:
             self.factory.store.drop_session(self.session)
 
@@ -211,7 +214,10 @@ class KVProtocol(LineReceiver):
                 if not message.split(" ", 1)[0].isupper():
                     message = "ERR " + message
                 result = Error(message)
-            chunk.parts[index] = render(result)
+            part = chunk.parts[index] = render(result)
+            if chunk.size >= 0:
+                chunk.size += len(part)
+                self._queued_bytes += len(part)
             chunk.pending -= 1
             if chunk.pending == 0:
                 self._flush()
@@ -237,7 +243,7 @@ class KVProtocol(LineReceiver):
             if chunk.close:
                 self.transport.loseConnection()
             return
-        self._queue.append(chunk)
+        self._enqueue(chunk)
         self._flush()
 
     def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
@@ -246,8 +252,12 @@ class KVProtocol(LineReceiver):
             for index, seq in chunk.writes:
                 reason = failure_for(seq)
                 if reason is not None:
-                    chunk.parts[index] = self._render_error(
-                        "ERR persistence failed: %s" % (reason,))
+                    part = self._render_error("ERR persistence failed: %s" % (reason,))
+                    if chunk.size >= 0:
+                        delta = len(part) - len(chunk.parts[index])
+                        chunk.size += delta
+                        self._queued_bytes += delta
+                    chunk.parts[index] = part
         self._flush()
 
     def _render_error(self, message: str) -> bytes:
@@ -266,10 +276,12 @@ class KVProtocol(LineReceiver):
             if chunk.gated or chunk.pending:
                 break
             queue.popleft()
+            self._queued_bytes -= chunk.size
             out.extend(chunk.parts)
             if chunk.close:
                 close = True
                 queue.clear()
+                self._queued_bytes = 0
                 break
         if self.transport is None or not self.connected:
             return
@@ -279,10 +291,13 @@ class KVProtocol(LineReceiver):
             self.transport.loseConnection()
         self._apply_backpressure()
 
+    def _enqueue(self, chunk: _Chunk) -> None:
+        chunk.size = sum(len(part) for part in chunk.parts if part is not None)
+        self._queued_bytes += chunk.size
+        self._queue.append(chunk)
+
     def _apply_backpressure(self) -> None:
-        if not self._queue and not self._paused:
-            return
-        waiting = sum(len(p) for c in self._queue for p in c.parts if p is not None)
+        waiting = self._queued_bytes
         if waiting > HIGH_WATER and not self._paused:
             self._paused = True
             self.transport.pauseProducing()
@@ -308,7 +323,7 @@ class KVProtocol(LineReceiver):
         elif not self._queue:
             self.transport.write(part)
         else:
-            self._queue.append(_Chunk([part]))
+            self._enqueue(_Chunk([part]))
 
 
 class _NoJournal:

@@ -11,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial import unittest
 
 from kvtwist import client
-from kvtwist import respreply as resp
+from kvtwist import respreply
 from kvtwist.replies import NIL_ARRAY, OK, Status, to_resp
 from tests.procs import start_kvstore
 from tests.redisref import start_redis_or_skip
@@ -26,7 +26,7 @@ class ConvenienceTests(unittest.SynchronousTestCase):
         proto, transport, clock = connected()
         d = call(proto)
         clock.advance(0)
-        self.assertEqual(transport.value(), resp.encode_command(expected_argv))
+        self.assertEqual(transport.value(), respreply.encode_command(expected_argv))
         proto.dataReceived(to_resp(reply))
         self.assertEqual(self.successResultOf(d), expected_value)
 

@@ -12,7 +12,7 @@ from twisted.python import failure
 from twisted.trial import unittest
 
 from kvtwist import client
-from kvtwist import respreply as resp
+from kvtwist import respreply
 from kvtwist.replies import Error, Status, to_resp
 
 
@@ -70,9 +70,9 @@ class PipeliningTests(unittest.SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         clock.advance(0)
         self.assertEqual(transport.writes, 1)
-        self.assertEqual(transport.value(), resp.encode_command([b"SET", b"k", b"v"])
-                         + resp.encode_command([b"GET", b"k"])
-                         + resp.encode_command([b"INCR", b"n"]))
+        self.assertEqual(transport.value(), respreply.encode_command([b"SET", b"k", b"v"])
+                         + respreply.encode_command([b"GET", b"k"])
+                         + respreply.encode_command([b"INCR", b"n"]))
 
     def test_flush_writes_sends_now(self):
         """flush_writes sends queued commands immediately and cancels the end-of-turn write."""

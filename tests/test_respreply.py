@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist import resp, respreply
 from kvtwist.replies import NIL_ARRAY, Error, Pairs, Status, to_resp
 from kvtwist.respreply import NEED_MORE, ProtocolError, ReplyParser, encode_command
 from tests.redisref import start_redis_or_skip
@@ -177,25 +174,3 @@ class AgainstRedisTests(SynchronousTestCase):
             Status(b"OK"), b"v\r\n", None, 1, 2, [b"b", b"a"], [],
             Error("ERR value is not an integer or out of range"), NIL_ARRAY, Status(b"OK"),
         ])
-
-
-class ReExportTests(SynchronousTestCase):
-    """kvtwist.resp still serves the moved names to importers not yet switched."""
-
-    def test_same_objects(self) -> None:
-        """resp.ReplyParser, resp.NEED_MORE and resp.encode_command are respreply's own."""
-        self.assertIs(resp.ReplyParser, ReplyParser)
-        self.assertIs(resp.NEED_MORE, NEED_MORE)
-        self.assertIs(resp.encode_command, encode_command)
-        self.assertIs(respreply.ProtocolError, resp.ProtocolError)
-
-    def test_unknown_name(self) -> None:
-        """Any other missing name on kvtwist.resp is an AttributeError."""
-        self.assertRaises(AttributeError, getattr, resp, "no_such_name")
-
-    def test_either_import_order(self) -> None:
-        """A fresh interpreter can import respreply before resp, and resp before respreply."""
-        for first, second in (("respreply", "resp"), ("resp", "respreply")):
-            code = ("import kvtwist.%s; from kvtwist.resp import NEED_MORE, ReplyParser; "
-                    "import kvtwist.%s" % (first, second))
-            subprocess.check_call([sys.executable, "-c", code])

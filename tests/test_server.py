@@ -291,3 +291,15 @@ class ProtocolTests(SynchronousTestCase):
         proto, transport = self.connect()
         proto.connectionLost(None)
         self.assertEqual(self.store.dropped, [proto.session])
+
+    def test_backlog_accounting_returns_to_zero(self) -> None:
+        """Queued-byte accounting drops back to zero once every held reply is written."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET a b\r\nSLOWGET a\r\n")
+        proto.dataReceived(b"PING\r\n")
+        self.assertGreater(proto._queued_bytes, 0)
+        self.journal.commit(fail_reason="disk full")
+        self.store.slow[0][0].callback(b"b")
+        self.assertEqual(proto._queued_bytes, 0)
+        self.assertEqual(transport.value(),
+                         b'(error) ERR persistence failed: disk full\r\n"b"\r\nPONG\r\n')
