@@ -11,7 +11,8 @@ MISSING = object()
 class Placeholder:
     """A fetch in flight for one key; ``live`` turns False when the key is invalidated.
 
-    ``waiters`` is a list the proxy uses to coalesce concurrent misses on the key.
+    ``waiters`` is None, or a list the proxy uses to coalesce concurrent misses on the
+    key (made only when a second client asks: most fetches have a single waiter).
     """
 
     __slots__ = ("key", "live", "waiters")
@@ -19,7 +20,7 @@ class Placeholder:
     def __init__(self, key: bytes) -> None:
         self.key = key
         self.live = True
-        self.waiters = []
+        self.waiters = None
 
     def __repr__(self) -> str:
         return "Placeholder(%r, live=%r)" % (self.key, self.live)
@@ -39,7 +40,9 @@ class Cache:
         self.ttl = float(ttl)
         self.miss_ttl = min(float(miss_ttl), self.ttl)
         self.max_entries = int(max_entries)
-        # key -> [value, delayed call]; order is recency (last = most recent).
+        # key -> its expiry DelayedCall, whose args are (key, value): the timer is the
+        # entry, so an entry costs the garbage collector no container of its own.
+        # Order is recency (last = most recent).
         self._entries = OrderedDict()
         self._pending = {}
         self.hits = 0
@@ -63,7 +66,7 @@ class Cache:
             return MISSING
         self._entries.move_to_end(key)
         self.hits += 1
-        return entry[0]
+        return entry.args[1]
 
     def put(self, key: bytes, value) -> None:
         """Store ``value`` (bytes, or None for a miss) for ``key``, replacing any entry."""
@@ -73,14 +76,14 @@ class Cache:
         entries = self._entries
         old = entries.pop(key, None)
         if old is not None:
-            old[1].cancel()
-        entries[key] = [value, self.clock.callLater(ttl, self._expire, key)]
+            old.cancel()
+        entries[key] = self.clock.callLater(ttl, self._expire, key, value)
         if len(entries) > self.max_entries:
             _, evicted = entries.popitem(last=False)
-            evicted[1].cancel()
+            evicted.cancel()
             self.evictions += 1
 
-    def _expire(self, key: bytes) -> None:
+    def _expire(self, key: bytes, value) -> None:
         # Only the current entry's timer can fire: replacing or dropping cancels the old one.
         if self._entries.pop(key, None) is not None:
             self.expirations += 1
@@ -119,7 +122,7 @@ class Cache:
         entry = self._entries.pop(key, None)
         if entry is None:
             return False
-        entry[1].cancel()
+        entry.cancel()
         self.invalidations += 1
         return True
 
@@ -131,7 +134,7 @@ class Cache:
         entries = self._entries
         count = len(entries)
         for entry in entries.values():
-            entry[1].cancel()
+            entry.cancel()
         entries.clear()
         self.invalidations += count
         self.flushes += 1
@@ -143,7 +146,7 @@ class Cache:
             placeholder.live = False
         self._pending.clear()
         for entry in self._entries.values():
-            entry[1].cancel()
+            entry.cancel()
         self._entries.clear()
 
     def stats(self) -> dict:

@@ -230,21 +230,24 @@ class ProxyStore:
             return value
         if not self.caching:
             return self.forward([b"GET", key])
-        waiter = Deferred()
         placeholder = cache.pending(key)
         if placeholder is not None:
             # Joined only while no write to the key was acknowledged since the fetch
             # was sent, so its answer is as fresh as a fetch of our own.
             self.coalesced += 1
-            placeholder.waiters.append(waiter)
+            waiter = Deferred()
+            if placeholder.waiters is None:
+                placeholder.waiters = [waiter]
+            else:
+                placeholder.waiters.append(waiter)
             return waiter
         placeholder = cache.reserve(key)
-        placeholder.waiters.append(waiter)
         self.fetches += 1
-        self.backend.request([b"GET", key]).addBoth(self._fetched, placeholder)
-        return waiter
+        # The fetching client waits on the backend's own Deferred: a miss costs one
+        # Deferred, and only clients that join the fetch get one each.
+        return self.backend.request([b"GET", key]).addBoth(self._fetched, placeholder)
 
-    def _fetched(self, reply, placeholder) -> None:
+    def _fetched(self, reply, placeholder):
         if reply is None or reply.__class__ is bytes:
             self.cache.fill(placeholder, reply)
         else:
@@ -252,9 +255,12 @@ class ProxyStore:
             if isinstance(reply, Failure):
                 self.backend_errors += 1
                 reply = backend_error(reply)
-        waiters, placeholder.waiters = placeholder.waiters, []
-        for waiter in waiters:
-            waiter.callback(reply)
+        waiters = placeholder.waiters
+        if waiters is not None:
+            placeholder.waiters = None
+            for waiter in waiters:
+                waiter.callback(reply)
+        return reply
 
     def mget(self, keys: list):
         """Return the values of ``keys``, fetching only those the cache lacks in one MGET."""

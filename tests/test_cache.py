@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import platform
+from unittest import skipIf
+import weakref
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
@@ -213,3 +218,40 @@ class CachePlaceholderTests(SynchronousTestCase):
         self.cache.release(placeholder)
         self.assertIsNone(self.cache.pending(b"k"))
         self.assertNotIn(b"k", self.cache)
+
+
+class Value:
+    """Stands in for a cached value, and can be watched with a weak reference."""
+
+
+class CacheMemoryTests(SynchronousTestCase):
+    """Entries are freed by reference counting alone, so the cyclic collector can idle."""
+
+    @skipIf(platform.python_implementation() != "CPython", "needs reference counting")
+    def test_droppedValuesFreedWithoutCollector(self) -> None:
+        """Values evicted, replaced, expired or invalidated are freed with the collector off."""
+        clock = Clock()
+        cache = Cache(clock, ttl=10, max_entries=2)
+        refs = []
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for key in (b"evicted", b"replaced", b"expired", b"invalidated"):
+                value = Value()
+                refs.append(weakref.ref(value))
+                cache.put(key, value)
+                del value
+                if key == b"evicted":
+                    cache.put(b"x", b"1")
+                    cache.put(b"y", b"2")
+                elif key == b"replaced":
+                    cache.put(key, b"new")
+                elif key == b"expired":
+                    clock.advance(10)
+                else:
+                    cache.invalidate(key)
+            self.assertEqual([ref() for ref in refs], [None, None, None, None])
+        finally:
+            if enabled:
+                gc.enable()
+            cache.stop()

@@ -111,6 +111,37 @@ class ProxyReadTests(SynchronousTestCase):
         self.assertEqual((result_of(d1), result_of(d2)), (b"v", b"v"))
         self.assertEqual(self.proxy.coalesced, 1)
 
+    def test_coalescedFailureAnswersEveryWaiter(self) -> None:
+        """A failed fetch gives its client and a joined one the same error reply; nothing cached."""
+        d1 = self.session.execute([b"GET", b"k"])
+        d2 = self.proxy.new_session().execute([b"GET", b"k"])
+        self.backend.sent[0][1].errback(RequestTimeout("no reply to GET within 5 seconds"))
+        expected = Error("ERR backend timeout: no reply to GET within 5 seconds")
+        self.assertEqual((result_of(d1), result_of(d2)), (expected, expected))
+        self.assertEqual(self.proxy.backend_errors, 1)
+        self.assertNotIn(b"k", self.cache)
+        self.assertIsNone(self.cache.pending(b"k"))
+
+    def test_coalescedErrorReplyAnswersEveryWaiter(self) -> None:
+        """An error reply to a fetch reaches its client and every joined client."""
+        d1 = self.session.execute([b"GET", b"k"])
+        d2 = self.session.execute([b"GET", b"k"])
+        d3 = self.proxy.new_session().execute([b"GET", b"k"])
+        self.backend.answer(0, Error("WRONGTYPE Operation against a key"))
+        wrong = Error("WRONGTYPE Operation against a key")
+        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [wrong, wrong, wrong])
+        self.assertEqual(self.proxy.coalesced, 2)
+        self.assertIsNone(self.cache.pending(b"k"))
+
+    def test_fetchedValueThenHitWithoutBackend(self) -> None:
+        """After a fetch completes its placeholder is gone and the next GET is a hit."""
+        d = self.session.execute([b"GET", b"k"])
+        self.backend.answer(0, b"v")
+        self.assertEqual(result_of(d), b"v")
+        self.assertIsNone(self.cache.pending(b"k"))
+        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
+        self.assertEqual(len(self.backend.sent), 1)
+
     def test_invalidationDuringFetch(self) -> None:
         """A fetch raced by an invalidation answers its waiter but caches nothing."""
         d = self.session.execute([b"GET", b"k"])

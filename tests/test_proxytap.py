@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import platform
+from unittest import skipIf
 import socket
 import tempfile
 import time
@@ -13,6 +16,7 @@ except ImportError:  # the PyPy environment may lack redis-py
     redis = None
 from twisted.internet import defer, reactor, task
 from twisted.python import usage
+from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from kvtwist import client, proxytap
@@ -286,3 +290,22 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(eventually(lambda: via.info()["invalidation_state"], "on", limit=30),
                          "on")
         self.assertTrue(os.path.isdir(data))
+
+
+class GarbageCollectorPolicyTests(SynchronousTestCase):
+    """The proxy service sets its collector policy while running and restores it on stop."""
+
+    @skipIf(platform.python_implementation() != "CPython", "CPython's collector only")
+    def test_policyAppliedAndRestored(self) -> None:
+        """startService freezes start-up objects and raises thresholds; stop undoes both."""
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
+        self.addCleanup(gc.unfreeze)
+        top = proxytap.makeService({"listen": [], "backend": "tcp:127.0.0.1:1"},
+                                   MemoryReactorClock())
+        top.startService()
+        self.assertEqual(gc.get_threshold(), proxytap.GC_THRESHOLDS)
+        self.assertGreater(gc.get_freeze_count(), 0)
+        self.successResultOf(top.stopService())
+        self.assertEqual(gc.get_threshold(), before)
+        self.assertEqual(gc.get_freeze_count(), 0)
