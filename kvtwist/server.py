@@ -204,25 +204,23 @@ class KVProtocol(LineReceiver):
 
     def _add_deferred(self, d: Deferred, render) -> None:
         chunk = self._chunk
-        index = len(chunk.parts)
         chunk.parts.append(None)
         chunk.pending += 1
+        d.addBoth(self._fill, chunk, len(chunk.parts) - 1, render)
 
-        def fill(result):
-            if isinstance(result, Failure):
-                message = getattr(result.value, "message", None) or str(result.value)
-                if not message.split(" ", 1)[0].isupper():
-                    message = "ERR " + message
-                result = Error(message)
-            part = chunk.parts[index] = render(result)
-            if chunk.size >= 0:
-                chunk.size += len(part)
-                self._queued_bytes += len(part)
-            chunk.pending -= 1
-            if chunk.pending == 0:
-                self._flush()
-
-        d.addBoth(fill)
+    def _fill(self, result, chunk: _Chunk, index: int, render) -> None:
+        if isinstance(result, Failure):
+            message = getattr(result.value, "message", None) or str(result.value)
+            if not message.split(" ", 1)[0].isupper():
+                message = "ERR " + message
+            result = Error(message)
+        part = chunk.parts[index] = render(result)
+        if chunk.size >= 0:
+            chunk.size += len(part)
+            self._queued_bytes += len(part)
+        chunk.pending -= 1
+        if chunk.pending == 0:
+            self._flush()
 
     def _end(self) -> None:
         chunk = self._chunk
