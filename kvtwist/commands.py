@@ -147,6 +147,7 @@ class Store:
         self.clock = clock
         self.keyspace = Keyspace(clock)
         self._observers = []
+        self.current = None  # the session whose command runs now: who caused each effect
         self.journal = None
         self.set_journal(journal if journal is not None else NullJournal())
         self.clients: dict = {}
@@ -255,6 +256,7 @@ class Session:
             return Error("ERR persistence failed: %s; writes are refused until the disk recovers"
                          % (store.journal.failure,))
         self.last_command = command.name
+        store.current = self
         try:
             reply = command.handler(self, argv)
         except CommandError as exc:

@@ -36,7 +36,6 @@ class Tracker:
         self.store = store
         self.channels = {}  # channel -> {session id: session}
         self.tracking = {}  # session id -> _Tracking
-        self.current = None  # the session running a command, for NOLOOP
         self.messages = 0
         self._expiries = []  # heap of (expire_at_ms, key)
         self._expiry_call = None
@@ -63,7 +62,7 @@ class Tracker:
             self._expire_later(key, effect[3])
         elif op == EXPIRE_AT:
             self._expire_later(key, effect[2])
-        self._send([key], self.current)
+        self._send([key], self.store.current)
 
     def _expire_later(self, key: bytes, at_ms: int) -> None:
         heapq.heappush(self._expiries, (at_ms, key))
@@ -136,15 +135,11 @@ class Tracker:
     def enable(self, session, redirect: int, prefixes: list, noloop: bool) -> None:
         """Turn tracking on for ``session``, sending its invalidations to ``redirect``."""
         self.tracking[session.id] = _Tracking(redirect, prefixes, noloop)
-        session.__dict__.pop("execute", None)
-        if noloop:
-            _watch_writes(self, session)
         self.update_log()
 
     def disable(self, session) -> None:
         """Turn tracking off for ``session``."""
         self.tracking.pop(session.id, None)
-        session.__dict__.pop("execute", None)
         self.update_log()
         if not self.tracking:
             self._expiries = []
@@ -196,20 +191,6 @@ def _matches(key: bytes, prefixes: list) -> bool:
         if key.startswith(prefix):
             return True
     return False
-
-
-def _watch_writes(tracker: Tracker, session) -> None:
-    # NOLOOP needs the writer of each effect: only a NOLOOP session pays for knowing it.
-    run = type(session).execute
-
-    def execute(argv):
-        tracker.current = session
-        try:
-            return run(session, argv)
-        finally:
-            tracker.current = None
-
-    session.execute = execute
 
 
 def tracker_for(store) -> Tracker:
