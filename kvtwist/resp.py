@@ -84,6 +84,25 @@ class _Buffer:
         self._line = False
         self._need = need
 
+    def _start(self) -> bool:
+        """Return whether parsing can make progress now (joining queued chunks if so)."""
+        if self._error is not None:
+            raise self._error
+        if not self._ready:
+            return False
+        if self._chunks:
+            self._merge()
+        return True
+
+    def _done(self, pos: int, end: int) -> None:
+        if pos >= end and not self._chunks:
+            # Everything consumed: drop the buffer rather than keep a large one alive.
+            self._buf = b""
+            self._pos = 0
+            self._scan = 0
+        else:
+            self._pos = pos
+
     def _fail(self, message: str):
         self._error = ProtocolError(message)
         return self._error
@@ -119,12 +138,8 @@ class RequestParser(_Buffer):
 
         Raises ProtocolError for malformed input (and again on every later call).
         """
-        if self._error is not None:
-            raise self._error
-        if not self._ready:
+        if not self._start():
             return None
-        if self._chunks:
-            self._merge()
         buf = self._buf
         pos = self._pos
         end = len(buf)
@@ -259,14 +274,6 @@ class RequestParser(_Buffer):
         self._left = left
         self._bulk = bulk
 
-    def _done(self, pos: int, end: int) -> None:
-        if pos >= end and not self._chunks:
-            # Everything consumed: drop the buffer rather than keep a large one alive.
-            self._buf = b""
-            self._pos = 0
-            self._scan = 0
-        else:
-            self._pos = pos
 
 
 def _fast_requests(data: bytes, out: list, max_bulk: int, max_args: int,

@@ -43,12 +43,8 @@ class ReplyParser(_Buffer):
 
         Raises ProtocolError for malformed input (and again on every later call).
         """
-        if self._error is not None:
-            raise self._error
-        if not self._ready:
+        if not self._start():
             return NEED_MORE
-        if self._chunks:
-            self._merge()
         buf = self._buf
         pos = self._pos
         end = len(buf)
@@ -117,12 +113,7 @@ class ReplyParser(_Buffer):
                 stack.pop()
                 value = top[0]
             else:
-                if pos >= end and not self._chunks:
-                    self._buf = b""
-                    self._pos = 0
-                    self._scan = 0
-                else:
-                    self._pos = pos
+                self._done(pos, end)
                 return value
 
 
