@@ -156,6 +156,28 @@ def remove_older(ops: FileOps, directory: str, generation: int) -> list:
     return failed
 
 
+def lock_directory(directory: str) -> int:
+    """Take the data directory's exclusive lock; return its fd (closing it releases the lock).
+
+    Two writers appending to one journal would interleave records and lose data, so a
+    second kvstore (or a repair) on a directory in use is refused. The kernel drops the
+    lock when the holder dies, even by SIGKILL, so a crash never leaves it stale.
+    """
+    import fcntl
+
+    path = os.path.join(directory, "LOCK")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise DataError("%s is in use by another process (pid %s)" % (directory, holder))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+    return fd
+
+
 class DataError(Exception):
     """The data directory cannot load without losing data; the message names file and offset."""
 
@@ -337,6 +359,19 @@ def check(directory: str, repair: bool = False) -> Report:
     """Check a data directory (``repair`` cuts it to the longest valid prefix); return a Report."""
     if not os.path.isdir(directory):
         return Report(False, ["%s: not a directory" % (directory,)])
+    if not repair:
+        return _check(directory, repair)
+    try:  # a running kvstore must not have its files cut under it
+        lock = lock_directory(directory)
+    except DataError as exc:
+        return Report(False, ["REFUSED: %s" % (exc,)])
+    try:
+        return _check(directory, repair)
+    finally:
+        os.close(lock)
+
+
+def _check(directory: str, repair: bool) -> Report:
     state = MemoryState()
     try:
         result = load(directory, state.apply, repair=repair, load_items=state.load_items)

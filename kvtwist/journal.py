@@ -31,6 +31,7 @@ class Journal:
         self.directory = directory
         self.keyspace = keyspace
         self.policy = fsync
+        self._lock = None  # fd holding the data directory's lock (fsck.lock_directory)
         self.compact_min_bytes = compact_min_bytes
         self.compact_ratio = compact_ratio
         self._reactor = reactor
@@ -66,10 +67,15 @@ class Journal:
              **kwargs) -> "Journal":
         """Load ``directory`` into ``keyspace`` synchronously; return a Journal appending to it.
 
-        Raises JournalError, naming file and offset, when the files are corrupt and not ``repair``.
+        Raises JournalError, naming file and offset, when the files are corrupt and not
+        ``repair``, or when another process holds the directory.
         """
         journal = cls(directory, keyspace, reactor, fsync=fsync, **kwargs)
-        journal._load(repair)
+        try:
+            journal._load(repair)
+        except BaseException:
+            journal._unlock()
+            raise
         return journal
 
     def _load(self, repair: bool) -> None:
@@ -77,6 +83,7 @@ class Journal:
         wall = time.monotonic()
         try:
             os.makedirs(self.directory, exist_ok=True)
+            self._lock = fsck.lock_directory(self.directory)
             result = fsck.load(self.directory, self.keyspace.apply, repair=repair,
                                load_items=getattr(self.keyspace, "load_items", None))
         except fsck.DataError as exc:
@@ -351,7 +358,13 @@ class Journal:
         self._worker.submit(lambda: self._file.close(), closed)
         done.addCallback(lambda _: self._worker.stop())
         done.addCallback(lambda _: self._snapshot_worker.stop())
+        done.addCallback(lambda _: self._unlock())
         return done
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     @property
     def compacting(self) -> bool:

@@ -118,6 +118,21 @@ class CheckTests(SynchronousTestCase):
         write_dir(self.dir, [(b"a", b"1", 0)], [[(SET, b"b", b"2", 0), (SET, b"c", b"3", 0)]])
         self.journal = fsck.journal_path(self.dir, 1)
 
+    def test_repair_refused_while_in_use(self) -> None:
+        """--repair refuses a directory another process holds; a plain check still reads it."""
+        lock = fsck.lock_directory(self.dir)
+        self.addCleanup(os.close, lock)
+        report = fsck.check(self.dir, repair=True)
+        self.assertEqual((report.ok, report.exit_code), (False, 1))
+        self.assertIn("REFUSED", report.lines[0])
+        self.assertIn("in use by another process", report.lines[0])
+        self.assertTrue(fsck.check(self.dir).ok)
+
+    def test_lock_released_on_close(self) -> None:
+        """Closing the lock's descriptor lets the next holder take it."""
+        os.close(fsck.lock_directory(self.dir))
+        os.close(fsck.lock_directory(self.dir))
+
     def test_clean(self) -> None:
         """A sound directory checks OK with exit code 0."""
         report = fsck.check(self.dir)

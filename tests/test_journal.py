@@ -433,7 +433,8 @@ class CompactionTests(SynchronousTestCase):
         h.keyspace.set(b"after", b"x")
         h.turn()
         self.assertGreater(self.successResultOf(d), 0)
-        self.assertEqual(sorted(os.listdir(h.directory)), ["journal-2.kvj", "snapshot-2.kvs"])
+        self.assertEqual(sorted(os.listdir(h.directory)),
+                         ["LOCK", "journal-2.kvj", "snapshot-2.kvs"])
         expected = dict(h.keyspace.state.data)
         self.assertEqual(h.reload().keyspace.state.data, expected)
 
@@ -649,3 +650,19 @@ class ThreadTests(TestCase):
             self.assertEqual(again.state.data, keyspace.state.data)
 
         return d.addCallback(acked).addCallback(reopen).addCallback(check)
+
+
+class DirectoryLockTests(SynchronousTestCase):
+    """One process at a time appends to a data directory."""
+
+    def mktemp(self) -> str:
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        return directory
+
+    def test_second_open_refused_until_stop(self) -> None:
+        """A second journal on a directory in use is refused, naming the holder, until stop."""
+        h = Harness(self)
+        error = self.assertRaises(JournalError, Harness, None, h.directory)
+        self.assertIn("in use by another process (pid %d)" % (os.getpid(),), str(error))
+        h.reload().stop()

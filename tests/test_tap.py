@@ -240,6 +240,25 @@ class RestartTests(SynchronousTestCase):
         self.assertIn("keys loaded", proc.log)
 
 
+class DataDirectoryLockTests(SynchronousTestCase):
+    """Two servers never append to one data directory."""
+
+    def test_second_server_refused(self) -> None:
+        """A second kvstore on a directory in use exits with a clear error; the first serves on."""
+        data = tempfile.mkdtemp(prefix="kvtwist-lock-")
+        self.addCleanup(shutil.rmtree, data, True)
+        first = start_kvstore(data)
+        self.addCleanup(first.stop)
+        second = TwistdProcess("kvstore", ["--listen", "tcp:0:interface=127.0.0.1",
+                                           "--data", data])
+        self.assertNotEqual(second.process.wait(60), 0)
+        second.stop()
+        self.assertIn("in use by another process (pid %d)" % (first.pid,), second.log)
+        r = redis.Redis(port=first.port, socket_timeout=10)
+        self.addCleanup(r.close)
+        self.assertTrue(r.set("still", "here"))
+
+
 class PluginTests(SynchronousTestCase):
     """The twistd plugins and kv.tac."""
 
