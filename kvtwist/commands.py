@@ -204,7 +204,7 @@ class Store:
         """Forget a closed connection's Session."""
         self.clients.pop(session.id, None)
         watching = getattr(session, "watching", None)
-        if watching is not None:  # a gone client's watches must not keep the log wrapped
+        if watching is not None:  # a gone client's watches must not keep the store observed
             watching.clear()
             session.watching = None
 
