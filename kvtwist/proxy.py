@@ -201,7 +201,11 @@ class ProxyStore:
         self._next_id = 0
         self.forwarded = 0
         self.fetches = 0
+        self.fetched_keys = 0
+        self.rereads = 0
         self.coalesced = 0
+        self._batch = []  # placeholders of this turn's GET misses, sent at its end
+        self._batch_call = None
         self.backend_errors = 0
 
     def new_session(self, peer: str = "") -> ProxySession:
@@ -223,31 +227,90 @@ class ProxyStore:
     # -- reads -------------------------------------------------------------------
 
     def get(self, key: bytes):
-        """Return the cached value, or a Deferred of the backend's reply to GET key."""
+        """Return the cached value, or a Deferred of what GET key answers on the backend.
+
+        Misses are not sent one by one: those of one reactor turn (every client's) go
+        to the backend together at the end of the turn (see ``_send_batch``).
+        """
         cache = self.cache
         value = cache.get(key)
         if value is not MISSING:
             return value
         if not self.caching:
             return self.forward([b"GET", key])
+        waiter = Deferred()
         placeholder = cache.pending(key)
         if placeholder is not None:
             # Joined only while no write to the key was acknowledged since the fetch
             # was sent, so its answer is as fresh as a fetch of our own.
             self.coalesced += 1
-            waiter = Deferred()
             if placeholder.waiters is None:
                 placeholder.waiters = [waiter]
             else:
                 placeholder.waiters.append(waiter)
             return waiter
         placeholder = cache.reserve(key)
-        self.fetches += 1
-        # The fetching client waits on the backend's own Deferred: a miss costs one
-        # Deferred, and only clients that join the fetch get one each.
-        return self.backend.request([b"GET", key]).addBoth(self._fetched, placeholder)
+        placeholder.waiters = [waiter]
+        self._batch.append(placeholder)
+        if self._batch_call is None:
+            self._batch_call = self.clock.callLater(0, self._send_batch)
+        return waiter
 
-    def _fetched(self, reply, placeholder):
+    def _send_batch(self) -> None:
+        # One request for the turn's misses: one GET, or one MGET for several keys.
+        call = self._batch_call
+        if call is not None:
+            self._batch_call = None
+            if call.active():
+                call.cancel()
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        self.fetches += 1
+        self.fetched_keys += len(batch)
+        if len(batch) == 1:
+            placeholder = batch[0]
+            self.backend.request([b"GET", placeholder.key]).addBoth(self._fetched, placeholder)
+            return
+        argv = [b"MGET"]
+        argv.extend([placeholder.key for placeholder in batch])
+        self.backend.request(argv).addBoth(self._batch_fetched, batch)
+
+    def _batch_fetched(self, reply, batch) -> None:
+        if reply.__class__ is list and len(reply) == len(batch):
+            fill = self.cache.fill
+            reread = self._reread
+            for placeholder, value in zip(batch, reply):
+                if value.__class__ is bytes:
+                    fill(placeholder, value)
+                    self._answer(placeholder, value)
+                else:
+                    # MGET answers nil for a key of another type where GET says
+                    # WRONGTYPE: only GET's own answer may be cached or relayed.
+                    reread(placeholder)
+            return
+        if isinstance(reply, Error):
+            # What MGET refused, GET may not (a per-command ACL, say): ask key by key.
+            for placeholder in batch:
+                self._reread(placeholder)
+            return
+        self.backend_errors += 1
+        if isinstance(reply, Failure):
+            error = backend_error(reply)
+        else:
+            error = Error("ERR backend sent a malformed MGET reply")
+        release = self.cache.release
+        for placeholder in batch:
+            release(placeholder)
+            self._answer(placeholder, error)
+
+    def _reread(self, placeholder) -> None:
+        self.fetches += 1
+        self.rereads += 1
+        self.backend.request([b"GET", placeholder.key]).addBoth(self._fetched, placeholder)
+
+    def _fetched(self, reply, placeholder) -> None:
         if reply is None or reply.__class__ is bytes:
             self.cache.fill(placeholder, reply)
         else:
@@ -255,12 +318,15 @@ class ProxyStore:
             if isinstance(reply, Failure):
                 self.backend_errors += 1
                 reply = backend_error(reply)
+        self._answer(placeholder, reply)
+
+    @staticmethod
+    def _answer(placeholder, reply) -> None:
         waiters = placeholder.waiters
         if waiters is not None:
             placeholder.waiters = None
             for waiter in waiters:
                 waiter.callback(reply)
-        return reply
 
     def mget(self, keys: list):
         """Return the values of ``keys``, fetching only those the cache lacks in one MGET."""
@@ -275,8 +341,14 @@ class ProxyStore:
         if not wanted:
             return values
         fetch = list(wanted)
-        placeholders = [cache.reserve(key) for key in fetch] if self.caching else None
+        placeholders = None
+        if self.caching:
+            # A key whose GET fetch is pending keeps it: that fetch fills the cache.
+            pending = cache.pending
+            placeholders = [None if pending(key) is not None else cache.reserve(key)
+                            for key in fetch]
         self.fetches += 1
+        self.fetched_keys += len(fetch)
         d = self.backend.request([b"MGET"] + fetch)
         d.addBoth(self._mget_fetched, keys, values, fetch, placeholders)
         return d
@@ -284,20 +356,31 @@ class ProxyStore:
     def _mget_fetched(self, reply, keys, values, fetch, placeholders):
         cache = self.cache
         ok = reply.__class__ is list and len(reply) == len(fetch)
-        if placeholders is not None:
-            for index, placeholder in enumerate(placeholders):
-                # MGET answers nil for a key of another type too, so only values are kept.
-                if ok and reply[index] is not None:
-                    cache.fill(placeholder, reply[index])
-                else:
-                    cache.release(placeholder)
         if not ok:
             if isinstance(reply, Error):
-                return reply
-            self.backend_errors += 1
-            if isinstance(reply, Failure):
-                return backend_error(reply)
-            return Error("ERR backend sent a malformed MGET reply")
+                error = reply
+            else:
+                self.backend_errors += 1
+                if isinstance(reply, Failure):
+                    error = backend_error(reply)
+                else:
+                    error = Error("ERR backend sent a malformed MGET reply")
+        if placeholders is not None:
+            for index, placeholder in enumerate(placeholders):
+                if placeholder is None:
+                    continue
+                value = reply[index] if ok else error
+                if value.__class__ is bytes:
+                    cache.fill(placeholder, value)
+                    self._answer(placeholder, value)
+                elif ok and placeholder.waiters is not None:
+                    # A GET joined this fetch; it is owed GET's answer, not MGET's nil.
+                    self._reread(placeholder)
+                else:
+                    cache.release(placeholder)
+                    self._answer(placeholder, value)
+        if not ok:
+            return error
         fetched = dict(zip(fetch, reply))
         return [fetched[key] if value is MISSING else value
                 for key, value in zip(keys, values)]
@@ -316,6 +399,9 @@ class ProxyStore:
         it, and again when it is answered (or fails), voiding fetches that raced it;
         the Deferred delivers the backend's reply after that.
         """
+        if self._batch:
+            # The misses read before this write must reach the backend before it.
+            self._send_batch()
         self._invalidate(keys)
         self.forwarded += 1
         d = self.backend.request(argv)
@@ -354,6 +440,8 @@ class ProxyStore:
             "backend_address:%s" % (getattr(self.backend, "address", ""),),
             "backend_forwarded:%d" % (self.forwarded,),
             "backend_fetches:%d" % (self.fetches,),
+            "backend_fetched_keys:%d" % (self.fetched_keys,),
+            "backend_rereads:%d" % (self.rereads,),
             "backend_errors:%d" % (self.backend_errors,),
             "invalidation_state:%s" % (listener.state if listener is not None else "off",),
             "invalidation_messages:%d" % (getattr(listener, "messages", 0),),

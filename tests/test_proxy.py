@@ -33,6 +33,9 @@ class FakeBackend:
     def answer(self, index, reply):
         self.sent[index][1].callback(reply)
 
+    def fail(self, index, exc):
+        self.sent[index][1].errback(exc)
+
 
 class StoreBackend:
     """A backend that is a real in-memory kvstore Store."""
@@ -80,6 +83,7 @@ class ProxyReadTests(SynchronousTestCase):
     def test_missThenHit(self) -> None:
         """A GET miss asks the backend once; the next GET is answered from the cache."""
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.assertEqual(self.backend.sent[0][0], [b"GET", b"k"])
         self.backend.answer(0, b"v")
         self.assertEqual(result_of(d), b"v")
@@ -89,6 +93,7 @@ class ProxyReadTests(SynchronousTestCase):
     def test_nilIsCachedBriefly(self) -> None:
         """A nil GET reply is cached for the miss TTL only."""
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.backend.answer(0, None)
         self.assertIsNone(result_of(d))
         self.assertIsNone(self.session.execute([b"GET", b"k"]))
@@ -98,6 +103,7 @@ class ProxyReadTests(SynchronousTestCase):
     def test_errorReplyNotCached(self) -> None:
         """A WRONGTYPE error is relayed and not cached."""
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.backend.answer(0, Error("WRONGTYPE Operation against a key"))
         self.assertEqual(result_of(d), Error("WRONGTYPE Operation against a key"))
         self.assertNotIn(b"k", self.cache)
@@ -106,6 +112,7 @@ class ProxyReadTests(SynchronousTestCase):
         """Concurrent misses on one key make one backend request and all get its reply."""
         d1 = self.session.execute([b"GET", b"k"])
         d2 = self.proxy.new_session().execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.assertEqual(len(self.backend.sent), 1)
         self.backend.answer(0, b"v")
         self.assertEqual((result_of(d1), result_of(d2)), (b"v", b"v"))
@@ -115,6 +122,7 @@ class ProxyReadTests(SynchronousTestCase):
         """A failed fetch gives its client and a joined one the same error reply; nothing cached."""
         d1 = self.session.execute([b"GET", b"k"])
         d2 = self.proxy.new_session().execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.backend.sent[0][1].errback(RequestTimeout("no reply to GET within 5 seconds"))
         expected = Error("ERR backend timeout: no reply to GET within 5 seconds")
         self.assertEqual((result_of(d1), result_of(d2)), (expected, expected))
@@ -127,6 +135,7 @@ class ProxyReadTests(SynchronousTestCase):
         d1 = self.session.execute([b"GET", b"k"])
         d2 = self.session.execute([b"GET", b"k"])
         d3 = self.proxy.new_session().execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.backend.answer(0, Error("WRONGTYPE Operation against a key"))
         wrong = Error("WRONGTYPE Operation against a key")
         self.assertEqual([result_of(d) for d in (d1, d2, d3)], [wrong, wrong, wrong])
@@ -136,6 +145,7 @@ class ProxyReadTests(SynchronousTestCase):
     def test_fetchedValueThenHitWithoutBackend(self) -> None:
         """After a fetch completes its placeholder is gone and the next GET is a hit."""
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.backend.answer(0, b"v")
         self.assertEqual(result_of(d), b"v")
         self.assertIsNone(self.cache.pending(b"k"))
@@ -145,6 +155,7 @@ class ProxyReadTests(SynchronousTestCase):
     def test_invalidationDuringFetch(self) -> None:
         """A fetch raced by an invalidation answers its waiter but caches nothing."""
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.cache.invalidate(b"k")
         self.backend.answer(0, b"stale")
         self.assertEqual(result_of(d), b"stale")
@@ -153,8 +164,10 @@ class ProxyReadTests(SynchronousTestCase):
     def test_readAfterInvalidationDoesNotJoinOldFetch(self) -> None:
         """A GET after an invalidation makes its own fetch instead of joining the old one."""
         self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.cache.invalidate(b"k")
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.assertEqual(len(self.backend.sent), 2)
         self.backend.answer(0, b"old")
         self.backend.answer(1, b"new")
@@ -189,6 +202,7 @@ class ProxyReadTests(SynchronousTestCase):
         """While invalidations are not flowing, GETs are forwarded and nothing is cached."""
         self.proxy.listener.caching = False
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.backend.answer(0, b"v")
         self.assertEqual(result_of(d), b"v")
         self.assertNotIn(b"k", self.cache)
@@ -267,6 +281,7 @@ class ProxyWriteTests(SynchronousTestCase):
         self.cache.put(b"k", b"old")
         self.session.execute([b"SET", b"k", b"new"])
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.assertEqual([argv for argv, _ in self.backend.sent],
                          [[b"SET", b"k", b"new"], [b"GET", b"k"]])
         self.backend.answer(0, OK)
@@ -290,6 +305,7 @@ class ProxyFailureTests(SynchronousTestCase):
     def test_unavailable(self) -> None:
         """An unreachable backend gives 'backend unavailable' and caches nothing."""
         d = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
         self.backend.sent[0][1].errback(BackendUnavailable("cannot connect to x"))
         reply = result_of(d)
         self.assertIsInstance(reply, Error)
@@ -414,6 +430,12 @@ class ProxyOverStoreTests(SynchronousTestCase):
     def tearDown(self) -> None:
         self.cache.stop()
 
+    def call(self, session, argv):
+        """Execute ``argv`` in ``session``, end the reactor turn, return the reply."""
+        reply = session.execute(argv)
+        self.clock.advance(0)
+        return result_of(reply) if isinstance(reply, Deferred) else reply
+
     def connect(self):
         protocol = self.factory.buildProtocol(None)
         transport = StringTransport()
@@ -426,15 +448,17 @@ class ProxyOverStoreTests(SynchronousTestCase):
         protocol.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
                               b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
                               b"*3\r\n$4\r\nMGET\r\n$1\r\nk\r\n$1\r\nz\r\n")
+        self.clock.advance(0)
         self.assertEqual(transport.value(),
                          b"+OK\r\n$1\r\nv\r\n$1\r\nv\r\n*2\r\n$1\r\nv\r\n$-1\r\n")
         self.assertEqual(self.backend.requests,
-                         [[b"SET", b"k", b"v"], [b"GET", b"k"], [b"MGET", b"z"]])
+                         [[b"SET", b"k", b"v"], [b"MGET", b"k", b"z"], [b"GET", b"k"]])
 
     def test_telnet(self) -> None:
         """A telnet client gets redis-cli style replies through the proxy."""
         protocol, transport = self.connect()
         protocol.dataReceived(b"SET k \"a b\"\r\nGET k\r\nINCR n\r\nGET nope\r\n")
+        self.clock.advance(0)
         self.assertEqual(transport.value(), b"OK\r\n\"a b\"\r\n(integer) 1\r\n(nil)\r\n")
 
     def test_json(self) -> None:
@@ -442,6 +466,7 @@ class ProxyOverStoreTests(SynchronousTestCase):
         protocol, transport = self.connect()
         protocol.dataReceived(b'{"type": "SET", "args": ["k", "v"]}\n')
         protocol.dataReceived(b'{"type": "GET", "args": ["k"]}\n')
+        self.clock.advance(0)
         protocol.dataReceived(b'{"type": "GET", "args": ["k"]}\n')
         lines = transport.value().splitlines()
         self.assertEqual(len(lines), 3)
@@ -452,20 +477,260 @@ class ProxyOverStoreTests(SynchronousTestCase):
     def test_writeBypassingProxyNeedsInvalidation(self) -> None:
         """A write straight to the store is seen once the key is invalidated."""
         session = self.proxy.new_session()
-        result_of(session.execute([b"SET", b"k", b"1"]))
-        self.assertEqual(result_of(session.execute([b"GET", b"k"])), b"1")
+        self.call(session, [b"SET", b"k", b"1"])
+        self.assertEqual(self.call(session, [b"GET", b"k"]), b"1")
         self.store.new_session().execute([b"SET", b"k", b"2"])
         self.assertEqual(session.execute([b"GET", b"k"]), b"1")
         self.cache.invalidate(b"k")
-        self.assertEqual(result_of(session.execute([b"GET", b"k"])), b"2")
+        self.assertEqual(self.call(session, [b"GET", b"k"]), b"2")
 
     def test_expiryAfterTTL(self) -> None:
         """A cached value is served until the TTL, then fetched again."""
         session = self.proxy.new_session()
-        result_of(session.execute([b"SET", b"k", b"1"]))
-        result_of(session.execute([b"GET", b"k"]))
+        self.call(session, [b"SET", b"k", b"1"])
+        self.call(session, [b"GET", b"k"])
         self.store.new_session().execute([b"SET", b"k", b"2"])
         self.clock.advance(59.9)
         self.assertEqual(session.execute([b"GET", b"k"]), b"1")
         self.clock.advance(0.1)
-        self.assertEqual(result_of(session.execute([b"GET", b"k"])), b"2")
+        self.assertEqual(self.call(session, [b"GET", b"k"]), b"2")
+
+
+class ProxyBatchTests(SynchronousTestCase):
+    """The GET misses of one reactor turn are fetched together at its end."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60, miss_ttl=5)
+        self.backend = FakeBackend()
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        self.one = self.proxy.new_session()
+        self.two = self.proxy.new_session()
+
+    def tearDown(self) -> None:
+        self.cache.stop()
+
+    def test_missesOfOneTurnAreOneMget(self) -> None:
+        """Misses from several clients in one turn go to the backend as one MGET."""
+        d1 = self.one.execute([b"GET", b"a"])
+        d2 = self.two.execute([b"GET", b"b"])
+        d3 = self.one.execute([b"GET", b"c"])
+        self.assertEqual(self.backend.sent, [])
+        self.clock.advance(0)
+        self.assertEqual([argv for argv, _ in self.backend.sent], [[b"MGET", b"a", b"b", b"c"]])
+        self.backend.answer(0, [b"1", b"2", b"3"])
+        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [b"1", b"2", b"3"])
+        self.assertEqual([self.cache.get(key) for key in (b"a", b"b", b"c")],
+                         [b"1", b"2", b"3"])
+        self.assertEqual((self.proxy.fetches, self.proxy.fetched_keys), (1, 3))
+
+    def test_nextTurnIsAnotherBatch(self) -> None:
+        """Misses after the batch was sent wait for the next turn's batch."""
+        self.one.execute([b"GET", b"a"])
+        self.clock.advance(0)
+        self.one.execute([b"GET", b"b"])
+        self.two.execute([b"GET", b"c"])
+        self.clock.advance(0)
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"GET", b"a"], [b"MGET", b"b", b"c"]])
+
+    def test_sameKeyTwiceInOneTurnIsFetchedOnce(self) -> None:
+        """Concurrent misses on one key put it in the batch once; every waiter gets it."""
+        d1 = self.one.execute([b"GET", b"a"])
+        d2 = self.two.execute([b"GET", b"a"])
+        d3 = self.two.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.assertEqual(self.backend.sent[0][0], [b"MGET", b"a", b"b"])
+        self.backend.answer(0, [b"1", b"2"])
+        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [b"1", b"1", b"2"])
+        self.assertEqual(self.proxy.coalesced, 1)
+
+    def test_joinWhileBatchInFlight(self) -> None:
+        """A miss on a key whose batch is in flight joins it instead of a new request."""
+        d1 = self.one.execute([b"GET", b"a"])
+        self.two.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        d2 = self.two.execute([b"GET", b"a"])
+        self.clock.advance(0)
+        self.assertEqual(len(self.backend.sent), 1)
+        self.backend.answer(0, [b"1", b"2"])
+        self.assertEqual((result_of(d1), result_of(d2)), (b"1", b"1"))
+
+    def test_nilFromMgetIsRereadWithGet(self) -> None:
+        """A nil from MGET is re-read with GET, whose answer the client gets and the cache keeps."""
+        d1 = self.one.execute([b"GET", b"list"])
+        d2 = self.two.execute([b"GET", b"gone"])
+        d3 = self.two.execute([b"GET", b"k"])
+        self.clock.advance(0)
+        self.backend.answer(0, [None, None, b"v"])
+        self.assertEqual(result_of(d3), b"v")
+        self.assertEqual([argv for argv, _ in self.backend.sent[1:]],
+                         [[b"GET", b"list"], [b"GET", b"gone"]])
+        self.assertNoResult(d1)
+        self.assertNoResult(d2)
+        wrong = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
+        self.backend.answer(1, wrong)
+        self.backend.answer(2, None)
+        self.assertEqual((result_of(d1), result_of(d2)), (wrong, None))
+        self.assertNotIn(b"list", self.cache)
+        self.assertIsNone(self.cache.get(b"gone"))
+        self.assertIsNone(self.cache.pending(b"list"))
+        self.assertEqual((self.proxy.fetches, self.proxy.rereads), (3, 2))
+
+    def test_missDuringRereadJoinsIt(self) -> None:
+        """While a nil is being re-read, a miss on that key joins the re-read."""
+        self.one.execute([b"GET", b"a"])
+        self.one.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.backend.answer(0, [None, b"2"])
+        d = self.two.execute([b"GET", b"a"])
+        self.clock.advance(0)
+        self.assertEqual(len(self.backend.sent), 2)
+        self.backend.answer(1, b"late")
+        self.assertEqual(result_of(d), b"late")
+
+    def test_invalidationDuringBatchKeepsValueOut(self) -> None:
+        """An invalidation while the batch is in flight keeps that key's value out of the cache."""
+        d1 = self.one.execute([b"GET", b"a"])
+        d2 = self.two.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.cache.invalidate(b"a")
+        self.backend.answer(0, [b"stale", b"2"])
+        self.assertEqual((result_of(d1), result_of(d2)), (b"stale", b"2"))
+        self.assertNotIn(b"a", self.cache)
+        self.assertEqual(self.cache.get(b"b"), b"2")
+
+    def test_invalidationDuringRereadKeepsValueOut(self) -> None:
+        """An invalidation while a nil is re-read keeps the re-read's answer out of the cache."""
+        self.one.execute([b"GET", b"a"])
+        self.one.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.backend.answer(0, [None, b"2"])
+        self.cache.invalidate(b"a")
+        self.backend.answer(1, None)
+        self.assertNotIn(b"a", self.cache)
+
+    def test_failureReachesEveryWaiter(self) -> None:
+        """A failed batch gives every waiting client the error and caches nothing."""
+        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"a"]),
+                   self.two.execute([b"GET", b"b"])]
+        self.clock.advance(0)
+        self.backend.fail(0, ClientDisconnected("connection lost"))
+        expected = Error("ERR backend connection lost: connection lost")
+        self.assertEqual([result_of(d) for d in waiting], [expected] * 3)
+        self.assertEqual(len(self.cache), 0)
+        self.assertIsNone(self.cache.pending(b"a"))
+        self.assertEqual(self.proxy.backend_errors, 1)
+
+    def test_timeoutReachesEveryWaiter(self) -> None:
+        """A timed-out batch answers every waiting client with a backend timeout error."""
+        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"b"])]
+        self.clock.advance(0)
+        self.backend.fail(0, RequestTimeout("no reply to MGET within 5 seconds"))
+        for d in waiting:
+            self.assertTrue(result_of(d).message.startswith("ERR backend timeout"))
+
+    def test_unavailableBackendFailsAtOnce(self) -> None:
+        """A backend that fails the batch synchronously still answers every waiter."""
+        self.backend.request = lambda argv: fail(BackendUnavailable("cannot connect to x"))
+        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"b"])]
+        self.clock.advance(0)
+        for d in waiting:
+            self.assertTrue(result_of(d).message.startswith("ERR backend unavailable"))
+        self.assertIsNone(self.cache.pending(b"b"))
+
+    def test_mgetErrorReplyFallsBackToGets(self) -> None:
+        """An error reply to the batch's MGET makes each key ask with its own GET."""
+        d1 = self.one.execute([b"GET", b"a"])
+        d2 = self.two.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.backend.answer(0, Error("NOPERM no MGET for you"))
+        self.assertEqual([argv for argv, _ in self.backend.sent[1:]],
+                         [[b"GET", b"a"], [b"GET", b"b"]])
+        self.backend.answer(1, b"1")
+        self.backend.answer(2, Error("NOPERM no GET either"))
+        self.assertEqual((result_of(d1), result_of(d2)), (b"1", Error("NOPERM no GET either")))
+        self.assertEqual(self.cache.get(b"a"), b"1")
+
+    def test_malformedReplyIsAnError(self) -> None:
+        """A batch reply of the wrong length answers every waiter with an error."""
+        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"b"])]
+        self.clock.advance(0)
+        self.backend.answer(0, [b"only one"])
+        expected = Error("ERR backend sent a malformed MGET reply")
+        self.assertEqual([result_of(d) for d in waiting], [expected, expected])
+        self.assertIsNone(self.cache.pending(b"a"))
+
+    def test_writeSendsPendingBatchFirst(self) -> None:
+        """A write sends the misses read before it first, so they do not see it."""
+        self.one.execute([b"GET", b"a"])
+        self.one.execute([b"GET", b"b"])
+        self.two.execute([b"SET", b"a", b"new"])
+        self.one.execute([b"GET", b"c"])
+        self.clock.advance(0)
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"MGET", b"a", b"b"], [b"SET", b"a", b"new"], [b"GET", b"c"]])
+        self.backend.answer(0, [b"old", b"2"])
+        self.assertNotIn(b"a", self.cache)
+
+    def test_getJoiningClientMgetIsAnswered(self) -> None:
+        """A GET that joins a client MGET's fetch gets GET's answer, even for a nil."""
+        m = self.one.execute([b"MGET", b"a", b"b"])
+        d1 = self.two.execute([b"GET", b"a"])
+        d2 = self.two.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.assertEqual(len(self.backend.sent), 1)
+        self.backend.answer(0, [b"1", None])
+        self.assertEqual((result_of(m), result_of(d1)), ([b"1", None], b"1"))
+        self.assertEqual(self.backend.sent[1][0], [b"GET", b"b"])
+        self.backend.answer(1, Error("WRONGTYPE Operation against a key"))
+        self.assertEqual(result_of(d2), Error("WRONGTYPE Operation against a key"))
+
+    def test_info(self) -> None:
+        """INFO counts fetch requests, the keys they carried and the nil re-reads."""
+        self.one.execute([b"GET", b"a"])
+        self.two.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.backend.answer(0, [None, b"2"])
+        text = self.one.execute([b"INFO"]).decode()
+        for line in ("backend_fetches:2", "backend_fetched_keys:2", "backend_rereads:1",
+                     "cache_misses:2"):
+            self.assertIn(line + "\r\n", text)
+
+
+class ProxyBatchOverStoreTests(SynchronousTestCase):
+    """Batched misses against a real in-memory kvstore, through the front end."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = Store(self.clock)
+        self.backend = StoreBackend(self.store)
+        self.cache = Cache(self.clock, ttl=60)
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        self.factory = KVFactory(self.proxy)
+
+    def tearDown(self) -> None:
+        self.cache.stop()
+
+    def connect(self):
+        protocol = self.factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_twoClientsOneBatchRepliesInOrder(self) -> None:
+        """Two pipelining clients share one MGET and each gets its replies in request order."""
+        writer = self.store.new_session()
+        writer.execute([b"SET", b"a", b"1"])
+        writer.execute([b"SET", b"b", b"2"])
+        p1, t1 = self.connect()
+        p2, t2 = self.connect()
+        p1.dataReceived(b"GET b\r\nGET l\r\nGET a\r\n")
+        p2.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$4\r\nnone\r\n")
+        self.assertEqual((t1.value(), t2.value()), (b"", b""))
+        self.clock.advance(0)
+        self.assertEqual(t1.value(), b'"2"\r\n(nil)\r\n"1"\r\n')
+        self.assertEqual(t2.value(), b"$1\r\n1\r\n$-1\r\n")
+        self.assertEqual(self.backend.requests,
+                         [[b"MGET", b"b", b"l", b"a", b"none"], [b"GET", b"l"],
+                          [b"GET", b"none"]])
