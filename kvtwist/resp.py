@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from kvtwist.inline import UnbalancedQuotes, split_args
 
 __all__ = ["ProtocolError", "RequestParser"]
@@ -275,14 +277,12 @@ class RequestParser(_Buffer):
         self._bulk = bulk
 
 
-
-def _fast_requests(data: bytes, out: list, max_bulk: int, max_args: int,
-                   max_inline: int) -> int:
-    """Append the complete, well-formed multibulk requests at the start of ``data`` to
+def _find_requests(data: bytes, out: list, max_bulk: int, max_args: int,
+                   max_inline: int, pos: int = 0) -> int:
+    """Append the complete, well-formed multibulk requests at ``data[pos:]``'s start to
     ``out``; return the offset of the first byte it left for the general parser."""
     find = data.find
     end = len(data)
-    pos = 0
     while pos < end and data[pos] == 42:  # "*"
         nl = find(_CRLF, pos)
         if nl < 0 or nl - pos > max_inline:
@@ -317,3 +317,74 @@ def _fast_requests(data: bytes, out: list, max_bulk: int, max_args: int,
         out.append(args)
         pos = p
     return pos
+
+
+# Canonical "$<len>" headers for short values: one list index and one bytes compare
+# check a header's "$", its digits, its lack of leading zeros and the value's length.
+_BULK_HEADERS = [b"$%d" % n for n in range(256)]
+
+
+def _split_requests(data: bytes, out: list, max_bulk: int, max_args: int,
+                    max_inline: int) -> int:
+    """Append the complete, well-formed multibulk requests at the start of ``data`` to
+    ``out``; return the offset of the first byte it left for the general parser.
+
+    One C-level split cuts every line; a value token is trusted only when its length
+    is the declared one (so it held no CRLF and a CRLF follows it), else the walk stops
+    and that request is left, from its first byte, to next_request().
+    """
+    if data[:1] != b"*":
+        return 0
+    tokens = data.split(_CRLF)
+    last = len(tokens) - 1  # the last token has no CRLF after it: never part of a request
+    # The longest value whose "$<len>" header line still fits in max_inline.
+    if max_inline > 20:
+        limit = max_bulk
+    else:
+        limit = min(max_bulk, 10 ** (max_inline - 1) - 1) if max_inline > 1 else -1
+    headers = _BULK_HEADERS
+    append = out.append
+    i = 0
+    while i < last:
+        head = tokens[i]
+        text = head[1:]
+        if (head[:1] != b"*" or not text.isdigit() or (text[0] == 48 and len(text) > 1)
+                or len(head) > max_inline):
+            break
+        count = int(text)
+        stop = i + 1 + 2 * count
+        if not 0 < count <= max_args or stop > last:
+            break
+        args = []
+        j = i + 1
+        while j < stop:
+            value = tokens[j + 1]
+            size = len(value)
+            if size > limit or tokens[j] != (headers[size] if size < 256 else b"$%d" % size):
+                break
+            args.append(value)
+            j += 2
+        if j < stop:
+            break
+        append(args)
+        i = stop
+    if i == last:
+        return len(data) - len(tokens[last])
+    return len(data) - sum(map(len, tokens[i:])) - 2 * (last - i)
+
+
+# CPython's bytes.split is one C call, far cheaper than a find/slice/int per line, but
+# it scans values the find loop jumps over: worth it only for reads of small requests.
+# PyPy's JIT already compiles the find loop well, and there the split's list costs more.
+_SPLIT_MAX = 0 if sys.implementation.name == "pypy" else 4096
+
+
+def _fast_requests(data: bytes, out: list, max_bulk: int, max_args: int,
+                   max_inline: int) -> int:
+    """Cut leading well-formed requests from ``data`` into ``out``; return where it stopped."""
+    pos = 0
+    if len(data) <= _SPLIT_MAX:
+        pos = _split_requests(data, out, max_bulk, max_args, max_inline)
+        if pos == len(data):
+            return pos
+    return _find_requests(data, out, max_bulk, max_args, max_inline, pos)

@@ -7,12 +7,24 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.replies import Error, Status
-from kvtwist.resp import ProtocolError, RequestParser
+from kvtwist.resp import (ProtocolError, RequestParser, _fast_requests, _find_requests,
+                          _split_requests)
 from kvtwist.respreply import encode_command
 from tests.redisref import start_redis_or_skip
 from tests.test_respreply import exchange
 
 SET_AB = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\n"
+
+# Values rich in the bytes that matter to a request cutter: CR, LF, "$", "*", digits.
+_values = st.one_of(st.binary(max_size=20), st.lists(
+    st.sampled_from([b"\r\n", b"\r", b"\n", b"$", b"*", b"0", b"1", b"x"]), max_size=8
+).map(b"".join))
+# Wire pieces: whole requests (valid or with junk bytes) to test equivalence on any input.
+_wire_fragments = st.one_of(
+    st.lists(_values, min_size=1, max_size=4).map(encode_command),
+    st.sampled_from([b"*0\r\n", b"*-1\r\n", b"*01\r\n", b"$3\r\n", b"*1\r\n$03\r\nabc\r\n",
+                     b"*1\r\n$-1\r\n", b"PING\r\n", b"\r\n", b"*2\r\n", b"*1\r\n$3\r\nabcXY"]),
+    _values)
 
 
 def _requests(data: bytes, parser=None) -> list:
@@ -30,6 +42,20 @@ def _error(data: bytes, parser=None) -> str:
     except ProtocolError as exc:
         return str(exc)
     raise AssertionError("no ProtocolError for %r" % (data,))
+
+
+def _reference(data: bytes, parser) -> tuple:
+    """Return next_request()'s requests for ``data`` and its error text (or None)."""
+    parser.feed(data)
+    got = []
+    try:
+        while True:
+            argv = parser.next_request()
+            if argv is None:
+                return got, None
+            got.append(argv)
+    except ProtocolError as exc:
+        return got, str(exc)
 
 
 class RequestParserTests(SynchronousTestCase):
@@ -319,7 +345,7 @@ class DrainTests(SynchronousTestCase):
         self.assertEqual(self.drain_all([data]),
                          ([[b"PING"], [b"ECHO", b"hi"], [b"GET", b"k"]], None))
 
-    @given(st.lists(st.lists(st.binary(max_size=20), min_size=1, max_size=4), max_size=8),
+    @given(st.lists(st.lists(_values, min_size=1, max_size=4), max_size=8),
            st.integers(min_value=1, max_value=40))
     def test_any_split_matches_next_request(self, argvs, size) -> None:
         """However the bytes are split into reads, drain yields the encoded requests."""
@@ -328,3 +354,71 @@ class DrainTests(SynchronousTestCase):
         got, error = self.drain_all(chunks)
         self.assertIsNone(error)
         self.assertEqual(got, argvs)
+
+    def test_values_with_crlf_and_markers(self) -> None:
+        """Values holding CRLF, "$" and "*" bytes, and requests after them, come out intact."""
+        argvs = [[b"SET", b"k", b"a\r\nb"], [b"GET", b"*1\r\n$1\r\nx"], [b"ECHO", b"$3"],
+                 [b"SET", b"\r\n", b"\r"], [b"GET", b"k"], [b"ECHO", b"*"]]
+        data = b"".join(encode_command(argv) for argv in argvs)
+        self.assertEqual(self.drain_all([data]), (argvs, None))
+        self.assertEqual(_requests(data), argvs)
+
+    def test_large_read(self) -> None:
+        """A read too big for the split cutter, with CRLF-bearing values, matches next_request."""
+        argvs = [[b"SET", b"k%d" % i, b"v\r\n" * (i % 7)] for i in range(300)]
+        argvs.append([b"SET", b"big", b"\r\n$3\r\n" * 2000])
+        data = b"".join(encode_command(argv) for argv in argvs)
+        self.assertGreater(len(data), 16384)
+        self.assertEqual(RequestParser().drain(data), (argvs, None))
+        self.assertEqual(_requests(data), argvs)
+
+    def test_empty_values(self) -> None:
+        """Empty values, alone, first, last or all of a request, come out as b""."""
+        argvs = [[b""], [b"", b"x"], [b"SET", b"k", b""], [b"", b"", b""], [b"GET", b"k"]]
+        data = b"".join(encode_command(argv) for argv in argvs)
+        self.assertEqual(self.drain_all([data]), (argvs, None))
+
+    def test_bad_trailer_goes_to_general_path(self) -> None:
+        """Two bytes other than CRLF after a value are skipped unchecked, as next_request does."""
+        data = b"*2\r\n$3\r\nGET\r\n$1\r\nkXY*1\r\n$4\r\nPING\r\n"
+        self.assertEqual(self.drain_all([data]), ([[b"GET", b"k"], [b"PING"]], None))
+        self.assertEqual(_requests(data), [[b"GET", b"k"], [b"PING"]])
+
+    def test_small_limits_match_next_request(self) -> None:
+        """With tiny max_inline and max_bulk, drain raises what next_request raises."""
+        good = encode_command([b"GET", b"k"])
+        for data, limits in [(good + b"*1\r\n$10\r\n0123456789\r\n", {"max_inline": 2}),
+                             (good + b"*1\r\n$5\r\nhello\r\n", {"max_bulk": 4}),
+                             (good + b"*3\r\n$1\r\na\r\n", {"max_args": 2}),
+                             (good + encode_command([b"PING"]), {"max_inline": 1})]:
+            requests, error = RequestParser(**limits).drain(data)
+            self.assertIsNotNone(error)
+            self.assertEqual((requests, str(error)), _reference(data, RequestParser(**limits)))
+
+    @given(st.lists(_wire_fragments, max_size=12), st.integers(min_value=1, max_value=40))
+    def test_any_input_matches_next_request(self, fragments, size) -> None:
+        """On any bytes, split anyhow, drain yields next_request()'s requests and error."""
+        data = b"".join(fragments)
+        expected, expected_error = _reference(data, RequestParser(max_bulk=64, max_inline=32))
+        for chunks in ([data], [data[i:i + size] for i in range(0, len(data), size)]):
+            parser = RequestParser(max_bulk=64, max_inline=32)
+            got, error = [], None
+            for chunk in chunks:
+                requests, error = parser.drain(chunk)
+                got.extend(requests)
+                if error is not None:
+                    break
+            self.assertEqual((got, error and str(error)), (expected, expected_error))
+
+    @given(st.lists(_wire_fragments, max_size=12), st.integers(0, 40), st.integers(1, 8))
+    def test_cutters_match_next_request(self, fragments, max_inline, max_args) -> None:
+        """Each cutter (split, find, and drain's mix of them) cuts next_request()'s requests."""
+        data = b"".join(fragments)
+        limits = {"max_bulk": 8, "max_args": max_args, "max_inline": max_inline}
+        requests, error = _reference(data, RequestParser(**limits))
+        for cutter in (_find_requests, _split_requests, _fast_requests):
+            cut = []
+            pos = cutter(data, cut, 8, max_args, max_inline)
+            self.assertEqual(_reference(data[:pos], RequestParser(**limits)), (cut, None))
+            rest, rest_error = _reference(data[pos:], RequestParser(**limits))
+            self.assertEqual((cut + rest, rest_error), (requests, error))
