@@ -454,6 +454,23 @@ class ProxyOverStoreTests(SynchronousTestCase):
         self.assertEqual(self.backend.requests,
                          [[b"SET", b"k", b"v"], [b"MGET", b"k", b"z"], [b"GET", b"k"]])
 
+    def test_twoClientsOneBatchRepliesInOrder(self) -> None:
+        """Two pipelining clients share one MGET and each gets its replies in request order."""
+        writer = self.store.new_session()
+        writer.execute([b"SET", b"a", b"1"])
+        writer.execute([b"SET", b"b", b"2"])
+        p1, t1 = self.connect()
+        p2, t2 = self.connect()
+        p1.dataReceived(b"GET b\r\nGET l\r\nGET a\r\n")
+        p2.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$4\r\nnone\r\n")
+        self.assertEqual((t1.value(), t2.value()), (b"", b""))
+        self.clock.advance(0)
+        self.assertEqual(t1.value(), b'"2"\r\n(nil)\r\n"1"\r\n')
+        self.assertEqual(t2.value(), b"$1\r\n1\r\n$-1\r\n")
+        self.assertEqual(self.backend.requests,
+                         [[b"MGET", b"b", b"l", b"a", b"none"], [b"GET", b"l"],
+                          [b"GET", b"none"]])
+
     def test_telnet(self) -> None:
         """A telnet client gets redis-cli style replies through the proxy."""
         protocol, transport = self.connect()
@@ -696,41 +713,3 @@ class ProxyBatchTests(SynchronousTestCase):
         for line in ("backend_fetches:2", "backend_fetched_keys:2", "backend_rereads:1",
                      "cache_misses:2"):
             self.assertIn(line + "\r\n", text)
-
-
-class ProxyBatchOverStoreTests(SynchronousTestCase):
-    """Batched misses against a real in-memory kvstore, through the front end."""
-
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.store = Store(self.clock)
-        self.backend = StoreBackend(self.store)
-        self.cache = Cache(self.clock, ttl=60)
-        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
-        self.factory = KVFactory(self.proxy)
-
-    def tearDown(self) -> None:
-        self.cache.stop()
-
-    def connect(self):
-        protocol = self.factory.buildProtocol(None)
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        return protocol, transport
-
-    def test_twoClientsOneBatchRepliesInOrder(self) -> None:
-        """Two pipelining clients share one MGET and each gets its replies in request order."""
-        writer = self.store.new_session()
-        writer.execute([b"SET", b"a", b"1"])
-        writer.execute([b"SET", b"b", b"2"])
-        p1, t1 = self.connect()
-        p2, t2 = self.connect()
-        p1.dataReceived(b"GET b\r\nGET l\r\nGET a\r\n")
-        p2.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*2\r\n$3\r\nGET\r\n$4\r\nnone\r\n")
-        self.assertEqual((t1.value(), t2.value()), (b"", b""))
-        self.clock.advance(0)
-        self.assertEqual(t1.value(), b'"2"\r\n(nil)\r\n"1"\r\n')
-        self.assertEqual(t2.value(), b"$1\r\n1\r\n$-1\r\n")
-        self.assertEqual(self.backend.requests,
-                         [[b"MGET", b"b", b"l", b"a", b"none"], [b"GET", b"l"],
-                          [b"GET", b"none"]])
