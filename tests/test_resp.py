@@ -297,8 +297,8 @@ class AgainstRedisTests(SynchronousTestCase):
 class DrainTests(SynchronousTestCase):
     """RequestParser.drain: the server's fast path gives what next_request() gives."""
 
-    def drain_all(self, chunks):
-        parser = RequestParser(max_bulk=64)
+    def drain_all(self, chunks, parser=None):
+        parser = parser or RequestParser(max_bulk=64)
         got, error = [], None
         for chunk in chunks:
             requests, error = parser.drain(chunk)
@@ -401,13 +401,7 @@ class DrainTests(SynchronousTestCase):
         data = b"".join(fragments)
         expected, expected_error = _reference(data, RequestParser(max_bulk=64, max_inline=32))
         for chunks in ([data], [data[i:i + size] for i in range(0, len(data), size)]):
-            parser = RequestParser(max_bulk=64, max_inline=32)
-            got, error = [], None
-            for chunk in chunks:
-                requests, error = parser.drain(chunk)
-                got.extend(requests)
-                if error is not None:
-                    break
+            got, error = self.drain_all(chunks, RequestParser(max_bulk=64, max_inline=32))
             self.assertEqual((got, error and str(error)), (expected, expected_error))
 
     @given(st.lists(_wire_fragments, max_size=12), st.integers(0, 40), st.integers(1, 8))
