@@ -6,7 +6,6 @@ from collections import deque
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
@@ -42,7 +41,6 @@ class KVProtocol(LineReceiver):
 
     delimiter = b"\n"
     MAX_LENGTH = 64 * 1024
-    _log = Logger()
 
     def __init__(self) -> None:
         self.dialect = None
@@ -50,9 +48,7 @@ class KVProtocol(LineReceiver):
         self._queue = deque()
         self._queued_bytes = 0  # rendered reply bytes waiting in _queue
         self._render = None
-        self._chunk_parts = None
-        self._chunk_writes = None
-        self._chunk = None
+        self._chunk = None  # the replies of the read being handled
         self._closing = False
         self._paused = False
         self._journal = None
@@ -117,11 +113,8 @@ class KVProtocol(LineReceiver):
                     self._add_deferred(reply, render)
                 else:
                     parts.append(render(reply))
-            after = journal.appended
-            if after != before and after != journal.acked:
-                if chunk.writes is None:
-                    chunk.writes = []
-                chunk.writes.append((len(parts) - 1, after))
+            if journal.appended != before:
+                self._note_write(chunk, journal)
             if session.closing:
                 self._close_after_chunk()
                 return
@@ -140,7 +133,7 @@ class KVProtocol(LineReceiver):
             try:
                 argv, render = jsonlines.decode_request(line)
             except jsonlines.JsonRequestError as e:
-                self._chunk_parts.append(jsonlines.encode_error(str(e)))
+                self._chunk.parts.append(jsonlines.encode_error(str(e)))
                 return
         else:
             render = self._render
@@ -149,7 +142,7 @@ class KVProtocol(LineReceiver):
             except UnbalancedQuotes:
                 # The line itself was framed fine, so a person at a telnet prompt keeps
                 # the session; only the request is refused.
-                self._chunk_parts.append(
+                self._chunk.parts.append(
                     render(Error("ERR Protocol error: unbalanced quotes in request")))
                 return
             if not argv:
@@ -162,15 +155,9 @@ class KVProtocol(LineReceiver):
             part = jsonlines.encode_error(message)
         else:
             part = to_text(Error(message))
-        if self._chunk is None:  # called outside dataReceived: write directly
-            self._begin()
-            self._chunk_parts.append(part)
-            self._close_after_chunk()
-            self._end()
-        else:
-            self._chunk_parts.append(part)
-            self._close_after_chunk()
-        self.clearLineBuffer()
+        # LineReceiver calls this from dataReceived only, so a chunk is open.
+        self._chunk.parts.append(part)
+        self._close_after_chunk()
 
     def _run(self, argv: list, render) -> None:
         journal = self._journal
@@ -179,9 +166,9 @@ class KVProtocol(LineReceiver):
         if isinstance(reply, Deferred):
             self._add_deferred(reply, render)
         else:
-            self._chunk_parts.append(render(reply))
+            self._chunk.parts.append(render(reply))
         if journal.appended != before:
-            self._note_write(journal.appended)
+            self._note_write(self._chunk, journal)
         if self.session.closing:
             self._close_after_chunk()
 
@@ -189,13 +176,15 @@ class KVProtocol(LineReceiver):
 
     def _begin(self) -> None:
         self._chunk = _Chunk([])
-        self._chunk_parts = self._chunk.parts
 
-    def _note_write(self, seq: int) -> None:
-        chunk = self._chunk
-        if chunk.writes is None:
-            chunk.writes = []
-        chunk.writes.append((len(chunk.parts) - 1, seq))
+    def _note_write(self, chunk: _Chunk, journal) -> None:
+        # Only a write the journal has not acknowledged yet can still fail; remember
+        # which reply answers it, so a persistence failure can replace that reply.
+        seq = journal.appended
+        if seq != journal.acked:
+            if chunk.writes is None:
+                chunk.writes = []
+            chunk.writes.append((len(chunk.parts) - 1, seq))
 
     def _close_after_chunk(self) -> None:
         self._chunk.close = True
@@ -225,7 +214,6 @@ class KVProtocol(LineReceiver):
     def _end(self) -> None:
         chunk = self._chunk
         self._chunk = None
-        self._chunk_parts = None
         if not chunk.parts and not chunk.close:
             return
         journal = self._journal
@@ -317,7 +305,7 @@ class KVProtocol(LineReceiver):
         else:
             part = to_text(reply)
         if self._chunk is not None:
-            self._chunk_parts.append(part)
+            self._chunk.parts.append(part)
         elif not self._queue:
             self.transport.write(part)
         else:
