@@ -239,15 +239,18 @@ class ProxyStore:
             for placeholder in batch:
                 self._reread(placeholder)
             return
-        self.backend_errors += 1
-        if isinstance(reply, Failure):
-            error = backend_error(reply)
-        else:
-            error = Error("ERR backend sent a malformed MGET reply")
+        error = self._fetch_error(reply)
         release = self.cache.release
         for placeholder in batch:
             release(placeholder)
             self._answer(placeholder, error)
+
+    def _fetch_error(self, reply) -> Error:
+        """Count a failed MGET fetch; return the error its waiting clients get."""
+        self.backend_errors += 1
+        if isinstance(reply, Failure):
+            return backend_error(reply)
+        return Error("ERR backend sent a malformed MGET reply")
 
     def _reread(self, placeholder) -> None:
         self.fetches += 1
@@ -301,14 +304,7 @@ class ProxyStore:
         cache = self.cache
         ok = reply.__class__ is list and len(reply) == len(fetch)
         if not ok:
-            if isinstance(reply, Error):
-                error = reply
-            else:
-                self.backend_errors += 1
-                if isinstance(reply, Failure):
-                    error = backend_error(reply)
-                else:
-                    error = Error("ERR backend sent a malformed MGET reply")
+            error = reply if isinstance(reply, Error) else self._fetch_error(reply)
         if placeholders is not None:
             for index, placeholder in enumerate(placeholders):
                 if placeholder is None:
