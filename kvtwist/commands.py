@@ -129,6 +129,10 @@ class NullJournal:
         """Return None: nothing is ever lost by a journal that never writes."""
         return None
 
+    def on_acked(self, seq: int, callback, arg) -> None:
+        """Call ``callback(failure_for, arg)`` now: every effect is already acknowledged."""
+        callback(self.failure_for, arg)
+
     def when_acked(self, seq: int):
         """Return a Deferred already fired with None (no persistence failure)."""
         from twisted.internet import defer  # deferred import keeps this module reactor-free

@@ -43,6 +43,7 @@ class Journal:
         self.failure = None
         self._pending = []
         self._waiters = collections.deque()
+        self.release_hooks = []  # called after each batch of waiters was released
         self._scheduled = False
         self._inflight = False
         self._retry_call = None
@@ -156,20 +157,29 @@ class Journal:
         Its result is the ``failure_for`` method: call it with any sequence number up to
         ``seq`` for that effect's failure reason (None when durable).
         """
+        d = Deferred()
+        self.on_acked(seq, _fire, d)
+        return d
+
+    def on_acked(self, seq: int, callback, arg) -> None:
+        """Call ``callback(failure_for, arg)`` once effect ``seq`` was committed or failed.
+
+        ``when_acked`` without a Deferred: the server gates every reply to a write on
+        this, so it costs one tuple per waiter.
+        """
         if seq <= self.acked or (self.failure is not None and seq <= self._failed_upto):
             # Effects that already failed are answered at once: reads must not stall
             # behind a broken disk until the next retry.
-            return succeed(self.failure_for)
-        d = Deferred()
+            callback(self.failure_for, arg)
+            return
         waiters = self._waiters
         if not waiters or waiters[-1][0] <= seq:
-            waiters.append((seq, d))
+            waiters.append((seq, callback, arg))
         else:
             index = len(waiters)
             while index and waiters[index - 1][0] > seq:
                 index -= 1
-            waiters.insert(index, (seq, d))
-        return d
+            waiters.insert(index, (seq, callback, arg))
 
     def failure_for(self, seq: int):
         """Return None if effect ``seq`` is durable, else the reason it is not."""
@@ -216,9 +226,14 @@ class Journal:
 
     def _release(self, upto: int) -> None:
         waiters = self._waiters
+        if not waiters or waiters[0][0] > upto:
+            return
+        failure_for = self.failure_for
         while waiters and waiters[0][0] <= upto:
-            seq, d = waiters.popleft()
-            d.callback(self.failure_for)
+            seq, callback, arg = waiters.popleft()
+            callback(failure_for, arg)
+        for hook in self.release_hooks:
+            hook()
 
     def _retry(self) -> None:
         self._retry_call = None
@@ -389,6 +404,10 @@ class Journal:
             "last_load_keys": self.last_load_keys,
             "last_load_seconds": self.last_load_seconds,
         }
+
+
+def _fire(failure_for, d: Deferred) -> None:
+    d.callback(failure_for)
 
 
 __all__ = ["Journal", "JournalError", "FileOps", "ThreadWorker", "POLICIES"]

@@ -305,7 +305,7 @@ def makeService(options, reactor=None) -> ProxyService:
     if listener is not None:
         listener.setServiceParent(top)
     backend.setServiceParent(top)
-    factory = KVFactory(store)
+    factory = KVFactory(store, reactor=reactor)
     for description in settings["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     return top

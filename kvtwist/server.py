@@ -10,6 +10,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from kvtwist import jsonlines
+from kvtwist.directwrite import Outbox, direct_writer
 from kvtwist.inline import UnbalancedQuotes, split_args
 from kvtwist.replies import OK, Error, to_resp, to_resp3, to_resp3_push, to_text
 from kvtwist.resp import RequestParser
@@ -52,6 +53,8 @@ class KVProtocol(LineReceiver):
         self._closing = False
         self._paused = False
         self._journal = None
+        self._write = None
+        self._close = None
 
     # -- connection life cycle -------------------------------------------------
 
@@ -62,6 +65,31 @@ class KVProtocol(LineReceiver):
         self.session.push = self.push
         # Read once: a store's journal is attached before it starts listening.
         self._journal = self.factory.journal
+        if hasattr(self.transport, "setTcpNoDelay"):
+            # Replies go out as soon as they are ready (as Redis does); Nagle would hold
+            # a small reply back until the client acknowledged the previous one.
+            self.transport.setTcpNoDelay(True)
+        write = direct_writer(self.transport)
+        outbox = self.factory.outbox
+        if write is None:
+            self._write = self._transport_write
+            self._close = self._transport_close
+        elif outbox is None:
+            self._write = write
+            self._close = self._transport_close
+        else:
+            put = outbox.put
+            self._write = lambda data: put(write, data)
+            self._close = lambda: put(self._transport_close_later, None)
+
+    def _transport_write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def _transport_close(self) -> None:
+        self.transport.loseConnection()
+
+    def _transport_close_later(self, _ignored) -> None:
+        self.transport.loseConnection()
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self._closing = True
@@ -222,15 +250,17 @@ class KVProtocol(LineReceiver):
             # Someone's write (ours or another client's) that this chunk may have
             # observed is not durable yet: nothing in it may be seen before it is.
             chunk.gated = True
-            journal.when_acked(gate).addCallback(self._gate_opened, chunk)
+            journal.on_acked(gate, self._gate_opened, chunk)  # at once if the disk failed
         if not self._queue and not chunk.gated and not chunk.pending:
             if chunk.parts:
-                self.transport.write(b"".join(chunk.parts))
+                self._write(b"".join(chunk.parts))
             if chunk.close:
-                self.transport.loseConnection()
+                self._close()
             return
+        # The queue's head is always blocked (a ready head is written at once), so a chunk
+        # joining it sends nothing yet; only the backlog grew.
         self._enqueue(chunk)
-        self._flush()
+        self._apply_backpressure()
 
     def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
         chunk.gated = False
@@ -272,9 +302,9 @@ class KVProtocol(LineReceiver):
         if self.transport is None or not self.connected:
             return
         if out:
-            self.transport.write(b"".join(out))
+            self._write(b"".join(out))
         if close:
-            self.transport.loseConnection()
+            self._close()
         self._apply_backpressure()
 
     def _enqueue(self, chunk: _Chunk) -> None:
@@ -307,7 +337,7 @@ class KVProtocol(LineReceiver):
         if self._chunk is not None:
             self._chunk.parts.append(part)
         elif not self._queue:
-            self.transport.write(part)
+            self._write(part)
         else:
             self._enqueue(_Chunk([part]))
 
@@ -323,9 +353,24 @@ class KVFactory(protocol.Factory):
 
     protocol = KVProtocol
 
-    def __init__(self, store, max_bulk: int = 512 * 1024 * 1024) -> None:
+    def __init__(self, store, max_bulk: int = 512 * 1024 * 1024, reactor=None) -> None:
         self.store = store
         self.max_bulk = max_bulk
+        # With a reactor, replies of one turn go out back to back (see directwrite.Outbox).
+        self.outbox = None if reactor is None else Outbox(reactor)
+        self._hooked = None
+
+    def startFactory(self) -> None:
+        hooks = getattr(self.journal, "release_hooks", None)
+        if self.outbox is not None and hooks is not None:
+            # Replies a commit released leave together, before the reactor polls again.
+            self._hooked = hooks
+            hooks.append(self.outbox.flush)
+
+    def stopFactory(self) -> None:
+        if self._hooked is not None:
+            self._hooked.remove(self.outbox.flush)
+            self._hooked = None
 
     @property
     def journal(self):

@@ -118,7 +118,7 @@ def makeService(options, reactor=None) -> service.MultiService:
         version=__version__, keys=len(store.keyspace), data=os.path.abspath(options["data"]),
         seconds=time.monotonic() - started, fsync=options["fsync"])
     top = StoreService(store, journal, reactor)
-    factory = KVFactory(store, max_bulk=options["max-bulk"])
+    factory = KVFactory(store, max_bulk=options["max-bulk"], reactor=reactor)
     for description in options["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     return top

@@ -152,3 +152,15 @@ class OutboxTests(unittest.SynchronousTestCase):
         self.assertEqual(len(self.outbox), 2)
         self.clock.advance(0)
         self.assertEqual(len(self.outbox), 0)
+
+    def test_failed_write_spares_the_rest(self):
+        """A write that raises is logged and the writes queued after it are still made."""
+
+        def broken(data):
+            raise OSError("gone")
+
+        self.outbox.put(broken, b"1")
+        self.outbox.put(self.writer("b"), b"2")
+        self.outbox.flush()
+        self.assertEqual(self.sent, [("b", b"2")])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)

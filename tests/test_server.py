@@ -24,10 +24,8 @@ class FakeJournal:
     def append(self, effect) -> None:
         self.appended += 1
 
-    def when_acked(self, seq: int) -> Deferred:
-        d = Deferred()
-        self.waiters.append((seq, d))
-        return d
+    def on_acked(self, seq: int, callback, arg) -> None:
+        self.waiters.append((seq, callback, arg))
 
     def commit(self, fail_reason=None) -> None:
         """Acknowledge everything appended so far (or fail it with a reason)."""
@@ -36,8 +34,8 @@ class FakeJournal:
                 self.failed[seq] = fail_reason
         self.acked = self.appended
         waiters, self.waiters = self.waiters, []
-        for _seq, d in waiters:
-            d.callback(self.failed.get)
+        for _seq, callback, arg in waiters:
+            callback(self.failed.get, arg)
 
 
 class FakeSession:

@@ -1,0 +1,86 @@
+"""Send replies at once when a TCP transport's buffer is empty, as Redis does; else via Twisted."""
+
+from __future__ import annotations
+
+from twisted.internet import tcp
+from twisted.logger import Logger
+
+log = Logger(namespace="kvtwist.directwrite")
+
+# Bigger writes take Twisted's path: a partial send would copy the rest anyway.
+DIRECT_LIMIT = 64 * 1024
+
+
+def direct_writer(transport):
+    """Return a ``write(data)`` for ``transport`` that sends at once when nothing is queued.
+
+    Twisted buffers every write until the reactor next polls the socket for writability:
+    two epoll_ctl calls and a pass of the reactor loop per reply, which at one request per
+    read costs about as much as serving the request. Redis writes replies straight away and
+    waits for writability only when the kernel's buffer is full; for a TCP (or Unix
+    stream) connection whose buffer is empty this does the same, and anything it cannot send (the
+    kernel buffer is full, the peer is gone) goes to ``transport.write``, which then owns
+    ordering, flow control and reporting the loss. Returns None for any other transport
+    (TLS, tests' string transports): use its ``write``.
+    """
+    if not isinstance(transport, tcp.Connection) or transport.TLS:
+        return None
+    send = transport.socket.send
+    fallback = transport.write
+
+    def write(data: bytes) -> None:
+        if (transport.dataBuffer or transport._tempDataBuffer or len(data) > DIRECT_LIMIT
+                or not transport.connected or transport.disconnecting or transport.TLS):
+            fallback(data)
+            return
+        try:
+            sent = send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            fallback(data)  # Twisted's next write attempt reports the lost connection
+            return
+        if sent < len(data):
+            fallback(data[sent:])
+
+    return write
+
+
+class Outbox:
+    """Replies ready to go, sent back to back once per reactor turn, as Redis's beforeSleep does.
+
+    Sending them together matters on loopback: each send may wake the client's process,
+    and a client woken by the first send of a burst is still awake for the rest of it.
+    ``flush`` sends at once (after a journal commit released many replies); otherwise
+    what was put is sent at the end of the reactor turn.
+    """
+
+    def __init__(self, reactor) -> None:
+        self._reactor = reactor
+        self._items = []
+        self._call = None
+
+    def put(self, write, data) -> None:
+        """Queue ``write(data)`` after everything already queued."""
+        self._items.append((write, data))
+        if self._call is None:
+            self._call = self._reactor.callLater(0, self._due)
+
+    def _due(self) -> None:
+        self._call = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Make every queued write now, in order."""
+        items = self._items
+        if items:
+            self._items = []
+            for write, data in items:
+                try:
+                    write(data)
+                except Exception:
+                    # One connection's broken write must not cost the others their replies.
+                    log.failure("Writing a reply failed")
+
+    def __len__(self) -> int:
+        return len(self._items)
