@@ -7,6 +7,8 @@ import sys
 
 from twisted.internet import protocol
 
+from kvtwist.directwrite import Outbox, direct_writer
+
 _OK = b"+OK\r\n"
 _NIL = b"$-1\r\n"
 _PONG = b"+PONG\r\n"
@@ -16,15 +18,29 @@ class CeilingProtocol(protocol.Protocol):
     """RESP multibulk only; GET, SET (plain two-argument form) and PING; anything else errs.
 
     No general parser on purpose: this measures what Twisted itself costs per request.
+    Replies leave the way kvstore's do (sent at once, back to back at the end of the
+    reactor turn: kvtwist.directwrite), so the two differ only in the work per request.
     Partial requests wait in a chunk list until the bytes they need have arrived, so a
     large value arriving in many reads is joined once, not once per read.
     """
 
-    def __init__(self, data: dict):
+    def __init__(self, data: dict, outbox=None):
         self.data = data
+        self.outbox = outbox
+        self._write = None
         self._chunks = []
         self._have = 0
         self._need = 0
+
+    def connectionMade(self):
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
+        direct = direct_writer(self.transport)
+        if direct is None or self.outbox is None:
+            self._write = self.transport.write
+        else:
+            put = self.outbox.put
+            self._write = lambda out: put(direct, out)
 
     def dataReceived(self, data: bytes):
         if self._chunks:
@@ -49,7 +65,7 @@ class CeilingProtocol(protocol.Protocol):
             self._chunks = [rest]
             self._have = len(rest)
         if out:
-            self.transport.write(b"".join(out))
+            self._write(b"".join(out))
 
     def _serve(self, data: bytes, store: dict, out: list):
         """Answer every complete request in ``data`` into ``out``; return where the
@@ -106,18 +122,22 @@ class CeilingProtocol(protocol.Protocol):
 
     def _fail(self, out, message: bytes):
         out.append(message)
-        self.transport.write(b"".join(out))
-        self.transport.loseConnection()
+        self._write(b"".join(out))
+        if self.outbox is None:
+            self.transport.loseConnection()
+        else:  # after the replies still in the outbox
+            self.outbox.put(lambda _: self.transport.loseConnection(), None)
 
 
 class CeilingFactory(protocol.Factory):
     """Serves one shared dict to every connection."""
 
-    def __init__(self):
+    def __init__(self, reactor=None):
         self.data = {}
+        self.outbox = None if reactor is None else Outbox(reactor)
 
     def buildProtocol(self, addr):
-        return CeilingProtocol(self.data)
+        return CeilingProtocol(self.data, self.outbox)
 
 
 def main(argv=None) -> int:
@@ -126,7 +146,7 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
     from twisted.internet import reactor
-    reactor.listenTCP(args.port, CeilingFactory(), interface="127.0.0.1", backlog=511)
+    reactor.listenTCP(args.port, CeilingFactory(reactor), interface="127.0.0.1", backlog=511)
     reactor.run()
     return 0
 

@@ -12,7 +12,10 @@ VALUE_FORMAT = b"v%031d"  # 32-byte values
 
 
 def fsync(run: Run) -> None:
-    """SET at -c 50 -P 1 and -c 1 per --fsync policy, next to the matching appendfsync."""
+    """SET at -c 50 -P 1 and -c 1 per --fsync policy, next to the matching appendfsync.
+
+    kvstore runs under each interpreter of the run (PyPy when the pypy suite is selected).
+    """
     for policy in POLICIES:
         group = "fsync %s" % policy
         redis_label = "redis-server appendfsync %s" % policy
@@ -28,11 +31,17 @@ def fsync(run: Run) -> None:
             run.failed(group, kv_label, "SET", "kvtwist/tap.py not in this checkout yet")
             continue
 
-        def measure_kvstore(policy=policy, group=group, kv_label=kv_label):
-            with run.kvstore(CPY, fsync=policy) as server:
-                run.bench(group, kv_label, server, ("set",), ((50, 1), (1, 1)))
+        for interpreter in run.pythons:
+            label = kv_label if interpreter == CPY else "%s (%s)" % (kv_label, interpreter)
 
-        _guard(run, group, kv_label, "SET", measure_kvstore)
+            def measure_kvstore(policy=policy, group=group, label=label,
+                                interpreter=interpreter):
+                with run.kvstore(interpreter, fsync=policy) as server:
+                    if interpreter != CPY:
+                        run.warm(label, server, tests=("set",))
+                    run.bench(group, label, server, ("set",), ((50, 1), (1, 1)))
+
+            _guard(run, group, label, "SET", measure_kvstore)
 
 
 def memory(run: Run) -> None:

@@ -9,6 +9,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python import failure, log
 
 from kvtwist import respreply
+from kvtwist.directwrite import direct_writer
 from kvtwist.replies import Error
 
 __all__ = ["ClientDisconnected", "ReplyError", "RequestTimeout", "RespClientProtocol"]
@@ -88,6 +89,7 @@ class RespClientProtocol(protocol.Protocol):
         self._parser = respreply.ReplyParser()
         self._pending: deque = deque()
         self._outgoing: list = []
+        self._direct = None  # direct_writer of a TCP transport, once connected
         self._flush_call = None
         # One timer for the whole connection, armed for the earliest deadline among
         # pending requests: a DelayedCall per request (heap push, cancel, heap rebuild)
@@ -167,7 +169,10 @@ class RespClientProtocol(protocol.Protocol):
         if self._outgoing and self.transport is not None:
             data = self._outgoing[0] if len(self._outgoing) == 1 else b"".join(self._outgoing)
             self._outgoing = []
-            self.transport.write(data)
+            if self._direct is not None:
+                self._direct(data)
+            else:
+                self.transport.write(data)
 
     def close(self) -> defer.Deferred:
         """Close the connection; the Deferred fires once it is closed.
@@ -380,6 +385,8 @@ class RespClientProtocol(protocol.Protocol):
 
     def connectionMade(self) -> None:
         """Remember the peer, for error messages."""
+        # Requests of a turn are already joined; send them without a reactor pass.
+        self._direct = direct_writer(self.transport)
         try:
             peer = self.transport.getPeer()
             self.connected_peer = "%s:%s" % (peer.host, peer.port)
