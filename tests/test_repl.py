@@ -1,4 +1,4 @@
-"""Tests for kvtwist.repl: rendering, completion, and ``kvtwist cli`` through pipes and a pty."""
+"""Tests for kvtwist.repl: rendering, and ``kvtwist cli`` through pipes and a pty."""
 
 from __future__ import annotations
 
@@ -37,31 +37,6 @@ def run_cli(args, stdin=b"", timeout=60):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-class FakeReadline:
-    """Just enough of the readline module for the completer."""
-
-    def __init__(self, line):
-        self.line = line
-
-    def get_line_buffer(self):
-        return self.line
-
-    def get_begidx(self):
-        return self.line.rfind(" ") + 1
-
-
-def completions(line):
-    """Return every completion the completer offers for the last word of line."""
-    completer = repl.Completer(FakeReadline(line))
-    text = line[line.rfind(" ") + 1:]
-    found = []
-    while True:
-        match = completer.complete(text, len(found))
-        if match is None:
-            return found
-        found.append(match)
-
-
 class RenderTests(unittest.SynchronousTestCase):
     """Replies print as redis-cli prints them."""
 
@@ -85,35 +60,6 @@ class RenderTests(unittest.SynchronousTestCase):
         self.assertEqual(repl.render(Error("ERR no"), True), b"ERR no\n")
         self.assertEqual(repl.render([b"x", [1, None]], True), b"x\n1\n\n")
         self.assertEqual(repl.render(Pairs([(b"k", b"v")]), True), b"k\nv\n")
-
-
-class CompletionTests(unittest.SynchronousTestCase):
-    """TAB completes command names, also after HELP."""
-
-    def test_first_word(self):
-        """A prefix of the first word completes to the matching commands, in the user's case."""
-        self.assertEqual(completions("PIN"), ["PING "])
-        self.assertEqual(completions("pin"), ["ping "])
-        self.assertEqual(completions("mse"), ["mset ", "msetnx "])
-        self.assertEqual(completions("zzz"), [])
-
-    def test_after_help(self):
-        """The word after HELP completes to command names too; other arguments do not."""
-        self.assertEqual(completions("help exis"), ["exists "])
-        self.assertEqual(completions("get pin"), [])
-
-    def test_help_text(self):
-        """HELP alone lists the commands; HELP name shows the synopsis; unknown names say so."""
-        self.assertIn("set", repl.help_text([]))
-        self.assertIn("SET key value", repl.help_text(["set"]))
-        self.assertEqual(repl.help_text(["nope"]), "No help for nope\n")
-
-    def test_history_path(self):
-        """History lives in $KVTWIST_HISTFILE when set, else ~/.kvtwist_history."""
-        self.patch(os, "environ", {"KVTWIST_HISTFILE": "/tmp/h", "HOME": "/home/u"})
-        self.assertEqual(repl.history_path(), "/tmp/h")
-        self.patch(os, "environ", {"HOME": "/home/u"})
-        self.assertEqual(repl.history_path(), "/home/u/.kvtwist_history")
 
 
 class UnreachableTests(unittest.SynchronousTestCase):
