@@ -1,4 +1,4 @@
-"""Tests for kvtwist.fsck: loading a data directory, check/repair, and JSON-lines/RESP export."""
+"""Tests for kvtwist.fsck: check/repair and JSON-lines/RESP export of a data directory."""
 
 from __future__ import annotations
 
@@ -10,103 +10,11 @@ import subprocess
 import tempfile
 import time
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from kvtwist import fsck, records
-from kvtwist.keyspace import DEL, EXPIRE_AT, PERSIST, SET, Keyspace
-
-
-def write_dir(directory: str, snapshot=None, journals=()) -> None:
-    """Write a snapshot (SET items, generation 1) and journals (lists of effects, gens 1..)."""
-    if snapshot is not None:
-        with open(fsck.snapshot_path(directory, 1), "wb") as f:
-            f.write(records.encode_header(records.SNAPSHOT, 1))
-            for key, value, expire in snapshot:
-                f.write(records.encode_set(key, value, expire))
-            f.write(records.encode_end(len(snapshot)))
-    for gen, effects in enumerate(journals, 1):
-        with open(fsck.journal_path(directory, gen), "wb") as f:
-            f.write(records.encode_header(records.JOURNAL, gen))
-            for effect in effects:
-                f.write(records.encode_effect(effect))
-
-
-class LoadTests(SynchronousTestCase):
-    """fsck.load replays the newest snapshot and the journals after it."""
-
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.dir, True)
-
-    def load(self, **kwargs):
-        state = fsck.MemoryState()
-        result = fsck.load(self.dir, state.apply, **kwargs)
-        return state.data, result
-
-    def test_snapshot_then_journals(self) -> None:
-        """Journal effects apply on top of the snapshot, in generation order."""
-        write_dir(self.dir, [(b"a", b"1", 0), (b"b", b"2", 0)],
-                  [[(DEL, b"a")], [(SET, b"c", b"3", 5)]])
-        data, result = self.load()
-        self.assertEqual(data, {b"b": (b"2", 0), b"c": (b"3", 5)})
-        self.assertEqual((result.journal_generation, result.records), (2, 4))
-
-    def test_batched_load_matches_one_by_one(self) -> None:
-        """Loading with load_items equals applying every effect, for MemoryState and Keyspace."""
-        write_dir(self.dir, [(b"a", b"1", 0), (b"b", b"2", 9), (b"c", b"3", 0)],
-                  [[(SET, b"a", b"4", 8), (DEL, b"c"), (SET, b"c", b"5", 0), (EXPIRE_AT, b"c", 6)],
-                   [(SET, b"b", b"6", 0), (PERSIST, b"a"), (SET, b"d", b"7", 0)]])
-        plain, batched = fsck.MemoryState(), fsck.MemoryState()
-        fsck.load(self.dir, plain.apply)
-        result = fsck.load(self.dir, batched.apply, load_items=batched.load_items)
-        self.assertEqual(batched.data, plain.data)
-        self.assertEqual(batched.data[b"c"], (b"5", 6))
-        self.assertEqual(result.records, 10)
-        one, bulk = Keyspace(Clock()), Keyspace(Clock())
-        fsck.load(self.dir, one.apply)
-        fsck.load(self.dir, bulk.apply, load_items=bulk.load_items)
-        self.assertEqual((bulk.data, bulk.expires), (one.data, one.expires))
-        self.assertEqual(bulk.expires, {b"c": 6})
-
-    def test_missing_journal_is_refused(self) -> None:
-        """A gap in journal generations is refused unless repair drops what follows it."""
-        write_dir(self.dir, None, [[(SET, b"a", b"1", 0)], [(SET, b"b", b"2", 0)],
-                                   [(SET, b"c", b"3", 0)]])
-        os.remove(fsck.journal_path(self.dir, 2))
-        self.assertRaises(fsck.DataError, self.load)
-        data, result = self.load(repair=True)
-        self.assertEqual(data, {b"a": (b"1", 0)})
-        self.assertEqual(len(result.repaired), 1)
-
-    def test_incomplete_snapshot_is_corrupt(self) -> None:
-        """A snapshot without its END record is refused, and repair keeps its complete records."""
-        write_dir(self.dir, [(b"a", b"1", 0), (b"b", b"2", 0)], [[]])
-        path = fsck.snapshot_path(self.dir, 1)
-        with open(path, "r+b") as f:
-            f.truncate(os.path.getsize(path) - 3)
-        exc = self.assertRaises(fsck.DataError, self.load)
-        self.assertIn(path, str(exc))
-        data, _ = self.load(repair=True)
-        self.assertEqual(data, {b"a": (b"1", 0), b"b": (b"2", 0)})
-        self.assertEqual(self.load()[0], data)
-
-    def test_wrong_generation_in_header(self) -> None:
-        """A journal whose header names another generation than its file name is corrupt."""
-        write_dir(self.dir, None, [[(SET, b"a", b"1", 0)]])
-        os.rename(fsck.journal_path(self.dir, 1), fsck.journal_path(self.dir, 4))
-        self.assertRaises(fsck.DataError, self.load)
-
-    def test_stale_files_listed(self) -> None:
-        """Journals older than the snapshot and temporary files are listed as stale, not loaded."""
-        write_dir(self.dir, [(b"a", b"1", 0)], [[(SET, b"old", b"x", 0)]])
-        os.rename(fsck.snapshot_path(self.dir, 1), fsck.snapshot_path(self.dir, 2))
-        with open(fsck.snapshot_path(self.dir, 2), "r+b") as f:
-            f.write(records.encode_header(records.SNAPSHOT, 2))
-        open(os.path.join(self.dir, "snapshot-3.kvs.tmp"), "wb").close()
-        data, result = self.load()
-        self.assertEqual(data, {b"a": (b"1", 0)})
-        self.assertEqual(len(result.stale), 2)
+from kvtwist.keyspace import EXPIRE_AT, SET
+from tests.test_datadir import write_dir
 
 
 class CheckTests(SynchronousTestCase):
@@ -127,11 +35,6 @@ class CheckTests(SynchronousTestCase):
         self.assertIn("REFUSED", report.lines[0])
         self.assertIn("in use by another process", report.lines[0])
         self.assertTrue(fsck.check(self.dir).ok)
-
-    def test_lock_released_on_close(self) -> None:
-        """Closing the lock's descriptor lets the next holder take it."""
-        os.close(fsck.lock_directory(self.dir))
-        os.close(fsck.lock_directory(self.dir))
 
     def test_clean(self) -> None:
         """A sound directory checks OK with exit code 0."""
