@@ -9,6 +9,7 @@ from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.python import failure, log
 
 from kvtwist import respreply
+from kvtwist.deadlines import Deadlines
 from kvtwist.directwrite import direct_writer
 from kvtwist.replies import Error
 
@@ -91,11 +92,7 @@ class RespClientProtocol(protocol.Protocol):
         self._outgoing: list = []
         self._direct = None  # direct_writer of a TCP transport, once connected
         self._flush_call = None
-        # One timer for the whole connection, armed for the earliest deadline among
-        # pending requests: a DelayedCall per request (heap push, cancel, heap rebuild)
-        # cost more than the request itself on a busy pipelined link.
-        self._watchdog = None
-        self._timed = 0  # pending requests with a deadline
+        self._deadlines = Deadlines(clock, lambda: self._pending, self._timed_out)
         self._push_handlers: list = []
         self._watchers: list = []
         self._channels: set = set()
@@ -211,44 +208,8 @@ class RespClientProtocol(protocol.Protocol):
         if timeout is None:
             timeout = self.timeout
         if timeout is not None:
-            self._arm(entry, timeout)
+            self._deadlines.arm(entry, timeout)
         return entry.deferred
-
-    def _arm(self, entry: _Request, timeout: float) -> None:
-        entry.timeout = timeout
-        entry.deadline = self._clock.seconds() + timeout
-        self._timed += 1
-        watchdog = self._watchdog
-        if watchdog is None:
-            self._watchdog = self._clock.callLater(timeout, self._watch)
-        elif entry.deadline < watchdog.getTime():
-            watchdog.reset(timeout)
-
-    def _settle(self, entry: _Request) -> None:
-        # The request no longer needs a deadline; the last one stops the watchdog.
-        entry.deadline = None
-        self._timed -= 1
-        if self._timed == 0 and self._watchdog is not None:
-            if self._watchdog.active():
-                self._watchdog.cancel()
-            self._watchdog = None
-
-    def _watch(self) -> None:
-        # Runs about once per timeout period under load: the request it was armed for
-        # has usually been answered, so find the earliest deadline still pending.
-        self._watchdog = None
-        earliest = None
-        for entry in self._pending:
-            deadline = entry.deadline
-            if deadline is not None and (earliest is None or deadline < earliest.deadline):
-                earliest = entry
-        if earliest is None:
-            return
-        delay = earliest.deadline - self._clock.seconds()
-        if delay <= 1e-9:  # float rounding must not re-arm a zero-delay loop
-            self._timed_out(earliest, earliest.timeout)
-        else:
-            self._watchdog = self._clock.callLater(delay, self._watch)
 
     def _scheduled_flush(self) -> None:
         self._flush_call = None
@@ -259,19 +220,19 @@ class RespClientProtocol(protocol.Protocol):
         # (marked abandoned) discards it there, so later replies stay matched.
         entry.abandoned = True
         if entry.deadline is not None:
-            self._settle(entry)
+            self._deadlines.settle(entry)
 
-    def _timed_out(self, entry: _Request, timeout: float) -> None:
+    def _timed_out(self, entry: _Request) -> None:
         # A late reply would be read as the answer to the *next* request if we
         # merely skipped this one, and a server that stalls on one request
         # stalls every request behind it. Like redis-py and hiredis, we give up
         # on the connection: this request fails with RequestTimeout and every
         # other pending one with ClientDisconnected.
-        self._settle(entry)
+        self._deadlines.settle(entry)
         entry.abandoned = True
         name = entry.command.decode("utf-8", "replace").upper()
         entry.deferred.errback(RequestTimeout(
-            "no reply to %s within %g seconds; connection closed" % (name, timeout)))
+            "no reply to %s within %g seconds; connection closed" % (name, entry.timeout)))
         self._abort(ClientDisconnected(
             "connection closed after %s timed out; request not answered" % (name,)))
 
@@ -295,7 +256,7 @@ class RespClientProtocol(protocol.Protocol):
         pending, self._pending = self._pending, deque()
         for entry in pending:
             if entry.deadline is not None:
-                self._settle(entry)
+                self._deadlines.settle(entry)
             if not entry.abandoned:
                 entry.abandoned = True
                 entry.deferred.errback(failure.Failure(reason))
@@ -372,7 +333,7 @@ class RespClientProtocol(protocol.Protocol):
 
     def _resolve(self, entry: _Request, reply) -> None:
         if entry.deadline is not None:
-            self._settle(entry)
+            self._deadlines.settle(entry)
         if entry.abandoned:
             return
         entry.abandoned = True

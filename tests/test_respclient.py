@@ -248,39 +248,6 @@ class TimeoutTests(unittest.SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), Status(b"PONG"))
         self.assertEqual(clock.getDelayedCalls(), [])
 
-    def test_one_timer_for_many_requests(self):
-        """A pipeline of timed requests arms one delayed call, not one per request."""
-        proto, transport, clock = connected(timeout=5)
-        ds = [proto.get(b"k%d" % (i,)) for i in range(100)]
-        clock.advance(0)
-        self.assertEqual(len(clock.getDelayedCalls()), 1)
-        proto.dataReceived(b"$1\r\nv\r\n" * 100)
-        self.assertEqual([self.successResultOf(d) for d in ds], [b"v"] * 100)
-        self.assertEqual(clock.getDelayedCalls(), [])
-
-    def test_later_request_times_out_after_answered_head(self):
-        """When the head is answered, the watchdog still times out a later overdue request."""
-        proto, transport, clock = connected()
-        first = proto.execute(b"GET", b"a", timeout=5)
-        clock.advance(3)
-        second = proto.execute(b"GET", b"b", timeout=5)
-        proto.dataReceived(b"$1\r\nA\r\n")
-        self.assertEqual(self.successResultOf(first), b"A")
-        clock.advance(4.9)
-        self.assertNoResult(second)
-        clock.advance(0.2)
-        self.failureResultOf(second, client.RequestTimeout)
-        self.assertTrue(transport.aborted)
-
-    def test_shorter_timeout_behind_longer_fires_first(self):
-        """A later request with a shorter timeout re-arms the watchdog sooner."""
-        proto, transport, clock = connected()
-        slow = proto.execute(b"GET", b"a", timeout=60)
-        quick = proto.execute(b"GET", b"b", timeout=1)
-        clock.advance(1)
-        self.failureResultOf(quick, client.RequestTimeout)
-        self.failureResultOf(slow, client.ClientDisconnected)
-
     def test_default_timeout(self):
         """The client's default timeout applies to requests that give none."""
         proto, transport, clock = connected(timeout=2)
