@@ -9,8 +9,8 @@ import time
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
-from kvtwist import fsck, records, writer
-from kvtwist.fsck import FileOps, JournalError, describe
+from kvtwist import datadir, records, writer
+from kvtwist.datadir import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
 from kvtwist.writer import LogFile, ThreadWorker
 
@@ -31,7 +31,7 @@ class Journal:
         self.directory = directory
         self.keyspace = keyspace
         self.policy = fsync
-        self._lock = None  # fd holding the data directory's lock (fsck.lock_directory)
+        self._lock = None  # fd holding the data directory's lock (datadir.lock_directory)
         self.compact_min_bytes = compact_min_bytes
         self.compact_ratio = compact_ratio
         self._reactor = reactor
@@ -84,10 +84,10 @@ class Journal:
         wall = time.monotonic()
         try:
             os.makedirs(self.directory, exist_ok=True)
-            self._lock = fsck.lock_directory(self.directory)
-            result = fsck.load(self.directory, self.keyspace.apply, repair=repair,
+            self._lock = datadir.lock_directory(self.directory)
+            result = datadir.load(self.directory, self.keyspace.apply, repair=repair,
                                load_items=getattr(self.keyspace, "load_items", None))
-        except fsck.DataError as exc:
+        except datadir.DataError as exc:
             raise JournalError(str(exc)) from None
         except OSError as exc:
             raise JournalError("cannot load %s: %s"
@@ -313,8 +313,8 @@ class Journal:
 
     def _write_snapshot(self, generation: int, items: list) -> int:
         # Snapshot thread: only once the new snapshot is durable are older files removed.
-        size = fsck.write_snapshot(self._ops, self.directory, generation, items)
-        for path, exc in fsck.remove_older(self._ops, self.directory, generation):
+        size = datadir.write_snapshot(self._ops, self.directory, generation, items)
+        for path, exc in datadir.remove_older(self._ops, self.directory, generation):
             log.warn("Could not remove {path}: {error}", path=path, error=exc)
         return size
 

@@ -7,8 +7,8 @@ import threading
 
 from twisted.internet.defer import Deferred
 
-from kvtwist import fsck, records
-from kvtwist.fsck import JournalError, describe
+from kvtwist import datadir, records
+from kvtwist.datadir import JournalError, describe
 
 
 class ThreadWorker:
@@ -125,7 +125,7 @@ def rotate(ops, old: LogFile, directory: str, generation: int) -> LogFile:
 
     Raises JournalError naming the new file; then ``old`` stays open and current.
     """
-    path = fsck.journal_path(directory, generation)
+    path = datadir.journal_path(directory, generation)
     fd = None
     try:
         if old.dirty:
