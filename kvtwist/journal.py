@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from kvtwist import datadir, records, writer
 from kvtwist.datadir import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
-from kvtwist.writer import LogFile, ThreadWorker
+from kvtwist.writer import ThreadWorker
 
 POLICIES = ("always", "everysec", "no")
 RETRY_SECONDS = 1.0
@@ -86,7 +86,7 @@ class Journal:
             os.makedirs(self.directory, exist_ok=True)
             self._lock = datadir.lock_directory(self.directory)
             result = datadir.load(self.directory, self.keyspace.apply, repair=repair,
-                               load_items=getattr(self.keyspace, "load_items", None))
+                                  load_items=getattr(self.keyspace, "load_items", None))
         except datadir.DataError as exc:
             raise JournalError(str(exc)) from None
         except OSError as exc:
@@ -98,29 +98,10 @@ class Journal:
         for path, offset, dropped, reason in result.repaired:
             log.warn("Repaired {path}: {reason} at offset {offset}; {dropped} bytes dropped",
                      path=path, reason=reason, offset=offset, dropped=dropped)
-        ops = self._ops
-        path = result.journal_path
-        try:
-            fd = ops.open(path)
-            if result.journal_valid < records.HEADER_SIZE:
-                ops.truncate(fd, 0)
-                ops.write(fd, records.encode_header(records.JOURNAL, result.journal_generation), 0)
-                size = records.HEADER_SIZE
-            else:
-                size = result.journal_valid
-                ops.truncate(fd, size)
-            ops.fsync(fd)
-            ops.fsync_dir(self.directory)
-        except OSError as exc:
-            raise JournalError(describe(exc, path)) from None
-        for stale in result.stale:
-            try:
-                ops.remove(stale)
-            except OSError:
-                pass
-        self._file = LogFile(ops, path, fd, size, result.journal_generation)
+        self._file = writer.reopen(self._ops, self.directory, result.journal_path,
+                                   result.journal_valid, result.journal_generation, result.stale)
         self.generation = result.journal_generation
-        self.journal_bytes = size
+        self.journal_bytes = self._file.size
         self.snapshot_bytes = result.snapshot_bytes
         try:
             self.last_load_keys = len(self.keyspace)

@@ -11,6 +11,7 @@ from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.proxycommands import ALL, READ_ONLY, REFUSED, WRITES, all_keys
 from kvtwist.replies import OK, PONG, Error, Pairs
 
+
 def backend_error(failure) -> Error:
     """Return the error reply a client gets when the backend could not answer."""
     exc = failure.value

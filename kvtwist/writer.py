@@ -120,6 +120,33 @@ class LogFile:
             self.ops.close(self.fd)
 
 
+def reopen(ops, directory: str, path: str, valid: int, generation: int, stale) -> LogFile:
+    """Return the recovered journal ``path`` opened for appending (at start, before listening).
+
+    It is cut to its ``valid`` length (or started afresh with a header when not even that
+    is valid), fsynced with its directory, and the ``stale`` files recovery superseded are
+    removed. Raises JournalError naming the file.
+    """
+    try:
+        fd = ops.open(path)
+        if valid < records.HEADER_SIZE:
+            ops.truncate(fd, 0)
+            ops.write(fd, records.encode_header(records.JOURNAL, generation), 0)
+            valid = records.HEADER_SIZE
+        else:
+            ops.truncate(fd, valid)
+        ops.fsync(fd)
+        ops.fsync_dir(directory)
+    except OSError as exc:
+        raise JournalError(describe(exc, path)) from None
+    for old in stale:
+        try:
+            ops.remove(old)
+        except OSError:
+            pass  # removed again after the next compaction
+    return LogFile(ops, path, fd, valid, generation)
+
+
 def rotate(ops, old: LogFile, directory: str, generation: int) -> LogFile:
     """Finish ``old`` (cut to its good length, fsync) and return a new empty journal ``generation``.
 
