@@ -16,12 +16,12 @@ def direct_writer(transport):
 
     Twisted buffers every write until the reactor next polls the socket for writability:
     two epoll_ctl calls and a pass of the reactor loop per reply, which at one request per
-    read costs about as much as serving the request. Redis writes replies straight away and
-    waits for writability only when the kernel's buffer is full; for a TCP (or Unix
-    stream) connection whose buffer is empty this does the same, and anything it cannot send (the
-    kernel buffer is full, the peer is gone) goes to ``transport.write``, which then owns
-    ordering, flow control and reporting the loss. Returns None for any other transport
-    (TLS, tests' string transports): use its ``write``.
+    read costs about as much as serving the request. Redis writes replies straight away
+    and waits for writability only when the kernel's buffer is full; for a TCP (or Unix
+    stream) connection whose buffer is empty this does the same, and anything it cannot
+    send (the kernel buffer is full, the peer is gone) goes to ``transport.write``, which
+    then owns ordering, flow control and reporting the loss. Returns None for any other
+    transport (TLS, tests' string transports): use its ``write``.
     """
     if not isinstance(transport, tcp.Connection) or transport.TLS:
         return None

@@ -80,15 +80,13 @@ class KVProtocol(LineReceiver):
         else:
             put = outbox.put
             self._write = lambda data: put(write, data)
-            self._close = lambda: put(self._transport_close_later, None)
+            self._close = lambda: put(self._transport_close, None)
 
     def _transport_write(self, data: bytes) -> None:
         self.transport.write(data)
 
-    def _transport_close(self) -> None:
-        self.transport.loseConnection()
-
-    def _transport_close_later(self, _ignored) -> None:
+    def _transport_close(self, _ignored=None) -> None:
+        # Called directly, or by the outbox with the None it was queued with.
         self.transport.loseConnection()
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:

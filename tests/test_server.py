@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 
-from twisted.internet.defer import Deferred
+from twisted.internet import protocol, reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from kvtwist.replies import OK, Error, Status
 from kvtwist.server import HIGH_WATER, KVFactory
@@ -301,3 +305,61 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(proto._queued_bytes, 0)
         self.assertEqual(transport.value(),
                          b'(error) ERR persistence failed: disk full\r\n"b"\r\nPONG\r\n')
+
+
+class _Reader(protocol.Protocol):
+    """A raw client: keeps what arrives; ``lost`` fires with all of it on disconnect."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason=protocol.connectionDone) -> None:
+        self.lost.callback(self.data)
+
+
+class OutboxTests(SynchronousTestCase):
+    """A factory given a reactor sends through an Outbox that the journal flushes."""
+
+    def test_release_hook_follows_listening(self) -> None:
+        """Starting the factory hooks its outbox flush into the journal; stopping unhooks it."""
+        store = FakeStore()
+        store.journal.release_hooks = []
+        factory = KVFactory(store, reactor=Clock())
+        factory.doStart()
+        self.assertEqual(store.journal.release_hooks, [factory.outbox.flush])
+        factory.doStop()
+        self.assertEqual(store.journal.release_hooks, [])
+
+
+class OutboxTCPTests(TestCase):
+    """Over loopback TCP with a real journal and writer thread, replies keep their order."""
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_held_replies_and_quit_in_order(self) -> None:
+        """A held SET reply, the GET behind it and QUIT's reply all arrive, in order, then EOF."""
+        from kvtwist.commands import Store
+        from kvtwist.journal import Journal
+
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        store = Store(reactor)
+        journal = Journal.open(directory, store.keyspace, reactor, fsync="always")
+        store.set_journal(journal)
+        journal.start()
+        self.addCleanup(journal.stop)
+        port = reactor.listenTCP(0, KVFactory(store, reactor=reactor), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = yield protocol.ClientCreator(reactor, _Reader).connectTCP(
+            "127.0.0.1", port.getHost().port)
+        client.transport.write(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+                               b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+                               b"*1\r\n$4\r\nQUIT\r\n")
+        data = yield client.lost
+        self.assertEqual(data, b"+OK\r\n$1\r\nv\r\n+OK\r\n")
+        self.assertEqual(journal.acked, 1)
