@@ -27,7 +27,9 @@ def _info_sections(session) -> dict:
     store, keyspace = session.store, session.keyspace
     uptime = int(store.clock.seconds() - store.started)
     server = [("redis_version", "7.0.0"), ("redis_mode", "standalone"),
-              ("kvtwist_version", kvtwist.__version__), ("arch_bits", "64"),
+              ("kvtwist_version", kvtwist.__version__),
+              # kvproxy trusts MGET's nils only from a backend saying it holds strings only.
+              ("kvtwist_value_types", "string"), ("arch_bits", "64"),
               ("process_id", str(os.getpid())), ("uptime_in_seconds", uptime),
               ("uptime_in_days", uptime // 86400)]
     # tap passes the listening port in config; store.port serves embedders that set it.

@@ -226,8 +226,9 @@ class ProxyStore:
         if reply.__class__ is list and len(reply) == len(batch):
             fill = self.cache.fill
             reread = self._reread
+            trusted = self.backend.strings_only
             for placeholder, value in zip(batch, reply):
-                if value.__class__ is bytes:
+                if value.__class__ is bytes or (value is None and trusted):
                     fill(placeholder, value)
                     self._answer(placeholder, value)
                 else:
@@ -307,11 +308,12 @@ class ProxyStore:
         if not ok:
             error = reply if isinstance(reply, Error) else self._fetch_error(reply)
         if placeholders is not None:
+            trusted = ok and self.backend.strings_only
             for index, placeholder in enumerate(placeholders):
                 if placeholder is None:
                     continue
                 value = reply[index] if ok else error
-                if value.__class__ is bytes:
+                if value.__class__ is bytes or (value is None and trusted):
                     cache.fill(placeholder, value)
                     self._answer(placeholder, value)
                 elif ok and placeholder.waiters is not None:
@@ -383,6 +385,7 @@ class ProxyStore:
             "backend_fetches:%d" % (self.fetches,),
             "backend_fetched_keys:%d" % (self.fetched_keys,),
             "backend_rereads:%d" % (self.rereads,),
+            "backend_strings_only:%d" % (self.backend.strings_only,),
             "backend_errors:%d" % (self.backend_errors,),
             "invalidation_state:%s" % (listener.state if listener is not None else "off",),
             "invalidation_messages:%d" % (getattr(listener, "messages", 0),),

@@ -59,6 +59,20 @@ class Options(ServerOptions):
                 raise usage.UsageError("--%s must not be negative" % (name,))
 
 
+def identify(client) -> defer.Deferred:
+    """Ask a backend connection's ``INFO server``; the Deferred delivers (never fails) whether
+    the backend holds strings only.
+
+    A kvstore says so (``kvtwist_value_types:string``): there an MGET nil means the key is
+    absent, so kvproxy caches it without re-reading it with GET, which it must do on Redis
+    (where MGET also answers nil for a key of another type).
+    """
+    return client.request([b"INFO", b"server"]).addCallbacks(
+        lambda reply: (reply.__class__ is bytes
+                       and b"\nkvtwist_value_types:string\r" in reply),
+        lambda failure: False)
+
+
 class Backend(service.MultiService):
     """One persistent, pipelined, reconnecting RESP connection to the backend.
 
@@ -66,23 +80,34 @@ class Backend(service.MultiService):
     (the last attempt failed: requests fail at once until one succeeds).
     ``prepare(client)`` (optional) runs on each new connection before it is used.
     ``on_lost()`` (optional) is called when an established connection ends.
+    With ``identify``, each new connection first learns ``strings_only`` (see ``identify``).
     """
 
     def __init__(self, reactor, endpoint, address: str = "", timeout=None, clock=None,
-                 prepare=None, on_lost=None, retry=None) -> None:
+                 prepare=None, on_lost=None, retry=None, identify=False) -> None:
         service.MultiService.__init__(self)
         self.clock = reactor if clock is None else clock
         self.address = address
         self.timeout = timeout
         self.state = "connecting"
         self.client = None
+        self.strings_only = False  # what the current connection's backend said
         self._on_lost = on_lost
+        if identify:
+            prepare = self._identify
         factory = RespClientFactory(self.clock, timeout)
         self._watch_call = None
         self.service = ClientService(
             endpoint, factory, clock=self.clock, prepareConnection=prepare,
             retryPolicy=retry or backoffPolicy(initialDelay=0.1, maxDelay=2.0))
         self.service.setServiceParent(self)
+
+    def _identify(self, client) -> defer.Deferred:
+        self.strings_only = False
+        return identify(client).addCallback(self._identified)
+
+    def _identified(self, strings_only: bool) -> None:
+        self.strings_only = strings_only
 
     def startService(self) -> None:
         service.MultiService.startService(self)
@@ -110,6 +135,7 @@ class Backend(service.MultiService):
     def _lost(self, reason, client) -> None:
         if self.client is client:
             self.client = None
+            self.strings_only = False
         self.state = "connecting"
         if self._on_lost is not None:
             self._on_lost()
@@ -295,7 +321,8 @@ def makeService(options, reactor=None) -> ProxyService:
     address = settings["backend"]
     cache = Cache(reactor, ttl=float(settings["ttl"]), miss_ttl=float(settings["miss-ttl"]),
                   max_entries=int(settings["max-entries"]))
-    backend = Backend(reactor, endpoint_from_string(reactor, address), address, timeout)
+    backend = Backend(reactor, endpoint_from_string(reactor, address), address, timeout,
+                      identify=True)
     listener = None
     if not settings["no-tracking"]:
         listener = InvalidationListener(reactor, endpoint_from_string(reactor, address),

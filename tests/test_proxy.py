@@ -21,6 +21,7 @@ class FakeBackend:
 
     state = "connected"
     address = "fake:backend"
+    strings_only = False  # a Redis: MGET nils are re-read with GET
 
     def __init__(self) -> None:
         self.sent = []  # [(argv, Deferred)]
@@ -42,6 +43,7 @@ class StoreBackend:
 
     state = "connected"
     address = "memory"
+    strings_only = False
 
     def __init__(self, store) -> None:
         self.session = store.new_session("proxy")
@@ -593,6 +595,23 @@ class ProxyBatchTests(SynchronousTestCase):
         self.assertIsNone(self.cache.get(b"gone"))
         self.assertIsNone(self.cache.pending(b"list"))
         self.assertEqual((self.proxy.fetches, self.proxy.rereads), (3, 2))
+
+    def test_nilFromStringsOnlyBackendIsAMiss(self) -> None:
+        """From a backend holding strings only, an MGET nil is cached as a miss with no GET."""
+        self.backend.strings_only = True
+        d1 = self.one.execute([b"GET", b"gone"])
+        d2 = self.two.execute([b"GET", b"none"])
+        d3 = self.two.execute([b"MGET", b"k", b"also-gone"])
+        self.clock.advance(0)
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"MGET", b"k", b"also-gone"], [b"MGET", b"gone", b"none"]])
+        self.backend.answer(0, [b"v", None])
+        self.backend.answer(1, [None, None])
+        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [None, None, [b"v", None]])
+        self.assertEqual(len(self.backend.sent), 2)
+        self.assertEqual([self.cache.get(key) for key in (b"gone", b"none", b"k", b"also-gone")],
+                         [None, None, b"v", None])
+        self.assertEqual(self.proxy.rereads, 0)
 
     def test_missDuringRereadJoinsIt(self) -> None:
         """While a nil is being re-read, a miss on that key joins the re-read."""

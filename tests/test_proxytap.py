@@ -131,6 +131,17 @@ class InProcessTests(TestCase):
         self.assertGreaterEqual(int(info["invalidation_messages"]), 3)
 
     @defer.inlineCallbacks
+    def test_absentKeysCostOneFetch(self):
+        """A kvstore backend says it holds strings only, so absent keys are not re-read."""
+        self.assertEqual((yield self.client.mget(b"x", b"y")), [None, None])
+        self.assertTrue(self.service.store.backend.strings_only)
+        self.assertIsNone((yield self.client.get(b"z")))
+        info = yield self.client.info()
+        self.assertEqual((info["backend_strings_only"], info["backend_rereads"]), ("1", "0"))
+        self.assertEqual([self.service.store.cache.get(key) for key in (b"x", b"y", b"z")],
+                         [None, None, None])
+
+    @defer.inlineCallbacks
     def test_writesThroughProxyReadBack(self):
         """Every write through the proxy is read back by the next GET, MGET included."""
         for argv, key, expected in (
@@ -259,6 +270,9 @@ class TwistdTests(SynchronousTestCase):
         proxy = self.start_proxy(server.port)
         proxy.wait_for_line("invalidation tracking on")
         self.check_coherence(proxy.port, server.port)
+        via = redis.Redis(port=proxy.port, socket_timeout=10)
+        self.addCleanup(via.close)
+        self.assertEqual(via.info()["backend_strings_only"], 0)
 
     def test_backendRestart(self) -> None:
         """A killed backend gives clear errors, and the proxy reconnects when it returns."""
