@@ -7,7 +7,7 @@ import sys
 
 from twisted.internet import protocol
 
-from kvtwist.directwrite import Outbox, direct_writer
+from kvtwist.directwrite import Outbox, reply_channel
 
 _OK = b"+OK\r\n"
 _NIL = b"$-1\r\n"
@@ -27,20 +27,13 @@ class CeilingProtocol(protocol.Protocol):
     def __init__(self, data: dict, outbox=None):
         self.data = data
         self.outbox = outbox
-        self._write = None
+        self._write = self._close = None
         self._chunks = []
         self._have = 0
         self._need = 0
 
     def connectionMade(self):
-        if hasattr(self.transport, "setTcpNoDelay"):
-            self.transport.setTcpNoDelay(True)
-        direct = direct_writer(self.transport)
-        if direct is None or self.outbox is None:
-            self._write = self.transport.write
-        else:
-            put = self.outbox.put
-            self._write = lambda out: put(direct, out)
+        self._write, self._close = reply_channel(self.transport, self.outbox)
 
     def dataReceived(self, data: bytes):
         if self._chunks:
@@ -123,10 +116,7 @@ class CeilingProtocol(protocol.Protocol):
     def _fail(self, out, message: bytes):
         out.append(message)
         self._write(b"".join(out))
-        if self.outbox is None:
-            self.transport.loseConnection()
-        else:  # after the replies still in the outbox
-            self.outbox.put(lambda _: self.transport.loseConnection(), None)
+        self._close()
 
 
 class CeilingFactory(protocol.Factory):

@@ -46,6 +46,31 @@ def direct_writer(transport):
     return write
 
 
+def reply_channel(transport, outbox=None):
+    """Return ``(write, close)`` for a server's replies on ``transport``.
+
+    ``write(data)`` sends through ``direct_writer`` when the transport allows it, through
+    ``outbox`` (back to back at the end of the reactor turn) when one is given, else
+    through ``transport.write``; ``close()`` closes the connection after everything
+    written before it. TCP_NODELAY is set: replies go out as soon as they are ready, as
+    Redis's do, and Nagle would hold a small reply back until the previous one was acked.
+    """
+    if hasattr(transport, "setTcpNoDelay"):
+        transport.setTcpNoDelay(True)
+    direct = direct_writer(transport)
+    if direct is None:
+        # Looked up on each call: tests (and wrappers) may replace the transport's methods.
+        return (lambda data: transport.write(data)), (lambda: transport.loseConnection())
+    if outbox is None:
+        return direct, transport.loseConnection
+    put = outbox.put
+    return (lambda data: put(direct, data)), (lambda: put(_lose, transport))
+
+
+def _lose(transport) -> None:
+    transport.loseConnection()
+
+
 class Outbox:
     """Replies ready to go, sent back to back once per reactor turn, as Redis's beforeSleep does.
 

@@ -10,7 +10,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from kvtwist import jsonlines
-from kvtwist.directwrite import Outbox, direct_writer
+from kvtwist.directwrite import Outbox, reply_channel
 from kvtwist.inline import UnbalancedQuotes, split_args
 from kvtwist.replies import OK, Error, to_resp, to_resp3, to_resp3_push, to_text
 from kvtwist.resp import RequestParser
@@ -65,29 +65,7 @@ class KVProtocol(LineReceiver):
         self.session.push = self.push
         # Read once: a store's journal is attached before it starts listening.
         self._journal = self.factory.journal
-        if hasattr(self.transport, "setTcpNoDelay"):
-            # Replies go out as soon as they are ready (as Redis does); Nagle would hold
-            # a small reply back until the client acknowledged the previous one.
-            self.transport.setTcpNoDelay(True)
-        write = direct_writer(self.transport)
-        outbox = self.factory.outbox
-        if write is None:
-            self._write = self._transport_write
-            self._close = self._transport_close
-        elif outbox is None:
-            self._write = write
-            self._close = self._transport_close
-        else:
-            put = outbox.put
-            self._write = lambda data: put(write, data)
-            self._close = lambda: put(self._transport_close, None)
-
-    def _transport_write(self, data: bytes) -> None:
-        self.transport.write(data)
-
-    def _transport_close(self, _ignored=None) -> None:
-        # Called directly, or by the outbox with the None it was queued with.
-        self.transport.loseConnection()
+        self._write, self._close = reply_channel(self.transport, self.factory.outbox)
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self._closing = True

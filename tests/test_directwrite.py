@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
-from kvtwist.directwrite import DIRECT_LIMIT, Outbox, direct_writer
+from kvtwist.directwrite import DIRECT_LIMIT, Outbox, direct_writer, reply_channel
 
 
 class Peer(protocol.Protocol):
@@ -164,3 +164,18 @@ class OutboxTests(unittest.SynchronousTestCase):
         self.outbox.flush()
         self.assertEqual(self.sent, [("b", b"2")])
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+
+class ReplyChannelTests(unittest.SynchronousTestCase):
+    """reply_channel picks how a server writes replies and closes."""
+
+    def test_plain_transport_is_looked_up_on_each_call(self):
+        """Without a TCP socket, writes and close go to the transport's current methods."""
+        transport = StringTransport()
+        write, close = reply_channel(transport, Outbox(Clock()))
+        write(b"a")
+        seen = []
+        transport.write = seen.append
+        write(b"b")
+        close()
+        self.assertEqual((transport.value(), seen, transport.disconnecting), (b"a", [b"b"], True))
