@@ -69,18 +69,26 @@ def result_of(d):
     return box[0]
 
 
-class ProxyReadTests(SynchronousTestCase):
-    """GET and MGET through the cache."""
+class ProxyCase(SynchronousTestCase):
+    """A ProxyStore over a FakeBackend on a Clock with one session; the cache stops after."""
+
+    cache_options: dict = {}
+    listener = FakeListener  # None: no invalidation listener, TTLs alone
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.cache = Cache(self.clock, ttl=60, miss_ttl=5)
+        self.cache = Cache(self.clock, **self.cache_options)
+        self.addCleanup(self.cache.stop)
         self.backend = FakeBackend()
-        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        listener = self.listener() if self.listener is not None else None
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, listener)
         self.session = self.proxy.new_session("peer")
 
-    def tearDown(self) -> None:
-        self.cache.stop()
+
+class ProxyReadTests(ProxyCase):
+    """GET and MGET through the cache."""
+
+    cache_options = {"ttl": 60, "miss_ttl": 5}
 
     def test_missThenHit(self) -> None:
         """A GET miss asks the backend once; the next GET is answered from the cache."""
@@ -210,18 +218,10 @@ class ProxyReadTests(SynchronousTestCase):
         self.assertNotIn(b"k", self.cache)
 
 
-class ProxyWriteTests(SynchronousTestCase):
+class ProxyWriteTests(ProxyCase):
     """Writes go to the backend and invalidate the keys they touch."""
 
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.cache = Cache(self.clock, ttl=60)
-        self.backend = FakeBackend()
-        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
-        self.session = self.proxy.new_session("peer")
-
-    def tearDown(self) -> None:
-        self.cache.stop()
+    cache_options = {"ttl": 60}
 
     def check_invalidates(self, argv, cached, kept=()) -> None:
         for key in list(cached) + list(kept):
@@ -291,18 +291,10 @@ class ProxyWriteTests(SynchronousTestCase):
         self.assertEqual(result_of(d), b"new")
 
 
-class ProxyFailureTests(SynchronousTestCase):
+class ProxyFailureTests(ProxyCase):
     """Backend failures become clear error replies."""
 
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.cache = Cache(self.clock)
-        self.backend = FakeBackend()
-        self.proxy = ProxyStore(self.clock, self.cache, self.backend)
-        self.session = self.proxy.new_session()
-
-    def tearDown(self) -> None:
-        self.cache.stop()
+    listener = None
 
     def test_unavailable(self) -> None:
         """An unreachable backend gives 'backend unavailable' and caches nothing."""
@@ -344,15 +336,10 @@ class ProxyFailureTests(SynchronousTestCase):
         self.assertEqual(self.proxy.backend_errors, 1)
 
 
-class ProxyLocalCommandTests(SynchronousTestCase):
+class ProxyLocalCommandTests(ProxyCase):
     """Commands the proxy answers itself."""
 
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.cache = Cache(self.clock)
-        self.backend = FakeBackend()
-        self.proxy = ProxyStore(self.clock, self.cache, self.backend)
-        self.session = self.proxy.new_session()
+    listener = None
 
     def test_ping(self) -> None:
         """PING answers PONG or echoes its argument without the backend."""
@@ -515,19 +502,15 @@ class ProxyOverStoreTests(SynchronousTestCase):
         self.assertEqual(self.call(session, [b"GET", b"k"]), b"2")
 
 
-class ProxyBatchTests(SynchronousTestCase):
+class ProxyBatchTests(ProxyCase):
     """The GET misses of one reactor turn are fetched together at its end."""
 
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.cache = Cache(self.clock, ttl=60, miss_ttl=5)
-        self.backend = FakeBackend()
-        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
-        self.one = self.proxy.new_session()
-        self.two = self.proxy.new_session()
+    cache_options = {"ttl": 60, "miss_ttl": 5}
 
-    def tearDown(self) -> None:
-        self.cache.stop()
+    def setUp(self) -> None:
+        ProxyCase.setUp(self)
+        self.one = self.session
+        self.two = self.proxy.new_session()
 
     def test_missesOfOneTurnAreOneMget(self) -> None:
         """Misses from several clients in one turn go to the backend as one MGET."""
