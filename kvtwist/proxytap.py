@@ -80,7 +80,8 @@ class Backend(service.MultiService):
     (the last attempt failed: requests fail at once until one succeeds).
     ``prepare(client)`` (optional) runs on each new connection before it is used.
     ``on_lost()`` (optional) is called when an established connection ends.
-    With ``identify``, each new connection first learns ``strings_only`` (see ``identify``).
+    With ``identify`` (instead of ``prepare``), each new connection first learns
+    ``strings_only`` (see ``identify``).
     """
 
     def __init__(self, reactor, endpoint, address: str = "", timeout=None, clock=None,
@@ -94,6 +95,8 @@ class Backend(service.MultiService):
         self.strings_only = False  # what the current connection's backend said
         self._on_lost = on_lost
         if identify:
+            if prepare is not None:
+                raise ValueError("Backend takes prepare or identify, not both")
             prepare = self._identify
         factory = RespClientFactory(self.clock, timeout)
         self._watch_call = None
