@@ -10,11 +10,6 @@ import time
 from kvtwist.datadir import DataError, load, lock_directory, snapshot_path, truncate_file
 from kvtwist.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
 
-# The journal, the writer and their tests import the data directory layer from here,
-# where it lived before kvtwist.datadir.
-from kvtwist.datadir import (  # noqa: F401
-    FileOps, JournalError, describe, journal_path, remove_older, write_snapshot)
-
 
 class MemoryState:
     """A plain dict keyspace for the tools: ``data`` maps key -> (value, expire_at_ms)."""

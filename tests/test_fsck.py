@@ -12,7 +12,7 @@ import time
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from kvtwist import fsck, records
+from kvtwist import datadir, fsck, records
 from kvtwist.keyspace import EXPIRE_AT, SET
 from tests.test_datadir import write_dir
 
@@ -24,11 +24,11 @@ class CheckTests(SynchronousTestCase):
         self.dir = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.dir, True)
         write_dir(self.dir, [(b"a", b"1", 0)], [[(SET, b"b", b"2", 0), (SET, b"c", b"3", 0)]])
-        self.journal = fsck.journal_path(self.dir, 1)
+        self.journal = datadir.journal_path(self.dir, 1)
 
     def test_repair_refused_while_in_use(self) -> None:
         """--repair refuses a directory another process holds; a plain check still reads it."""
-        lock = fsck.lock_directory(self.dir)
+        lock = datadir.lock_directory(self.dir)
         self.addCleanup(os.close, lock)
         report = fsck.check(self.dir, repair=True)
         self.assertEqual((report.ok, report.exit_code), (False, 1))

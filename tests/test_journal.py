@@ -13,7 +13,7 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from kvtwist import fsck, records
+from kvtwist import datadir, fsck, records
 from kvtwist.journal import FileOps, Journal, JournalError
 from kvtwist.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
 
@@ -286,7 +286,7 @@ class RecoveryTests(SynchronousTestCase):
         h.keyspace.set(b"a", b"1")
         h.turn()
         h.stop()
-        path = fsck.journal_path(h.directory, 1)
+        path = datadir.journal_path(h.directory, 1)
         good = os.path.getsize(path)
         with open(path, "ab") as f:
             f.write(records.encode_effect((SET, b"b", b"2", 0))[:7])
@@ -324,7 +324,7 @@ class RecoveryTests(SynchronousTestCase):
         h.keyspace.set(b"c", b"3")
         h.turn()
         h.stop()
-        path = fsck.journal_path(h.directory, 1)
+        path = datadir.journal_path(h.directory, 1)
         with open(path, "rb") as f:
             data = f.read()
         second = len(data) - len(records.encode_effect((SET, b"c", b"3", 0)))
@@ -357,7 +357,7 @@ class RecoveryTests(SynchronousTestCase):
         h.keyspace.set(b"b", b"2")
         h.turn()
         h.stop()
-        path = fsck.journal_path(h.directory, 1)
+        path = datadir.journal_path(h.directory, 1)
         with open(path, "r+b") as f:
             f.seek(records.HEADER_SIZE + 10)
             f.write(b"X")
@@ -454,7 +454,7 @@ class CompactionTests(SynchronousTestCase):
             acked = h.journal.acked
             crashed = h.ops.crashed
             loaded = FakeKeyspace()
-            fsck.load(h.directory, loaded.apply)
+            datadir.load(h.directory, loaded.apply)
             base = {b"k%d" % i: (b"v%d" % i, 0) for i in range(20)}
             with_late = dict(base)
             with_late[b"late"] = (b"1", 0)
@@ -499,7 +499,7 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual(h.journal.failure_for(2), reason)
         # On disk: only the acknowledged write; no torn record unless the truncate failed too.
         loaded = FakeKeyspace()
-        result = fsck.load(h.directory, loaded.apply)
+        result = datadir.load(h.directory, loaded.apply)
         self.assertEqual(loaded.state.data, {b"ok": (b"1", 0)})
         self.assertEqual(bool(result.torn), only is None)
         h.clock.advance(1)
@@ -511,7 +511,7 @@ class FaultTests(SynchronousTestCase):
         self.assertEqual((h.journal.acked, h.journal.failure), (2, None))
         h.keyspace.set(b"later", b"3")
         h.turn()
-        self.assertEqual(fsck.load(h.directory, FakeKeyspace().apply).torn, [])
+        self.assertEqual(datadir.load(h.directory, FakeKeyspace().apply).torn, [])
         self.assertEqual(set(h.reload().keyspace.state.data), {b"ok", b"bad", b"later"})
 
     def test_enospc(self) -> None:

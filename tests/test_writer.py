@@ -11,8 +11,8 @@ import threading
 from twisted.internet import reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from kvtwist import fsck, records, writer
-from kvtwist.fsck import FileOps, JournalError
+from kvtwist import datadir, records, writer
+from kvtwist.datadir import FileOps, JournalError
 from kvtwist.writer import LogFile, ThreadWorker
 
 
@@ -56,7 +56,7 @@ class LogFileTests(SynchronousTestCase):
         self.dir = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.dir, True)
         self.ops = FailingOps()
-        path = fsck.journal_path(self.dir, 1)
+        path = datadir.journal_path(self.dir, 1)
         fd = self.ops.open(path)
         header = records.encode_header(records.JOURNAL, 1)
         self.ops.write(fd, header, 0)
@@ -129,7 +129,7 @@ class LogFileTests(SynchronousTestCase):
         self.ops.failing.add("fsync_dir")
         exc = self.assertRaises(JournalError, writer.rotate, self.ops, self.file, self.dir, 2)
         self.assertIn("journal-2", str(exc))
-        self.assertFalse(os.path.exists(fsck.journal_path(self.dir, 2)))
+        self.assertFalse(os.path.exists(datadir.journal_path(self.dir, 2)))
         self.assertEqual(self.file.append(b"still", fsync=True), records.HEADER_SIZE + 5)
 
 
