@@ -42,6 +42,32 @@ def fsync(run: Run) -> None:
                     run.bench(group, label, server, ("set",), ((50, 1), (1, 1)))
 
             _guard(run, group, label, "SET", measure_kvstore)
+            if policy == "always":
+                _compare_always(run, group, interpreter)
+
+
+def _compare_always(run: Run, group: str, interpreter: str) -> None:
+    # What the default process writer buys over the in-process writer thread, and the
+    # most this interpreter serves SET at all: the ceiling server, which keeps nothing.
+    suffix = "" if interpreter == CPY else " (%s)" % interpreter
+    thread_label = "kvstore --fsync always --journal-writer thread" + suffix
+    ceiling_label = "ceiling, no durability" + suffix
+
+    def measure_thread():
+        with run.kvstore(interpreter, fsync="always",
+                         extra=("--journal-writer", "thread")) as server:
+            if interpreter != CPY:
+                run.warm(thread_label, server, tests=("set",))
+            run.bench(group, thread_label, server, ("set",), ((50, 1), (1, 1)))
+
+    def measure_ceiling():
+        with run.ceiling(interpreter) as server:
+            if interpreter != CPY:
+                run.warm(ceiling_label, server, tests=("set",))
+            run.bench(group, ceiling_label, server, ("set",), ((50, 1), (1, 1)))
+
+    _guard(run, group, thread_label, "SET", measure_thread)
+    _guard(run, group, ceiling_label, "SET", measure_ceiling)
 
 
 def memory(run: Run) -> None:

@@ -215,11 +215,12 @@ def rss_bytes(pid: int) -> int:
 TWISTD = "from twisted.scripts.twistd import run; run()"
 
 
-def kvstore_argv(python: str, port: int, data_dir: str, fsync: str, log: str) -> list:
+def kvstore_argv(python: str, port: int, data_dir: str, fsync: str, log: str,
+                 extra=()) -> list:
     """Return the argv that runs ``twistd kvstore`` under ``python`` on 127.0.0.1:port."""
     return [python, "-c", TWISTD, "-n", "--pidfile", "", "--logfile", log, "kvstore",
             "--listen", "tcp:%d:interface=127.0.0.1" % port, "--data", data_dir,
-            "--fsync", fsync]
+            "--fsync", fsync] + list(extra)
 
 
 def kvproxy_argv(python: str, port: int, backend: int, log: str) -> list:

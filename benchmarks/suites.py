@@ -65,13 +65,13 @@ class Run:
         self.rows.append(Row(group, server, test, None, unit, conns, pipeline,
                              note=str(error)[:120]))
 
-    def kvstore(self, interpreter: str, fsync: str = "no", data_dir=None):
-        """Return an unstarted kvstore Server under ``interpreter``."""
+    def kvstore(self, interpreter: str, fsync: str = "no", data_dir=None, extra=()):
+        """Return an unstarted kvstore Server under ``interpreter`` (``extra``: more options)."""
         port = procs.free_port()
         data_dir = data_dir or self.tmp("kvdata")
         log = os.path.join(self.workdir, "kvstore-%d.log" % port)
         return procs.Server("kvstore (%s)" % interpreter, procs.kvstore_argv(
-            self.pythons[interpreter], port, data_dir, fsync, log), port, self.workdir,
+            self.pythons[interpreter], port, data_dir, fsync, log, extra), port, self.workdir,
             ready_timeout=180.0)
 
     def redis(self, appendfsync=None, workdir=None):

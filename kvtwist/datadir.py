@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from kvtwist import records
 from kvtwist.records import CorruptRecord, RecordReader
@@ -157,26 +158,55 @@ def remove_older(ops: FileOps, directory: str, generation: int) -> list:
     return failed
 
 
-def lock_directory(directory: str) -> int:
+def lock_directory(directory: str, wait: float = 10.0, sleep=time.sleep) -> int:
     """Take the data directory's exclusive lock; return its fd (closing it releases the lock).
 
     Two writers appending to one journal would interleave records and lose data, so a
     second kvstore (or a repair) on a directory in use is refused. The kernel drops the
-    lock when the holder dies, even by SIGKILL, so a crash never leaves it stale.
+    lock when its last holder dies, even by SIGKILL, so a crash never leaves it stale.
+    The holders are a server and its journal writer process, which outlives a killed
+    server for as long as it takes to finish a write; when the server named in the lock
+    file is dead, this waits up to ``wait`` seconds for the writer to let go.
     """
     import fcntl
 
     path = os.path.join(directory, "LOCK")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
-        raise DataError("%s is in use by another process (pid %s)" % (directory, holder))
+    deadline = None
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            if deadline is None:
+                deadline = time.monotonic() + wait
+            if _alive(holder) or time.monotonic() >= deadline:
+                os.close(fd)
+                raise DataError("%s is in use by another process (pid %s%s)" % (
+                    directory, holder, "" if _alive(holder) else ", or its journal writer"))
+            sleep(0.05)
     os.ftruncate(fd, 0)
     os.pwrite(fd, b"%d\n" % os.getpid(), 0)
     return fd
+
+
+def _alive(pid: str) -> bool:
+    # Unknown holders count as alive: waiting is only for a server known to be dead.
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, OverflowError):
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open("/proc/%d/stat" % int(pid), "rb") as stat:
+            # A zombie has exited; its parent just has not collected it yet.
+            return stat.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 class DataError(Exception):

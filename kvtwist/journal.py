@@ -9,12 +9,13 @@ import time
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
-from kvtwist import datadir, records, writer
+from kvtwist import datadir, writer
 from kvtwist.datadir import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
-from kvtwist.writer import ThreadWorker
+from kvtwist.writer import ThreadLog, ThreadWorker
 
 POLICIES = ("always", "everysec", "no")
+WRITERS = ("process", "thread")
 RETRY_SECONDS = 1.0
 COMPACT_BACKOFF_SECONDS = 60.0
 
@@ -25,9 +26,15 @@ class Journal:
     """The journal of one data directory; see docs/design.md for the server's contract."""
 
     def __init__(self, directory, keyspace, reactor, fsync="always", compact_min_bytes=64 * 2**20,
-                 compact_ratio=2.0, fileops=None, worker=None, snapshot_worker=None) -> None:
+                 compact_ratio=2.0, fileops=None, worker=None, snapshot_worker=None,
+                 writer="thread") -> None:
         if fsync not in POLICIES:
             raise ValueError("fsync policy must be always, everysec or no, not %r" % (fsync,))
+        if writer not in WRITERS:
+            raise ValueError("journal writer must be process or thread, not %r" % (writer,))
+        if writer == "process" and (fileops is not None or worker is not None):
+            raise ValueError("fileops and worker apply to the thread writer only")
+        self.writer = writer
         self.directory = directory
         self.keyspace = keyspace
         self.policy = fsync
@@ -36,7 +43,7 @@ class Journal:
         self.compact_ratio = compact_ratio
         self._reactor = reactor
         self._ops = fileops or FileOps()
-        self._worker = worker or ThreadWorker(reactor)
+        self._worker = worker or (ThreadWorker(reactor) if writer == "thread" else None)
         self._snapshot_worker = snapshot_worker or ThreadWorker(reactor, "kvtwist-snapshot")
         self.appended = 0
         self.acked = 0
@@ -53,7 +60,7 @@ class Journal:
         self._compacting = None
         self._compact_not_before = 0.0
         self._stopping = None
-        self._file = None
+        self._log = None  # ThreadLog or ProcessLog: who appends to the journal file
         self.generation = 0
         self.journal_bytes = 0
         self.snapshot_bytes = 0
@@ -98,10 +105,16 @@ class Journal:
         for path, offset, dropped, reason in result.repaired:
             log.warn("Repaired {path}: {reason} at offset {offset}; {dropped} bytes dropped",
                      path=path, reason=reason, offset=offset, dropped=dropped)
-        self._file = writer.reopen(self._ops, self.directory, result.journal_path,
-                                   result.journal_valid, result.journal_generation, result.stale)
+        file = writer.reopen(self._ops, self.directory, result.journal_path,
+                             result.journal_valid, result.journal_generation, result.stale)
+        if self.writer == "process":
+            from kvtwist.processlog import ProcessLog
+
+            self._log = ProcessLog(self._reactor, self.directory, file, lock_fd=self._lock)
+        else:
+            self._log = ThreadLog(self._worker, self._ops, self.directory, file)
         self.generation = result.journal_generation
-        self.journal_bytes = self._file.size
+        self.journal_bytes = file.size
         self.snapshot_bytes = result.snapshot_bytes
         try:
             self.last_load_keys = len(self.keyspace)
@@ -114,8 +127,8 @@ class Journal:
                  seconds=self.last_load_seconds)
 
     def start(self) -> None:
-        """Start the writer thread and, for ``everysec``, the once-a-second fsync."""
-        self._worker.start()
+        """Start the journal writer and, for ``everysec``, the once-a-second fsync."""
+        self._log.start()
         self._snapshot_worker.start()
         if self.policy == "everysec":
             self._fsync_call = self._reactor.callLater(1.0, self._everysec)
@@ -178,8 +191,8 @@ class Journal:
         self._pending = []
         upto = self.appended
         self._inflight = True
-        self._worker.submit(lambda: self._file.append(data, self.policy == "always"),
-                            lambda ok, value: self._committed(ok, value, data, upto))
+        self._log.append(data, self.policy == "always",
+                         lambda ok, value: self._committed(ok, value, data, upto))
 
     def _committed(self, ok: bool, value, data: bytes, upto: int) -> None:
         self._inflight = False
@@ -225,7 +238,7 @@ class Journal:
     def _everysec(self, reschedule: bool = True) -> None:
         if reschedule:
             self._fsync_call = self._reactor.callLater(1.0, self._everysec)
-        self._worker.submit(lambda: self._file.sync(), self._synced)
+        self._log.sync(self._synced)
 
     def _synced(self, ok: bool, value) -> None:
         if ok:
@@ -274,14 +287,9 @@ class Journal:
         self._compacting = [d]
         log.info("Compaction to generation {generation} started ({keys} keys)",
                  generation=generation, keys=len(items))
-        self._worker.submit(lambda: self._rotate(generation),
-                            lambda ok, value: self._rotated(ok, value, generation, items))
+        # From the rotation on, commits go to journal-<generation>.
+        self._log.rotate(generation, lambda ok, value: self._rotated(ok, value, generation, items))
         return d
-
-    def _rotate(self, generation: int) -> int:
-        # Writer thread: from here on commits go to journal-<generation>.
-        self._file = writer.rotate(self._ops, self._file, self.directory, generation)
-        return records.HEADER_SIZE
 
     def _rotated(self, ok: bool, value, generation: int, items: list) -> None:
         if not ok:
@@ -348,11 +356,11 @@ class Journal:
 
         def closed(ok: bool, value) -> None:
             if not ok:
-                log.error("Closing {path}: {error}", path=self._file.path, error=value)
+                log.error("Closing {path}: {error}", path=self._log.path, error=value)
             done.callback(None)
 
-        self._worker.submit(lambda: self._file.close(), closed)
-        done.addCallback(lambda _: self._worker.stop())
+        self._log.close(closed)
+        done.addCallback(lambda _: self._log.stop())
         done.addCallback(lambda _: self._snapshot_worker.stop())
         done.addCallback(lambda _: self._unlock())
         return done
@@ -371,6 +379,8 @@ class Journal:
         """Return the journal's status for INFO (policy, counters, sizes, times, failure)."""
         return {
             "fsync": self.policy,
+            "journal_writer": self.writer,
+            "journal_writer_pid": getattr(self._log, "pid", None) or 0,
             "appended": self.appended,
             "acked": self.acked,
             "pending": self.appended - self.acked,

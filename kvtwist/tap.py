@@ -17,6 +17,7 @@ from kvtwist.server import KVFactory
 
 DEFAULT_LISTEN = "tcp:7379:interface=127.0.0.1"
 FSYNC_POLICIES = ("always", "everysec", "no")
+JOURNAL_WRITERS = ("process", "thread")
 SWEEP_INTERVAL = 0.1  # seconds between active-expiry sweeps, as Redis's hz 10
 
 
@@ -45,18 +46,23 @@ class Options(ServerOptions):
         ["max-bulk", None, "512mb", "largest bulk string a RESP client may send"],
         ["compact-min", None, "64mb", "journal size below which it is never compacted"],
         ["compact-ratio", None, "2.0", "compact when the journal exceeds this x the snapshot"],
+        ["journal-writer", None, "process",
+         "who appends to the journal: process (a child process, fastest) or thread"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
     ]
     compData = usage.Completions(
         optActions={"fsync": usage.CompleteList(FSYNC_POLICIES),
+                    "journal-writer": usage.CompleteList(JOURNAL_WRITERS),
                     "data": usage.CompleteDirs()})
 
     def postOptions(self) -> None:
         ServerOptions.postOptions(self)
         if self["fsync"] not in FSYNC_POLICIES:
             raise usage.UsageError("--fsync must be one of: %s" % ", ".join(FSYNC_POLICIES))
+        if self["journal-writer"] not in JOURNAL_WRITERS:
+            raise usage.UsageError("--journal-writer must be process or thread")
         try:
             self["max-bulk"] = _size(self["max-bulk"])
             self["compact-min"] = _size(self["compact-min"])
@@ -109,7 +115,8 @@ def makeService(options, reactor=None) -> service.MultiService:
         journal = Journal.open(options["data"], store.keyspace, reactor,
                                fsync=options["fsync"], repair=options["repair"],
                                compact_min_bytes=options["compact-min"],
-                               compact_ratio=options["compact-ratio"])
+                               compact_ratio=options["compact-ratio"],
+                               writer=options["journal-writer"])
     except (JournalError, OSError) as e:
         raise SystemExit("kvstore: cannot open %s: %s" % (options["data"], e))
     store.set_journal(journal)

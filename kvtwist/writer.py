@@ -1,4 +1,4 @@
-"""The journal's writer side: a job thread and the file operations it runs (append, fsync...)."""
+"""The journal's writer side: the file operations (append, fsync...) and who runs them."""
 
 from __future__ import annotations
 
@@ -178,3 +178,54 @@ def rotate(ops, old: LogFile, directory: str, generation: int) -> LogFile:
     except OSError:
         pass
     return LogFile(ops, path, fd, records.HEADER_SIZE, generation)
+
+
+class ThreadLog:
+    """The journal file, appended to by a ThreadWorker in this process.
+
+    Each method queues one job; ``done(ok, value)`` is called on the reactor with the
+    new size (append, rotate), whether anything was synced (sync), or the JournalError.
+    """
+
+    kind = "thread"
+    pid = None
+
+    def __init__(self, worker, ops, directory: str, file: LogFile) -> None:
+        self._worker = worker
+        self._ops = ops
+        self._directory = directory
+        self.file = file
+
+    @property
+    def path(self) -> str:
+        """Return the path of the journal being appended to."""
+        return self.file.path
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._worker.start()
+
+    def append(self, data: bytes, fsync: bool, done) -> None:
+        """Append ``data`` (and fsync it when asked) after every earlier request."""
+        self._worker.submit(lambda: self.file.append(data, fsync), done)
+
+    def sync(self, done) -> None:
+        """Fsync what earlier appends wrote without fsync."""
+        self._worker.submit(lambda: self.file.sync(), done)
+
+    def rotate(self, generation: int, done) -> None:
+        """Finish the current journal and continue in a new one of ``generation``."""
+        self._worker.submit(lambda: self._rotate(generation), done)
+
+    def _rotate(self, generation: int) -> int:
+        self.file = rotate(self._ops, self.file, self._directory, generation)
+        return self.file.size
+
+    def close(self, done) -> None:
+        """Fsync and close the journal."""
+        self._worker.submit(lambda: self.file.close(), done)
+
+    def stop(self) -> Deferred:
+        """Return a Deferred firing (None) once every request ran and the thread ended."""
+        return self._worker.stop()
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from unittest import skipIf
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -117,3 +118,60 @@ class LockTests(SynchronousTestCase):
         """Closing the lock's descriptor lets the next holder take it."""
         os.close(datadir.lock_directory(self.dir))
         os.close(datadir.lock_directory(self.dir))
+
+    def _held_by(self, pid: int) -> int:
+        # Another open file description: its flock conflicts even within this process.
+        fd = datadir.lock_directory(self.dir)
+        os.pwrite(fd, b"%d\n" % pid, 0)
+        return fd
+
+    def _dead_pid(self) -> int:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        return pid
+
+    def test_live_holder_is_refused_at_once(self) -> None:
+        """A directory held by a running server is refused without waiting, naming its pid."""
+        held = self._held_by(os.getpid())
+        self.addCleanup(os.close, held)
+        sleeps = []
+        error = self.assertRaises(datadir.DataError, datadir.lock_directory, self.dir, 10.0,
+                                  sleeps.append)
+        self.assertIn("pid %d" % os.getpid(), str(error))
+        self.assertEqual(sleeps, [])
+
+    def test_dead_holders_writer_is_waited_for(self) -> None:
+        """When the named server is dead, its journal writer is given time to let go."""
+        held = [self._held_by(self._dead_pid())]
+
+        def sleep(seconds):
+            if len(sleeps) == 2:
+                os.close(held.pop())
+            sleeps.append(seconds)
+
+        sleeps = []
+        os.close(datadir.lock_directory(self.dir, 10.0, sleep))
+        self.assertEqual(len(sleeps), 3)
+
+    def test_dead_holders_writer_that_never_lets_go(self) -> None:
+        """A lock still held after the wait is refused, saying who may hold it."""
+        dead = self._dead_pid()
+        held = self._held_by(dead)
+        self.addCleanup(os.close, held)
+        error = self.assertRaises(datadir.DataError, datadir.lock_directory, self.dir, 0.0,
+                                  lambda seconds: None)
+        self.assertIn("pid %d, or its journal writer" % dead, str(error))
+
+    @skipIf(not hasattr(os, "waitid"), "needs os.waitid (PyPy 3.9 lacks it)")
+    def test_zombie_holder_counts_as_dead(self) -> None:
+        """A server that exited but was not yet collected by its parent is not waited on as live."""
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        self.addCleanup(os.waitpid, pid, 0)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, left uncollected
+        self.assertFalse(datadir._alive(str(pid)))
+        self.assertTrue(datadir._alive(str(os.getpid())))
+        self.assertTrue(datadir._alive("not-a-pid"))

@@ -13,7 +13,7 @@ import redis
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist import tap
+from kvtwist import datadir, tap
 from tests.procs import ROOT, TwistdProcess, start_kvstore, twistd_command
 
 
@@ -40,6 +40,18 @@ class OptionsTests(SynchronousTestCase):
         options = tap.Options()
         error = self.assertRaises(usage.UsageError, options.parseOptions, ["--fsync", "sometimes"])
         self.assertIn("always, everysec, no", str(error))
+
+    def test_journal_writer(self) -> None:
+        """The journal is written by a child process unless --journal-writer thread is given."""
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["journal-writer"], "process")
+        options = tap.Options()
+        options.parseOptions(["--journal-writer", "thread"])
+        self.assertEqual(options["journal-writer"], "thread")
+        error = self.assertRaises(usage.UsageError, tap.Options().parseOptions,
+                                  ["--journal-writer", "fork"])
+        self.assertIn("process or thread", str(error))
 
     def test_sizes(self) -> None:
         """Sizes accept kb/mb/gb suffixes, and a bad size is a usage error."""
@@ -238,6 +250,33 @@ class RestartTests(SynchronousTestCase):
         finally:
             proc.stop()
         self.assertIn("keys loaded", proc.log)
+
+
+    def test_writer_process_ends_with_a_killed_server(self) -> None:
+        """After a SIGKILL the journal writer exits too, and a restart at once finds the data."""
+        data = tempfile.mkdtemp(prefix="kvtwist-writer-")
+        self.addCleanup(shutil.rmtree, data, True)
+        proc = start_kvstore(data)
+        try:
+            r = redis.Redis(port=proc.port, socket_timeout=10)
+            info = r.info("persistence")
+            self.assertEqual(info["journal_writer"], "process")
+            writer_pid = info["journal_writer_pid"]
+            r.set("k", "v")
+            r.close()
+        finally:
+            proc.kill()
+        # The writer holds the directory's lock until it exits: taking it waits for that.
+        os.close(datadir.lock_directory(data, 30.0))
+        self.assertFalse(datadir._alive(str(writer_pid)))
+        proc = start_kvstore(data, "--journal-writer", "thread")
+        try:
+            r = redis.Redis(port=proc.port, socket_timeout=10)
+            self.assertEqual(r.get("k"), b"v")
+            self.assertEqual(r.info("persistence")["journal_writer"], "thread")
+            r.close()
+        finally:
+            proc.stop()
 
 
 class DataDirectoryLockTests(SynchronousTestCase):
