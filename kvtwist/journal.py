@@ -1,4 +1,4 @@
-"""The durable journal: group commit in a writer thread, fsync policies, recovery and compaction."""
+"""The journal: group commit off the reactor thread, fsync policies, recovery and compaction."""
 
 from __future__ import annotations
 
