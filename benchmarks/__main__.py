@@ -14,7 +14,8 @@ import time
 from benchmarks import durability, procs, proxying, report, suites
 
 RUNNERS = (("core", suites.core), ("pypy", suites.core), ("dialects", suites.dialects),
-           ("fsync", durability.fsync), ("memory", durability.memory),
+           ("fsync", durability.fsync), ("fsync", durability.fsync_rounds),
+           ("memory", durability.memory),
            ("restart", durability.restart), ("proxy", proxying.proxy))
 HERE = os.path.dirname(os.path.abspath(__file__))
 

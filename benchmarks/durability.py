@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from benchmarks import procs
+import contextlib
+import statistics
+
+from benchmarks import procs, redisbench
 from benchmarks.report import Row
 from benchmarks.suites import CPY, Run, _guard
 
@@ -42,33 +45,79 @@ def fsync(run: Run) -> None:
                     run.bench(group, label, server, ("set",), ((50, 1), (1, 1)))
 
             _guard(run, group, label, "SET", measure_kvstore)
-            if policy == "always":
-                _compare_always(run, group, interpreter)
 
 
-def _compare_always(run: Run, group: str, interpreter: str) -> None:
-    # What the default process writer buys over the in-process writer thread, and the
-    # most this interpreter serves SET at all: the ceiling server, which keeps nothing.
-    suffix = "" if interpreter == CPY else " (%s)" % interpreter
-    thread_label = "kvstore --fsync always --journal-writer thread" + suffix
-    ceiling_label = "ceiling, no durability" + suffix
+def fsync_rounds(run: Run) -> None:
+    """SET -c 50 -P 1 with fsync on every commit, servers measured in turn, several rounds.
 
-    def measure_thread():
-        with run.kvstore(interpreter, fsync="always",
-                         extra=("--journal-writer", "thread")) as server:
-            if interpreter != CPY:
-                run.warm(thread_label, server, tests=("set",))
-            run.bench(group, thread_label, server, ("set",), ((50, 1), (1, 1)))
+    One figure per server is at the mercy of a shared VM's moment; here redis-server
+    (appendfsync always), kvstore with each journal writer and the ceiling server (which
+    keeps nothing: the most a Twisted server does at all) run side by side and are
+    measured round after round, and each row is the median, with the range of its
+    per-round ratio to redis-server.
+    """
+    group = "fsync always, %d rounds" % run.rounds
+    reference = "redis-server appendfsync always"
+    run.references[group] = reference
+    with contextlib.ExitStack() as stack:
+        try:
+            servers = [(reference, stack.enter_context(run.redis(appendfsync="always")))]
+            for interpreter in run.pythons:
+                suffix = "" if interpreter == CPY else " (%s)" % interpreter
+                for label, server in (
+                        ("kvstore --fsync always" + suffix,
+                         run.kvstore(interpreter, fsync="always")),
+                        ("kvstore --fsync always --journal-writer thread" + suffix,
+                         run.kvstore(interpreter, fsync="always",
+                                     extra=("--journal-writer", "thread"))),
+                        ("ceiling, no durability" + suffix, run.ceiling(interpreter))):
+                    servers.append((label, stack.enter_context(server)))
+                    if interpreter != CPY:
+                        run.warm(label, server, tests=("set",))
+        except (procs.ServerError, OSError) as e:
+            run.failed(group, reference, "SET", e, 50, 1)
+            return
+        found = {label: [] for label, server in servers}
+        n = run.requests(50, 1) * 2 // 3
+        for round_ in range(run.rounds):
+            for label, server in servers:
+                run.progress("%s: round %d, %s redis-benchmark -t set -c 50 -P 1 -n %d" % (
+                    group, round_ + 1, label, n))
+                try:
+                    got = redisbench.run(server.port, ("set",), 50, 1, n, timeout=120.0)
+                    found[label].append(got["SET"])
+                except (redisbench.BenchmarkError, KeyError) as e:
+                    run.progress("  %s failed: %s" % (label, e))
+                    found[label].append(None)
+    base = found[reference]
+    for label, results in found.items():
+        summary = round_summary(results, base)
+        if summary is None:
+            run.failed(group, label, "SET", "no round measured", 50, 1)
+            continue
+        ops, middle, count, low, high = summary
+        note = "median of %d" % count
+        if label != reference and low is not None:
+            note += "; x redis per round %.2f-%.2f" % (low, high)
+        run.rows.append(Row(group, label, "SET", ops, "ops/s", 50, 1,
+                            middle["p50"], middle["p99"], note=note))
 
-    def measure_ceiling():
-        with run.ceiling(interpreter) as server:
-            if interpreter != CPY:
-                run.warm(ceiling_label, server, tests=("set",))
-            run.bench(group, ceiling_label, server, ("set",), ((50, 1), (1, 1)))
 
-    _guard(run, group, thread_label, "SET", measure_thread)
-    _guard(run, group, ceiling_label, "SET", measure_ceiling)
+def round_summary(results: list, base: list):
+    """Summarise one server's rounds against the reference's rounds of the same run.
 
+    ``results`` and ``base`` hold one parsed redis-benchmark row (or None) per round.
+    Returns None if no round was measured, else ``(median ops, the round at the median
+    (upper middle), rounds measured, lowest and highest per-round ratio)``; the ratios are
+    None when no round has both figures.
+    """
+    measured = [r for r in results if r is not None]
+    if not measured:
+        return None
+    ratios = [r["ops"] / b["ops"] for r, b in zip(results, base) if r and b and b["ops"]]
+    middle = sorted(measured, key=lambda r: r["ops"])[len(measured) // 2]
+    return (statistics.median([r["ops"] for r in measured]), middle, len(measured),
+            min(ratios) if ratios else None, max(ratios) if ratios else None)
 
 def memory(run: Run) -> None:
     """Bytes per key after loading run.keys keys: kvstore RSS vs redis used_memory."""

@@ -37,6 +37,11 @@ class Run:
         self.loadgen_python = procs.PYPY if os.path.exists(procs.PYPY) else procs.CPYTHON
         self.keys = 100000 if quick else 1000000
 
+    @property
+    def rounds(self) -> int:
+        """Return how many rounds the interleaved suites measure."""
+        return 2 if self.quick else 5
+
     def requests(self, conns: int, pipeline: int) -> int:
         """Return redis-benchmark's -n for one (-c, -P) configuration."""
         if conns == 1:

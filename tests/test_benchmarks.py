@@ -12,7 +12,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks import __main__ as cli
-from benchmarks import procs, redisbench, report
+from benchmarks import durability, procs, redisbench, report
 from benchmarks.ceiling import CeilingFactory
 from benchmarks.loadgen import (LineCounter, LoadProtocol, RespCounter, _Factory,
                                 build_requests, latency_summary, parse_configs, percentile)
@@ -317,6 +317,31 @@ class CeilingTests(SynchronousTestCase):
 
 def _row(server, value, group="g", test="SET", unit="ops/s"):
     return report.Row(group, server, test, value, unit, 50, 1)
+
+
+class RoundSummaryTests(SynchronousTestCase):
+    """round_summary reduces interleaved rounds to a median and a per-round ratio range."""
+
+    def row(self, ops: float) -> dict:
+        return {"ops": ops, "p50": ops / 1000, "p99": ops / 100}
+
+    def test_median_and_ratio_range(self) -> None:
+        """The median of the rounds, the round at the median, and each round's ratio."""
+        base = [self.row(100.0), self.row(200.0), self.row(100.0)]
+        ops, middle, count, low, high = durability.round_summary(
+            [self.row(50.0), self.row(60.0), self.row(70.0)], base)
+        self.assertEqual((ops, middle, count), (60.0, self.row(60.0), 3))
+        self.assertEqual((low, high), (0.3, 0.7))
+
+    def test_missing_rounds(self) -> None:
+        """A round without a figure on either side is left out of the ratios."""
+        base = [self.row(100.0), None, self.row(100.0)]
+        ops, middle, count, low, high = durability.round_summary(
+            [None, self.row(80.0), self.row(40.0)], base)
+        self.assertEqual((ops, count, low, high), (60.0, 2, 0.4, 0.4))
+        self.assertEqual(middle, self.row(80.0))
+        self.assertIsNone(durability.round_summary([None, None], base))
+        self.assertEqual(durability.round_summary([self.row(1.0)], [None])[3:], (None, None))
 
 
 class ReportTests(SynchronousTestCase):
