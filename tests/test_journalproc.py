@@ -24,6 +24,16 @@ KINDS = (APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, OK, ERROR)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def new_journal(case) -> tuple:
+    """Return ``(directory, path)`` of an empty journal-1 in a directory ``case`` removes."""
+    directory = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, directory)
+    path = datadir.journal_path(directory, 1)
+    with open(path, "wb") as f:
+        f.write(records.encode_header(records.JOURNAL, 1))
+    return directory, path
+
+
 class FrameTests(SynchronousTestCase):
     """Frames are a kind byte, a 4-byte length and the payload, parsed push-style."""
 
@@ -97,11 +107,7 @@ class ChildTests(SynchronousTestCase):
     """Child carries out append, sync, rotate and close on a real journal file."""
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.dir)
-        self.path = datadir.journal_path(self.dir, 1)
-        with open(self.path, "wb") as f:
-            f.write(records.encode_header(records.JOURNAL, 1))
+        self.dir, self.path = new_journal(self)
         self.ops = NoSpaceOps()
         self.child = Child(self.ops, self.dir, self.path, records.HEADER_SIZE, 1)
         self.addCleanup(self._close)
@@ -195,11 +201,7 @@ class ProcessTests(SynchronousTestCase):
     """``python -m kvtwist.journalproc`` as a real process on pipes."""
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.dir)
-        self.path = datadir.journal_path(self.dir, 1)
-        with open(self.path, "wb") as f:
-            f.write(records.encode_header(records.JOURNAL, 1))
+        self.dir, self.path = new_journal(self)
         env = dict(os.environ, PYTHONPATH=ROOT)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kvtwist.journalproc", self.dir, self.path,

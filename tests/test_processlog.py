@@ -25,6 +25,15 @@ def call(method, *args) -> Deferred:
     return d
 
 
+def open_journal(directory: str) -> tuple:
+    """Return ``(keyspace, journal)``: ``directory`` loaded, journaled by a writer process."""
+    keyspace = Keyspace(reactor)
+    journal = Journal.open(directory, keyspace, reactor, writer="process")
+    keyspace.log = journal.append
+    journal.start()
+    return keyspace, journal
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -155,10 +164,7 @@ class JournalProcessTests(TestCase):
         """Writes are acknowledged once the writer has them on disk and load again after stop."""
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory)
-        keyspace = Keyspace(reactor)
-        journal = Journal.open(directory, keyspace, reactor, writer="process")
-        keyspace.log = journal.append
-        journal.start()
+        keyspace, journal = open_journal(directory)
         info = journal.info()
         self.assertEqual(info["journal_writer"], "process")
         self.assertGreater(info["journal_writer_pid"], 0)
@@ -170,10 +176,8 @@ class JournalProcessTests(TestCase):
         keyspace.set(b"k2", b"v2")
         yield journal.when_acked(journal.appended)
         yield journal.stop()
-        again = Keyspace(reactor)
-        reloaded = Journal.open(directory, again, reactor, writer="process")
+        again, reloaded = open_journal(directory)
         self.addCleanup(reloaded.stop)
-        reloaded.start()
         self.assertEqual((again.get(b"k"), again.get(b"k2")), (b"v", b"v2"))
 
     @inlineCallbacks
@@ -181,10 +185,7 @@ class JournalProcessTests(TestCase):
         """A commit in flight when the writer dies is reported failed, then retried and kept."""
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory)
-        keyspace = Keyspace(reactor)
-        journal = Journal.open(directory, keyspace, reactor, writer="process")
-        keyspace.log = journal.append
-        journal.start()
+        keyspace, journal = open_journal(directory)
         self.addCleanup(journal.stop)
         first = journal.info()["journal_writer_pid"]
         os.kill(first, signal.SIGSTOP)  # so it cannot carry out the commit before it dies
@@ -200,10 +201,8 @@ class JournalProcessTests(TestCase):
         self.assertIsNone(journal.failure)
         self.assertNotEqual(journal.info()["journal_writer_pid"], first)
         yield journal.stop()
-        again = Keyspace(reactor)
-        reloaded = Journal.open(directory, again, reactor, writer="process")
+        again, reloaded = open_journal(directory)
         self.addCleanup(reloaded.stop)
-        reloaded.start()
         self.assertEqual((again.get(b"during"), again.get(b"after")), (b"1", b"2"))
 
     def test_process_writer_takes_no_fileops(self):
