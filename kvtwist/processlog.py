@@ -121,7 +121,7 @@ class ProcessLog:
             if self._stopped:
                 done(False, JournalError("journal writer stopped"))
                 return
-            self._spawn()
+            self.start()  # the first request of a log never started, or one whose writer died
         self._waiting.append((on_ok, done))
         frame = journalproc.encode(kind, payload)
         transport = self._protocol.transport

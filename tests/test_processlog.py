@@ -34,6 +34,17 @@ def open_journal(directory: str) -> tuple:
     return keyspace, journal
 
 
+def _open_paths() -> set:
+    """Return the paths of the files this process has open."""
+    paths = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            paths.add(os.readlink("/proc/self/fd/" + name))
+        except OSError:
+            pass  # the listing's own descriptor, closed by now
+    return paths
+
+
 def _gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -129,6 +140,23 @@ class ProcessLogTests(TestCase):
         self.assertTrue(_gone(pid))
         ok, error = yield call(self.log.append, b"late", True)
         self.assertEqual((ok, str(error)), (False, "journal writer stopped"))
+
+
+class NeverStartedTests(TestCase):
+    """A ProcessLog whose server never started still closes its journal properly."""
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_close_without_start(self):
+        """Close starts the writer to fsync and close the file, and this side's descriptor goes."""
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        file = writer.reopen(FileOps(), directory, datadir.journal_path(directory, 1), 0, 1, [])
+        log = ProcessLog(reactor, directory, file)
+        self.assertEqual((yield call(log.close)), (True, None))
+        yield log.stop()
+        self.assertNotIn(file.path, _open_paths())
 
 
 class LockTests(TestCase):
