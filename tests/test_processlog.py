@@ -25,6 +25,15 @@ def call(method, *args) -> Deferred:
     return d
 
 
+def new_log(case, directory=None, lock_fd=None) -> tuple:
+    """Return ``(directory, file, log)``: a fresh journal-1 and an unstarted ProcessLog for it."""
+    if directory is None:
+        directory = tempfile.mkdtemp()
+        case.addCleanup(shutil.rmtree, directory)
+    file = writer.reopen(FileOps(), directory, datadir.journal_path(directory, 1), 0, 1, [])
+    return directory, file, ProcessLog(reactor, directory, file, lock_fd=lock_fd)
+
+
 def open_journal(directory: str) -> tuple:
     """Return ``(keyspace, journal)``: ``directory`` loaded, journaled by a writer process."""
     keyspace = Keyspace(reactor)
@@ -60,11 +69,8 @@ class ProcessLogTests(TestCase):
     timeout = 60
 
     def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.dir)
-        self.path = datadir.journal_path(self.dir, 1)
-        file = writer.reopen(FileOps(), self.dir, self.path, 0, 1, [])
-        self.log = ProcessLog(reactor, self.dir, file)
+        self.dir, file, self.log = new_log(self)
+        self.path = file.path
         self.log.start()
         self.addCleanup(self.log.stop)
 
@@ -150,10 +156,7 @@ class NeverStartedTests(TestCase):
     @inlineCallbacks
     def test_close_without_start(self):
         """Close starts the writer to fsync and close the file, and this side's descriptor goes."""
-        directory = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, directory)
-        file = writer.reopen(FileOps(), directory, datadir.journal_path(directory, 1), 0, 1, [])
-        log = ProcessLog(reactor, directory, file)
+        directory, file, log = new_log(self)
         self.assertEqual((yield call(log.close)), (True, None))
         yield log.stop()
         self.assertNotIn(file.path, _open_paths())
@@ -170,8 +173,7 @@ class LockTests(TestCase):
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory)
         lock = datadir.lock_directory(directory)
-        file = writer.reopen(FileOps(), directory, datadir.journal_path(directory, 1), 0, 1, [])
-        log = ProcessLog(reactor, directory, file, lock_fd=lock)
+        directory, file, log = new_log(self, directory, lock)
         log.start()
         yield call(log.append, b"x", True)
         os.close(lock)
