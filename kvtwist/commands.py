@@ -257,8 +257,8 @@ class Session:
                 return reply
         store = self.store
         if command.write and store.journal.failure is not None:
-            return Error("ERR persistence failed: %s; writes are refused until the disk recovers"
-                         % (store.journal.failure,))
+            return Error("ERR persistence failed: %s; writes are refused until the journal "
+                         "writes again" % (store.journal.failure,))
         self.last_command = command.name
         store.current = self
         try:

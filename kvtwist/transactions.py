@@ -159,7 +159,7 @@ def cmd_exec(session, argv):
         # Redis refuses an EXEC holding writes as a whole under MISCONF: atomicity first.
         unwatch(session)
         return Error("EXECABORT Transaction discarded because of: ERR persistence failed: %s; "
-                     "writes are refused until the disk recovers" % (failure,))
+                     "writes are refused until the journal writes again" % (failure,))
     watching = session.watching
     dirty = False
     if watching is not None:
