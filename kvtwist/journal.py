@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from kvtwist import datadir, writer
 from kvtwist.datadir import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
-from kvtwist.writer import ThreadLog, ThreadWorker
+from kvtwist.threadlog import ThreadLog, ThreadWorker
 
 POLICIES = ("always", "everysec", "no")
 WRITERS = ("process", "thread")

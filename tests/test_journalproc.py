@@ -242,6 +242,14 @@ class ProcessTests(SynchronousTestCase):
         self.assertEqual(self.ask(CLOSE), (OK, b""))
         self.assertEqual(self.proc.wait(timeout=30), 0)
 
+    def test_loads_no_twisted(self) -> None:
+        """The writer process imports only the standard library and kvtwist's pure modules."""
+        proc = subprocess.run(
+            [sys.executable, "-c", "import sys, kvtwist.journalproc; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'twisted'))"],
+            capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+        self.assertEqual(proc.stdout.strip(), b"[]")
+
     def test_unopenable_journal(self) -> None:
         """A journal it cannot open makes it exit 1 with the reason on stderr."""
         proc = subprocess.run(

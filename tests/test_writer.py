@@ -1,4 +1,4 @@
-"""Tests for kvtwist.writer: the job thread and the journal file operations run in it."""
+"""Tests for kvtwist.writer: the journal file operations (append, fsync, reopen, rotate)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ import errno
 import os
 import shutil
 import tempfile
-import threading
 
-from twisted.internet import reactor
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist import datadir, records, writer
 from kvtwist.datadir import FileOps, JournalError
-from kvtwist.writer import LogFile, ThreadWorker
+from kvtwist.writer import LogFile
 
 
 class FailingOps(FileOps):
@@ -131,42 +129,3 @@ class LogFileTests(SynchronousTestCase):
         self.assertIn("journal-2", str(exc))
         self.assertFalse(os.path.exists(datadir.journal_path(self.dir, 2)))
         self.assertEqual(self.file.append(b"still", fsync=True), records.HEADER_SIZE + 5)
-
-
-class ThreadWorkerTests(TestCase):
-    """ThreadWorker runs jobs in order in its own thread and reports back on the reactor."""
-
-    def test_jobs_in_order_off_the_reactor_thread(self) -> None:
-        """Jobs run in order off-thread; results and errors reach done() in the reactor thread."""
-        worker = ThreadWorker(reactor, "test-writer")
-        seen = []
-
-        def job(n):
-            seen.append((n, threading.current_thread() is threading.main_thread()))
-            if n == 2:
-                raise ValueError("boom")
-            return n * 10
-
-        results = []
-
-        def done(ok, value):
-            results.append((ok, value if ok else type(value), threading.current_thread()))
-
-        for n in range(4):
-            worker.submit(lambda n=n: job(n), done)
-        worker.start()
-
-        def check(_):
-            self.assertEqual(seen, [(0, False), (1, False), (2, False), (3, False)])
-            self.assertEqual([(ok, v) for ok, v, _ in results],
-                             [(True, 0), (True, 10), (False, ValueError), (True, 30)])
-            self.assertTrue(all(t is threading.main_thread() for _, _, t in results))
-
-        return worker.stop().addCallback(check)
-
-    def test_stop_without_start(self) -> None:
-        """Stopping a worker that never started still runs its queued jobs and fires."""
-        worker = ThreadWorker(reactor, "test-writer")
-        results = []
-        worker.submit(lambda: 7, lambda ok, value: results.append((ok, value)))
-        return worker.stop().addCallback(lambda _: self.assertEqual(results, [(True, 7)]))
