@@ -181,10 +181,11 @@ def lock_directory(directory: str, wait: float = 10.0, sleep=time.sleep) -> int:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             if deadline is None:
                 deadline = time.monotonic() + wait
-            if _alive(holder) or time.monotonic() >= deadline:
+            alive = _alive(holder)
+            if alive or time.monotonic() >= deadline:
                 os.close(fd)
                 raise DataError("%s is in use by another process (pid %s%s)" % (
-                    directory, holder, "" if _alive(holder) else ", or its journal writer"))
+                    directory, holder, "" if alive else ", or its journal writer"))
             sleep(0.05)
     os.ftruncate(fd, 0)
     os.pwrite(fd, b"%d\n" % os.getpid(), 0)

@@ -1,6 +1,8 @@
-"""Send replies at once when a TCP transport's buffer is empty, as Redis does; else via Twisted."""
+"""Write at once when a Twisted transport's buffer is empty, as Redis does; else via Twisted."""
 
 from __future__ import annotations
+
+import os
 
 from twisted.internet import tcp
 from twisted.logger import Logger
@@ -29,21 +31,47 @@ def direct_writer(transport):
     fallback = transport.write
 
     def write(data: bytes) -> None:
-        if (transport.dataBuffer or transport._tempDataBuffer or len(data) > DIRECT_LIMIT
-                or not transport.connected or transport.disconnecting or transport.TLS):
+        if not transport.connected or transport.disconnecting or transport.TLS:
             fallback(data)
-            return
-        try:
-            sent = send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            fallback(data)  # Twisted's next write attempt reports the lost connection
-            return
-        if sent < len(data):
-            fallback(data[sent:])
+        else:
+            _write_now(transport, send, fallback, data)
 
     return write
+
+
+def child_writer(transport, child_fd: int):
+    """Return a ``write(data)`` to a child process's pipe that writes at once when it can.
+
+    The same reasoning as ``direct_writer``, for ``reactor.spawnProcess`` transports: an
+    empty pipe takes the bytes now instead of at the reactor's next poll. Once the pipe
+    is gone (the child is exiting) data is dropped: ``processEnded`` is on its way.
+    """
+
+    def write(data: bytes) -> None:
+        pipe = transport.pipes.get(child_fd)
+        if pipe is None or pipe.disconnecting:
+            return
+        fd = pipe.fileno()
+        _write_now(pipe, lambda chunk: os.write(fd, chunk), pipe.write, data)
+
+    return write
+
+
+def _write_now(descriptor, send, fallback, data: bytes) -> None:
+    # ``descriptor`` is a Twisted FileDescriptor: only with nothing queued in it may bytes
+    # go around it; whatever ``send`` does not take goes through ``fallback`` (its write).
+    if descriptor.dataBuffer or descriptor._tempDataBuffer or len(data) > DIRECT_LIMIT:
+        fallback(data)
+        return
+    try:
+        sent = send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    except OSError:
+        fallback(data)  # Twisted's next write attempt reports the lost connection
+        return
+    if sent < len(data):
+        fallback(data[sent:])
 
 
 def reply_channel(transport, outbox=None):

@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from kvtwist import datadir, writer
 from kvtwist.datadir import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
+from kvtwist.processlog import ProcessLog
 from kvtwist.threadlog import ThreadLog, ThreadWorker
 
 POLICIES = ("always", "everysec", "no")
@@ -108,8 +109,6 @@ class Journal:
         file = writer.reopen(self._ops, self.directory, result.journal_path,
                              result.journal_valid, result.journal_generation, result.stale)
         if self.writer == "process":
-            from kvtwist.processlog import ProcessLog
-
             self._log = ProcessLog(self._reactor, self.directory, file, lock_fd=self._lock)
         else:
             self._log = ThreadLog(self._worker, self._ops, self.directory, file)
@@ -380,7 +379,7 @@ class Journal:
         return {
             "fsync": self.policy,
             "journal_writer": self.writer,
-            "journal_writer_pid": getattr(self._log, "pid", None) or 0,
+            "journal_writer_pid": self._log.pid or 0,
             "appended": self.appended,
             "acked": self.acked,
             "pending": self.appended - self.acked,

@@ -11,17 +11,17 @@ from kvtwist.datadir import FileOps, JournalError
 
 # Requests (parent -> child) and replies (child -> parent) are one byte of kind, a 4-byte
 # big-endian payload length, then the payload.
-APPEND = b"A"  # payload: one byte, b"\x01" to fsync, then the records; reply: new size
-APPEND_NOSYNC = b"a"
+APPEND = b"A"  # payload: the records, written then fsynced; reply: the new size
+APPEND_NOSYNC = b"a"  # the same without the fsync
 SYNC = b"S"  # reply: b"\x01" if there was anything to sync
 ROTATE = b"R"  # payload: the new generation (8 bytes); reply: the new journal's size
 CLOSE = b"C"  # fsync and close; reply: empty
 OK = b"K"
 ERROR = b"E"  # payload: the reason, UTF-8
+_KINDS = frozenset((APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, OK, ERROR))
 
 _HEAD = struct.Struct(">cI")
 _SIZE = struct.Struct(">Q")
-MAX_FRAME = 2**31
 
 
 def encode(kind: bytes, payload: bytes = b"") -> bytes:
@@ -36,7 +36,7 @@ def pack_size(size: int) -> bytes:
 
 def encode_size(kind: bytes, size: int) -> bytes:
     """Return one frame of ``kind`` carrying ``size`` as 8 bytes."""
-    return encode(kind, _SIZE.pack(size))
+    return encode(kind, pack_size(size))
 
 
 def decode_size(payload: bytes) -> int:
@@ -64,7 +64,7 @@ class FrameParser:
         end = len(buffer)
         while end - start >= 5:
             kind, length = _HEAD.unpack_from(buffer, start)
-            if kind not in (APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, OK, ERROR):
+            if kind not in _KINDS:
                 raise FrameError("unknown frame kind %r at byte %d" % (kind, start))
             if end - start - 5 < length:
                 break

@@ -11,11 +11,12 @@ from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from kvtwist import datadir, journalproc
+from kvtwist import datadir, directwrite, journalproc
 from kvtwist.datadir import JournalError
 from kvtwist.writer import LogFile
 
 log = Logger(namespace="kvtwist.journal")
+
 
 class ProcessLog:
     """The journal file, appended to by a child process (``kvtwist.journalproc``) over a pipe.
@@ -29,8 +30,6 @@ class ProcessLog:
     to the last length this side was told is good.
     """
 
-    kind = "process"
-
     def __init__(self, reactor, directory: str, file: LogFile, lock_fd=None,
                  executable: str = sys.executable) -> None:
         self._reactor = reactor
@@ -42,6 +41,7 @@ class ProcessLog:
         self._lock_fd = lock_fd
         self._executable = executable
         self._protocol = None
+        self._write = None  # directwrite.child_writer to the current child's stdin
         self._waiting = collections.deque()  # (on_ok, done) in request order
         self._stopping = None
         self._stopped = False  # stop() was called: no new writer is started after it
@@ -75,6 +75,7 @@ class ProcessLog:
              str(self.size), str(self.generation)],
             env=env, childFDs=child_fds)
         self.pid = self._protocol.transport.pid
+        self._write = directwrite.child_writer(self._protocol.transport, 0)
         self.started += 1
 
     def append(self, data: bytes, fsync: bool, done) -> None:
@@ -99,8 +100,7 @@ class ProcessLog:
             self.path = datadir.journal_path(self._directory, generation)
             return self.size
 
-        self._request(journalproc.ROTATE, journalproc.pack_size(generation),
-                      rotated, done)
+        self._request(journalproc.ROTATE, journalproc.pack_size(generation), rotated, done)
 
     def close(self, done) -> None:
         """Fsync and close the journal; the process then ends."""
@@ -123,23 +123,7 @@ class ProcessLog:
                 return
             self.start()  # the first request of a log never started, or one whose writer died
         self._waiting.append((on_ok, done))
-        frame = journalproc.encode(kind, payload)
-        transport = self._protocol.transport
-        pipe = transport.pipes.get(0)
-        if (pipe is None or pipe.dataBuffer or pipe._tempDataBuffer
-                or len(frame) > 64 * 1024):
-            transport.writeToChild(0, frame)
-            return
-        # As for replies (kvtwist.directwrite): Twisted would hold the write until its
-        # next poll; an empty pipe takes it at once.
-        try:
-            sent = os.write(pipe.fileno(), frame)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            sent = 0  # Twisted's own write reports the broken pipe
-        if sent < len(frame):
-            transport.writeToChild(0, frame[sent:])
+        self._write(journalproc.encode(kind, payload))
 
     def _replies(self, frames) -> None:
         for kind, payload in frames:

@@ -13,11 +13,11 @@ from twisted.python import usage
 from kvtwist import __version__
 from kvtwist.commands import Store
 from kvtwist.daemon import ServerOptions
+from kvtwist.journal import POLICIES as FSYNC_POLICIES
+from kvtwist.journal import WRITERS as JOURNAL_WRITERS
 from kvtwist.server import KVFactory
 
 DEFAULT_LISTEN = "tcp:7379:interface=127.0.0.1"
-FSYNC_POLICIES = ("always", "everysec", "no")
-JOURNAL_WRITERS = ("process", "thread")
 SWEEP_INTERVAL = 0.1  # seconds between active-expiry sweeps, as Redis's hz 10
 
 

@@ -63,8 +63,7 @@ class ThreadLog:
     new size (append, rotate), whether anything was synced (sync), or the JournalError.
     """
 
-    kind = "thread"
-    pid = None
+    pid = None  # no writer process
 
     def __init__(self, worker, ops, directory: str, file: LogFile) -> None:
         self._worker = worker

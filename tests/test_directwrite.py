@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 from twisted.internet import defer, protocol, reactor, tcp
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
-from kvtwist.directwrite import DIRECT_LIMIT, Outbox, direct_writer, reply_channel
+from kvtwist.directwrite import (DIRECT_LIMIT, Outbox, child_writer, direct_writer,
+                                 reply_channel)
 
 
 class Peer(protocol.Protocol):
@@ -87,6 +90,55 @@ class DirectWriterTCPTests(unittest.TestCase):
         self.write(data)
         self.assertEqual(self.transport._tempDataBuffer, [data])
         self.assertEqual((yield self.client.received(len(data))), data)
+
+
+class Echo(protocol.ProcessProtocol):
+    """Collects a child's stdout; ``ended`` fires with it when the child exits."""
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.ended = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def processEnded(self, reason) -> None:
+        self.ended.callback(self.out)
+
+
+class ChildWriterTests(unittest.TestCase):
+    """child_writer writes into a child's stdin pipe at once, in order with Twisted's buffer."""
+
+    timeout = 60
+
+    def spawn(self) -> Echo:
+        echo = Echo()
+        reactor.spawnProcess(echo, sys.executable, [
+            sys.executable, "-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"])
+        return echo
+
+    def test_empty_pipe_takes_it_at_once_and_order_holds(self):
+        """A small write bypasses Twisted's buffer; a big one queues; all arrive in order."""
+        echo = self.spawn()
+        write = child_writer(echo.transport, 0)
+        pipe = echo.transport.pipes[0]
+        write(b"first ")
+        self.assertEqual((pipe.dataBuffer, pipe._tempDataBuffer), (b"", []))
+        big = b"x" * (DIRECT_LIMIT + 1)
+        write(big)
+        self.assertTrue(pipe.dataBuffer or pipe._tempDataBuffer)
+        write(b" last")
+        echo.transport.closeStdin()
+        return echo.ended.addCallback(self.assertEqual, b"first " + big + b" last")
+
+    def test_closed_pipe_drops(self):
+        """Once the child's stdin is closed, writes are dropped instead of raising."""
+        echo = self.spawn()
+        write = child_writer(echo.transport, 0)
+        write(b"kept")
+        echo.transport.closeStdin()
+        write(b"dropped")
+        return echo.ended.addCallback(self.assertEqual, b"kept")
 
 
 class DirectWriterOtherTransportTests(unittest.SynchronousTestCase):
