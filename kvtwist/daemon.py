@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from twisted.python import usage
 
 from kvtwist import __version__
@@ -28,5 +30,11 @@ class ServerOptions(usage.Options):
         raise SystemExit(0)
 
     def postOptions(self) -> None:
+        # Parsed before twistd imports the reactor: unless one was chosen (--reactor) or
+        # already imported, the servers run on kvtwist.epoll's.
+        if sys.platform.startswith("linux"):
+            from kvtwist import epoll
+
+            epoll.install_default()
         if not self["listen"]:
             self["listen"] = [self.default_listen]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 from twisted.internet import tcp
 from twisted.logger import Logger
@@ -23,20 +24,13 @@ def direct_writer(transport):
     stream) connection whose buffer is empty this does the same, and anything it cannot
     send (the kernel buffer is full, the peer is gone) goes to ``transport.write``, which
     then owns ordering, flow control and reporting the loss. Returns None for any other
-    transport (TLS, tests' string transports): use its ``write``.
+    transport (TLS, tests' string transports): use its ``write``. A connection that
+    starts TLS later must not use it.
     """
     if not isinstance(transport, tcp.Connection) or transport.TLS:
         return None
-    send = transport.socket.send
-    fallback = transport.write
-
-    def write(data: bytes) -> None:
-        if not transport.connected or transport.disconnecting or transport.TLS:
-            fallback(data)
-        else:
-            _write_now(transport, send, fallback, data)
-
-    return write
+    # A partial, not a closure: one Python frame less per reply.
+    return partial(_write_now, transport, transport.socket.send, transport.write)
 
 
 def child_writer(transport, child_fd: int):
@@ -58,9 +52,11 @@ def child_writer(transport, child_fd: int):
 
 
 def _write_now(descriptor, send, fallback, data: bytes) -> None:
-    # ``descriptor`` is a Twisted FileDescriptor: only with nothing queued in it may bytes
-    # go around it; whatever ``send`` does not take goes through ``fallback`` (its write).
-    if descriptor.dataBuffer or descriptor._tempDataBuffer or len(data) > DIRECT_LIMIT:
+    # ``descriptor`` is a Twisted FileDescriptor: only while it is open with nothing queued
+    # may bytes go around it; whatever ``send`` does not take goes through ``fallback``
+    # (its write, which also reports a connection that is closing or gone).
+    if (descriptor.dataBuffer or descriptor._tempDataBuffer or len(data) > DIRECT_LIMIT
+            or not descriptor.connected or descriptor.disconnecting):
         fallback(data)
         return
     try:
@@ -91,8 +87,7 @@ def reply_channel(transport, outbox=None):
         return (lambda data: transport.write(data)), (lambda: transport.loseConnection())
     if outbox is None:
         return direct, transport.loseConnection
-    put = outbox.put
-    return (lambda data: put(direct, data)), (lambda: put(_lose, transport))
+    return partial(outbox.put, direct), partial(outbox.put, _lose, transport)
 
 
 def _lose(transport) -> None:

@@ -254,8 +254,14 @@ class RequestParser(_Buffer):
         out = []
         if (self._args is None and not self._chunks and self._pos >= len(self._buf)
                 and self._error is None and data.__class__ is bytes):
-            pos = _fast_requests(data, out, self.max_bulk, self.max_args, self.max_inline)
-            if pos == len(data):
+            size = len(data)
+            pos = 0
+            if size <= _SPLIT_MAX:
+                pos = _split_requests(data, out, self.max_bulk, self.max_args, self.max_inline)
+            if pos < size:
+                pos = _find_requests(data, out, self.max_bulk, self.max_args, self.max_inline,
+                                     pos)
+            if pos == size:
                 self._buf = b""
                 self._pos = self._scan = 0
                 self._ready = True
@@ -378,13 +384,3 @@ def _split_requests(data: bytes, out: list, max_bulk: int, max_args: int,
 # PyPy's JIT already compiles the find loop well, and there the split's list costs more.
 _SPLIT_MAX = 0 if sys.implementation.name == "pypy" else 4096
 
-
-def _fast_requests(data: bytes, out: list, max_bulk: int, max_args: int,
-                   max_inline: int) -> int:
-    """Cut leading well-formed requests from ``data`` into ``out``; return where it stopped."""
-    pos = 0
-    if len(data) <= _SPLIT_MAX:
-        pos = _split_requests(data, out, max_bulk, max_args, max_inline)
-        if pos == len(data):
-            return pos
-    return _find_requests(data, out, max_bulk, max_args, max_inline, pos)

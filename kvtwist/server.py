@@ -77,6 +77,11 @@ class KVProtocol(LineReceiver):
     def dataReceived(self, data: bytes) -> None:
         if self._closing or not data:
             return
+        if self.dialect is RESP:  # the hot path: no dialect dispatch
+            self._chunk = _Chunk([])
+            self._resp_received(data)
+            self._end()
+            return
         if self.dialect is None:
             first = data[:1]
             if first == b"*":
@@ -117,8 +122,11 @@ class KVProtocol(LineReceiver):
                     self._add_deferred(reply, render)
                 else:
                     parts.append(render(reply))
-            if journal.appended != before:
-                self._note_write(chunk, journal)
+            seq = journal.appended
+            if seq != before and seq != journal.acked:  # see _note_write
+                if chunk.writes is None:
+                    chunk.writes = []
+                chunk.writes.append((len(parts) - 1, seq))
             if session.closing:
                 self._close_after_chunk()
                 return
@@ -236,12 +244,15 @@ class KVProtocol(LineReceiver):
         # The queue's head is always blocked (a ready head is written at once), so a chunk
         # joining it sends nothing yet; only the backlog grew.
         self._enqueue(chunk)
-        self._apply_backpressure()
+        if self._queued_bytes > HIGH_WATER and not self._paused:
+            self._apply_backpressure()
 
     def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
         chunk.gated = False
-        if chunk.writes:
-            for index, seq in chunk.writes:
+        writes = chunk.writes
+        # The last write is the chunk's newest: durable means all of them are.
+        if writes and writes[-1][1] > self._journal.acked:
+            for index, seq in writes:
                 reason = failure_for(seq)
                 if reason is not None:
                     part = self._render_error("ERR persistence failed: %s" % (reason,))
@@ -278,14 +289,20 @@ class KVProtocol(LineReceiver):
         if self.transport is None or not self.connected:
             return
         if out:
-            self._write(b"".join(out))
+            self._write(out[0] if len(out) == 1 else b"".join(out))
         if close:
             self._close()
-        self._apply_backpressure()
+        if self._paused:
+            self._apply_backpressure()
 
     def _enqueue(self, chunk: _Chunk) -> None:
-        chunk.size = sum(len(part) for part in chunk.parts if part is not None)
-        self._queued_bytes += chunk.size
+        parts = chunk.parts
+        if len(parts) == 1 and parts[0] is not None:
+            size = len(parts[0])
+        else:
+            size = sum(len(part) for part in parts if part is not None)
+        chunk.size = size
+        self._queued_bytes += size
         self._queue.append(chunk)
 
     def _apply_backpressure(self) -> None:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.replies import Error, Status
-from kvtwist.resp import (ProtocolError, RequestParser, _fast_requests, _find_requests,
+from kvtwist.resp import (ProtocolError, RequestParser, _find_requests,
                           _split_requests)
 from kvtwist.respreply import encode_command
 from tests.redisref import start_redis_or_skip
@@ -406,11 +406,11 @@ class DrainTests(SynchronousTestCase):
 
     @given(st.lists(_wire_fragments, max_size=12), st.integers(0, 40), st.integers(1, 8))
     def test_cutters_match_next_request(self, fragments, max_inline, max_args) -> None:
-        """Each cutter (split, find, and drain's mix of them) cuts next_request()'s requests."""
+        """Each cutter (split and find; drain mixes them) cuts next_request()'s requests."""
         data = b"".join(fragments)
         limits = {"max_bulk": 8, "max_args": max_args, "max_inline": max_inline}
         requests, error = _reference(data, RequestParser(**limits))
-        for cutter in (_find_requests, _split_requests, _fast_requests):
+        for cutter in (_find_requests, _split_requests):
             cut = []
             pos = cutter(data, cut, 8, max_args, max_inline)
             self.assertEqual(_reference(data[:pos], RequestParser(**limits)), (cut, None))

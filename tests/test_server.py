@@ -36,7 +36,8 @@ class FakeJournal:
         if fail_reason is not None:
             for seq in range(self.acked + 1, self.appended + 1):
                 self.failed[seq] = fail_reason
-        self.acked = self.appended
+        else:
+            self.acked = self.appended  # as the real journal: acked means durable
         waiters, self.waiters = self.waiters, []
         for _seq, callback, arg in waiters:
             callback(self.failed.get, arg)

@@ -208,7 +208,8 @@ class ServerProcessTests(SynchronousTestCase):
         self.assertEqual(out.stdout, b"yes\n")
 
     def test_redis_benchmark(self) -> None:
-        """redis-benchmark runs SET, GET and MSET against kvstore without an error."""
+        """redis-benchmark runs SET, GET and MSET without an error on kvstore's default reactor."""
+        self.assertIn("reactor class: kvtwist.epoll.KVEPollReactor", self.proc.log)
         out = subprocess.run(
             ["redis-benchmark", "-p", str(self.proc.port), "-t", "set,get,mset", "-n", "2000",
              "-c", "5", "-q", "--csv"], capture_output=True, timeout=120)

@@ -1,5 +1,6 @@
-"""twistd plugins for kvtwist: ``twistd kvstore`` and ``twistd kvproxy``."""
+"""twistd plugins for kvtwist: ``twistd kvstore``, ``twistd kvproxy`` and ``--reactor kvepoll``."""
 
+from twisted.application.reactors import Reactor
 from twisted.application.service import ServiceMaker
 
 kvstore = ServiceMaker(
@@ -8,3 +9,6 @@ kvstore = ServiceMaker(
 kvproxy = ServiceMaker(
     "kvtwist caching proxy", "kvtwist.proxytap",
     "A caching proxy in front of kvstore or any Redis server.", "kvproxy")
+kvepoll = Reactor(
+    "kvepoll", "kvtwist.epoll",
+    "epoll, plain reads dispatched without a log context (kvstore's and kvproxy's default)")
