@@ -77,11 +77,6 @@ class KVProtocol(LineReceiver):
     def dataReceived(self, data: bytes) -> None:
         if self._closing or not data:
             return
-        if self.dialect is RESP:  # the hot path: no dialect dispatch
-            self._chunk = _Chunk([])
-            self._resp_received(data)
-            self._end()
-            return
         if self.dialect is None:
             first = data[:1]
             if first == b"*":
@@ -122,11 +117,8 @@ class KVProtocol(LineReceiver):
                     self._add_deferred(reply, render)
                 else:
                     parts.append(render(reply))
-            seq = journal.appended
-            if seq != before and seq != journal.acked:  # see _note_write
-                if chunk.writes is None:
-                    chunk.writes = []
-                chunk.writes.append((len(parts) - 1, seq))
+            if journal.appended != before:
+                self._note_write(chunk, journal)
             if session.closing:
                 self._close_after_chunk()
                 return
@@ -289,20 +281,15 @@ class KVProtocol(LineReceiver):
         if self.transport is None or not self.connected:
             return
         if out:
-            self._write(out[0] if len(out) == 1 else b"".join(out))
+            self._write(b"".join(out))
         if close:
             self._close()
         if self._paused:
             self._apply_backpressure()
 
     def _enqueue(self, chunk: _Chunk) -> None:
-        parts = chunk.parts
-        if len(parts) == 1 and parts[0] is not None:
-            size = len(parts[0])
-        else:
-            size = sum(len(part) for part in parts if part is not None)
-        chunk.size = size
-        self._queued_bytes += size
+        chunk.size = sum(len(part) for part in chunk.parts if part is not None)
+        self._queued_bytes += chunk.size
         self._queue.append(chunk)
 
     def _apply_backpressure(self) -> None:
