@@ -33,7 +33,7 @@ class CeilingProtocol(protocol.Protocol):
         self._need = 0
 
     def connectionMade(self):
-        self._write, self._close = reply_channel(self.transport, self.outbox)
+        self._write, self._close = reply_channel(self.transport, self.outbox)[:2]
 
     def dataReceived(self, data: bytes):
         if self._chunks:

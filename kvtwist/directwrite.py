@@ -8,6 +8,8 @@ from functools import partial
 from twisted.internet import tcp
 from twisted.logger import Logger
 
+from kvtwist.turns import at_turn_end
+
 log = Logger(namespace="kvtwist.directwrite")
 
 # Bigger writes take Twisted's path: a partial send would copy the rest anyway.
@@ -71,23 +73,29 @@ def _write_now(descriptor, send, fallback, data: bytes) -> None:
 
 
 def reply_channel(transport, outbox=None):
-    """Return ``(write, close)`` for a server's replies on ``transport``.
+    """Return ``(write, close, write_now, close_now)`` for a server's replies on ``transport``.
 
-    ``write(data)`` sends through ``direct_writer`` when the transport allows it, through
-    ``outbox`` (back to back at the end of the reactor turn) when one is given, else
-    through ``transport.write``; ``close()`` closes the connection after everything
-    written before it. TCP_NODELAY is set: replies go out as soon as they are ready, as
-    Redis's do, and Nagle would hold a small reply back until the previous one was acked.
+    ``write_now(data)`` sends through ``direct_writer`` when the transport allows it, else
+    through ``transport.write``; ``close_now()`` closes the connection after everything
+    written before it. ``write`` and ``close`` do the same through ``outbox`` (back to
+    back at the end of the reactor turn) when one is given and the transport is direct;
+    otherwise they are the same two. A connection must not use the ``_now`` pair while
+    it may have something in the outbox: the kvstore protocol uses it for replies a
+    journal commit released, after the outbox was flushed. TCP_NODELAY is set: replies
+    go out as soon as they are ready, as Redis's do, and Nagle would hold a small reply
+    back until the previous one was acked.
     """
     if hasattr(transport, "setTcpNoDelay"):
         transport.setTcpNoDelay(True)
     direct = direct_writer(transport)
     if direct is None:
         # Looked up on each call: tests (and wrappers) may replace the transport's methods.
-        return (lambda data: transport.write(data)), (lambda: transport.loseConnection())
+        write, close = (lambda data: transport.write(data)), (lambda: transport.loseConnection())
+        return write, close, write, close
     if outbox is None:
-        return direct, transport.loseConnection
-    return partial(outbox.put, direct), partial(outbox.put, _lose, transport)
+        return direct, transport.loseConnection, direct, transport.loseConnection
+    return (partial(outbox.put, direct), partial(outbox.put, _lose, transport),
+            direct, transport.loseConnection)
 
 
 def _lose(transport) -> None:
@@ -99,23 +107,24 @@ class Outbox:
 
     Sending them together matters on loopback: each send may wake the client's process,
     and a client woken by the first send of a burst is still awake for the rest of it.
-    ``flush`` sends at once (after a journal commit released many replies); otherwise
-    what was put is sent at the end of the reactor turn.
+    ``flush`` sends at once (before a journal commit releases replies); otherwise what
+    was put is sent at the end of the reactor turn.
     """
 
     def __init__(self, reactor) -> None:
-        self._reactor = reactor
+        self._at_turn_end = at_turn_end(reactor)
         self._items = []
-        self._call = None
+        self._due_called = False
 
     def put(self, write, data) -> None:
         """Queue ``write(data)`` after everything already queued."""
         self._items.append((write, data))
-        if self._call is None:
-            self._call = self._reactor.callLater(0, self._due)
+        if not self._due_called:
+            self._due_called = True
+            self._at_turn_end(self._due)
 
     def _due(self) -> None:
-        self._call = None
+        self._due_called = False
         self.flush()
 
     def flush(self) -> None:

@@ -1,4 +1,4 @@
-"""An epoll reactor that dispatches plain read events without a per-event log context."""
+"""An epoll reactor: plain reads skip the per-event log context; end-of-turn calls skip the heap."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import errno
 import sys
 
 from twisted.internet import epollreactor, main, posixbase
+from twisted.logger import Logger
 from twisted.python import log
+
+_log = Logger(namespace="kvtwist.epoll")
 
 NAME = "kvepoll"  # the name twistd's --reactor knows it by (twisted/plugins/kvtwist_reactors.py)
 
@@ -23,7 +26,25 @@ class KVEPollReactor(epollreactor.EPollReactor):
     other event (writes, hang-ups, errors) takes ``EPollReactor``'s path unchanged. The
     one difference left: legacy log messages emitted during a successful read show the
     system ``-``. kvtwist's own logging (``twisted.logger``) never used that context.
+
+    It adds ``callAtTurnEnd`` (see kvtwist.turns), what the journal's group commit and
+    the reply outbox ask for once per turn instead of ``callLater(0)``.
     """
+
+    def __init__(self) -> None:
+        self._turn_end = None  # a list while a poll's events are dispatched
+        epollreactor.EPollReactor.__init__(self)
+
+    def callAtTurnEnd(self, f) -> None:
+        """Call ``f()`` once every event of this poll was dispatched, before the next poll.
+
+        Outside a poll's dispatch (in a timed or thread call) it is ``callLater(0, f)``.
+        An exception from ``f`` is logged, as ``callLater`` logs one.
+        """
+        if self._turn_end is None:
+            self.callLater(0, f)
+        else:
+            self._turn_end.append(f)
 
     def doPoll(self, timeout):
         """Poll once (``timeout`` seconds, None for no limit) and dispatch the events."""
@@ -36,14 +57,24 @@ class KVEPollReactor(epollreactor.EPollReactor):
                 return
             raise
         selectables = self._selectables
-        for fd, event in events:
-            selectable = selectables.get(fd)
-            if selectable is None:
-                continue
-            if event == _IN:
-                self._read(selectable)
-            else:
-                log.callWithLogger(selectable, self._doReadOrWrite, selectable, fd, event)
+        self._turn_end = due = []
+        try:
+            for fd, event in events:
+                selectable = selectables.get(fd)
+                if selectable is None:
+                    continue
+                if event == _IN:
+                    self._read(selectable)
+                else:
+                    log.callWithLogger(selectable, self._doReadOrWrite, selectable, fd, event)
+            while due:  # a call may ask for another
+                f = due.pop(0)
+                try:
+                    f()
+                except BaseException:
+                    _log.failure("While calling {f!r} at the end of a reactor turn", f=f)
+        finally:
+            self._turn_end = None
 
     doIteration = doPoll
 

@@ -14,6 +14,7 @@ from kvtwist.datadir import FileOps, JournalError, describe
 from kvtwist.records import encode_effect
 from kvtwist.processlog import ProcessLog
 from kvtwist.threadlog import ThreadLog, ThreadWorker
+from kvtwist.turns import at_turn_end
 
 POLICIES = ("always", "everysec", "no")
 WRITERS = ("process", "thread")
@@ -43,6 +44,7 @@ class Journal:
         self.compact_min_bytes = compact_min_bytes
         self.compact_ratio = compact_ratio
         self._reactor = reactor
+        self._at_turn_end = at_turn_end(reactor)
         self._ops = fileops or FileOps()
         self._worker = worker or (ThreadWorker(reactor) if writer == "thread" else None)
         self._snapshot_worker = snapshot_worker or ThreadWorker(reactor, "kvtwist-snapshot")
@@ -51,9 +53,11 @@ class Journal:
         self.failure = None
         self._pending = []
         self._waiters = collections.deque()
-        self.release_hooks = []  # called after each batch of waiters was released
+        self.release_hooks = []  # called before each batch of waiters is released
         self._scheduled = False
-        self._inflight = False
+        self._inflight = 0  # commits sent to the log and not answered yet
+        self._pipelined = False  # the log takes a commit while others are in flight
+        self._requeued = 0  # commits of the current failure put back in front of _pending
         self._retry_call = None
         self._fsync_call = None
         self._fsync_failed = False
@@ -112,6 +116,7 @@ class Journal:
             self._log = ProcessLog(self._reactor, self.directory, file, lock_fd=self._lock)
         else:
             self._log = ThreadLog(self._worker, self._ops, self.directory, file)
+        self._pipelined = self._log.pipelined
         self.generation = result.journal_generation
         self.journal_bytes = file.size
         self.snapshot_bytes = result.snapshot_bytes
@@ -138,11 +143,12 @@ class Journal:
         """Queue one effect for the next group commit (reactor thread; cheap)."""
         self._pending.append(encode_effect(effect))
         self.appended += 1
-        if not self._scheduled and not self._inflight and self.failure is None:
+        if (not self._scheduled and self.failure is None
+                and (self._pipelined or not self._inflight)):
             self._scheduled = True
             # At the end of this reactor turn: every connection's writes of one poll round
-            # share one write and one fsync.
-            self._reactor.callLater(0, self._commit)
+            # share one write (and a pipelined log merges the turns it gets during an fsync).
+            self._at_turn_end(self._commit)
 
     def when_acked(self, seq: int) -> Deferred:
         """Return a Deferred firing once effect ``seq`` was committed or failed (never errbacks).
@@ -184,17 +190,18 @@ class Journal:
 
     def _commit(self) -> None:
         self._scheduled = False
-        if self._inflight or not self._pending:
+        if not self._pending or (self._inflight and not self._pipelined):
             return
         data = b"".join(self._pending)
         self._pending = []
         upto = self.appended
-        self._inflight = True
+        self._inflight += 1
+        self._requeued = 0
         self._log.append(data, self.policy == "always",
                          lambda ok, value: self._committed(ok, value, data, upto))
 
     def _committed(self, ok: bool, value, data: bytes, upto: int) -> None:
-        self._inflight = False
+        self._inflight -= 1
         if ok:
             self.acked = upto
             self.journal_bytes = value
@@ -204,14 +211,19 @@ class Journal:
             if not self._fsync_failed:
                 self.failure = None
             self._release(upto)
-            if self._pending:
-                self._commit()
+            if self._pending and not self._scheduled:
+                self._commit()  # appends that waited for this answer, or for a failure to pass
             elif self._stopping is None:
                 self._maybe_compact()
             return
         self.failure = str(value) if isinstance(value, JournalError) else describe(value, "journal")
-        log.error("{reason}; retrying every second", reason=self.failure)
-        self._pending.insert(0, data)
+        if not self._requeued:  # the commits refused after it are the same failure
+            log.error("{reason}; retrying every second", reason=self.failure)
+        # Answers come in order, and a failed commit fails every later one in flight
+        # (the log's contract), so each goes back behind the ones failed before it:
+        # the retry sends them in their original order.
+        self._pending.insert(self._requeued, data)
+        self._requeued += 1
         self._failed_upto = self.appended
         self._release(self.appended)
         if self._retry_call is None:
@@ -221,15 +233,19 @@ class Journal:
         waiters = self._waiters
         if not waiters or waiters[0][0] > upto:
             return
+        for hook in self.release_hooks:
+            hook()
         failure_for = self.failure_for
         while waiters and waiters[0][0] <= upto:
             seq, callback, arg = waiters.popleft()
             callback(failure_for, arg)
-        for hook in self.release_hooks:
-            hook()
 
     def _retry(self) -> None:
         self._retry_call = None
+        if self._inflight and self._requeued:
+            # Commits sent before the failure are still to be refused and put back.
+            self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)
+            return
         if self._fsync_failed:
             self._everysec(reschedule=False)
         self._commit()
@@ -246,8 +262,7 @@ class Journal:
             if self._fsync_failed:
                 self._fsync_failed = False
                 self.failure = None
-                if self._pending and not self._inflight:
-                    self._commit()
+                self._commit()
             return
         self._fsync_failed = True
         self.failure = str(value)

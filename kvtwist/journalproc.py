@@ -16,9 +16,11 @@ APPEND_NOSYNC = b"a"  # the same without the fsync
 SYNC = b"S"  # reply: b"\x01" if there was anything to sync
 ROTATE = b"R"  # payload: the new generation (8 bytes); reply: the new journal's size
 CLOSE = b"C"  # fsync and close; reply: empty
+RESUME = b"U"  # accept appends again after a failed one; reply: empty
 OK = b"K"
 ERROR = b"E"  # payload: the reason, UTF-8
-_KINDS = frozenset((APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, OK, ERROR))
+_KINDS = frozenset((APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, RESUME, OK, ERROR))
+_APPENDS = (APPEND, APPEND_NOSYNC)
 
 _HEAD = struct.Struct(">cI")
 _SIZE = struct.Struct(">Q")
@@ -80,7 +82,14 @@ class FrameParser:
 
 
 class Child:
-    """The writer process's state: the journal being appended to and how requests change it."""
+    """The writer process's state: the journal being appended to and how requests change it.
+
+    Appends may arrive while earlier ones are still being written (the server does not
+    wait for answers), so two rules keep the file in the server's order: the appends
+    that arrived together are written with one write and one fsync, and once an append
+    has failed every later one is refused, whatever the disk does meanwhile, until a
+    RESUME says the server has taken them all back to send again in order.
+    """
 
     def __init__(self, ops, directory: str, path: str, size: int, generation: int) -> None:
         from kvtwist import writer
@@ -93,12 +102,49 @@ class Child:
         self.file = writer.LogFile(ops, path, ops.open(path), size, generation)
         self.file.dirty = True
         self.closed = False
+        self.refusing = None  # why appends are refused until RESUME (a failed append)
+
+    def handle_all(self, frames: list) -> list:
+        """Carry out ``frames`` in order; return their reply frames, one per request.
+
+        A run of consecutive appends is one group commit: one write, then one fsync if
+        any of them asked for it.
+        """
+        replies = []
+        index, count = 0, len(frames)
+        while index < count:
+            end = index
+            while end < count and frames[end][0] in _APPENDS:
+                end += 1
+            if end - index > 1:
+                replies.extend(self._append_run(frames[index:end]))
+                index = end
+            else:
+                kind, payload = frames[index]
+                replies.append(self.handle(kind, payload))
+                index += 1
+        return replies
+
+    def _append_run(self, run: list) -> list:
+        try:
+            self._check_accepting()
+            fsync = any(kind == APPEND for kind, _ in run)
+            size = self.file.size
+            self._append(b"".join(payload for _, payload in run), fsync)
+        except JournalError as exc:
+            return [encode(ERROR, str(exc).encode("utf-8", "replace"))] * len(run)
+        replies = []
+        for _kind, payload in run:
+            size += len(payload)
+            replies.append(encode_size(OK, size))
+        return replies
 
     def handle(self, kind: bytes, payload: bytes) -> bytes:
         """Carry out one request; return its reply frame (errors become ERROR frames)."""
         try:
             if kind == APPEND or kind == APPEND_NOSYNC:
-                return encode_size(OK, self.file.append(payload, kind == APPEND))
+                self._check_accepting()
+                return encode_size(OK, self._append(payload, kind == APPEND))
             if kind == SYNC:
                 return encode(OK, b"\x01" if self.file.sync() else b"\x00")
             if kind == ROTATE:
@@ -112,23 +158,38 @@ class Child:
                 except OSError as exc:
                     raise JournalError("closing %s: %s" % (self.file.path, exc)) from None
                 return encode(OK)
+            if kind == RESUME:
+                self.refusing = None
+                return encode(OK)
             raise FrameError("a writer cannot carry out %r" % (kind,))
         except JournalError as exc:
             return encode(ERROR, str(exc).encode("utf-8", "replace"))
+
+    def _check_accepting(self) -> None:
+        if self.refusing is not None:
+            raise JournalError("not written: an earlier append failed (%s)" % (self.refusing,))
+
+    def _append(self, data: bytes, fsync: bool) -> int:
+        try:
+            return self.file.append(data, fsync)
+        except JournalError as exc:
+            self.refusing = str(exc)
+            raise
 
 
 def serve(child: Child, read, write) -> None:
     """Answer requests from ``read(n)`` through ``write(data)`` until end of input or CLOSE.
 
-    Every request read in one go is carried out before the replies go back in one write,
-    so a burst costs one wake-up of the parent.
+    Every request read in one go is carried out (its appends as one group commit, see
+    Child) before the replies go back in one write, so a burst costs one wake-up of the
+    parent.
     """
     parser = FrameParser()
     while not child.closed:
         data = read(1 << 20)
         if not data:
             return  # the server is gone: nothing read later can be acknowledged anyway
-        replies = [child.handle(kind, payload) for kind, payload in parser.feed(data)]
+        replies = child.handle_all(parser.feed(data))
         if replies:
             write(b"".join(replies))
 

@@ -28,7 +28,15 @@ class ProcessLog:
     journal it may still be appending to; it exits when its stdin closes. If it dies, the
     requests in flight fail and the next one starts a new child, which cuts the file back
     to the last length this side was told is good.
+
+    Appends are pipelined: the journal sends each one without waiting for the answers
+    to earlier ones, and the child writes and fsyncs all it has received in one go. An
+    append that fails makes the child refuse the ones already sent after it, so the
+    journal can send them all again in order; the first append after a failure goes
+    behind a RESUME.
     """
+
+    pipelined = True
 
     def __init__(self, reactor, directory: str, file: LogFile, lock_fd=None,
                  executable: str = sys.executable) -> None:
@@ -46,6 +54,7 @@ class ProcessLog:
         self._stopping = None
         self._stopped = False  # stop() was called: no new writer is started after it
         self._stderr = b""
+        self._resume = False  # an append failed: the child refuses appends until RESUME
         self.pid = None
         self.started = 0
 
@@ -79,7 +88,14 @@ class ProcessLog:
         self.started += 1
 
     def append(self, data: bytes, fsync: bool, done) -> None:
-        """Append ``data`` (and fsync it when asked) after every earlier request."""
+        """Append ``data`` (and fsync it when asked) after every earlier request.
+
+        Once an append has failed, every append requested before that failure was
+        reported fails too, and nothing after it is written before it.
+        """
+        if self._resume:
+            self._resume = False
+            self._request(journalproc.RESUME, b"", _ignore, _ignore)
         self._request(journalproc.APPEND if fsync else journalproc.APPEND_NOSYNC, data,
                       self._appended, done)
 
@@ -137,6 +153,8 @@ class ProcessLog:
                     raise journalproc.FrameError(str(exc)) from None
                 done(True, value)
             elif kind == journalproc.ERROR:
+                if on_ok == self._appended:
+                    self._resume = True
                 done(False, JournalError(payload.decode("utf-8", "replace")))
             else:
                 raise journalproc.FrameError("%r is not a reply" % (kind,))
@@ -157,6 +175,10 @@ class ProcessLog:
                 done(False, JournalError(message))
         if stopping is not None:
             stopping.callback(None)
+
+
+def _ignore(*args) -> None:
+    pass
 
 
 class _WriterProtocol(ProcessProtocol):

@@ -53,8 +53,8 @@ class KVProtocol(LineReceiver):
         self._closing = False
         self._paused = False
         self._journal = None
-        self._write = None
-        self._close = None
+        self._write = self._close = None  # at the end of the reactor turn (outbox)
+        self._send = self._shut = None  # at once
 
     # -- connection life cycle -------------------------------------------------
 
@@ -65,7 +65,8 @@ class KVProtocol(LineReceiver):
         self.session.push = self.push
         # Read once: a store's journal is attached before it starts listening.
         self._journal = self.factory.journal
-        self._write, self._close = reply_channel(self.transport, self.factory.outbox)
+        self._write, self._close, self._send, self._shut = reply_channel(
+            self.transport, self.factory.outbox)
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self._closing = True
@@ -213,7 +214,7 @@ class KVProtocol(LineReceiver):
             self._queued_bytes += len(part)
         chunk.pending -= 1
         if chunk.pending == 0:
-            self._flush()
+            self._flush(self._write, self._close)
 
     def _end(self) -> None:
         chunk = self._chunk
@@ -253,7 +254,8 @@ class KVProtocol(LineReceiver):
                         chunk.size += delta
                         self._queued_bytes += delta
                     chunk.parts[index] = part
-        self._flush()
+        # The journal flushed the outbox before releasing: nothing of ours waits there.
+        self._flush(self._send, self._shut)
 
     def _render_error(self, message: str) -> bytes:
         if self.dialect is RESP:
@@ -262,7 +264,7 @@ class KVProtocol(LineReceiver):
             return jsonlines.encode_error(message)
         return to_text(Error(message))
 
-    def _flush(self) -> None:
+    def _flush(self, write, close_connection) -> None:
         queue = self._queue
         out = []
         close = False
@@ -281,14 +283,17 @@ class KVProtocol(LineReceiver):
         if self.transport is None or not self.connected:
             return
         if out:
-            self._write(b"".join(out))
+            write(b"".join(out))
         if close:
-            self._close()
+            close_connection()
         if self._paused:
             self._apply_backpressure()
 
     def _enqueue(self, chunk: _Chunk) -> None:
-        chunk.size = sum(len(part) for part in chunk.parts if part is not None)
+        parts = chunk.parts
+        if chunk.pending:  # a reply still awaited is a None placeholder
+            parts = [part for part in parts if part is not None]
+        chunk.size = sum(map(len, parts))
         self._queued_bytes += chunk.size
         self._queue.append(chunk)
 
@@ -343,7 +348,8 @@ class KVFactory(protocol.Factory):
     def startFactory(self) -> None:
         hooks = getattr(self.journal, "release_hooks", None)
         if self.outbox is not None and hooks is not None:
-            # Replies a commit released leave together, before the reactor polls again.
+            # Replies a commit releases are sent at once (a burst already), so what was
+            # queued before them must leave first.
             self._hooked = hooks
             hooks.append(self.outbox.flush)
 

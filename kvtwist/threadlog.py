@@ -61,9 +61,11 @@ class ThreadLog:
 
     Each method queues one job; ``done(ok, value)`` is called on the reactor with the
     new size (append, rotate), whether anything was synced (sync), or the JournalError.
+    Each append is its own write and fsync, so the journal sends one at a time.
     """
 
     pid = None  # no writer process
+    pipelined = False
 
     def __init__(self, worker, ops, directory: str, file: LogFile) -> None:
         self._worker = worker

@@ -69,6 +69,18 @@ class DirectWriterTCPTests(unittest.TestCase):
         yield defer.gatherResults([self.server.lost, self.client.lost])
 
     @defer.inlineCallbacks
+    def test_reply_channel_pairs(self):
+        """reply_channel's write waits for the outbox's flush; write_now sends at once."""
+        outbox = Outbox(Clock())
+        write, close, write_now, close_now = reply_channel(self.transport, outbox)
+        write(b"later ")
+        write_now(b"now ")
+        self.assertEqual((len(outbox), self.transport.getTcpNoDelay()), (1, True))
+        self.assertEqual((yield self.client.received(4)), b"now ")
+        outbox.flush()
+        self.assertEqual((yield self.client.received(10)), b"now later ")
+
+    @defer.inlineCallbacks
     def test_empty_buffer_sends_at_once(self):
         """With nothing buffered, a write goes to the kernel at once, bypassing Twisted's buffer."""
         self.write(b"hello")
@@ -224,10 +236,12 @@ class ReplyChannelTests(unittest.SynchronousTestCase):
     def test_plain_transport_is_looked_up_on_each_call(self):
         """Without a TCP socket, writes and close go to the transport's current methods."""
         transport = StringTransport()
-        write, close = reply_channel(transport, Outbox(Clock()))
+        write, close, write_now, close_now = reply_channel(transport, Outbox(Clock()))
         write(b"a")
         seen = []
         transport.write = seen.append
         write(b"b")
+        write_now(b"c")
         close()
-        self.assertEqual((transport.value(), seen, transport.disconnecting), (b"a", [b"b"], True))
+        self.assertEqual((transport.value(), seen, transport.disconnecting),
+                         (b"a", [b"b", b"c"], True))

@@ -29,6 +29,8 @@ class Echo(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         if data == b"boom":
             raise ValueError("boom")
+        if "on_data" in self.record:
+            self.record["on_data"](data)
         self.record["got"] = self.record.get("got", b"") + data
         self.transport.write(data)
 
@@ -104,6 +106,56 @@ class Dispatch(SynchronousTestCase):
         self.client.close()
         self.spin_until(lambda: "lost" in self.record)
         self.record["lost"].trap(ConnectionDone)
+
+    def test_turn_end_calls_follow_every_event_of_the_poll(self) -> None:
+        """Calls asked for while a poll's events are handled run in that poll, after all of them."""
+        order = []
+        polls = [0]
+
+        def on_data(data: bytes) -> None:
+            order.append((polls[0], "read", data))
+            self.reactor.callAtTurnEnd(lambda: order.append((polls[0], "end", data)))
+
+        self.record["on_data"] = on_data
+        other = socket.create_connection(("127.0.0.1", self.port.getHost().port))
+        self.addCleanup(other.close)
+        self.spin_until(lambda: len(self.reactor.getReaders()) == 4)  # port, waker, 2 conns
+        self.client.sendall(b"a")
+        other.sendall(b"b")
+        for _ in range(200):  # polls only: a callLater(0) would not run here
+            if len(order) == 4:
+                break
+            polls[0] += 1
+            self.reactor.doIteration(0.05)
+        for poll in set(p for p, _, _ in order):
+            kinds = [kind for p, kind, _ in order if p == poll]
+            self.assertEqual(kinds, sorted(kinds, reverse=True))  # reads, then ends
+        reads = [data for _, kind, data in order if kind == "read"]
+        ends = [data for _, kind, data in order if kind == "end"]
+        self.assertEqual((sorted(reads), ends), ([b"a", b"b"], reads))
+
+    def test_turn_end_call_may_ask_for_another_and_errors_are_logged(self) -> None:
+        """A failing call is logged without stopping the rest; a call may add one more."""
+        ran = []
+
+        def on_data(data: bytes) -> None:
+            self.reactor.callAtTurnEnd(lambda: 1 / 0)
+            self.reactor.callAtTurnEnd(
+                lambda: self.reactor.callAtTurnEnd(lambda: ran.append("second")))
+
+        self.record["on_data"] = on_data
+        self.client.sendall(b"x")
+        self.spin_until(lambda: ran)
+        self.assertEqual(ran, ["second"])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_turn_end_outside_a_poll_is_call_later(self) -> None:
+        """Asked for outside a poll's dispatch, the call is a callLater(0)."""
+        ran = []
+        self.reactor.callAtTurnEnd(lambda: ran.append(True))
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+        self.reactor.runUntilCurrent()
+        self.assertEqual(ran, [True])
 
     def test_lost_descriptor_disconnects(self) -> None:
         """A descriptor whose fileno() is -1 is disconnected, as EPollReactor does."""

@@ -225,10 +225,119 @@ class GroupCommitTests(SynchronousTestCase):
         self.assertEqual(fired, [(1, None), (2, None), (3, None)])
         self.assertIsNone(self.successResultOf(h.journal.when_acked(2))(2))
 
+    def test_release_hooks_run_before_the_waiters(self) -> None:
+        """Each batch's release hooks run before its waiters are called (the outbox goes first)."""
+        h = Harness(self)
+        calls = []
+        h.journal.release_hooks.append(lambda: calls.append("hook"))
+        h.keyspace.set(b"k", b"v")
+        h.journal.on_acked(1, lambda failure_for, arg: calls.append(arg), "waiter")
+        h.turn()
+        self.assertEqual(calls, ["hook", "waiter"])
+
     def test_bad_policy(self) -> None:
         """An unknown fsync policy is refused with ValueError."""
         self.assertRaises(ValueError, Journal, "/nonexistent", FakeKeyspace(), Clock(),
                           fsync="sometimes")
+
+
+class PipeLog:
+    """A pipelined log the test answers by hand: it records each append and its callback."""
+
+    pipelined = True
+    path = "pipe"
+    pid = None
+
+    def __init__(self) -> None:
+        self.appends = []  # [data, done] in the order sent
+
+    def append(self, data: bytes, fsync: bool, done) -> None:
+        self.appends.append((data, done))
+
+    def answer(self, ok: bool, value=None) -> bytes:
+        """Answer the oldest append; return its data."""
+        data, done = self.appends.pop(0)
+        done(ok, value if value is not None else len(data))
+        return data
+
+
+class PipelineTests(SynchronousTestCase):
+    """With a pipelined log, commits go out each turn and a failure puts them back in order."""
+
+    mktemp = GroupCommitTests.mktemp
+
+    def harness(self) -> tuple:
+        h = Harness(self)
+        pipe = PipeLog()
+        h.journal._log, h.journal._pipelined = pipe, True
+        return h, pipe
+
+    def records_of(self, *keys) -> bytes:
+        return b"".join(records.encode_effect((SET, key, b"v", 0)) for key in keys)
+
+    def test_commits_do_not_wait_for_earlier_ones(self) -> None:
+        """Each turn's appends are sent at its end while earlier commits are unanswered."""
+        h, pipe = self.harness()
+        h.keyspace.set(b"a", b"v")
+        h.clock.advance(0)
+        h.keyspace.set(b"b", b"v")
+        h.keyspace.set(b"c", b"v")
+        h.clock.advance(0)
+        self.assertEqual([data for data, _ in pipe.appends],
+                         [self.records_of(b"a"), self.records_of(b"b", b"c")])
+        pipe.answer(True)
+        self.assertEqual(h.journal.acked, 1)
+        pipe.answer(True)
+        self.assertEqual((h.journal.acked, h.journal.info()["pending"]), (3, 0))
+
+    def test_failure_puts_every_commit_in_flight_back_in_order(self) -> None:
+        """A failed commit and those refused behind it are retried in order, before newer ones."""
+        h, pipe = self.harness()
+        for key in (b"a", b"b", b"c"):
+            h.keyspace.set(key, b"v")
+            h.clock.advance(0)
+        d = h.journal.when_acked(3)
+        pipe.answer(True)
+        pipe.answer(False, JournalError("disk full"))
+        self.assertEqual(self.successResultOf(d)(3), "disk full")
+        pipe.answer(False, JournalError("not written: an earlier append failed (disk full)"))
+        self.assertEqual(h.journal.failure, "not written: an earlier append failed (disk full)")
+        h.keyspace.set(b"d", b"v")  # while failing: kept for the retry, not sent alone
+        h.clock.advance(0)
+        self.assertEqual(pipe.appends, [])
+        h.clock.advance(1)
+        self.assertEqual([data for data, _ in pipe.appends], [self.records_of(b"b", b"c", b"d")])
+        pipe.answer(True)
+        self.assertEqual((h.journal.acked, h.journal.failure), (4, None))
+
+    def test_retry_waits_for_the_commits_still_in_flight(self) -> None:
+        """A retry due while refused commits are unanswered waits, so none goes twice or early."""
+        h, pipe = self.harness()
+        for key in (b"a", b"b"):
+            h.keyspace.set(key, b"v")
+            h.clock.advance(0)
+        pipe.answer(False, JournalError("disk full"))
+        h.clock.advance(1)
+        self.assertEqual(len(pipe.appends), 1)  # only b's, still unanswered
+        pipe.answer(False, JournalError("refused"))
+        h.clock.advance(1)
+        self.assertEqual([data for data, _ in pipe.appends], [self.records_of(b"a", b"b")])
+        pipe.answer(True)
+        self.assertEqual(h.journal.acked, 2)
+
+    def test_appends_made_while_failing_are_sent_after_recovery(self) -> None:
+        """Appends made after the retry was sent go out once it succeeds, without a new append."""
+        h, pipe = self.harness()
+        h.keyspace.set(b"a", b"v")
+        h.clock.advance(0)
+        pipe.answer(False, JournalError("disk full"))
+        h.clock.advance(1)
+        h.keyspace.set(b"b", b"v")
+        h.clock.advance(0)
+        pipe.answer(True)
+        self.assertEqual([data for data, _ in pipe.appends], [self.records_of(b"b")])
+        pipe.answer(True)
+        self.assertEqual(h.journal.acked, 2)
 
 
 class PolicyTests(SynchronousTestCase):

@@ -16,11 +16,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist import datadir, records
 from kvtwist.datadir import FileOps
-from kvtwist.journalproc import (APPEND, APPEND_NOSYNC, CLOSE, ERROR, OK, ROTATE, SYNC, Child,
-                                 FrameError, FrameParser, decode_size, encode, encode_size,
-                                 pack_size, serve)
+from kvtwist.journalproc import (APPEND, APPEND_NOSYNC, CLOSE, ERROR, OK, RESUME, ROTATE, SYNC,
+                                 Child, FrameError, FrameParser, decode_size, encode,
+                                 encode_size, pack_size, serve)
 
-KINDS = (APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, OK, ERROR)
+KINDS = (APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, RESUME, OK, ERROR)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -96,7 +96,15 @@ class NoSpaceOps(FileOps):
 
     full = False
 
+    def __init__(self) -> None:
+        self.calls = []
+
+    def fsync(self, fd):
+        self.calls.append("fsync")
+        FileOps.fsync(self, fd)
+
     def write(self, fd, data, offset):
+        self.calls.append("write")
         if self.full:
             FileOps.write(self, fd, data[: len(data) // 2], offset)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -156,8 +164,46 @@ class ChildTests(SynchronousTestCase):
         self.assertIn("No space left", payload.decode())
         self.assertEqual(self.contents(), b"kept")
         self.ops.full = False
+        self.child.handle(RESUME, b"")
         self.child.handle(APPEND, b"again")
         self.assertEqual(self.contents(), b"keptagain")
+
+    def test_appends_after_a_failed_one_are_refused_until_resume(self) -> None:
+        """Appends sent behind a failed one are refused even once the disk works, until RESUME."""
+        self.ops.full = True
+        self.child.handle(APPEND, b"failed")
+        self.ops.full = False
+        kind, payload = FrameParser().feed(self.child.handle(APPEND_NOSYNC, b"later"))[0]
+        self.assertEqual(kind, ERROR)
+        self.assertIn("an earlier append failed", payload.decode())
+        self.assertIn("No space left", payload.decode())
+        self.assertEqual(self.contents(), b"")
+        self.assertEqual(self.child.handle(RESUME, b""), encode(OK))
+        self.assertEqual(self.child.handle(APPEND, b"failedlater"),
+                         encode_size(OK, records.HEADER_SIZE + 11))
+        self.assertEqual(self.contents(), b"failedlater")
+
+    def test_appends_read_together_are_one_group_commit(self) -> None:
+        """Consecutive appends handled together are one write and one fsync, each answered."""
+        del self.ops.calls[:]
+        frames = [(APPEND, b"ab"), (APPEND_NOSYNC, b"c"), (APPEND, b"def"), (SYNC, b""),
+                  (APPEND_NOSYNC, b"g"), (APPEND_NOSYNC, b"h")]
+        replies = self.child.handle_all(frames)
+        base = records.HEADER_SIZE
+        self.assertEqual(replies, [encode_size(OK, base + 2), encode_size(OK, base + 3),
+                                   encode_size(OK, base + 6), encode(OK, b"\x00"),
+                                   encode_size(OK, base + 7), encode_size(OK, base + 8)])
+        self.assertEqual(self.ops.calls, ["write", "fsync", "write"])
+        self.assertEqual(self.contents(), b"abcdefgh")
+
+    def test_a_failed_group_commit_fails_each_append(self) -> None:
+        """When the merged write fails, every append in it is answered with the error."""
+        self.child.handle(APPEND, b"kept")
+        self.ops.full = True
+        replies = FrameParser().feed(b"".join(
+            self.child.handle_all([(APPEND, b"one"), (APPEND, b"two"), (SYNC, b"")])))
+        self.assertEqual([kind for kind, _ in replies], [ERROR, ERROR, OK])
+        self.assertEqual(self.contents(), b"kept")
 
     def test_opening_cuts_what_follows_the_good_length(self) -> None:
         """A writer started after one that died mid-write first cuts the torn bytes off."""
@@ -186,7 +232,10 @@ class ChildTests(SynchronousTestCase):
         serve(self.child, lambda n: reads.pop(0), writes.append)
         self.assertEqual(len(writes), 2)
         frames = FrameParser().feed(b"".join(writes))
-        self.assertEqual([kind for kind, payload in frames], [OK, OK, OK])
+        base = records.HEADER_SIZE
+        # The two appends were one fsynced write, so the sync found nothing left to do.
+        self.assertEqual(frames, [(OK, pack_size(base + 2)), (OK, pack_size(base + 3)),
+                                  (OK, b"\x00")])
         self.assertEqual(self.contents(), b"\x01ab")
 
     def test_serve_stops_after_close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import tempfile
@@ -124,6 +125,23 @@ class ProcessLogTests(TestCase):
         self.assertTrue(self.contents().startswith(b"kept"))
         self.assertTrue(self.contents().endswith(b"next"))
         self.assertNotIn(b"lost", self.contents())
+
+    @inlineCallbacks
+    def test_failed_append_then_resume(self):
+        """An append past a file-size limit fails with EFBIG; once lifted, the next append works."""
+        yield call(self.log.append, b"kept", True)
+        pid = self.log.pid
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (self.log.size + 2, hard))
+        ok, error = yield call(self.log.append, b"too long", True)
+        self.assertFalse(ok)
+        self.assertIn("File too large", str(error))
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+        # The writer refuses appends after a failed one until told to resume, which
+        # ProcessLog does in front of the first append after the failure.
+        self.assertEqual((yield call(self.log.append, b"next", True)), (True, self.log.size))
+        self.assertEqual(self.log.pid, pid)
+        self.assertEqual(self.contents(), b"keptnext")
 
     @inlineCallbacks
     def test_error_reply(self):

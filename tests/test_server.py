@@ -24,6 +24,7 @@ class FakeJournal:
         self.acked = 0
         self.failed = {}
         self.waiters = []
+        self.release_hooks = []
 
     def append(self, effect) -> None:
         self.appended += 1
@@ -38,6 +39,8 @@ class FakeJournal:
                 self.failed[seq] = fail_reason
         else:
             self.acked = self.appended  # as the real journal: acked means durable
+        for hook in self.release_hooks:  # as the real journal: before the waiters
+            hook()
         waiters, self.waiters = self.waiters, []
         for _seq, callback, arg in waiters:
             callback(self.failed.get, arg)
@@ -340,6 +343,30 @@ class OutboxTCPTests(TestCase):
     """Over loopback TCP with a real journal and writer thread, replies keep their order."""
 
     timeout = 30
+
+    @inlineCallbacks
+    def test_released_reply_follows_what_the_outbox_holds(self) -> None:
+        """A reply a commit releases is sent after one the same turn left in the outbox."""
+        store = FakeStore()
+        store.data[b"k"] = b"v"
+        factory = KVFactory(store, reactor=reactor)
+        connected = Deferred()
+        factory.buildProtocol = lambda addr: connected.callback(KVFactory.buildProtocol(
+            factory, addr)) or connected.result
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = yield protocol.ClientCreator(reactor, _Reader).connectTCP(
+            "127.0.0.1", port.getHost().port)
+        server = yield connected
+        # One reactor turn: a GET answered through the outbox, a SET held for its
+        # commit, then the commit (the journal flushes the outbox, then releases).
+        server.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        self.assertEqual(len(factory.outbox), 1)
+        server.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nw\r\n")
+        store.journal.commit()
+        server.dataReceived(b"*1\r\n$4\r\nQUIT\r\n")
+        data = yield client.lost
+        self.assertEqual(data, b"$1\r\nv\r\n+OK\r\n+OK\r\n")
 
     @inlineCallbacks
     def test_held_replies_and_quit_in_order(self) -> None:
