@@ -41,6 +41,34 @@ def machine() -> str:
     return "; ".join(p for p in parts if p)
 
 
+def cpu_times(path: str = "/proc/stat"):
+    """Return ``(steal, total)`` jiffies of all CPUs so far, or None where there is no such file."""
+    try:
+        with open(path) as stat:
+            fields = [int(field) for field in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) == 8 else 0), sum(fields)
+
+
+def steal_share(before, after):
+    """Return the share (0-1) of CPU time the hypervisor took between two cpu_times, or None."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def steal_note(shares: list) -> str:
+    """Return the header's sentence on CPU steal from ``[(suite, share)]`` (empty if unknown)."""
+    known = [(name, share) for name, share in shares if share is not None]
+    if not known:
+        return ""
+    return ("CPU time taken by the hypervisor (steal, /proc/stat) while each suite ran: %s. "
+            "Figures from a suite with much steal are lower than the machine can do, and "
+            "its ratios noisier." % ", ".join("%s %.0f %%" % (name, 100 * share)
+                                              for name, share in known))
+
+
 def _output(argv) -> str:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=30).stdout.strip()
@@ -75,17 +103,21 @@ def main(argv=None) -> int:
     run.progress("suites: %s%s; work directory %s" % (
         ", ".join(selected), " (quick)" if args.quick else "", workdir))
     done = set()
+    steal = []  # (suite, share of CPU time stolen while it ran)
     try:
         for name, runner in RUNNERS:
             if name in selected and runner not in done:
                 done.add(runner)
+                before = cpu_times()
                 runner(run)
+                steal.append((name, steal_share(before, cpu_times())))
     except KeyboardInterrupt:
         run.progress("interrupted: writing what was measured")
     table = report.markdown(run.rows, run.references, run.ceilings)
-    header = "# kvtwist benchmark%s, %s\n\n%s\n\n" % (
+    note = steal_note(_merge(steal))
+    header = "# kvtwist benchmark%s, %s\n\n%s\n\n%s" % (
         " (quick)" if args.quick else "", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        machine())
+        machine(), note + "\n\n" if note else "")
     os.makedirs(args.results, exist_ok=True)
     md_path = os.path.join(args.results, "latest.md")
     png_path = os.path.join(args.results, "latest.png")
@@ -102,6 +134,15 @@ def main(argv=None) -> int:
             shutil.copy(png_path, os.path.join(HERE, "latest.png"))
     shutil.rmtree(workdir, ignore_errors=True)
     return 1 if any(row.value is None for row in run.rows) else 0
+
+
+def _merge(shares: list) -> list:
+    # Suites with two runners (fsync) are reported once, as the mean of their parts.
+    merged = {}
+    for name, share in shares:
+        if share is not None:
+            merged.setdefault(name, []).append(share)
+    return [(name, sum(parts) / len(parts)) for name, parts in merged.items()]
 
 
 if __name__ == "__main__":

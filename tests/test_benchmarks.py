@@ -442,3 +442,30 @@ class CommandLineTests(SynchronousTestCase):
         self.assertEqual(cli.parse_args(["--suite", "core", "--suite", "fsync"]).suite,
                          ["core", "fsync"])
         self.assertRaises(SystemExit, cli.parse_args, ["--suite", "nope"])
+
+
+class StealTests(SynchronousTestCase):
+    """The header reports how much CPU time the hypervisor took while each suite ran."""
+
+    def write_stat(self, line: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(line + "\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+        return path
+
+    def test_cpu_times_reads_steal_and_total(self):
+        """cpu_times returns the steal column and the sum of the first eight of /proc/stat."""
+        path = self.write_stat("cpu  100 0 50 800 10 0 5 35 0 0")
+        self.assertEqual(cli.cpu_times(path), (35, 1000))
+        self.assertIsNone(cli.cpu_times(path + ".missing"))
+
+    def test_share_and_note(self):
+        """The share is steal over total between two readings; the note names each suite."""
+        share = cli.steal_share((35, 1000), (135, 1400))
+        self.assertEqual(share, 0.25)
+        self.assertIsNone(cli.steal_share(None, (1, 2)))
+        note = cli.steal_note(cli._merge([("core", share), ("fsync", 0.1), ("fsync", 0.3),
+                                          ("restart", None)]))
+        self.assertIn("core 25 %, fsync 20 %.", note)
+        self.assertNotIn("restart", note)
+        self.assertEqual(cli.steal_note([("core", None)]), "")
