@@ -114,17 +114,17 @@ class Outbox:
     def __init__(self, reactor) -> None:
         self._at_turn_end = at_turn_end(reactor)
         self._items = []
-        self._due_called = False
+        self._scheduled = False
 
     def put(self, write, data) -> None:
         """Queue ``write(data)`` after everything already queued."""
         self._items.append((write, data))
-        if not self._due_called:
-            self._due_called = True
+        if not self._scheduled:
+            self._scheduled = True
             self._at_turn_end(self._due)
 
     def _due(self) -> None:
-        self._due_called = False
+        self._scheduled = False
         self.flush()
 
     def flush(self) -> None:

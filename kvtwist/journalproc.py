@@ -116,23 +116,27 @@ class Child:
             end = index
             while end < count and frames[end][0] in _APPENDS:
                 end += 1
-            if end - index > 1:
+            if end > index:
                 replies.extend(self._append_run(frames[index:end]))
                 index = end
             else:
-                kind, payload = frames[index]
-                replies.append(self.handle(kind, payload))
+                replies.append(self.handle(*frames[index]))
                 index += 1
         return replies
 
     def _append_run(self, run: list) -> list:
-        try:
-            self._check_accepting()
-            fsync = any(kind == APPEND for kind, _ in run)
-            size = self.file.size
-            self._append(b"".join(payload for _, payload in run), fsync)
-        except JournalError as exc:
-            return [encode(ERROR, str(exc).encode("utf-8", "replace"))] * len(run)
+        size = self.file.size
+        if self.refusing is not None:
+            reason = "not written: an earlier append failed (%s)" % (self.refusing,)
+        else:
+            try:
+                self.file.append(b"".join(payload for _, payload in run),
+                                 any(kind == APPEND for kind, _ in run))
+                reason = None
+            except JournalError as exc:
+                reason = self.refusing = str(exc)
+        if reason is not None:
+            return [encode(ERROR, reason.encode("utf-8", "replace"))] * len(run)
         replies = []
         for _kind, payload in run:
             size += len(payload)
@@ -143,8 +147,7 @@ class Child:
         """Carry out one request; return its reply frame (errors become ERROR frames)."""
         try:
             if kind == APPEND or kind == APPEND_NOSYNC:
-                self._check_accepting()
-                return encode_size(OK, self._append(payload, kind == APPEND))
+                return self._append_run([(kind, payload)])[0]
             if kind == SYNC:
                 return encode(OK, b"\x01" if self.file.sync() else b"\x00")
             if kind == ROTATE:
@@ -164,17 +167,6 @@ class Child:
             raise FrameError("a writer cannot carry out %r" % (kind,))
         except JournalError as exc:
             return encode(ERROR, str(exc).encode("utf-8", "replace"))
-
-    def _check_accepting(self) -> None:
-        if self.refusing is not None:
-            raise JournalError("not written: an earlier append failed (%s)" % (self.refusing,))
-
-    def _append(self, data: bytes, fsync: bool) -> int:
-        try:
-            return self.file.append(data, fsync)
-        except JournalError as exc:
-            self.refusing = str(exc)
-            raise
 
 
 def serve(child: Child, read, write) -> None:

@@ -254,7 +254,8 @@ class KVProtocol(LineReceiver):
                         chunk.size += delta
                         self._queued_bytes += delta
                     chunk.parts[index] = part
-        # The journal flushed the outbox before releasing: nothing of ours waits there.
+        # Sent at once: only a journal release, which flushes the outbox first, can
+        # unblock the queue's head here (an immediate callback finds the head blocked).
         self._flush(self._send, self._shut)
 
     def _render_error(self, message: str) -> bytes:
