@@ -56,7 +56,6 @@ class Journal:
         self.release_hooks = []  # called before each batch of waiters is released
         self._scheduled = False
         self._inflight = 0  # commits sent to the log and not answered yet
-        self._pipelined = False  # the log takes a commit while others are in flight
         self._requeued = 0  # commits of the current failure put back in front of _pending
         self._retry_call = None
         self._fsync_call = None
@@ -116,7 +115,6 @@ class Journal:
             self._log = ProcessLog(self._reactor, self.directory, file, lock_fd=self._lock)
         else:
             self._log = ThreadLog(self._worker, self._ops, self.directory, file)
-        self._pipelined = self._log.pipelined
         self.generation = result.journal_generation
         self.journal_bytes = file.size
         self.snapshot_bytes = result.snapshot_bytes
@@ -144,7 +142,7 @@ class Journal:
         self._pending.append(encode_effect(effect))
         self.appended += 1
         if (not self._scheduled and self.failure is None
-                and (self._pipelined or not self._inflight)):
+                and (self._log.pipelined or not self._inflight)):
             self._scheduled = True
             # At the end of this reactor turn: every connection's writes of one poll round
             # share one write (and a pipelined log merges the turns it gets during an fsync).
@@ -190,7 +188,7 @@ class Journal:
 
     def _commit(self) -> None:
         self._scheduled = False
-        if not self._pending or (self._inflight and not self._pipelined):
+        if not self._pending or (self._inflight and not self._log.pipelined):
             return
         data = b"".join(self._pending)
         self._pending = []

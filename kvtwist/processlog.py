@@ -54,7 +54,7 @@ class ProcessLog:
         self._stopping = None
         self._stopped = False  # stop() was called: no new writer is started after it
         self._stderr = b""
-        self._resume = False  # an append failed: the child refuses appends until RESUME
+        self._resume = False  # a request failed: the child may refuse appends until RESUME
         self.pid = None
         self.started = 0
 
@@ -153,8 +153,7 @@ class ProcessLog:
                     raise journalproc.FrameError(str(exc)) from None
                 done(True, value)
             elif kind == journalproc.ERROR:
-                if on_ok == self._appended:
-                    self._resume = True
+                self._resume = True  # harmless after a failure that was not an append's
                 done(False, JournalError(payload.decode("utf-8", "replace")))
             else:
                 raise journalproc.FrameError("%r is not a reply" % (kind,))

@@ -269,7 +269,7 @@ class PipelineTests(SynchronousTestCase):
     def harness(self) -> tuple:
         h = Harness(self)
         pipe = PipeLog()
-        h.journal._log, h.journal._pipelined = pipe, True
+        h.journal._log = pipe
         return h, pipe
 
     def records_of(self, *keys) -> bytes:
