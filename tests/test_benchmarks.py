@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 from hypothesis import given, settings
@@ -384,7 +385,9 @@ class ReportTests(SynchronousTestCase):
             import matplotlib  # noqa: F401
         except ImportError:
             raise self.skipTest("matplotlib (the bench extra) is not installed")
-        path = os.path.join(tempfile.mkdtemp(), "c.png")
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "c.png")
         self.assertFalse(report.chart([_row("kv", 1.0)], {"g": "redis"}, path, "t"))
         self.assertFalse(os.path.exists(path))
         self.assertTrue(report.chart([_row("redis", 2.0), _row("kv", 1.0)], {"g": "redis"},
@@ -414,7 +417,9 @@ class ProcsTests(SynchronousTestCase):
 
     def test_nutcracker_config(self):
         """The twemproxy YAML names the listen port, redis: true and the one backend."""
-        path = os.path.join(tempfile.mkdtemp(), "n.yml")
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "n.yml")
         argv = procs.nutcracker_config(path, 7000, 7001)
         with open(path) as config:
             text = config.read()
@@ -448,7 +453,9 @@ class StealTests(SynchronousTestCase):
     """The header reports how much CPU time the hypervisor took while each suite ran."""
 
     def write_stat(self, line: str) -> str:
-        path = self.mktemp()
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "stat")
         with open(path, "w") as f:
             f.write(line + "\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
         return path

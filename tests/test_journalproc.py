@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def new_journal(case) -> tuple:
     """Return ``(directory, path)`` of an empty journal-1 in a directory ``case`` removes."""
     directory = tempfile.mkdtemp()
-    case.addCleanup(shutil.rmtree, directory)
+    case.addCleanup(shutil.rmtree, directory, True)
     path = datadir.journal_path(directory, 1)
     with open(path, "wb") as f:
         f.write(records.encode_header(records.JOURNAL, 1))

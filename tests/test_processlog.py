@@ -30,7 +30,7 @@ def new_log(case, directory=None, lock_fd=None) -> tuple:
     """Return ``(directory, file, log)``: a fresh journal-1 and an unstarted ProcessLog for it."""
     if directory is None:
         directory = tempfile.mkdtemp()
-        case.addCleanup(shutil.rmtree, directory)
+        case.addCleanup(shutil.rmtree, directory, True)
     file = writer.reopen(FileOps(), directory, datadir.journal_path(directory, 1), 0, 1, [])
     return directory, file, ProcessLog(reactor, directory, file, lock_fd=lock_fd)
 
@@ -189,10 +189,11 @@ class LockTests(TestCase):
     def test_writer_keeps_the_lock(self):
         """With the server's lock fd closed, the directory stays locked until the writer exits."""
         directory = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, directory)
+        self.addCleanup(shutil.rmtree, directory, True)
         lock = datadir.lock_directory(directory)
         directory, file, log = new_log(self, directory, lock)
         log.start()
+        self.addCleanup(log.stop)
         yield call(log.append, b"x", True)
         os.close(lock)
         # The recorded holder is this live process, so the refusal is immediate.
@@ -211,8 +212,9 @@ class JournalProcessTests(TestCase):
     def test_commit_and_reload(self):
         """Writes are acknowledged once the writer has them on disk and load again after stop."""
         directory = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, directory)
+        self.addCleanup(shutil.rmtree, directory, True)
         keyspace, journal = open_journal(directory)
+        self.addCleanup(journal.stop)
         info = journal.info()
         self.assertEqual(info["journal_writer"], "process")
         self.assertGreater(info["journal_writer_pid"], 0)
@@ -232,7 +234,7 @@ class JournalProcessTests(TestCase):
     def test_dead_writer_is_a_persistence_failure_until_replaced(self):
         """A commit in flight when the writer dies is reported failed, then retried and kept."""
         directory = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, directory)
+        self.addCleanup(shutil.rmtree, directory, True)
         keyspace, journal = open_journal(directory)
         self.addCleanup(journal.stop)
         first = journal.info()["journal_writer_pid"]

@@ -6,6 +6,7 @@ import gc
 import os
 import platform
 from unittest import skipIf
+import shutil
 import socket
 import tempfile
 import time
@@ -257,6 +258,7 @@ class TwistdTests(SynchronousTestCase):
     def test_kvstoreBackend(self) -> None:
         """Through kvproxy, redis-py and telnet read kvstore's latest values, direct writes too."""
         data = tempfile.mkdtemp(prefix="kvproxy-test-")
+        self.addCleanup(shutil.rmtree, data, True)
         store = start_kvstore(data, "--fsync", "no")
         self.addCleanup(store.stop)
         proxy = self.start_proxy(store.port)
@@ -277,6 +279,7 @@ class TwistdTests(SynchronousTestCase):
     def test_backendRestart(self) -> None:
         """A killed backend gives clear errors, and the proxy reconnects when it returns."""
         data = tempfile.mkdtemp(prefix="kvproxy-test-")
+        self.addCleanup(shutil.rmtree, data, True)
         port = free_port()
         store = start_kvstore(data, "--fsync", "always", port=port)
         self.addCleanup(store.stop)

@@ -224,6 +224,7 @@ class RestartTests(SynchronousTestCase):
     def test_data_survives_clean_restart_and_kill(self) -> None:
         """Acknowledged writes survive a SIGTERM restart and a SIGKILL restart."""
         data = tempfile.mkdtemp(prefix="kvtwist-restart-")
+        self.addCleanup(shutil.rmtree, data, True)
         proc = start_kvstore(data)
         try:
             r = redis.Redis(port=proc.port, socket_timeout=10)
@@ -318,6 +319,7 @@ class PluginTests(SynchronousTestCase):
     def test_kv_tac(self) -> None:
         """``twistd -ny kv.tac`` runs the store and the proxy in front of it in one process."""
         work = tempfile.mkdtemp(prefix="kvtwist-tac-")
+        self.addCleanup(shutil.rmtree, work, True)
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         store_port = probe.getsockname()[1]
