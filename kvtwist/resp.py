@@ -123,7 +123,7 @@ class RequestParser(_Buffer):
     requests (``*0``, ``*-1``, blank lines) are skipped.  Cost is linear in the input.
     """
 
-    __slots__ = ("max_bulk", "max_args", "max_inline", "_args", "_left", "_bulk")
+    __slots__ = ("max_bulk", "max_args", "max_inline", "_args", "_left", "_bulk", "_quick")
 
     def __init__(self, max_bulk: int = 512 * 1024 * 1024, max_args: int = 1024 * 1024,
                  max_inline: int = 64 * 1024) -> None:
@@ -134,6 +134,9 @@ class RequestParser(_Buffer):
         self._args = None  # arguments of a partially received multibulk request
         self._left = 0  # arguments still to come for it
         self._bulk = -1  # length of the next argument once its $ line was read
+        # The most arguments a request cut by drain's one-request check may have: its
+        # headers are at most "*255" and "$255", so the limits must allow those.
+        self._quick = min(max_args, 255) if max_bulk >= 255 and max_inline >= 4 else 0
 
     def next_request(self):
         """Return the next complete request as a list of bytes, or None if more bytes are needed.
@@ -252,12 +255,35 @@ class RequestParser(_Buffer):
         goes through next_request(), so results and errors are exactly the same.
         """
         out = []
-        if (self._args is None and not self._chunks and self._pos >= len(self._buf)
-                and self._error is None and data.__class__ is bytes):
+        # Nothing buffered (a consumed buffer may linger until the next general parse).
+        if (not self._buf and self._args is None and not self._chunks and self._error is None
+                and data.__class__ is bytes):
             size = len(data)
             pos = 0
             if size <= _SPLIT_MAX:
-                pos = _split_requests(data, out, self.max_bulk, self.max_args, self.max_inline)
+                tokens = data.split(_CRLF)
+                last = len(tokens) - 1
+                count = last >> 1  # what exactly one request in these tokens would carry
+                if (last & 1 and 0 < count <= self._quick and not tokens[last]
+                        and tokens[0] == _COUNT_LINES[count]):
+                    # Exactly one request with values under 256 bytes (a client waiting
+                    # for each reply): each "$<len>" header must be the canonical one.
+                    headers = _BULK_HEADERS
+                    args = []
+                    index = 2
+                    while index < last:
+                        value = tokens[index]
+                        size = len(value)
+                        if size > 255 or tokens[index - 1] != headers[size]:
+                            break
+                        args.append(value)
+                        index += 2
+                    else:
+                        out.append(args)
+                        return out, None
+                    size = len(data)
+                pos = _split_requests(data, out, self.max_bulk, self.max_args, self.max_inline,
+                                      tokens)
             if pos < size:
                 pos = _find_requests(data, out, self.max_bulk, self.max_args, self.max_inline,
                                      pos)
@@ -328,20 +354,24 @@ def _find_requests(data: bytes, out: list, max_bulk: int, max_args: int,
 # Canonical "$<len>" headers for short values: one list index and one bytes compare
 # check a header's "$", its digits, its lack of leading zeros and the value's length.
 _BULK_HEADERS = [b"$%d" % n for n in range(256)]
+# Canonical "*<count>" lines of short requests, by count.
+_COUNT_LINES = [b"*%d" % n for n in range(256)]
 
 
 def _split_requests(data: bytes, out: list, max_bulk: int, max_args: int,
-                    max_inline: int) -> int:
+                    max_inline: int, tokens=None) -> int:
     """Append the complete, well-formed multibulk requests at the start of ``data`` to
     ``out``; return the offset of the first byte it left for the general parser.
 
     One C-level split cuts every line; a value token is trusted only when its length
     is the declared one (so it held no CRLF and a CRLF follows it), else the walk stops
-    and that request is left, from its first byte, to next_request().
+    and that request is left, from its first byte, to next_request(). ``tokens`` is
+    ``data.split(b"\r\n")`` when the caller has it already.
     """
     if data[:1] != b"*":
         return 0
-    tokens = data.split(_CRLF)
+    if tokens is None:
+        tokens = data.split(_CRLF)
     last = len(tokens) - 1  # the last token has no CRLF after it: never part of a request
     # The longest value whose "$<len>" header line still fits in max_inline.
     if max_inline > 20:

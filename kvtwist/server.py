@@ -88,24 +88,20 @@ class KVProtocol(LineReceiver):
             else:
                 self.dialect = TEXT
                 self._render = to_text
-        self._begin()
-        if self.dialect is RESP:
-            self._resp_received(data)
-        else:
+        parts = []
+        chunk = self._chunk = _Chunk(parts)
+        if self.dialect is not RESP:
             LineReceiver.dataReceived(self, data)
-        self._end()
-
-    # -- the three dialects ----------------------------------------------------
-
-    def _resp_received(self, data: bytes) -> None:
+            self._end()
+            return
+        # RESP, the dialect of every client library, is handled here rather than in a
+        # method of its own: one call less per read.
         requests, error = self._parser.drain(data)
         journal = self._journal
         session = self.session
         execute = session.execute
-        chunk = self._chunk
-        parts = chunk.parts
+        seq = journal.appended
         for argv in requests:
-            before = journal.appended
             reply = execute(argv)
             if reply.__class__ is bytes:  # the common GET reply, rendered inline
                 parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
@@ -118,14 +114,24 @@ class KVProtocol(LineReceiver):
                     self._add_deferred(reply, render)
                 else:
                     parts.append(render(reply))
-            if journal.appended != before:
-                self._note_write(chunk, journal)
+            if journal.appended != seq:
+                # _note_write, inlined: this runs for every write.
+                seq = journal.appended
+                if seq != journal.acked:
+                    if chunk.writes is None:
+                        chunk.writes = [(len(parts) - 1, seq)]
+                    else:
+                        chunk.writes.append((len(parts) - 1, seq))
             if session.closing:
                 self._close_after_chunk()
-                return
-        if error is not None:
-            parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
-            self._close_after_chunk()
+                break
+        else:
+            if error is not None:
+                parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
+                self._close_after_chunk()
+        self._end()
+
+    # -- the text and JSON dialects ---------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
         if self._closing:
@@ -179,17 +185,15 @@ class KVProtocol(LineReceiver):
 
     # -- replies: ordering, durability gating, one write per read -------------
 
-    def _begin(self) -> None:
-        self._chunk = _Chunk([])
-
     def _note_write(self, chunk: _Chunk, journal) -> None:
         # Only a write the journal has not acknowledged yet can still fail; remember
         # which reply answers it, so a persistence failure can replace that reply.
         seq = journal.appended
         if seq != journal.acked:
             if chunk.writes is None:
-                chunk.writes = []
-            chunk.writes.append((len(chunk.parts) - 1, seq))
+                chunk.writes = [(len(chunk.parts) - 1, seq)]
+            else:
+                chunk.writes.append((len(chunk.parts) - 1, seq))
 
     def _close_after_chunk(self) -> None:
         self._chunk.close = True
@@ -219,7 +223,8 @@ class KVProtocol(LineReceiver):
     def _end(self) -> None:
         chunk = self._chunk
         self._chunk = None
-        if not chunk.parts and not chunk.close:
+        parts = chunk.parts
+        if not parts and not chunk.close:
             return
         journal = self._journal
         gate = journal.appended
@@ -228,15 +233,26 @@ class KVProtocol(LineReceiver):
             # observed is not durable yet: nothing in it may be seen before it is.
             chunk.gated = True
             journal.on_acked(gate, self._gate_opened, chunk)  # at once if the disk failed
-        if not self._queue and not chunk.gated and not chunk.pending:
-            if chunk.parts:
-                self._write(b"".join(chunk.parts))
-            if chunk.close:
-                self._close()
+        queue = self._queue
+        if not queue:
+            if not chunk.gated and not chunk.pending:
+                if parts:
+                    self._write(b"".join(parts))
+                if chunk.close:
+                    self._close()
+                return
+            # The head of the queue is not counted in the backlog (only replies filled in
+            # later are): not reading from the client cannot shrink what it already made.
+            chunk.size = 0
+            queue.append(chunk)
             return
         # The queue's head is always blocked (a ready head is written at once), so a chunk
-        # joining it sends nothing yet; only the backlog grew.
-        self._enqueue(chunk)
+        # joining it sends nothing yet; only the backlog grew. (_enqueue, inlined.)
+        if chunk.pending:  # a reply still awaited is a None placeholder
+            parts = [part for part in parts if part is not None]
+        chunk.size = sum(map(len, parts))
+        queue.append(chunk)
+        self._queued_bytes += chunk.size
         if self._queued_bytes > HIGH_WATER and not self._paused:
             self._apply_backpressure()
 
@@ -267,20 +283,29 @@ class KVProtocol(LineReceiver):
 
     def _flush(self, write, close_connection) -> None:
         queue = self._queue
-        out = []
-        close = False
-        while queue:
+        if len(queue) == 1:  # the usual backlog: one read's replies waiting for a commit
             chunk = queue[0]
             if chunk.gated or chunk.pending:
-                break
-            queue.popleft()
-            self._queued_bytes -= chunk.size
-            out.extend(chunk.parts)
-            if chunk.close:
-                close = True
-                queue.clear()
-                self._queued_bytes = 0
-                break
+                return
+            queue.clear()
+            self._queued_bytes = 0
+            out = chunk.parts
+            close = chunk.close
+        else:
+            out = []
+            close = False
+            while queue:
+                chunk = queue[0]
+                if chunk.gated or chunk.pending:
+                    break
+                queue.popleft()
+                self._queued_bytes -= chunk.size
+                out.extend(chunk.parts)
+                if chunk.close:
+                    close = True
+                    queue.clear()
+                    self._queued_bytes = 0
+                    break
         if self.transport is None or not self.connected:
             return
         if out:

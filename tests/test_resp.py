@@ -404,6 +404,47 @@ class DrainTests(SynchronousTestCase):
             got, error = self.drain_all(chunks, RequestParser(max_bulk=64, max_inline=32))
             self.assertEqual((got, error and str(error)), (expected, expected_error))
 
+    @given(st.lists(_values, min_size=1, max_size=6))
+    def test_one_request_per_read(self, argv) -> None:
+        """A read holding exactly one request, whatever bytes its values hold, yields it alone."""
+        self.assertEqual(RequestParser().drain(encode_command(argv)), ([argv], None))
+
+    @given(st.lists(_wire_fragments, min_size=1, max_size=3))
+    def test_server_limits_match_next_request(self, fragments) -> None:
+        """With the server's limits (the one-request check on), drain matches next_request()."""
+        data = b"".join(fragments)
+        requests, error = RequestParser().drain(data)
+        self.assertEqual((requests, error and str(error)), _reference(data, RequestParser()))
+
+    def test_one_request_edge_cases(self) -> None:
+        """Near misses of the one-request shape are cut as next_request() cuts them."""
+        long_value = b"v" * 300
+        for data in [b"*1\r\n$04\r\nPING\r\n", b"*01\r\n$4\r\nPING\r\n",
+                     b"*2\r\n$3\r\nGET\r\n$300\r\n" + long_value + b"\r\n",
+                     b"*1\r\n$4\r\nPING\r\n*", b"*2\r\n$4\r\nPING\r\n",
+                     b"*1\r\n$4\r\nPI\r\n\r\n", b"*1\r\n$2\r\nPING\r\n",
+                     b"*1\r\n4\r\nPING\r\n", b"*1\r\n$4\r\nPING\r\nX\r\n"]:
+            requests, error = RequestParser().drain(data)
+            self.assertEqual((requests, error and str(error)), _reference(data, RequestParser()),
+                             data)
+        # Limits too small for "$255" or "*255" headers turn the check off.
+        for limits in [{"max_bulk": 3}, {"max_args": 1}, {"max_inline": 3}]:
+            data = encode_command([b"ECHO", b"abcd"])
+            requests, error = RequestParser(**limits).drain(data)
+            self.assertEqual((requests, error and str(error)),
+                             _reference(data, RequestParser(**limits)), limits)
+
+    def test_one_request_skips_pipeline_cutter(self) -> None:
+        """A read of one short request is cut without the loop that walks a pipeline."""
+        import kvtwist.resp as resp
+
+        def refuse(*args):
+            raise AssertionError("the pipeline cutter ran")
+
+        self.patch(resp, "_split_requests", refuse)
+        argv = [b"SET", b"key:1", b"*$0"]
+        self.assertEqual(RequestParser().drain(encode_command(argv)), ([argv], None))
+
     @given(st.lists(_wire_fragments, max_size=12), st.integers(0, 40), st.integers(1, 8))
     def test_cutters_match_next_request(self, fragments, max_inline, max_args) -> None:
         """Each cutter (split and find; drain mixes them) cuts next_request()'s requests."""

@@ -292,6 +292,18 @@ class ProtocolTests(SynchronousTestCase):
         self.journal.commit()
         self.assertEqual(transport.producerState, "producing")
 
+    def test_held_head_not_counted(self) -> None:
+        """The replies of the read at the queue's head do not count towards the high-water mark."""
+        self.store.data[b"k"] = b"x" * (HIGH_WATER + 1)
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET a b\r\nGET k\r\n")
+        self.assertEqual(transport.producerState, "producing")
+        proto.dataReceived(b"GET k\r\n")
+        self.assertEqual(transport.producerState, "paused")
+        self.journal.commit()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(proto._queued_bytes, 0)
+
     def test_session_dropped_on_disconnect(self) -> None:
         """The store forgets a session when its connection is lost."""
         proto, transport = self.connect()
