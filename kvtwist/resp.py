@@ -271,17 +271,18 @@ class RequestParser(_Buffer):
                     headers = _BULK_HEADERS
                     args = []
                     index = 2
-                    while index < last:
-                        value = tokens[index]
-                        size = len(value)
-                        if size > 255 or tokens[index - 1] != headers[size]:
-                            break
-                        args.append(value)
-                        index += 2
-                    else:
-                        out.append(args)
-                        return out, None
-                    size = len(data)
+                    try:
+                        while index < last:
+                            value = tokens[index]
+                            if tokens[index - 1] != headers[len(value)]:
+                                break
+                            args.append(value)
+                            index += 2
+                        else:
+                            out.append(args)
+                            return out, None
+                    except IndexError:  # a value of 256 bytes or more: cut below
+                        pass
                 pos = _split_requests(data, out, self.max_bulk, self.max_args, self.max_inline,
                                       tokens)
             if pos < size:

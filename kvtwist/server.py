@@ -79,57 +79,86 @@ class KVProtocol(LineReceiver):
         if self._closing or not data:
             return
         if self.dialect is None:
-            first = data[:1]
-            if first == b"*":
-                self.dialect = RESP
-                self._parser = RequestParser(max_bulk=self.factory.max_bulk)
-            elif first == b"{":
-                self.dialect = JSON
-            else:
-                self.dialect = TEXT
-                self._render = to_text
+            self._choose_dialect(data[:1])
         parts = []
         chunk = self._chunk = _Chunk(parts)
-        if self.dialect is not RESP:
-            LineReceiver.dataReceived(self, data)
-            self._end()
-            return
-        # RESP, the dialect of every client library, is handled here rather than in a
-        # method of its own: one call less per read.
-        requests, error = self._parser.drain(data)
-        journal = self._journal
-        session = self.session
-        execute = session.execute
-        seq = journal.appended
-        for argv in requests:
-            reply = execute(argv)
-            if reply.__class__ is bytes:  # the common GET reply, rendered inline
-                parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
-            elif reply is OK:
-                parts.append(b"+OK\r\n")
-            else:
-                # HELLO may switch the session to RESP3 mid-read, so ask each time.
-                render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
-                if isinstance(reply, Deferred):
-                    self._add_deferred(reply, render)
+        if self.dialect is RESP:
+            # RESP, the dialect of every client library, is handled here rather than in
+            # a method of its own, and so is the end of the read: two calls less per read.
+            requests, error = self._parser.drain(data)
+            journal = self._journal
+            session = self.session
+            execute = session.execute
+            seq = journal.appended
+            for argv in requests:
+                reply = execute(argv)
+                if reply.__class__ is bytes:  # the common GET reply, rendered inline
+                    parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                elif reply is OK:
+                    parts.append(b"+OK\r\n")
                 else:
-                    parts.append(render(reply))
-            if journal.appended != seq:
-                # _note_write, inlined: this runs for every write.
-                seq = journal.appended
-                if seq != journal.acked:
-                    if chunk.writes is None:
-                        chunk.writes = [(len(parts) - 1, seq)]
+                    # HELLO may switch the session to RESP3 mid-read, so ask each time.
+                    render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
+                    if isinstance(reply, Deferred):
+                        self._add_deferred(reply, render)
                     else:
-                        chunk.writes.append((len(parts) - 1, seq))
-            if session.closing:
-                self._close_after_chunk()
-                break
+                        parts.append(render(reply))
+                if journal.appended != seq:
+                    # _note_write, inlined: this runs for every write.
+                    seq = journal.appended
+                    if seq != journal.acked:
+                        if chunk.writes is None:
+                            chunk.writes = [(len(parts) - 1, seq)]
+                        else:
+                            chunk.writes.append((len(parts) - 1, seq))
+                if session.closing:
+                    self._close_after_chunk()
+                    break
+            else:
+                if error is not None:
+                    parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
+                    self._close_after_chunk()
         else:
-            if error is not None:
-                parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
-                self._close_after_chunk()
-        self._end()
+            LineReceiver.dataReceived(self, data)
+        # The read's replies, in order: written now, or queued behind earlier ones.
+        self._chunk = None
+        if not parts and not chunk.close:
+            return
+        journal = self._journal
+        gate = journal.appended
+        if gate > journal.acked:
+            # Someone's write (ours or another client's) that this chunk may have
+            # observed is not durable yet: nothing in it may be seen before it is.
+            chunk.gated = True
+            journal.on_acked(gate, self._gate_opened, chunk)  # at once if the disk failed
+        queue = self._queue
+        if not queue:
+            if not chunk.gated and not chunk.pending:
+                if parts:
+                    self._write(b"".join(parts))
+                if chunk.close:
+                    self._close()
+                return
+            # The head of the queue is not counted in the backlog (only replies filled in
+            # later are): not reading from the client cannot shrink what it already made.
+            chunk.size = 0
+            queue.append(chunk)
+            return
+        # The queue's head is always blocked (a ready head is written at once), so a chunk
+        # joining it sends nothing yet; only the backlog grew.
+        self._enqueue(chunk)
+        if self._queued_bytes > HIGH_WATER and not self._paused:
+            self._apply_backpressure()
+
+    def _choose_dialect(self, first: bytes) -> None:
+        if first == b"*":
+            self.dialect = RESP
+            self._parser = RequestParser(max_bulk=self.factory.max_bulk)
+        elif first == b"{":
+            self.dialect = JSON
+        else:
+            self.dialect = TEXT
+            self._render = to_text
 
     # -- the text and JSON dialects ---------------------------------------------
 
@@ -219,42 +248,6 @@ class KVProtocol(LineReceiver):
         chunk.pending -= 1
         if chunk.pending == 0:
             self._flush(self._write, self._close)
-
-    def _end(self) -> None:
-        chunk = self._chunk
-        self._chunk = None
-        parts = chunk.parts
-        if not parts and not chunk.close:
-            return
-        journal = self._journal
-        gate = journal.appended
-        if gate > journal.acked:
-            # Someone's write (ours or another client's) that this chunk may have
-            # observed is not durable yet: nothing in it may be seen before it is.
-            chunk.gated = True
-            journal.on_acked(gate, self._gate_opened, chunk)  # at once if the disk failed
-        queue = self._queue
-        if not queue:
-            if not chunk.gated and not chunk.pending:
-                if parts:
-                    self._write(b"".join(parts))
-                if chunk.close:
-                    self._close()
-                return
-            # The head of the queue is not counted in the backlog (only replies filled in
-            # later are): not reading from the client cannot shrink what it already made.
-            chunk.size = 0
-            queue.append(chunk)
-            return
-        # The queue's head is always blocked (a ready head is written at once), so a chunk
-        # joining it sends nothing yet; only the backlog grew. (_enqueue, inlined.)
-        if chunk.pending:  # a reply still awaited is a None placeholder
-            parts = [part for part in parts if part is not None]
-        chunk.size = sum(map(len, parts))
-        queue.append(chunk)
-        self._queued_bytes += chunk.size
-        if self._queued_bytes > HIGH_WATER and not self._paused:
-            self._apply_backpressure()
 
     def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
         chunk.gated = False
