@@ -99,6 +99,13 @@ def main(argv=None) -> int:
                              % tool)
             return 2
     workdir = tempfile.mkdtemp(prefix="kvtwist-bench-")
+    try:
+        return _run(args, selected, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # also when a suite raised
+
+
+def _run(args, selected: tuple, workdir: str) -> int:
     run = suites.Run(workdir, args.quick, selected)
     run.progress("suites: %s%s; work directory %s" % (
         ", ".join(selected), " (quick)" if args.quick else "", workdir))
@@ -132,7 +139,6 @@ def main(argv=None) -> int:
         shutil.copy(md_path, os.path.join(HERE, "latest.md"))
         if charted:
             shutil.copy(png_path, os.path.join(HERE, "latest.png"))
-    shutil.rmtree(workdir, ignore_errors=True)
     return 1 if any(row.value is None for row in run.rows) else 0
 
 
