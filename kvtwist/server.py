@@ -220,9 +220,8 @@ class KVProtocol(LineReceiver):
         seq = journal.appended
         if seq != journal.acked:
             if chunk.writes is None:
-                chunk.writes = [(len(chunk.parts) - 1, seq)]
-            else:
-                chunk.writes.append((len(chunk.parts) - 1, seq))
+                chunk.writes = []
+            chunk.writes.append((len(chunk.parts) - 1, seq))
 
     def _close_after_chunk(self) -> None:
         self._chunk.close = True
