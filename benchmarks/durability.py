@@ -78,17 +78,22 @@ def fsync_rounds(run: Run) -> None:
             run.failed(group, reference, "SET", e, 50, 1)
             return
         found = {label: [] for label, server in servers}
+        cpu = {label: [] for label, server in servers}
         n = run.requests(50, 1) * 2 // 3
         for round_ in range(run.rounds):
             for label, server in servers:
                 run.progress("%s: round %d, %s redis-benchmark -t set -c 50 -P 1 -n %d" % (
                     group, round_ + 1, label, n))
+                before = procs.cpu_seconds(server.pid)
                 try:
                     got = redisbench.run(server.port, ("set",), 50, 1, n, timeout=120.0)
                     found[label].append(got["SET"])
                 except (redisbench.BenchmarkError, KeyError) as e:
                     run.progress("  %s failed: %s" % (label, e))
                     found[label].append(None)
+                    continue
+                cpu[label].append(cpu_per_request(before, procs.cpu_seconds(server.pid),
+                                                  server.pid, n))
     base = found[reference]
     for label, results in found.items():
         summary = round_summary(results, base)
@@ -99,8 +104,36 @@ def fsync_rounds(run: Run) -> None:
         note = "median of %d" % count
         if label != reference and low is not None:
             note += "; x redis per round %.2f-%.2f" % (low, high)
+        note += cpu_note(cpu[label])
         run.rows.append(Row(group, label, "SET", ops, "ops/s", 50, 1,
                             middle["p50"], middle["p99"], note=note))
+
+
+def cpu_per_request(before: dict, after: dict, pid: int, requests: int):
+    """Return ``(user, system, children)`` microseconds of CPU per request between two
+    ``procs.cpu_seconds`` readings of server ``pid`` (children: its child processes, such
+    as kvstore's journal writer, user and system together), or None without both readings.
+    """
+    if pid not in before or pid not in after or requests <= 0:
+        return None
+    user = after[pid][0] - before[pid][0]
+    system = after[pid][1] - before[pid][1]
+    children = sum(sum(after[child]) - sum(before.get(child, (0.0, 0.0)))
+                   for child in after if child != pid)
+    scale = 1e6 / requests
+    return user * scale, system * scale, children * scale
+
+
+def cpu_note(readings: list) -> str:
+    """Return the rows' note on CPU per request: the median of each part over the rounds."""
+    measured = [reading for reading in readings if reading is not None]
+    if not measured:
+        return ""
+    user, system, children = (statistics.median(part) for part in zip(*measured))
+    note = "; CPU per SET %.1f us user + %.1f us sys" % (user, system)
+    if children:
+        note += ", journal writer %.1f us" % children
+    return note
 
 
 def round_summary(results: list, base: list):

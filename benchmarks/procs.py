@@ -210,6 +210,39 @@ def rss_bytes(pid: int) -> int:
     raise ServerError("no VmRSS for pid %d" % pid)
 
 
+def parse_stat_times(text: str, ticks: int) -> tuple:
+    """Return ``(user, system)`` seconds from the text of a /proc/PID/stat file."""
+    # The command name (field 2) is in parentheses and may hold spaces or ")": fields are
+    # counted from the last ")".
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def cpu_seconds(pid: int) -> dict:
+    """Return ``{pid: (user, system)}`` CPU seconds of ``pid`` (all its threads) and its children.
+
+    A process that is gone, or whose files cannot be read, is left out.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            found[pid] = parse_stat_times(stat.read(), ticks)
+        children = []
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, task)) as listed:
+                children.extend(int(child) for child in listed.read().split())
+    except (OSError, ValueError):
+        return found
+    for child in children:
+        try:
+            with open("/proc/%d/stat" % child) as stat:
+                found[child] = parse_stat_times(stat.read(), ticks)
+        except (OSError, ValueError):
+            pass
+    return found
+
+
 # ``python -m twisted`` is the newer ``twist`` runner, which has no -n/--pidfile/--logfile;
 # this runs ``twistd`` itself under whichever interpreter is given.
 TWISTD = "from twisted.scripts.twistd import run; run()"

@@ -117,14 +117,19 @@ class Run:
                                      pipeline, got["p50"], got["p99"]))
 
     def warm(self, label, server, tests=("set", "get")):
-        """Drive ``server`` once without recording, so a JIT has compiled the hot path."""
-        n = self.requests(50, 16) // 2
-        self.progress("warm-up: %s redis-benchmark -t %s -P 16 -n %d" % (
-            label, ",".join(tests), n))
-        try:
-            redisbench.run(server.port, tests, 50, 16, n, timeout=120.0)
-        except redisbench.BenchmarkError as e:
-            self.progress("  warm-up of %s failed: %s" % (label, e))
+        """Drive ``server`` without recording, so a JIT has compiled the hot paths.
+
+        Pipelined and one-at-a-time requests take different paths through the server
+        (resp.RequestParser.drain cuts a lone request on its own), so both are driven.
+        """
+        for pipeline in (16, 1):
+            n = self.requests(50, pipeline) // 2
+            self.progress("warm-up: %s redis-benchmark -t %s -P %d -n %d" % (
+                label, ",".join(tests), pipeline, n))
+            try:
+                redisbench.run(server.port, tests, 50, pipeline, n, timeout=120.0)
+            except redisbench.BenchmarkError as e:
+                self.progress("  warm-up of %s failed: %s" % (label, e))
 
     def load(self, group, label, port, dialect, tests, configs, replies=""):
         """Run the Twisted load generator once over tests x configs; append a row each."""

@@ -345,6 +345,38 @@ class RoundSummaryTests(SynchronousTestCase):
         self.assertEqual(durability.round_summary([self.row(1.0)], [None])[3:], (None, None))
 
 
+class CpuPerRequestTests(SynchronousTestCase):
+    """A server's CPU per request, from /proc readings around a benchmark round."""
+
+    def test_stat_times_after_the_command_name(self) -> None:
+        """User and system ticks are fields 14 and 15, counted after a name with ") " in it."""
+        line = "42 (odd ) name) S 1 42 42 0 -1 4194560 10 0 0 0 250 75 3 1 20 0 2 0 9 1 1"
+        self.assertEqual(procs.parse_stat_times(line, 100), (2.5, 0.75))
+
+    def test_own_process(self) -> None:
+        """cpu_seconds reads this very process, and nothing for a process that is gone."""
+        found = procs.cpu_seconds(os.getpid())
+        self.assertIn(os.getpid(), found)
+        self.assertEqual(len(found[os.getpid()]), 2)
+        self.assertEqual(procs.cpu_seconds(2 ** 22 + 1), {})
+
+    def test_per_request_and_children(self) -> None:
+        """Microseconds per request: the server's user and system, its children's together."""
+        before = {7: (1.0, 0.5), 8: (0.25, 0.25)}
+        after = {7: (3.0, 1.5), 8: (0.75, 0.25), 9: (0.5, 0.0)}
+        self.assertEqual(durability.cpu_per_request(before, after, 7, 100000),
+                         (20.0, 10.0, 10.0))
+        self.assertIsNone(durability.cpu_per_request({}, after, 7, 100000))
+
+    def test_note_gives_medians(self) -> None:
+        """The note gives each part's median over the rounds, the writer only when there is one."""
+        note = durability.cpu_note([(10.0, 4.0, 2.0), None, (12.0, 6.0, 4.0), (11.0, 5.0, 3.0)])
+        self.assertEqual(note, "; CPU per SET 11.0 us user + 5.0 us sys, journal writer 3.0 us")
+        self.assertEqual(durability.cpu_note([(3.0, 7.0, 0.0)]),
+                         "; CPU per SET 3.0 us user + 7.0 us sys")
+        self.assertEqual(durability.cpu_note([None]), "")
+
+
 class ReportTests(SynchronousTestCase):
     """Ratios, the markdown table and the chart."""
 
