@@ -10,6 +10,7 @@ from kvtwist.cache import MISSING
 from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.proxycommands import ALL, READ_ONLY, REFUSED, WRITES, all_keys
 from kvtwist.replies import OK, PONG, Error, Pairs
+from kvtwist.turns import at_turn_end
 
 
 def backend_error(failure) -> Error:
@@ -150,7 +151,8 @@ class ProxyStore:
         self.rereads = 0
         self.coalesced = 0
         self._batch = []  # placeholders of this turn's GET misses, sent at its end
-        self._batch_call = None
+        self._batch_due = False  # a call at the end of the turn will send the batch
+        self._at_turn_end = at_turn_end(clock)
         self.backend_errors = 0
 
     def new_session(self, peer: str = "") -> ProxySession:
@@ -197,17 +199,17 @@ class ProxyStore:
         placeholder = cache.reserve(key)
         placeholder.waiters = [waiter]
         self._batch.append(placeholder)
-        if self._batch_call is None:
-            self._batch_call = self.clock.callLater(0, self._send_batch)
+        if not self._batch_due:
+            self._batch_due = True
+            self._at_turn_end(self._turn_ended)
         return waiter
+
+    def _turn_ended(self) -> None:
+        self._batch_due = False
+        self._send_batch()  # nothing left to send if a write sent the batch early
 
     def _send_batch(self) -> None:
         # One request for the turn's misses: one GET, or one MGET for several keys.
-        call = self._batch_call
-        if call is not None:
-            self._batch_call = None
-            if call.active():
-                call.cancel()
         batch = self._batch
         if not batch:
             return

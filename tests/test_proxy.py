@@ -536,6 +536,31 @@ class ProxyBatchTests(ProxyCase):
         self.assertEqual([argv for argv, _ in self.backend.sent],
                          [[b"GET", b"a"], [b"MGET", b"b", b"c"]])
 
+    def test_missAfterWriteWaitsForTurnEnd(self) -> None:
+        """A write sends the misses before it; a miss after it in the turn goes at the turn's end."""
+        self.one.execute([b"GET", b"a"])
+        self.two.execute([b"SET", b"x", b"1"])
+        self.one.execute([b"GET", b"b"])
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"GET", b"a"], [b"SET", b"x", b"1"]])
+        self.clock.advance(0)
+        self.assertEqual([argv for argv, _ in self.backend.sent][2:], [[b"GET", b"b"]])
+        self.clock.advance(0)
+        self.assertEqual(len(self.backend.sent), 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_usesReactorTurnEnd(self) -> None:
+        """With a reactor that calls at the end of its turn, the batch goes out through that."""
+        ends = []
+        self.clock.callAtTurnEnd = ends.append
+        proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        session = proxy.new_session()
+        session.execute([b"GET", b"a"])
+        session.execute([b"GET", b"b"])
+        self.assertEqual((len(ends), self.clock.getDelayedCalls()), (1, []))
+        ends.pop()()
+        self.assertEqual([argv for argv, _ in self.backend.sent], [[b"MGET", b"a", b"b"]])
+
     def test_sameKeyTwiceInOneTurnIsFetchedOnce(self) -> None:
         """Concurrent misses on one key put it in the batch once; every waiter gets it."""
         d1 = self.one.execute([b"GET", b"a"])
