@@ -537,7 +537,7 @@ class ProxyBatchTests(ProxyCase):
                          [[b"GET", b"a"], [b"MGET", b"b", b"c"]])
 
     def test_missAfterWriteWaitsForTurnEnd(self) -> None:
-        """A write sends the misses before it; a miss after it in the turn goes at the turn's end."""
+        """A write sends the misses before it; a miss after it goes at the end of the turn."""
         self.one.execute([b"GET", b"a"])
         self.two.execute([b"SET", b"x", b"1"])
         self.one.execute([b"GET", b"b"])
