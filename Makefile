@@ -6,7 +6,7 @@ PYPY_VENV ?= .venv-pypy
 PIP_FLAGS = --quiet --disable-pip-version-check
 INSTALL = -e '.[test]' --config-settings editable_mode=compat
 
-.PHONY: run proxy tac test test-cpython test-pypy bench clean
+.PHONY: run run-pypy proxy tac test test-cpython test-pypy bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(PYPY_VENV)/.installed: pyproject.toml
 ## Start the key-value server on 127.0.0.1:7379, data in ./kvdata.
 run: $(VENV)/.installed
 	$(VENV)/bin/twistd --pidfile= -n kvstore
+
+## The same server under PyPy (needs pypy3 and pypy3-venv): the faster one for writes.
+run-pypy: $(PYPY_VENV)/.installed
+	$(PYPY_VENV)/bin/twistd --pidfile= -n kvstore
 
 ## Start the caching proxy on 127.0.0.1:7380 in front of 127.0.0.1:7379.
 proxy: $(VENV)/.installed
