@@ -14,7 +14,7 @@ from twisted.trial import unittest
 from kvtwist import demo
 from kvtwist.replies import OK
 from tests.redisref import start_redis_or_skip
-from tests.test_repl import run_cli
+from tests.test_repl import cli_env, run_cli
 
 
 class TranscriptTests(unittest.SynchronousTestCase):
@@ -80,8 +80,11 @@ class DemoTests(unittest.TestCase):
 
     def test_demo_starts_kvstore(self):
         """Without --port the demo starts kvstore, plays the session, stops it and exits 0."""
-        status, out, err = run_cli(["demo"], timeout=120)
+        scratch = tempfile.mkdtemp()  # the demo's data directory goes in here, then away
+        self.addCleanup(shutil.rmtree, scratch, True)
+        status, out, err = run_cli(["demo"], timeout=120, env=cli_env(TMPDIR=scratch))
         self.assertEqual(status, 0, out + err)
+        self.assertEqual(os.listdir(scratch), [])
         check_transcript(self, out)
         match = re.search(rb"started kvstore \(pid (\d+)\)", out)
         self.assertIsNotNone(match, out)

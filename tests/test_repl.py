@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import select
 import shutil
 import subprocess
@@ -29,12 +30,23 @@ def cli_env(**extra):
     return env
 
 
-def run_cli(args, stdin=b"", timeout=60):
-    """Run ``kvtwist`` with args and piped stdin; return (status, stdout, stderr)."""
-    proc = subprocess.run([sys.executable, "-m", "kvtwist.cli"] + args, input=stdin,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=cli_env(), timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
+def run_cli(args, stdin=b"", timeout=60, env=None):
+    """Run ``kvtwist`` with args and piped stdin; return (status, stdout, stderr).
+
+    It runs in a session of its own, so a timeout kills whatever it started as well
+    (the demo's kvstore) before TimeoutExpired is raised.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "kvtwist.cli"] + args,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env or cli_env(),
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return proc.returncode, out, err
 
 
 class RenderTests(unittest.SynchronousTestCase):
