@@ -2,64 +2,95 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
-from benchmarks import procs
+from benchmarks import procs, redisbench
+from benchmarks.durability import round_summary
+from benchmarks.report import Row
 from benchmarks.suites import CPY, Run, _guard
 
 # redis-benchmark's -r keys are key:%012d; the hit path preloads all of them.
 HIT_KEYS = 10000
 MISS_KEYSPACE = 100000000  # nearly every GET a key never seen before: a cache miss
 DIRECT = "kvstore direct"
+PATHS = (("GET hit", HIT_KEYS), ("GET miss", MISS_KEYSPACE))
 
 
 def proxy(run: Run) -> None:
-    """GET on the hit and miss paths: kvstore direct, through kvproxy, through nutcracker."""
+    """GET on the hit and miss paths: kvstore direct, through kvproxy, through nutcracker.
+
+    The three are measured in turn, round after round (as the fsync rounds are), and each
+    row is the median of its rounds: one pass each, minutes apart, compared the VM's
+    moments more than the servers.
+    """
     group = "proxy GET"
     run.references[group] = DIRECT
-    names_hit = {"get": "GET hit"}
-    names_miss = {"get": "GET miss"}
-    configs = ((50, 1), (50, 16))
     if not procs.kvstore_available():
         run.failed(group, DIRECT, "GET", "kvtwist/tap.py not in this checkout yet")
         return
 
     def measure():
-        with run.kvstore(CPY) as backend:
+        with contextlib.ExitStack() as stack:
+            backend = stack.enter_context(run.kvstore(CPY))
             run.progress("%s: preloading %d keys" % (group, HIT_KEYS))
             procs.bulk_load(backend.port, HIT_KEYS, b"key:%012d", b"x" * 32)
-
-            def both(label, port, server):
-                # One pass first so a caching proxy holds the hit keys.
-                run.bench(group + " warm-up", label, server, ("get",), ((50, 16),),
-                          keyspace=HIT_KEYS)
-                run.rows.pop()
-                run.bench(group, label, server, ("get",), configs, keyspace=HIT_KEYS,
-                          names=names_hit)
-                run.bench(group, label, server, ("get",), configs,
-                          keyspace=MISS_KEYSPACE, names=names_miss)
-
-            both(DIRECT, backend.port, backend)
-            if procs.kvproxy_available():
-                def via_kvproxy():
-                    port = procs.free_port()
-                    log = os.path.join(run.workdir, "kvproxy-%d.log" % port)
-                    server = procs.Server("kvproxy", procs.kvproxy_argv(
-                        procs.CPYTHON, port, backend.port, log), port, run.workdir)
-                    with server:
-                        both("kvproxy", port, server)
-
-                _guard(run, group, "kvproxy", "GET", via_kvproxy)
-            else:
-                run.failed(group, "kvproxy", "GET", "kvtwist/proxytap.py not in this checkout yet")
-
-            def via_nutcracker():
-                port = procs.free_port()
-                argv = procs.nutcracker_config(
-                    os.path.join(run.tmp("nutcracker"), "nutcracker.yml"), port, backend.port)
-                with procs.Server("nutcracker", argv, port, run.workdir) as server:
-                    both("nutcracker", port, server)
-
-            _guard(run, group, "nutcracker", "GET", via_nutcracker)
+            servers = [(DIRECT, backend)]
+            for label, start in (("kvproxy", _kvproxy), ("nutcracker", _nutcracker)):
+                try:
+                    servers.append((label, stack.enter_context(start(run, backend.port))))
+                except (procs.ServerError, OSError) as e:
+                    run.failed(group, label, "GET", e)
+            for label, server in servers:
+                # One pass first, so a caching proxy holds the hit keys.
+                run.progress("%s warm-up: %s" % (group, label))
+                redisbench.run(server.port, ("get",), 50, 16, run.requests(50, 16),
+                               timeout=120.0, keyspace=HIT_KEYS)
+            _rounds(run, group, servers)
 
     _guard(run, group, DIRECT, "GET", measure)
+
+
+def _kvproxy(run: Run, backend: int) -> procs.Server:
+    if not procs.kvproxy_available():
+        raise procs.ServerError("kvtwist/proxytap.py not in this checkout yet")
+    port = procs.free_port()
+    log = os.path.join(run.workdir, "kvproxy-%d.log" % port)
+    return procs.Server("kvproxy", procs.kvproxy_argv(procs.CPYTHON, port, backend, log),
+                        port, run.workdir)
+
+
+def _nutcracker(run: Run, backend: int) -> procs.Server:
+    port = procs.free_port()
+    argv = procs.nutcracker_config(
+        os.path.join(run.tmp("nutcracker"), "nutcracker.yml"), port, backend)
+    return procs.Server("nutcracker", argv, port, run.workdir)
+
+
+def _rounds(run: Run, group: str, servers: list) -> None:
+    for test, keyspace in PATHS:
+        for conns, pipeline in ((50, 1), (50, 16)):
+            n = run.requests(conns, pipeline)
+            found = {label: [] for label, server in servers}
+            for round_ in range(run.rounds):
+                for label, server in servers:
+                    run.progress("%s: %s round %d, %s -c %d -P %d -n %d" % (
+                        group, test, round_ + 1, label, conns, pipeline, n))
+                    try:
+                        got = redisbench.run(server.port, ("get",), conns, pipeline, n,
+                                             timeout=120.0, keyspace=keyspace)
+                        found[label].append(got["GET"])
+                    except (redisbench.BenchmarkError, KeyError) as e:
+                        run.progress("  %s failed: %s" % (label, e))
+                        found[label].append(None)
+            for label, results in found.items():
+                summary = round_summary(results, found[DIRECT])
+                if summary is None:
+                    run.failed(group, label, test, "no round measured", conns, pipeline)
+                    continue
+                ops, middle, count, low, high = summary
+                note = "median of %d" % count
+                if label != DIRECT and low is not None:
+                    note += "; x direct per round %.2f-%.2f" % (low, high)
+                run.rows.append(Row(group, label, test, ops, "ops/s", conns, pipeline,
+                                    middle["p50"], middle["p99"], note=note))
