@@ -77,35 +77,51 @@ def fsync_rounds(run: Run) -> None:
         except (procs.ServerError, OSError) as e:
             run.failed(group, reference, "SET", e, 50, 1)
             return
-        found = {label: [] for label, server in servers}
-        cpu = {label: [] for label, server in servers}
-        n = run.requests(50, 1) * 2 // 3
-        for round_ in range(run.rounds):
-            for label, server in servers:
-                run.progress("%s: round %d, %s redis-benchmark -t set -c 50 -P 1 -n %d" % (
-                    group, round_ + 1, label, n))
-                before = procs.cpu_seconds(server.pid)
-                try:
-                    got = redisbench.run(server.port, ("set",), 50, 1, n, timeout=120.0)
-                    found[label].append(got["SET"])
-                except (redisbench.BenchmarkError, KeyError) as e:
-                    run.progress("  %s failed: %s" % (label, e))
-                    found[label].append(None)
-                    continue
-                cpu[label].append(cpu_per_request(before, procs.cpu_seconds(server.pid),
-                                                  server.pid, n))
-    base = found[reference]
+        interleaved(run, group, servers, "set", 50, 1, run.requests(50, 1) * 2 // 3,
+                    against="redis", cpu=True)
+
+
+def interleaved(run: Run, group: str, servers: list, test: str, conns: int, pipeline: int,
+                requests: int, keyspace: int = 100000, shown=None, against="redis",
+                cpu=False) -> None:
+    """Measure ``servers`` (``[(label, Server)]``, the reference first) in turn, round after
+    round, with redis-benchmark -t ``test``; append a row per server.
+
+    Each row is the median of the server's rounds (shown as ``shown``, default the test's
+    name) with the range of its per-round ratio to the reference, named ``against`` in
+    the note, and with ``cpu`` its CPU per request.
+    """
+    name = test.upper()
+    found = {label: [] for label, server in servers}
+    used = {label: [] for label, server in servers}
+    for round_ in range(run.rounds):
+        for label, server in servers:
+            run.progress("%s: round %d, %s redis-benchmark -t %s -c %d -P %d -n %d" % (
+                group, round_ + 1, label, test, conns, pipeline, requests))
+            before = procs.cpu_seconds(server.pid) if cpu else {}
+            try:
+                got = redisbench.run(server.port, (test,), conns, pipeline, requests,
+                                     timeout=120.0, keyspace=keyspace)
+                found[label].append(got[name])
+            except (redisbench.BenchmarkError, KeyError) as e:
+                run.progress("  %s failed: %s" % (label, e))
+                found[label].append(None)
+                continue
+            if cpu:
+                used[label].append(cpu_per_request(before, procs.cpu_seconds(server.pid),
+                                                   server.pid, requests))
+    base = found[servers[0][0]]
     for label, results in found.items():
         summary = round_summary(results, base)
         if summary is None:
-            run.failed(group, label, "SET", "no round measured", 50, 1)
+            run.failed(group, label, shown or name, "no round measured", conns, pipeline)
             continue
         ops, middle, count, low, high = summary
         note = "median of %d" % count
-        if label != reference and low is not None:
-            note += "; x redis per round %.2f-%.2f" % (low, high)
-        note += cpu_note(cpu[label])
-        run.rows.append(Row(group, label, "SET", ops, "ops/s", 50, 1,
+        if results is not base and low is not None:
+            note += "; x %s per round %.2f-%.2f" % (against, low, high)
+        note += cpu_note(used[label], name)
+        run.rows.append(Row(group, label, shown or name, ops, "ops/s", conns, pipeline,
                             middle["p50"], middle["p99"], note=note))
 
 
@@ -124,13 +140,13 @@ def cpu_per_request(before: dict, after: dict, pid: int, requests: int):
     return user * scale, system * scale, children * scale
 
 
-def cpu_note(readings: list) -> str:
-    """Return the rows' note on CPU per request: the median of each part over the rounds."""
+def cpu_note(readings: list, name: str = "SET") -> str:
+    """Return the rows' note on CPU per ``name`` request: each part's median over the rounds."""
     measured = [reading for reading in readings if reading is not None]
     if not measured:
         return ""
     user, system, children = (statistics.median(part) for part in zip(*measured))
-    note = "; CPU per SET %.1f us user + %.1f us sys" % (user, system)
+    note = "; CPU per %s %.1f us user + %.1f us sys" % (name, user, system)
     if children:
         note += ", journal writer %.1f us" % children
     return note

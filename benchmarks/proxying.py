@@ -6,8 +6,7 @@ import contextlib
 import os
 
 from benchmarks import procs, redisbench
-from benchmarks.durability import round_summary
-from benchmarks.report import Row
+from benchmarks.durability import interleaved
 from benchmarks.suites import CPY, Run, _guard
 
 # redis-benchmark's -r keys are key:%012d; the hit path preloads all of them.
@@ -46,7 +45,11 @@ def proxy(run: Run) -> None:
                 run.progress("%s warm-up: %s" % (group, label))
                 redisbench.run(server.port, ("get",), 50, 16, run.requests(50, 16),
                                timeout=120.0, keyspace=HIT_KEYS)
-            _rounds(run, group, servers)
+            for test, keyspace in PATHS:
+                for conns, pipeline in ((50, 1), (50, 16)):
+                    interleaved(run, group, servers, "get", conns, pipeline,
+                                run.requests(conns, pipeline), keyspace, shown=test,
+                                against="direct")
 
     _guard(run, group, DIRECT, "GET", measure)
 
@@ -65,32 +68,3 @@ def _nutcracker(run: Run, backend: int) -> procs.Server:
     argv = procs.nutcracker_config(
         os.path.join(run.tmp("nutcracker"), "nutcracker.yml"), port, backend)
     return procs.Server("nutcracker", argv, port, run.workdir)
-
-
-def _rounds(run: Run, group: str, servers: list) -> None:
-    for test, keyspace in PATHS:
-        for conns, pipeline in ((50, 1), (50, 16)):
-            n = run.requests(conns, pipeline)
-            found = {label: [] for label, server in servers}
-            for round_ in range(run.rounds):
-                for label, server in servers:
-                    run.progress("%s: %s round %d, %s -c %d -P %d -n %d" % (
-                        group, test, round_ + 1, label, conns, pipeline, n))
-                    try:
-                        got = redisbench.run(server.port, ("get",), conns, pipeline, n,
-                                             timeout=120.0, keyspace=keyspace)
-                        found[label].append(got["GET"])
-                    except (redisbench.BenchmarkError, KeyError) as e:
-                        run.progress("  %s failed: %s" % (label, e))
-                        found[label].append(None)
-            for label, results in found.items():
-                summary = round_summary(results, found[DIRECT])
-                if summary is None:
-                    run.failed(group, label, test, "no round measured", conns, pipeline)
-                    continue
-                ops, middle, count, low, high = summary
-                note = "median of %d" % count
-                if label != DIRECT and low is not None:
-                    note += "; x direct per round %.2f-%.2f" % (low, high)
-                run.rows.append(Row(group, label, test, ops, "ops/s", conns, pipeline,
-                                    middle["p50"], middle["p99"], note=note))
