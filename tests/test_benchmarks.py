@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks import __main__ as cli
-from benchmarks import durability, procs, redisbench, report
+from benchmarks import durability, procs, redisbench, report, suites
 from benchmarks.ceiling import CeilingFactory
 from benchmarks.loadgen import (LineCounter, LoadProtocol, RespCounter, _Factory,
                                 build_requests, latency_summary, parse_configs, percentile)
@@ -375,6 +375,42 @@ class CpuPerRequestTests(SynchronousTestCase):
         self.assertEqual(durability.cpu_note([(3.0, 7.0, 0.0)]),
                          "; CPU per SET 3.0 us user + 7.0 us sys")
         self.assertEqual(durability.cpu_note([None]), "")
+
+
+class InterleavedTests(SynchronousTestCase):
+    """durability.interleaved measures servers in turn and reduces each to one row."""
+
+    def test_rows_ratios_and_cpu(self) -> None:
+        """A row per server: its median, its per-round ratio to the first, and its CPU."""
+        class Server:
+            def __init__(self, port):
+                self.port = self.pid = port
+
+        rates = {1: iter([100.0, 200.0]), 2: iter([50.0])}  # the other's first round fails
+        calls = []
+
+        def bench(port, tests, conns, pipeline, n, timeout, keyspace):
+            calls.append((port, tests, conns, pipeline, n, keyspace))
+            if port == 2 and len(calls) == 2:
+                raise redisbench.BenchmarkError("lost")
+            return {"GET": {"ops": next(rates[port]), "p50": 1.0, "p99": 2.0}}
+
+        ticks = iter(range(100))
+        self.patch(redisbench, "run", bench)
+        self.patch(procs, "cpu_seconds", lambda pid: {pid: (next(ticks) / 10, 0.5)})
+        run = suites.Run(tempfile.gettempdir(), True, ("proxy",), out=open(os.devnull, "w"))
+        self.addCleanup(run.out.close)
+        durability.interleaved(run, "g", [("ref", Server(1)), ("other", Server(2))], "get",
+                               50, 16, 1000, keyspace=7, shown="GET hit", against="ref",
+                               cpu=True)
+        self.assertEqual([call[0] for call in calls], [1, 2, 1, 2])
+        self.assertEqual(calls[0][1:], (("get",), 50, 16, 1000, 7))
+        ref, other = run.rows
+        self.assertEqual((ref.server, ref.test, ref.value, other.value),
+                         ("ref", "GET hit", 150.0, 50.0))
+        self.assertEqual(ref.note, "median of 2; CPU per GET 100.0 us user + 0.0 us sys")
+        self.assertEqual(other.note, "median of 1; x ref per round 0.25-0.25; "
+                                     "CPU per GET 100.0 us user + 0.0 us sys")
 
 
 class ReportTests(SynchronousTestCase):
