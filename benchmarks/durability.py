@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import statistics
 
-from benchmarks import procs, redisbench
+from benchmarks import procs
 from benchmarks.report import Row
-from benchmarks.suites import CPY, Run, _guard
+from benchmarks.suites import CPY, Run, _guard, interleaved
 
 POLICIES = ("no", "everysec", "always")
 KEY_FORMAT = b"k%015d"    # 16-byte keys
@@ -80,93 +79,6 @@ def fsync_rounds(run: Run) -> None:
         interleaved(run, group, servers, "set", 50, 1, run.requests(50, 1) * 2 // 3,
                     against="redis", cpu=True)
 
-
-def interleaved(run: Run, group: str, servers: list, test: str, conns: int, pipeline: int,
-                requests: int, keyspace: int = 100000, shown=None, against="redis",
-                cpu=False) -> None:
-    """Measure ``servers`` (``[(label, Server)]``, the reference first) in turn, round after
-    round, with redis-benchmark -t ``test``; append a row per server.
-
-    Each row is the median of the server's rounds (shown as ``shown``, default the test's
-    name) with the range of its per-round ratio to the reference, named ``against`` in
-    the note, and with ``cpu`` its CPU per request.
-    """
-    name = test.upper()
-    found = {label: [] for label, server in servers}
-    used = {label: [] for label, server in servers}
-    for round_ in range(run.rounds):
-        for label, server in servers:
-            run.progress("%s: round %d, %s redis-benchmark -t %s -c %d -P %d -n %d" % (
-                group, round_ + 1, label, test, conns, pipeline, requests))
-            before = procs.cpu_seconds(server.pid) if cpu else {}
-            try:
-                got = redisbench.run(server.port, (test,), conns, pipeline, requests,
-                                     timeout=120.0, keyspace=keyspace)
-                found[label].append(got[name])
-            except (redisbench.BenchmarkError, KeyError) as e:
-                run.progress("  %s failed: %s" % (label, e))
-                found[label].append(None)
-                continue
-            if cpu:
-                used[label].append(cpu_per_request(before, procs.cpu_seconds(server.pid),
-                                                   server.pid, requests))
-    base = found[servers[0][0]]
-    for label, results in found.items():
-        summary = round_summary(results, base)
-        if summary is None:
-            run.failed(group, label, shown or name, "no round measured", conns, pipeline)
-            continue
-        ops, middle, count, low, high = summary
-        note = "median of %d" % count
-        if results is not base and low is not None:
-            note += "; x %s per round %.2f-%.2f" % (against, low, high)
-        note += cpu_note(used[label], name)
-        run.rows.append(Row(group, label, shown or name, ops, "ops/s", conns, pipeline,
-                            middle["p50"], middle["p99"], note=note))
-
-
-def cpu_per_request(before: dict, after: dict, pid: int, requests: int):
-    """Return ``(user, system, children)`` microseconds of CPU per request between two
-    ``procs.cpu_seconds`` readings of server ``pid`` (children: its child processes, such
-    as kvstore's journal writer, user and system together), or None without both readings.
-    """
-    if pid not in before or pid not in after or requests <= 0:
-        return None
-    user = after[pid][0] - before[pid][0]
-    system = after[pid][1] - before[pid][1]
-    children = sum(sum(after[child]) - sum(before.get(child, (0.0, 0.0)))
-                   for child in after if child != pid)
-    scale = 1e6 / requests
-    return user * scale, system * scale, children * scale
-
-
-def cpu_note(readings: list, name: str = "SET") -> str:
-    """Return the rows' note on CPU per ``name`` request: each part's median over the rounds."""
-    measured = [reading for reading in readings if reading is not None]
-    if not measured:
-        return ""
-    user, system, children = (statistics.median(part) for part in zip(*measured))
-    note = "; CPU per %s %.1f us user + %.1f us sys" % (name, user, system)
-    if children:
-        note += ", journal writer %.1f us" % children
-    return note
-
-
-def round_summary(results: list, base: list):
-    """Summarise one server's rounds against the reference's rounds of the same run.
-
-    ``results`` and ``base`` hold one parsed redis-benchmark row (or None) per round.
-    Returns None if no round was measured, else ``(median ops, the round at the median
-    (upper middle), rounds measured, lowest and highest per-round ratio)``; the ratios are
-    None when no round has both figures.
-    """
-    measured = [r for r in results if r is not None]
-    if not measured:
-        return None
-    ratios = [r["ops"] / b["ops"] for r, b in zip(results, base) if r and b and b["ops"]]
-    middle = sorted(measured, key=lambda r: r["ops"])[len(measured) // 2]
-    return (statistics.median([r["ops"] for r in measured]), middle, len(measured),
-            min(ratios) if ratios else None, max(ratios) if ratios else None)
 
 def memory(run: Run) -> None:
     """Bytes per key after loading run.keys keys: kvstore RSS vs redis used_memory."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-from benchmarks import procs, redisbench
-from benchmarks.durability import interleaved
-from benchmarks.suites import CPY, Run, _guard
+from benchmarks import procs
+from benchmarks.suites import CPY, Run, _guard, interleaved
 
 # redis-benchmark's -r keys are key:%012d; the hit path preloads all of them.
 HIT_KEYS = 10000
@@ -20,7 +19,7 @@ def proxy(run: Run) -> None:
     """GET on the hit and miss paths: kvstore direct, through kvproxy, through nutcracker.
 
     The three are measured in turn, round after round (as the fsync rounds are), and each
-    row is the median of its rounds: one pass each, minutes apart, compared the VM's
+    row is the median of its rounds: one pass each, minutes apart, would compare the VM's
     moments more than the servers.
     """
     group = "proxy GET"
@@ -41,10 +40,7 @@ def proxy(run: Run) -> None:
                 except (procs.ServerError, OSError) as e:
                     run.failed(group, label, "GET", e)
             for label, server in servers:
-                # One pass first, so a caching proxy holds the hit keys.
-                run.progress("%s warm-up: %s" % (group, label))
-                redisbench.run(server.port, ("get",), 50, 16, run.requests(50, 16),
-                               timeout=120.0, keyspace=HIT_KEYS)
+                run.warm(label, server, ("get",), keyspace=HIT_KEYS)  # a cache then holds them
             for test, keyspace in PATHS:
                 for conns, pipeline in ((50, 1), (50, 16)):
                     interleaved(run, group, servers, "get", conns, pipeline,

@@ -13,7 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from benchmarks import __main__ as cli
-from benchmarks import durability, procs, redisbench, report, suites
+from benchmarks import procs, redisbench, report, suites
 from benchmarks.ceiling import CeilingFactory
 from benchmarks.loadgen import (LineCounter, LoadProtocol, RespCounter, _Factory,
                                 build_requests, latency_summary, parse_configs, percentile)
@@ -329,7 +329,7 @@ class RoundSummaryTests(SynchronousTestCase):
     def test_median_and_ratio_range(self) -> None:
         """The median of the rounds, the round at the median, and each round's ratio."""
         base = [self.row(100.0), self.row(200.0), self.row(100.0)]
-        ops, middle, count, low, high = durability.round_summary(
+        ops, middle, count, low, high = suites.round_summary(
             [self.row(50.0), self.row(60.0), self.row(70.0)], base)
         self.assertEqual((ops, middle, count), (60.0, self.row(60.0), 3))
         self.assertEqual((low, high), (0.3, 0.7))
@@ -337,12 +337,12 @@ class RoundSummaryTests(SynchronousTestCase):
     def test_missing_rounds(self) -> None:
         """A round without a figure on either side is left out of the ratios."""
         base = [self.row(100.0), None, self.row(100.0)]
-        ops, middle, count, low, high = durability.round_summary(
+        ops, middle, count, low, high = suites.round_summary(
             [None, self.row(80.0), self.row(40.0)], base)
         self.assertEqual((ops, count, low, high), (60.0, 2, 0.4, 0.4))
         self.assertEqual(middle, self.row(80.0))
-        self.assertIsNone(durability.round_summary([None, None], base))
-        self.assertEqual(durability.round_summary([self.row(1.0)], [None])[3:], (None, None))
+        self.assertIsNone(suites.round_summary([None, None], base))
+        self.assertEqual(suites.round_summary([self.row(1.0)], [None])[3:], (None, None))
 
 
 class CpuPerRequestTests(SynchronousTestCase):
@@ -364,21 +364,21 @@ class CpuPerRequestTests(SynchronousTestCase):
         """Microseconds per request: the server's user and system, its children's together."""
         before = {7: (1.0, 0.5), 8: (0.25, 0.25)}
         after = {7: (3.0, 1.5), 8: (0.75, 0.25), 9: (0.5, 0.0)}
-        self.assertEqual(durability.cpu_per_request(before, after, 7, 100000),
+        self.assertEqual(suites.cpu_per_request(before, after, 7, 100000),
                          (20.0, 10.0, 10.0))
-        self.assertIsNone(durability.cpu_per_request({}, after, 7, 100000))
+        self.assertIsNone(suites.cpu_per_request({}, after, 7, 100000))
 
     def test_note_gives_medians(self) -> None:
         """The note gives each part's median over the rounds, the writer only when there is one."""
-        note = durability.cpu_note([(10.0, 4.0, 2.0), None, (12.0, 6.0, 4.0), (11.0, 5.0, 3.0)])
+        note = suites.cpu_note([(10.0, 4.0, 2.0), None, (12.0, 6.0, 4.0), (11.0, 5.0, 3.0)])
         self.assertEqual(note, "; CPU per SET 11.0 us user + 5.0 us sys, journal writer 3.0 us")
-        self.assertEqual(durability.cpu_note([(3.0, 7.0, 0.0)]),
+        self.assertEqual(suites.cpu_note([(3.0, 7.0, 0.0)]),
                          "; CPU per SET 3.0 us user + 7.0 us sys")
-        self.assertEqual(durability.cpu_note([None]), "")
+        self.assertEqual(suites.cpu_note([None]), "")
 
 
 class InterleavedTests(SynchronousTestCase):
-    """durability.interleaved measures servers in turn and reduces each to one row."""
+    """suites.interleaved measures servers in turn and reduces each to one row."""
 
     def test_rows_ratios_and_cpu(self) -> None:
         """A row per server: its median, its per-round ratio to the first, and its CPU."""
@@ -400,7 +400,7 @@ class InterleavedTests(SynchronousTestCase):
         self.patch(procs, "cpu_seconds", lambda pid: {pid: (next(ticks) / 10, 0.5)})
         run = suites.Run(tempfile.gettempdir(), True, ("proxy",), out=open(os.devnull, "w"))
         self.addCleanup(run.out.close)
-        durability.interleaved(run, "g", [("ref", Server(1)), ("other", Server(2))], "get",
+        suites.interleaved(run, "g", [("ref", Server(1)), ("other", Server(2))], "get",
                                50, 16, 1000, keyspace=7, shown="GET hit", against="ref",
                                cpu=True)
         self.assertEqual([call[0] for call in calls], [1, 2, 1, 2])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
