@@ -8,7 +8,9 @@ import os
 
 from twisted.application import service
 
-from kvtwist import proxytap, tap
+from kvtwist.proxy import tap as proxytap
+
+from kvtwist.serve import tap
 
 application = service.Application("kvtwist")
 

@@ -7,7 +7,7 @@ import sys
 
 from twisted.internet import protocol
 
-from kvtwist.directwrite import Outbox, reply_channel
+from kvtwist.loop.directwrite import Outbox, reply_channel
 
 _OK = b"+OK\r\n"
 _NIL = b"$-1\r\n"
@@ -19,7 +19,7 @@ class CeilingProtocol(protocol.Protocol):
 
     No general parser on purpose: this measures what Twisted itself costs per request.
     Replies leave the way kvstore's do (sent at once, back to back at the end of the
-    reactor turn: kvtwist.directwrite), so the two differ only in the work per request.
+    reactor turn: kvtwist.loop.directwrite), so the two differ only in the work per request.
     Partial requests wait in a chunk list until the bytes they need have arrived, so a
     large value arriving in many reads is joined once, not once per read.
     """
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     # The reactor kvstore and kvproxy run on, so x ceiling compares only the work per request.
     if sys.platform.startswith("linux"):
-        from kvtwist import epoll
+        from kvtwist.loop import epoll
 
         epoll.install_default()
     from twisted.internet import reactor

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from kvtwist.commands import NullJournal, Store
-from kvtwist.replies import Error
+from kvtwist.engine.store import NullJournal, Store
+from kvtwist.wire.replies import Error
 
 START = 1700000000.0
 

@@ -4,11 +4,11 @@ from twisted.application.reactors import Reactor
 from twisted.application.service import ServiceMaker
 
 kvstore = ServiceMaker(
-    "kvtwist key-value store", "kvtwist.tap",
+    "kvtwist key-value store", "kvtwist.serve.tap",
     "A durable key-value server speaking telnet text, RESP2 and JSON lines.", "kvstore")
 kvproxy = ServiceMaker(
-    "kvtwist caching proxy", "kvtwist.proxytap",
+    "kvtwist caching proxy", "kvtwist.proxy.tap",
     "A caching proxy in front of kvstore or any Redis server.", "kvproxy")
 kvepoll = Reactor(
-    "kvepoll", "kvtwist.epoll",
+    "kvepoll", "kvtwist.loop.epoll",
     "epoll, plain reads dispatched without a log context (kvstore's and kvproxy's default)")

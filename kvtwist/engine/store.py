@@ -1,0 +1,161 @@
+"""The shared Store, per-connection Sessions and ``Session.execute``, the dispatch hot path."""
+
+from __future__ import annotations
+
+from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
+from kvtwist.engine.keyspace import Keyspace
+from kvtwist.engine.table import _LOOKUP, DEFAULT_CONFIG, TABLE, arity_error, unknown_command
+from kvtwist.wire.replies import CommandError, Error
+
+
+class NullJournal:
+    """The journal of an in-memory store: every append is acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.appended = 0
+        self.acked = 0
+        self.failure = None
+
+    def append(self, effect) -> None:
+        """Count one effect; it is acknowledged immediately."""
+        self.appended += 1
+        self.acked = self.appended
+
+    def failure_for(self, seq: int):
+        """Return None: nothing is ever lost by a journal that never writes."""
+        return None
+
+    def on_acked(self, seq: int, callback, arg) -> None:
+        """Call ``callback(failure_for, arg)`` now: every effect is already acknowledged."""
+        callback(self.failure_for, arg)
+
+    def info(self) -> dict:
+        """Return INFO ``# Persistence`` fields."""
+        return {"aof_enabled": 0, "journal": "none", "journal_appended": self.appended,
+                "journal_acked": self.acked}
+
+
+class Store:
+    """State shared by every connection: keyspace, journal, clients, config and stats."""
+
+    def __init__(self, clock, journal=None, config=None) -> None:
+        self.clock = clock
+        self.keyspace = Keyspace(clock)
+        self._observers = []
+        self.current = None  # the session whose command runs now: who caused each effect
+        self.journal = None
+        self.set_journal(journal if journal is not None else NullJournal())
+        self.clients: dict = {}
+        self.config = dict(DEFAULT_CONFIG)
+        if config:
+            self.config.update(config)
+        self.started = clock.seconds()
+        self.port = None
+        self.commands_processed = 0
+        self.connections_received = 0
+        self._last_id = 0
+
+    def set_journal(self, journal) -> None:
+        """Use ``journal`` from now on and log every keyspace effect to it."""
+        self.journal = journal
+        self._bind_log()
+
+    def observe(self, observer) -> None:
+        """Call ``observer(effect)`` after each effect reaches the journal (tracking, WATCH)."""
+        if observer not in self._observers:
+            self._observers.append(observer)
+            self._bind_log()
+
+    def unobserve(self, observer) -> None:
+        """Stop calling ``observer``; a store nobody observes logs straight to its journal."""
+        if observer in self._observers:
+            self._observers.remove(observer)
+            self._bind_log()
+
+    def _bind_log(self) -> None:
+        append = self.journal.append
+        observers = tuple(self._observers)
+        if not observers:
+            # The common case pays nothing per write for features nobody is using.
+            self.keyspace.log = append
+            return
+
+        def log(effect) -> None:
+            append(effect)
+            for observer in observers:
+                observer(effect)
+
+        self.keyspace.log = log
+
+    def new_session(self, peer: str = "") -> "Session":
+        """Return a new registered Session for one connection."""
+        self._last_id += 1
+        self.connections_received += 1
+        session = Session(self, self._last_id, peer)
+        self.clients[session.id] = session
+        return session
+
+    def drop_session(self, session: "Session") -> None:
+        """Forget a closed connection's Session."""
+        self.clients.pop(session.id, None)
+        watching = getattr(session, "watching", None)
+        if watching is not None:  # a gone client's watches must not keep the store observed
+            watching.clear()
+            session.watching = None
+
+
+class Session:
+    """One client's view: identity, name, and ``execute``, the per-command hot path."""
+
+    table = TABLE
+
+    def __init__(self, store: Store, id: int = 0, peer: str = "") -> None:
+        self.store = store
+        self.keyspace = store.keyspace
+        self.id = id
+        self.peer = peer
+        self.name = None
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.created = store.clock.seconds()
+        self.closing = False
+        self.protocol = 2  # HELLO 3 switches the connection's replies to RESP3
+        self.push = None
+        self.last_command = b""
+        self.multi = None  # a transactions.Transaction while MULTI is open
+        self.watching = None  # WATCHed keys (transactions._Watching)
+
+    def execute(self, argv):
+        """Run one command; return its reply value (errors included, never raises for input)."""
+        if not argv:
+            return Error("ERR empty command")
+        try:
+            command = _LOOKUP[argv[0]]
+        except KeyError:
+            command = _LOOKUP.get(argv[0].lower())
+            if command is None:
+                if self.multi is not None:
+                    self.multi.failed = True
+                return unknown_command(argv)
+        arity = command.arity
+        if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
+            if self.multi is not None:
+                self.multi.failed = True
+            return arity_error(command.name)
+        if self.multi is not None:
+            reply = self.multi.admit(self, command, argv)
+            if reply is not None:
+                return reply
+        store = self.store
+        if command.write and store.journal.failure is not None:
+            return Error("ERR persistence failed: %s; writes are refused until the journal "
+                         "writes again" % (store.journal.failure,))
+        self.last_command = command.name
+        store.current = self
+        try:
+            reply = command.handler(self, argv)
+        except CommandError as exc:
+            reply = Error(exc.message)
+        # Counted after the handler, as Redis's call() does: CONFIG RESETSTAT counts itself.
+        store.commands_processed += 1
+        return reply

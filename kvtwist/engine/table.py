@@ -1,0 +1,135 @@
+"""The command table: entries by name, registration, and the errors and parsers handlers share.
+
+It imports no command module; kvtwist.engine.commands loads them all into it."""
+
+from __future__ import annotations
+
+from kvtwist.wire.replies import Error, CommandError
+
+LLONG_MIN = -(2 ** 63)
+LLONG_MAX = 2 ** 63 - 1
+MAX_STRING = 512 * 1024 * 1024
+
+NOT_INTEGER = "ERR value is not an integer or out of range"
+SYNTAX = "ERR syntax error"
+TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+
+DEFAULT_CONFIG = {
+    "save": "",
+    "appendonly": "no",
+    "appendfsync": "everysec",
+    "maxmemory": "0",
+    "maxmemory-policy": "noeviction",
+    "databases": "1",
+    "maxclients": "10000",
+    "timeout": "0",
+    "proto-max-bulk-len": str(MAX_STRING),
+    "hz": "10",
+}
+
+
+class Command:
+    """One command-table entry: name, Redis arity, flags, key positions and handler."""
+
+    __slots__ = ("name", "arity", "flags", "first_key", "last_key", "step", "handler", "write")
+
+    def __init__(self, name: bytes, arity: int, flags, first_key: int, last_key: int,
+                 step: int, handler) -> None:
+        self.name = name
+        self.arity = arity
+        self.flags = tuple(flags)
+        self.first_key = first_key
+        self.last_key = last_key
+        self.step = step
+        self.handler = handler
+        self.write = "write" in self.flags
+
+    def __repr__(self) -> str:
+        return "Command(%r, %d)" % (self.name, self.arity)
+
+
+# name (lowercase bytes) -> Command; _LOOKUP adds upper-case spellings so most calls hit first.
+TABLE: dict = {}
+_LOOKUP: dict = {}
+
+
+def register(name: str, arity: int, flags: str, first_key: int = 0, last_key: int = 0,
+             step: int = 0, aliases: str = ""):
+    """Return a decorator adding its handler(session, argv) under ``name`` and its aliases."""
+    def decorate(handler):
+        for each in [name] + aliases.split():
+            entry = Command(each.encode(), arity, flags.split(), first_key, last_key, step, handler)
+            TABLE[entry.name] = entry
+            _LOOKUP[entry.name] = entry
+            _LOOKUP[entry.name.upper()] = entry
+        return handler
+    return decorate
+
+
+def arity_error(name) -> Error:
+    """Return Redis's wrong-number-of-arguments error for a command (or 'cmd|sub') name."""
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return Error("ERR wrong number of arguments for '%s' command" % (name,))
+
+
+def _c_str(value: bytes, limit: int) -> bytes:
+    # Redis formats these with %.*s: stops at a NUL and at the byte limit.
+    return value.split(b"\0", 1)[0][:limit]
+
+
+def unknown_command(argv) -> Error:
+    """Return Redis 7's exact unknown-command error for an argument vector."""
+    args = b""
+    for arg in argv[1:]:
+        if len(args) >= 128:
+            break
+        args += b"'" + _c_str(arg, 128 - len(args)) + b"' "
+    return Error("ERR unknown command '%s', with args beginning with: %s" % (
+        _c_str(argv[0], 128).decode("utf-8", "replace"), args.decode("utf-8", "replace")))
+
+
+def unknown_subcommand(argv) -> Error:
+    """Return Redis's unknown-subcommand error, e.g. "Try CLIENT HELP."."""
+    return Error("ERR unknown subcommand '%s'. Try %s HELP." % (
+        _c_str(argv[1], 128).decode("utf-8", "replace"),
+        argv[0].decode("utf-8", "replace").upper()))
+
+
+def expire_time_error(name: str) -> CommandError:
+    """Return Redis's invalid-expire-time error for a command name."""
+    return CommandError("ERR invalid expire time in '%s' command" % (name,))
+
+
+def parse_int(value: bytes) -> int:
+    """Return a signed 64-bit integer in Redis's strict form; raise CommandError otherwise."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise CommandError(NOT_INTEGER)
+    # int() also takes spaces, '+', '_' and leading zeros; string2ll takes none of them.
+    if b"%d" % number != value or not LLONG_MIN <= number <= LLONG_MAX:
+        raise CommandError(NOT_INTEGER)
+    return number
+
+
+# container (lowercase bytes, b"client") -> {subcommand: (arity counting the container, handler)}.
+# A family adds subcommands to another family's container here, without importing it.
+SUBCOMMANDS: dict = {}
+
+
+def subcommands(container: str) -> dict:
+    """Return the subcommand table of a container command such as CLIENT, made on first use."""
+    return SUBCOMMANDS.setdefault(container.encode(), {})
+
+
+def sub_dispatch(subcommands: dict, argv, session):
+    """Run ``argv``'s subcommand from ``subcommands``, or return Redis's unknown/arity error."""
+    # subcommands: lowercase name -> (arity counting the container name, handler)
+    entry = subcommands.get(argv[1].lower())
+    if entry is None:
+        return unknown_subcommand(argv)
+    arity, handler = entry
+    if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
+        return arity_error(argv[0].lower() + b"|" + argv[1].lower())
+    return handler(session, argv)

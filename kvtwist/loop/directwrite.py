@@ -1,0 +1,173 @@
+"""Write at once when a Twisted transport's buffer is empty, as Redis does; else via Twisted."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet import tcp
+from twisted.logger import Logger
+
+from kvtwist.loop.turns import at_turn_end
+
+log = Logger(namespace="kvtwist.loop.directwrite")
+
+# Bigger writes take Twisted's path: a partial send would copy the rest anyway.
+DIRECT_LIMIT = 64 * 1024
+
+
+def direct_writer(transport):
+    """Return a ``write(data)`` for ``transport`` that sends at once when nothing is queued.
+
+    Twisted buffers every write until the reactor next polls the socket for writability:
+    two epoll_ctl calls and a pass of the reactor loop per reply, which at one request per
+    read costs about as much as serving the request. Redis writes replies straight away
+    and waits for writability only when the kernel's buffer is full; for a TCP (or Unix
+    stream) connection whose buffer is empty this does the same, and anything it cannot
+    send (the kernel buffer is full, the peer is gone) goes to ``transport.write``, which
+    then owns ordering, flow control and reporting the loss. Returns None for any other
+    transport (TLS, tests' string transports): use its ``write``. A connection that
+    starts TLS later must not use it.
+    """
+    if not isinstance(transport, tcp.Connection) or transport.TLS:
+        return None
+    # Twisted sets these on the instance once they change; until then they are class
+    # defaults, which CPython 3.11 reads through an instance several times slower than
+    # instance values, and every reply reads them.
+    transport.dataBuffer = transport.dataBuffer
+    transport.disconnecting = transport.disconnecting
+    # A bound method, not a closure or a partial: CPython calls it without a C frame.
+    return _Direct(transport, transport.socket.send, transport.write).write
+
+
+def child_writer(transport, child_fd: int):
+    """Return a ``write(data)`` to a child process's pipe that writes at once when it can.
+
+    The same reasoning as ``direct_writer``, for ``reactor.spawnProcess`` transports: an
+    empty pipe takes the bytes now instead of at the reactor's next poll. Once the pipe
+    is gone (the child is exiting) data is dropped: ``processEnded`` is on its way.
+    """
+
+    def write(data: bytes) -> None:
+        pipe = transport.pipes.get(child_fd)
+        if pipe is None or pipe.disconnecting:
+            return
+        fd = pipe.fileno()
+        _Direct(pipe, lambda chunk: os.write(fd, chunk), pipe.write).write(data)
+
+    return write
+
+
+class _Direct:
+    """Write to a Twisted FileDescriptor's file around it while it is open with nothing queued."""
+
+    __slots__ = ("descriptor", "send", "fallback")
+
+    def __init__(self, descriptor, send, fallback) -> None:
+        self.descriptor = descriptor
+        self.send = send  # the system call: returns how many bytes it took
+        self.fallback = fallback  # the descriptor's write, which also reports a lost connection
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` now, or whatever ``send`` does not take through ``fallback``."""
+        descriptor = self.descriptor
+        if (descriptor.dataBuffer or descriptor._tempDataBuffer or len(data) > DIRECT_LIMIT
+                or not descriptor.connected or descriptor.disconnecting):
+            self.fallback(data)
+            return
+        try:
+            sent = self.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.fallback(data)  # Twisted's next write attempt reports the lost connection
+            return
+        if sent < len(data):
+            self.fallback(data[sent:])
+
+
+def reply_channel(transport, outbox=None):
+    """Return ``(write, close, write_now, close_now)`` for a server's replies on ``transport``.
+
+    ``write_now(data)`` sends through ``direct_writer`` when the transport allows it, else
+    through ``transport.write``; ``close_now()`` closes the connection after everything
+    written before it. ``write`` and ``close`` do the same through ``outbox`` (back to
+    back at the end of the reactor turn) when one is given and the transport is direct;
+    otherwise they are the same two. A connection must not use the ``_now`` pair while
+    it may have something in the outbox: the kvstore protocol uses it for replies a
+    journal commit released, after the outbox was flushed. TCP_NODELAY is set: replies
+    go out as soon as they are ready, as Redis's do, and Nagle would hold a small reply
+    back until the previous one was acked.
+    """
+    if hasattr(transport, "setTcpNoDelay"):
+        transport.setTcpNoDelay(True)
+    direct = direct_writer(transport)
+    if direct is None:
+        # Looked up on each call: tests (and wrappers) may replace the transport's methods.
+        write, close = (lambda data: transport.write(data)), (lambda: transport.loseConnection())
+        return write, close, write, close
+    if outbox is None:
+        return direct, transport.loseConnection, direct, transport.loseConnection
+    later = _Later(outbox, direct, transport.loseConnection)
+    return later.write, later.close, direct, transport.loseConnection
+
+
+class _Later:
+    """One connection's writes and close through an Outbox (bound methods: no C frame)."""
+
+    __slots__ = ("put", "direct", "lose")
+
+    def __init__(self, outbox, direct, lose) -> None:
+        self.put = outbox.put
+        self.direct = direct
+        self.lose = lose
+
+    def write(self, data: bytes) -> None:
+        self.put(self.direct, data)
+
+    def close(self) -> None:
+        self.put(_call, self.lose)
+
+
+def _call(function) -> None:
+    function()
+
+
+class Outbox:
+    """Replies ready to go, sent back to back once per reactor turn, as Redis's beforeSleep does.
+
+    Sending them together matters on loopback: each send may wake the client's process,
+    and a client woken by the first send of a burst is still awake for the rest of it.
+    ``flush`` sends at once (before a journal commit releases replies); otherwise what
+    was put is sent at the end of the reactor turn.
+    """
+
+    def __init__(self, reactor) -> None:
+        self._at_turn_end = at_turn_end(reactor)
+        self._items = []
+        self._scheduled = False
+
+    def put(self, write, data) -> None:
+        """Queue ``write(data)`` after everything already queued."""
+        self._items.append((write, data))
+        if not self._scheduled:
+            self._scheduled = True
+            self._at_turn_end(self._due)
+
+    def _due(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Make every queued write now, in order."""
+        items = self._items
+        if items:
+            self._items = []
+            for write, data in items:
+                try:
+                    write(data)
+                except Exception:
+                    # One connection's broken write must not cost the others their replies.
+                    log.failure("Writing a reply failed")
+
+    def __len__(self) -> int:
+        return len(self._items)

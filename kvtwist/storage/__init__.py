@@ -1,0 +1,4 @@
+"""Durability: record format, journal and group commit, data directory, writer, fsck.
+
+Imports wire, engine and loop.
+"""

@@ -1,0 +1,132 @@
+"""Checking, repairing and exporting a data directory: ``kvtwist check`` and ``kvtwist export``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+
+from kvtwist.storage.datadir import DataError, load, lock_directory, snapshot_path, truncate_file
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
+
+
+class MemoryState:
+    """A plain dict keyspace for the tools: ``data`` maps key -> (value, expire_at_ms)."""
+
+    def __init__(self) -> None:
+        self.data = {}
+
+    def apply(self, effect: tuple) -> None:
+        """Apply one effect tuple."""
+        op = effect[0]
+        data = self.data
+        if op == SET:
+            data[effect[1]] = (effect[2], effect[3])
+        elif op == DEL:
+            data.pop(effect[1], None)
+        elif op == EXPIRE_AT:
+            if effect[1] in data:
+                data[effect[1]] = (data[effect[1]][0], effect[2])
+        elif op == PERSIST:
+            if effect[1] in data:
+                data[effect[1]] = (data[effect[1]][0], 0)
+        elif op == FLUSH:
+            data.clear()
+
+    def load_items(self, keys: list, values: list, expire_ats: list) -> None:
+        """Apply a batch of SET effects given as parallel lists, in order."""
+        self.data.update(zip(keys, zip(values, expire_ats)))
+
+
+class Report:
+    """The outcome of ``check``: ``ok``, human-readable ``lines``, and the process ``exit_code``."""
+
+    def __init__(self, ok: bool, lines: list) -> None:
+        self.ok = ok
+        self.lines = lines
+        self.exit_code = 0 if ok else 1
+
+
+def check(directory: str, repair: bool = False) -> Report:
+    """Check a data directory (``repair`` cuts it to the longest valid prefix); return a Report."""
+    if not os.path.isdir(directory):
+        return Report(False, ["%s: not a directory" % (directory,)])
+    if not repair:
+        return _check(directory, repair)
+    try:  # a running kvstore must not have its files cut under it
+        lock = lock_directory(directory)
+    except DataError as exc:
+        return Report(False, ["REFUSED: %s" % (exc,)])
+    try:
+        return _check(directory, repair)
+    finally:
+        os.close(lock)
+
+
+def _check(directory: str, repair: bool) -> Report:
+    state = MemoryState()
+    try:
+        result = load(directory, state.apply, repair=repair, load_items=state.load_items)
+    except DataError as exc:
+        return Report(False, ["CORRUPT: %s" % (exc,)])
+    except OSError as exc:
+        return Report(False, ["ERROR: %s" % (exc,)])
+    lines = []
+    if result.snapshot_bytes:
+        snapshot = snapshot_path(directory, result.snapshot_generation)
+        lines.append("snapshot %s: %d bytes" % (snapshot, result.snapshot_bytes))
+    lines.append("journals up to generation %d: %d bytes" % (result.journal_generation,
+                                                                result.journal_bytes))
+    for path, offset, dropped in result.torn:
+        if repair:
+            truncate_file(path, offset)
+        lines.append("%s torn tail at offset %d: %d bytes %s" % (
+            path, offset, dropped, "cut off" if repair else "will be cut off at start"))
+    for path, offset, dropped, reason in result.repaired:
+        lines.append("REPAIRED %s: %s at offset %d; %d bytes dropped"
+                     % (path, reason, offset, dropped))
+    lines.append("%d records, %d keys: %s" % (result.records, len(state.data),
+                                              "repaired" if result.repaired else "OK"))
+    return Report(True, lines)
+
+
+def export(directory: str, fmt: str, out, now_ms=None) -> int:
+    """Write every live pair to binary file ``out`` as ``json`` lines or ``resp``; return the count.
+
+    Raises DataError if the directory is unreadable or corrupt, ValueError for an unknown format.
+    """
+    if fmt not in ("json", "resp"):
+        raise ValueError("unknown export format %r (use json or resp)" % (fmt,))
+    state = MemoryState()
+    try:
+        load(directory, state.apply, repair=False, load_items=state.load_items)
+    except OSError as exc:
+        raise DataError("cannot read %s: %s" % (directory, exc.strerror or exc)) from None
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
+    count = 0
+    write = out.write
+    for key, (value, expire) in state.data.items():
+        if expire and expire <= now_ms:
+            continue
+        count += 1
+        if fmt == "json":
+            item = {}
+            _json_field(item, "key", key)
+            _json_field(item, "value", value)
+            if expire:
+                item["expire_at_ms"] = expire
+            write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
+        else:
+            args = [b"SET", key, value] + ([b"PXAT", b"%d" % expire] if expire else [])
+            write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    return count
+
+
+def _json_field(item: dict, name: str, value: bytes) -> None:
+    # Text stays readable; bytes that are not UTF-8 go as base64 under a distinct name.
+    try:
+        item[name] = value.decode("utf-8")
+    except UnicodeDecodeError:
+        item[name + "_base64"] = base64.b64encode(value).decode("ascii")

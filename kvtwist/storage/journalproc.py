@@ -1,0 +1,220 @@
+"""The journal writer process: its pipe framing and the loop that appends, syncs and rotates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import sys
+
+from kvtwist.storage.datadir import FileOps, JournalError
+
+# Requests (parent -> child) and replies (child -> parent) are one byte of kind, a 4-byte
+# big-endian payload length, then the payload.
+APPEND = b"A"  # payload: the records, written then fsynced; reply: the new size
+APPEND_NOSYNC = b"a"  # the same without the fsync
+SYNC = b"S"  # reply: b"\x01" if there was anything to sync
+ROTATE = b"R"  # payload: the new generation (8 bytes); reply: the new journal's size
+CLOSE = b"C"  # fsync and close; reply: empty
+RESUME = b"U"  # accept appends again after a failed one; reply: empty
+OK = b"K"
+ERROR = b"E"  # payload: the reason, UTF-8
+_KINDS = frozenset((APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, RESUME, OK, ERROR))
+_APPENDS = (APPEND, APPEND_NOSYNC)
+
+_HEAD = struct.Struct(">cI")
+_SIZE = struct.Struct(">Q")
+
+
+def encode(kind: bytes, payload: bytes = b"") -> bytes:
+    """Return one frame of ``kind`` carrying ``payload``."""
+    return _HEAD.pack(kind, len(payload)) + payload
+
+
+def pack_size(size: int) -> bytes:
+    """Return ``size`` as the 8-byte payload ``decode_size`` reads."""
+    return _SIZE.pack(size)
+
+
+def encode_size(kind: bytes, size: int) -> bytes:
+    """Return one frame of ``kind`` carrying ``size`` as 8 bytes."""
+    return encode(kind, pack_size(size))
+
+
+def decode_size(payload: bytes) -> int:
+    """Return the size an ``encode_size`` payload carries (ValueError if malformed)."""
+    if len(payload) != _SIZE.size:
+        raise ValueError("a size is 8 bytes, not %d" % len(payload))
+    return _SIZE.unpack(payload)[0]
+
+
+class FrameError(ValueError):
+    """The pipe carried bytes that are not a frame: the two ends disagree, stop talking."""
+
+
+class FrameParser:
+    """Push-style: ``feed(data)`` returns the frames ``(kind, payload)`` completed so far."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list:
+        """Add ``data``; return every complete frame in order (raises FrameError)."""
+        buffer = self._buffer + data if self._buffer else data
+        frames = []
+        start = 0
+        end = len(buffer)
+        while end - start >= 5:
+            kind, length = _HEAD.unpack_from(buffer, start)
+            if kind not in _KINDS:
+                raise FrameError("unknown frame kind %r at byte %d" % (kind, start))
+            if end - start - 5 < length:
+                break
+            frames.append((kind, buffer[start + 5:start + 5 + length]))
+            start += 5 + length
+        self._buffer = buffer[start:]
+        return frames
+
+    @property
+    def pending(self) -> int:
+        """Return how many bytes of an incomplete frame are held."""
+        return len(self._buffer)
+
+
+class Child:
+    """The writer process's state: the journal being appended to and how requests change it.
+
+    Appends may arrive while earlier ones are still being written (the server does not
+    wait for answers), so two rules keep the file in the server's order: the appends
+    that arrived together are written with one write and one fsync, and once an append
+    has failed every later one is refused, whatever the disk does meanwhile, until a
+    RESUME says the server has taken them all back to send again in order.
+    """
+
+    def __init__(self, ops, directory: str, path: str, size: int, generation: int) -> None:
+        from kvtwist.storage import writer
+
+        self._writer = writer
+        self.ops = ops
+        self.directory = directory
+        # Opened by path; whatever follows the good length (a write the last writer did
+        # not finish, or did not report) is cut before the first append.
+        self.file = writer.LogFile(ops, path, ops.open(path), size, generation)
+        self.file.dirty = True
+        self.closed = False
+        self.refusing = None  # why appends are refused until RESUME (a failed append)
+
+    def handle_all(self, frames: list) -> list:
+        """Carry out ``frames`` in order; return their reply frames, one per request.
+
+        A run of consecutive appends is one group commit: one write, then one fsync if
+        any of them asked for it.
+        """
+        replies = []
+        index, count = 0, len(frames)
+        while index < count:
+            end = index
+            while end < count and frames[end][0] in _APPENDS:
+                end += 1
+            if end > index:
+                replies.extend(self._append_run(frames[index:end]))
+                index = end
+            else:
+                replies.append(self.handle(*frames[index]))
+                index += 1
+        return replies
+
+    def _append_run(self, run: list) -> list:
+        size = self.file.size
+        if self.refusing is not None:
+            reason = "not written: an earlier append failed (%s)" % (self.refusing,)
+        else:
+            try:
+                self.file.append(b"".join(payload for _, payload in run),
+                                 any(kind == APPEND for kind, _ in run))
+                reason = None
+            except JournalError as exc:
+                reason = self.refusing = str(exc)
+        if reason is not None:
+            return [encode(ERROR, reason.encode("utf-8", "replace"))] * len(run)
+        replies = []
+        for _kind, payload in run:
+            size += len(payload)
+            replies.append(encode_size(OK, size))
+        return replies
+
+    def handle(self, kind: bytes, payload: bytes) -> bytes:
+        """Carry out one request; return its reply frame (errors become ERROR frames)."""
+        try:
+            if kind == APPEND or kind == APPEND_NOSYNC:
+                return self._append_run([(kind, payload)])[0]
+            if kind == SYNC:
+                return encode(OK, b"\x01" if self.file.sync() else b"\x00")
+            if kind == ROTATE:
+                generation = decode_size(payload)
+                self.file = self._writer.rotate(self.ops, self.file, self.directory, generation)
+                return encode_size(OK, self.file.size)
+            if kind == CLOSE:
+                self.closed = True
+                try:
+                    self.file.close()
+                except OSError as exc:
+                    raise JournalError("closing %s: %s" % (self.file.path, exc)) from None
+                return encode(OK)
+            if kind == RESUME:
+                self.refusing = None
+                return encode(OK)
+            raise FrameError("a writer cannot carry out %r" % (kind,))
+        except JournalError as exc:
+            return encode(ERROR, str(exc).encode("utf-8", "replace"))
+
+
+def serve(child: Child, read, write) -> None:
+    """Answer requests from ``read(n)`` through ``write(data)`` until end of input or CLOSE.
+
+    Every request read in one go is carried out (its appends as one group commit, see
+    Child) before the replies go back in one write, so a burst costs one wake-up of the
+    parent.
+    """
+    parser = FrameParser()
+    while not child.closed:
+        data = read(1 << 20)
+        if not data:
+            return  # the server is gone: nothing read later can be acknowledged anyway
+        replies = child.handle_all(parser.feed(data))
+        if replies:
+            write(b"".join(replies))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def main(argv=None) -> int:
+    """Run as ``python -m kvtwist.storage.journalproc DIRECTORY PATH SIZE GENERATION``; return 0."""
+    directory, path, size, generation = (argv or sys.argv[1:])[:4]
+    # A terminal's Ctrl-C, or a supervisor signalling the whole process group, is meant
+    # for the server: it commits what is pending through this process, then closes our
+    # stdin, which is when we exit.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    try:
+        child = Child(FileOps(), directory, path, int(size), int(generation))
+    except OSError as exc:
+        sys.stderr.write("kvtwist journal writer: cannot open %s: %s\n" % (path, exc.strerror))
+        return 1
+    try:
+        serve(child, lambda n: os.read(0, n), lambda data: _write_all(1, data))
+    except BrokenPipeError:
+        pass  # the server died between our read and our reply
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["encode", "pack_size", "encode_size", "decode_size", "FrameParser", "FrameError",
+           "Child", "serve", "main"]

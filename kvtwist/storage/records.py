@@ -1,0 +1,392 @@
+"""Journal and snapshot file format: a versioned header, then length-prefixed CRC32'd records."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
+
+# File layout:
+#   header  = magic "KVTW" | u16 version | u8 kind | u8 flags (0) | u64 generation | u32 crc32
+#   record  = u32 payload length | u32 crc32(payload) | payload
+#   payload = u8 opcode | fields (all integers big-endian, byte strings u32-length-prefixed)
+#     SET       u32 klen | u32 vlen | u64 expire_at_ms | key | value
+#     DEL       u32 klen | key
+#     EXPIRE_AT u32 klen | u64 at_ms | key
+#     PERSIST   u32 klen | key
+#     FLUSH     (nothing)
+#     END       u64 record count   (last record of a snapshot: proves it is complete)
+# Expiry is absolute milliseconds, so replaying a record at any later time gives the same state.
+
+MAGIC = b"KVTW"
+VERSION = 1
+JOURNAL, SNAPSHOT = 1, 2
+END = 127
+KIND_NAMES = {JOURNAL: "journal", SNAPSHOT: "snapshot"}
+
+# A record longer than this is treated as corrupt rather than as a torn tail: a flipped
+# length bit must not silently swallow the rest of a file.
+MAX_PAYLOAD = 512 * 1024 * 1024 + 64
+
+_HEADER = struct.Struct(">4sHBBQ")
+HEADER_SIZE = _HEADER.size + 4
+_HEAD = struct.Struct(">II")
+_SET_RECORD = struct.Struct(">IIBIIQ")  # record head and SET fields in one unpack
+_SET = struct.Struct(">BIIQ")
+_KEY = struct.Struct(">BI")
+_EXPIRE = struct.Struct(">BIQ")
+_END = struct.Struct(">BQ")
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_FLUSH_PAYLOAD = bytes([FLUSH])
+
+_crc32 = zlib.crc32
+_head_pack = _HEAD.pack
+_set_pack = _SET.pack
+
+
+class NeedMore:
+    """The sentinel type of NEED_MORE."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_MORE"
+
+
+NEED_MORE = NeedMore()
+
+
+class CorruptRecord(Exception):
+    """A checksum or format failure; ``offset`` is where the bad record or header starts."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        Exception.__init__(self, "%s: offset %d: %s" % (path, offset, reason))
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+
+class Header:
+    """A parsed file header: ``kind`` (JOURNAL or SNAPSHOT) and ``generation``."""
+
+    __slots__ = ("kind", "generation", "version")
+
+    def __init__(self, kind: int, generation: int, version: int = VERSION) -> None:
+        self.kind = kind
+        self.generation = generation
+        self.version = version
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Header)
+            and (other.kind, other.generation, other.version)
+            == (self.kind, self.generation, self.version)
+        )
+
+    def __repr__(self) -> str:
+        return "Header(%s, generation=%d)" % (KIND_NAMES.get(self.kind, self.kind), self.generation)
+
+
+def encode_header(kind: int, generation: int) -> bytes:
+    """Return the file header bytes for a journal or snapshot of ``generation``."""
+    body = _HEADER.pack(MAGIC, VERSION, kind, 0, generation)
+    return body + _U32.pack(_crc32(body))
+
+
+def encode_effect(effect: tuple) -> bytes:
+    """Return one framed record for a keyspace effect tuple (the per-write hot path)."""
+    op = effect[0]
+    if op == SET:
+        key = effect[1]
+        value = effect[2]
+        payload = _set_pack(SET, len(key), len(value), effect[3]) + key + value
+    elif op == DEL or op == PERSIST:
+        key = effect[1]
+        payload = _KEY.pack(op, len(key)) + key
+    elif op == EXPIRE_AT:
+        key = effect[1]
+        payload = _EXPIRE.pack(EXPIRE_AT, len(key), effect[2]) + key
+    elif op == FLUSH:
+        payload = _FLUSH_PAYLOAD
+    else:
+        raise ValueError("unknown effect opcode: %r" % (op,))
+    return _head_pack(len(payload), _crc32(payload)) + payload
+
+
+def encode_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:
+    """Return one framed SET record (snapshot writing: avoids building a tuple per key)."""
+    payload = _set_pack(SET, len(key), len(value), expire_at_ms) + key + value
+    return _head_pack(len(payload), _crc32(payload)) + payload
+
+
+def encode_end(count: int) -> bytes:
+    """Return the END record that closes a snapshot of ``count`` SET records."""
+    payload = _END.pack(END, count)
+    return _head_pack(len(payload), _crc32(payload)) + payload
+
+
+def decode_payload(payload) -> tuple:
+    """Return the effect tuple (or ``(END, count)``) of one payload; ValueError if malformed."""
+    size = len(payload)
+    if size == 0:
+        raise ValueError("empty record")
+    op = payload[0]
+    if op == SET:
+        if size < 17:
+            raise ValueError("short SET record")
+        _, klen, vlen, expire = _SET.unpack_from(payload)
+        if 17 + klen + vlen != size:
+            raise ValueError("SET record length mismatch")
+        return (SET, bytes(payload[17 : 17 + klen]), bytes(payload[17 + klen :]), expire)
+    if op == DEL or op == PERSIST:
+        if size < 5 or 5 + _KEY.unpack_from(payload)[1] != size:
+            raise ValueError("bad key record")
+        return (op, bytes(payload[5:]))
+    if op == EXPIRE_AT:
+        if size < 13:
+            raise ValueError("short EXPIRE_AT record")
+        _, klen, at = _EXPIRE.unpack_from(payload)
+        if 13 + klen != size:
+            raise ValueError("EXPIRE_AT record length mismatch")
+        return (EXPIRE_AT, bytes(payload[13:]), at)
+    if op == FLUSH:
+        if size != 1:
+            raise ValueError("bad FLUSH record")
+        return (FLUSH,)
+    if op == END:
+        if size != 9:
+            raise ValueError("bad END record")
+        return (END, _U64.unpack_from(payload, 1)[0])
+    raise ValueError("unknown opcode %d" % (op,))
+
+
+def decode_header(data, path: str = "<stream>") -> Header:
+    """Return the Header in the first HEADER_SIZE bytes of ``data``; raise CorruptRecord."""
+    body = bytes(data[: _HEADER.size])
+    (crc,) = _U32.unpack_from(data, _HEADER.size)
+    magic, version, kind, _flags, generation = _HEADER.unpack(body)
+    if magic != MAGIC:
+        raise CorruptRecord(path, 0, "not a kvtwist file (bad magic %r)" % (magic,))
+    if _crc32(body) != crc:
+        raise CorruptRecord(path, 0, "header checksum mismatch")
+    if version != VERSION:
+        raise CorruptRecord(path, 0, "unsupported format version %d" % (version,))
+    if kind not in KIND_NAMES:
+        raise CorruptRecord(path, 0, "unknown file kind %d" % (kind,))
+    return Header(kind, generation, version)
+
+
+class RecordReader:
+    """Push-style reader: ``feed`` bytes, then ``next_record`` until NEED_MORE.
+
+    ``offset`` is the file offset just past the last complete record (the longest valid
+    prefix); ``finish()`` at end of file says how many bytes form a torn tail. Buffering is
+    linear: consumed bytes are dropped in bulk, never rescanned. The reader also checks the
+    file's structure: a journal holds no END record; a snapshot holds SET records and then
+    one END record counting them (``end_count``), with nothing after it.
+    """
+
+    def __init__(self, path: str = "<stream>") -> None:
+        self.path = path
+        self.header = None
+        self.offset = 0
+        self.records = 0
+        self.end_count = None
+        self._buf = bytearray()
+        self._pos = 0
+        self._zero_tail = False
+
+    def feed(self, data: bytes) -> None:
+        """Buffer more bytes of the file."""
+        if self._zero_tail and data.count(0) != len(data):
+            # Bytes after a zero-filled run: it was not a tail, so it is corruption.
+            self._zero_tail = False
+        if self._pos and self._pos >= len(self._buf) // 2:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Return the number of bytes fed but not yet consumed as records."""
+        return len(self._buf) - self._pos
+
+    def _check(self, effect: tuple) -> None:
+        # Structural rules that a checksum cannot see.
+        if self.end_count is not None:
+            raise CorruptRecord(self.path, self.offset, "data after the END record")
+        op = effect[0]
+        if self.header.kind == SNAPSHOT:
+            if op == END:
+                if effect[1] != self.records:
+                    raise CorruptRecord(self.path, self.offset, "END record counts %d records, "
+                                        "found %d" % (effect[1], self.records))
+            elif op != SET:
+                raise CorruptRecord(self.path, self.offset, "non-SET record in a snapshot")
+        elif op == END:
+            raise CorruptRecord(self.path, self.offset, "END record in a journal")
+
+    def _read_header(self) -> bool:
+        # Consumes the file header once it is complete; returns whether it was.
+        buf = self._buf
+        pos = self._pos
+        available = len(buf) - pos
+        if available < HEADER_SIZE:
+            if available >= 4 and bytes(buf[pos : pos + 4]) != MAGIC:
+                raise CorruptRecord(self.path, 0, "not a kvtwist file (bad magic)")
+            return False
+        view = memoryview(buf)
+        try:
+            self.header = decode_header(view[pos : pos + HEADER_SIZE], self.path)
+        finally:
+            view.release()
+        self._pos = pos + HEADER_SIZE
+        self.offset = HEADER_SIZE
+        return True
+
+    def next_record(self):
+        """Return the next effect tuple (or ``(END, count)``), or NEED_MORE; raise CorruptRecord."""
+        if self.header is None and not self._read_header():
+            return NEED_MORE
+        buf = self._buf
+        pos = self._pos
+        available = len(buf) - pos
+        if self._zero_tail or available < 8:
+            return NEED_MORE
+        length, crc = _HEAD.unpack_from(buf, pos)
+        if length == 0 or length > MAX_PAYLOAD:
+            if buf.count(0, pos) == available:
+                # A zero-filled end (blocks allocated, never written) reads as a torn tail
+                # as long as nothing but zeros follows.
+                self._zero_tail = True
+                return NEED_MORE
+            raise CorruptRecord(self.path, self.offset, "bad record length %d" % (length,))
+        end = pos + 8 + length
+        if end > len(buf):
+            return NEED_MORE
+        payload = bytes(buf[pos + 8 : end])
+        if _crc32(payload) != crc:
+            raise CorruptRecord(self.path, self.offset, "record checksum mismatch")
+        try:
+            effect = decode_payload(payload)
+        except ValueError as exc:
+            raise CorruptRecord(self.path, self.offset, str(exc)) from None
+        self._check(effect)
+        if effect[0] == END:
+            self.end_count = effect[1]
+        self._pos = end
+        self.offset += 8 + length
+        self.records += 1
+        return effect
+
+    def apply_all(self, apply, load_items=None) -> int:
+        """Apply every complete buffered record except END; return how many were applied.
+
+        SET records go in ordered batches to ``load_items(keys, values, expire_ats)`` (three
+        parallel lists), other effects to ``apply(effect)``, each after the batch before it.
+        Without ``load_items`` every effect goes to ``apply``. The bulk path for loading: one
+        copy of the buffer, then a tight loop. Stops at NEED_MORE; raises CorruptRecord like
+        ``next_record`` (records before it were applied).
+        """
+        count = 0
+        if (self.header is None and not self._read_header()) or self._zero_tail:
+            return 0
+        view = memoryview(self._buf)
+        try:
+            data = bytes(view[self._pos :])
+        finally:
+            view.release()
+        mv = memoryview(data)
+        n = len(data)
+        i = 0
+        applied = 0
+        keys, values, ats = [], [], []
+        add_key, add_value, add_at = keys.append, values.append, ats.append
+        set_record = _SET_RECORD.unpack_from
+        head = _HEAD.unpack_from
+        crc32 = _crc32
+        snapshot = self.header.kind == SNAPSHOT
+        ended = self.end_count is not None
+        try:
+            while i + 8 <= n:
+                if i + 25 <= n and not ended:
+                    # The common record, checked and sliced without building a tuple.
+                    length, crc, op, klen, vlen, expire = set_record(data, i)
+                    end = i + 8 + length
+                    # A bytes slice checksums faster than a memoryview slice is made.
+                    if (op == SET and 17 + klen + vlen == length and end <= n
+                            and length <= MAX_PAYLOAD and crc32(data[i + 8 : end]) == crc):
+                        k = i + 25
+                        add_key(data[k : k + klen])
+                        add_value(data[k + klen : end])
+                        add_at(expire)
+                        applied += 1
+                        i = end
+                        continue
+                length, crc = head(data, i)
+                p = i + 8
+                end = p + length
+                if end > n or length == 0 or length > MAX_PAYLOAD or crc32(mv[p:end]) != crc:
+                    break
+                try:
+                    effect = decode_payload(data[p:end])
+                except ValueError:
+                    break
+                if ended or snapshot or effect[0] == END:
+                    self._check_at(effect, i, applied)
+                    if effect[0] == END:
+                        self.end_count = effect[1]
+                        ended = True
+                        applied += 1
+                        i = end
+                        continue
+                if keys:
+                    count += self._flush(keys, values, ats, apply, load_items)
+                apply(effect)
+                applied += 1
+                count += 1
+                i = end
+        finally:
+            mv.release()
+            if keys:
+                count += self._flush(keys, values, ats, apply, load_items)
+            self._pos += i
+            self.offset += i
+            self.records += applied
+        # The odd case (torn, corrupt, zero-filled, data after END): the careful path raises
+        # or waits.
+        effect = self.next_record()
+        if effect is not NEED_MORE:
+            if effect[0] != END:
+                apply(effect)
+                count += 1
+            return count + self.apply_all(apply, load_items)
+        return count
+
+    @staticmethod
+    def _flush(keys: list, values: list, ats: list, apply, load_items) -> int:
+        # Hands over a batch of SET records and empties the lists in place; returns its size.
+        count = len(keys)
+        if load_items is not None:
+            load_items(keys, values, ats)
+        else:
+            for key, value, at in zip(keys, values, ats):
+                apply((SET, key, value, at))
+        del keys[:], values[:], ats[:]
+        return count
+
+    def _check_at(self, effect: tuple, i: int, applied: int) -> None:
+        # _check for a record inside apply_all's batch, where counters lag by (i, applied).
+        self.offset += i
+        self.records += applied
+        try:
+            self._check(effect)
+        finally:
+            self.offset -= i
+            self.records -= applied
+
+    def finish(self) -> int:
+        """At end of file: return how many trailing bytes form a torn (incomplete) tail."""
+        return len(self._buf) - self._pos

@@ -1,0 +1,164 @@
+"""The JSON-lines dialect: one request object per line in, one JSON reply per line out."""
+
+from __future__ import annotations
+
+import json
+
+from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status
+
+__all__ = ["JsonRequestError", "decode_request", "encode_error", "render"]
+
+
+class JsonRequestError(ValueError):
+    """A JSON-lines request that cannot become a command; args[0] is the message to send back."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.message = message
+
+
+# Bytes travel as JSON strings: undecodable bytes become lone surrogates
+# (surrogateescape), which json writes as \udcXX escapes, so every byte string
+# survives a round trip instead of being silently replaced.
+_TEXT_ERRORS = "surrogateescape"
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+_encode = _ENCODER.encode
+
+
+def _jsonable(reply):
+    cls = reply.__class__
+    if cls is bytes:
+        return reply.decode("utf-8", _TEXT_ERRORS)
+    if reply is None or reply is NIL_ARRAY:
+        return None
+    if cls is int:
+        return reply
+    if cls is Status:
+        return reply.text.decode("utf-8", _TEXT_ERRORS)
+    if cls is Error:
+        return {"error": reply.message}
+    if isinstance(reply, (list, tuple)):
+        return [_jsonable(item) for item in reply]
+    if cls is Pairs:
+        return {_jsonable(key): _jsonable(value) for key, value in reply.items}
+    if isinstance(reply, int):  # bool and other int subclasses: a plain number
+        return int(reply)
+    if isinstance(reply, (bytearray, memoryview)):
+        return bytes(reply).decode("utf-8", _TEXT_ERRORS)
+    raise TypeError("not a reply: %r" % (reply,))
+
+
+def render(reply) -> bytes:
+    """Return ``reply`` as one compact JSON line ending ``\\n`` (bytes -> string, nil -> null)."""
+    return _encode(_jsonable(reply)).encode("ascii") + b"\n"
+
+
+def encode_error(message: str) -> bytes:
+    """Return the JSON line ``{"error":message}`` ending in ``\\n``."""
+    return _encode({"error": message}).encode("ascii") + b"\n"
+
+
+def _render_mget(keys: list):
+    def render_mget(reply) -> bytes:
+        if isinstance(reply, (list, tuple)) and len(reply) == len(keys):
+            return render(Pairs(list(zip(keys, reply))))
+        return render(reply)  # an error reply, rendered as usual
+
+    return render_mget
+
+
+def _reject_constant(name: str):
+    raise JsonRequestError("ERR invalid JSON: %s is not allowed" % (name,))
+
+
+def _arg(value, what: str) -> bytes:
+    cls = value.__class__
+    if cls is str:
+        try:
+            return value.encode("utf-8", _TEXT_ERRORS)
+        except UnicodeEncodeError:
+            raise JsonRequestError("ERR %s contains an unpaired surrogate escape" % (what,))
+    if cls is int:
+        return b"%d" % value
+    if cls is float:
+        return repr(value).encode("ascii")
+    raise JsonRequestError("ERR %s must be a string or a number, not %s" % (what, _kind(value)))
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "a boolean"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _field(request: dict, name: str):
+    if name not in request:
+        raise JsonRequestError('ERR %s request needs a "%s" field'
+                               % (request["type"].upper(), name))
+    return request[name]
+
+
+def decode_request(line: bytes):
+    """Parse one request line; return ``(argv, render)``.
+
+    ``argv`` is the command as a list of bytes; ``render(reply) -> bytes`` turns the
+    command's reply into the JSON line to send back.  Raises JsonRequestError (message
+    starting with ``ERR``) for invalid JSON, a non-object, or a missing/ill-typed field.
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JsonRequestError("ERR invalid JSON: request is not valid UTF-8")
+    try:
+        request = json.loads(text, parse_constant=_reject_constant)
+    except JsonRequestError:
+        raise
+    except RecursionError:
+        raise JsonRequestError("ERR invalid JSON: nested too deeply")
+    except ValueError as exc:
+        raise JsonRequestError("ERR invalid JSON: %s" % (exc,))
+    if not isinstance(request, dict):
+        raise JsonRequestError("ERR request must be a JSON object, not %s" % (_kind(request),))
+    name = request.get("type")
+    if name.__class__ is not str or not name:
+        raise JsonRequestError('ERR request needs a "type" string naming the command')
+    upper = name.upper()
+    if "args" in request:
+        args = request["args"]
+        if not isinstance(args, list):
+            raise JsonRequestError('ERR "args" must be an array, not %s' % (_kind(args),))
+        argv = [_arg(name, '"type"')]
+        argv.extend(_arg(arg, '"args" item') for arg in args)
+        return argv, render
+    if upper == "GET":
+        return [b"GET", _arg(_field(request, "key"), '"key"')], render
+    if upper == "SET":
+        key = _arg(_field(request, "key"), '"key"')
+        return [b"SET", key, _arg(_field(request, "value"), '"value"')], render
+    if upper == "DELETE":
+        return [b"GETDEL", _arg(_field(request, "key"), '"key"')], render
+    if upper == "FLUSH":
+        return [b"FLUSHDB"], render
+    if upper == "MGET":
+        keys = _field(request, "key")
+        if not isinstance(keys, list) or not keys:
+            raise JsonRequestError('ERR MGET "key" must be a non-empty array of keys')
+        argv = [b"MGET"]
+        argv.extend(_arg(key, '"key" item') for key in keys)
+        return argv, _render_mget(argv[1:])
+    if upper == "MSET":
+        pairs = _field(request, "value")
+        if not isinstance(pairs, dict) or not pairs:
+            raise JsonRequestError('ERR MSET "value" must be a non-empty object of key: value')
+        argv = [b"MSET"]
+        for key, value in pairs.items():
+            argv.append(_arg(key, "MSET key"))
+            argv.append(_arg(value, "MSET value"))
+        return argv, render
+    return [_arg(name, '"type"')], render

@@ -1,0 +1,308 @@
+"""Tests for kvtwist.engine.keyspace: values, expiry on an injected clock, effects, replay, glob."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.engine import keyspace
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, Keyspace, compile_glob
+
+
+def make(start: float = 1000.0):
+    clock = Clock()
+    clock.advance(start)
+    log = []
+    return clock, Keyspace(clock, log.append), log
+
+
+class OpcodeTests(SynchronousTestCase):
+    def test_opcodes(self):
+        """The effect opcodes keep the values fixed by the journal format."""
+        self.assertEqual((SET, DEL, EXPIRE_AT, PERSIST, FLUSH), (1, 2, 3, 4, 5))
+        self.assertEqual(keyspace.SET, 1)
+
+
+class ValueTests(SynchronousTestCase):
+    def test_set_get(self):
+        """A stored value is returned and a missing key reads as None."""
+        _, ks, _ = make()
+        ks.set(b"k", b"v")
+        self.assertEqual(ks.get(b"k"), b"v")
+        self.assertIsNone(ks.get(b"missing"))
+        self.assertEqual(len(ks), 1)
+
+    def test_delete_and_pop(self):
+        """delete reports whether the key existed; pop returns the removed value."""
+        _, ks, _ = make()
+        ks.set(b"a", b"1")
+        ks.set(b"b", b"2")
+        self.assertTrue(ks.delete(b"a"))
+        self.assertFalse(ks.delete(b"a"))
+        self.assertEqual(ks.pop(b"b"), b"2")
+        self.assertIsNone(ks.pop(b"b"))
+        self.assertEqual(len(ks), 0)
+
+    def test_set_without_expiry_clears_ttl(self):
+        """Setting with expire_at_ms 0 removes an earlier expiry."""
+        _, ks, _ = make()
+        ks.set(b"k", b"v", 2000000)
+        ks.set(b"k", b"w")
+        self.assertEqual(ks.ttl_ms(b"k"), -1)
+
+
+class ExpiryTests(SynchronousTestCase):
+    def test_boundary(self):
+        """A key lives while now_ms <= expire_at and is gone one millisecond later."""
+        clock, ks, _ = make(1000.0)
+        ks.set(b"k", b"v", 1000500)
+        clock.advance(0.5)
+        self.assertEqual(ks.now_ms(), 1000500)
+        self.assertEqual(ks.get(b"k"), b"v")
+        self.assertEqual(ks.ttl_ms(b"k"), 0)
+        clock.advance(0.001)
+        self.assertIsNone(ks.get(b"k"))
+        self.assertEqual(ks.ttl_ms(b"k"), -2)
+        self.assertEqual(ks.expired_keys, 1)
+
+    def test_lazy_expiry_does_not_log(self):
+        """Expiring a key on access removes it from storage without logging an effect."""
+        clock, ks, log = make()
+        ks.set(b"k", b"v", ks.now_ms() + 10)
+        del log[:]
+        clock.advance(1)
+        self.assertFalse(ks.exists(b"k"))
+        self.assertNotIn(b"k", ks.data)
+        self.assertEqual(log, [])
+
+    def test_expire_in_past_deletes(self):
+        """expire_at with a time not in the future deletes the key and logs DEL."""
+        _, ks, log = make()
+        ks.set(b"k", b"v")
+        ks.expire_at(b"k", ks.now_ms())
+        self.assertFalse(ks.exists(b"k"))
+        self.assertEqual(log[-1], (DEL, b"k"))
+
+    def test_persist(self):
+        """persist removes an expiry once and reports whether there was one."""
+        clock, ks, log = make()
+        ks.set(b"k", b"v")
+        ks.expire_at(b"k", ks.now_ms() + 1000)
+        self.assertEqual(log[-1], (EXPIRE_AT, b"k", ks.now_ms() + 1000))
+        self.assertTrue(ks.persist(b"k"))
+        self.assertFalse(ks.persist(b"k"))
+        self.assertEqual(log[-1], (PERSIST, b"k"))
+        clock.advance(10)
+        self.assertEqual(ks.get(b"k"), b"v")
+
+    def test_sweep(self):
+        """sweep removes expired keys it samples, repeats while many expired, and counts them."""
+        clock, ks, _ = make()
+        now = ks.now_ms()
+        for index in range(100):
+            ks.set(b"dead%d" % index, b"v", now + 10)
+        for index in range(5):
+            ks.set(b"live%d" % index, b"v", now + 100000)
+        ks.set(b"plain", b"v")
+        clock.advance(1)
+        total = 0
+        for _ in range(20):
+            total += ks.sweep(20)
+        self.assertEqual(total, 100)
+        self.assertEqual(len(ks), 6)
+        self.assertEqual(ks.sweep(), 0)
+
+    def test_sweep_limit(self):
+        """One sweep call stops after a round where at most a quarter of the sample expired."""
+        clock, ks, _ = make()
+        now = ks.now_ms()
+        for index in range(40):
+            ks.set(b"k%02d" % index, b"v", now + (10 if index % 10 == 0 else 100000))
+        clock.advance(1)
+        self.assertEqual(ks.sweep(20), 2)
+        self.assertEqual(ks.sweep(20), 2)
+        self.assertEqual(len(ks), 36)
+
+
+class EffectTests(SynchronousTestCase):
+    def test_effects_and_replay(self):
+        """Every mutation logs one effect, and replaying them reaches the same state."""
+        clock, ks, log = make()
+        now = ks.now_ms()
+        ks.set(b"a", b"1")
+        ks.set(b"b", b"2", now + 5000)
+        ks.expire_at(b"a", now + 9000)
+        ks.persist(b"a")
+        ks.delete(b"b")
+        ks.set(b"c", b"3", now + 7000)
+        self.assertEqual(log, [
+            (SET, b"a", b"1", 0), (SET, b"b", b"2", now + 5000), (EXPIRE_AT, b"a", now + 9000),
+            (PERSIST, b"a"), (DEL, b"b"), (SET, b"c", b"3", now + 7000)])
+        replica = Keyspace(clock)
+        for effect in log:
+            replica.apply(effect)
+        self.assertEqual(sorted(replica.snapshot_items()), sorted(ks.snapshot_items()))
+        ks.flush()
+        self.assertEqual(log[-1], (FLUSH,))
+        replica.apply(log[-1])
+        self.assertEqual(replica.snapshot_items(), [])
+
+    def test_apply_does_not_log(self):
+        """apply changes the data without calling the log."""
+        _, ks, log = make()
+        ks.apply((SET, b"k", b"v", 0))
+        self.assertEqual(ks.get(b"k"), b"v")
+        self.assertEqual(log, [])
+
+    def test_apply_rejects_unknown(self):
+        """apply raises ValueError for an unknown opcode."""
+        _, ks, _ = make()
+        self.assertRaises(ValueError, ks.apply, (99, b"k"))
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c"]),
+                              st.sampled_from([0, 0, 7, 9]))),
+           st.lists(st.tuples(st.sampled_from([b"a", b"b", b"c", b"d"]),
+                              st.sampled_from([0, 0, 7, 9])),
+                    max_size=8))
+    def test_load_items_matches_apply(self, before, batch):
+        """load_items equals the same SETs applied one by one (data, expiries), without logging."""
+        clock, ks, log = make(0)
+        replica = Keyspace(clock)
+        for key, at in before:
+            ks.apply((SET, key, b"old", at))
+            replica.apply((SET, key, b"old", at))
+        keys = [key for key, _ in batch]
+        values = [b"%d" % index for index in range(len(batch))]
+        ats = [at for _, at in batch]
+        ks.load_items(keys, values, ats)
+        for key, value, at in zip(keys, values, ats):
+            replica.apply((SET, key, value, at))
+        self.assertEqual((ks.data, ks.expires), (replica.data, replica.expires))
+        self.assertEqual(log, [])
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from("set setx del expire persist flush".split()),
+                              st.sampled_from([b"a", b"b", b"c"]),
+                              st.integers(min_value=-5, max_value=5))))
+    def test_replay_property(self, ops):
+        """Any sequence of mutations replays through apply to an identical snapshot."""
+        clock, ks, log = make()
+        for op, key, number in ops:
+            now = ks.now_ms()
+            if op == "set":
+                ks.set(key, b"%d" % number)
+            elif op == "setx":
+                ks.set(key, b"x", now + 1 + abs(number))
+            elif op == "del":
+                ks.delete(key)
+            elif op == "expire" and ks.exists(key):
+                ks.expire_at(key, now + number)
+            elif op == "persist":
+                ks.persist(key)
+            elif op == "flush":
+                ks.flush()
+        replica = Keyspace(clock)
+        for effect in log:
+            replica.apply(effect)
+        self.assertEqual(sorted(replica.snapshot_items()), sorted(ks.snapshot_items()))
+
+
+class GlobTests(SynchronousTestCase):
+    def check(self, pattern, yes, no):
+        match = compile_glob(pattern).fullmatch
+        for key in yes:
+            self.assertIsNotNone(match(key), (pattern, key))
+        for key in no:
+            self.assertIsNone(match(key), (pattern, key))
+
+    def test_wildcards(self):
+        """* matches any run (newlines included) and ? exactly one byte."""
+        self.check(b"a*z", [b"az", b"a\nz", b"abcz"], [b"a", b"za"])
+        self.check(b"h?llo", [b"hello", b"hallo"], [b"hllo", b"heello"])
+
+    def test_classes(self):
+        """Brackets match sets, negated sets and ranges (reversed ranges too)."""
+        self.check(b"h[ae]llo", [b"hallo", b"hello"], [b"hillo"])
+        self.check(b"h[^e]llo", [b"hallo"], [b"hello"])
+        self.check(b"h[a-c]llo", [b"hbllo"], [b"hdllo"])
+        self.check(b"h[c-a]llo", [b"hbllo"], [b"hdllo"])
+        self.check(b"[]x", [], [b"x", b"ax"])
+
+    def test_escapes_and_literals(self):
+        """A backslash makes the next byte literal; regex metacharacters are plain bytes."""
+        self.check(b"a\\*b", [b"a*b"], [b"axb"])
+        self.check(b"a.b(", [b"a.b("], [b"axb("])
+        self.check(b"[\\]]", [b"]"], [b"\\"])
+        self.check(b"x\\", [b"x\\"], [b"x"])
+
+    def test_unterminated_class(self):
+        """An unterminated class runs to the end of the pattern, as in Redis."""
+        self.check(b"a[bc", [b"ab", b"ac"], [b"a[bc", b"ad"])
+
+    def test_nocase(self):
+        """nocase matching ignores ASCII case."""
+        self.assertIsNotNone(compile_glob(b"MAX*", nocase=True).fullmatch(b"maxmemory"))
+
+    def test_keys(self):
+        """keys returns live keys that match and skips expired ones."""
+        clock, ks, _ = make()
+        ks.set(b"user:1", b"a")
+        ks.set(b"user:2", b"b", ks.now_ms() + 10)
+        ks.set(b"other", b"c")
+        self.assertEqual(sorted(ks.keys(b"user:*")), [b"user:1", b"user:2"])
+        clock.advance(1)
+        self.assertEqual(sorted(ks.keys(b"*")), [b"other", b"user:1"])
+
+
+class ScanTests(SynchronousTestCase):
+    def full_scan(self, ks, count, during=None):
+        seen, cursor, steps = [], 0, 0
+        while True:
+            cursor, found = ks.scan(cursor, count)
+            seen.extend(found)
+            steps += 1
+            if during is not None:
+                during(steps)
+            if cursor == 0:
+                return seen
+            self.assertLess(steps, 10000)
+
+    def test_scan_returns_everything_once(self):
+        """A full scan visits every key exactly once when nothing changes."""
+        _, ks, _ = make()
+        for index in range(500):
+            ks.set(b"k%d" % index, b"v")
+        seen = self.full_scan(ks, 7)
+        self.assertEqual(sorted(seen), sorted(ks.data))
+        self.assertEqual(len(seen), 500)
+
+    def test_scan_with_changes(self):
+        """Keys present throughout are returned even while others are added and deleted."""
+        _, ks, _ = make()
+        for index in range(300):
+            ks.set(b"k%d" % index, b"v")
+
+        def churn(step):
+            ks.delete(b"k%d" % (step * 2 + 1))
+            ks.set(b"new%d" % step, b"v")
+
+        seen = set(self.full_scan(ks, 5, churn))
+        stable = {b"k%d" % index for index in range(0, 300, 2)}
+        self.assertTrue(stable <= seen)
+
+    def test_scan_empty(self):
+        """Scanning an empty keyspace finishes at once."""
+        _, ks, _ = make()
+        self.assertEqual(ks.scan(0, 10), (0, []))
+
+    def test_random_key(self):
+        """random_key returns one of the live keys, or None when empty."""
+        _, ks, _ = make()
+        self.assertIsNone(ks.random_key())
+        ks.set(b"only", b"v")
+        self.assertEqual(ks.random_key(), b"only")
+        for index in range(100):
+            ks.set(b"k%d" % index, b"v")
+        self.assertIn(ks.random_key(), ks.data)

@@ -1,0 +1,272 @@
+"""Tests for kvtwist.engine.server: PING, HELLO, COMMAND, CLIENT, CONFIG, COMPACT and friends."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred, fail
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.engine import server as admin
+from kvtwist.storage.journal import JournalError
+from kvtwist.engine.table import TABLE
+from kvtwist.engine.store import NullJournal
+from kvtwist.wire.replies import OK, PONG, Error, Pairs, Status, to_resp
+from tests.helpers import SessionMixin
+
+START = 1700000000.25
+
+
+class AdminMixin(SessionMixin):
+    start = START
+    peer = "127.0.0.1:4000"
+
+
+class ConnectionCommandTests(AdminMixin, SynchronousTestCase):
+    def test_ping_echo(self):
+        """PING answers PONG or its argument; ECHO echoes; too many arguments is an error."""
+        self.assertIs(self.call("ping"), PONG)
+        self.assertEqual(self.call("ping", "hi"), b"hi")
+        self.assertEqual(self.error("ping", "a", "b"),
+                         "ERR wrong number of arguments for 'ping' command")
+        self.assertEqual(self.call("echo", "x"), b"x")
+
+    def test_quit(self):
+        """QUIT and EXIT reply OK and mark the session closing."""
+        self.assertEqual(self.call("quit"), OK)
+        self.assertTrue(self.session.closing)
+        other = self.store.new_session()
+        self.assertEqual(other.execute([b"EXIT"]), OK)
+        self.assertTrue(other.closing)
+
+    def test_select(self):
+        """SELECT 0 works; other indexes are out of range; non-integers are refused."""
+        self.assertEqual(self.call("select", "0"), OK)
+        self.assertEqual(self.error("select", "1"), "ERR DB index is out of range")
+        self.assertEqual(self.error("select", "x"), "ERR value is not an integer or out of range")
+
+    def test_time(self):
+        """TIME reports the injected clock's seconds and microseconds."""
+        self.assertEqual(self.call("time"), [b"1700000000", b"250000"])
+
+    def test_help(self):
+        """HELP lists every command, one bytes line each."""
+        lines = self.call("help")
+        self.assertEqual(len(lines), len(TABLE))
+        self.assertTrue(all(isinstance(line, bytes) for line in lines))
+        self.assertIn(b"GET key", lines)
+
+
+class HelloTests(AdminMixin, SynchronousTestCase):
+    def test_resp2(self):
+        """HELLO and HELLO 2 answer the server map as a flat RESP2 array; SETNAME names us."""
+        reply = self.call("hello", "2", "AUTH", "default", "pw", "SETNAME", "tool")
+        fields = dict(reply.items)
+        self.assertEqual(fields[b"proto"], 2)
+        self.assertEqual(fields[b"id"], self.session.id)
+        self.assertEqual(fields[b"version"], b"7.0.0")
+        self.assertEqual(self.call("client", "getname"), b"tool")
+        self.assertEqual(self.call("hello").items[0], (b"server", b"redis"))
+        self.assertEqual(self.session.protocol, 2)
+
+    def test_resp3(self):
+        """HELLO 3 switches the session to RESP3 and reports proto 3."""
+        reply = self.call("hello", "3")
+        self.assertEqual(dict(reply.items)[b"proto"], 3)
+        self.assertEqual(self.session.protocol, 3)
+
+    def test_errors(self):
+        """RESP3 and bad HELLO arguments get Redis's errors."""
+        self.assertEqual(self.error("hello", "4"), "NOPROTO unsupported protocol version")
+        self.assertEqual(self.error("hello", "x"),
+                         "ERR Protocol version is not an integer or out of range")
+        self.assertEqual(self.error("hello", "2", "foo"), "ERR Syntax error in HELLO option 'foo'")
+
+
+class CommandCommandTests(AdminMixin, SynchronousTestCase):
+    def test_count_and_info(self):
+        """COMMAND COUNT counts the table and COMMAND INFO gives Redis's 10-field entries."""
+        self.assertEqual(self.call("command", "count"), len(TABLE))
+        info = self.call("command", "info", "get", "nosuch")
+        self.assertEqual(info[1], None)
+        self.assertEqual(to_resp(info[0]), b"*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n"
+                         b":1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n")
+        self.assertEqual(len(self.call("command")), len(TABLE))
+        self.assertEqual(self.call("command", "docs"), [])
+
+    def test_unknown_subcommand(self):
+        """Unknown subcommands get Redis's 'Try X HELP.' error."""
+        self.assertEqual(self.error("command", "foo"),
+                         "ERR unknown subcommand 'foo'. Try COMMAND HELP.")
+
+
+class ClientTests(AdminMixin, SynchronousTestCase):
+    def test_names(self):
+        """CLIENT SETNAME/GETNAME store a name; spaces are refused; empty clears it."""
+        self.assertIsNone(self.call("client", "getname"))
+        self.assertEqual(self.call("client", "setname", "worker"), OK)
+        self.assertEqual(self.call("client", "getname"), b"worker")
+        self.assertEqual(self.error("client", "setname", "a b"),
+                         "ERR Client names cannot contain spaces, newlines or special characters.")
+        self.call("client", "setname", "")
+        self.assertIsNone(self.call("client", "getname"))
+
+    def test_id_info_list(self):
+        """CLIENT ID, INFO and LIST describe sessions one line each."""
+        other = self.store.new_session("10.0.0.1:1")
+        other.execute([b"client", b"setname", b"two"])
+        self.assertEqual(self.call("client", "id"), self.session.id)
+        line = self.call("client", "info")
+        self.assertTrue(line.startswith(b"id=%d addr=127.0.0.1:4000 " % self.session.id))
+        self.assertTrue(line.endswith(b"\n"))
+        listing = self.call("client", "list").splitlines()
+        self.assertEqual(len(listing), 2)
+        self.assertIn(b"name=two", listing[1])
+        self.assertEqual(len(self.call("client", "list", "id", str(other.id)).splitlines()), 1)
+        self.assertEqual(self.call("client", "list", "type", "pubsub"), b"")
+        self.assertEqual(self.error("client", "list", "bogus"), "ERR syntax error")
+
+    def test_setinfo_and_flags(self):
+        """CLIENT SETINFO records library details; NO-EVICT and NO-TOUCH accept ON/OFF."""
+        self.assertEqual(self.call("client", "setinfo", "LIB-NAME", "redis-py"), OK)
+        self.assertEqual(self.call("client", "setinfo", "lib-ver", "5.0"), OK)
+        self.assertIn(b"lib-name=redis-py lib-ver=5.0", self.call("client", "info"))
+        self.assertEqual(self.error("client", "setinfo", "color", "x"),
+                         "ERR Unrecognized option 'color'")
+        self.assertEqual(self.call("client", "no-evict", "on"), OK)
+        self.assertEqual(self.call("client", "no-touch", "off"), OK)
+        self.assertEqual(self.error("client", "no-evict", "maybe"), "ERR syntax error")
+
+    def test_errors(self):
+        """CLIENT errors match Redis for unknown subcommands and arity."""
+        self.assertEqual(self.error("CLIENT", "xx"),
+                         "ERR unknown subcommand 'xx'. Try CLIENT HELP.")
+        self.assertEqual(self.error("client"),
+                         "ERR wrong number of arguments for 'client' command")
+        self.assertEqual(self.error("client", "SETNAME"),
+                         "ERR wrong number of arguments for 'client|setname' command")
+
+    def test_extensible(self):
+        """A subcommand added to CLIENT_SUBCOMMANDS is dispatched."""
+        extended = dict(admin.CLIENT_SUBCOMMANDS)
+        extended[b"tracking"] = (-3, lambda session, argv: OK)
+        self.patch(admin, "CLIENT_SUBCOMMANDS", extended)
+        self.assertEqual(self.call("client", "TRACKING", "on"), OK)
+
+
+class ConfigTests(AdminMixin, SynchronousTestCase):
+    def test_get(self):
+        """CONFIG GET globs over store.config and returns name/value pairs."""
+        self.assertEqual(self.call("config", "get", "save"), Pairs([(b"save", b"")]))
+        self.assertEqual(to_resp(self.call("config", "get", "appendonly", "databases")),
+                         b"*4\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$9\r\ndatabases\r\n$1\r\n1\r\n")
+        reply = self.call("config", "get", "MAXMEMORY*")
+        self.assertEqual(dict(reply.items),
+                         {b"maxmemory": b"0", b"maxmemory-policy": b"noeviction"})
+        self.assertEqual(self.call("config", "get", "nosuch"), Pairs([]))
+
+    def test_set(self):
+        """CONFIG SET changes supported keys and gives Redis's errors for others."""
+        self.assertEqual(self.call("config", "set", "maxmemory", "100"), OK)
+        self.assertEqual(self.call("config", "get", "maxmemory"), Pairs([(b"maxmemory", b"100")]))
+        self.assertEqual(self.error("config", "set", "foo", "bar"),
+                         "ERR Unknown option or number of arguments for CONFIG SET - 'foo'")
+        self.assertEqual(
+            self.error("config", "set", "databases", "3"),
+            "ERR CONFIG SET failed (possibly related to argument 'databases') - "
+            "can't set immutable config")
+        self.assertEqual(self.error("config", "set", "maxmemory", "1", "hz"), "ERR syntax error")
+
+    def test_resetstat(self):
+        """CONFIG RESETSTAT zeroes the counters INFO reports."""
+        self.call("ping")
+        self.assertEqual(self.call("config", "resetstat"), OK)
+        # RESETSTAT itself is counted once it has run, as in Redis.
+        self.assertEqual(self.store.commands_processed, 1)
+        self.assertEqual(self.store.connections_received, 0)
+
+
+class FakeJournal(NullJournal):
+    """A journal whose compact() hands back Deferreds the test fires, or a given failure."""
+
+    def __init__(self, refuse=None):
+        NullJournal.__init__(self)
+        self.running = []
+        self.refuse = refuse
+
+    def compact(self):
+        if self.refuse is not None:
+            return fail(JournalError(self.refuse))
+        d = Deferred()
+        self.running.append(d)
+        return d
+
+    @property
+    def compacting(self):
+        return any(not d.called for d in self.running)
+
+    def info(self):
+        status = NullJournal.info(self)
+        status["compacting"] = self.compacting
+        return status
+
+
+class CompactTests(AdminMixin, SynchronousTestCase):
+    def test_started(self):
+        """COMPACT starts journal.compact() and replies at once with Redis's status line."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        reply = self.call("compact")
+        self.assertEqual(reply, Status(b"Background append only file rewriting started"))
+        self.assertEqual(to_resp(reply), b"+Background append only file rewriting started\r\n")
+        self.assertEqual(len(journal.running), 1)
+        journal.running[0].callback(123)
+        self.assertEqual(self.call("BGREWRITEAOF"), reply)
+        self.assertEqual(len(journal.running), 2)
+
+    def test_already_running(self):
+        """A second COMPACT while one runs gets Redis's already-in-progress error."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        self.call("bgrewriteaof")
+        self.assertEqual(self.error("compact"),
+                         "ERR Background append only file rewriting already in progress")
+        self.assertEqual(len(journal.running), 1)
+
+    def test_no_journal(self):
+        """An in-memory store (NullJournal) answers COMPACT with a clear error."""
+        self.assertEqual(self.error("compact"), "ERR no journal: this store does not persist")
+        self.assertEqual(self.error("compact", "x"),
+                         "ERR wrong number of arguments for 'compact' command")
+
+    def test_background_failure_logged(self):
+        """A compaction failing later is logged through twisted.logger, not lost."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        events = []
+        self.patch(admin.log, "observer", events.append)
+        self.call("compact")
+        journal.running[0].errback(JournalError("disk full"))
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["log_level"].name, "error")
+        self.assertIn("disk full", events[0]["error"])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_refused_at_once(self):
+        """A compaction the journal refuses immediately is reported as an error, and logged."""
+        self.store.set_journal(FakeJournal(refuse="journal is stopping"))
+        events = []
+        self.patch(admin.log, "observer", events.append)
+        self.assertEqual(self.error("compact"),
+                         "ERR Can't execute an AOF background rewriting: journal is stopping")
+        self.assertEqual(len(events), 1)
+
+    def test_not_refused_on_journal_failure(self):
+        """COMPACT is maintenance: a failed journal does not refuse it as it refuses writes."""
+        journal = FakeJournal()
+        self.store.set_journal(journal)
+        journal.failure = "disk full"
+        self.assertIsInstance(self.call("set", "k", "v"), Error)
+        self.assertEqual(self.call("compact"),
+                         Status(b"Background append only file rewriting started"))
+        self.assertNotIn("write", TABLE[b"compact"].flags)
+        self.assertIn("admin", TABLE[b"compact"].flags)
+

@@ -1,0 +1,201 @@
+"""Tests for kvtwist.engine.strings: SET family, GET, INCR family, INCRBYFLOAT, APPEND, ranges."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.engine import strings as strcmds
+from kvtwist.engine.keyspace import DEL, SET
+from kvtwist.wire.replies import OK, to_resp
+from kvtwist.engine.strings import format_long_double, parse_long_double
+from tests.helpers import START, SessionMixin
+
+
+class SetTests(SessionMixin, SynchronousTestCase):
+    def test_nx_xx_get(self):
+        """NX, XX and GET follow Redis: nil when refused, old value with GET."""
+        self.assertIsNone(self.call("set", "k", "1", "xx"))
+        self.assertEqual(self.call("set", "k", "1", "nx"), OK)
+        self.assertIsNone(self.call("set", "k", "2", "nx"))
+        self.assertEqual(self.call("set", "k", "3", "get"), b"1")
+        self.assertEqual(self.call("set", "k", "4", "nx", "get"), b"3")
+        self.assertEqual(self.call("get", "k"), b"3")
+        self.assertIsNone(self.call("set", "new", "v", "get"))
+
+    def test_option_errors(self):
+        """Conflicting or malformed options produce Redis's three SET errors."""
+        self.assertEqual(self.error("set", "k", "v", "nx", "xx"), "ERR syntax error")
+        self.assertEqual(self.error("set", "k", "v", "ex", "1", "px", "1"), "ERR syntax error")
+        self.assertEqual(self.error("set", "k", "v", "keepttl", "ex", "1"), "ERR syntax error")
+        self.assertEqual(self.error("set", "k", "v", "ex"), "ERR syntax error")
+        self.assertEqual(self.error("set", "k", "v", "bogus"), "ERR syntax error")
+        self.assertEqual(self.error("set", "k", "v", "ex", "x"),
+                         "ERR value is not an integer or out of range")
+        self.assertEqual(self.error("set", "k", "v", "ex", "0"),
+                         "ERR invalid expire time in 'set' command")
+        self.assertEqual(self.error("set", "k", "v", "exat", "9223372036854775807"),
+                         "ERR invalid expire time in 'set' command")
+        self.assertEqual(self.error("setex", "k", "-1", "v"),
+                         "ERR invalid expire time in 'setex' command")
+
+    def test_expiry_options(self):
+        """EX, PX, EXAT and PXAT set absolute expiry times; the last repeated EX wins."""
+        now = int(START * 1000)
+        self.call("set", "a", "v", "ex", "10")
+        self.call("set", "b", "v", "px", "10")
+        self.call("set", "c", "v", "exat", str(int(START) + 20))
+        self.call("set", "d", "v", "pxat", str(now + 30))
+        self.call("set", "e", "v", "ex", "1", "ex", "5")
+        expires = self.session.keyspace.expires
+        self.assertEqual(expires, {b"a": now + 10000, b"b": now + 10, b"c": now + 20000,
+                                   b"d": now + 30, b"e": now + 5000})
+        self.assertEqual(self.journal.effects[0], (SET, b"a", b"v", now + 10000))
+
+    def test_keepttl(self):
+        """KEEPTTL keeps the expiry; a plain SET clears it."""
+        self.call("set", "k", "v", "ex", "100")
+        self.call("set", "k", "w", "keepttl")
+        self.assertEqual(self.call("ttl", "k"), 100)
+        self.call("set", "k", "x")
+        self.assertEqual(self.call("ttl", "k"), -1)
+
+    def test_variants(self):
+        """SETNX, SETEX, PSETEX and GETSET behave as in Redis."""
+        self.assertEqual(self.call("setnx", "k", "1"), 1)
+        self.assertEqual(self.call("setnx", "k", "2"), 0)
+        self.assertEqual(self.call("setex", "k", "10", "3"), OK)
+        self.assertEqual(self.call("pttl", "k"), 10000)
+        self.assertEqual(self.call("psetex", "k", "1500", "4"), OK)
+        self.assertEqual(self.call("ttl", "k"), 2)
+        self.assertEqual(self.call("getset", "k", "5"), b"4")
+        self.assertEqual(self.call("ttl", "k"), -1)
+
+    def test_expiry_passes(self):
+        """A key set with PX disappears once the clock passes its expiry."""
+        self.call("set", "k", "v", "px", "100")
+        self.clock.advance(0.1)
+        self.assertEqual(self.call("get", "k"), b"v")
+        # 2 ms rather than 1: float seconds near 1.7e9 cannot hold every millisecond exactly.
+        self.clock.advance(0.002)
+        self.assertIsNone(self.call("get", "k"))
+
+
+class MultiKeyTests(SessionMixin, SynchronousTestCase):
+    def test_mset_mget(self):
+        """MSET stores pairs and MGET returns values with None for missing keys."""
+        self.assertEqual(self.call("mset", "a", "1", "b", "2"), OK)
+        self.assertEqual(self.call("mget", "a", "x", "b"), [b"1", None, b"2"])
+
+    def test_msetnx(self):
+        """MSETNX sets nothing if any key exists."""
+        self.assertEqual(self.call("msetnx", "a", "1", "b", "2"), 1)
+        self.assertEqual(self.call("msetnx", "b", "3", "c", "4"), 0)
+        self.assertIsNone(self.call("get", "c"))
+
+    def test_del_exists(self):
+        """DEL counts removed keys; EXISTS counts repeats."""
+        self.call("mset", "a", "1", "b", "2")
+        self.assertEqual(self.call("exists", "a", "a", "z"), 2)
+        self.assertEqual(self.call("del", "a", "a", "b", "z"), 2)
+        self.assertEqual(self.journal.effects[-2:], [(DEL, b"a"), (DEL, b"b")])
+
+    def test_getdel(self):
+        """GETDEL returns the value once and removes the key."""
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("getdel", "k"), b"v")
+        self.assertIsNone(self.call("getdel", "k"))
+
+
+class IntegerTests(SessionMixin, SynchronousTestCase):
+    def test_incr_family(self):
+        """INCR, DECR, INCRBY and DECRBY update the decimal value."""
+        self.assertEqual(self.call("incr", "n"), 1)
+        self.assertEqual(self.call("incrby", "n", "41"), 42)
+        self.assertEqual(self.call("decr", "n"), 41)
+        self.assertEqual(self.call("decrby", "n", "-9"), 50)
+        self.assertEqual(self.call("get", "n"), b"50")
+
+    def test_incr_keeps_ttl(self):
+        """INCR logs a SET that keeps the key's expiry."""
+        now = int(START * 1000)
+        self.call("set", "n", "1", "ex", "100")
+        self.call("incr", "n")
+        self.assertEqual(self.journal.effects[-1], (SET, b"n", b"2", now + 100000))
+
+    def test_errors(self):
+        """Non-integers, overflow and LLONG_MIN decrements get Redis's errors."""
+        self.call("set", "n", "9223372036854775807")
+        self.assertEqual(self.error("incr", "n"), "ERR increment or decrement would overflow")
+        for bad in ("1.5", " 1", "+1", "01", "-0", "1_0", "", "9223372036854775808"):
+            self.assertEqual(self.error("incrby", "m", bad),
+                             "ERR value is not an integer or out of range", bad)
+        self.assertEqual(self.error("decrby", "m", "-9223372036854775808"),
+                         "ERR decrement would overflow")
+
+
+class FloatTests(SessionMixin, SynchronousTestCase):
+    def test_incrbyfloat(self):
+        """INCRBYFLOAT prints long double results the way Redis does."""
+        self.call("set", "f", "10.50")
+        self.assertEqual(self.call("incrbyfloat", "f", "0.1"), b"10.6")
+        self.assertEqual(self.call("incrbyfloat", "f", "-5.0e3"), b"-4989.39999999999999991")
+        self.call("set", "g", "10000000000")
+        self.assertEqual(self.call("incrbyfloat", "g", "0.1"), b"10000000000.09999999962747097")
+        self.assertEqual(self.call("incrbyfloat", "h", "3"), b"3")
+
+    def test_float_errors(self):
+        """Bad floats and infinite results are rejected with Redis's errors."""
+        self.assertEqual(self.error("incrbyfloat", "f", "abc"), "ERR value is not a valid float")
+        self.assertEqual(self.error("incrbyfloat", "f", "1e5000"), "ERR value is not a valid float")
+        self.assertEqual(self.error("incrbyfloat", "f", "inf"),
+                         "ERR increment would produce NaN or Infinity")
+
+    @settings(max_examples=50)
+    @given(st.integers(min_value=-10 ** 15, max_value=10 ** 15))
+    def test_integers_exact(self, number):
+        """Integers well inside the long double mantissa print exactly."""
+        self.assertEqual(format_long_double(parse_long_double(b"%d" % number)), b"%d" % number)
+
+
+class StringTests(SessionMixin, SynchronousTestCase):
+    def test_append_strlen(self):
+        """APPEND returns the new length and STRLEN measures values."""
+        self.assertEqual(self.call("append", "k", "ab"), 2)
+        self.assertEqual(self.call("append", "k", "cd"), 4)
+        self.assertEqual(self.call("strlen", "k"), 4)
+        self.assertEqual(self.call("strlen", "nope"), 0)
+
+    def test_size_limit(self):
+        """APPEND and SETRANGE refuse to grow a value past 512 MB."""
+        self.patch(strcmds, "MAX_STRING", 8)
+        self.call("set", "k", "12345")
+        self.assertEqual(self.error("append", "k", "6789"),
+                         "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+        self.assertEqual(self.error("setrange", "k", "7", "ab"),
+                         "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+
+    def test_getrange(self):
+        """GETRANGE clamps indexes like Redis, negative ones included."""
+        self.call("set", "k", "Hello World")
+        self.assertEqual(self.call("getrange", "k", "0", "4"), b"Hello")
+        self.assertEqual(self.call("getrange", "k", "-5", "-1"), b"World")
+        self.assertEqual(self.call("getrange", "k", "-1", "-5"), b"")
+        self.assertEqual(self.call("getrange", "k", "5", "100"), b" World")
+        self.assertEqual(self.call("getrange", "missing", "0", "1"), b"")
+
+    def test_setrange(self):
+        """SETRANGE pads with zero bytes and overwrites in place."""
+        self.assertEqual(self.call("setrange", "k", "3", "ab"), 5)
+        self.assertEqual(self.call("get", "k"), b"\0\0\0ab")
+        self.assertEqual(self.call("setrange", "k", "0", "XY"), 5)
+        self.assertEqual(self.call("get", "k"), b"XY\0ab")
+        self.assertEqual(self.error("setrange", "k", "-1", "a"), "ERR offset is out of range")
+
+    def test_binary_safe(self):
+        """Values round-trip arbitrary bytes, CR, LF and NUL included."""
+        value = bytes(range(256))
+        self.call("set", b"\r\n\0", value)
+        self.assertEqual(self.call("get", b"\r\n\0"), value)
+        self.assertEqual(to_resp(self.call("get", b"\r\n\0")),
+                         b"$256\r\n" + value + b"\r\n")

@@ -1,0 +1,247 @@
+"""Tests for kvtwist.loop.directwrite: direct sends on real TCP, buffer ordering, Outbox turns."""
+
+from __future__ import annotations
+
+import sys
+
+from twisted.internet import defer, protocol, reactor, tcp
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial import unittest
+
+from kvtwist.loop.directwrite import (DIRECT_LIMIT, Outbox, child_writer, direct_writer,
+                                 reply_channel)
+
+
+class Peer(protocol.Protocol):
+    """Records what arrives and fires Deferreds on connect, on enough bytes, and on loss."""
+
+    def __init__(self) -> None:
+        self.made = defer.Deferred()
+        self.lost = defer.Deferred()
+        self.data = b""
+        self.waiting = []
+
+    def connectionMade(self) -> None:
+        self.made.callback(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+        waiting, self.waiting = self.waiting, []
+        for size, d in waiting:
+            if len(self.data) >= size:
+                d.callback(self.data)
+            else:
+                self.waiting.append((size, d))
+
+    def received(self, size: int) -> defer.Deferred:
+        """A Deferred firing with everything received once at least ``size`` bytes arrived."""
+        d = defer.Deferred()
+        self.waiting.append((size, d))
+        self.dataReceived(b"")
+        return d
+
+    def connectionLost(self, reason=protocol.connectionDone) -> None:
+        self.lost.callback(None)
+
+
+class DirectWriterTCPTests(unittest.TestCase):
+    """direct_writer on a real loopback TCP connection."""
+
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.server = Peer()
+        factory = protocol.Factory.forProtocol(lambda: self.server)
+        self.port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.client = yield protocol.ClientCreator(reactor, Peer).connectTCP(
+            "127.0.0.1", self.port.getHost().port)
+        yield self.server.made
+        self.transport = self.server.transport
+        self.assertIsInstance(self.transport, tcp.Server)
+        self.write = direct_writer(self.transport)
+
+    @defer.inlineCallbacks
+    def tearDown(self):
+        self.transport.loseConnection()
+        yield defer.gatherResults([self.server.lost, self.client.lost])
+
+    @defer.inlineCallbacks
+    def test_reply_channel_pairs(self):
+        """reply_channel's write waits for the outbox's flush; write_now sends at once."""
+        outbox = Outbox(Clock())
+        write, close, write_now, close_now = reply_channel(self.transport, outbox)
+        write(b"later ")
+        write_now(b"now ")
+        self.assertEqual((len(outbox), self.transport.getTcpNoDelay()), (1, True))
+        self.assertEqual((yield self.client.received(4)), b"now ")
+        outbox.flush()
+        self.assertEqual((yield self.client.received(10)), b"now later ")
+
+    @defer.inlineCallbacks
+    def test_empty_buffer_sends_at_once(self):
+        """With nothing buffered, a write goes to the kernel at once, bypassing Twisted's buffer."""
+        self.write(b"hello")
+        self.assertEqual((self.transport.dataBuffer, self.transport._tempDataBuffer), (b"", []))
+        self.assertEqual((yield self.client.received(5)), b"hello")
+
+    @defer.inlineCallbacks
+    def test_queues_behind_buffered_data(self):
+        """With data in Twisted's buffer, a write is buffered behind it and arrives in order."""
+        self.transport.write(b"first")
+        self.write(b"second")
+        self.assertEqual(self.transport._tempDataBuffer, [b"first", b"second"])
+        self.assertEqual((yield self.client.received(11)), b"firstsecond")
+
+    @defer.inlineCallbacks
+    def test_large_write_buffered(self):
+        """A write longer than DIRECT_LIMIT goes through transport.write and arrives whole."""
+        data = b"x" * (DIRECT_LIMIT + 1)
+        self.write(data)
+        self.assertEqual(self.transport._tempDataBuffer, [data])
+        self.assertEqual((yield self.client.received(len(data))), data)
+
+
+class Echo(protocol.ProcessProtocol):
+    """Collects a child's stdout; ``ended`` fires with it when the child exits."""
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.ended = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def processEnded(self, reason) -> None:
+        self.ended.callback(self.out)
+
+
+class ChildWriterTests(unittest.TestCase):
+    """child_writer writes into a child's stdin pipe at once, in order with Twisted's buffer."""
+
+    timeout = 60
+
+    def spawn(self) -> Echo:
+        echo = Echo()
+        reactor.spawnProcess(echo, sys.executable, [
+            sys.executable, "-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())"])
+        return echo
+
+    def test_empty_pipe_takes_it_at_once_and_order_holds(self):
+        """A small write bypasses Twisted's buffer; a big one queues; all arrive in order."""
+        echo = self.spawn()
+        write = child_writer(echo.transport, 0)
+        pipe = echo.transport.pipes[0]
+        write(b"first ")
+        self.assertEqual((pipe.dataBuffer, pipe._tempDataBuffer), (b"", []))
+        big = b"x" * (DIRECT_LIMIT + 1)
+        write(big)
+        self.assertTrue(pipe.dataBuffer or pipe._tempDataBuffer)
+        write(b" last")
+        echo.transport.closeStdin()
+        return echo.ended.addCallback(self.assertEqual, b"first " + big + b" last")
+
+    def test_closed_pipe_drops(self):
+        """Once the child's stdin is closed, writes are dropped instead of raising."""
+        echo = self.spawn()
+        write = child_writer(echo.transport, 0)
+        write(b"kept")
+        echo.transport.closeStdin()
+        write(b"dropped")
+        return echo.ended.addCallback(self.assertEqual, b"kept")
+
+
+class DirectWriterOtherTransportTests(unittest.SynchronousTestCase):
+    """direct_writer declines transports that are not TCP connections."""
+
+    def test_string_transport(self):
+        """A StringTransport gets no direct writer."""
+        self.assertIsNone(direct_writer(StringTransport()))
+
+
+class OutboxTests(unittest.SynchronousTestCase):
+    """Outbox sends what was put once per reactor turn, or at once on flush."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.outbox = Outbox(self.clock)
+        self.sent = []
+
+    def writer(self, name):
+        """A write function recording ``(name, data)``."""
+        return lambda data: self.sent.append((name, data))
+
+    def test_sent_at_end_of_turn_in_order(self):
+        """Nothing is written until the turn ends, then every write is made in the order put."""
+        a, b = self.writer("a"), self.writer("b")
+        self.outbox.put(a, b"1")
+        self.outbox.put(b, b"2")
+        self.outbox.put(a, b"3")
+        self.assertEqual(self.sent, [])
+        self.clock.advance(0)
+        self.assertEqual(self.sent, [("a", b"1"), ("b", b"2"), ("a", b"3")])
+
+    def test_flush_sends_at_once_and_only_once(self):
+        """flush writes everything queued at once; the scheduled call then writes nothing again."""
+        self.outbox.put(self.writer("a"), b"1")
+        self.outbox.flush()
+        self.assertEqual(self.sent, [("a", b"1")])
+        self.clock.advance(0)
+        self.assertEqual(self.sent, [("a", b"1")])
+
+    def test_one_delayed_call_per_turn(self):
+        """However many puts happen in a turn, one DelayedCall is pending, and none once it ran."""
+        for data in (b"1", b"2", b"3"):
+            self.outbox.put(self.writer("a"), data)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_next_turn_scheduled_again(self):
+        """A put after a turn has run is sent at the end of the next turn."""
+        self.outbox.put(self.writer("a"), b"1")
+        self.clock.advance(0)
+        self.outbox.put(self.writer("a"), b"2")
+        self.assertEqual(self.sent, [("a", b"1")])
+        self.clock.advance(0)
+        self.assertEqual(self.sent, [("a", b"1"), ("a", b"2")])
+
+    def test_len_counts_queued(self):
+        """len(outbox) is the number of writes queued and not yet made."""
+        self.assertEqual(len(self.outbox), 0)
+        self.outbox.put(self.writer("a"), b"1")
+        self.outbox.put(self.writer("a"), b"2")
+        self.assertEqual(len(self.outbox), 2)
+        self.clock.advance(0)
+        self.assertEqual(len(self.outbox), 0)
+
+    def test_failed_write_spares_the_rest(self):
+        """A write that raises is logged and the writes queued after it are still made."""
+
+        def broken(data):
+            raise OSError("gone")
+
+        self.outbox.put(broken, b"1")
+        self.outbox.put(self.writer("b"), b"2")
+        self.outbox.flush()
+        self.assertEqual(self.sent, [("b", b"2")])
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+
+class ReplyChannelTests(unittest.SynchronousTestCase):
+    """reply_channel picks how a server writes replies and closes."""
+
+    def test_plain_transport_is_looked_up_on_each_call(self):
+        """Without a TCP socket, writes and close go to the transport's current methods."""
+        transport = StringTransport()
+        write, close, write_now, close_now = reply_channel(transport, Outbox(Clock()))
+        write(b"a")
+        seen = []
+        transport.write = seen.append
+        write(b"b")
+        write_now(b"c")
+        close()
+        self.assertEqual((transport.value(), seen, transport.disconnecting),
+                         (b"a", [b"b", b"c"], True))

@@ -1,0 +1,257 @@
+"""Tests for kvtwist.proxy.cache: TTL expiry with task.Clock, LRU bounds, placeholders, stats."""
+
+from __future__ import annotations
+
+import gc
+import platform
+from unittest import skipIf
+import weakref
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.proxy.cache import MISSING, Cache
+
+
+class CacheTTLTests(SynchronousTestCase):
+    """Entries expire through one clock.callLater each."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60, miss_ttl=5, max_entries=10)
+
+    def test_hitJustBeforeTTL(self) -> None:
+        """A value read a little before its TTL is a hit."""
+        self.cache.put(b"k", b"v")
+        self.clock.advance(59.999)
+        self.assertEqual(self.cache.get(b"k"), b"v")
+        self.assertEqual(self.cache.hits, 1)
+
+    def test_missAtTTL(self) -> None:
+        """A value read at exactly its TTL is gone and counted as an expiration and a miss."""
+        self.cache.put(b"k", b"v")
+        self.clock.advance(60)
+        self.assertIs(self.cache.get(b"k"), MISSING)
+        self.assertEqual(self.cache.expirations, 1)
+        self.assertEqual(self.cache.misses, 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_cachedMissUsesShorterTTL(self) -> None:
+        """A cached miss (None) is a hit until miss_ttl, then gone."""
+        self.cache.put(b"k", None)
+        self.clock.advance(4.9)
+        self.assertIsNone(self.cache.get(b"k"))
+        self.clock.advance(0.1)
+        self.assertIs(self.cache.get(b"k"), MISSING)
+
+    def test_missTTLCappedByTTL(self) -> None:
+        """The miss TTL never exceeds the value TTL."""
+        cache = Cache(self.clock, ttl=2, miss_ttl=5)
+        self.assertEqual(cache.miss_ttl, 2.0)
+
+    def test_replaceCancelsOldTimer(self) -> None:
+        """Replacing an entry cancels its timer and restarts the TTL."""
+        self.cache.put(b"k", b"v1")
+        self.clock.advance(30)
+        self.cache.put(b"k", b"v2")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(59)
+        self.assertEqual(self.cache.get(b"k"), b"v2")
+        self.clock.advance(1)
+        self.assertIs(self.cache.get(b"k"), MISSING)
+
+    def test_invalidateCancelsTimer(self) -> None:
+        """Invalidating an entry removes it and cancels its timer."""
+        self.cache.put(b"k", b"v")
+        self.assertTrue(self.cache.invalidate(b"k"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIs(self.cache.get(b"k"), MISSING)
+        self.assertEqual(self.cache.invalidations, 1)
+        self.assertFalse(self.cache.invalidate(b"k"))
+
+    def test_stopLeavesNoDelayedCall(self) -> None:
+        """stop() cancels every timer and empties the cache."""
+        for i in range(5):
+            self.cache.put(b"k%d" % i, b"v")
+        self.cache.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.cache), 0)
+
+    def test_invalidateAllCancelsTimers(self) -> None:
+        """invalidate_all() drops every entry, cancels their timers and counts a flush."""
+        for i in range(3):
+            self.cache.put(b"k%d" % i, b"v")
+        self.assertEqual(self.cache.invalidate_all(), 3)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.cache.flushes, 1)
+        self.assertEqual(self.cache.invalidations, 3)
+
+    def test_disabled(self) -> None:
+        """With max_entries 0 nothing is stored and no timer is started."""
+        cache = Cache(self.clock, ttl=60, max_entries=0)
+        cache.put(b"k", b"v")
+        self.assertIs(cache.get(b"k"), MISSING)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class CacheLRUTests(SynchronousTestCase):
+    """max_entries bounds the cache, evicting the least recently used entry."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60, max_entries=2)
+
+    def test_evictsLeastRecentlyUsed(self) -> None:
+        """Reading an entry makes it recent, so the other one is evicted."""
+        self.cache.put(b"a", b"1")
+        self.cache.put(b"b", b"2")
+        self.cache.get(b"a")
+        self.cache.put(b"c", b"3")
+        self.assertIn(b"a", self.cache)
+        self.assertNotIn(b"b", self.cache)
+        self.assertIn(b"c", self.cache)
+        self.assertEqual(self.cache.evictions, 1)
+
+    def test_evictionCancelsTimer(self) -> None:
+        """An evicted entry's timer is cancelled."""
+        for key in (b"a", b"b", b"c", b"d"):
+            self.cache.put(key, b"v")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+
+    def test_stats(self) -> None:
+        """stats() reports hits, misses, the hit ratio and entry counts."""
+        self.cache.put(b"a", b"1")
+        self.cache.get(b"a")
+        self.cache.get(b"a")
+        self.cache.get(b"zz")
+        self.cache.get(b"zz")
+        stats = self.cache.stats()
+        self.assertEqual(stats["hits"], 2)
+        self.assertEqual(stats["misses"], 2)
+        self.assertEqual(stats["hit_ratio"], 0.5)
+        self.assertEqual(stats["entries"], 1)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["put", "get", "inv", "tick"]),
+                              st.integers(0, 5)), max_size=60))
+    def test_modelAgreement(self, ops) -> None:
+        """Any sequence of puts, gets, invalidations and clock ticks matches a reference model."""
+        clock = Clock()
+        cache = Cache(clock, ttl=10, max_entries=3)
+        model = []  # [key, value, expires_at], least recent first
+        for op, n in ops:
+            key = b"k%d" % n
+            now = clock.seconds()
+            model = [item for item in model if item[2] > now]
+            found = [item for item in model if item[0] == key]
+            if op == "put":
+                model = [item for item in model if item[0] != key]
+                model.append([key, b"v%d" % now, now + 10])
+                cache.put(key, b"v%d" % now)
+                model = model[-3:]
+            elif op == "get":
+                got = cache.get(key)
+                if found:
+                    self.assertEqual(got, found[0][1])
+                    model.remove(found[0])
+                    model.append(found[0])
+                else:
+                    self.assertIs(got, MISSING)
+            elif op == "inv":
+                cache.invalidate(key)
+                model = [item for item in model if item[0] != key]
+            else:
+                clock.advance(n)
+            now = clock.seconds()
+            model = [item for item in model if item[2] > now]
+            self.assertEqual(len(cache), len(model))
+            self.assertEqual(len(clock.getDelayedCalls()), len(model))
+        cache.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class CachePlaceholderTests(SynchronousTestCase):
+    """Placeholders keep a fetch that raced an invalidation from caching a stale value."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60)
+
+    def test_fillStores(self) -> None:
+        """A fetch's result is stored when no invalidation came in between."""
+        placeholder = self.cache.reserve(b"k")
+        self.assertIs(self.cache.pending(b"k"), placeholder)
+        self.assertTrue(self.cache.fill(placeholder, b"v"))
+        self.assertEqual(self.cache.get(b"k"), b"v")
+        self.assertIsNone(self.cache.pending(b"k"))
+
+    def test_invalidationVoidsFetch(self) -> None:
+        """An invalidation during the fetch keeps the fetched (maybe stale) value out."""
+        placeholder = self.cache.reserve(b"k")
+        self.cache.invalidate(b"k")
+        self.assertIsNone(self.cache.pending(b"k"))
+        self.assertFalse(self.cache.fill(placeholder, b"stale"))
+        self.assertIs(self.cache.get(b"k"), MISSING)
+
+    def test_flushVoidsFetch(self) -> None:
+        """A flush during the fetch keeps the fetched value out."""
+        placeholder = self.cache.reserve(b"k")
+        self.cache.invalidate_all()
+        self.assertFalse(self.cache.fill(placeholder, b"stale"))
+        self.assertNotIn(b"k", self.cache)
+
+    def test_newerFetchWins(self) -> None:
+        """Of two fetches of one key, only the newer placeholder may fill."""
+        first = self.cache.reserve(b"k")
+        self.cache.invalidate(b"k")
+        second = self.cache.reserve(b"k")
+        self.assertFalse(self.cache.fill(first, b"old"))
+        self.assertIs(self.cache.pending(b"k"), second)
+        self.assertTrue(self.cache.fill(second, b"new"))
+        self.assertEqual(self.cache.get(b"k"), b"new")
+
+    def test_release(self) -> None:
+        """A released placeholder (failed fetch) is forgotten and stores nothing."""
+        placeholder = self.cache.reserve(b"k")
+        self.cache.release(placeholder)
+        self.assertIsNone(self.cache.pending(b"k"))
+        self.assertNotIn(b"k", self.cache)
+
+
+class Value:
+    """Stands in for a cached value, and can be watched with a weak reference."""
+
+
+class CacheMemoryTests(SynchronousTestCase):
+    """Entries are freed by reference counting alone, so the cyclic collector can idle."""
+
+    @skipIf(platform.python_implementation() != "CPython", "needs reference counting")
+    def test_droppedValuesFreedWithoutCollector(self) -> None:
+        """Values evicted, replaced, expired or invalidated are freed with the collector off."""
+        clock = Clock()
+        cache = Cache(clock, ttl=10, max_entries=2)
+        refs = []
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            for key in (b"evicted", b"replaced", b"expired", b"invalidated"):
+                value = Value()
+                refs.append(weakref.ref(value))
+                cache.put(key, value)
+                del value
+                if key == b"evicted":
+                    cache.put(b"x", b"1")
+                    cache.put(b"y", b"2")
+                elif key == b"replaced":
+                    cache.put(key, b"new")
+                elif key == b"expired":
+                    clock.advance(10)
+                else:
+                    cache.invalidate(key)
+            self.assertEqual([ref() for ref in refs], [None, None, None, None])
+        finally:
+            if enabled:
+                gc.enable()
+            cache.stop()

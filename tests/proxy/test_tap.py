@@ -1,0 +1,330 @@
+"""Tests for kvtwist.proxy.tap: options, backend connections, and kvproxy end to end."""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+from unittest import skipIf
+import shutil
+import socket
+import tempfile
+import time
+
+try:
+    import redis
+except ImportError:  # the PyPy environment may lack redis-py
+    redis = None
+from twisted.internet import defer, reactor, task
+from twisted.python import usage
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from kvtwist import client
+
+from kvtwist.proxy import tap as proxytap
+from kvtwist.engine.store import Store
+from kvtwist.wire.replies import Error
+from kvtwist.serve.protocol import KVFactory
+from tests.procs import TwistdProcess, free_port, start_kvproxy, start_kvstore
+from tests.redisref import start_redis_or_skip
+
+
+class OptionsTests(SynchronousTestCase):
+    """``twistd kvproxy`` options."""
+
+    def test_defaults(self) -> None:
+        """The defaults are the documented ones."""
+        options = proxytap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["listen"], ["tcp:7380:interface=127.0.0.1"])
+        self.assertEqual(options["backend"], "tcp:127.0.0.1:7379")
+        self.assertEqual(options["ttl"], 60.0)
+        self.assertEqual(options["max-entries"], 100000)
+        self.assertFalse(options["no-tracking"])
+
+    def test_values(self) -> None:
+        """Every option is parsed into its type."""
+        options = proxytap.Options()
+        options.parseOptions(["--listen", "tcp:0", "-l", "unix:/tmp/x", "--backend",
+                              "tls:host=h:port=1", "--ttl", "2.5", "--miss-ttl", "1",
+                              "--max-entries", "10", "--timeout", "3", "--no-tracking"])
+        self.assertEqual(options["listen"], ["tcp:0", "unix:/tmp/x"])
+        self.assertEqual((options["ttl"], options["miss-ttl"], options["max-entries"],
+                          options["timeout"]), (2.5, 1.0, 10, 3.0))
+        self.assertTrue(options["no-tracking"])
+
+    def test_bad_numbers(self) -> None:
+        """Non-numbers and negative numbers are usage errors."""
+        for argv in (["--ttl", "soon"], ["--max-entries", "-1"], ["--timeout", "-2"]):
+            self.assertRaises(usage.UsageError, proxytap.Options().parseOptions, argv)
+
+
+def wait_until(predicate, what: str, limit: float = 10.0) -> defer.Deferred:
+    """Return a Deferred firing once ``predicate()`` is true, polling on the reactor."""
+    deadline = time.monotonic() + limit
+
+    def check(_=None):
+        if predicate():
+            return None
+        if time.monotonic() > deadline:
+            raise AssertionError("gave up waiting for " + what)
+        return task.deferLater(reactor, 0.01, check)
+
+    return defer.maybeDeferred(check)
+
+
+class InProcessTests(TestCase):
+    """kvproxy in front of a kvstore Store, both on loopback in this process."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.store = Store(reactor)
+        self.backend_port = reactor.listenTCP(0, KVFactory(self.store), interface="127.0.0.1")
+        self.port_number = self.backend_port.getHost().port
+        self.service = proxytap.makeService(
+            {"listen": [], "backend": "tcp:127.0.0.1:%d" % self.port_number, "ttl": 30,
+             "timeout": 2}, reactor)
+        self.service.startService()
+        self.proxy_port = reactor.listenTCP(0, KVFactory(self.service.store),
+                                            interface="127.0.0.1")
+        self.listener = self.service.store.listener
+        yield wait_until(lambda: self.listener.state == "on", "tracking on")
+        self.client = yield client.connect(
+            reactor, "127.0.0.1:%d" % self.proxy_port.getHost().port, timeout=5)
+        self.direct = yield client.connect(reactor, "127.0.0.1:%d" % self.port_number,
+                                           timeout=5)
+
+    @defer.inlineCallbacks
+    def tearDown(self):
+        for each in (self.client, self.direct):
+            if each.is_connected:
+                yield each.close()
+        yield self.proxy_port.stopListening()
+        yield self.service.stopService()
+        if self.backend_port is not None:
+            yield self.backend_port.stopListening()
+        for session in list(self.store.clients.values()):
+            protocol = getattr(session.push, "__self__", None)
+            if protocol is not None and protocol.transport is not None:
+                protocol.transport.abortConnection()
+        self.assertEqual([call for call in reactor.getDelayedCalls()
+                          if "Cache._expire" in repr(call)], [])
+
+    @defer.inlineCallbacks
+    def test_coherenceWithDirectWrites(self):
+        """Writes straight to the backend are seen through the proxy once invalidated."""
+        yield self.client.set(b"k", b"1")
+        self.assertEqual((yield self.client.get(b"k")), b"1")
+        self.assertEqual((yield self.client.get(b"k")), b"1")
+        hits = self.service.store.cache.hits
+        self.assertEqual(hits, 1)
+        yield self.direct.set(b"k", b"2")
+        yield wait_until(lambda: b"k" not in self.service.store.cache, "invalidation")
+        self.assertEqual((yield self.client.get(b"k")), b"2")
+        yield self.direct.delete(b"k")
+        yield wait_until(lambda: b"k" not in self.service.store.cache, "invalidation")
+        self.assertIsNone((yield self.client.get(b"k")))
+        yield self.direct.execute(b"FLUSHALL")
+        yield wait_until(lambda: len(self.service.store.cache) == 0, "flush")
+        info = yield self.client.info()
+        self.assertEqual(info["invalidation_state"], "on")
+        self.assertGreaterEqual(int(info["invalidation_messages"]), 3)
+
+    @defer.inlineCallbacks
+    def test_absentKeysCostOneFetch(self):
+        """A kvstore backend says it holds strings only, so absent keys are not re-read."""
+        self.assertEqual((yield self.client.mget(b"x", b"y")), [None, None])
+        self.assertTrue(self.service.store.backend.strings_only)
+        self.assertIsNone((yield self.client.get(b"z")))
+        info = yield self.client.info()
+        self.assertEqual((info["backend_strings_only"], info["backend_rereads"]), ("1", "0"))
+        self.assertEqual([self.service.store.cache.get(key) for key in (b"x", b"y", b"z")],
+                         [None, None, None])
+
+    @defer.inlineCallbacks
+    def test_writesThroughProxyReadBack(self):
+        """Every write through the proxy is read back by the next GET, MGET included."""
+        for argv, key, expected in (
+                ([b"SET", b"a", b"1"], b"a", b"1"),
+                ([b"INCR", b"a"], b"a", b"2"),
+                ([b"APPEND", b"a", b"x"], b"a", b"2x"),
+                ([b"MSET", b"a", b"m", b"b", b"n"], b"b", b"n"),
+                ([b"GETDEL", b"b"], b"b", None),
+                ([b"DEL", b"a"], b"a", None)):
+            yield self.client.get(key)
+            yield self.client.execute(*argv)
+            self.assertEqual((yield self.client.get(key)), expected, argv)
+        yield self.client.mset({b"x": b"1", b"y": b"2"})
+        self.assertEqual((yield self.client.mget(b"x", b"y", b"z")), [b"1", b"2", None])
+
+    @defer.inlineCallbacks
+    def test_backendDownAndBack(self):
+        """With the backend gone requests fail fast with a clear error; it reconnects later."""
+        yield self.client.set(b"k", b"v")
+        yield self.backend_port.stopListening()
+        self.backend_port = None
+        for session in list(self.store.clients.values()):
+            session.push.__self__.transport.loseConnection()
+        backend = self.service.store.backend
+        yield wait_until(lambda: backend.state == "down", "backend down")
+        error = yield self.assertFailure(self.client.get(b"k"), client.ReplyError)
+        self.assertIn("backend unavailable", error.message)
+        error = yield self.assertFailure(self.client.set(b"k", b"w"), client.ReplyError)
+        self.assertIn("backend", error.message)
+        self.assertEqual(len(self.service.store.cache), 0)
+        self.backend_port = reactor.listenTCP(self.port_number, KVFactory(self.store),
+                                              interface="127.0.0.1")
+        yield wait_until(lambda: backend.state == "connected" and self.listener.state == "on",
+                         "reconnection", limit=20)
+        self.assertEqual((yield self.client.get(b"k")), b"v")
+
+    @defer.inlineCallbacks
+    def test_slowBackendTimesOut(self):
+        """A backend that does not answer gives a timeout error, never a wrong reply."""
+        server_side = []
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        self.addCleanup(sock.close)
+        store = self.service.store
+        silent = proxytap.Backend(reactor, client.endpoint_from_string(
+            reactor, "127.0.0.1:%d" % sock.getsockname()[1]), "silent", timeout=0.2)
+        silent.startService()
+        self.addCleanup(silent.stopService)
+        self.addCleanup(lambda: [each.close() for each in server_side])
+        yield wait_until(lambda: silent.state == "connected", "silent connection")
+        server_side.append(sock.accept()[0])
+        store.backend, saved = silent, store.backend
+        self.addCleanup(setattr, store, "backend", saved)
+        reply = yield store.new_session().execute([b"GET", b"nothing"])
+        self.assertIsInstance(reply, Error)
+        self.assertIn("backend timeout", reply.message)
+
+
+def eventually(read, expected, limit: float = 10.0):
+    """Read until ``read()`` returns ``expected`` (invalidations are asynchronous)."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = read()
+        if value == expected or time.monotonic() > deadline:
+            return value
+
+
+class TwistdTests(SynchronousTestCase):
+    """Real ``twistd kvproxy`` processes in front of twistd kvstore and redis-server."""
+
+    if redis is None:
+        skip = "redis-py is not installed"
+
+    def start_proxy(self, backend_port: int, *extra) -> TwistdProcess:
+        """Start kvproxy (2 s backend timeout) before ``backend_port``; return it, stopped later."""
+        proxy = start_kvproxy(backend_port, "--timeout", "2", *extra)
+        self.addCleanup(proxy.stop)
+        return proxy
+
+    def check_coherence(self, proxy_port: int, backend_port: int) -> None:
+        via = redis.Redis(port=proxy_port, socket_timeout=10)
+        direct = redis.Redis(port=backend_port, protocol=2, socket_timeout=10)
+        self.addCleanup(via.close)
+        self.addCleanup(direct.close)
+        via.set("k", "1")
+        self.assertEqual(via.get("k"), b"1")
+        self.assertEqual(via.get("k"), b"1")
+        for value in (b"2", b"3", b"4"):
+            direct.set("k", value)
+            self.assertEqual(eventually(lambda: via.get("k"), value), value)
+            self.assertEqual(via.get("k"), value)
+        direct.delete("k")
+        self.assertIsNone(eventually(lambda: via.get("k"), None))
+        via.set("k", "5")
+        self.assertEqual(via.get("k"), b"5")
+        direct.flushall()
+        self.assertIsNone(eventually(lambda: via.get("k"), None))
+        info = via.info()
+        self.assertEqual(info["invalidation_state"], "on")
+        self.assertGreater(info["cache_hits"], 0)
+        telnet = socket.create_connection(("127.0.0.1", proxy_port), timeout=10)
+        self.addCleanup(telnet.close)
+        telnet.sendall(b"SET t \"x y\"\r\nGET t\r\nQUIT\r\n")
+        received = b""
+        while True:
+            chunk = telnet.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+        self.assertEqual(received, b'OK\r\n"x y"\r\nOK\r\n')
+
+    def test_kvstoreBackend(self) -> None:
+        """Through kvproxy, redis-py and telnet read kvstore's latest values, direct writes too."""
+        data = tempfile.mkdtemp(prefix="kvproxy-test-")
+        self.addCleanup(shutil.rmtree, data, True)
+        store = start_kvstore(data, "--fsync", "no")
+        self.addCleanup(store.stop)
+        proxy = self.start_proxy(store.port)
+        proxy.wait_for_line("invalidation tracking on")
+        self.check_coherence(proxy.port, store.port)
+
+    def test_redisBackend(self) -> None:
+        """Through kvproxy, clients read redis-server's latest values, direct writes too."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        proxy = self.start_proxy(server.port)
+        proxy.wait_for_line("invalidation tracking on")
+        self.check_coherence(proxy.port, server.port)
+        via = redis.Redis(port=proxy.port, socket_timeout=10)
+        self.addCleanup(via.close)
+        self.assertEqual(via.info()["backend_strings_only"], 0)
+
+    def test_backendRestart(self) -> None:
+        """A killed backend gives clear errors, and the proxy reconnects when it returns."""
+        data = tempfile.mkdtemp(prefix="kvproxy-test-")
+        self.addCleanup(shutil.rmtree, data, True)
+        port = free_port()
+        store = start_kvstore(data, "--fsync", "always", port=port)
+        self.addCleanup(store.stop)
+        proxy = self.start_proxy(port)
+        proxy.wait_for_line("invalidation tracking on")
+        via = redis.Redis(port=proxy.port, protocol=2, socket_timeout=10)
+        self.addCleanup(via.close)
+        via.set("k", "before")
+        self.assertEqual(via.get("k"), b"before")
+        store.kill()
+        with self.assertRaises(redis.ResponseError) as caught:
+            eventually(lambda: via.get("k"), "an error")
+            via.get("k")
+        self.assertIn("backend", str(caught.exception))
+        store = start_kvstore(data, "--fsync", "always", port=port)
+        self.addCleanup(store.stop)
+
+        def read():
+            try:
+                return via.get("k")
+            except redis.ResponseError:
+                return None
+
+        self.assertEqual(eventually(read, b"before", limit=30), b"before")
+        self.assertEqual(eventually(lambda: via.info()["invalidation_state"], "on", limit=30),
+                         "on")
+        self.assertTrue(os.path.isdir(data))
+
+
+class GarbageCollectorPolicyTests(SynchronousTestCase):
+    """The proxy service sets its collector policy while running and restores it on stop."""
+
+    @skipIf(platform.python_implementation() != "CPython", "CPython's collector only")
+    def test_policyAppliedAndRestored(self) -> None:
+        """startService freezes start-up objects and raises thresholds; stop undoes both."""
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
+        self.addCleanup(gc.unfreeze)
+        top = proxytap.makeService({"listen": [], "backend": "tcp:127.0.0.1:1"},
+                                   MemoryReactorClock())
+        top.startService()
+        self.assertEqual(gc.get_threshold(), proxytap.GC_THRESHOLDS)
+        self.assertGreater(gc.get_freeze_count(), 0)
+        self.successResultOf(top.stopService())
+        self.assertEqual(gc.get_threshold(), before)
+        self.assertEqual(gc.get_freeze_count(), 0)

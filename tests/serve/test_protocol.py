@@ -1,0 +1,405 @@
+"""Tests for kvtwist.serve.protocol: dialect detection, pipelining, durability gating, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+
+from twisted.internet import protocol, reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from kvtwist.wire.replies import OK, Error, Status
+from kvtwist.serve.protocol import HIGH_WATER, KVFactory
+
+
+class FakeJournal:
+    """A journal whose commits complete only when a test says so."""
+
+    def __init__(self) -> None:
+        self.appended = 0
+        self.acked = 0
+        self.failed = {}
+        self.waiters = []
+        self.release_hooks = []
+
+    def append(self, effect) -> None:
+        self.appended += 1
+
+    def on_acked(self, seq: int, callback, arg) -> None:
+        self.waiters.append((seq, callback, arg))
+
+    def commit(self, fail_reason=None) -> None:
+        """Acknowledge everything appended so far (or fail it with a reason)."""
+        if fail_reason is not None:
+            for seq in range(self.acked + 1, self.appended + 1):
+                self.failed[seq] = fail_reason
+        else:
+            self.acked = self.appended  # as the real journal: acked means durable
+        for hook in self.release_hooks:  # as the real journal: before the waiters
+            hook()
+        waiters, self.waiters = self.waiters, []
+        for _seq, callback, arg in waiters:
+            callback(self.failed.get, arg)
+
+
+class FakeSession:
+    """A session over a dict, implementing just enough commands to drive the protocol."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.closing = False
+        self.push = None
+
+    def execute(self, argv):
+        name = argv[0].upper()
+        if name == b"GET":
+            return self.store.data.get(argv[1])
+        if name == b"SET":
+            self.store.data[argv[1]] = argv[2]
+            self.store.journal.append(("set",))
+            return OK
+        if name == b"SLOWGET":
+            d = Deferred()
+            self.store.slow.append((d, self.store.data.get(argv[1])))
+            return d
+        if name == b"QUIT":
+            self.closing = True
+            return OK
+        if name == b"PING":
+            return Status(b"PONG")
+        return Error("ERR unknown command '%s'" % argv[0].decode())
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.data = {}
+        self.journal = FakeJournal()
+        self.journal.appended = self.journal.acked = 0
+        self.sessions = []
+        self.dropped = []
+        self.slow = []
+
+    def new_session(self, peer):
+        session = FakeSession(self)
+        self.sessions.append(session)
+        return session
+
+    def drop_session(self, session):
+        self.dropped.append(session)
+
+
+class ProtocolTests(SynchronousTestCase):
+    """The protocol over StringTransport with a fake store and journal."""
+
+    def setUp(self) -> None:
+        self.store = FakeStore()
+        self.journal = self.store.journal
+        self.factory = KVFactory(self.store, max_bulk=1024)
+
+    def connect(self):
+        proto = self.factory.buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def ack_all(self) -> None:
+        self.journal.commit()
+
+    def test_resp_dialect(self) -> None:
+        """A connection whose first byte is * gets RESP2 replies."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv1\r\n")
+        self.ack_all()
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*2\r\n$3\r\nGET\r\n$1\r\nx\r\n")
+        self.assertEqual(transport.value(), b"+OK\r\n$2\r\nv1\r\n$-1\r\n")
+
+    def test_text_dialect(self) -> None:
+        """A telnet user gets redis-cli style replies, with CRLF or bare LF line ends."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'SET greeting "hello world"\r\n')
+        self.ack_all()
+        proto.dataReceived(b"GET greeting\nGET nothing\r\nPING\n")
+        self.assertEqual(transport.value(), b'OK\r\n"hello world"\r\n(nil)\r\nPONG\r\n')
+
+    def test_json_dialect(self) -> None:
+        """A connection whose first byte is { speaks one JSON object per line."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'{"type": "SET", "key": "a", "value": "1"}\n')
+        self.ack_all()
+        proto.dataReceived(b'{"type": "GET", "key": "a"}\n{"type": "GET", "key": "b"}\n')
+        lines = transport.value().splitlines()
+        self.assertEqual([json.loads(line) for line in lines], ["OK", "1", None])
+
+    def test_json_error_keeps_connection(self) -> None:
+        """Invalid JSON gets an error object and later requests are still served."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'{"type": "GET", "key": "a"}\n{not json\n{"type": "GET", "key": "a"}\n')
+        lines = [json.loads(line) for line in transport.value().splitlines()]
+        self.assertEqual(lines[0], None)
+        self.assertIn("error", lines[1])
+        self.assertEqual(lines[2], None)
+        self.assertFalse(transport.disconnecting)
+
+    def test_pipelined_replies_in_one_write(self) -> None:
+        """All replies produced by one read go out in a single transport write."""
+        proto, transport = self.connect()
+        writes = []
+        transport.write = writes.append
+        proto.dataReceived(b"*1\r\n$4\r\nPING\r\n" * 5)
+        self.assertEqual(writes, [b"+PONG\r\n" * 5])
+
+    def test_request_split_across_reads(self) -> None:
+        """A request arriving one byte at a time is answered once, when complete."""
+        proto, transport = self.connect()
+        request = b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n"
+        for i in range(len(request)):
+            proto.dataReceived(request[i:i + 1])
+            if i < len(request) - 1:
+                self.assertEqual(transport.value(), b"")
+        self.assertEqual(transport.value(), b"$-1\r\n")
+
+    def test_write_reply_waits_for_journal(self) -> None:
+        """A write's reply is held until the journal acknowledges the write."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET k v\r\n")
+        self.assertEqual(transport.value(), b"")
+        self.journal.commit()
+        self.assertEqual(transport.value(), b"OK\r\n")
+
+    def test_reader_waits_for_other_clients_write(self) -> None:
+        """No client sees a value before the write that made it is durable."""
+        writer, _ = self.connect()
+        reader, reader_transport = self.connect()
+        writer.dataReceived(b"SET k v\r\n")
+        reader.dataReceived(b"GET k\r\n")
+        self.assertEqual(reader_transport.value(), b"")
+        self.journal.commit()
+        self.assertEqual(reader_transport.value(), b'"v"\r\n')
+
+    def test_replies_stay_in_order_across_gates(self) -> None:
+        """A read sent after a pending write is answered after it, not before."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET k v\r\n")
+        self.journal.commit()
+        proto.dataReceived(b"SET k w\r\n")
+        proto.dataReceived(b"PING\r\n")
+        self.assertEqual(transport.value(), b"OK\r\n")
+        self.journal.commit()
+        self.assertEqual(transport.value(), b"OK\r\nOK\r\nPONG\r\n")
+
+    def test_failed_persistence_turns_write_reply_into_error(self) -> None:
+        """When the journal cannot persist a write, its reply says so instead of OK."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        self.journal.commit(fail_reason="No space left on device")
+        self.assertEqual(
+            transport.value(),
+            b"+PONG\r\n-ERR persistence failed: No space left on device\r\n")
+
+    def test_quit_replies_then_closes(self) -> None:
+        """QUIT is answered with OK, later pipelined commands are ignored, then it closes."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"PING\r\nQUIT\r\nPING\r\n")
+        self.assertEqual(transport.value(), b"PONG\r\nOK\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_quit_waits_for_pending_write(self) -> None:
+        """QUIT after a write closes only once the write's reply has gone out."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET a b\r\nQUIT\r\n")
+        self.assertFalse(transport.disconnecting)
+        self.journal.commit()
+        self.assertEqual(transport.value(), b"OK\r\nOK\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_resp_framing_error_closes(self) -> None:
+        """A malformed RESP header gets Redis's protocol error and the connection closes."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*1\r\n$4\r\nPING\r\n*x\r\n")
+        self.assertEqual(transport.value(),
+                         b"+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_resp_bulk_over_limit(self) -> None:
+        """A bulk longer than --max-bulk is refused before its bytes are buffered."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$99999\r\n")
+        self.assertEqual(transport.value(), b"-ERR Protocol error: invalid bulk length\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_text_line_too_long(self) -> None:
+        """A text line over 64 KiB gets an error and the connection closes."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"GET " + b"x" * (70 * 1024))
+        self.assertEqual(transport.value(),
+                         b"(error) ERR Protocol error: too big inline request\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_unbalanced_quotes_keep_text_session(self) -> None:
+        """Unbalanced quotes on a telnet line get an error but the session goes on."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'GET "open\r\nPING\r\n')
+        self.assertEqual(
+            transport.value(),
+            b"(error) ERR Protocol error: unbalanced quotes in request\r\nPONG\r\n")
+        self.assertFalse(transport.disconnecting)
+
+    def test_blank_lines_are_ignored(self) -> None:
+        """Empty telnet lines produce no reply, as redis-server's inline parser does."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"\r\n\r\nPING\r\n")
+        self.assertEqual(transport.value(), b"PONG\r\n")
+
+    def test_deferred_replies_answer_in_order(self) -> None:
+        """A reply that is a Deferred holds back later replies until it fires."""
+        self.store.data[b"k"] = b"v"
+        proto, transport = self.connect()
+        proto.dataReceived(b"SLOWGET k\r\nPING\r\n")
+        self.assertEqual(transport.value(), b"")
+        proto.dataReceived(b"PING\r\n")
+        d, value = self.store.slow[0]
+        d.callback(value)
+        self.assertEqual(transport.value(), b'"v"\r\nPONG\r\nPONG\r\n')
+
+    def test_deferred_failure_becomes_error_reply(self) -> None:
+        """A failed Deferred reply is answered with an error, not dropped."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*2\r\n$7\r\nSLOWGET\r\n$1\r\nk\r\n")
+        d, _ = self.store.slow[0]
+        d.errback(RuntimeError("backend unavailable"))
+        self.assertEqual(transport.value(), b"-ERR backend unavailable\r\n")
+
+    def test_push_after_queued_replies(self) -> None:
+        """An out-of-band push is written after replies already queued."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*2\r\n$7\r\nSLOWGET\r\n$1\r\nk\r\n")
+        proto.session.push([b"message", b"ch", b"x"])
+        self.store.slow[0][0].callback(None)
+        self.assertEqual(transport.value(),
+                         b"$-1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nx\r\n")
+
+    def test_backpressure_pauses_reading(self) -> None:
+        """A client whose replies pile up past the high-water mark stops being read."""
+        self.store.data[b"k"] = b"x" * 1000
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET a b\r\n")
+        proto.dataReceived(b"GET k\r\n" * (HIGH_WATER // 1000 + 10))
+        self.assertEqual(transport.producerState, "paused")
+        self.journal.commit()
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_held_head_not_counted(self) -> None:
+        """The replies of the read at the queue's head do not count towards the high-water mark."""
+        self.store.data[b"k"] = b"x" * (HIGH_WATER + 1)
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET a b\r\nGET k\r\n")
+        self.assertEqual(transport.producerState, "producing")
+        proto.dataReceived(b"GET k\r\n")
+        self.assertEqual(transport.producerState, "paused")
+        self.journal.commit()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(proto._queued_bytes, 0)
+
+    def test_session_dropped_on_disconnect(self) -> None:
+        """The store forgets a session when its connection is lost."""
+        proto, transport = self.connect()
+        proto.connectionLost(None)
+        self.assertEqual(self.store.dropped, [proto.session])
+
+    def test_backlog_accounting_returns_to_zero(self) -> None:
+        """Queued-byte accounting drops back to zero once every held reply is written."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET a b\r\nSLOWGET a\r\n")
+        proto.dataReceived(b"PING\r\n")
+        self.assertGreater(proto._queued_bytes, 0)
+        self.journal.commit(fail_reason="disk full")
+        self.store.slow[0][0].callback(b"b")
+        self.assertEqual(proto._queued_bytes, 0)
+        self.assertEqual(transport.value(),
+                         b'(error) ERR persistence failed: disk full\r\n"b"\r\nPONG\r\n')
+
+
+class _Reader(protocol.Protocol):
+    """A raw client: keeps what arrives; ``lost`` fires with all of it on disconnect."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.lost = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason=protocol.connectionDone) -> None:
+        self.lost.callback(self.data)
+
+
+class OutboxTests(SynchronousTestCase):
+    """A factory given a reactor sends through an Outbox that the journal flushes."""
+
+    def test_release_hook_follows_listening(self) -> None:
+        """Starting the factory hooks its outbox flush into the journal; stopping unhooks it."""
+        store = FakeStore()
+        store.journal.release_hooks = []
+        factory = KVFactory(store, reactor=Clock())
+        factory.doStart()
+        self.assertEqual(store.journal.release_hooks, [factory.outbox.flush])
+        factory.doStop()
+        self.assertEqual(store.journal.release_hooks, [])
+
+
+class OutboxTCPTests(TestCase):
+    """Over loopback TCP with a real journal and writer thread, replies keep their order."""
+
+    timeout = 30
+
+    @inlineCallbacks
+    def test_released_reply_follows_what_the_outbox_holds(self) -> None:
+        """A reply a commit releases is sent after one the same turn left in the outbox."""
+        store = FakeStore()
+        store.data[b"k"] = b"v"
+        factory = KVFactory(store, reactor=reactor)
+        connected = Deferred()
+        factory.buildProtocol = lambda addr: connected.callback(KVFactory.buildProtocol(
+            factory, addr)) or connected.result
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = yield protocol.ClientCreator(reactor, _Reader).connectTCP(
+            "127.0.0.1", port.getHost().port)
+        server = yield connected
+        # One reactor turn: a GET answered through the outbox, a SET held for its
+        # commit, then the commit (the journal flushes the outbox, then releases).
+        server.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        self.assertEqual(len(factory.outbox), 1)
+        server.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nw\r\n")
+        store.journal.commit()
+        server.dataReceived(b"*1\r\n$4\r\nQUIT\r\n")
+        data = yield client.lost
+        self.assertEqual(data, b"$1\r\nv\r\n+OK\r\n+OK\r\n")
+
+    @inlineCallbacks
+    def test_held_replies_and_quit_in_order(self) -> None:
+        """A held SET reply, the GET behind it and QUIT's reply all arrive, in order, then EOF."""
+        from kvtwist.engine.store import Store
+        from kvtwist.storage.journal import Journal
+
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory, True)
+        store = Store(reactor)
+        journal = Journal.open(directory, store.keyspace, reactor, fsync="always")
+        store.set_journal(journal)
+        journal.start()
+        self.addCleanup(journal.stop)
+        port = reactor.listenTCP(0, KVFactory(store, reactor=reactor), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = yield protocol.ClientCreator(reactor, _Reader).connectTCP(
+            "127.0.0.1", port.getHost().port)
+        client.transport.write(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+                               b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
+                               b"*1\r\n$4\r\nQUIT\r\n")
+        data = yield client.lost
+        self.assertEqual(data, b"+OK\r\n$1\r\nv\r\n+OK\r\n")
+        self.assertEqual(journal.acked, 1)

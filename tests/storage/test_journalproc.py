@@ -1,0 +1,311 @@
+"""Tests for kvtwist.storage.journalproc: the writer process's pipe framing and request handling."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.storage import datadir, records
+from kvtwist.storage.datadir import FileOps
+from kvtwist.storage.journalproc import (
+    APPEND, APPEND_NOSYNC, CLOSE, ERROR, OK, RESUME, ROTATE, SYNC, Child, FrameError, FrameParser,
+    decode_size, encode, encode_size, pack_size, serve)
+from tests.procs import ROOT
+
+KINDS = (APPEND, APPEND_NOSYNC, SYNC, ROTATE, CLOSE, RESUME, OK, ERROR)
+
+
+def new_journal(case) -> tuple:
+    """Return ``(directory, path)`` of an empty journal-1 in a directory ``case`` removes."""
+    directory = tempfile.mkdtemp()
+    case.addCleanup(shutil.rmtree, directory, True)
+    path = datadir.journal_path(directory, 1)
+    with open(path, "wb") as f:
+        f.write(records.encode_header(records.JOURNAL, 1))
+    return directory, path
+
+
+class FrameTests(SynchronousTestCase):
+    """Frames are a kind byte, a 4-byte length and the payload, parsed push-style."""
+
+    FRAMES = [(APPEND, b"\x01record"), (SYNC, b""), (OK, pack_size(1234)), (ERROR, b"disk\r\n")]
+
+    def wire(self) -> bytes:
+        return b"".join(encode(kind, payload) for kind, payload in self.FRAMES)
+
+    def test_bytes(self) -> None:
+        """A frame is its kind, its payload length big-endian, then the payload."""
+        self.assertEqual(encode(APPEND, b"xy"), b"A\x00\x00\x00\x02xy")
+        self.assertEqual(encode_size(OK, 258), b"K\x00\x00\x00\x08" + b"\x00" * 6 + b"\x01\x02")
+
+    def test_whole(self) -> None:
+        """Frames fed in one piece come out in order."""
+        self.assertEqual(FrameParser().feed(self.wire()), self.FRAMES)
+
+    def test_byte_by_byte(self) -> None:
+        """Frames fed one byte at a time come out the same, each once complete."""
+        parser = FrameParser()
+        frames = []
+        for index in range(len(self.wire())):
+            frames.extend(parser.feed(self.wire()[index:index + 1]))
+        self.assertEqual(frames, self.FRAMES)
+        self.assertEqual(parser.pending, 0)
+
+    def test_trailing_partial_frame_is_held(self) -> None:
+        """Bytes of an unfinished frame wait for the rest instead of being dropped."""
+        parser = FrameParser()
+        tail = encode(APPEND, b"\x01abc")
+        self.assertEqual(parser.feed(self.wire() + tail[:6]), self.FRAMES)
+        self.assertEqual(parser.pending, 6)
+        self.assertEqual(parser.feed(tail[6:]), [(APPEND, b"\x01abc")])
+
+    def test_unknown_kind(self) -> None:
+        """A byte that starts no known frame is an error naming its offset, not a guess."""
+        error = self.assertRaises(FrameError, FrameParser().feed, encode(OK) + b"Z\x00\x00\x00\x00")
+        self.assertIn("at byte 5", str(error))
+
+    def test_decode_size(self) -> None:
+        """A size payload is exactly 8 bytes."""
+        self.assertEqual(decode_size(pack_size(2**40 + 7)), 2**40 + 7)
+        self.assertRaises(ValueError, decode_size, b"\x00" * 7)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(KINDS), st.binary(max_size=300))),
+           st.integers(min_value=1, max_value=50))
+    def test_round_trip(self, frames, step) -> None:
+        """Any frames, cut anywhere, parse back to themselves."""
+        wire = b"".join(encode(kind, payload) for kind, payload in frames)
+        parser = FrameParser()
+        out = []
+        for index in range(0, len(wire), step):
+            out.extend(parser.feed(wire[index:index + step]))
+        self.assertEqual(out, frames)
+
+
+class NoSpaceOps(FileOps):
+    """Real file operations whose writes fail with ENOSPC (after writing half) while ``full``."""
+
+    full = False
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def fsync(self, fd):
+        self.calls.append("fsync")
+        FileOps.fsync(self, fd)
+
+    def write(self, fd, data, offset):
+        self.calls.append("write")
+        if self.full:
+            FileOps.write(self, fd, data[: len(data) // 2], offset)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        FileOps.write(self, fd, data, offset)
+
+
+class ChildTests(SynchronousTestCase):
+    """Child carries out append, sync, rotate and close on a real journal file."""
+
+    def setUp(self) -> None:
+        self.dir, self.path = new_journal(self)
+        self.ops = NoSpaceOps()
+        self.child = Child(self.ops, self.dir, self.path, records.HEADER_SIZE, 1)
+        self.addCleanup(self._close)
+
+    def _close(self) -> None:
+        if not self.child.closed:
+            self.child.handle(CLOSE, b"")
+
+    def contents(self, path=None) -> bytes:
+        with open(path or self.path, "rb") as f:
+            return f.read()[records.HEADER_SIZE:]
+
+    def test_append(self) -> None:
+        """An append writes the records at the good length and answers the new length."""
+        reply = self.child.handle(APPEND, b"first")
+        self.assertEqual(reply, encode_size(OK, records.HEADER_SIZE + 5))
+        self.child.handle(APPEND_NOSYNC, b"second")
+        self.assertEqual(self.contents(), b"firstsecond")
+
+    def test_sync_reports_whether_there_was_anything(self) -> None:
+        """A sync after an unsynced append answers 1, and 0 when nothing is left to sync."""
+        self.child.handle(APPEND_NOSYNC, b"x")
+        self.assertEqual(self.child.handle(SYNC, b""), encode(OK, b"\x01"))
+        self.assertEqual(self.child.handle(SYNC, b""), encode(OK, b"\x00"))
+
+    def test_rotate(self) -> None:
+        """A rotation starts journal-<generation> with its header; later appends go there."""
+        self.child.handle(APPEND, b"old")
+        reply = self.child.handle(ROTATE, pack_size(2))
+        self.assertEqual(reply, encode_size(OK, records.HEADER_SIZE))
+        self.child.handle(APPEND, b"new")
+        new_path = datadir.journal_path(self.dir, 2)
+        self.assertEqual(self.contents(), b"old")
+        self.assertEqual(self.contents(new_path), b"new")
+        with open(new_path, "rb") as f:
+            self.assertEqual(f.read(records.HEADER_SIZE),
+                             records.encode_header(records.JOURNAL, 2))
+
+    def test_failed_append_is_an_error_and_leaves_the_good_length(self) -> None:
+        """A full disk answers an error naming the file, and the half-written bytes are cut."""
+        self.child.handle(APPEND, b"kept")
+        self.ops.full = True
+        kind, payload = FrameParser().feed(self.child.handle(APPEND, b"lost-record"))[0]
+        self.assertEqual(kind, ERROR)
+        self.assertIn(self.path, payload.decode())
+        self.assertIn("No space left", payload.decode())
+        self.assertEqual(self.contents(), b"kept")
+        self.ops.full = False
+        self.child.handle(RESUME, b"")
+        self.child.handle(APPEND, b"again")
+        self.assertEqual(self.contents(), b"keptagain")
+
+    def test_appends_after_a_failed_one_are_refused_until_resume(self) -> None:
+        """Appends sent behind a failed one are refused even once the disk works, until RESUME."""
+        self.ops.full = True
+        self.child.handle(APPEND, b"failed")
+        self.ops.full = False
+        kind, payload = FrameParser().feed(self.child.handle(APPEND_NOSYNC, b"later"))[0]
+        self.assertEqual(kind, ERROR)
+        self.assertIn("an earlier append failed", payload.decode())
+        self.assertIn("No space left", payload.decode())
+        self.assertEqual(self.contents(), b"")
+        self.assertEqual(self.child.handle(RESUME, b""), encode(OK))
+        self.assertEqual(self.child.handle(APPEND, b"failedlater"),
+                         encode_size(OK, records.HEADER_SIZE + 11))
+        self.assertEqual(self.contents(), b"failedlater")
+
+    def test_appends_read_together_are_one_group_commit(self) -> None:
+        """Consecutive appends handled together are one write and one fsync, each answered."""
+        del self.ops.calls[:]
+        frames = [(APPEND, b"ab"), (APPEND_NOSYNC, b"c"), (APPEND, b"def"), (SYNC, b""),
+                  (APPEND_NOSYNC, b"g"), (APPEND_NOSYNC, b"h")]
+        replies = self.child.handle_all(frames)
+        base = records.HEADER_SIZE
+        self.assertEqual(replies, [encode_size(OK, base + 2), encode_size(OK, base + 3),
+                                   encode_size(OK, base + 6), encode(OK, b"\x00"),
+                                   encode_size(OK, base + 7), encode_size(OK, base + 8)])
+        self.assertEqual(self.ops.calls, ["write", "fsync", "write"])
+        self.assertEqual(self.contents(), b"abcdefgh")
+
+    def test_a_failed_group_commit_fails_each_append(self) -> None:
+        """When the merged write fails, every append in it is answered with the error."""
+        self.child.handle(APPEND, b"kept")
+        self.ops.full = True
+        replies = FrameParser().feed(b"".join(
+            self.child.handle_all([(APPEND, b"one"), (APPEND, b"two"), (SYNC, b"")])))
+        self.assertEqual([kind for kind, _ in replies], [ERROR, ERROR, OK])
+        self.assertEqual(self.contents(), b"kept")
+
+    def test_opening_cuts_what_follows_the_good_length(self) -> None:
+        """A writer started after one that died mid-write first cuts the torn bytes off."""
+        self.child.handle(APPEND, b"good")
+        with open(self.path, "ab") as f:
+            f.write(b"torn-by-a-dead-writer")
+        again = Child(FileOps(), self.dir, self.path, records.HEADER_SIZE + 4, 1)
+        again.handle(APPEND, b"next")
+        again.handle(CLOSE, b"")
+        self.assertEqual(self.contents(), b"goodnext")
+
+    def test_close(self) -> None:
+        """Close answers OK and marks the child done."""
+        self.assertEqual(self.child.handle(CLOSE, b""), encode(OK))
+        self.assertTrue(self.child.closed)
+
+    def test_reply_kind_as_request(self) -> None:
+        """A reply kind sent as a request means the ends disagree: FrameError, not a write."""
+        self.assertRaises(FrameError, self.child.handle, OK, b"")
+
+    def test_serve_answers_a_burst_in_one_write(self) -> None:
+        """Requests read together are answered by one write, and serving ends at end of input."""
+        reads = [encode(APPEND, b"\x01a") + encode(APPEND_NOSYNC, b"b") + encode(SYNC)[:3],
+                 encode(SYNC)[3:], b""]
+        writes = []
+        serve(self.child, lambda n: reads.pop(0), writes.append)
+        self.assertEqual(len(writes), 2)
+        frames = FrameParser().feed(b"".join(writes))
+        base = records.HEADER_SIZE
+        # The two appends were one fsynced write, so the sync found nothing left to do.
+        self.assertEqual(frames, [(OK, pack_size(base + 2)), (OK, pack_size(base + 3)),
+                                  (OK, b"\x00")])
+        self.assertEqual(self.contents(), b"\x01ab")
+
+    def test_serve_stops_after_close(self) -> None:
+        """After CLOSE nothing more is read."""
+        reads = [encode(CLOSE)]
+        writes = []
+        serve(self.child, lambda n: reads.pop(0), writes.append)
+        self.assertEqual(writes, [encode(OK)])
+
+
+class ProcessTests(SynchronousTestCase):
+    """``python -m kvtwist.storage.journalproc`` as a real process on pipes."""
+
+    def setUp(self) -> None:
+        self.dir, self.path = new_journal(self)
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kvtwist.storage.journalproc", self.dir, self.path,
+             str(records.HEADER_SIZE), "1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self.addCleanup(self._reap)
+
+    def _reap(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+    def ask(self, kind: bytes, payload: bytes = b"") -> tuple:
+        self.proc.stdin.write(encode(kind, payload))
+        self.proc.stdin.flush()
+        parser = FrameParser()
+        while True:
+            frames = parser.feed(os.read(self.proc.stdout.fileno(), 4096))
+            if frames:
+                return frames[0]
+
+    def test_append_then_exit_on_end_of_input(self) -> None:
+        """It appends, answers the new length, and exits 0 when its input closes."""
+        self.assertEqual(self.ask(APPEND, b"rec"), (OK, pack_size(records.HEADER_SIZE + 3)))
+        self.proc.stdin.close()
+        self.assertEqual(self.proc.wait(timeout=30), 0)
+        with open(self.path, "rb") as f:
+            self.assertEqual(f.read()[records.HEADER_SIZE:], b"rec")
+
+    def test_ignores_terminal_and_group_signals(self) -> None:
+        """SIGINT and SIGTERM (a Ctrl-C or a signal to the whole group) do not stop it."""
+        self.assertEqual(self.ask(APPEND, b"a")[0], OK)  # the handlers are in place by now
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.ask(APPEND, b"b"), (OK, pack_size(records.HEADER_SIZE + 2)))
+        self.assertEqual(self.ask(CLOSE), (OK, b""))
+        self.assertEqual(self.proc.wait(timeout=30), 0)
+
+    def test_loads_no_twisted(self) -> None:
+        """The writer process imports only the standard library and kvtwist's pure modules."""
+        proc = subprocess.run(
+            [sys.executable, "-c", "import sys, kvtwist.storage.journalproc; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'twisted'))"],
+            capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+        self.assertEqual(proc.stdout.strip(), b"[]")
+
+    def test_unopenable_journal(self) -> None:
+        """A journal it cannot open makes it exit 1 with the reason on stderr."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "kvtwist.storage.journalproc", self.dir,
+             os.path.join(self.dir, "missing", "journal-1.kvj"), "20", "1"],
+            stdin=subprocess.DEVNULL, capture_output=True, env=dict(os.environ, PYTHONPATH=ROOT),
+            timeout=60)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(b"cannot open", proc.stderr)
+        self.assertIn(b"No such file", proc.stderr)
