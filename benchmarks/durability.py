@@ -30,7 +30,7 @@ def fsync(run: Run) -> None:
 
         _guard(run, group, redis_label, "SET", measure_redis)
         if not procs.kvstore_available():
-            run.failed(group, kv_label, "SET", "kvtwist/tap.py not in this checkout yet")
+            run.failed(group, kv_label, "SET", "kvtwist/serve/tap.py not in this checkout yet")
             continue
 
         for interpreter in run.pythons:
@@ -104,7 +104,7 @@ def memory(run: Run) -> None:
         if interpreter != CPY and "pypy" not in run.suites:
             continue
         if not procs.kvstore_available():
-            run.failed(group, label, test, "kvtwist/tap.py not in this checkout yet",
+            run.failed(group, label, test, "kvtwist/serve/tap.py not in this checkout yet",
                        unit="bytes/key")
             continue
 
@@ -144,7 +144,7 @@ def restart(run: Run) -> None:
         reference, lambda: run.redis(appendfsync="everysec", workdir=redis_dir)), unit="s")
     label = "kvstore (CPython) --fsync everysec"
     if not procs.kvstore_available():
-        run.failed(group, label, test, "kvtwist/tap.py not in this checkout yet", unit="s")
+        run.failed(group, label, test, "kvtwist/serve/tap.py not in this checkout yet", unit="s")
         return
     data_dir = run.tmp("kv-restart")
     _guard(run, group, label, test, lambda: measure(

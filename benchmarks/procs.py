@@ -34,12 +34,12 @@ def child_env() -> dict:
 
 def kvstore_available() -> bool:
     """Return whether this checkout has the kvstore twistd plugin's tap module yet."""
-    return os.path.exists(os.path.join(ROOT, "kvtwist", "tap.py"))
+    return os.path.exists(os.path.join(ROOT, "kvtwist", "serve", "tap.py"))
 
 
 def kvproxy_available() -> bool:
     """Return whether this checkout has the kvproxy twistd plugin's tap module yet."""
-    return os.path.exists(os.path.join(ROOT, "kvtwist", "proxytap.py"))
+    return os.path.exists(os.path.join(ROOT, "kvtwist", "proxy", "tap.py"))
 
 
 class Server:

@@ -25,7 +25,7 @@ def proxy(run: Run) -> None:
     group = "proxy GET"
     run.references[group] = DIRECT
     if not procs.kvstore_available():
-        run.failed(group, DIRECT, "GET", "kvtwist/tap.py not in this checkout yet")
+        run.failed(group, DIRECT, "GET", "kvtwist/serve/tap.py not in this checkout yet")
         return
 
     def measure():
@@ -52,7 +52,7 @@ def proxy(run: Run) -> None:
 
 def _kvproxy(run: Run, backend: int) -> procs.Server:
     if not procs.kvproxy_available():
-        raise procs.ServerError("kvtwist/proxytap.py not in this checkout yet")
+        raise procs.ServerError("kvtwist/proxy/tap.py not in this checkout yet")
     port = procs.free_port()
     log = os.path.join(run.workdir, "kvproxy-%d.log" % port)
     return procs.Server("kvproxy", procs.kvproxy_argv(procs.CPYTHON, port, backend, log),

@@ -291,7 +291,7 @@ def core(run: Run) -> None:
 
         _guard(run, group, ceiling, "all", measure_ceiling)
         if not procs.kvstore_available():
-            run.failed(group, kvstore, "all", "kvtwist/tap.py not in this checkout yet")
+            run.failed(group, kvstore, "all", "kvtwist/serve/tap.py not in this checkout yet")
             continue
 
         def measure_kvstore(interpreter=interpreter, kvstore=kvstore):
@@ -313,7 +313,7 @@ def dialects(run: Run) -> None:
         run.load(js, "redis-server (RESP)", server.port, "resp", ("SET", "GET"), CONFIGS)
     label = "kvstore (CPython)"
     if not procs.kvstore_available():
-        run.failed(text, label, "all", "kvtwist/tap.py not in this checkout yet")
+        run.failed(text, label, "all", "kvtwist/serve/tap.py not in this checkout yet")
         return
 
     def measure():
