@@ -53,32 +53,80 @@ class FrameError(ValueError):
 
 
 class FrameParser:
-    """Push-style: ``feed(data)`` returns the frames ``(kind, payload)`` completed so far."""
+    """Push-style: ``feed(data)`` returns the frames ``(kind, payload)`` completed so far.
+
+    Linear in its input: a payload that spans several feeds is kept as the pieces it came
+    in and joined once when complete, so each byte is copied at most twice (once when
+    its piece is cut from a read, once by that join) whatever the payload's size.
+    """
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._head = b""  # the first bytes (fewer than 5) of a frame whose head is unfinished
+        self._kind = None  # the kind of the frame whose payload is being collected
+        self._missing = 0  # payload bytes that frame still needs
+        self._pieces = []  # its payload so far
+        self._held = 0  # bytes of the unfinished frame held, its head included
+        self._offset = 0  # stream offset of the next byte fed (for error messages)
 
     def feed(self, data: bytes) -> list:
-        """Add ``data``; return every complete frame in order (raises FrameError)."""
-        buffer = self._buffer + data if self._buffer else data
+        """Add ``data``; return every complete frame in order (raises FrameError).
+
+        Cost: O(len(data)) plus, for a payload completed by this call, O(its length).
+        """
         frames = []
-        start = 0
-        end = len(buffer)
-        while end - start >= 5:
-            kind, length = _HEAD.unpack_from(buffer, start)
-            if kind not in _KINDS:
-                raise FrameError("unknown frame kind %r at byte %d" % (kind, start))
-            if end - start - 5 < length:
+        pos, end = 0, len(data)
+        if self._head:
+            need = 5 - len(self._head)
+            if end < need:
+                self._head += data
+                self._held += end
+                self._offset += end
+                return frames
+            head, self._head = self._head + data[:need], b""
+            self._begin(head, 0, self._offset - self._held, frames)
+            pos = need
+        while True:
+            if self._kind is not None:
+                pos = self._collect(data, pos, end, frames)
+                if self._kind is not None:
+                    break
+            if end - pos < 5:
+                if pos < end:
+                    self._head = data[pos:]
+                    self._held = end - pos
                 break
-            frames.append((kind, buffer[start + 5:start + 5 + length]))
-            start += 5 + length
-        self._buffer = buffer[start:]
+            self._begin(data, pos, self._offset + pos, frames)
+            pos += 5
+        self._offset += end
         return frames
+
+    def _begin(self, data, pos: int, offset: int, frames: list) -> None:
+        # A frame's 5-byte head is at data[pos:pos + 5]: start collecting its payload.
+        kind, length = _HEAD.unpack_from(data, pos)
+        if kind not in _KINDS:
+            raise FrameError("unknown frame kind %r at byte %d" % (kind, offset))
+        self._kind, self._missing, self._pieces, self._held = kind, length, [], 5
+        if not length:
+            frames.append((kind, b""))
+            self._kind, self._held = None, 0
+
+    def _collect(self, data, pos: int, end: int, frames: list) -> int:
+        # Take what the current payload still needs from data[pos:end]; return the new pos.
+        take = min(self._missing, end - pos)
+        if take:
+            self._pieces.append(data if take == end and pos == 0 else data[pos:pos + take])
+            self._missing -= take
+            self._held += take
+        if not self._missing:
+            pieces = self._pieces
+            frames.append((self._kind, pieces[0] if len(pieces) == 1 else b"".join(pieces)))
+            self._kind, self._pieces, self._held = None, [], 0
+        return pos + take
 
     @property
     def pending(self) -> int:
         """Return how many bytes of an incomplete frame are held."""
-        return len(self._buffer)
+        return self._held
 
 
 class Child:
