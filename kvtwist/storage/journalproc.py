@@ -31,6 +31,11 @@ def encode(kind: bytes, payload: bytes = b"") -> bytes:
     return _HEAD.pack(kind, len(payload)) + payload
 
 
+def encode_head(kind: bytes, length: int) -> bytes:
+    """Return the 5-byte head of a frame of ``kind`` whose payload of ``length`` bytes follows."""
+    return _HEAD.pack(kind, length)
+
+
 def pack_size(size: int) -> bytes:
     """Return ``size`` as the 8-byte payload ``decode_size`` reads."""
     return _SIZE.pack(size)
@@ -264,5 +269,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["encode", "pack_size", "encode_size", "decode_size", "FrameParser", "FrameError",
+__all__ = ["encode", "encode_head", "pack_size", "encode_size", "decode_size", "FrameParser", "FrameError",
            "Child", "serve", "main"]

@@ -20,6 +20,9 @@ from kvtwist.storage.writer import LogFile
 
 log = Logger(namespace="kvtwist.storage.journal")
 
+# Requests with a payload at least this long are written as two pieces (see _request).
+LARGE_PAYLOAD = 1 << 20
+
 
 class ProcessLog:
     """The journal file, appended to by a child process (``journalproc``) over a pipe.
@@ -142,7 +145,12 @@ class ProcessLog:
                 return
             self.start()  # the first request of a log never started, or one whose writer died
         self._waiting.append((on_ok, done))
-        self._write(journalproc.encode(kind, payload))
+        if len(payload) < LARGE_PAYLOAD:
+            self._write(journalproc.encode(kind, payload))
+        else:
+            # Head and payload apart: the payload is queued as it is, not copied behind a head.
+            self._write(journalproc.encode_head(kind, len(payload)))
+            self._write(payload)
 
     def _replies(self, frames) -> None:
         for kind, payload in frames:
