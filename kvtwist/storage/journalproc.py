@@ -269,5 +269,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["encode", "encode_head", "pack_size", "encode_size", "decode_size", "FrameParser", "FrameError",
-           "Child", "serve", "main"]
+__all__ = ["encode", "encode_head", "pack_size", "encode_size", "decode_size", "FrameParser",
+           "FrameError", "Child", "serve", "main"]
