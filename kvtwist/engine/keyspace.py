@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import collections
 import random
 import re
 import zlib
@@ -13,6 +14,9 @@ SET, DEL, EXPIRE_AT, PERSIST, FLUSH = 1, 2, 3, 4, 5
 # Active expiry repeats a round while more than this share of the sample had expired (as Redis).
 _SWEEP_REPEAT_RATIO = 0.25
 _SWEEP_MAX_ROUNDS = 16
+
+# The undo entry of a FLUSH: its key slot holds this marker, the two others the old dicts.
+_FLUSHED = object()
 
 
 class Keyspace:
@@ -31,6 +35,9 @@ class Keyspace:
         self._sweep_keys: list = []
         self._sweep_position = 0
         self._scan_order = None
+        # While a journal may still fail logged effects: (key, old value or None, old expiry)
+        # for each, oldest first (see track_undo).
+        self.undo = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -79,6 +86,9 @@ class Keyspace:
 
     def set(self, key, value, expire_at_ms: int = 0) -> None:
         """Store a value; ``expire_at_ms`` 0 clears any expiry (pass the old one to keep it)."""
+        undo = self.undo
+        if undo is not None:
+            undo.append((key, self.data.get(key), self.expires.get(key, 0)))
         self.data[key] = value
         if expire_at_ms:
             self.expires[key] = expire_at_ms
@@ -91,6 +101,8 @@ class Keyspace:
         """Remove a live key; return whether it existed."""
         if not self.exists(key):
             return False
+        if self.undo is not None:
+            self.undo.append((key, self.data[key], self.expires.get(key, 0)))
         del self.data[key]
         self.expires.pop(key, None)
         if self.log is not None:
@@ -109,6 +121,8 @@ class Keyspace:
         if at_ms <= self.now_ms():
             self.delete(key)
             return
+        if self.undo is not None:
+            self.undo.append((key, self.data.get(key), self.expires.get(key, 0)))
         self.expires[key] = at_ms
         if self.log is not None:
             self.log((EXPIRE_AT, key, at_ms))
@@ -117,6 +131,8 @@ class Keyspace:
         """Remove a live key's expiry; return whether it had one."""
         if key not in self.expires or not self._alive(key):
             return False
+        if self.undo is not None:
+            self.undo.append((key, self.data[key], self.expires[key]))
         del self.expires[key]
         if self.log is not None:
             self.log((PERSIST, key))
@@ -124,12 +140,59 @@ class Keyspace:
 
     def flush(self) -> None:
         """Remove every key."""
+        if self.undo is not None:
+            self.undo.append((_FLUSHED, dict(self.data), dict(self.expires)))
         self.data.clear()
         self.expires.clear()
         self._sweep_keys = []
         self._scan_order = None
         if self.log is not None:
             self.log((FLUSH,))
+
+    # -- undo: what a journal takes back when it cannot store a write ---------------
+
+    def track_undo(self) -> None:
+        """From now on remember the state each logged effect replaced, until ``settle``.
+
+        A journal calls this: it settles effects once durable and rolls back the rest when
+        the disk refuses them. Costs one tuple per logged effect (a dict copy per FLUSH).
+        """
+        self.undo = collections.deque()
+
+    def settle(self, count: int) -> None:
+        """Forget the replaced states of the oldest ``count`` logged effects (now durable)."""
+        popleft = self.undo.popleft
+        for _ in range(count):
+            popleft()
+
+    def rollback(self) -> list:
+        """Undo every effect not settled yet, newest first, without logging.
+
+        Returns the changes as effects for observers: ``(DEL, key)`` for each key put
+        back as it was, ``(FLUSH,)`` for an undone FLUSH. O(effects undone), plus the
+        size of the keyspace an undone FLUSH held.
+        """
+        undo, data, expires = self.undo, self.data, self.expires
+        changed = []
+        while undo:
+            key, value, at = undo.pop()
+            if key is _FLUSHED:
+                data.update(value)
+                expires.update(at)
+                changed.append((FLUSH,))
+                continue
+            if value is None:
+                data.pop(key, None)
+                expires.pop(key, None)
+            else:
+                data[key] = value
+                if at:
+                    expires[key] = at
+                else:
+                    expires.pop(key, None)
+            changed.append((DEL, key))
+        self._scan_order = None
+        return changed
 
     # -- replay and snapshots -----------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
 from kvtwist.engine.keyspace import Keyspace
-from kvtwist.engine.table import _LOOKUP, DEFAULT_CONFIG, TABLE, arity_error, unknown_command
+from kvtwist.engine.table import (
+    _LOOKUP, DEFAULT_CONFIG, TABLE, arity_error, unknown_command, write_refused)
 from kvtwist.wire.replies import CommandError, Error
 
 
@@ -56,9 +57,21 @@ class Store:
         self._last_id = 0
 
     def set_journal(self, journal) -> None:
-        """Use ``journal`` from now on and log every keyspace effect to it."""
+        """Use ``journal`` from now on and log every keyspace effect to it.
+
+        A journal that can roll effects back (``rollback_hooks``) reports what it undid,
+        and observers hear of it as of any other change.
+        """
         self.journal = journal
+        hooks = getattr(journal, "rollback_hooks", None)
+        if hooks is not None:
+            hooks.append(self._rolled_back)
         self._bind_log()
+
+    def _rolled_back(self, changes: list) -> None:
+        for observer in tuple(self._observers):
+            for effect in changes:
+                observer(effect)
 
     def observe(self, observer) -> None:
         """Call ``observer(effect)`` after each effect reaches the journal (tracking, WATCH)."""
@@ -148,8 +161,7 @@ class Session:
                 return reply
         store = self.store
         if command.write and store.journal.failure is not None:
-            return Error("ERR persistence failed: %s; writes are refused until the journal "
-                         "writes again" % (store.journal.failure,))
+            return Error(write_refused(store.journal.failure))
         self.last_command = command.name
         store.current = self
         try:

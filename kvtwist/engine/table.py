@@ -101,6 +101,11 @@ def expire_time_error(name: str) -> CommandError:
     return CommandError("ERR invalid expire time in '%s' command" % (name,))
 
 
+def write_refused(failure: str) -> str:
+    """Return Redis's MISCONF error for a write refused while the journal cannot be written."""
+    return "MISCONF Errors writing to the AOF file: %s" % (failure,)
+
+
 def parse_int(value: bytes) -> int:
     """Return a signed 64-bit integer in Redis's strict form; raise CommandError otherwise."""
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvtwist.engine.table import register
+from kvtwist.engine.table import register, write_refused
 from kvtwist.engine.keyspace import FLUSH
 from kvtwist.wire.replies import NIL_ARRAY, OK, Error, Status
 
@@ -33,8 +33,7 @@ class Transaction:
             if failure is not None:
                 # Redis refuses a write at queue time under MISCONF and so dooms the EXEC.
                 self.failed = True
-                return Error("ERR persistence failed: %s; writes are refused until the disk "
-                             "recovers" % (failure,))
+                return Error(write_refused(failure))
             self.writes = True
         self.queued.append(argv)
         return QUEUED
@@ -158,8 +157,7 @@ def cmd_exec(session, argv):
     if transaction.writes and failure is not None:
         # Redis refuses an EXEC holding writes as a whole under MISCONF: atomicity first.
         unwatch(session)
-        return Error("EXECABORT Transaction discarded because of: ERR persistence failed: %s; "
-                     "writes are refused until the journal writes again" % (failure,))
+        return Error("EXECABORT Transaction discarded because of: " + write_refused(failure))
     watching = session.watching
     dirty = False
     if watching is not None:

@@ -32,7 +32,7 @@ class _Chunk:
         self.parts = parts
         self.size = -1  # bytes counted towards the connection's backlog once queued
         self.pending = 0  # replies still waiting on a Deferred (proxy sessions)
-        self.gated = False  # waiting for the journal to make its writes durable
+        self.gated = 0  # the journal sequence number it waits for to be durable, or 0
         self.writes = None  # [(index, last_seq)] of replies to writes, for fault reporting
         self.close = False  # QUIT or a framing error: close once written
 
@@ -128,8 +128,8 @@ class KVProtocol(LineReceiver):
         if gate > journal.acked:
             # Someone's write (ours or another client's) that this chunk may have
             # observed is not durable yet: nothing in it may be seen before it is.
-            chunk.gated = True
-            journal.on_acked(gate, self._gate_opened, chunk)  # at once if the disk failed
+            chunk.gated = gate
+            journal.on_acked(gate, self._gate_opened, chunk)
         queue = self._queue
         if not queue:
             if not chunk.gated and not chunk.pending:
@@ -249,19 +249,28 @@ class KVProtocol(LineReceiver):
             self._flush(self._write, self._close)
 
     def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
-        chunk.gated = False
-        writes = chunk.writes
-        # The last write is the chunk's newest: durable means all of them are.
-        if writes and writes[-1][1] > self._journal.acked:
-            for index, seq in writes:
-                reason = failure_for(seq)
-                if reason is not None:
-                    part = self._render_error("ERR persistence failed: %s" % (reason,))
-                    if chunk.size >= 0:
-                        delta = len(part) - len(chunk.parts[index])
-                        chunk.size += delta
-                        self._queued_bytes += delta
-                    chunk.parts[index] = part
+        gate, chunk.gated = chunk.gated, 0
+        reason = failure_for(gate)
+        if reason is not None:
+            # The disk refused writes this chunk's replies may have seen, and they were
+            # rolled back: none of its replies may reach the client as it is. A write's
+            # reply says it failed; any other reply (it may show a rolled-back value)
+            # becomes an error too, so the client asks again.
+            failed = dict(chunk.writes or ())
+            for index, part in enumerate(chunk.parts):
+                if part is None:
+                    continue  # a Deferred's reply, rendered when it fires
+                if index in failed:
+                    message = "ERR persistence failed: %s" % (failure_for(failed[index]),)
+                else:
+                    message = ("ERR persistence failed: %s; this reply may have seen writes "
+                               "that were rolled back" % (reason,))
+                part = self._render_error(message)
+                if chunk.size >= 0:
+                    delta = len(part) - len(chunk.parts[index])
+                    chunk.size += delta
+                    self._queued_bytes += delta
+                chunk.parts[index] = part
         # Sent at once: only a journal release, which flushes the outbox first, can
         # unblock the queue's head here (an immediate callback finds the head blocked).
         self._flush(self._send, self._shut)

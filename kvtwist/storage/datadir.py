@@ -106,8 +106,18 @@ def write_snapshot(ops: FileOps, directory: str, generation: int, items: list) -
     Temporary file, fsync, rename, fsync of the directory: a crash at any point leaves
     either no new snapshot or a complete one. Raises JournalError (naming the file).
     """
-    final = snapshot_path(directory, generation)
-    temp = final + ".tmp"
+    size = write_snapshot_temp(ops, directory, generation, items)
+    install_snapshot(ops, directory, generation)
+    return size
+
+
+def write_snapshot_temp(ops: FileOps, directory: str, generation: int, items: list) -> int:
+    """Write and fsync snapshot ``generation`` of ``items`` under its temporary name.
+
+    Returns its size; ``install_snapshot`` makes it the snapshot, ``discard_snapshot``
+    removes it. Raises JournalError (naming the file), leaving no temporary file.
+    """
+    temp = snapshot_path(directory, generation) + ".tmp"
     fd = None
     try:
         ops.remove(temp)
@@ -132,8 +142,6 @@ def write_snapshot(ops: FileOps, directory: str, generation: int, items: list) -
         ops.fsync(fd)
         ops.close(fd)
         fd = None
-        ops.rename(temp, final)
-        ops.fsync_dir(directory)
     except OSError as exc:
         try:
             if fd is not None:
@@ -143,6 +151,29 @@ def write_snapshot(ops: FileOps, directory: str, generation: int, items: list) -
             pass
         raise JournalError(describe(exc, temp)) from None
     return offset
+
+
+def install_snapshot(ops: FileOps, directory: str, generation: int) -> None:
+    """Rename the written temporary snapshot ``generation`` into place and fsync the directory.
+
+    Raises JournalError (naming the file); the temporary file is then removed.
+    """
+    final = snapshot_path(directory, generation)
+    temp = final + ".tmp"
+    try:
+        ops.rename(temp, final)
+        ops.fsync_dir(directory)
+    except OSError as exc:
+        discard_snapshot(ops, directory, generation)
+        raise JournalError(describe(exc, temp)) from None
+
+
+def discard_snapshot(ops: FileOps, directory: str, generation: int) -> None:
+    """Remove the temporary snapshot ``generation`` if it is there (errors are ignored)."""
+    try:
+        ops.remove(snapshot_path(directory, generation) + ".tmp")
+    except OSError:
+        pass
 
 
 def remove_older(ops: FileOps, directory: str, generation: int) -> list:

@@ -11,7 +11,7 @@ from twisted.logger import Logger
 
 from kvtwist.storage import datadir, writer
 from kvtwist.storage.datadir import FileOps, JournalError, describe
-from kvtwist.storage.records import encode_effect
+from kvtwist.storage.records import NOOP_RECORD, encode_effect
 from kvtwist.storage.processlog import ProcessLog
 from kvtwist.storage.threadlog import ThreadLog, ThreadWorker
 from kvtwist.loop.turns import at_turn_end
@@ -54,13 +54,14 @@ class Journal:
         self._pending = []
         self._waiters = collections.deque()
         self.release_hooks = []  # called before each batch of waiters is released
+        # Called with the changes (effects: DEL key, FLUSH) a rollback made to the keyspace.
+        self.rollback_hooks = []
         self._scheduled = False
         self._inflight = 0  # commits sent to the log and not answered yet
-        self._requeued = 0  # commits of the current failure put back in front of _pending
+        self._epoch = 0  # bumped by each rollback: answers to commits sent before it are moot
         self._retry_call = None
         self._fsync_call = None
         self._fsync_failed = False
-        self._failed_upto = 0
         self._compacting = None
         self._compact_not_before = 0.0
         self._stopping = None
@@ -88,6 +89,7 @@ class Journal:
         except BaseException:
             journal._unlock()
             raise
+        keyspace.track_undo()
         return journal
 
     def _load(self, repair: bool) -> None:
@@ -164,9 +166,7 @@ class Journal:
         ``when_acked`` without a Deferred: the server gates every reply to a write on
         this, so it costs one tuple per waiter.
         """
-        if seq <= self.acked or (self.failure is not None and seq <= self._failed_upto):
-            # Effects that already failed are answered at once: reads must not stall
-            # behind a broken disk until the next retry.
+        if seq <= self.acked:
             callback(self.failure_for, arg)
             return
         waiters = self._waiters
@@ -179,7 +179,10 @@ class Journal:
             waiters.insert(index, (seq, callback, arg))
 
     def failure_for(self, seq: int):
-        """Return None if effect ``seq`` is durable, else the reason it is not."""
+        """Return None if effect ``seq`` is durable, else the reason it is not.
+
+        Waiters are released with this; after a rollback it answers for the effects undone.
+        """
         if seq <= self.acked:
             return None
         return self.failure or "journal closed before the write was stored"
@@ -193,14 +196,20 @@ class Journal:
         data = b"".join(self._pending)
         self._pending = []
         upto = self.appended
+        epoch = self._epoch
         self._inflight += 1
-        self._requeued = 0
         self._log.append(data, self.policy == "always",
-                         lambda ok, value: self._committed(ok, value, data, upto))
+                         lambda ok, value: self._committed(ok, value, upto, epoch))
 
-    def _committed(self, ok: bool, value, data: bytes, upto: int) -> None:
+    def _committed(self, ok: bool, value, upto: int, epoch: int) -> None:
         self._inflight -= 1
-        if ok:
+        if epoch != self._epoch:
+            # Sent before a rollback: the log refuses every append after a failed one
+            # (its contract), so this is that refusal, and its effects are undone already.
+            if ok:
+                log.critical("A commit sent before a failed one was stored: {upto}", upto=upto)
+        elif ok:
+            self.keyspace.settle(upto - self.acked)
             self.acked = upto
             self.journal_bytes = value
             self.last_commit = self._reactor.seconds()
@@ -209,23 +218,35 @@ class Journal:
             if not self._fsync_failed:
                 self.failure = None
             self._release(upto)
-            if self._pending and not self._scheduled:
-                self._commit()  # appends that waited for this answer, or for a failure to pass
-            elif self._stopping is None:
-                self._maybe_compact()
+        else:
+            self._rollback(str(value) if isinstance(value, JournalError)
+                           else describe(value, "journal"))
             return
-        self.failure = str(value) if isinstance(value, JournalError) else describe(value, "journal")
-        if not self._requeued:  # the commits refused after it are the same failure
-            log.error("{reason}; retrying every second", reason=self.failure)
-        # Answers come in order, and a failed commit fails every later one in flight
-        # (the log's contract), so each goes back behind the ones failed before it:
-        # the retry sends them in their original order.
-        self._pending.insert(self._requeued, data)
-        self._requeued += 1
-        self._failed_upto = self.appended
-        self._release(self.appended)
+        if self._pending and not self._scheduled:
+            self._commit()  # appends that waited for this answer, or the failure's probe
+        elif self._stopping is None and self.failure is None:
+            self._maybe_compact()
+
+    def _rollback(self, reason: str) -> None:
+        # The disk refused a commit: its effects and every later one (in flight, or still
+        # pending) are undone in memory, their waiters learn it, and writes stay refused
+        # (Session.execute) until a probe record is stored. No client ever sees a write
+        # the journal does not hold: replies that might have (read in the same turns) are
+        # turned into errors by the server when the failure releases them.
+        if self.failure is None:
+            log.error("{reason}; writes are refused and the disk is probed every second",
+                      reason=reason)
+        self.failure = reason
+        self._epoch += 1
+        self._pending = []
+        changed = self.keyspace.rollback()
+        undone, self.appended = self.appended, self.acked
         if self._retry_call is None:
             self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)
+        # The state is consistent before anyone is told: a hook or a waiter may write.
+        for hook in self.rollback_hooks:
+            hook(changed)
+        self._release(undone)
 
     def _release(self, upto: int) -> None:
         waiters = self._waiters
@@ -240,13 +261,12 @@ class Journal:
 
     def _retry(self) -> None:
         self._retry_call = None
-        if self._inflight and self._requeued:
-            # Commits sent before the failure are still to be refused and put back.
-            self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)
-            return
         if self._fsync_failed:
             self._everysec(reschedule=False)
-        self._commit()
+        else:
+            # Probe the disk with a record that changes nothing; stored, it ends the failure.
+            self._pending.append(NOOP_RECORD)
+            self._commit()
 
     def _everysec(self, reschedule: bool = True) -> None:
         if reschedule:
@@ -295,29 +315,59 @@ class Journal:
         # harmless because every effect is a blind write (SET/DEL/FLUSH set, EXPIRE_AT/PERSIST
         # only touch an existing key's expiry), so a replayed suffix is idempotent.
         items = self.keyspace.snapshot_items()
+        upto, epoch = self.appended, self._epoch
         d = Deferred()
         self._compacting = [d]
         log.info("Compaction to generation {generation} started ({keys} keys)",
                  generation=generation, keys=len(items))
         # From the rotation on, commits go to journal-<generation>.
-        self._log.rotate(generation, lambda ok, value: self._rotated(ok, value, generation, items))
+        self._log.rotate(generation, lambda ok, value: self._rotated(
+            ok, value, generation, items, upto, epoch))
         return d
 
-    def _rotated(self, ok: bool, value, generation: int, items: list) -> None:
+    def _rotated(self, ok: bool, value, generation: int, items: list, upto: int,
+                 epoch: int) -> None:
         if not ok:
             self._compacted(False, value)
             return
         self.generation = generation
         self.journal_bytes = value
-        self._snapshot_worker.submit(lambda: self._write_snapshot(generation, items),
-                                     self._compacted)
+        self._snapshot_worker.submit(
+            lambda: datadir.write_snapshot_temp(self._ops, self.directory, generation, items),
+            lambda ok, value: self._snapshot_written(ok, value, generation, upto, epoch))
 
-    def _write_snapshot(self, generation: int, items: list) -> int:
-        # Snapshot thread: only once the new snapshot is durable are older files removed.
-        size = datadir.write_snapshot(self._ops, self.directory, generation, items)
-        for path, exc in datadir.remove_older(self._ops, self.directory, generation):
-            log.warn("Could not remove {path}: {error}", path=path, error=exc)
-        return size
+    def _snapshot_written(self, ok: bool, value, generation: int, upto: int,
+                          epoch: int) -> None:
+        # The snapshot holds every effect up to ``upto``, some maybe not durable when it was
+        # taken. It replaces older files only once they all are: one holding an effect the
+        # disk refused (rolled back since) would bring that write back at the next start.
+        if not ok:
+            self._compacted(False, value)
+        elif epoch != self._epoch:
+            self._drop_snapshot(generation)
+        elif upto <= self.acked:
+            self._install_snapshot(generation, value)
+        else:
+            # Released once durable, or by the rollback that undoes it (a new epoch).
+            self.on_acked(upto, lambda failure_for, size: self._snapshot_written(
+                True, size, generation, upto, epoch), value)
+
+    def _install_snapshot(self, generation: int, size: int) -> None:
+        def install() -> int:
+            # Snapshot thread: only once the new snapshot is in place are older files removed.
+            datadir.install_snapshot(self._ops, self.directory, generation)
+            for path, exc in datadir.remove_older(self._ops, self.directory, generation):
+                log.warn("Could not remove {path}: {error}", path=path, error=exc)
+            return size
+
+        self._snapshot_worker.submit(install, self._compacted)
+
+    def _drop_snapshot(self, generation: int) -> None:
+        error = JournalError("compaction abandoned: its snapshot holds writes that were "
+                             "rolled back")
+        self._snapshot_worker.submit(
+            lambda: datadir.discard_snapshot(self._ops, self.directory, generation),
+            lambda ok, value: self._compacted(False, error))
 
     def _compacted(self, ok: bool, value) -> None:
         waiting, self._compacting = self._compacting, None

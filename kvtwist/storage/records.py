@@ -16,6 +16,7 @@ from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
 #     EXPIRE_AT u32 klen | u64 at_ms | key
 #     PERSIST   u32 klen | key
 #     FLUSH     (nothing)
+#     NOOP      (nothing; changes no key: the journal's probe of a disk that failed a write)
 #     END       u64 record count   (last record of a snapshot: proves it is complete)
 # Expiry is absolute milliseconds, so replaying a record at any later time gives the same state.
 
@@ -23,6 +24,7 @@ MAGIC = b"KVTW"
 VERSION = 1
 JOURNAL, SNAPSHOT = 1, 2
 END = 127
+NOOP = 6
 KIND_NAMES = {JOURNAL: "journal", SNAPSHOT: "snapshot"}
 
 # A record longer than this is treated as corrupt rather than as a torn tail: a flipped
@@ -138,6 +140,10 @@ def encode_end(count: int) -> bytes:
     return _head_pack(len(payload), _crc32(payload)) + payload
 
 
+# A record that changes nothing when replayed (see NOOP).
+NOOP_RECORD = _head_pack(1, _crc32(bytes([NOOP]))) + bytes([NOOP])
+
+
 def decode_payload(payload) -> tuple:
     """Return the effect tuple (or ``(END, count)``) of one payload; ValueError if malformed."""
     size = len(payload)
@@ -166,6 +172,10 @@ def decode_payload(payload) -> tuple:
         if size != 1:
             raise ValueError("bad FLUSH record")
         return (FLUSH,)
+    if op == NOOP:
+        if size != 1:
+            raise ValueError("bad NOOP record")
+        return (NOOP,)
     if op == END:
         if size != 9:
             raise ValueError("bad END record")
@@ -353,6 +363,10 @@ class RecordReader:
                         applied += 1
                         i = end
                         continue
+                if effect[0] == NOOP:
+                    applied += 1
+                    i = end
+                    continue
                 if keys:
                     count += self._flush(keys, values, ats, apply, load_items)
                 apply(effect)
@@ -370,7 +384,7 @@ class RecordReader:
         # or waits.
         effect = self.next_record()
         if effect is not NEED_MORE:
-            if effect[0] != END:
+            if effect[0] != END and effect[0] != NOOP:
                 apply(effect)
                 count += 1
             return count + self.apply_all(apply, load_items)

@@ -209,6 +209,47 @@ class EffectTests(SynchronousTestCase):
         self.assertEqual(sorted(replica.snapshot_items()), sorted(ks.snapshot_items()))
 
 
+class UndoTests(SynchronousTestCase):
+    """With undo tracked, every logged effect can be taken back until it is settled."""
+
+    def test_rollback_restores_each_kind_of_change(self) -> None:
+        """SET, DEL, EXPIRE_AT, PERSIST and FLUSH are undone newest first, values and expiries."""
+        clock, ks, log = make()
+        ks.set(b"keep", b"1", 5_000_000)
+        ks.set(b"gone", b"2")
+        ks.track_undo()
+        ks.set(b"keep", b"changed")
+        ks.delete(b"gone")
+        ks.set(b"new", b"3")
+        ks.expire_at(b"new", 9_000_000)
+        ks.persist(b"new")
+        ks.flush()
+        ks.set(b"after", b"4")
+        changed = ks.rollback()
+        self.assertEqual(ks.data, {b"keep": b"1", b"gone": b"2"})
+        self.assertEqual(ks.expires, {b"keep": 5_000_000})
+        self.assertEqual(changed[:2], [(DEL, b"after"), (FLUSH,)])
+        self.assertEqual(set(changed[2:]), {(DEL, b"new"), (DEL, b"gone"), (DEL, b"keep")})
+        self.assertEqual(len(log), 9)  # two before tracking, seven after; rollback logs nothing
+
+    def test_settled_effects_stay(self) -> None:
+        """Effects settled as durable are not undone; only the later ones are."""
+        clock, ks, log = make()
+        ks.track_undo()
+        ks.set(b"a", b"1")
+        ks.set(b"a", b"2")
+        ks.settle(1)
+        ks.set(b"b", b"3")
+        ks.rollback()
+        self.assertEqual(ks.data, {b"a": b"1"})
+
+    def test_untracked_keyspace_remembers_nothing(self) -> None:
+        """Without track_undo no prior state is kept (an in-memory store pays nothing)."""
+        clock, ks, log = make()
+        ks.set(b"a", b"1")
+        self.assertIsNone(ks.undo)
+
+
 class GlobTests(SynchronousTestCase):
     def check(self, pattern, yes, no):
         match = compile_glob(pattern).fullmatch

@@ -88,7 +88,7 @@ class DispatchTests(SessionMixin, SynchronousTestCase):
         self.journal.failure = "disk full"
         self.assertEqual(
             self.error("set", "k", "w"),
-            "ERR persistence failed: disk full; writes are refused until the journal writes again")
+            "MISCONF Errors writing to the AOF file: disk full")
         self.assertEqual(self.call("get", "k"), b"v")
         self.journal.failure = None
         self.assertEqual(self.call("set", "k", "w"), OK)

@@ -159,7 +159,7 @@ class PersistenceFailureTests(_Base):
         run(self.one, b"MULTI")
         reply = run(self.one, b"SET a 1")
         self.assertIsInstance(reply, Error)
-        self.assertIn("persistence failed: disk full", reply.message)
+        self.assertEqual(reply.message, "MISCONF Errors writing to the AOF file: disk full")
         self.assertEqual(run(self.one, b"GET a"), QUEUED)
         self.assertEqual(run(self.one, b"EXEC"), Error(EXECABORT))
 
@@ -171,7 +171,8 @@ class PersistenceFailureTests(_Base):
         self.store.set_journal(_FailedJournal())
         reply = run(self.one, b"EXEC")
         self.assertTrue(reply.message.startswith(
-            "EXECABORT Transaction discarded because of: ERR persistence failed: disk full"))
+            "EXECABORT Transaction discarded because of: MISCONF Errors writing to the AOF "
+            "file: disk full"))
         self.assertIsNone(self.store.keyspace.get(b"a"))
 
     def test_reads_run_during_failure(self):

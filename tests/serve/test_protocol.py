@@ -192,13 +192,18 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"OK\r\nOK\r\nPONG\r\n")
 
     def test_failed_persistence_turns_write_reply_into_error(self) -> None:
-        """When the journal cannot persist a write, its reply says so instead of OK."""
+        """When the journal cannot persist a write, its reply and the read's beside it are errors.
+
+        The read in the same chunk may have seen the write that was rolled back, so it is
+        refused too (before: "+PONG" went out and a GET there would show the lost value).
+        """
         proto, transport = self.connect()
         proto.dataReceived(b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
         self.journal.commit(fail_reason="No space left on device")
         self.assertEqual(
             transport.value(),
-            b"+PONG\r\n-ERR persistence failed: No space left on device\r\n")
+            b"-ERR persistence failed: No space left on device; this reply may have seen writes "
+            b"that were rolled back\r\n-ERR persistence failed: No space left on device\r\n")
 
     def test_quit_replies_then_closes(self) -> None:
         """QUIT is answered with OK, later pipelined commands are ignored, then it closes."""
@@ -320,7 +325,9 @@ class ProtocolTests(SynchronousTestCase):
         self.store.slow[0][0].callback(b"b")
         self.assertEqual(proto._queued_bytes, 0)
         self.assertEqual(transport.value(),
-                         b'(error) ERR persistence failed: disk full\r\n"b"\r\nPONG\r\n')
+                         b'(error) ERR persistence failed: disk full\r\n"b"\r\n(error) ERR '
+                         b'persistence failed: disk full; this reply may have seen writes that '
+                         b'were rolled back\r\n')
 
 
 class _Reader(protocol.Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import shutil
@@ -19,23 +20,53 @@ from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
 
 
 class FakeKeyspace:
-    """A dict keyspace speaking the apply / snapshot_items / log contract."""
+    """A dict keyspace speaking the apply / snapshot_items / log / undo contract."""
 
     def __init__(self) -> None:
         self.state = fsck.MemoryState()
         self.log = None
+        self.undo = None
 
     def apply(self, effect: tuple) -> None:
         self.state.apply(effect)
 
-    def set(self, key: bytes, value: bytes, expire: int = 0) -> None:
-        effect = (SET, key, value, expire)
+    def effect(self, effect: tuple) -> None:
+        """Apply and log one effect, remembering what it replaced as Keyspace does."""
+        if self.undo is not None:
+            if effect[0] == FLUSH:
+                self.undo.append((None, dict(self.state.data)))
+            else:
+                self.undo.append((effect[1], self.state.data.get(effect[1])))
         self.apply(effect)
         self.log(effect)
 
+    def set(self, key: bytes, value: bytes, expire: int = 0) -> None:
+        self.effect((SET, key, value, expire))
+
     def delete(self, key: bytes) -> None:
-        self.apply((DEL, key))
-        self.log((DEL, key))
+        self.effect((DEL, key))
+
+    def track_undo(self) -> None:
+        self.undo = collections.deque()
+
+    def settle(self, count: int) -> None:
+        for _ in range(count):
+            self.undo.popleft()
+
+    def rollback(self) -> list:
+        changed = []
+        while self.undo:
+            key, prior = self.undo.pop()
+            if key is None:
+                self.state.data.update(prior)
+                changed.append((FLUSH,))
+                continue
+            if prior is None:
+                self.state.data.pop(key, None)
+            else:
+                self.state.data[key] = prior
+            changed.append((DEL, key))
+        return changed
 
     def snapshot_items(self) -> list:
         return [(k, v, e) for k, (v, e) in self.state.data.items()]
@@ -290,54 +321,58 @@ class PipelineTests(SynchronousTestCase):
         pipe.answer(True)
         self.assertEqual((h.journal.acked, h.journal.info()["pending"]), (3, 0))
 
-    def test_failure_puts_every_commit_in_flight_back_in_order(self) -> None:
-        """A failed commit and those refused behind it are retried in order, before newer ones."""
+    def test_failure_rolls_back_every_commit_in_flight(self) -> None:
+        """A failed commit undoes its effects and every later one; refused answers change nothing.
+
+        Before: the failed commits were kept and retried, so a write answered with an error
+        was visible at once and stored once the disk recovered (an INCR retried after the
+        error counted twice).
+        """
         h, pipe = self.harness()
         for key in (b"a", b"b", b"c"):
             h.keyspace.set(key, b"v")
             h.clock.advance(0)
-        d = h.journal.when_acked(3)
+        h.keyspace.set(b"a", b"new")  # pending, not sent yet
+        d = h.journal.when_acked(4)
         pipe.answer(True)
         pipe.answer(False, JournalError("disk full"))
-        self.assertEqual(self.successResultOf(d)(3), "disk full")
+        self.assertEqual(self.successResultOf(d)(4), "disk full")
+        self.assertEqual(h.keyspace.state.data, {b"a": (b"v", 0)})
+        self.assertEqual((h.journal.appended, h.journal.acked), (1, 1))
         pipe.answer(False, JournalError("not written: an earlier append failed (disk full)"))
-        self.assertEqual(h.journal.failure, "not written: an earlier append failed (disk full)")
-        h.keyspace.set(b"d", b"v")  # while failing: kept for the retry, not sent alone
-        h.clock.advance(0)
+        self.assertEqual(h.journal.failure, "disk full")
+        self.assertEqual(h.keyspace.state.data, {b"a": (b"v", 0)})
         self.assertEqual(pipe.appends, [])
-        h.clock.advance(1)
-        self.assertEqual([data for data, _ in pipe.appends], [self.records_of(b"b", b"c", b"d")])
-        pipe.answer(True)
-        self.assertEqual((h.journal.acked, h.journal.failure), (4, None))
 
-    def test_retry_waits_for_the_commits_still_in_flight(self) -> None:
-        """A retry due while refused commits are unanswered waits, so none goes twice or early."""
-        h, pipe = self.harness()
-        for key in (b"a", b"b"):
-            h.keyspace.set(key, b"v")
-            h.clock.advance(0)
-        pipe.answer(False, JournalError("disk full"))
-        h.clock.advance(1)
-        self.assertEqual(len(pipe.appends), 1)  # only b's, still unanswered
-        pipe.answer(False, JournalError("refused"))
-        h.clock.advance(1)
-        self.assertEqual([data for data, _ in pipe.appends], [self.records_of(b"a", b"b")])
-        pipe.answer(True)
-        self.assertEqual(h.journal.acked, 2)
-
-    def test_appends_made_while_failing_are_sent_after_recovery(self) -> None:
-        """Appends made after the retry was sent go out once it succeeds, without a new append."""
+    def test_probe_clears_the_failure(self) -> None:
+        """Once a second a no-op record probes the disk; the first one stored ends the failure."""
         h, pipe = self.harness()
         h.keyspace.set(b"a", b"v")
         h.clock.advance(0)
         pipe.answer(False, JournalError("disk full"))
         h.clock.advance(1)
+        self.assertEqual([data for data, _ in pipe.appends], [records.NOOP_RECORD])
+        pipe.answer(False, JournalError("disk full"))
+        self.assertEqual(h.journal.failure, "disk full")
+        h.clock.advance(1)
+        pipe.answer(True)
+        self.assertIsNone(h.journal.failure)
         h.keyspace.set(b"b", b"v")
         h.clock.advance(0)
-        pipe.answer(True)
         self.assertEqual([data for data, _ in pipe.appends], [self.records_of(b"b")])
         pipe.answer(True)
-        self.assertEqual(h.journal.acked, 2)
+        self.assertEqual((h.journal.acked, h.keyspace.state.data), (1, {b"b": (b"v", 0)}))
+
+    def test_rollback_hooks_get_the_undone_keys(self) -> None:
+        """Hooks learn which keys a rollback changed, so caches and WATCHes can drop them."""
+        h, pipe = self.harness()
+        seen = []
+        h.journal.rollback_hooks.append(seen.extend)
+        h.keyspace.set(b"a", b"v")
+        h.keyspace.set(b"b", b"v")
+        h.clock.advance(0)
+        pipe.answer(False, JournalError("disk full"))
+        self.assertEqual(sorted(seen), [(DEL, b"a"), (DEL, b"b")])
 
 
 class PolicyTests(SynchronousTestCase):
@@ -382,8 +417,8 @@ class RecoveryTests(SynchronousTestCase):
         h.keyspace.set(b"a", b"1")
         h.keyspace.set(b"b", b"2", 99)
         h.keyspace.delete(b"a")
-        h.journal.append((EXPIRE_AT, b"b", 123))
-        h.journal.append((PERSIST, b"b"))
+        h.keyspace.effect((EXPIRE_AT, b"b", 123))
+        h.keyspace.effect((PERSIST, b"b"))
         h.turn()
         h2 = h.reload()
         self.assertEqual(h2.keyspace.state.data, {b"b": (b"2", 0)})
@@ -483,8 +518,7 @@ class RecoveryTests(SynchronousTestCase):
         """A FLUSH record empties the keyspace on replay."""
         h = Harness(self)
         h.keyspace.set(b"a", b"1")
-        h.journal.append((FLUSH,))
-        h.keyspace.state.data.clear()
+        h.keyspace.effect((FLUSH,))
         h.keyspace.set(b"z", b"9")
         h.turn()
         self.assertEqual(h.reload().keyspace.state.data, {b"z": (b"9", 0)})
@@ -518,8 +552,7 @@ class ReplayPropertyTests(SynchronousTestCase):
             elif step[0] == "compact":
                 h.journal.compact().addErrback(lambda f: None)
             else:
-                h.keyspace.apply(step)
-                h.keyspace.log(step)
+                h.keyspace.effect(step)
         h.turn()
         expected = dict(h.keyspace.state.data)
         reloaded = h.reload()
@@ -577,6 +610,30 @@ class CompactionTests(SynchronousTestCase):
             steps += 1
         self.assertGreater(steps, 8)
 
+    def test_snapshot_holding_a_rolled_back_write_is_dropped(self) -> None:
+        """A snapshot taken while a write was pending is not installed if that write fails.
+
+        Before: the snapshot (with the write the disk refused) replaced the journal, so the
+        failed write came back at the next start.
+        """
+        h = Harness(self)
+        h.keyspace.set(b"a", b"1")
+        h.turn()
+        h.keyspace.set(b"b", b"2")  # pending: part of the snapshot's view
+        d = h.journal.compact()
+        h.worker.run()  # the rotation
+        h.ops.fault, h.ops.only = errno.ENOSPC, "write"
+        h.clock.advance(0)
+        h.worker.run()  # b's commit fails and is rolled back
+        self.assertEqual(h.keyspace.state.data, {b"a": (b"1", 0)})
+        h.ops.fault = None
+        h.turn()  # the snapshot is written, then dropped
+        self.failureResultOf(d, JournalError)
+        self.assertFalse([n for n in os.listdir(h.directory) if n.endswith(".tmp")])
+        h.clock.advance(1)
+        h.turn()  # the probe ends the failure
+        self.assertEqual(h.reload().keyspace.state.data, {b"a": (b"1", 0)})
+
     def test_auto_compaction(self) -> None:
         """The journal compacts by itself once it outgrows max(min bytes, ratio x snapshot)."""
         h = Harness(self, compact_min_bytes=1000, compact_ratio=2.0)
@@ -605,30 +662,30 @@ class FaultTests(SynchronousTestCase):
         self.assertIn("journal-1.kvj", reason)
         self.assertEqual(h.journal.failure, reason)
         self.assertEqual(h.journal.acked, 1)
-        self.assertEqual(h.journal.failure_for(2), reason)
-        # On disk: only the acknowledged write; no torn record unless the truncate failed too.
+        # The failed write is undone in memory, as it is absent on disk.
+        self.assertEqual(h.keyspace.state.data, {b"ok": (b"1", 0)})
         loaded = FakeKeyspace()
         result = datadir.load(h.directory, loaded.apply)
         self.assertEqual(loaded.state.data, {b"ok": (b"1", 0)})
         self.assertEqual(bool(result.torn), only is None)
         h.clock.advance(1)
         h.turn()
-        self.assertEqual(h.journal.acked, 1)  # still failing: retried, not stored
+        self.assertEqual(h.journal.failure is not None, True)  # the probe failed too
         h.ops.fault = None
         h.clock.advance(1)
         h.turn()
-        self.assertEqual((h.journal.acked, h.journal.failure), (2, None))
+        self.assertEqual((h.journal.acked, h.journal.failure), (1, None))
         h.keyspace.set(b"later", b"3")
         h.turn()
         self.assertEqual(datadir.load(h.directory, FakeKeyspace().apply).torn, [])
-        self.assertEqual(set(h.reload().keyspace.state.data), {b"ok", b"bad", b"later"})
+        self.assertEqual(set(h.reload().keyspace.state.data), {b"ok", b"later"})
 
     def test_enospc(self) -> None:
         """A full disk fails writes with 'No space left on device' until space returns."""
         self.check_fault(errno.ENOSPC, "write")
 
     def test_eio_on_fsync(self) -> None:
-        """An fsync EIO fails the commit and the records are rewritten after the disk recovers."""
+        """An fsync EIO fails the commit, which is undone; writes work again once the disk does."""
         self.check_fault(errno.EIO, "fsync")
 
     def test_read_only(self) -> None:
@@ -715,6 +772,67 @@ class ServerContractTests(SynchronousTestCase):
         self.assertIsNone(journal.failure)
         proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nc\r\n$1\r\n3\r\n")
         self.assertEqual(run(), b"+OK\r\n")
+
+
+    def test_failed_write_is_never_seen(self) -> None:
+        """A write the disk refused is undone: a reader in its turn errs, a retry counts once.
+
+        Before: the failed INCR stayed applied (another client read 2, then the retried
+        INCR made it 3) and was written to the journal once the disk recovered.
+        """
+        from twisted.internet.testing import StringTransport
+
+        from kvtwist.engine.store import Store
+        from kvtwist.serve.protocol import KVFactory
+
+        clock = Clock()
+        store = Store(clock)
+        ops, worker = FaultyOps(), ManualWorker()
+        directory = self.mktemp()
+        journal = Journal.open(directory, store.keyspace, clock, fileops=ops, worker=worker,
+                               snapshot_worker=ManualWorker())
+        store.set_journal(journal)
+        journal.start()
+        factory = KVFactory(store)
+        writer, reader = factory.buildProtocol(None), factory.buildProtocol(None)
+        out = {}
+        for proto in (writer, reader):
+            out[proto] = StringTransport()
+            proto.makeConnection(out[proto])
+
+        def run(proto) -> bytes:
+            clock.advance(0)
+            worker.run()
+            value = out[proto].value()
+            out[proto].clear()
+            return value
+
+        incr, get = b"INCR n\r\n", b"GET n\r\n"
+        writer.dataReceived(incr)
+        self.assertEqual(run(writer), b"(integer) 1\r\n")
+        ops.fault, ops.only = errno.ENOSPC, "write"
+        writer.dataReceived(incr)
+        reader.dataReceived(get)  # same turn: it saw the INCR that is about to fail
+        self.assertIn(b"persistence failed", run(writer))
+        self.assertIn(b"persistence failed", run(reader))
+        reader.dataReceived(get)
+        self.assertEqual(run(reader), b'"1"\r\n')
+        writer.dataReceived(incr)  # refused outright while the disk is failing
+        self.assertIn(b"MISCONF", run(writer))
+        ops.fault = None
+        clock.advance(1)
+        run(writer)
+        self.assertIsNone(journal.failure)
+        writer.dataReceived(incr)
+        self.assertEqual(run(writer), b"(integer) 2\r\n")
+        d = journal.stop()
+        worker.run()
+        self.successResultOf(d)
+        reloaded = Store(Clock())
+        again = Journal.open(directory, reloaded.keyspace, Clock(), worker=ManualWorker(),
+                             snapshot_worker=ManualWorker())
+        self.assertEqual(reloaded.keyspace.get(b"n"), b"2")
+        again._unlock()
 
 
 class ThreadTests(TestCase):

@@ -108,6 +108,18 @@ class ReaderTests(SynchronousTestCase):
         self.assertEqual(reader.header, records.Header(records.JOURNAL, 7))
         self.assertEqual(reader.finish(), 0)
 
+    def test_noop_records_are_read_and_skipped_on_load(self) -> None:
+        """A NOOP record (the journal's disk probe) reads back as (NOOP,) and replays as nothing."""
+        data = journal_bytes(EFFECTS[:1]) + records.NOOP_RECORD + records.encode_effect(EFFECTS[1])
+        reader = RecordReader()
+        reader.feed(data)
+        self.assertEqual(read_all(reader), [EFFECTS[0], (records.NOOP,), EFFECTS[1]])
+        applied = []
+        reader = RecordReader()
+        reader.feed(data)
+        reader.apply_all(applied.append)
+        self.assertEqual(applied, EFFECTS[:2])
+
     def test_byte_by_byte(self) -> None:
         """Fed one byte at a time, each record appears only once its last byte arrives."""
         data = journal_bytes(EFFECTS)
