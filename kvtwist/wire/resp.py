@@ -138,11 +138,16 @@ class RequestParser(_Buffer):
         # headers are at most "*255" and "$255", so the limits must allow those.
         self._quick = min(max_args, 255) if max_bulk >= 255 and max_inline >= 4 else 0
 
+    # An awaited argument at least this long is cut out of the received pieces directly.
+    LARGE_BULK = 1 << 20
+
     def next_request(self):
         """Return the next complete request as a list of bytes, or None if more bytes are needed.
 
         Raises ProtocolError for malformed input (and again on every later call).
         """
+        if self._bulk >= self.LARGE_BULK and self._ready and self._chunks and self._error is None:
+            self._take_large_bulk()
         if not self._start():
             return None
         buf = self._buf
@@ -303,6 +308,36 @@ class RequestParser(_Buffer):
                 out.append(argv)
         except ProtocolError as e:
             return out, e
+
+    def _take_large_bulk(self) -> None:
+        # The awaited argument (all of it and its CRLF are buffered) is joined straight from
+        # the received pieces: one copy of its bytes, where merging the pieces and slicing
+        # the argument out would make two. What follows it becomes the buffer.
+        pieces = self._chunks
+        if self._pos < len(self._buf):
+            pieces.insert(0, memoryview(self._buf)[self._pos:])
+        parts = []
+        need = self._bulk
+        index = 0
+        while need:
+            piece = pieces[index]
+            if len(piece) <= need:
+                parts.append(piece)
+                need -= len(piece)
+                index += 1
+            else:
+                view = memoryview(piece)
+                parts.append(view[:need])
+                pieces[index] = view[need:]
+                need = 0
+        self._args.append(b"".join(parts))
+        self._buf = b"".join(pieces[index:])
+        self._pos = 2  # the CRLF after a bulk is skipped unchecked, as redis-server does
+        self._chunks = []
+        self._pending = 0
+        self._scan = 0
+        self._left -= 1
+        self._bulk = -1
 
     def _save(self, args, left: int, bulk: int) -> None:
         self._args = args

@@ -205,6 +205,35 @@ class RequestParserTests(SynchronousTestCase):
         parser.feed(data[start + 1000:])
         self.assertEqual(parser.next_request(), [b"SET", b"k", value])
 
+    def test_large_bulk_cut_from_pieces(self) -> None:
+        """A bulk past LARGE_BULK comes out intact, with requests pipelined around it.
+
+        Whole, byte by byte and with trailing bytes: it is joined straight from the pieces
+        it arrived in, and what followed it stays buffered for the next request.
+        """
+        self.patch(RequestParser, "LARGE_BULK", 16)
+        value = bytes(range(200)) * 3
+        data = (encode_command([b"PING"]) + encode_command([b"SET", value, value])
+                + encode_command([b"GET", b"k"]))
+        expected = [[b"PING"], [b"SET", value, value], [b"GET", b"k"]]
+        for step in (len(data), 1, 7, 100):
+            parser = RequestParser()
+            got = []
+            for start in range(0, len(data), step):
+                parser.feed(data[start:start + step])
+                request = parser.next_request()
+                while request is not None:
+                    got.append(request)
+                    request = parser.next_request()
+            self.assertEqual(got, expected, step)
+            self.assertEqual(parser.buffered(), 0)
+        parser = RequestParser()
+        parser.feed(data[:-3])
+        self.assertEqual([parser.next_request(), parser.next_request()], expected[:2])
+        self.assertIsNone(parser.next_request())
+        parser.feed(data[-3:])
+        self.assertEqual(parser.next_request(), expected[2])
+
     def test_partial_line_not_rescanned(self) -> None:
         """Pieces of a line without a newline are queued rather than joined and searched again."""
         parser = RequestParser()
