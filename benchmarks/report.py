@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-UNITS = {"ops/s": "{:,.0f} ops/s", "bytes/key": "{:,.1f} B/key", "s": "{:.2f} s"}
+UNITS = {"ops/s": "{:,.0f} ops/s", "bytes/key": "{:,.1f} B/key", "s": "{:.2f} s",
+         "ms": "{:,.1f} ms"}
 
 
 @dataclass

@@ -544,3 +544,42 @@ class StealTests(SynchronousTestCase):
         self.assertIn("core 25 %, fsync 20 %.", note)
         self.assertNotIn("restart", note)
         self.assertEqual(cli.steal_note([("core", None)]), "")
+
+
+class StallsTests(SynchronousTestCase):
+    """The stalls suite's watching client and its workloads."""
+
+    def test_watcher_records_each_ping(self) -> None:
+        """The watcher PINGs a server until stopped and keeps one round trip per PONG."""
+        import socket
+        import threading
+
+        from benchmarks import stalls
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while conn.recv(64):
+                    conn.sendall(b"+PONG\r\n")
+
+        threading.Thread(target=serve, daemon=True).start()
+        watcher = stalls.Watcher(listener.getsockname()[1])
+        with watcher:
+            while len(watcher.waits) < 3:
+                threading.Event().wait(0.01)
+        self.assertGreaterEqual(len(watcher.waits), 3)
+        self.assertTrue(all(wait >= 0 for wait in watcher.waits))
+
+    def test_quick_workloads_are_smaller(self) -> None:
+        """--quick shrinks the large values; every workload names its size."""
+        from benchmarks import stalls
+
+        self.assertEqual([name for name, _, _ in stalls.workloads(True)][:2],
+                         ["SET 32 MB", "APPEND 1 B to 16 MB x5"])
+        self.assertEqual([name for name, _, _ in stalls.workloads(False)][:2],
+                         ["SET 128 MB", "APPEND 1 B to 64 MB x5"])
