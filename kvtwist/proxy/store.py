@@ -25,6 +25,11 @@ def backend_error(failure) -> Error:
     return Error("ERR backend request failed: %s" % (failure.getErrorMessage(),))
 
 
+def _discard(result) -> None:
+    """Drop a reply (or failure) nobody needs."""
+    return None
+
+
 class BackendUnavailable(Exception):
     """The backend could not be reached; the request was not sent."""
 
@@ -153,6 +158,10 @@ class ProxyStore:
         self._batch = []  # placeholders of this turn's GET misses, sent at its end
         self._batch_due = False  # a call at the end of the turn will send the batch
         self._at_turn_end = at_turn_end(clock)
+        # key -> placeholders of MGET fetches in flight whose nil would be re-read with
+        # GET and that no write to the key has followed yet (see ``_fence``).
+        self._unfenced = {}
+        self.fences = 0
         self.backend_errors = 0
 
     def new_session(self, peer: str = "") -> ProxySession:
@@ -222,9 +231,20 @@ class ProxyStore:
             return
         argv = [b"MGET"]
         argv.extend([placeholder.key for placeholder in batch])
-        self.backend.request(argv).addBoth(self._batch_fetched, batch)
+        tracked = not self.backend.strings_only
+        if tracked:
+            self._track(batch)
+        self.backend.request(argv).addBoth(self._batch_fetched, batch, tracked)
 
-    def _batch_fetched(self, reply, batch) -> None:
+    def _batch_fetched(self, reply, batch, tracked) -> None:
+        if tracked:
+            self._untrack(batch)
+            self._answer_batch(reply, batch)
+            self._drop_fences(batch)
+            return
+        self._answer_batch(reply, batch)
+
+    def _answer_batch(self, reply, batch) -> None:
         if reply.__class__ is list and len(reply) == len(batch):
             fill = self.cache.fill
             reread = self._reread
@@ -249,6 +269,66 @@ class ProxyStore:
             release(placeholder)
             self._answer(placeholder, error)
 
+    # -- fences: re-reads that a later write must not overtake -------------------------
+    #
+    # A nil in an MGET reply is re-read with GET, which runs on the backend after
+    # whatever was sent after the MGET. Were a write to the key among those, the re-read
+    # would answer a read made before the write with the write's result. So a write to
+    # a key whose ambiguous MGET is in flight is preceded by a GET of the key (its
+    # fence); the MGET's nil is then answered by that GET, which runs after the MGET and
+    # before the write. Only fetches on a backend that is not strings-only are tracked.
+
+    def _track(self, placeholders) -> None:
+        """Note MGET fetches whose nil would need a re-read (O(len(placeholders)))."""
+        unfenced = self._unfenced
+        for placeholder in placeholders:
+            if placeholder is None:
+                continue
+            waiting = unfenced.get(placeholder.key)
+            if waiting is None:
+                unfenced[placeholder.key] = [placeholder]
+            else:
+                waiting.append(placeholder)
+
+    def _fence(self, keys) -> None:
+        """Send a GET (the fence) for each tracked fetch of ``keys`` (ALL: every one).
+
+        Called just before a write to ``keys`` is sent; O(len(keys)) plus one request
+        per fetch fenced.
+        """
+        unfenced = self._unfenced
+        if keys is ALL:
+            groups = list(unfenced.values())
+            unfenced.clear()
+        else:
+            groups = [unfenced.pop(key) for key in keys if key in unfenced]
+        request = self.backend.request
+        for group in groups:
+            for placeholder in group:
+                self.fences += 1
+                self.fetches += 1
+                placeholder.fence = request([b"GET", placeholder.key])
+
+    def _untrack(self, placeholders) -> None:
+        """Forget the tracked fetches of an MGET that answered (O(len(placeholders)))."""
+        unfenced = self._unfenced
+        for placeholder in placeholders:
+            if placeholder is None or placeholder.fence is not None:
+                continue  # a fenced fetch is no longer tracked
+            waiting = unfenced.get(placeholder.key)
+            if waiting is not None and placeholder in waiting:
+                waiting.remove(placeholder)
+                if not waiting:
+                    del unfenced[placeholder.key]
+
+    @staticmethod
+    def _drop_fences(placeholders) -> None:
+        """Discard the fences of an answered MGET that no re-read took."""
+        for placeholder in placeholders:
+            if placeholder is not None and placeholder.fence is not None:
+                placeholder.fence.addBoth(_discard)
+                placeholder.fence = None
+
     def _fetch_error(self, reply) -> Error:
         """Count a failed MGET fetch; return the error its waiting clients get."""
         self.backend_errors += 1
@@ -257,8 +337,14 @@ class ProxyStore:
         return Error("ERR backend sent a malformed MGET reply")
 
     def _reread(self, placeholder) -> None:
-        self.fetches += 1
+        # Ask GET for the key; a fence already asked it, before any write to the key.
         self.rereads += 1
+        fence = placeholder.fence
+        if fence is not None:
+            placeholder.fence = None
+            fence.addBoth(self._fetched, placeholder)
+            return
+        self.fetches += 1
         self.backend.request([b"GET", placeholder.key]).addBoth(self._fetched, placeholder)
 
     def _fetched(self, reply, placeholder) -> None:
@@ -293,22 +379,28 @@ class ProxyStore:
             return values
         fetch = list(wanted)
         placeholders = None
+        tracked = False
         if self.caching:
             # A key whose GET fetch is pending keeps it: that fetch fills the cache.
             pending = cache.pending
             placeholders = [None if pending(key) is not None else cache.reserve(key)
                             for key in fetch]
+            tracked = not self.backend.strings_only
+            if tracked:
+                self._track(placeholders)
         self.fetches += 1
         self.fetched_keys += len(fetch)
         d = self.backend.request([b"MGET"] + fetch)
-        d.addBoth(self._mget_fetched, keys, values, fetch, placeholders)
+        d.addBoth(self._mget_fetched, keys, values, fetch, placeholders, tracked)
         return d
 
-    def _mget_fetched(self, reply, keys, values, fetch, placeholders):
+    def _mget_fetched(self, reply, keys, values, fetch, placeholders, tracked):
         cache = self.cache
         ok = reply.__class__ is list and len(reply) == len(fetch)
         if not ok:
             error = reply if isinstance(reply, Error) else self._fetch_error(reply)
+        if tracked:
+            self._untrack(placeholders)
         if placeholders is not None:
             trusted = ok and self.backend.strings_only
             for index, placeholder in enumerate(placeholders):
@@ -324,6 +416,8 @@ class ProxyStore:
                 else:
                     cache.release(placeholder)
                     self._answer(placeholder, value)
+            if tracked:
+                self._drop_fences(placeholders)
         if not ok:
             return error
         fetched = dict(zip(fetch, reply))
@@ -347,6 +441,8 @@ class ProxyStore:
         if self._batch:
             # The misses read before this write must reach the backend before it.
             self._send_batch()
+        if self._unfenced:
+            self._fence(keys)
         self._invalidate(keys)
         self.forwarded += 1
         d = self.backend.request(argv)
@@ -387,6 +483,7 @@ class ProxyStore:
             "backend_fetches:%d" % (self.fetches,),
             "backend_fetched_keys:%d" % (self.fetched_keys,),
             "backend_rereads:%d" % (self.rereads,),
+            "backend_fences:%d" % (self.fences,),
             "backend_strings_only:%d" % (self.backend.strings_only,),
             "backend_errors:%d" % (self.backend_errors,),
             "invalidation_state:%s" % (listener.state if listener is not None else "off",),

@@ -54,6 +54,35 @@ class StoreBackend:
         return succeed(self.session.execute(list(argv)))
 
 
+class PipelineBackend:
+    """A pipelined Redis-like backend: a Store runs each request when it is sent, in send
+    order, and the replies wait until ``deliver()`` hands them out, in that order."""
+
+    state = "connected"
+    address = "pipeline"
+    strings_only = False  # MGET nils are re-read with GET, as in front of Redis
+
+    def __init__(self, store) -> None:
+        self.session = store.new_session("proxy")
+        self.sent = []  # every argv, in send order
+        self.replies = []  # [(reply, Deferred)] not delivered yet
+
+    def request(self, argv):
+        self.sent.append(list(argv))
+        d = Deferred()
+        self.replies.append((self.session.execute(list(argv)), d))
+        return d
+
+    def deliver(self) -> int:
+        """Fire every reply sent so far (and those their callbacks cause); return how many."""
+        count = 0
+        while self.replies:
+            reply, d = self.replies.pop(0)
+            d.callback(reply)
+            count += 1
+        return count
+
+
 class FakeListener:
     """Stands in for the invalidation listener."""
 
@@ -706,16 +735,100 @@ class ProxyBatchTests(ProxyCase):
         self.assertIsNone(self.cache.pending(b"a"))
 
     def test_writeSendsPendingBatchFirst(self) -> None:
-        """A write sends the misses read before it first, so they do not see it."""
+        """A write sends the misses read before it first, so they do not see it, and
+        fences the key it writes with a GET (the MGET's nil would need one)."""
         self.one.execute([b"GET", b"a"])
         self.one.execute([b"GET", b"b"])
         self.two.execute([b"SET", b"a", b"new"])
         self.one.execute([b"GET", b"c"])
         self.clock.advance(0)
         self.assertEqual([argv for argv, _ in self.backend.sent],
-                         [[b"MGET", b"a", b"b"], [b"SET", b"a", b"new"], [b"GET", b"c"]])
+                         [[b"MGET", b"a", b"b"], [b"GET", b"a"], [b"SET", b"a", b"new"],
+                          [b"GET", b"c"]])
         self.backend.answer(0, [b"old", b"2"])
         self.assertNotIn(b"a", self.cache)
+        self.backend.answer(1, b"old")  # the unused fence's reply is dropped
+        self.assertEqual(self.proxy.fences, 1)
+
+    def test_fenceAnswersTheNil(self) -> None:
+        """The fence sent before a write answers the MGET's nil; no GET goes after the write."""
+        first = self.one.execute([b"GET", b"a"])
+        self.one.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.two.execute([b"DEL", b"x", b"a"])
+        self.assertEqual([argv for argv, _ in self.backend.sent][1:],
+                         [[b"GET", b"a"], [b"DEL", b"x", b"a"]])
+        self.backend.answer(0, [None, b"2"])
+        self.assertNoResult(first)
+        wrong = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
+        self.backend.answer(1, wrong)
+        self.assertEqual(result_of(first), wrong)
+        self.assertEqual(len(self.backend.sent), 3)
+        self.assertEqual(self.proxy._unfenced, {})
+
+    def test_flushFencesEveryTrackedFetch(self) -> None:
+        """A write of every key (a flush) fences every fetch whose MGET is in flight."""
+        self.one.execute([b"GET", b"a"])
+        self.two.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.one.execute([b"FLUSHALL"])
+        self.assertEqual(sorted(argv[1] for argv, _ in self.backend.sent[1:3]), [b"a", b"b"])
+        self.assertEqual(self.backend.sent[3][0], [b"FLUSHALL"])
+
+    def test_stringsOnlyBackendNeedsNoFence(self) -> None:
+        """In front of a strings-only backend an MGET nil is final, so writes need no fence."""
+        self.backend.strings_only = True
+        self.one.execute([b"GET", b"a"])
+        self.one.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.two.execute([b"SET", b"a", b"new"])
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"MGET", b"a", b"b"], [b"SET", b"a", b"new"]])
+        self.assertEqual(self.proxy._unfenced, {})
+
+    def pipeline(self, *requests):
+        """Run ``requests`` (argvs) in one session over a PipelineBackend; return the replies."""
+        self.backend = PipelineBackend(Store(self.clock))
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        session = self.proxy.new_session()
+        pending = [session.execute(argv) for argv in requests]
+        self.clock.advance(0)
+        while self.backend.deliver():
+            self.clock.advance(0)
+        return [result_of(d) if isinstance(d, Deferred) else d for d in pending]
+
+    def test_rereadIsNotOvertakenByLaterWrite(self) -> None:
+        """A GET whose batched MGET answered nil is not answered by a write pipelined after it."""
+        replies = self.pipeline([b"GET", b"a"], [b"GET", b"b"], [b"SET", b"a", b"new"],
+                                [b"GET", b"a"])
+        self.assertEqual(replies, [None, None, OK, b"new"])
+
+    def test_rereadAfterInvalidationIsNotOvertaken(self) -> None:
+        """A nil's re-read still goes before a later write when an invalidation voided the fetch."""
+        self.backend = PipelineBackend(Store(self.clock))
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        session = self.proxy.new_session()
+        first = session.execute([b"GET", b"a"])
+        session.execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.cache.invalidate(b"a")  # someone else's write, announced by the backend
+        session.execute([b"SET", b"a", b"new"])
+        while self.backend.deliver():
+            self.clock.advance(0)
+        self.assertIsNone(result_of(first))
+
+    def test_clientMgetJoinerIsNotOvertakenByLaterWrite(self) -> None:
+        """A GET that joined a client's MGET fetch, then wrote the key, reads the old state."""
+        self.backend = PipelineBackend(Store(self.clock))
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        reader = self.proxy.new_session().execute([b"MGET", b"a", b"b"])
+        session = self.proxy.new_session()
+        joined = session.execute([b"GET", b"a"])
+        session.execute([b"SET", b"a", b"new"])
+        self.clock.advance(0)
+        while self.backend.deliver():
+            self.clock.advance(0)
+        self.assertEqual((result_of(reader), result_of(joined)), ([None, None], None))
 
     def test_getJoiningClientMgetIsAnswered(self) -> None:
         """A GET that joins a client MGET's fetch gets GET's answer, even for a nil."""

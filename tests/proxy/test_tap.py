@@ -24,7 +24,8 @@ from kvtwist import client
 
 from kvtwist.proxy import tap as proxytap
 from kvtwist.engine.store import Store
-from kvtwist.wire.replies import Error
+from kvtwist.wire import respreply
+from kvtwist.wire.replies import Error, Status
 from kvtwist.serve.protocol import KVFactory
 from tests.procs import TwistdProcess, free_port, start_kvproxy, start_kvstore
 from tests.redisref import start_redis_or_skip
@@ -204,6 +205,25 @@ class InProcessTests(TestCase):
         self.assertIn("backend timeout", reply.message)
 
 
+def pipeline(port: int, *commands) -> list:
+    """Send ``commands`` (argv lists) to loopback ``port`` in one write; return the replies."""
+    parser = respreply.ReplyParser()
+    replies = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"".join(respreply.encode_command(argv) for argv in commands))
+        while len(replies) < len(commands):
+            data = sock.recv(65536)
+            if not data:
+                raise AssertionError("connection closed after %r" % (replies,))
+            parser.feed(data)
+            while True:
+                reply = parser.next_reply()
+                if reply is respreply.NEED_MORE:
+                    break
+                replies.append(reply)
+    return replies
+
+
 def eventually(read, expected, limit: float = 10.0):
     """Read until ``read()`` returns ``expected`` (invalidations are asynchronous)."""
     deadline = time.monotonic() + limit
@@ -277,6 +297,18 @@ class TwistdTests(SynchronousTestCase):
         via = redis.Redis(port=proxy.port, socket_timeout=10)
         self.addCleanup(via.close)
         self.assertEqual(via.info()["backend_strings_only"], 0)
+
+    def test_redisPipelineReadsBeforeItsWrite(self) -> None:
+        """In front of redis-server, a GET pipelined before a SET of its key never sees it."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        proxy = self.start_proxy(server.port)
+        proxy.wait_for_line("invalidation tracking on")
+        for attempt in range(20):
+            a, b = b"a%d" % attempt, b"b%d" % attempt
+            replies = pipeline(proxy.port, [b"GET", a], [b"GET", b], [b"SET", a, b"new"],
+                               [b"GET", a])
+            self.assertEqual(replies, [None, None, Status(b"OK"), b"new"], attempt)
 
     def test_backendRestart(self) -> None:
         """A killed backend gives clear errors, and the proxy reconnects when it returns."""
