@@ -15,7 +15,7 @@ from twisted.python import failure
 
 from kvtwist.wire.replies import Status
 from kvtwist.client.protocol import (
-    ClientDisconnected, ReplyError, RequestTimeout, RespClientProtocol)
+    ClientDisconnected, ReplyError, RequestTimeout, RespClientProtocol, UnexpectedReply)
 
 __all__ = [
     "ClientDisconnected",
@@ -24,6 +24,7 @@ __all__ = [
     "RequestTimeout",
     "RespClientFactory",
     "RespClientProtocol",
+    "UnexpectedReply",
     "connect",
     "endpoint_from_string",
 ]

@@ -7,8 +7,8 @@ from twisted.python.failure import Failure
 
 from kvtwist import __version__
 from kvtwist.proxy.cache import MISSING
-from kvtwist.client import ClientDisconnected, RequestTimeout
-from kvtwist.proxy.commands import ALL, READ_ONLY, REFUSED, WRITES, all_keys
+from kvtwist.client import ClientDisconnected, RequestTimeout, UnexpectedReply
+from kvtwist.proxy.commands import ALL, READ_ONLY, REFUSED, WRITES
 from kvtwist.wire.replies import OK, PONG, Error, Pairs
 from kvtwist.loop.turns import at_turn_end
 
@@ -23,6 +23,25 @@ def backend_error(failure) -> Error:
     if isinstance(exc, ClientDisconnected):
         return Error("ERR backend connection lost: %s" % (exc,))
     return Error("ERR backend request failed: %s" % (failure.getErrorMessage(),))
+
+
+def _fits_get(reply) -> bool:
+    """Whether ``reply`` can be GET's: a bulk string, nil or an error (O(1))."""
+    cls = reply.__class__
+    return cls is bytes or reply is None or cls is Error
+
+
+class _FitsMget:
+    """Whether a reply can be the answer to an MGET of ``count`` keys (O(1))."""
+
+    __slots__ = ("count",)
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def __call__(self, reply) -> bool:
+        cls = reply.__class__
+        return (cls is list and len(reply) == self.count) or cls is Error
 
 
 def _discard(result) -> None:
@@ -64,8 +83,11 @@ class ProxySession:
         if name in REFUSED:
             return Error("ERR '%s' is not supported through kvproxy"
                          % (name.decode("ascii", "replace"),))
-        extractor = WRITES.get(name, all_keys)
-        return proxy.write(argv, extractor(argv))
+        extractor = WRITES.get(name)
+        if extractor is not None:
+            return proxy.write(argv, extractor(argv))
+        # A command kvproxy does not know may answer more or less than once.
+        return proxy.write(argv, ALL, checked=True)
 
     def _ping(self, argv):
         if len(argv) == 1:
@@ -227,14 +249,16 @@ class ProxyStore:
         self.fetched_keys += len(batch)
         if len(batch) == 1:
             placeholder = batch[0]
-            self.backend.request([b"GET", placeholder.key]).addBoth(self._fetched, placeholder)
+            self.backend.request([b"GET", placeholder.key], check=_fits_get).addBoth(
+                self._fetched, placeholder)
             return
         argv = [b"MGET"]
         argv.extend([placeholder.key for placeholder in batch])
         tracked = not self.backend.strings_only
         if tracked:
             self._track(batch)
-        self.backend.request(argv).addBoth(self._batch_fetched, batch, tracked)
+        self.backend.request(argv, check=_FitsMget(len(batch))).addBoth(
+            self._batch_fetched, batch, tracked)
 
     def _batch_fetched(self, reply, batch, tracked) -> None:
         if tracked:
@@ -307,7 +331,7 @@ class ProxyStore:
             for placeholder in group:
                 self.fences += 1
                 self.fetches += 1
-                placeholder.fence = request([b"GET", placeholder.key])
+                placeholder.fence = request([b"GET", placeholder.key], check=_fits_get)
 
     def _untrack(self, placeholders) -> None:
         """Forget the tracked fetches of an MGET that answered (O(len(placeholders)))."""
@@ -331,9 +355,9 @@ class ProxyStore:
 
     def _fetch_error(self, reply) -> Error:
         """Count a failed MGET fetch; return the error its waiting clients get."""
-        self.backend_errors += 1
         if isinstance(reply, Failure):
-            return backend_error(reply)
+            return self._failed(reply)
+        self.backend_errors += 1
         return Error("ERR backend sent a malformed MGET reply")
 
     def _reread(self, placeholder) -> None:
@@ -345,7 +369,8 @@ class ProxyStore:
             fence.addBoth(self._fetched, placeholder)
             return
         self.fetches += 1
-        self.backend.request([b"GET", placeholder.key]).addBoth(self._fetched, placeholder)
+        self.backend.request([b"GET", placeholder.key], check=_fits_get).addBoth(
+            self._fetched, placeholder)
 
     def _fetched(self, reply, placeholder) -> None:
         if reply is None or reply.__class__ is bytes:
@@ -353,8 +378,7 @@ class ProxyStore:
         else:
             self.cache.release(placeholder)
             if isinstance(reply, Failure):
-                self.backend_errors += 1
-                reply = backend_error(reply)
+                reply = self._failed(reply)
         self._answer(placeholder, reply)
 
     @staticmethod
@@ -390,7 +414,7 @@ class ProxyStore:
                 self._track(placeholders)
         self.fetches += 1
         self.fetched_keys += len(fetch)
-        d = self.backend.request([b"MGET"] + fetch)
+        d = self.backend.request([b"MGET"] + fetch, check=_FitsMget(len(fetch)))
         d.addBoth(self._mget_fetched, keys, values, fetch, placeholders, tracked)
         return d
 
@@ -431,12 +455,14 @@ class ProxyStore:
         self.forwarded += 1
         return self.backend.request(argv).addErrback(self._failed)
 
-    def write(self, argv: list, keys) -> Deferred:
+    def write(self, argv: list, keys, checked: bool = False) -> Deferred:
         """Send a write and drop the keys it touches (ALL: everything) from the cache.
 
         They are dropped when it is sent, so a GET pipelined after it is fetched after
         it, and again when it is answered (or fails), voiding fetches that raced it;
-        the Deferred delivers the backend's reply after that.
+        the Deferred delivers the backend's reply after that. ``checked``: the command
+        is not known to answer exactly once, so the backend link checks that it does
+        (``RespClientProtocol.request``).
         """
         if self._batch:
             # The misses read before this write must reach the backend before it.
@@ -445,7 +471,7 @@ class ProxyStore:
             self._fence(keys)
         self._invalidate(keys)
         self.forwarded += 1
-        d = self.backend.request(argv)
+        d = self.backend.request(argv, checked=True) if checked else self.backend.request(argv)
         d.addBoth(self._written, keys)
         return d
 
@@ -463,7 +489,14 @@ class ProxyStore:
             self.cache.invalidate(key)
 
     def _failed(self, failure) -> Error:
+        """Count a request the backend did not answer; return the error its client gets.
+
+        When the backend's replies fell out of step with the requests, replies taken
+        before that was seen may have gone to the wrong fetch: the cache is flushed.
+        """
         self.backend_errors += 1
+        if failure.check(UnexpectedReply) is not None:
+            self.cache.invalidate_all()
         return backend_error(failure)
 
     # -- INFO ------------------------------------------------------------------------

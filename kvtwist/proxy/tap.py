@@ -154,21 +154,23 @@ class Backend(service.MultiService):
         # Not from inside ClientService's own callback: its state machine is not reentrant.
         self._watch_call = self.clock.callLater(0, self._watch)
 
-    def request(self, argv: list) -> defer.Deferred:
+    def request(self, argv: list, **options) -> defer.Deferred:
         """Send ``argv``; the Deferred delivers the reply (errors as ``Error`` values).
 
+        ``options`` (``check``, ``checked``) go to ``RespClientProtocol.request``.
         It fails with ``BackendUnavailable`` when there is no connection, and with the
         client's ``RequestTimeout`` / ``ClientDisconnected`` when no reply comes.
         """
         client = self.client
         if client is not None and client.is_connected:
-            return client.request(argv)
+            return client.request(argv, **options)
         if self.state == "down" or not self.running:
             return defer.fail(BackendUnavailable("cannot connect to %s" % (self.address,)))
         d = self.service.whenConnected(failAfterFailures=1)
         if self.timeout:
             d.addTimeout(self.timeout, self.clock)
-        return d.addCallbacks(lambda connected: connected.request(argv), self._unavailable)
+        return d.addCallbacks(lambda connected: connected.request(argv, **options),
+                              self._unavailable)
 
     def _unavailable(self, failure):
         raise BackendUnavailable("cannot connect to %s: %s"

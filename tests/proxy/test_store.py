@@ -9,11 +9,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist import __version__
 from kvtwist.proxy.cache import Cache
-from kvtwist.client import ClientDisconnected, RequestTimeout
+from kvtwist.client import ClientDisconnected, RequestTimeout, RespClientProtocol
 from kvtwist.engine.store import Store
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
-from kvtwist.wire.replies import OK, PONG, Error
+from kvtwist.wire.replies import OK, PONG, Error, Status
 from kvtwist.serve.protocol import KVFactory
+from kvtwist.wire.resp import RequestParser
 
 
 class FakeBackend:
@@ -26,7 +27,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self.sent = []  # [(argv, Deferred)]
 
-    def request(self, argv):
+    def request(self, argv, **options):
         d = Deferred()
         self.sent.append((list(argv), d))
         return d
@@ -49,7 +50,7 @@ class StoreBackend:
         self.session = store.new_session("proxy")
         self.requests = []
 
-    def request(self, argv):
+    def request(self, argv, **options):
         self.requests.append(list(argv))
         return succeed(self.session.execute(list(argv)))
 
@@ -67,7 +68,7 @@ class PipelineBackend:
         self.sent = []  # every argv, in send order
         self.replies = []  # [(reply, Deferred)] not delivered yet
 
-    def request(self, argv):
+    def request(self, argv, **options):
         self.sent.append(list(argv))
         d = Deferred()
         self.replies.append((self.session.execute(list(argv)), d))
@@ -81,6 +82,36 @@ class PipelineBackend:
             d.callback(reply)
             count += 1
         return count
+
+
+class ProtocolBackend:
+    """A backend that is a real RespClientProtocol over a StringTransport: the test plays
+    the server, reading the requests written and feeding replies."""
+
+    state = "connected"
+    address = "wire"
+    strings_only = False
+
+    def __init__(self, clock, timeout=None) -> None:
+        self.clock = clock
+        self.client = RespClientProtocol(clock, timeout)
+        self.transport = StringTransport()
+        self.client.makeConnection(self.transport)
+
+    def request(self, argv, **options):
+        return self.client.request(argv, **options)
+
+    def written(self) -> list:
+        """Return the argvs the client wrote so far (and forget them)."""
+        parser = RequestParser()
+        parser.feed(self.transport.value())
+        self.transport.clear()
+        sent = []
+        while True:
+            argv = parser.next_request()
+            if argv is None:
+                return sent
+            sent.append(argv)
 
 
 class FakeListener:
@@ -360,7 +391,7 @@ class ProxyFailureTests(ProxyCase):
 
     def test_forwardFailure(self) -> None:
         """A failed read-only command gives an error reply."""
-        self.backend.request = lambda argv: fail(BackendUnavailable("down"))
+        self.backend.request = lambda argv, **options: fail(BackendUnavailable("down"))
         self.assertIsInstance(result_of(self.session.execute([b"DBSIZE"])), Error)
         self.assertEqual(self.proxy.backend_errors, 1)
 
@@ -432,6 +463,44 @@ class ProxyLocalCommandTests(ProxyCase):
         self.assertEqual(len(self.proxy.clients), 2)
         self.proxy.drop_session(other)
         self.assertEqual(list(self.proxy.clients), [self.session.id])
+
+
+class ProxyUnexpectedReplyTests(SynchronousTestCase):
+    """A reply from the backend that fits no request never reaches another client."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60)
+        self.addCleanup(self.cache.stop)
+        self.backend = ProtocolBackend(self.clock)
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+
+    def test_extraReplyIsNotHandedToTheNextClient(self) -> None:
+        """A command that answers twice: the next client's GET fails, it is not answered
+        with the extra reply, and the connection is closed."""
+        odd = self.proxy.new_session().execute([b"FOO", b"x"])
+        fetch = self.proxy.new_session().execute([b"GET", b"k"])
+        self.clock.advance(0)
+        self.assertEqual([argv[0] for argv in self.backend.written()], [b"FOO", b"ECHO", b"GET"])
+        self.backend.client.dataReceived(b"+first\r\n+second\r\n$5\r\nvalue\r\n")
+        self.assertEqual(result_of(odd), Status(b"first"))
+        reply = result_of(fetch)
+        self.assertIsInstance(reply, Error)
+        self.assertIn("does not fit", reply.message)
+        self.assertTrue(self.backend.transport.disconnecting)
+        self.assertNotIn(b"k", self.cache)
+
+    def test_fetchReplyOfWrongShapeClosesTheConnection(self) -> None:
+        """A GET fetch answered with an integer (a shifted reply) closes the connection and
+        flushes the cache, since replies before it may have gone to the wrong fetch."""
+        self.cache.put(b"cached", b"maybe wrong")
+        fetch = self.proxy.new_session().execute([b"GET", b"k"])
+        later = self.proxy.new_session().execute([b"INCR", b"n"])
+        self.clock.advance(0)
+        self.backend.client.dataReceived(b":1\r\n:2\r\n")
+        self.assertIn("does not fit", result_of(fetch).message)
+        self.assertIsInstance(result_of(later), Error)
+        self.assertEqual(len(self.cache), 0)
 
 
 class ProxyOverStoreTests(SynchronousTestCase):
@@ -705,7 +774,8 @@ class ProxyBatchTests(ProxyCase):
 
     def test_unavailableBackendFailsAtOnce(self) -> None:
         """A backend that fails the batch synchronously still answers every waiter."""
-        self.backend.request = lambda argv: fail(BackendUnavailable("cannot connect to x"))
+        self.backend.request = lambda argv, **options: fail(
+            BackendUnavailable("cannot connect to x"))
         waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"b"])]
         self.clock.advance(0)
         for d in waiting:

@@ -310,6 +310,30 @@ class TwistdTests(SynchronousTestCase):
                                [b"GET", a])
             self.assertEqual(replies, [None, None, Status(b"OK"), b"new"], attempt)
 
+    def test_redisCommandAnsweringNothing(self) -> None:
+        """REPLCONF ACK (redis-server answers it nothing) fails alone; the next client's
+        request is not matched with a reply that is not its own."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        proxy = start_kvproxy(server.port, "--timeout", "30")
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        odd = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        self.addCleanup(odd.close)
+        odd.sendall(respreply.encode_command([b"REPLCONF", b"ACK", b"0"]))
+        try:
+            answer = odd.recv(4096)
+        except socket.timeout:
+            answer = b"(no answer)"
+        try:
+            echoed = pipeline(proxy.port, [b"ECHO", b"hello"])
+        except socket.timeout:
+            odd.settimeout(1)
+            echoed = "(no answer; REPLCONF was answered %r)" % (odd.recv(4096),)
+        self.assertEqual(echoed, [b"hello"])
+        self.assertTrue(answer.startswith(b"-ERR backend connection lost"), answer)
+        self.assertIn(b"does not fit", answer)
+
     def test_backendRestart(self) -> None:
         """A killed backend gives clear errors, and the proxy reconnects when it returns."""
         data = tempfile.mkdtemp(prefix="kvproxy-test-")
