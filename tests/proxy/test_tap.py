@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from kvtwist import client
 
 from kvtwist.proxy import tap as proxytap
+from kvtwist.proxy.backend import Backend
 from kvtwist.engine.store import Store
 from kvtwist.wire import respreply
 from kvtwist.wire.replies import Error, Status
@@ -191,7 +192,7 @@ class InProcessTests(TestCase):
         sock.listen(1)
         self.addCleanup(sock.close)
         store = self.service.store
-        silent = proxytap.Backend(reactor, client.endpoint_from_string(
+        silent = Backend(reactor, client.endpoint_from_string(
             reactor, "127.0.0.1:%d" % sock.getsockname()[1]), "silent", timeout=0.2)
         silent.startService()
         self.addCleanup(silent.stopService)
