@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import random
+from collections import deque
+
 from twisted.application import service
-from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.internet import ClientService
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from kvtwist.client import RespClientFactory
 from kvtwist.proxy.store import BackendUnavailable
 
 log = Logger()
+
+
+def reconnect_delay(attempt: int) -> float:
+    """Seconds before connection attempt ``attempt`` (1: the first since a connection was
+    lost or made): 10-50 ms for the first, so a link kvproxy dropped is replaced at once;
+    then 0.15 s growing 1.5 times per attempt up to 2 s, each plus up to half again."""
+    if attempt <= 1:
+        return 0.01 + random.random() * 0.04
+    delay = min(0.1 * 1.5 ** min(attempt, 100), 2.0)
+    return delay + random.random() * delay * 0.5
+
+
+def _relay(result, d: defer.Deferred) -> None:
+    """Pass a request's outcome on to the Deferred its caller holds (unless cancelled)."""
+    if not d.called:
+        if isinstance(result, Failure):
+            d.errback(result)
+        else:
+            d.callback(result)
+
+
+class _Waiting:
+    """A request made while there was no connection to send it on."""
+
+    __slots__ = ("argv", "options", "deferred", "timer")
+
+    def __init__(self, argv, options) -> None:
+        self.argv = argv
+        self.options = options
+        self.deferred = None
+        self.timer = None
 
 
 def identify(client) -> defer.Deferred:
@@ -31,7 +66,9 @@ class Backend(service.MultiService):
     """One persistent, pipelined, reconnecting RESP connection to the backend.
 
     ``state`` is ``connecting`` (an attempt is under way), ``connected`` or ``down``
-    (the last attempt failed: requests fail at once until one succeeds).
+    (the last attempt failed: requests fail at once until one succeeds). Requests made
+    while connecting (also while a connection kvproxy dropped is closing) wait for the
+    next connection, in order, at most ``timeout`` seconds.
     ``prepare(client)`` (optional) runs on each new connection before it is used.
     ``on_lost()`` (optional) is called when an established connection ends.
     With ``identify`` (instead of ``prepare``), each new connection first learns
@@ -54,9 +91,10 @@ class Backend(service.MultiService):
             prepare = self._identify
         factory = RespClientFactory(self.clock, timeout)
         self._watch_call = None
+        self._waiting = deque()  # _Waiting requests, for the next connection
         self.service = ClientService(
             endpoint, factory, clock=self.clock, prepareConnection=prepare,
-            retryPolicy=retry or backoffPolicy(initialDelay=0.1, maxDelay=2.0))
+            retryPolicy=retry or reconnect_delay)
         self.service.setServiceParent(self)
 
     def _identify(self, client) -> defer.Deferred:
@@ -75,6 +113,7 @@ class Backend(service.MultiService):
         if self._watch_call is not None and self._watch_call.active():
             self._watch_call.cancel()
         self._watch_call = None
+        self._fail_waiting("kvproxy is stopping")
         return service.MultiService.stopService(self)
 
     def _watch(self) -> None:
@@ -88,6 +127,11 @@ class Backend(service.MultiService):
         self.client = client
         self.state = "connected"
         client.when_disconnected().addCallback(self._lost, client)
+        waiting, self._waiting = self._waiting, deque()
+        for entry in waiting:
+            if entry.timer is not None:
+                entry.timer.cancel()
+            client.request(entry.argv, **entry.options).addBoth(_relay, entry.deferred)
 
     def _lost(self, reason, client) -> None:
         if self.client is client:
@@ -105,6 +149,7 @@ class Backend(service.MultiService):
         self.state = "down"
         log.warn("kvproxy: cannot reach {address}: {reason}", address=self.address,
                  reason=failure.getErrorMessage())
+        self._fail_waiting(failure.getErrorMessage())
         # Not from inside ClientService's own callback: its state machine is not reentrant.
         self._watch_call = self.clock.callLater(0, self._watch)
 
@@ -120,12 +165,30 @@ class Backend(service.MultiService):
             return client.request(argv, **options)
         if self.state == "down" or not self.running:
             return defer.fail(BackendUnavailable("cannot connect to %s" % (self.address,)))
-        d = self.service.whenConnected(failAfterFailures=1)
+        entry = _Waiting(argv, options)
+        entry.deferred = defer.Deferred(lambda d: self._forget(entry))
         if self.timeout:
-            d.addTimeout(self.timeout, self.clock)
-        return d.addCallbacks(lambda connected: connected.request(argv, **options),
-                              self._unavailable)
+            entry.timer = self.clock.callLater(self.timeout, self._wait_expired, entry)
+        self._waiting.append(entry)
+        return entry.deferred
 
-    def _unavailable(self, failure):
-        raise BackendUnavailable("cannot connect to %s: %s"
-                                 % (self.address, failure.getErrorMessage()))
+    def _forget(self, entry: _Waiting) -> None:
+        # Cancelled by its caller before a connection came: it is never sent.
+        if entry in self._waiting:
+            self._waiting.remove(entry)
+        if entry.timer is not None and entry.timer.active():
+            entry.timer.cancel()
+
+    def _wait_expired(self, entry: _Waiting) -> None:
+        entry.timer = None
+        self._waiting.remove(entry)
+        entry.deferred.errback(BackendUnavailable(
+            "no connection to %s within %g seconds" % (self.address, self.timeout)))
+
+    def _fail_waiting(self, why: str) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        for entry in waiting:
+            if entry.timer is not None and entry.timer.active():
+                entry.timer.cancel()
+            entry.deferred.errback(
+                BackendUnavailable("cannot connect to %s: %s" % (self.address, why)))

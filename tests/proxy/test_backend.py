@@ -1,0 +1,134 @@
+"""Tests for kvtwist.proxy.backend: the backend link, its requests and its replacement."""
+
+from __future__ import annotations
+
+from twisted.internet.defer import succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.client import ClientDisconnected
+from kvtwist.proxy.backend import Backend
+from kvtwist.proxy.store import BackendUnavailable
+from kvtwist.wire.resp import RequestParser
+
+
+class AbortableTransport(StringTransport):
+    """A StringTransport that records an abort."""
+
+    aborted = False
+
+    def abortConnection(self):
+        self.aborted = True
+        StringTransport.abortConnection(self)
+
+
+class FakeEndpoint:
+    """Connects each attempt at once to a fresh transport; ``refuse`` makes attempts fail."""
+
+    def __init__(self) -> None:
+        self.connections = []  # [(protocol, transport)]
+        self.refuse = False
+
+    def connect(self, factory):
+        if self.refuse:
+            from twisted.internet.defer import fail
+            from twisted.internet.error import ConnectionRefusedError
+            return fail(ConnectionRefusedError())
+        protocol = factory.buildProtocol(None)
+        transport = AbortableTransport()
+        protocol.makeConnection(transport)
+        self.connections.append((protocol, transport))
+        return succeed(protocol)
+
+    def written(self, index: int = -1) -> list:
+        """Return the argvs written on connection ``index`` so far."""
+        parser = RequestParser()
+        parser.feed(self.connections[index][1].value())
+        sent = []
+        while True:
+            argv = parser.next_request()
+            if argv is None:
+                return sent
+            sent.append(argv)
+
+    def close(self, index: int = -1) -> None:
+        """End connection ``index`` as the reactor would once its transport closed."""
+        self.connections[index][0].connectionLost(Failure(ConnectionDone()))
+
+
+class BackendCase(SynchronousTestCase):
+    """A started Backend on a Clock and a FakeEndpoint; stopped after the test."""
+
+    timeout = 5.0
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.endpoint = FakeEndpoint()
+        self.backend = Backend(self.clock, self.endpoint, "fake", timeout=self.timeout)
+        self.backend.startService()
+        self.addCleanup(self.backend.stopService)
+        self.clock.advance(0)
+        self.assertEqual(self.backend.state, "connected")
+
+    def reply(self, data: bytes, index: int = -1) -> None:
+        """Feed ``data`` to connection ``index`` as the server's replies."""
+        self.clock.advance(0)  # the end of the turn: requests are written
+        self.endpoint.connections[index][0].dataReceived(data)
+
+
+class ReplacementTests(BackendCase):
+    """A dropped connection is replaced, and requests made meanwhile wait for it."""
+
+    def test_requestWhileClosingWaitsForReplacement(self) -> None:
+        """A request made after the link was dropped (not yet closed) goes on the next one."""
+        self.reply(b"+unrequested\r\n")  # out of step: the client aborts its connection
+        self.assertTrue(self.endpoint.connections[0][1].aborted)
+        d = self.backend.request([b"GET", b"k"])
+        self.assertNoResult(d)
+        self.endpoint.close(0)
+        self.clock.advance(0.1)
+        self.assertEqual(len(self.endpoint.connections), 2)
+        self.assertEqual(self.endpoint.written(1), [[b"GET", b"k"]])
+        self.reply(b"$1\r\nv\r\n", 1)
+        self.assertEqual(self.successResultOf(d), b"v")
+
+    def test_waitingRequestsKeepTheirOrder(self) -> None:
+        """Requests waiting for the replacement are sent in the order they were made."""
+        self.reply(b"+unrequested\r\n")
+        waiting = [self.backend.request([b"GET", b"%d" % i]) for i in range(3)]
+        self.endpoint.close(0)
+        self.clock.advance(0.1)
+        self.assertEqual(self.endpoint.written(1), [[b"GET", b"0"], [b"GET", b"1"], [b"GET", b"2"]])
+        self.reply(b"$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", 1)
+        self.assertEqual([self.successResultOf(d) for d in waiting], [b"a", b"b", b"c"])
+
+    def test_waitIsBoundedByTheTimeout(self) -> None:
+        """A request waiting for a connection that does not come fails after the timeout."""
+        self.endpoint.refuse = True
+        self.reply(b"+unrequested\r\n")
+        d = self.backend.request([b"GET", b"k"])
+        self.endpoint.close(0)
+        self.clock.advance(self.timeout)
+        self.failureResultOf(d, BackendUnavailable)
+
+    def test_failedAttemptFailsTheWaiting(self) -> None:
+        """When the reconnection attempt fails, the waiting requests fail as unavailable."""
+        self.endpoint.refuse = True
+        self.reply(b"+unrequested\r\n")
+        d = self.backend.request([b"GET", b"k"])
+        self.endpoint.close(0)
+        self.clock.advance(0.1)
+        self.failureResultOf(d, BackendUnavailable)
+        self.assertEqual(self.backend.state, "down")
+
+    def test_lostRequestsFail(self) -> None:
+        """Requests on a connection that closes fail; they are not sent again."""
+        d = self.backend.request([b"SET", b"k", b"v"])
+        self.clock.advance(0)
+        self.endpoint.close(0)
+        self.failureResultOf(d, ClientDisconnected)
+        self.clock.advance(0.1)
+        self.assertEqual(self.endpoint.written(1), [])
