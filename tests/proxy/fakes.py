@@ -70,10 +70,11 @@ class PipelineBackend:
         self.replies.append((self.session.execute(list(argv)), d))
         return d
 
-    def deliver(self) -> int:
-        """Fire every reply sent so far (and those their callbacks cause); return how many."""
+    def deliver(self, limit: int = -1) -> int:
+        """Fire the replies sent so far (and those their callbacks cause), at most ``limit``
+        of them (-1: all); return how many."""
         count = 0
-        while self.replies:
+        while self.replies and count != limit:
             reply, d = self.replies.pop(0)
             d.callback(reply)
             count += 1
