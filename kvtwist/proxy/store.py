@@ -240,6 +240,8 @@ class ProxyStore:
             "backend_errors:%d" % (self.backend_errors,),
             "invalidation_state:%s" % (listener.state if listener is not None else "off",),
             "invalidation_messages:%d" % (getattr(listener, "messages", 0),),
+            "cache_invalidation_link:%s" % (listener.link if listener is not None else "off",),
+            "cache_invalidation_reconnects:%d" % (getattr(listener, "reconnects", 0),),
             "",
             "# Cache",
             "cache_hits:%d" % (stats["hits"],),

@@ -19,7 +19,8 @@ from kvtwist.serve.protocol import KVFactory
 DEFAULT_LISTEN = "tcp:7380:interface=127.0.0.1"
 DEFAULT_BACKEND = "tcp:127.0.0.1:7379"
 DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
-            "miss-ttl": 5.0, "max-entries": 100000, "timeout": 5.0, "no-tracking": False}
+            "miss-ttl": 5.0, "max-entries": 100000, "timeout": 5.0, "no-tracking": False,
+            "heartbeat": 1.0, "heartbeat-timeout": 2.0}
 
 
 class Options(ServerOptions):
@@ -38,6 +39,9 @@ class Options(ServerOptions):
         ["miss-ttl", None, "5", "seconds a cached miss (nil) lives; at most --ttl"],
         ["max-entries", None, "100000", "most entries cached (least recently used go first)"],
         ["timeout", None, "5", "seconds to wait for a backend reply (0: no limit)"],
+        ["heartbeat", None, "1", "seconds between PINGs on the invalidation link (0: none)"],
+        ["heartbeat-timeout", None, "2",
+         "seconds a heartbeat PING may take before the invalidation link is dropped"],
     ]
     optFlags = [
         ["no-tracking", None, "do not subscribe to invalidations: rely on TTLs alone"],
@@ -46,14 +50,16 @@ class Options(ServerOptions):
     def postOptions(self) -> None:
         ServerOptions.postOptions(self)
         try:
-            for name in ("ttl", "miss-ttl", "timeout"):
+            for name in ("ttl", "miss-ttl", "timeout", "heartbeat", "heartbeat-timeout"):
                 self[name] = float(self[name])
             self["max-entries"] = int(self["max-entries"])
         except ValueError as e:
             raise usage.UsageError("bad number: %s" % (e,))
-        for name in ("ttl", "miss-ttl", "timeout", "max-entries"):
+        for name in ("ttl", "miss-ttl", "timeout", "max-entries", "heartbeat"):
             if self[name] < 0:
                 raise usage.UsageError("--%s must not be negative" % (name,))
+        if self["heartbeat-timeout"] <= 0:
+            raise usage.UsageError("--heartbeat-timeout must be positive")
 
 
 # CPython's cyclic collector scans every tracked object on a full (oldest-generation)
@@ -122,8 +128,10 @@ def makeService(options, reactor=None) -> ProxyService:
                       identify=True)
     listener = None
     if not settings["no-tracking"]:
-        listener = InvalidationListener(reactor, endpoint_from_string(reactor, address),
-                                        cache, address, timeout)
+        listener = InvalidationListener(
+            reactor, endpoint_from_string(reactor, address), cache, address, timeout,
+            heartbeat=float(settings["heartbeat"]),
+            heartbeat_timeout=float(settings["heartbeat-timeout"]))
     store = ProxyStore(reactor, cache, backend, listener)
     top = ProxyService(store)
     if listener is not None:

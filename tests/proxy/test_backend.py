@@ -2,61 +2,13 @@
 
 from __future__ import annotations
 
-from twisted.internet.defer import succeed
-from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.client import ClientDisconnected
 from kvtwist.proxy.backend import Backend
 from kvtwist.proxy.store import BackendUnavailable
-from kvtwist.wire.resp import RequestParser
-
-
-class AbortableTransport(StringTransport):
-    """A StringTransport that records an abort."""
-
-    aborted = False
-
-    def abortConnection(self):
-        self.aborted = True
-        StringTransport.abortConnection(self)
-
-
-class FakeEndpoint:
-    """Connects each attempt at once to a fresh transport; ``refuse`` makes attempts fail."""
-
-    def __init__(self) -> None:
-        self.connections = []  # [(protocol, transport)]
-        self.refuse = False
-
-    def connect(self, factory):
-        if self.refuse:
-            from twisted.internet.defer import fail
-            from twisted.internet.error import ConnectionRefusedError
-            return fail(ConnectionRefusedError())
-        protocol = factory.buildProtocol(None)
-        transport = AbortableTransport()
-        protocol.makeConnection(transport)
-        self.connections.append((protocol, transport))
-        return succeed(protocol)
-
-    def written(self, index: int = -1) -> list:
-        """Return the argvs written on connection ``index`` so far."""
-        parser = RequestParser()
-        parser.feed(self.connections[index][1].value())
-        sent = []
-        while True:
-            argv = parser.next_request()
-            if argv is None:
-                return sent
-            sent.append(argv)
-
-    def close(self, index: int = -1) -> None:
-        """End connection ``index`` as the reactor would once its transport closed."""
-        self.connections[index][0].connectionLost(Failure(ConnectionDone()))
+from tests.proxy.fakes import FakeEndpoint
 
 
 class BackendCase(SynchronousTestCase):

@@ -7,6 +7,7 @@ import os
 import platform
 from unittest import skipIf
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -44,21 +45,25 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["ttl"], 60.0)
         self.assertEqual(options["max-entries"], 100000)
         self.assertFalse(options["no-tracking"])
+        self.assertEqual((options["heartbeat"], options["heartbeat-timeout"]), (1.0, 2.0))
 
     def test_values(self) -> None:
         """Every option is parsed into its type."""
         options = proxytap.Options()
         options.parseOptions(["--listen", "tcp:0", "-l", "unix:/tmp/x", "--backend",
                               "tls:host=h:port=1", "--ttl", "2.5", "--miss-ttl", "1",
-                              "--max-entries", "10", "--timeout", "3", "--no-tracking"])
+                              "--max-entries", "10", "--timeout", "3", "--no-tracking",
+                              "--heartbeat", "0.5", "--heartbeat-timeout", "4"])
         self.assertEqual(options["listen"], ["tcp:0", "unix:/tmp/x"])
         self.assertEqual((options["ttl"], options["miss-ttl"], options["max-entries"],
                           options["timeout"]), (2.5, 1.0, 10, 3.0))
         self.assertTrue(options["no-tracking"])
+        self.assertEqual((options["heartbeat"], options["heartbeat-timeout"]), (0.5, 4.0))
 
     def test_bad_numbers(self) -> None:
         """Non-numbers and negative numbers are usage errors."""
-        for argv in (["--ttl", "soon"], ["--max-entries", "-1"], ["--timeout", "-2"]):
+        for argv in (["--ttl", "soon"], ["--max-entries", "-1"], ["--timeout", "-2"],
+                     ["--heartbeat", "-1"], ["--heartbeat-timeout", "0"]):
             self.assertRaises(usage.UsageError, proxytap.Options().parseOptions, argv)
 
 
@@ -334,6 +339,33 @@ class TwistdTests(SynchronousTestCase):
         self.assertEqual(echoed, [b"hello"])
         self.assertTrue(answer.startswith(b"-ERR backend connection lost"), answer)
         self.assertIn(b"does not fit", answer)
+
+    def test_silentBackendDropsTheLink(self) -> None:
+        """A backend that stops answering without closing (SIGSTOP): the heartbeat drops the
+        invalidation link, INFO says so and nothing stays cached; when it answers again the
+        link is back up and counted as a reconnection."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        proxy = start_kvproxy(server.port, "--timeout", "1", "--heartbeat", "0.2",
+                              "--heartbeat-timeout", "0.5")
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        via = redis.Redis(port=proxy.port, protocol=2, socket_timeout=10)
+        self.addCleanup(via.close)
+        via.set("k", "1")
+        self.assertEqual(eventually(lambda: via.get("k"), b"1"), b"1")
+        self.assertEqual(via.info()["cache_entries"], 1)
+        os.kill(server.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, server.pid, signal.SIGCONT)
+        link = eventually(lambda: via.info()["cache_invalidation_link"], "down", limit=30)
+        self.assertEqual(link, "down")
+        self.assertEqual(via.info()["cache_entries"], 0)
+        os.kill(server.pid, signal.SIGCONT)
+        link = eventually(lambda: via.info()["cache_invalidation_link"], "up", limit=30)
+        self.assertEqual(link, "up")
+        info = via.info()
+        self.assertGreaterEqual(info["cache_invalidation_reconnects"], 1)
+        self.assertEqual(via.get("k"), b"1")
 
     def test_backendRestart(self) -> None:
         """A killed backend gives clear errors, and the proxy reconnects when it returns."""
