@@ -124,6 +124,7 @@ class ProxySession:
 _LOCAL = {
     b"PING": ProxySession._ping,
     b"QUIT": ProxySession._quit,
+    b"EXIT": ProxySession._quit,  # kvstore's alias: the backend would close the shared link
     b"INFO": ProxySession._info,
     b"SELECT": ProxySession._select,
     b"CLIENT": ProxySession._client,

@@ -156,6 +156,13 @@ class ProxyLocalCommandTests(ProxyCase):
         self.assertEqual(self.session.execute([b"QUIT"]), OK)
         self.assertTrue(self.session.closing)
 
+    def test_exit(self) -> None:
+        """EXIT (kvstore's QUIT) is answered by the proxy too: OK, this client closes, the
+        shared backend connection is not asked."""
+        self.assertEqual(self.session.execute([b"exit"]), OK)
+        self.assertTrue(self.session.closing)
+        self.assertEqual(self.backend.sent, [])
+
     def test_refused(self) -> None:
         """Connection-state and blocking commands are refused with a clear error."""
         for argv in ([b"SUBSCRIBE", b"c"], [b"MULTI"], [b"BLPOP", b"l", b"0"]):
@@ -297,6 +304,21 @@ class ProxyOverStoreTests(SynchronousTestCase):
         self.assertEqual(self.backend.requests,
                          [[b"MGET", b"b", b"l", b"a", b"none"], [b"GET", b"l"],
                           [b"GET", b"none"]])
+
+    def test_exitClosesOnlyItsClient(self) -> None:
+        """EXIT from one client closes that client's connection; the backend and the other
+        clients carry on."""
+        leaving, leaving_transport = self.connect()
+        staying, staying_transport = self.connect()
+        leaving.dataReceived(b"SET k v\r\nEXIT\r\nGET k\r\n")
+        self.clock.advance(0)
+        self.assertEqual(leaving_transport.value(), b"OK\r\nOK\r\n")
+        self.assertTrue(leaving_transport.disconnecting)
+        self.assertNotIn([b"EXIT"], self.backend.requests)
+        staying.dataReceived(b"GET k\r\n")
+        self.clock.advance(0)
+        self.assertEqual(staying_transport.value(), b'"v"\r\n')
+        self.assertFalse(staying_transport.disconnecting)
 
     def test_telnet(self) -> None:
         """A telnet client gets redis-cli style replies through the proxy."""
