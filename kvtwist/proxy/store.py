@@ -7,7 +7,7 @@ from twisted.python.failure import Failure
 
 from kvtwist import __version__
 from kvtwist.client import ClientDisconnected, RequestTimeout, UnexpectedReply
-from kvtwist.proxy.commands import ALL, READ_ONLY, REFUSED, WRITES
+from kvtwist.proxy.commands import ALL, READ_ONLY, REFUSED, STREAM_READS, WRITES, blocks
 from kvtwist.proxy.reads import Reads
 from kvtwist.wire.replies import OK, PONG, Error, Pairs
 
@@ -53,17 +53,20 @@ class ProxySession:
             return proxy.reads.mget(argv[1:])
         if name in READ_ONLY:
             return proxy.forward(argv)
-        local = _LOCAL.get(name)
-        if local is not None:
-            return local(self, argv)
-        if name in REFUSED:
-            return Error("ERR '%s' is not supported through kvproxy"
-                         % (name.decode("ascii", "replace"),))
         extractor = WRITES.get(name)
         if extractor is not None:
             return proxy.write(argv, extractor(argv))
-        # A command kvproxy does not know may answer more or less than once.
-        return proxy.write(argv, ALL, checked=True)
+        local = _LOCAL.get(name)
+        if local is not None:
+            return local(self, argv)
+        if name in REFUSED or (name in STREAM_READS and blocks(argv)):
+            return Error("ERR '%s' is not supported through kvproxy"
+                         % (name.decode("ascii", "replace"),))
+        if name in STREAM_READS:
+            return proxy.forward(argv)
+        # A command kvproxy does not know (a module's, say) may answer more or less than
+        # once: the link checks it. Its writes reach the cache through invalidations only.
+        return proxy.forward(argv, checked=True)
 
     def _ping(self, argv):
         if len(argv) == 1:
@@ -171,26 +174,30 @@ class ProxyStore:
 
     # -- forwarding ----------------------------------------------------------------
 
-    def forward(self, argv: list) -> Deferred:
-        """Send a command that changes nothing; the Deferred delivers its reply."""
+    def forward(self, argv: list, checked: bool = False) -> Deferred:
+        """Send a command that changes no key; the Deferred delivers its reply.
+
+        ``checked``: the command is not known to answer exactly once, so the backend
+        link checks that it does (``RespClientProtocol.request``).
+        """
         self.forwarded += 1
+        if checked:
+            return self.backend.request(argv, checked=True).addErrback(self.failed)
         return self.backend.request(argv).addErrback(self.failed)
 
-    def write(self, argv: list, keys, checked: bool = False) -> Deferred:
+    def write(self, argv: list, keys) -> Deferred:
         """Send a write and drop the keys it touches (ALL: everything) from the cache.
 
         They are dropped when it is sent, so a GET pipelined after it is fetched after
         it, and again when it is answered (or fails), voiding fetches that raced it;
-        the Deferred delivers the backend's reply after that. ``checked``: the command
-        is not known to answer exactly once, so the backend link checks that it does
-        (``RespClientProtocol.request``).
+        the Deferred delivers the backend's reply after that.
         """
         # The misses read before this write, and the re-reads it must not overtake,
         # reach the backend before it.
         self.reads.before_write(keys)
         self._invalidate(keys)
         self.forwarded += 1
-        d = self.backend.request(argv, checked=True) if checked else self.backend.request(argv)
+        d = self.backend.request(argv)
         d.addBoth(self._written, keys)
         return d
 

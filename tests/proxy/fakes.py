@@ -24,10 +24,13 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self.sent = []  # [(argv, Deferred)]
+        self.options = []  # each request's keyword options (check functions left out)
 
     def request(self, argv, **options):
         d = Deferred()
         self.sent.append((list(argv), d))
+        options.pop("check", None)
+        self.options.append(options)
         return d
 
     def answer(self, index, reply):

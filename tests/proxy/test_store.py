@@ -11,7 +11,8 @@ from kvtwist import __version__
 from kvtwist.proxy.cache import Cache
 from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.engine.store import Store
-from kvtwist.proxy.store import BackendUnavailable, ProxyStore
+from kvtwist.proxy.commands import LOCAL
+from kvtwist.proxy.store import _LOCAL, BackendUnavailable, ProxyStore
 from kvtwist.wire.replies import OK, PONG, Error, Status
 from kvtwist.serve.protocol import KVFactory
 from tests.proxy.fakes import (
@@ -66,9 +67,56 @@ class ProxyWriteTests(ProxyCase):
         self.check_invalidates([b"FLUSHALL"], [b"a", b"b"])
         self.check_invalidates([b"FLUSH"], [b"a"])
 
-    def test_unknownCommandFlushes(self) -> None:
-        """A command the proxy cannot attribute to keys drops the whole cache."""
-        self.check_invalidates([b"SOMETHINGNEW", b"x"], [b"a"])
+    def test_unknownCommandLeavesTheCache(self) -> None:
+        """A command kvproxy does not know is forwarded (checked: it may answer more or less
+        than once) and leaves the cache alone."""
+        self.cache.put(b"a", b"1")
+        d = self.session.execute([b"SOMETHINGNEW", b"x"])
+        self.assertEqual(self.backend.sent[-1][0], [b"SOMETHINGNEW", b"x"])
+        self.assertEqual(self.backend.options[-1], {"checked": True})
+        self.backend.sent[-1][1].callback(Error("ERR unknown command 'SOMETHINGNEW'"))
+        self.assertEqual(result_of(d), Error("ERR unknown command 'SOMETHINGNEW'"))
+        self.assertEqual(self.cache.get(b"a"), b"1")
+
+    def test_writesTouchTheirKeysOnly(self) -> None:
+        """Redis's other writes (stores, pops, stream groups, moves) drop the keys they write
+        and keep the rest of the cache."""
+        for argv, written in (
+                ([b"BITOP", b"AND", b"dest", b"a", b"b"], [b"dest"]),
+                ([b"SORT", b"src", b"BY", b"w", b"STORE", b"dst"], [b"dst"]),
+                ([b"ZUNIONSTORE", b"dest", b"2", b"x", b"y"], [b"dest"]),
+                ([b"LMPOP", b"2", b"l1", b"l2", b"LEFT"], [b"l1", b"l2"]),
+                ([b"XGROUP", b"CREATE", b"s", b"g", b"$", b"MKSTREAM"], [b"s"]),
+                ([b"GEORADIUS", b"src", b"0", b"0", b"1", b"km", b"store", b"dst"], [b"dst"]),
+                ([b"MIGRATE", b"h", b"1", b"", b"0", b"9", b"KEYS", b"k1", b"k2"],
+                 [b"k1", b"k2"]),
+                ([b"GETEX", b"k", b"PERSIST"], [b"k"]),
+                ([b"COPY", b"a", b"b"], [b"a", b"b"])):
+            self.check_invalidates(argv, written, [b"kept"])
+
+    def test_scriptsTouchEverything(self) -> None:
+        """EVAL, EVALSHA and FCALL may write any key: the whole cache goes."""
+        self.check_invalidates([b"EVAL", b"return 1", b"0"], [b"a", b"b"])
+        self.check_invalidates([b"FCALL", b"f", b"0"], [b"a"])
+
+    def test_otherKnownCommandsKeepTheCache(self) -> None:
+        """PUBLISH, SCRIPT LOAD, OBJECT and other commands that write no key are forwarded
+        without touching the cache."""
+        self.cache.put(b"a", b"1")
+        for argv in ([b"PUBLISH", b"c", b"m"], [b"SCRIPT", b"LOAD", b"return 1"],
+                     [b"OBJECT", b"ENCODING", b"a"], [b"XREAD", b"STREAMS", b"s", b"0"]):
+            self.session.execute(argv)
+            self.assertEqual(self.backend.sent[-1][0], argv)
+            self.assertEqual(self.backend.options[-1], {})
+        self.assertEqual(self.cache.get(b"a"), b"1")
+
+    def test_blockingStreamReadRefused(self) -> None:
+        """XREAD and XREADGROUP with BLOCK would stall the shared connection: refused."""
+        for argv in ([b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"],
+                     [b"XREADGROUP", b"GROUP", b"g", b"c", b"block", b"5", b"STREAMS", b"s",
+                      b">"]):
+            self.assertIn("not supported through kvproxy", self.session.execute(argv).message)
+        self.assertEqual(self.backend.sent, [])
 
     def test_readOnlyKeepsCache(self) -> None:
         """A read-only command leaves the cache alone."""
@@ -203,6 +251,10 @@ class ProxyLocalCommandTests(ProxyCase):
                      "invalidation_state:off"):
             self.assertIn(line + "\r\n", text)
         self.cache.stop()
+
+    def test_localCommandsAreTheTable(self) -> None:
+        """The commands the session answers itself are those commands.LOCAL names."""
+        self.assertEqual(set(_LOCAL), LOCAL)
 
     def test_sessions(self) -> None:
         """Sessions are registered until dropped."""
