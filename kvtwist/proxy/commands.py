@@ -37,6 +37,10 @@ def all_keys(argv):
     return ALL
 
 
+def no_keys(argv):
+    return []
+
+
 def _stored(argv):
     # SORT, GEORADIUS and GEORADIUSBYMEMBER write only the key after STORE / STOREDIST.
     keys = []
@@ -87,13 +91,12 @@ WRITES.update(_table("BITOP", _after_second))
 WRITES.update(_table("MSET MSETNX", _pairs))
 WRITES.update(_table("RENAME RENAMENX COPY LMOVE RPOPLPUSH SMOVE GEOSEARCHSTORE ZRANGESTORE",
                      _two))
-WRITES.update(_table("XGROUP PFDEBUG", _second))
+WRITES.update(_table("XGROUP", _second))
 WRITES.update(_table("SORT GEORADIUS GEORADIUSBYMEMBER", _stored))
 WRITES.update(_table("LMPOP ZMPOP", _counted))
 WRITES.update(_table("MIGRATE", _migrated))
 # Scripts may write keys they do not declare.
 WRITES.update(_table("EVAL EVALSHA FCALL", all_keys))
-WRITES.update(_table("FLUSHDB FLUSHALL FLUSH SWAPDB DEBUG", all_keys))
 
 # Commands that change no key: forwarded, the cache untouched.
 READ_ONLY = frozenset(
@@ -105,17 +108,16 @@ READ_ONLY = frozenset(
     b"ZREVRANGEBYSCORE ZRANK ZREVRANK ZSCORE ZMSCORE ZCARD ZCOUNT ZLEXCOUNT ZRANDMEMBER "
     b"ZSCAN ZDIFF ZINTER ZINTERCARD ZUNION PFCOUNT GEODIST GEOHASH GEOPOS GEOSEARCH "
     b"GEORADIUS_RO GEORADIUSBYMEMBER_RO XLEN XRANGE XREVRANGE XPENDING XINFO SORT_RO "
-    b"EVAL_RO EVALSHA_RO FCALL_RO SCRIPT FUNCTION PUBLISH SPUBLISH PUBSUB COMMAND CONFIG "
-    b"SAVE BGSAVE BGREWRITEAOF MEMORY LATENCY SLOWLOG LOLWUT ROLE ACL MODULE CLUSTER "
-    b"PFSELFTEST PRINT HELP".split())
+    b"EVAL_RO EVALSHA_RO FCALL_RO PUBLISH SPUBLISH PUBSUB COMMAND MEMORY LOLWUT ROLE "
+    b"PRINT HELP".split())
 
 # Commands that would change the state of the shared backend connection, or block it
 # for every client behind it (twemproxy refuses the same).
 REFUSED = frozenset(
     b"SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE MONITOR "
     b"MULTI EXEC DISCARD WATCH UNWATCH AUTH RESET BLPOP BRPOP BLMOVE BRPOPLPUSH "
-    b"BLMPOP BZPOPMIN BZPOPMAX BZMPOP WAIT WAITAOF SYNC PSYNC REPLCONF REPLICAOF SLAVEOF "
-    b"SHUTDOWN FAILOVER READONLY READWRITE ASKING".split())
+    b"BLMPOP BZPOPMIN BZPOPMAX BZMPOP WAIT WAITAOF SYNC PSYNC REPLCONF READONLY READWRITE "
+    b"ASKING".split())
 
 # Commands kvproxy answers itself (kvtwist.proxy.store has their handlers).
 LOCAL = frozenset(b"PING QUIT EXIT INFO SELECT CLIENT HELLO".split())
@@ -134,3 +136,50 @@ def blocks(argv) -> bool:
         if upper == b"STREAMS":
             return False
     return False
+
+
+# Server-wide commands: they change the backend for every client of the proxy, so kvproxy
+# refuses them unless started with --allow-admin; then they are forwarded, and those that
+# replace the data (flushes, SWAPDB, DEBUG RELOAD, becoming a replica) flush the cache.
+ADMIN = {}
+ADMIN.update(_table("FLUSHALL FLUSHDB FLUSH SWAPDB DEBUG REPLICAOF SLAVEOF", all_keys))
+ADMIN.update(_table("SHUTDOWN FAILOVER SAVE BGSAVE BGREWRITEAOF COMPACT PFSELFTEST", no_keys))
+ADMIN.update(_table("PFDEBUG", _second))
+
+# Commands with subcommands, and those of their subcommands that are server-wide; the
+# others (CONFIG GET, SLOWLOG GET, ACL WHOAMI, ...) are forwarded like reads.
+CONTAINERS = dict((name.encode("ascii"), frozenset(subs.encode("ascii").split()))
+                  for name, subs in (
+    ("CONFIG", "SET RESETSTAT REWRITE"),
+    ("SLOWLOG", "RESET"),
+    ("LATENCY", "RESET"),
+    ("ACL", "SETUSER DELUSER LOAD SAVE"),  # and ACL LOG RESET
+    ("MODULE", "LOAD LOADEX UNLOAD"),
+    ("SCRIPT", "FLUSH KILL DEBUG"),
+    ("FUNCTION", "FLUSH KILL"),
+    ("CLUSTER", "ADDSLOTS ADDSLOTSRANGE BUMPEPOCH DELSLOTS DELSLOTSRANGE FAILOVER FLUSHSLOTS "
+                "FORGET MEET REPLICATE RESET SAVECONFIG SET-CONFIG-EPOCH SETSLOT"),
+))
+
+
+def admin(name: bytes, argv) -> str:
+    """Return how to name a server-wide command (``'CONFIG SET'``), or "" if it is not one.
+
+    ``name`` is ``argv[0]`` upper-cased; O(1) beyond the upper-casing of a subcommand.
+    """
+    if name in ADMIN:
+        return name.decode("ascii")
+    subcommands = CONTAINERS.get(name)
+    if subcommands is None or len(argv) < 2:
+        return ""
+    sub = argv[1].upper()
+    if sub in subcommands or (name == b"ACL" and sub == b"LOG" and len(argv) > 2
+                              and argv[2].upper() == b"RESET"):
+        return "%s %s" % (name.decode("ascii"), sub.decode("ascii", "replace"))
+    return ""
+
+
+def admin_keys(name: bytes, argv):
+    """The keys a server-wide command touches (ALL for those replacing the data)."""
+    extractor = ADMIN.get(name)
+    return no_keys(argv) if extractor is None else extractor(argv)

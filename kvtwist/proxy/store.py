@@ -7,7 +7,8 @@ from twisted.python.failure import Failure
 
 from kvtwist import __version__
 from kvtwist.client import ClientDisconnected, RequestTimeout, UnexpectedReply
-from kvtwist.proxy.commands import ALL, READ_ONLY, REFUSED, STREAM_READS, WRITES, blocks
+from kvtwist.proxy.commands import (
+    ALL, CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks)
 from kvtwist.proxy.reads import Reads
 from kvtwist.wire.replies import OK, PONG, Error, Pairs
 
@@ -63,6 +64,15 @@ class ProxySession:
             return Error("ERR '%s' is not supported through kvproxy"
                          % (name.decode("ascii", "replace"),))
         if name in STREAM_READS:
+            return proxy.forward(argv)
+        server_wide = admin(name, argv)
+        if server_wide:
+            if not proxy.allow_admin:
+                return Error("ERR '%s' changes the backend for every client of kvproxy: "
+                             "refused (start kvproxy with --allow-admin to forward it)"
+                             % (server_wide,))
+            return proxy.write(argv, admin_keys(name, argv))
+        if name in CONTAINERS:
             return proxy.forward(argv)
         # A command kvproxy does not know (a module's, say) may answer more or less than
         # once: the link checks it. Its writes reach the cache through invalidations only.
@@ -144,11 +154,12 @@ class ProxyStore:
     trustworthy now); without one the cache relies on TTLs alone.
     """
 
-    def __init__(self, clock, cache, backend, listener=None) -> None:
+    def __init__(self, clock, cache, backend, listener=None, allow_admin: bool = False) -> None:
         self.clock = clock
         self.cache = cache
         self.backend = backend
         self.listener = listener
+        self.allow_admin = allow_admin  # forward server-wide commands (commands.admin)
         self.clients = {}
         self.started = clock.seconds()
         self._next_id = 0

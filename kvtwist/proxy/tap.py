@@ -20,7 +20,7 @@ DEFAULT_LISTEN = "tcp:7380:interface=127.0.0.1"
 DEFAULT_BACKEND = "tcp:127.0.0.1:7379"
 DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
             "miss-ttl": 5.0, "max-entries": 100000, "timeout": 5.0, "no-tracking": False,
-            "heartbeat": 1.0, "heartbeat-timeout": 2.0}
+            "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False}
 
 
 class Options(ServerOptions):
@@ -45,6 +45,8 @@ class Options(ServerOptions):
     ]
     optFlags = [
         ["no-tracking", None, "do not subscribe to invalidations: rely on TTLs alone"],
+        ["allow-admin", None, "forward server-wide commands (CONFIG SET, FLUSHALL, SHUTDOWN, "
+                              "DEBUG, ...), which kvproxy refuses by default"],
     ]
 
     def postOptions(self) -> None:
@@ -132,7 +134,8 @@ def makeService(options, reactor=None) -> ProxyService:
             reactor, endpoint_from_string(reactor, address), cache, address, timeout,
             heartbeat=float(settings["heartbeat"]),
             heartbeat_timeout=float(settings["heartbeat-timeout"]))
-    store = ProxyStore(reactor, cache, backend, listener)
+    store = ProxyStore(reactor, cache, backend, listener,
+                       allow_admin=bool(settings["allow-admin"]))
     top = ProxyService(store)
     if listener is not None:
         listener.setServiceParent(top)

@@ -7,7 +7,8 @@ import socket
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.proxy.commands import (
-    ALL, LOCAL, READ_ONLY, REFUSED, STREAM_READS, WRITES, all_keys, blocks)
+    ADMIN, ALL, CONTAINERS, LOCAL, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys,
+    all_keys, blocks)
 from kvtwist.wire import respreply
 from tests.redisref import start_redis_or_skip
 
@@ -37,10 +38,21 @@ class CommandTableTests(SynchronousTestCase):
         self.assertEqual(WRITES[b"MIGRATE"]([b"MIGRATE", b"h", b"1", b"k", b"0", b"5"]), [b"k"])
 
     def test_everything(self) -> None:
-        """Flushes and scripts touch every key."""
-        for name in (b"FLUSH", b"FLUSHDB", b"FLUSHALL", b"EVAL", b"EVALSHA", b"FCALL"):
+        """Scripts, and the server-wide flushes, touch every key."""
+        for name in (b"EVAL", b"EVALSHA", b"FCALL"):
             self.assertIs(WRITES[name]([name]), ALL)
+        for name in (b"FLUSH", b"FLUSHDB", b"FLUSHALL", b"SWAPDB", b"REPLICAOF"):
+            self.assertIs(admin_keys(name, [name]), ALL)
+        self.assertEqual(admin_keys(b"CONFIG", [b"CONFIG", b"SET", b"a", b"b"]), [])
         self.assertIs(all_keys([b"SOMETHING", b"x"]), ALL)
+
+    def test_admin_names(self) -> None:
+        """Server-wide commands are named with their subcommand; inspecting ones are not."""
+        self.assertEqual(admin(b"CONFIG", [b"config", b"set", b"x", b"1"]), "CONFIG SET")
+        self.assertEqual(admin(b"ACL", [b"ACL", b"log", b"reset"]), "ACL LOG")
+        self.assertEqual(admin(b"SHUTDOWN", [b"shutdown"]), "SHUTDOWN")
+        for argv in ([b"CONFIG", b"GET", b"x"], [b"ACL", b"LOG"], [b"CONFIG"], [b"GET", b"k"]):
+            self.assertEqual(admin(argv[0].upper(), argv), "")
 
     def test_blocking_stream_reads(self) -> None:
         """XREAD blocks with BLOCK before STREAMS only (a stream may be named BLOCK)."""
@@ -49,7 +61,8 @@ class CommandTableTests(SynchronousTestCase):
 
     def test_tables_are_disjoint(self) -> None:
         """No command is in two of the tables."""
-        tables = [set(WRITES), READ_ONLY, REFUSED, STREAM_READS, LOCAL]
+        tables = [set(WRITES), READ_ONLY, REFUSED, STREAM_READS, LOCAL, set(ADMIN),
+                  set(CONTAINERS)]
         for index, table in enumerate(tables):
             for other in tables[index + 1:]:
                 self.assertEqual(table & other, set())
@@ -75,8 +88,10 @@ class CoverageTests(SynchronousTestCase):
     """Every command of redis-server is known to kvproxy, and every write as a write."""
 
     def test_every_redis_command_is_known(self) -> None:
-        """Each command COMMAND lists is read-only, a write, refused, or answered locally."""
-        known = set(WRITES) | READ_ONLY | REFUSED | STREAM_READS | LOCAL
+        """Each command COMMAND lists is read-only, a write, refused, server-wide, or
+        answered locally."""
+        known = (set(WRITES) | READ_ONLY | REFUSED | STREAM_READS | LOCAL | set(ADMIN)
+                 | set(CONTAINERS))
         names = [entry[0].upper() for entry in redis_commands()]
         self.assertGreater(len(names), 200)
         self.assertEqual(sorted(name for name in names if name not in known), [])

@@ -62,10 +62,6 @@ class ProxyWriteTests(ProxyCase):
         self.check_invalidates([b"PUT", b"k", b"v"], [b"k"])
         self.check_invalidates([b"RENAME", b"a", b"b"], [b"a", b"b"], [b"c"])
 
-    def test_flush(self) -> None:
-        """FLUSHALL and FLUSH drop the whole cache."""
-        self.check_invalidates([b"FLUSHALL"], [b"a", b"b"])
-        self.check_invalidates([b"FLUSH"], [b"a"])
 
     def test_unknownCommandLeavesTheCache(self) -> None:
         """A command kvproxy does not know is forwarded (checked: it may answer more or less
@@ -137,6 +133,64 @@ class ProxyWriteTests(ProxyCase):
         self.backend.answer(0, OK)
         self.backend.answer(1, b"new")
         self.assertEqual(result_of(d), b"new")
+
+
+ADMIN_COMMANDS = (
+    [b"CONFIG", b"SET", b"maxmemory", b"1"], [b"config", b"resetstat"], [b"CONFIG", b"REWRITE"],
+    [b"FLUSHALL"], [b"FLUSHDB", b"ASYNC"], [b"FLUSH"], [b"SWAPDB", b"0", b"1"],
+    [b"SHUTDOWN", b"NOSAVE"], [b"DEBUG", b"SLEEP", b"0"], [b"SAVE"], [b"BGSAVE"],
+    [b"BGREWRITEAOF"], [b"COMPACT"], [b"REPLICAOF", b"NO", b"ONE"], [b"SLAVEOF", b"h", b"1"],
+    [b"FAILOVER"], [b"SLOWLOG", b"RESET"], [b"LATENCY", b"RESET"],
+    [b"ACL", b"SETUSER", b"u", b"on"], [b"ACL", b"LOG", b"RESET"],
+    [b"MODULE", b"LOAD", b"/x.so"], [b"SCRIPT", b"FLUSH"], [b"FUNCTION", b"FLUSH"],
+    [b"CLUSTER", b"RESET"], [b"PFDEBUG", b"GETREG", b"k"])
+
+
+class ProxyAdminTests(ProxyCase):
+    """Server-wide commands are refused unless kvproxy was started with --allow-admin."""
+
+    cache_options = {"ttl": 60}
+
+    def test_refusedByDefault(self) -> None:
+        """CONFIG SET, FLUSHALL, SHUTDOWN, DEBUG and their kind get a clear error; nothing
+        is sent and the cache is kept."""
+        self.cache.put(b"a", b"1")
+        for argv in ADMIN_COMMANDS:
+            reply = self.session.execute(argv)
+            self.assertIsInstance(reply, Error, repr(argv))
+            self.assertIn("--allow-admin", reply.message)
+        self.assertIn("'CONFIG SET'", self.session.execute(ADMIN_COMMANDS[0]).message)
+        self.assertEqual(self.backend.sent, [])
+        self.assertEqual(self.cache.get(b"a"), b"1")
+
+    def test_inspectingIsForwarded(self) -> None:
+        """The subcommands that only look (CONFIG GET, SLOWLOG GET, ACL WHOAMI, ...) are
+        forwarded."""
+        for argv in ([b"CONFIG", b"GET", b"maxmemory"], [b"SLOWLOG", b"GET"],
+                     [b"ACL", b"WHOAMI"], [b"ACL", b"LOG"], [b"LATENCY", b"LATEST"],
+                     [b"CLUSTER", b"INFO"], [b"MODULE", b"LIST"], [b"SCRIPT", b"EXISTS", b"x"]):
+            self.session.execute(argv)
+            self.assertEqual(self.backend.sent[-1][0], argv)
+
+    def test_allowedAdminIsForwarded(self) -> None:
+        """With --allow-admin they are forwarded; the flushes flush the cache too, the others
+        leave it alone."""
+        self.proxy.allow_admin = True
+        for argv in ([b"FLUSHALL"], [b"FLUSHDB"], [b"FLUSH"], [b"SWAPDB", b"0", b"1"],
+                     [b"DEBUG", b"RELOAD"], [b"REPLICAOF", b"h", b"1"]):
+            self.cache.put(b"a", b"1")
+            d = self.session.execute(argv)
+            self.assertEqual(self.backend.sent[-1][0], argv)
+            self.assertNotIn(b"a", self.cache)
+            self.cache.put(b"a", b"refetched before the reply")
+            self.backend.sent[-1][1].callback(OK)
+            self.assertEqual(result_of(d), OK)
+            self.assertNotIn(b"a", self.cache)
+        self.cache.put(b"a", b"1")
+        d = self.session.execute([b"CONFIG", b"SET", b"maxmemory", b"1"])
+        self.assertEqual(self.backend.sent[-1][0], [b"CONFIG", b"SET", b"maxmemory", b"1"])
+        self.backend.sent[-1][1].callback(OK)
+        self.assertEqual((result_of(d), self.cache.get(b"a")), (OK, b"1"))
 
 
 class ProxyFailureTests(ProxyCase):

@@ -46,6 +46,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["max-entries"], 100000)
         self.assertFalse(options["no-tracking"])
         self.assertEqual((options["heartbeat"], options["heartbeat-timeout"]), (1.0, 2.0))
+        self.assertFalse(options["allow-admin"])
 
     def test_values(self) -> None:
         """Every option is parsed into its type."""
@@ -53,12 +54,14 @@ class OptionsTests(SynchronousTestCase):
         options.parseOptions(["--listen", "tcp:0", "-l", "unix:/tmp/x", "--backend",
                               "tls:host=h:port=1", "--ttl", "2.5", "--miss-ttl", "1",
                               "--max-entries", "10", "--timeout", "3", "--no-tracking",
-                              "--heartbeat", "0.5", "--heartbeat-timeout", "4"])
+                              "--heartbeat", "0.5", "--heartbeat-timeout", "4",
+                              "--allow-admin"])
         self.assertEqual(options["listen"], ["tcp:0", "unix:/tmp/x"])
         self.assertEqual((options["ttl"], options["miss-ttl"], options["max-entries"],
                           options["timeout"]), (2.5, 1.0, 10, 3.0))
         self.assertTrue(options["no-tracking"])
         self.assertEqual((options["heartbeat"], options["heartbeat-timeout"]), (0.5, 4.0))
+        self.assertTrue(options["allow-admin"])
 
     def test_bad_numbers(self) -> None:
         """Non-numbers and negative numbers are usage errors."""
@@ -384,6 +387,36 @@ class TwistdTests(SynchronousTestCase):
             replies = pipeline(proxy.port, [b"GET", a], [b"GET", b], [b"SET", a, b"new"],
                                [b"GET", a])
             self.assertEqual(replies, [None, None, Status(b"OK"), b"new"], attempt)
+
+    def test_adminRefusedUnlessAllowed(self) -> None:
+        """CONFIG SET and FLUSHALL through kvproxy are refused and redis-server keeps its
+        settings; with --allow-admin they are forwarded and FLUSHALL flushes the cache."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        direct = redis.Redis(port=server.port, protocol=2, socket_timeout=10)
+        self.addCleanup(direct.close)
+        policy = direct.config_get("maxmemory-policy")["maxmemory-policy"]
+        proxy = self.start_proxy(server.port)
+        via = redis.Redis(port=proxy.port, protocol=2, socket_timeout=10)
+        self.addCleanup(via.close)
+        for command in (lambda: via.config_set("maxmemory-policy", "allkeys-lru"),
+                        via.flushall, lambda: via.execute_command("DEBUG", "SLEEP", "0")):
+            with self.assertRaises(redis.ResponseError) as caught:
+                command()
+            self.assertIn("--allow-admin", str(caught.exception))
+        self.assertEqual(direct.config_get("maxmemory-policy")["maxmemory-policy"], policy)
+        self.assertEqual(via.config_get("maxmemory-policy")["maxmemory-policy"], policy)
+        admin = self.start_proxy(server.port, "--allow-admin")
+        admin.wait_for_line("invalidation tracking on")
+        allowed = redis.Redis(port=admin.port, protocol=2, socket_timeout=10)
+        self.addCleanup(allowed.close)
+        allowed.set("k", "1")
+        self.assertEqual(allowed.get("k"), b"1")
+        self.assertTrue(allowed.flushall())
+        self.assertIsNone(allowed.get("k"))
+        self.assertTrue(allowed.config_set("maxmemory-policy", "allkeys-lru"))
+        self.assertEqual(direct.config_get("maxmemory-policy")["maxmemory-policy"],
+                         "allkeys-lru")
 
     def test_silentBackendDropsTheLink(self) -> None:
         """A backend that stops answering without closing (SIGSTOP): the heartbeat drops the
