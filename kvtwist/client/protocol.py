@@ -112,14 +112,17 @@ class RespClientProtocol(protocol.Protocol):
     @param clock: provides C{callLater} for batching and timeouts; the global
         reactor when None.
     @param timeout: default per-request timeout in seconds (None: wait forever).
+    @param max_depth: replies whose arrays nest deeper are delivered as C{too_deep}
+        (an L{Error} saying so by default), see L{respreply.ReplyParser}.
     """
 
-    def __init__(self, clock=None, timeout: float | None = None) -> None:
+    def __init__(self, clock=None, timeout: float | None = None, max_depth: int | None = None,
+                 too_deep=None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock = clock
         self.timeout = timeout
-        self._parser = respreply.ReplyParser()
+        self._parser = respreply.ReplyParser(max_depth, too_deep)
         self._pending: deque = deque()
         self._outgoing: list = []
         self._direct = None  # direct_writer of a TCP transport, once connected

@@ -13,8 +13,15 @@ from twisted.python.failure import Failure
 
 from kvtwist.client import RespClientFactory
 from kvtwist.proxy.store import BackendUnavailable
+from kvtwist.wire.replies import Error
 
 log = Logger()
+
+# The deepest reply kvproxy relays. Its front end renders replies recursively (two Python
+# frames per array level in RESP), so a deeper one would raise RecursionError there and
+# leave its client waiting; it is answered with an error instead.
+MAX_REPLY_DEPTH = 128
+TOO_DEEP = Error("ERR backend reply nested deeper than %d arrays" % (MAX_REPLY_DEPTH,))
 
 
 def reconnect_delay(attempt: int) -> float:
@@ -89,7 +96,7 @@ class Backend(service.MultiService):
             if prepare is not None:
                 raise ValueError("Backend takes prepare or identify, not both")
             prepare = self._identify
-        factory = RespClientFactory(self.clock, timeout)
+        factory = RespClientFactory(self.clock, timeout, MAX_REPLY_DEPTH, TOO_DEEP)
         self._watch_call = None
         self._waiting = deque()  # _Waiting requests, for the next connection
         self.service = ClientService(

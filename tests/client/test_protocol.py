@@ -429,3 +429,17 @@ class UnexpectedReplyTests(unittest.SynchronousTestCase):
         proto, transport, clock = connected()
         proto.dataReceived(b"+OK\r\n")
         self.failureResultOf(proto.execute(b"PING"), client.UnexpectedReply)
+
+
+class DepthTests(unittest.SynchronousTestCase):
+    """A client given max_depth delivers deeper replies as its too_deep value."""
+
+    def test_too_deep_reply(self):
+        """A reply nested past max_depth reaches its request as an Error; the next is intact."""
+        proto = client.KVClient(Clock(), None, 2)
+        proto.makeConnection(CountingTransport())
+        deep = proto.request([b"EVAL", b"x", b"0"])
+        later = proto.execute(b"GET", b"k")
+        proto.dataReceived(b"*1\r\n*1\r\n*1\r\n:1\r\n$1\r\nv\r\n")
+        self.assertEqual(results([deep, later]),
+                         [Error("ERR reply nested deeper than 2 arrays"), b"v"])

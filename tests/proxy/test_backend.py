@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.client import ClientDisconnected
-from kvtwist.proxy.backend import Backend
-from kvtwist.proxy.store import BackendUnavailable
-from tests.proxy.fakes import FakeEndpoint
+from kvtwist.proxy.backend import MAX_REPLY_DEPTH, Backend
+from kvtwist.proxy.cache import Cache
+from kvtwist.proxy.store import BackendUnavailable, ProxyStore
+from kvtwist.serve.protocol import KVFactory
+from tests.proxy.fakes import FakeEndpoint, FakeListener
 
 
 class BackendCase(SynchronousTestCase):
@@ -84,3 +87,41 @@ class ReplacementTests(BackendCase):
         self.failureResultOf(d, ClientDisconnected)
         self.clock.advance(0.1)
         self.assertEqual(self.endpoint.written(1), [])
+
+
+class DeepReplyTests(SynchronousTestCase):
+    """A reply nested deeper than the front end can render is relayed as an error."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.endpoint = FakeEndpoint()
+        self.backend = Backend(self.clock, self.endpoint, "fake", timeout=5)
+        self.backend.startService()
+        self.addCleanup(self.backend.stopService)
+        self.clock.advance(0)
+        self.cache = Cache(self.clock, ttl=60)
+        self.addCleanup(self.cache.stop)
+        proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+        self.front = KVFactory(proxy).buildProtocol(None)
+        self.transport = StringTransport()
+        self.front.makeConnection(self.transport)
+
+    def test_deepReplyDoesNotWedgeTheClient(self) -> None:
+        """A reply 500 arrays deep: the client gets an error for it (no RecursionError), and
+        its next request is answered."""
+        self.front.dataReceived(b"*4\r\n$6\r\nLRANGE\r\n$1\r\nl\r\n$1\r\n0\r\n$2\r\n-1\r\n"
+                                b"*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n")
+        self.clock.advance(0)
+        server = self.endpoint.connections[0][0]
+        server.dataReceived(b"*1\r\n" * 500 + b":1\r\n" + b"$2\r\nhi\r\n")
+        self.assertEqual(self.transport.value(),
+                         b"-ERR backend reply nested deeper than %d arrays\r\n$2\r\nhi\r\n"
+                         % (MAX_REPLY_DEPTH,))
+
+    def test_deepButRenderableReplyIsRelayed(self) -> None:
+        """A reply as deep as the limit is relayed as it is."""
+        self.front.dataReceived(b"*2\r\n$4\r\nEVAL\r\n$1\r\nx\r\n")
+        self.clock.advance(0)
+        wire = b"*1\r\n" * MAX_REPLY_DEPTH + b":1\r\n"
+        self.endpoint.connections[0][0].dataReceived(wire)
+        self.assertEqual(self.transport.value(), wire)
