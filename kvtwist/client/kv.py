@@ -15,11 +15,13 @@ from twisted.python import failure
 
 from kvtwist.wire.replies import Status
 from kvtwist.client.protocol import (
-    ClientDisconnected, ReplyError, RequestTimeout, RespClientProtocol, UnexpectedReply)
+    ClientDisconnected, NotAnswered, ReplyError, RequestTimeout, RespClientProtocol,
+    UnexpectedReply)
 
 __all__ = [
     "ClientDisconnected",
     "KVClient",
+    "NotAnswered",
     "ReplyError",
     "RequestTimeout",
     "RespClientFactory",

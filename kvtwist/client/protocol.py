@@ -14,8 +14,8 @@ from kvtwist.client.deadlines import Deadlines
 from kvtwist.loop.directwrite import direct_writer
 from kvtwist.wire.replies import Error
 
-__all__ = ["ClientDisconnected", "ReplyError", "RequestTimeout", "RespClientProtocol",
-           "UnexpectedReply"]
+__all__ = ["ClientDisconnected", "NotAnswered", "ReplyError", "RequestTimeout",
+           "RespClientProtocol", "UnexpectedReply"]
 
 
 class ReplyError(Exception):
@@ -43,6 +43,11 @@ class UnexpectedReply(ClientDisconnected):
     """The server sent a reply that fits no request (one nobody asked for, a second
     reply to a request, or a reply its request's check refused): the connection was
     closed and every request still waiting on it failed with this."""
+
+
+class NotAnswered(ClientDisconnected):
+    """Another request on the connection timed out, so the connection was closed before
+    this request's reply came: the server may or may not have run it."""
 
 
 class RequestTimeout(Exception):
@@ -283,14 +288,16 @@ class RespClientProtocol(protocol.Protocol):
         # merely skipped this one, and a server that stalls on one request
         # stalls every request behind it. Like redis-py and hiredis, we give up
         # on the connection: this request fails with RequestTimeout and every
-        # other pending one with ClientDisconnected.
+        # other pending one with NotAnswered (whoever made it may ask again on
+        # another connection, if running it twice is harmless).
         self._deadlines.settle(entry)
         entry.abandoned = True
         name = entry.command.decode("utf-8", "replace").upper()
         entry.deferred.errback(RequestTimeout(
             "no reply to %s within %g seconds; connection closed" % (name, entry.timeout)))
-        self._abort(ClientDisconnected(
-            "connection closed after %s timed out; request not answered" % (name,)))
+        self._abort(NotAnswered(
+            "%s ahead of it on the connection timed out, so the connection was closed; "
+            "the server may have run it" % (name,)))
 
     def _abort(self, reason: Exception) -> None:
         if self._closed_reason is None:

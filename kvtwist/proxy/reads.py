@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from kvtwist.client import NotAnswered
 from kvtwist.loop.turns import at_turn_end
 from kvtwist.proxy.cache import MISSING
 from kvtwist.proxy.commands import ALL
@@ -30,6 +31,10 @@ class _FitsMget:
         return (cls is list and len(reply) == self.count) or cls is Error
 
 
+# A fetch's count of writes before it that marks it overtaken by one (a fence's).
+_OVERTAKEN = -1
+
+
 def _discard(result) -> None:
     """Drop a reply (or failure) nobody needs."""
     return None
@@ -53,6 +58,8 @@ class Reads:
         self.rereads = 0
         self.coalesced = 0
         self.fences = 0
+        self.retries = 0
+        self.writes = 0  # writes sent: a fetch notes how many were before it
         self._batch = []  # placeholders of this turn's GET misses, sent at its end
         self._batch_due = False  # a call at the end of the turn will send the batch
         self._at_turn_end = at_turn_end(store.clock)
@@ -71,6 +78,7 @@ class Reads:
         The misses read before it are sent first, and so are the fences of the keys it
         writes; O(len(keys)) when there is nothing to send.
         """
+        self.writes += 1
         if self._batch:
             self._send_batch()
         if self._unfenced:
@@ -119,10 +127,11 @@ class Reads:
         self._batch = []
         self.fetches += 1
         self.fetched_keys += len(batch)
+        sent = self.writes
         if len(batch) == 1:
             placeholder = batch[0]
             self.backend.request([b"GET", placeholder.key], check=_fits_get).addBoth(
-                self._fetched, placeholder)
+                self._fetched, placeholder, sent)
             return
         argv = [b"MGET"]
         argv.extend([placeholder.key for placeholder in batch])
@@ -130,17 +139,17 @@ class Reads:
         if tracked:
             self._track(batch)
         self.backend.request(argv, check=_FitsMget(len(batch))).addBoth(
-            self._batch_fetched, batch, tracked)
+            self._batch_fetched, batch, tracked, sent)
 
-    def _batch_fetched(self, reply, batch, tracked) -> None:
+    def _batch_fetched(self, reply, batch, tracked, sent) -> None:
         if tracked:
             self._untrack(batch)
-            self._answer_batch(reply, batch)
+            self._answer_batch(reply, batch, sent)
             self._drop_fences(batch)
             return
-        self._answer_batch(reply, batch)
+        self._answer_batch(reply, batch, sent)
 
-    def _answer_batch(self, reply, batch) -> None:
+    def _answer_batch(self, reply, batch, sent) -> None:
         if reply.__class__ is list and len(reply) == len(batch):
             fill = self.cache.fill
             reread = self._reread
@@ -159,11 +168,40 @@ class Reads:
             for placeholder in batch:
                 self._reread(placeholder)
             return
+        if reply.__class__ is Failure and reply.check(NotAnswered) is not None:
+            batch = self._retry(batch, sent)
+            if not batch:
+                return
         error = self._fetch_error(reply)
         release = self.cache.release
         for placeholder in batch:
             release(placeholder)
             self._answer(placeholder, error)
+
+    def _retry(self, placeholders, sent: int) -> list:
+        """Fetch again, in the next batch, the keys of a fetch the backend link dropped
+        unanswered (a request ahead of it timed out); return the placeholders that may
+        not be. ``sent`` is how many writes had been sent before the fetch.
+
+        A fetch is asked again once at most, and only if no write to its key was sent
+        after it: its placeholder is live (any write to the key voids it when sent), or
+        no write at all was sent since. Otherwise the dropped link may have run that
+        write, and asking again could show it to a read made before it.
+        O(len(placeholders)).
+        """
+        refused = []
+        writes = self.writes
+        for placeholder in placeholders:
+            if not placeholder.retried and (placeholder.live or sent == writes):
+                placeholder.retried = True
+                self.retries += 1
+                self._batch.append(placeholder)
+            else:
+                refused.append(placeholder)
+        if len(refused) < len(placeholders) and not self._batch_due:
+            self._batch_due = True
+            self._at_turn_end(self._turn_ended)
+        return refused
 
     # -- fences: re-reads that a later write must not overtake -------------------------
     #
@@ -238,19 +276,22 @@ class Reads:
         fence = placeholder.fence
         if fence is not None:
             placeholder.fence = None
-            fence.addBoth(self._fetched, placeholder)
+            fence.addBoth(self._fetched, placeholder, _OVERTAKEN)
             return
         self.fetches += 1
         self.backend.request([b"GET", placeholder.key], check=_fits_get).addBoth(
-            self._fetched, placeholder)
+            self._fetched, placeholder, self.writes)
 
-    def _fetched(self, reply, placeholder) -> None:
+    def _fetched(self, reply, placeholder, sent) -> None:
         if reply is None or reply.__class__ is bytes:
             self.cache.fill(placeholder, reply)
+        elif reply.__class__ is Failure:
+            if reply.check(NotAnswered) is not None and not self._retry([placeholder], sent):
+                return
+            self.cache.release(placeholder)
+            reply = self.store.failed(reply)
         else:
             self.cache.release(placeholder)
-            if isinstance(reply, Failure):
-                reply = self.store.failed(reply)
         self._answer(placeholder, reply)
 
     @staticmethod

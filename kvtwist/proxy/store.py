@@ -6,7 +6,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from kvtwist import __version__
-from kvtwist.client import ClientDisconnected, RequestTimeout, UnexpectedReply
+from kvtwist.client import ClientDisconnected, NotAnswered, RequestTimeout, UnexpectedReply
 from kvtwist.proxy.commands import (
     ALL, CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks)
 from kvtwist.proxy.reads import Reads
@@ -20,6 +20,8 @@ def backend_error(failure) -> Error:
         return Error("ERR backend timeout: %s" % (exc,))
     if isinstance(exc, BackendUnavailable):
         return Error("ERR backend unavailable: %s" % (exc,))
+    if isinstance(exc, NotAnswered):
+        return Error("ERR backend request not answered: %s" % (exc,))
     if isinstance(exc, ClientDisconnected):
         return Error("ERR backend connection lost: %s" % (exc,))
     return Error("ERR backend request failed: %s" % (failure.getErrorMessage(),))
@@ -255,6 +257,7 @@ class ProxyStore:
             "backend_fetched_keys:%d" % (reads.fetched_keys,),
             "backend_rereads:%d" % (reads.rereads,),
             "backend_fences:%d" % (reads.fences,),
+            "backend_retries:%d" % (reads.retries,),
             "backend_strings_only:%d" % (self.backend.strings_only,),
             "backend_errors:%d" % (self.backend_errors,),
             "invalidation_state:%s" % (listener.state if listener is not None else "off",),

@@ -443,3 +443,19 @@ class DepthTests(unittest.SynchronousTestCase):
         proto.dataReceived(b"*1\r\n*1\r\n*1\r\n:1\r\n$1\r\nv\r\n")
         self.assertEqual(results([deep, later]),
                          [Error("ERR reply nested deeper than 2 arrays"), b"v"])
+
+
+class NotAnsweredTests(unittest.SynchronousTestCase):
+    """Requests behind a timed-out one fail with NotAnswered, which says they may have run."""
+
+    def test_behind_a_timeout(self):
+        """Only the late request times out; the others are NotAnswered, naming it."""
+        proto, transport, clock = connected()
+        slow = proto.execute(b"KEYS", b"*", timeout=5)
+        behind = [proto.execute(b"SET", b"k", b"v"), proto.request([b"GET", b"k"])]
+        clock.advance(5)
+        self.failureResultOf(slow, client.RequestTimeout)
+        for d in behind:
+            exc = self.failureResultOf(d, client.NotAnswered).value
+            self.assertIn("KEYS ahead of it", str(exc))
+            self.assertIn("may have run", str(exc))

@@ -11,7 +11,7 @@ from kvtwist.proxy.backend import MAX_REPLY_DEPTH, Backend
 from kvtwist.proxy.cache import Cache
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
 from kvtwist.serve.protocol import KVFactory
-from tests.proxy.fakes import FakeEndpoint, FakeListener
+from tests.proxy.fakes import FakeEndpoint, FakeListener, result_of
 
 
 class BackendCase(SynchronousTestCase):
@@ -125,3 +125,97 @@ class DeepReplyTests(SynchronousTestCase):
         wire = b"*1\r\n" * MAX_REPLY_DEPTH + b":1\r\n"
         self.endpoint.connections[0][0].dataReceived(wire)
         self.assertEqual(self.transport.value(), wire)
+
+
+class TimeoutTests(SynchronousTestCase):
+    """A request that times out fails alone; its connection is replaced, and what was
+    queued behind it is retried (the proxy's own reads) or failed with a clear error."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.ends = []  # the turn's end is the test's to call (as KVEPollReactor's)
+        self.clock.callAtTurnEnd = self.ends.append
+        self.endpoint = FakeEndpoint()
+        self.backend = Backend(self.clock, self.endpoint, "fake", timeout=5)
+        self.backend.startService()
+        self.addCleanup(self.backend.stopService)
+        self.clock.advance(0)
+        self.cache = Cache(self.clock, ttl=60)
+        self.addCleanup(self.cache.stop)
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+
+    def turn(self) -> None:
+        """End the reactor turn: batched reads go out, then queued writes."""
+        while self.ends:
+            self.ends.pop(0)()
+        self.clock.advance(0)
+
+    def replace(self) -> None:
+        """Let the reactor close the dropped connection and the backend reconnect."""
+        self.assertTrue(self.endpoint.connections[0][1].aborted)
+        self.endpoint.close(0)
+        self.turn()
+        self.clock.advance(0.1)
+        self.assertEqual(len(self.endpoint.connections), 2)
+
+    def test_readsBehindAreRetried(self) -> None:
+        """The slow command fails with a timeout; a GET queued behind it is asked again on
+        the new connection and answered; a write behind it fails, saying it may have run."""
+        slow = self.proxy.new_session().execute([b"KEYS", b"*"])
+        read = self.proxy.new_session().execute([b"GET", b"k"])
+        self.turn()
+        write = self.proxy.new_session().execute([b"SET", b"x", b"1"])
+        self.turn()
+        self.clock.advance(5)
+        self.assertIn("backend timeout", result_of(slow).message)
+        message = result_of(write).message
+        self.assertIn("timed out", message)
+        self.assertIn("may have run", message)
+        self.assertNoResult(read)
+        self.replace()
+        self.assertEqual(self.endpoint.written(1), [[b"GET", b"k"]])
+        self.endpoint.connections[1][0].dataReceived(b"$1\r\nv\r\n")
+        self.assertEqual(result_of(read), b"v")
+        self.assertEqual(self.cache.get(b"k"), b"v")
+
+    def test_readOfAKeyWrittenBehindItFails(self) -> None:
+        """A GET of a key that a write queued after it touches is not asked again (it could
+        see that write, which may have run): it fails."""
+        self.proxy.new_session().execute([b"KEYS", b"*"])
+        session = self.proxy.new_session()
+        read = session.execute([b"GET", b"k"])
+        self.turn()
+        session.execute([b"SET", b"k", b"new"])
+        self.turn()
+        self.clock.advance(5)
+        self.assertIn("timed out", result_of(read).message)
+        self.replace()
+        self.assertEqual(self.endpoint.written(1), [])
+
+    def test_readBehindATimedOutScriptIsRetried(self) -> None:
+        """A GET behind a script that timed out (which may have written any key, so the
+        cache and its fetches were voided) is asked again: nothing was written after it."""
+        slow = self.proxy.new_session().execute([b"EVAL", b"while 1 do end", b"0"])
+        read = self.proxy.new_session().execute([b"GET", b"k"])
+        self.turn()
+        self.clock.advance(5)
+        self.assertIn("backend timeout", result_of(slow).message)
+        self.replace()
+        self.assertEqual(self.endpoint.written(1), [[b"GET", b"k"]])
+        self.endpoint.connections[1][0].dataReceived(b"$1\r\nv\r\n")
+        self.assertEqual(result_of(read), b"v")
+        self.assertNotIn(b"k", self.cache)  # voided: answered, not kept
+
+    def test_retriedOnce(self) -> None:
+        """A read that finds itself behind a timed-out request a second time fails."""
+        self.proxy.new_session().execute([b"KEYS", b"*"])
+        read = self.proxy.new_session().execute([b"GET", b"k"])
+        self.turn()
+        self.clock.advance(5)
+        # Made before the end of the turn that retries the read: it goes first.
+        self.proxy.new_session().execute([b"KEYS", b"*"])
+        self.replace()
+        self.assertEqual(self.endpoint.written(1), [[b"KEYS", b"*"], [b"GET", b"k"]])
+        self.clock.advance(5)
+        self.assertIn("timed out", result_of(read).message)
+        self.assertEqual(self.proxy.reads.retries, 1)

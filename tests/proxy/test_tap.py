@@ -302,6 +302,13 @@ class ExtraReplyTests(InProcessCase):
         self.assertEqual((yield other.get(b"k")), b"v")
 
 
+# A script keeping redis-server busy for two seconds.
+BUSY_SCRIPT = (b"local t = redis.call('TIME') "
+               b"while true do local n = redis.call('TIME') "
+               b"if (n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 2000000 then break end end "
+               b"return 1")
+
+
 def eventually(read, expected, limit: float = 10.0):
     """Read until ``read()`` returns ``expected`` (invalidations are asynchronous)."""
     deadline = time.monotonic() + limit
@@ -417,6 +424,26 @@ class TwistdTests(SynchronousTestCase):
         self.assertTrue(allowed.config_set("maxmemory-policy", "allkeys-lru"))
         self.assertEqual(direct.config_get("maxmemory-policy")["maxmemory-policy"],
                          "allkeys-lru")
+
+    def test_slowCommandFailsAlone(self) -> None:
+        """A command slower than --timeout fails with a timeout; a GET that queued behind it
+        is answered all the same (asked again on the replacement connection)."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        direct = redis.Redis(port=server.port, protocol=2, socket_timeout=10)
+        self.addCleanup(direct.close)
+        direct.set("k", "v")
+        # The script runs 2 s: the timeout is passed, and a replacement connection (its
+        # INFO answered once the script is done) comes well within another.
+        proxy = start_kvproxy(server.port, "--timeout", "1.5")
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        slow = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        self.addCleanup(slow.close)
+        slow.sendall(respreply.encode_command([b"EVAL", BUSY_SCRIPT, b"0"]))
+        self.assertEqual(pipeline(proxy.port, [b"GET", b"k"]), [b"v"])
+        answer = slow.recv(4096)
+        self.assertTrue(answer.startswith(b"-ERR backend timeout: no reply to EVAL"), answer)
 
     def test_silentBackendDropsTheLink(self) -> None:
         """A backend that stops answering without closing (SIGSTOP): the heartbeat drops the
