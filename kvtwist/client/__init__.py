@@ -5,10 +5,11 @@ loop. ``from kvtwist import client`` is the documented entry point, so the API i
 """
 
 from kvtwist.client.kv import (
-    ClientDisconnected, KVClient, ReplyError, RequestTimeout, RespClientFactory,
-    RespClientProtocol, connect, endpoint_from_string)
+    ClientDisconnected, KVClient, NotAnswered, ReplyError, RequestTimeout, RespClientFactory,
+    RespClientProtocol, UnexpectedReply, connect, endpoint_from_string)
 
 __all__ = [
-    "ClientDisconnected", "KVClient", "ReplyError", "RequestTimeout", "RespClientFactory",
-    "RespClientProtocol", "connect", "endpoint_from_string",
+    "ClientDisconnected", "KVClient", "NotAnswered", "ReplyError", "RequestTimeout",
+    "RespClientFactory", "RespClientProtocol", "UnexpectedReply", "connect",
+    "endpoint_from_string",
 ]

@@ -15,15 +15,18 @@ from twisted.python import failure
 
 from kvtwist.wire.replies import Status
 from kvtwist.client.protocol import (
-    ClientDisconnected, ReplyError, RequestTimeout, RespClientProtocol)
+    ClientDisconnected, NotAnswered, ReplyError, RequestTimeout, RespClientProtocol,
+    UnexpectedReply)
 
 __all__ = [
     "ClientDisconnected",
     "KVClient",
+    "NotAnswered",
     "ReplyError",
     "RequestTimeout",
     "RespClientFactory",
     "RespClientProtocol",
+    "UnexpectedReply",
     "connect",
     "endpoint_from_string",
 ]
@@ -150,17 +153,21 @@ class KVClient(RespClientProtocol):
 
 
 class RespClientFactory(protocol.ClientFactory):
-    """Builds L{KVClient} connections sharing one clock and default timeout."""
+    """Builds L{KVClient} connections sharing one clock, default timeout and reply depth
+    limit (see L{RespClientProtocol})."""
 
     protocol = KVClient
 
-    def __init__(self, clock=None, timeout: float | None = None) -> None:
+    def __init__(self, clock=None, timeout: float | None = None, max_depth: int | None = None,
+                 too_deep=None) -> None:
         self.clock = clock
         self.timeout = timeout
+        self.max_depth = max_depth
+        self.too_deep = too_deep
 
     def buildProtocol(self, addr):
         """Return a new client protocol for one connection."""
-        proto = self.protocol(self.clock, self.timeout)
+        proto = self.protocol(self.clock, self.timeout, self.max_depth, self.too_deep)
         proto.factory = self
         return proto
 

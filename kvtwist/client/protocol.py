@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 
 from twisted.internet import defer, protocol
@@ -13,7 +14,8 @@ from kvtwist.client.deadlines import Deadlines
 from kvtwist.loop.directwrite import direct_writer
 from kvtwist.wire.replies import Error
 
-__all__ = ["ClientDisconnected", "ReplyError", "RequestTimeout", "RespClientProtocol"]
+__all__ = ["ClientDisconnected", "NotAnswered", "ReplyError", "RequestTimeout",
+           "RespClientProtocol", "UnexpectedReply"]
 
 
 class ReplyError(Exception):
@@ -37,6 +39,17 @@ class ClientDisconnected(ConnectionLost):
         return str(self.args[0]) if self.args else "connection to the server lost"
 
 
+class UnexpectedReply(ClientDisconnected):
+    """The server sent a reply that fits no request (one nobody asked for, a second
+    reply to a request, or a reply its request's check refused): the connection was
+    closed and every request still waiting on it failed with this."""
+
+
+class NotAnswered(ClientDisconnected):
+    """Another request on the connection timed out, so the connection was closed before
+    this request's reply came: the server may or may not have run it."""
+
+
 class RequestTimeout(Exception):
     """No reply arrived within the request's timeout; the connection was closed."""
 
@@ -52,9 +65,9 @@ class _Request:
     """One request waiting for its reply(ies), in send order."""
 
     __slots__ = ("deferred", "deadline", "timeout", "raw", "expect", "collected",
-                 "abandoned", "command")
+                 "abandoned", "command", "check")
 
-    def __init__(self, deferred, raw, command):
+    def __init__(self, deferred, raw, command, check=None):
         self.deferred = deferred
         # When the reply is overdue (clock seconds), or None: no timeout or settled.
         self.deadline = None
@@ -67,6 +80,30 @@ class _Request:
         self.collected = None
         self.abandoned = False
         self.command = command
+        # None, or a predicate the reply must satisfy; a reply it refuses means the
+        # connection is out of step with its requests.
+        self.check = check
+
+
+class _Marker:
+    """``check`` for the reply to a checked request's ECHO marker: the token, exactly."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: bytes) -> None:
+        self.token = token
+
+    def __call__(self, reply) -> bool:
+        return reply.__class__ is bytes and reply == self.token
+
+
+class _NotMarker(_Marker):
+    """``check`` for a checked request's own reply: anything but its marker's token."""
+
+    __slots__ = ()
+
+    def __call__(self, reply) -> bool:
+        return not (reply.__class__ is bytes and reply == self.token)
 
 
 class RespClientProtocol(protocol.Protocol):
@@ -80,14 +117,17 @@ class RespClientProtocol(protocol.Protocol):
     @param clock: provides C{callLater} for batching and timeouts; the global
         reactor when None.
     @param timeout: default per-request timeout in seconds (None: wait forever).
+    @param max_depth: replies whose arrays nest deeper are delivered as C{too_deep}
+        (an L{Error} saying so by default), see L{respreply.ReplyParser}.
     """
 
-    def __init__(self, clock=None, timeout: float | None = None) -> None:
+    def __init__(self, clock=None, timeout: float | None = None, max_depth: int | None = None,
+                 too_deep=None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock = clock
         self.timeout = timeout
-        self._parser = respreply.ReplyParser()
+        self._parser = respreply.ReplyParser(max_depth, too_deep)
         self._pending: deque = deque()
         self._outgoing: list = []
         self._direct = None  # direct_writer of a TCP transport, once connected
@@ -103,6 +143,8 @@ class RespClientProtocol(protocol.Protocol):
         self.connected_peer = None
         self._lost_reason = None
         self.disconnected = defer.Deferred()
+        self._markers = 0  # checked requests sent; their tokens are _token + a count
+        self._token = None
 
     # -- public API ------------------------------------------------------------
 
@@ -116,15 +158,34 @@ class RespClientProtocol(protocol.Protocol):
         """
         return self._send(args, False, timeout)
 
-    def request(self, argv, timeout: float | None = None) -> defer.Deferred:
+    def request(self, argv, timeout: float | None = None, check=None,
+                checked: bool = False) -> defer.Deferred:
         """Send one argv; the Deferred fires with the reply value, error replies included.
 
         Unlike L{execute}, an error reply is delivered as a
         L{kvtwist.wire.replies.Error} value rather than a failure, which is what a
         proxy relaying replies verbatim wants. Disconnects and timeouts still
         fail the Deferred.
+
+        C{check} (a predicate) must accept the reply; if it refuses it, the
+        connection is out of step: it is closed and this request and every other
+        one waiting fail with L{UnexpectedReply}. With C{checked}, the request is
+        followed by C{ECHO <token>} (a marker): a command that answers twice or
+        not at all (one the caller does not know) is caught the same way, before
+        a later request can be given a reply that is not its own.
         """
-        return self._send(argv, True, timeout)
+        if not checked:
+            return self._send(argv, True, timeout, check)
+        if self._token is None:
+            self._token = b"kvtwist-sync-" + os.urandom(8).hex().encode("ascii") + b"-"
+        self._markers += 1
+        token = b"%s%d" % (self._token, self._markers)
+        d = self._send(argv, True, timeout, _NotMarker(token))
+        if self._closed_reason is None and self.transport is not None:
+            marker = self._send([b"ECHO", token], True, timeout, _Marker(token))
+            marker.addErrback(lambda failure: None)  # its request reports the failure
+            self._pending[-1].command = self._pending[-2].command
+        return d
 
     def on_push(self, handler) -> None:
         """Call C{handler(reply)} for every pub/sub message pushed to this connection.
@@ -184,7 +245,7 @@ class RespClientProtocol(protocol.Protocol):
 
     # -- sending -----------------------------------------------------------------
 
-    def _send(self, argv, raw: bool, timeout) -> defer.Deferred:
+    def _send(self, argv, raw: bool, timeout, check=None) -> defer.Deferred:
         if self._closed_reason is not None or self.transport is None:
             reason = self._closed_reason or ClientDisconnected("not connected to the server")
             return defer.fail(reason)
@@ -195,7 +256,7 @@ class RespClientProtocol(protocol.Protocol):
         command = argv[0] if argv else b""
         if command.__class__ is not bytes:
             command = str(command).encode("utf-8")
-        entry = _Request(None, raw, command)
+        entry = _Request(None, raw, command, check)
         entry.deferred = defer.Deferred(lambda d: self._cancel(entry))
         upper = command.upper()
         if upper in _SUBSCRIBE_COMMANDS:
@@ -227,14 +288,16 @@ class RespClientProtocol(protocol.Protocol):
         # merely skipped this one, and a server that stalls on one request
         # stalls every request behind it. Like redis-py and hiredis, we give up
         # on the connection: this request fails with RequestTimeout and every
-        # other pending one with ClientDisconnected.
+        # other pending one with NotAnswered (whoever made it may ask again on
+        # another connection, if running it twice is harmless).
         self._deadlines.settle(entry)
         entry.abandoned = True
         name = entry.command.decode("utf-8", "replace").upper()
         entry.deferred.errback(RequestTimeout(
             "no reply to %s within %g seconds; connection closed" % (name, entry.timeout)))
-        self._abort(ClientDisconnected(
-            "connection closed after %s timed out; request not answered" % (name,)))
+        self._abort(NotAnswered(
+            "%s ahead of it on the connection timed out, so the connection was closed; "
+            "the server may have run it" % (name,)))
 
     def _abort(self, reason: Exception) -> None:
         if self._closed_reason is None:
@@ -291,7 +354,7 @@ class RespClientProtocol(protocol.Protocol):
                     log.err(None, "kvtwist client push handler failed")
             return
         if not self._pending:
-            self._abort(ClientDisconnected(
+            self._abort(UnexpectedReply(
                 "connection closed: the server sent a reply nobody asked for"))
             return
         entry = self._pending[0]
@@ -334,6 +397,9 @@ class RespClientProtocol(protocol.Protocol):
     def _resolve(self, entry: _Request, reply) -> None:
         if entry.deadline is not None:
             self._deadlines.settle(entry)
+        if entry.check is not None and not entry.check(reply):
+            self._out_of_step(entry)
+            return
         if entry.abandoned:
             return
         entry.abandoned = True
@@ -341,6 +407,18 @@ class RespClientProtocol(protocol.Protocol):
             entry.deferred.errback(ReplyError(reply))
         else:
             entry.deferred.callback(reply)
+
+    def _out_of_step(self, entry: _Request) -> None:
+        # Replies no longer line up with requests: nothing more read here can be
+        # trusted to belong to the request it would be matched with.
+        name = entry.command.decode("utf-8", "replace").upper()
+        reason = UnexpectedReply(
+            "connection closed: the server's reply does not fit the request (%s, or a "
+            "command before it, answered more or less than once)" % (name,))
+        if not entry.abandoned:
+            entry.abandoned = True
+            entry.deferred.errback(failure.Failure(reason))
+        self._abort(reason)
 
     # -- connection --------------------------------------------------------------
 

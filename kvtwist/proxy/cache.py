@@ -13,14 +13,20 @@ class Placeholder:
 
     ``waiters`` is None, or a list the proxy uses to coalesce concurrent misses on the
     key (made only when a second client asks: most fetches have a single waiter).
+    ``fence`` is None, or the Deferred of a GET of the key the proxy sent before a write
+    to it, while this fetch's MGET (whose nil may have to be re-read) was in flight.
+    ``retried`` turns True when the fetch is sent again (at most once) because the
+    backend link dropped it unanswered.
     """
 
-    __slots__ = ("key", "live", "waiters")
+    __slots__ = ("key", "live", "waiters", "fence", "retried")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
         self.live = True
         self.waiters = None
+        self.fence = None
+        self.retried = False
 
     def __repr__(self) -> str:
         return "Placeholder(%r, live=%r)" % (self.key, self.live)

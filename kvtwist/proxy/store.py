@@ -6,11 +6,11 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from kvtwist import __version__
-from kvtwist.proxy.cache import MISSING
-from kvtwist.client import ClientDisconnected, RequestTimeout
-from kvtwist.proxy.commands import ALL, READ_ONLY, REFUSED, WRITES, all_keys
+from kvtwist.client import ClientDisconnected, NotAnswered, RequestTimeout, UnexpectedReply
+from kvtwist.proxy.commands import (
+    ALL, CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks)
+from kvtwist.proxy.reads import Reads
 from kvtwist.wire.replies import OK, PONG, Error, Pairs
-from kvtwist.loop.turns import at_turn_end
 
 
 def backend_error(failure) -> Error:
@@ -20,6 +20,8 @@ def backend_error(failure) -> Error:
         return Error("ERR backend timeout: %s" % (exc,))
     if isinstance(exc, BackendUnavailable):
         return Error("ERR backend unavailable: %s" % (exc,))
+    if isinstance(exc, NotAnswered):
+        return Error("ERR backend request not answered: %s" % (exc,))
     if isinstance(exc, ClientDisconnected):
         return Error("ERR backend connection lost: %s" % (exc,))
     return Error("ERR backend request failed: %s" % (failure.getErrorMessage(),))
@@ -34,6 +36,7 @@ class ProxySession:
 
     def __init__(self, proxy: ProxyStore, session_id: int, peer: str) -> None:
         self.proxy = proxy
+        self._reads = proxy.reads
         self.id = session_id
         self.peer = peer
         self.name = b""
@@ -46,21 +49,36 @@ class ProxySession:
         if not argv:
             return Error("ERR empty command")
         name = argv[0].upper()
-        proxy = self.proxy
         if name == b"GET" and len(argv) == 2:
-            return proxy.get(argv[1])
+            return self._reads.get(argv[1])
+        proxy = self.proxy
         if name == b"MGET" and len(argv) > 1:
-            return proxy.mget(argv[1:])
+            return proxy.reads.mget(argv[1:])
         if name in READ_ONLY:
             return proxy.forward(argv)
+        extractor = WRITES.get(name)
+        if extractor is not None:
+            return proxy.write(argv, extractor(argv))
         local = _LOCAL.get(name)
         if local is not None:
             return local(self, argv)
-        if name in REFUSED:
+        if name in REFUSED or (name in STREAM_READS and blocks(argv)):
             return Error("ERR '%s' is not supported through kvproxy"
                          % (name.decode("ascii", "replace"),))
-        extractor = WRITES.get(name, all_keys)
-        return proxy.write(argv, extractor(argv))
+        if name in STREAM_READS:
+            return proxy.forward(argv)
+        server_wide = admin(name, argv)
+        if server_wide:
+            if not proxy.allow_admin:
+                return Error("ERR '%s' changes the backend for every client of kvproxy: "
+                             "refused (start kvproxy with --allow-admin to forward it)"
+                             % (server_wide,))
+            return proxy.write(argv, admin_keys(name, argv))
+        if name in CONTAINERS:
+            return proxy.forward(argv)
+        # A command kvproxy does not know (a module's, say) may answer more or less than
+        # once: the link checks it. Its writes reach the cache through invalidations only.
+        return proxy.forward(argv, checked=True)
 
     def _ping(self, argv):
         if len(argv) == 1:
@@ -121,6 +139,7 @@ class ProxySession:
 _LOCAL = {
     b"PING": ProxySession._ping,
     b"QUIT": ProxySession._quit,
+    b"EXIT": ProxySession._quit,  # kvstore's alias: the backend would close the shared link
     b"INFO": ProxySession._info,
     b"SELECT": ProxySession._select,
     b"CLIENT": ProxySession._client,
@@ -137,23 +156,18 @@ class ProxyStore:
     trustworthy now); without one the cache relies on TTLs alone.
     """
 
-    def __init__(self, clock, cache, backend, listener=None) -> None:
+    def __init__(self, clock, cache, backend, listener=None, allow_admin: bool = False) -> None:
         self.clock = clock
         self.cache = cache
         self.backend = backend
         self.listener = listener
+        self.allow_admin = allow_admin  # forward server-wide commands (commands.admin)
         self.clients = {}
         self.started = clock.seconds()
         self._next_id = 0
         self.forwarded = 0
-        self.fetches = 0
-        self.fetched_keys = 0
-        self.rereads = 0
-        self.coalesced = 0
-        self._batch = []  # placeholders of this turn's GET misses, sent at its end
-        self._batch_due = False  # a call at the end of the turn will send the batch
-        self._at_turn_end = at_turn_end(clock)
         self.backend_errors = 0
+        self.reads = Reads(self)
 
     def new_session(self, peer: str = "") -> ProxySession:
         """Return a new session for a connected client."""
@@ -171,171 +185,18 @@ class ProxyStore:
         listener = self.listener
         return listener is None or listener.caching
 
-    # -- reads -------------------------------------------------------------------
-
-    def get(self, key: bytes):
-        """Return the cached value, or a Deferred of what GET key answers on the backend.
-
-        Misses are not sent one by one: those of one reactor turn (every client's) go
-        to the backend together at the end of the turn (see ``_send_batch``).
-        """
-        cache = self.cache
-        value = cache.get(key)
-        if value is not MISSING:
-            return value
-        if not self.caching:
-            return self.forward([b"GET", key])
-        waiter = Deferred()
-        placeholder = cache.pending(key)
-        if placeholder is not None:
-            # Joined only while no write to the key was acknowledged since the fetch
-            # was sent, so its answer is as fresh as a fetch of our own.
-            self.coalesced += 1
-            if placeholder.waiters is None:
-                placeholder.waiters = [waiter]
-            else:
-                placeholder.waiters.append(waiter)
-            return waiter
-        placeholder = cache.reserve(key)
-        placeholder.waiters = [waiter]
-        self._batch.append(placeholder)
-        if not self._batch_due:
-            self._batch_due = True
-            self._at_turn_end(self._turn_ended)
-        return waiter
-
-    def _turn_ended(self) -> None:
-        self._batch_due = False
-        self._send_batch()  # nothing left to send if a write sent the batch early
-
-    def _send_batch(self) -> None:
-        # One request for the turn's misses: one GET, or one MGET for several keys.
-        batch = self._batch
-        if not batch:
-            return
-        self._batch = []
-        self.fetches += 1
-        self.fetched_keys += len(batch)
-        if len(batch) == 1:
-            placeholder = batch[0]
-            self.backend.request([b"GET", placeholder.key]).addBoth(self._fetched, placeholder)
-            return
-        argv = [b"MGET"]
-        argv.extend([placeholder.key for placeholder in batch])
-        self.backend.request(argv).addBoth(self._batch_fetched, batch)
-
-    def _batch_fetched(self, reply, batch) -> None:
-        if reply.__class__ is list and len(reply) == len(batch):
-            fill = self.cache.fill
-            reread = self._reread
-            trusted = self.backend.strings_only
-            for placeholder, value in zip(batch, reply):
-                if value.__class__ is bytes or (value is None and trusted):
-                    fill(placeholder, value)
-                    self._answer(placeholder, value)
-                else:
-                    # MGET answers nil for a key of another type where GET says
-                    # WRONGTYPE: only GET's own answer may be cached or relayed.
-                    reread(placeholder)
-            return
-        if isinstance(reply, Error):
-            # What MGET refused, GET may not (a per-command ACL, say): ask key by key.
-            for placeholder in batch:
-                self._reread(placeholder)
-            return
-        error = self._fetch_error(reply)
-        release = self.cache.release
-        for placeholder in batch:
-            release(placeholder)
-            self._answer(placeholder, error)
-
-    def _fetch_error(self, reply) -> Error:
-        """Count a failed MGET fetch; return the error its waiting clients get."""
-        self.backend_errors += 1
-        if isinstance(reply, Failure):
-            return backend_error(reply)
-        return Error("ERR backend sent a malformed MGET reply")
-
-    def _reread(self, placeholder) -> None:
-        self.fetches += 1
-        self.rereads += 1
-        self.backend.request([b"GET", placeholder.key]).addBoth(self._fetched, placeholder)
-
-    def _fetched(self, reply, placeholder) -> None:
-        if reply is None or reply.__class__ is bytes:
-            self.cache.fill(placeholder, reply)
-        else:
-            self.cache.release(placeholder)
-            if isinstance(reply, Failure):
-                self.backend_errors += 1
-                reply = backend_error(reply)
-        self._answer(placeholder, reply)
-
-    @staticmethod
-    def _answer(placeholder, reply) -> None:
-        waiters = placeholder.waiters
-        if waiters is not None:
-            placeholder.waiters = None
-            for waiter in waiters:
-                waiter.callback(reply)
-
-    def mget(self, keys: list):
-        """Return the values of ``keys``, fetching only those the cache lacks in one MGET."""
-        cache = self.cache
-        values = []
-        wanted = {}
-        for key in keys:
-            value = cache.get(key)
-            values.append(value)
-            if value is MISSING and key not in wanted:
-                wanted[key] = None
-        if not wanted:
-            return values
-        fetch = list(wanted)
-        placeholders = None
-        if self.caching:
-            # A key whose GET fetch is pending keeps it: that fetch fills the cache.
-            pending = cache.pending
-            placeholders = [None if pending(key) is not None else cache.reserve(key)
-                            for key in fetch]
-        self.fetches += 1
-        self.fetched_keys += len(fetch)
-        d = self.backend.request([b"MGET"] + fetch)
-        d.addBoth(self._mget_fetched, keys, values, fetch, placeholders)
-        return d
-
-    def _mget_fetched(self, reply, keys, values, fetch, placeholders):
-        cache = self.cache
-        ok = reply.__class__ is list and len(reply) == len(fetch)
-        if not ok:
-            error = reply if isinstance(reply, Error) else self._fetch_error(reply)
-        if placeholders is not None:
-            trusted = ok and self.backend.strings_only
-            for index, placeholder in enumerate(placeholders):
-                if placeholder is None:
-                    continue
-                value = reply[index] if ok else error
-                if value.__class__ is bytes or (value is None and trusted):
-                    cache.fill(placeholder, value)
-                    self._answer(placeholder, value)
-                elif ok and placeholder.waiters is not None:
-                    # A GET joined this fetch; it is owed GET's answer, not MGET's nil.
-                    self._reread(placeholder)
-                else:
-                    cache.release(placeholder)
-                    self._answer(placeholder, value)
-        if not ok:
-            return error
-        fetched = dict(zip(fetch, reply))
-        return [fetched[key] if value is MISSING else value
-                for key, value in zip(keys, values)]
-
     # -- forwarding ----------------------------------------------------------------
 
-    def forward(self, argv: list) -> Deferred:
-        """Send a command that changes nothing; the Deferred delivers its reply."""
+    def forward(self, argv: list, checked: bool = False) -> Deferred:
+        """Send a command that changes no key; the Deferred delivers its reply.
+
+        ``checked``: the command is not known to answer exactly once, so the backend
+        link checks that it does (``RespClientProtocol.request``).
+        """
         self.forwarded += 1
-        return self.backend.request(argv).addErrback(self._failed)
+        if checked:
+            return self.backend.request(argv, checked=True).addErrback(self.failed)
+        return self.backend.request(argv).addErrback(self.failed)
 
     def write(self, argv: list, keys) -> Deferred:
         """Send a write and drop the keys it touches (ALL: everything) from the cache.
@@ -344,9 +205,9 @@ class ProxyStore:
         it, and again when it is answered (or fails), voiding fetches that raced it;
         the Deferred delivers the backend's reply after that.
         """
-        if self._batch:
-            # The misses read before this write must reach the backend before it.
-            self._send_batch()
+        # The misses read before this write, and the re-reads it must not overtake,
+        # reach the backend before it.
+        self.reads.before_write(keys)
         self._invalidate(keys)
         self.forwarded += 1
         d = self.backend.request(argv)
@@ -356,7 +217,7 @@ class ProxyStore:
     def _written(self, result, keys):
         self._invalidate(keys)
         if isinstance(result, Failure):
-            return self._failed(result)
+            return self.failed(result)
         return result
 
     def _invalidate(self, keys) -> None:
@@ -366,8 +227,15 @@ class ProxyStore:
         for key in keys:
             self.cache.invalidate(key)
 
-    def _failed(self, failure) -> Error:
+    def failed(self, failure) -> Error:
+        """Count a request the backend did not answer; return the error its client gets.
+
+        When the backend's replies fell out of step with the requests, replies taken
+        before that was seen may have gone to the wrong fetch: the cache is flushed.
+        """
         self.backend_errors += 1
+        if failure.check(UnexpectedReply) is not None:
+            self.cache.invalidate_all()
         return backend_error(failure)
 
     # -- INFO ------------------------------------------------------------------------
@@ -376,6 +244,7 @@ class ProxyStore:
         """Return INFO text: the proxy, its backend and the cache's counters."""
         stats = self.cache.stats()
         listener = self.listener
+        reads = self.reads
         lines = [
             "# Proxy",
             "kvproxy_version:%s" % (__version__,),
@@ -384,19 +253,23 @@ class ProxyStore:
             "backend_state:%s" % (self.backend.state,),
             "backend_address:%s" % (getattr(self.backend, "address", ""),),
             "backend_forwarded:%d" % (self.forwarded,),
-            "backend_fetches:%d" % (self.fetches,),
-            "backend_fetched_keys:%d" % (self.fetched_keys,),
-            "backend_rereads:%d" % (self.rereads,),
+            "backend_fetches:%d" % (reads.fetches,),
+            "backend_fetched_keys:%d" % (reads.fetched_keys,),
+            "backend_rereads:%d" % (reads.rereads,),
+            "backend_fences:%d" % (reads.fences,),
+            "backend_retries:%d" % (reads.retries,),
             "backend_strings_only:%d" % (self.backend.strings_only,),
             "backend_errors:%d" % (self.backend_errors,),
             "invalidation_state:%s" % (listener.state if listener is not None else "off",),
             "invalidation_messages:%d" % (getattr(listener, "messages", 0),),
+            "cache_invalidation_link:%s" % (listener.link if listener is not None else "off",),
+            "cache_invalidation_reconnects:%d" % (getattr(listener, "reconnects", 0),),
             "",
             "# Cache",
             "cache_hits:%d" % (stats["hits"],),
             "cache_misses:%d" % (stats["misses"],),
             "cache_hit_ratio:%.4f" % (stats["hit_ratio"],),
-            "cache_coalesced:%d" % (self.coalesced,),
+            "cache_coalesced:%d" % (reads.coalesced,),
             "cache_entries:%d" % (stats["entries"],),
             "cache_max_entries:%d" % (stats["max_entries"],),
             "cache_evictions:%d" % (stats["evictions"],),

@@ -28,15 +28,24 @@ def _bad_integer(text: bytes) -> bool:
 class ReplyParser(_Buffer):
     """Turns received bytes into reply values (bytes, None, int, list, Status, Error, NIL_ARRAY).
 
-    Nested arrays are built iteratively; a partially received array keeps the elements
-    already parsed, so cost is linear in the input however it is split.
+    Nested arrays are built with an explicit stack, never by recursion, so any depth
+    parses; a partially received array keeps the elements already parsed, so cost is
+    linear in the input however it is split. With ``max_depth``, a reply whose arrays
+    nest deeper is still read to its end (the stream stays in step) but comes out as
+    ``too_deep`` (by default an ``Error`` saying so): what renders replies recursively
+    downstream is spared it.
     """
 
-    __slots__ = ("_stack",)
+    __slots__ = ("_stack", "_max_depth", "_too_deep", "_deep")
 
-    def __init__(self) -> None:
+    def __init__(self, max_depth: int | None = None, too_deep=None) -> None:
         _Buffer.__init__(self)
         self._stack = []  # [list being filled, elements still missing] per open array
+        self._max_depth = _NO_LIMIT if max_depth is None else max_depth
+        if too_deep is None and max_depth is not None:
+            too_deep = Error("ERR reply nested deeper than %d arrays" % (max_depth,))
+        self._too_deep = too_deep
+        self._deep = False  # the reply being parsed nests deeper than max_depth
 
     def next_reply(self):
         """Return the next complete reply value, or NEED_MORE.
@@ -82,6 +91,8 @@ class ReplyParser(_Buffer):
                     raise self._fail("Protocol error: invalid multibulk length")
                 size = int(text)
                 pos = nl + 2
+                if len(stack) >= self._max_depth:
+                    self._deep = True
                 if size > 0:
                     stack.append([[], size])
                     continue
@@ -114,6 +125,9 @@ class ReplyParser(_Buffer):
                 value = top[0]
             else:
                 self._done(pos, end)
+                if self._deep:
+                    self._deep = False
+                    return self._too_deep
                 return value
 
 

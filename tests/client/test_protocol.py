@@ -347,3 +347,115 @@ class PubSubTests(unittest.SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(got, [[b"message", b"a", b"x"]])
         self.assertFalse(transport.aborted)
+
+
+def marker_of(transport) -> bytes:
+    """Return the token of the last ECHO marker the client wrote to ``transport``."""
+    from kvtwist.wire.resp import RequestParser
+    parser = RequestParser()
+    parser.feed(transport.value())
+    token = None
+    while True:
+        argv = parser.next_request()
+        if argv is None:
+            return token
+        if argv[0] == b"ECHO":
+            token = argv[1]
+
+
+class UnexpectedReplyTests(unittest.SynchronousTestCase):
+    """A reply that fits no request closes the connection instead of reaching a request."""
+
+    def test_extra_reply_after_checked_request(self):
+        """A checked request answered twice: the extra reply reaches no later request."""
+        proto, transport, clock = connected()
+        twice = proto.request([b"FOO"], checked=True)
+        later = proto.request([b"GET", b"k"])
+        clock.advance(0)
+        proto.dataReceived(b"+first\r\n+second\r\n")
+        self.assertEqual(self.successResultOf(twice), Status(b"first"))
+        exc = self.failureResultOf(later, client.UnexpectedReply).value
+        self.assertIn("FOO", str(exc))
+        self.assertTrue(transport.aborted)
+        self.assertFalse(proto.is_connected)
+
+    def test_missing_reply_to_checked_request(self):
+        """A checked request answered not at all fails instead of taking the next reply."""
+        proto, transport, clock = connected()
+        silent = proto.request([b"FOO"], checked=True)
+        later = proto.request([b"GET", b"k"])
+        clock.advance(0)
+        token = marker_of(transport)
+        proto.dataReceived(b"$%d\r\n%s\r\n$1\r\nv\r\n" % (len(token), token))
+        self.failureResultOf(silent, client.UnexpectedReply)
+        self.failureResultOf(later, client.UnexpectedReply)
+        self.assertTrue(transport.aborted)
+
+    def test_checked_request_answered_once(self):
+        """A checked request answered once gets its reply; the marker's reply is consumed."""
+        proto, transport, clock = connected()
+        once = proto.request([b"FOO"], checked=True)
+        later = proto.request([b"GET", b"k"])
+        clock.advance(0)
+        token = marker_of(transport)
+        proto.dataReceived(b"+done\r\n$%d\r\n%s\r\n$1\r\nv\r\n" % (len(token), token))
+        self.assertEqual(results([once, later]), [Status(b"done"), b"v"])
+        self.assertFalse(transport.aborted)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_markers_differ(self):
+        """Each checked request carries a marker of its own."""
+        proto, transport, clock = connected()
+        proto.request([b"FOO"], checked=True)
+        clock.advance(0)
+        first = marker_of(transport)
+        proto.request([b"FOO"], checked=True)
+        clock.advance(0)
+        self.assertNotEqual(marker_of(transport), first)
+
+    def test_reply_of_wrong_shape(self):
+        """A reply its request's check rejects fails every pending request and closes."""
+        proto, transport, clock = connected()
+        fetch = proto.request([b"GET", b"k"], check=lambda reply: reply.__class__ is bytes)
+        later = proto.request([b"GET", b"j"])
+        proto.dataReceived(b":1\r\n$1\r\nv\r\n")
+        exc = self.failureResultOf(fetch, client.UnexpectedReply).value
+        self.assertIn("GET", str(exc))
+        self.failureResultOf(later, client.UnexpectedReply)
+        self.assertTrue(transport.aborted)
+
+    def test_unrequested_reply_is_unexpected(self):
+        """A reply with nothing pending is an UnexpectedReply too."""
+        proto, transport, clock = connected()
+        proto.dataReceived(b"+OK\r\n")
+        self.failureResultOf(proto.execute(b"PING"), client.UnexpectedReply)
+
+
+class DepthTests(unittest.SynchronousTestCase):
+    """A client given max_depth delivers deeper replies as its too_deep value."""
+
+    def test_too_deep_reply(self):
+        """A reply nested past max_depth reaches its request as an Error; the next is intact."""
+        proto = client.KVClient(Clock(), None, 2)
+        proto.makeConnection(CountingTransport())
+        deep = proto.request([b"EVAL", b"x", b"0"])
+        later = proto.execute(b"GET", b"k")
+        proto.dataReceived(b"*1\r\n*1\r\n*1\r\n:1\r\n$1\r\nv\r\n")
+        self.assertEqual(results([deep, later]),
+                         [Error("ERR reply nested deeper than 2 arrays"), b"v"])
+
+
+class NotAnsweredTests(unittest.SynchronousTestCase):
+    """Requests behind a timed-out one fail with NotAnswered, which says they may have run."""
+
+    def test_behind_a_timeout(self):
+        """Only the late request times out; the others are NotAnswered, naming it."""
+        proto, transport, clock = connected()
+        slow = proto.execute(b"KEYS", b"*", timeout=5)
+        behind = [proto.execute(b"SET", b"k", b"v"), proto.request([b"GET", b"k"])]
+        clock.advance(5)
+        self.failureResultOf(slow, client.RequestTimeout)
+        for d in behind:
+            exc = self.failureResultOf(d, client.NotAnswered).value
+            self.assertIn("KEYS ahead of it", str(exc))
+            self.assertIn("may have run", str(exc))

@@ -1,10 +1,16 @@
-"""Tests for kvtwist.proxy.commands: the keys each proxied write touches."""
+"""Tests for kvtwist.proxy.commands: the keys each proxied write touches, and coverage."""
 
 from __future__ import annotations
 
+import socket
+
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.proxy.commands import ALL, READ_ONLY, REFUSED, WRITES, all_keys
+from kvtwist.proxy.commands import (
+    ADMIN, ALL, CONTAINERS, LOCAL, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys,
+    all_keys, blocks)
+from kvtwist.wire import respreply
+from tests.redisref import start_redis_or_skip
 
 
 class CommandTableTests(SynchronousTestCase):
@@ -22,14 +28,77 @@ class CommandTableTests(SynchronousTestCase):
         self.assertEqual(WRITES[b"MSET"]([b"MSET", b"a", b"1", b"b", b"2"]), [b"a", b"b"])
         self.assertEqual(WRITES[b"RENAME"]([b"RENAME", b"a", b"b"]), [b"a", b"b"])
 
-    def test_flushes_touch_everything(self) -> None:
-        """FLUSH and its aliases, like an unknown write, touch every key."""
-        for name in (b"FLUSH", b"FLUSHDB", b"FLUSHALL"):
+    def test_option_keys(self) -> None:
+        """SORT and GEORADIUS touch the key after STORE; LMPOP the keys numkeys counts;
+        MIGRATE its key or the keys after KEYS; malformed ones touch nothing."""
+        self.assertEqual(WRITES[b"SORT"]([b"SORT", b"s"]), [])
+        self.assertEqual(WRITES[b"SORT"]([b"SORT", b"s", b"store", b"d"]), [b"d"])
+        self.assertEqual(WRITES[b"LMPOP"]([b"LMPOP", b"2", b"a", b"b", b"LEFT"]), [b"a", b"b"])
+        self.assertEqual(WRITES[b"ZMPOP"]([b"ZMPOP", b"x", b"a"]), [])
+        self.assertEqual(WRITES[b"MIGRATE"]([b"MIGRATE", b"h", b"1", b"k", b"0", b"5"]), [b"k"])
+
+    def test_everything(self) -> None:
+        """Scripts, and the server-wide flushes, touch every key."""
+        for name in (b"EVAL", b"EVALSHA", b"FCALL"):
             self.assertIs(WRITES[name]([name]), ALL)
+        for name in (b"FLUSH", b"FLUSHDB", b"FLUSHALL", b"SWAPDB", b"REPLICAOF"):
+            self.assertIs(admin_keys(name, [name]), ALL)
+        self.assertEqual(admin_keys(b"CONFIG", [b"CONFIG", b"SET", b"a", b"b"]), [])
         self.assertIs(all_keys([b"SOMETHING", b"x"]), ALL)
 
+    def test_admin_names(self) -> None:
+        """Server-wide commands are named with their subcommand; inspecting ones are not."""
+        self.assertEqual(admin(b"CONFIG", [b"config", b"set", b"x", b"1"]), "CONFIG SET")
+        self.assertEqual(admin(b"ACL", [b"ACL", b"log", b"reset"]), "ACL LOG")
+        self.assertEqual(admin(b"SHUTDOWN", [b"shutdown"]), "SHUTDOWN")
+        for argv in ([b"CONFIG", b"GET", b"x"], [b"ACL", b"LOG"], [b"CONFIG"], [b"GET", b"k"]):
+            self.assertEqual(admin(argv[0].upper(), argv), "")
+
+    def test_blocking_stream_reads(self) -> None:
+        """XREAD blocks with BLOCK before STREAMS only (a stream may be named BLOCK)."""
+        self.assertTrue(blocks([b"XREAD", b"COUNT", b"1", b"block", b"0", b"STREAMS", b"s"]))
+        self.assertFalse(blocks([b"XREAD", b"STREAMS", b"BLOCK", b"0"]))
+
     def test_tables_are_disjoint(self) -> None:
-        """No command is at once a write, a read and refused."""
-        self.assertEqual(set(WRITES) & READ_ONLY, set())
-        self.assertEqual(set(WRITES) & REFUSED, set())
-        self.assertEqual(READ_ONLY & REFUSED, set())
+        """No command is in two of the tables."""
+        tables = [set(WRITES), READ_ONLY, REFUSED, STREAM_READS, LOCAL, set(ADMIN),
+                  set(CONTAINERS)]
+        for index, table in enumerate(tables):
+            for other in tables[index + 1:]:
+                self.assertEqual(table & other, set())
+
+
+def redis_commands() -> list:
+    """Return redis-server's COMMAND reply: [name, arity, flags, first, last, step, ...]."""
+    server = start_redis_or_skip()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(respreply.encode_command([b"COMMAND"]))
+            parser = respreply.ReplyParser()
+            while True:
+                parser.feed(sock.recv(1 << 20))
+                reply = parser.next_reply()
+                if reply is not respreply.NEED_MORE:
+                    return reply
+    finally:
+        server.stop()
+
+
+class CoverageTests(SynchronousTestCase):
+    """Every command of redis-server is known to kvproxy, and every write as a write."""
+
+    def test_every_redis_command_is_known(self) -> None:
+        """Each command COMMAND lists is read-only, a write, refused, server-wide, or
+        answered locally."""
+        known = (set(WRITES) | READ_ONLY | REFUSED | STREAM_READS | LOCAL | set(ADMIN)
+                 | set(CONTAINERS))
+        names = [entry[0].upper() for entry in redis_commands()]
+        self.assertGreater(len(names), 200)
+        self.assertEqual(sorted(name for name in names if name not in known), [])
+
+    def test_every_redis_write_is_a_write(self) -> None:
+        """A command Redis flags write is never forwarded as if it changed nothing."""
+        forwarded = READ_ONLY | LOCAL
+        writes = [entry[0].upper() for entry in redis_commands()
+                  if any(flag.text == b"write" for flag in entry[2])]
+        self.assertEqual(sorted(name for name in writes if name in forwarded), [])

@@ -1,8 +1,8 @@
-"""Tests for kvtwist.proxy.store: cached reads, coalescing, coherence of writes, errors, INFO."""
+"""Tests for kvtwist.proxy.store: sessions, coherence of writes, errors, local commands, INFO."""
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
@@ -11,211 +11,12 @@ from kvtwist import __version__
 from kvtwist.proxy.cache import Cache
 from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.engine.store import Store
-from kvtwist.proxy.store import BackendUnavailable, ProxyStore
-from kvtwist.wire.replies import OK, PONG, Error
+from kvtwist.proxy.commands import LOCAL
+from kvtwist.proxy.store import _LOCAL, BackendUnavailable, ProxyStore
+from kvtwist.wire.replies import OK, PONG, Error, Status
 from kvtwist.serve.protocol import KVFactory
-
-
-class FakeBackend:
-    """A backend whose replies the test hands out one request at a time."""
-
-    state = "connected"
-    address = "fake:backend"
-    strings_only = False  # a Redis: MGET nils are re-read with GET
-
-    def __init__(self) -> None:
-        self.sent = []  # [(argv, Deferred)]
-
-    def request(self, argv):
-        d = Deferred()
-        self.sent.append((list(argv), d))
-        return d
-
-    def answer(self, index, reply):
-        self.sent[index][1].callback(reply)
-
-    def fail(self, index, exc):
-        self.sent[index][1].errback(exc)
-
-
-class StoreBackend:
-    """A backend that is a real in-memory kvstore Store."""
-
-    state = "connected"
-    address = "memory"
-    strings_only = False
-
-    def __init__(self, store) -> None:
-        self.session = store.new_session("proxy")
-        self.requests = []
-
-    def request(self, argv):
-        self.requests.append(list(argv))
-        return succeed(self.session.execute(list(argv)))
-
-
-class FakeListener:
-    """Stands in for the invalidation listener."""
-
-    state = "on"
-    caching = True
-    messages = 0
-
-
-def result_of(d):
-    """Return a fired Deferred's result (the reply value)."""
-    box = []
-    d.addBoth(box.append)
-    return box[0]
-
-
-class ProxyCase(SynchronousTestCase):
-    """A ProxyStore over a FakeBackend on a Clock with one session; the cache stops after."""
-
-    cache_options: dict = {}
-    listener = FakeListener  # None: no invalidation listener, TTLs alone
-
-    def setUp(self) -> None:
-        self.clock = Clock()
-        self.cache = Cache(self.clock, **self.cache_options)
-        self.addCleanup(self.cache.stop)
-        self.backend = FakeBackend()
-        listener = self.listener() if self.listener is not None else None
-        self.proxy = ProxyStore(self.clock, self.cache, self.backend, listener)
-        self.session = self.proxy.new_session("peer")
-
-
-class ProxyReadTests(ProxyCase):
-    """GET and MGET through the cache."""
-
-    cache_options = {"ttl": 60, "miss_ttl": 5}
-
-    def test_missThenHit(self) -> None:
-        """A GET miss asks the backend once; the next GET is answered from the cache."""
-        d = self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.assertEqual(self.backend.sent[0][0], [b"GET", b"k"])
-        self.backend.answer(0, b"v")
-        self.assertEqual(result_of(d), b"v")
-        self.assertEqual(self.session.execute([b"get", b"k"]), b"v")
-        self.assertEqual(len(self.backend.sent), 1)
-
-    def test_nilIsCachedBriefly(self) -> None:
-        """A nil GET reply is cached for the miss TTL only."""
-        d = self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.backend.answer(0, None)
-        self.assertIsNone(result_of(d))
-        self.assertIsNone(self.session.execute([b"GET", b"k"]))
-        self.clock.advance(5)
-        self.assertIsInstance(self.session.execute([b"GET", b"k"]), Deferred)
-
-    def test_errorReplyNotCached(self) -> None:
-        """A WRONGTYPE error is relayed and not cached."""
-        d = self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.backend.answer(0, Error("WRONGTYPE Operation against a key"))
-        self.assertEqual(result_of(d), Error("WRONGTYPE Operation against a key"))
-        self.assertNotIn(b"k", self.cache)
-
-    def test_concurrentMissesCoalesce(self) -> None:
-        """Concurrent misses on one key make one backend request and all get its reply."""
-        d1 = self.session.execute([b"GET", b"k"])
-        d2 = self.proxy.new_session().execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.assertEqual(len(self.backend.sent), 1)
-        self.backend.answer(0, b"v")
-        self.assertEqual((result_of(d1), result_of(d2)), (b"v", b"v"))
-        self.assertEqual(self.proxy.coalesced, 1)
-
-    def test_coalescedFailureAnswersEveryWaiter(self) -> None:
-        """A failed fetch gives its client and a joined one the same error reply; nothing cached."""
-        d1 = self.session.execute([b"GET", b"k"])
-        d2 = self.proxy.new_session().execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.backend.sent[0][1].errback(RequestTimeout("no reply to GET within 5 seconds"))
-        expected = Error("ERR backend timeout: no reply to GET within 5 seconds")
-        self.assertEqual((result_of(d1), result_of(d2)), (expected, expected))
-        self.assertEqual(self.proxy.backend_errors, 1)
-        self.assertNotIn(b"k", self.cache)
-        self.assertIsNone(self.cache.pending(b"k"))
-
-    def test_coalescedErrorReplyAnswersEveryWaiter(self) -> None:
-        """An error reply to a fetch reaches its client and every joined client."""
-        d1 = self.session.execute([b"GET", b"k"])
-        d2 = self.session.execute([b"GET", b"k"])
-        d3 = self.proxy.new_session().execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.backend.answer(0, Error("WRONGTYPE Operation against a key"))
-        wrong = Error("WRONGTYPE Operation against a key")
-        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [wrong, wrong, wrong])
-        self.assertEqual(self.proxy.coalesced, 2)
-        self.assertIsNone(self.cache.pending(b"k"))
-
-    def test_fetchedValueThenHitWithoutBackend(self) -> None:
-        """After a fetch completes its placeholder is gone and the next GET is a hit."""
-        d = self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.backend.answer(0, b"v")
-        self.assertEqual(result_of(d), b"v")
-        self.assertIsNone(self.cache.pending(b"k"))
-        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
-        self.assertEqual(len(self.backend.sent), 1)
-
-    def test_invalidationDuringFetch(self) -> None:
-        """A fetch raced by an invalidation answers its waiter but caches nothing."""
-        d = self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.cache.invalidate(b"k")
-        self.backend.answer(0, b"stale")
-        self.assertEqual(result_of(d), b"stale")
-        self.assertNotIn(b"k", self.cache)
-
-    def test_readAfterInvalidationDoesNotJoinOldFetch(self) -> None:
-        """A GET after an invalidation makes its own fetch instead of joining the old one."""
-        self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.cache.invalidate(b"k")
-        d = self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.assertEqual(len(self.backend.sent), 2)
-        self.backend.answer(0, b"old")
-        self.backend.answer(1, b"new")
-        self.assertEqual(result_of(d), b"new")
-        self.assertEqual(self.cache.get(b"k"), b"new")
-
-    def test_mgetFetchesOnlyMissing(self) -> None:
-        """MGET takes cached keys from the cache and asks for the rest in one MGET."""
-        self.cache.put(b"a", b"1")
-        d = self.session.execute([b"MGET", b"a", b"b", b"c", b"b"])
-        self.assertEqual(self.backend.sent[0][0], [b"MGET", b"b", b"c"])
-        self.backend.answer(0, [b"2", None])
-        self.assertEqual(result_of(d), [b"1", b"2", None, b"2"])
-        self.assertEqual(self.cache.get(b"b"), b"2")
-        self.assertNotIn(b"c", self.cache)
-
-    def test_mgetAllCached(self) -> None:
-        """An MGET of cached keys needs no backend request."""
-        self.cache.put(b"a", b"1")
-        self.cache.put(b"b", None)
-        self.assertEqual(self.session.execute([b"MGET", b"a", b"b"]), [b"1", None])
-        self.assertEqual(self.backend.sent, [])
-
-    def test_mgetError(self) -> None:
-        """An MGET error reply is relayed and nothing is cached."""
-        d = self.session.execute([b"MGET", b"a"])
-        self.backend.answer(0, Error("ERR boom"))
-        self.assertEqual(result_of(d), Error("ERR boom"))
-        self.assertEqual(len(self.cache), 0)
-
-    def test_noCachingWhileListenerDown(self) -> None:
-        """While invalidations are not flowing, GETs are forwarded and nothing is cached."""
-        self.proxy.listener.caching = False
-        d = self.session.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.backend.answer(0, b"v")
-        self.assertEqual(result_of(d), b"v")
-        self.assertNotIn(b"k", self.cache)
+from tests.proxy.fakes import (
+    FakeListener, ProtocolBackend, ProxyCase, StoreBackend, result_of)
 
 
 class ProxyWriteTests(ProxyCase):
@@ -261,14 +62,57 @@ class ProxyWriteTests(ProxyCase):
         self.check_invalidates([b"PUT", b"k", b"v"], [b"k"])
         self.check_invalidates([b"RENAME", b"a", b"b"], [b"a", b"b"], [b"c"])
 
-    def test_flush(self) -> None:
-        """FLUSHALL and FLUSH drop the whole cache."""
-        self.check_invalidates([b"FLUSHALL"], [b"a", b"b"])
-        self.check_invalidates([b"FLUSH"], [b"a"])
 
-    def test_unknownCommandFlushes(self) -> None:
-        """A command the proxy cannot attribute to keys drops the whole cache."""
-        self.check_invalidates([b"SOMETHINGNEW", b"x"], [b"a"])
+    def test_unknownCommandLeavesTheCache(self) -> None:
+        """A command kvproxy does not know is forwarded (checked: it may answer more or less
+        than once) and leaves the cache alone."""
+        self.cache.put(b"a", b"1")
+        d = self.session.execute([b"SOMETHINGNEW", b"x"])
+        self.assertEqual(self.backend.sent[-1][0], [b"SOMETHINGNEW", b"x"])
+        self.assertEqual(self.backend.options[-1], {"checked": True})
+        self.backend.sent[-1][1].callback(Error("ERR unknown command 'SOMETHINGNEW'"))
+        self.assertEqual(result_of(d), Error("ERR unknown command 'SOMETHINGNEW'"))
+        self.assertEqual(self.cache.get(b"a"), b"1")
+
+    def test_writesTouchTheirKeysOnly(self) -> None:
+        """Redis's other writes (stores, pops, stream groups, moves) drop the keys they write
+        and keep the rest of the cache."""
+        for argv, written in (
+                ([b"BITOP", b"AND", b"dest", b"a", b"b"], [b"dest"]),
+                ([b"SORT", b"src", b"BY", b"w", b"STORE", b"dst"], [b"dst"]),
+                ([b"ZUNIONSTORE", b"dest", b"2", b"x", b"y"], [b"dest"]),
+                ([b"LMPOP", b"2", b"l1", b"l2", b"LEFT"], [b"l1", b"l2"]),
+                ([b"XGROUP", b"CREATE", b"s", b"g", b"$", b"MKSTREAM"], [b"s"]),
+                ([b"GEORADIUS", b"src", b"0", b"0", b"1", b"km", b"store", b"dst"], [b"dst"]),
+                ([b"MIGRATE", b"h", b"1", b"", b"0", b"9", b"KEYS", b"k1", b"k2"],
+                 [b"k1", b"k2"]),
+                ([b"GETEX", b"k", b"PERSIST"], [b"k"]),
+                ([b"COPY", b"a", b"b"], [b"a", b"b"])):
+            self.check_invalidates(argv, written, [b"kept"])
+
+    def test_scriptsTouchEverything(self) -> None:
+        """EVAL, EVALSHA and FCALL may write any key: the whole cache goes."""
+        self.check_invalidates([b"EVAL", b"return 1", b"0"], [b"a", b"b"])
+        self.check_invalidates([b"FCALL", b"f", b"0"], [b"a"])
+
+    def test_otherKnownCommandsKeepTheCache(self) -> None:
+        """PUBLISH, SCRIPT LOAD, OBJECT and other commands that write no key are forwarded
+        without touching the cache."""
+        self.cache.put(b"a", b"1")
+        for argv in ([b"PUBLISH", b"c", b"m"], [b"SCRIPT", b"LOAD", b"return 1"],
+                     [b"OBJECT", b"ENCODING", b"a"], [b"XREAD", b"STREAMS", b"s", b"0"]):
+            self.session.execute(argv)
+            self.assertEqual(self.backend.sent[-1][0], argv)
+            self.assertEqual(self.backend.options[-1], {})
+        self.assertEqual(self.cache.get(b"a"), b"1")
+
+    def test_blockingStreamReadRefused(self) -> None:
+        """XREAD and XREADGROUP with BLOCK would stall the shared connection: refused."""
+        for argv in ([b"XREAD", b"BLOCK", b"0", b"STREAMS", b"s", b"$"],
+                     [b"XREADGROUP", b"GROUP", b"g", b"c", b"block", b"5", b"STREAMS", b"s",
+                      b">"]):
+            self.assertIn("not supported through kvproxy", self.session.execute(argv).message)
+        self.assertEqual(self.backend.sent, [])
 
     def test_readOnlyKeepsCache(self) -> None:
         """A read-only command leaves the cache alone."""
@@ -289,6 +133,64 @@ class ProxyWriteTests(ProxyCase):
         self.backend.answer(0, OK)
         self.backend.answer(1, b"new")
         self.assertEqual(result_of(d), b"new")
+
+
+ADMIN_COMMANDS = (
+    [b"CONFIG", b"SET", b"maxmemory", b"1"], [b"config", b"resetstat"], [b"CONFIG", b"REWRITE"],
+    [b"FLUSHALL"], [b"FLUSHDB", b"ASYNC"], [b"FLUSH"], [b"SWAPDB", b"0", b"1"],
+    [b"SHUTDOWN", b"NOSAVE"], [b"DEBUG", b"SLEEP", b"0"], [b"SAVE"], [b"BGSAVE"],
+    [b"BGREWRITEAOF"], [b"COMPACT"], [b"REPLICAOF", b"NO", b"ONE"], [b"SLAVEOF", b"h", b"1"],
+    [b"FAILOVER"], [b"SLOWLOG", b"RESET"], [b"LATENCY", b"RESET"],
+    [b"ACL", b"SETUSER", b"u", b"on"], [b"ACL", b"LOG", b"RESET"],
+    [b"MODULE", b"LOAD", b"/x.so"], [b"SCRIPT", b"FLUSH"], [b"FUNCTION", b"FLUSH"],
+    [b"CLUSTER", b"RESET"], [b"PFDEBUG", b"GETREG", b"k"])
+
+
+class ProxyAdminTests(ProxyCase):
+    """Server-wide commands are refused unless kvproxy was started with --allow-admin."""
+
+    cache_options = {"ttl": 60}
+
+    def test_refusedByDefault(self) -> None:
+        """CONFIG SET, FLUSHALL, SHUTDOWN, DEBUG and their kind get a clear error; nothing
+        is sent and the cache is kept."""
+        self.cache.put(b"a", b"1")
+        for argv in ADMIN_COMMANDS:
+            reply = self.session.execute(argv)
+            self.assertIsInstance(reply, Error, repr(argv))
+            self.assertIn("--allow-admin", reply.message)
+        self.assertIn("'CONFIG SET'", self.session.execute(ADMIN_COMMANDS[0]).message)
+        self.assertEqual(self.backend.sent, [])
+        self.assertEqual(self.cache.get(b"a"), b"1")
+
+    def test_inspectingIsForwarded(self) -> None:
+        """The subcommands that only look (CONFIG GET, SLOWLOG GET, ACL WHOAMI, ...) are
+        forwarded."""
+        for argv in ([b"CONFIG", b"GET", b"maxmemory"], [b"SLOWLOG", b"GET"],
+                     [b"ACL", b"WHOAMI"], [b"ACL", b"LOG"], [b"LATENCY", b"LATEST"],
+                     [b"CLUSTER", b"INFO"], [b"MODULE", b"LIST"], [b"SCRIPT", b"EXISTS", b"x"]):
+            self.session.execute(argv)
+            self.assertEqual(self.backend.sent[-1][0], argv)
+
+    def test_allowedAdminIsForwarded(self) -> None:
+        """With --allow-admin they are forwarded; the flushes flush the cache too, the others
+        leave it alone."""
+        self.proxy.allow_admin = True
+        for argv in ([b"FLUSHALL"], [b"FLUSHDB"], [b"FLUSH"], [b"SWAPDB", b"0", b"1"],
+                     [b"DEBUG", b"RELOAD"], [b"REPLICAOF", b"h", b"1"]):
+            self.cache.put(b"a", b"1")
+            d = self.session.execute(argv)
+            self.assertEqual(self.backend.sent[-1][0], argv)
+            self.assertNotIn(b"a", self.cache)
+            self.cache.put(b"a", b"refetched before the reply")
+            self.backend.sent[-1][1].callback(OK)
+            self.assertEqual(result_of(d), OK)
+            self.assertNotIn(b"a", self.cache)
+        self.cache.put(b"a", b"1")
+        d = self.session.execute([b"CONFIG", b"SET", b"maxmemory", b"1"])
+        self.assertEqual(self.backend.sent[-1][0], [b"CONFIG", b"SET", b"maxmemory", b"1"])
+        self.backend.sent[-1][1].callback(OK)
+        self.assertEqual((result_of(d), self.cache.get(b"a")), (OK, b"1"))
 
 
 class ProxyFailureTests(ProxyCase):
@@ -331,7 +233,7 @@ class ProxyFailureTests(ProxyCase):
 
     def test_forwardFailure(self) -> None:
         """A failed read-only command gives an error reply."""
-        self.backend.request = lambda argv: fail(BackendUnavailable("down"))
+        self.backend.request = lambda argv, **options: fail(BackendUnavailable("down"))
         self.assertIsInstance(result_of(self.session.execute([b"DBSIZE"])), Error)
         self.assertEqual(self.proxy.backend_errors, 1)
 
@@ -355,6 +257,13 @@ class ProxyLocalCommandTests(ProxyCase):
         """QUIT answers OK and marks the session closing."""
         self.assertEqual(self.session.execute([b"QUIT"]), OK)
         self.assertTrue(self.session.closing)
+
+    def test_exit(self) -> None:
+        """EXIT (kvstore's QUIT) is answered by the proxy too: OK, this client closes, the
+        shared backend connection is not asked."""
+        self.assertEqual(self.session.execute([b"exit"]), OK)
+        self.assertTrue(self.session.closing)
+        self.assertEqual(self.backend.sent, [])
 
     def test_refused(self) -> None:
         """Connection-state and blocking commands are refused with a clear error."""
@@ -397,12 +306,54 @@ class ProxyLocalCommandTests(ProxyCase):
             self.assertIn(line + "\r\n", text)
         self.cache.stop()
 
+    def test_localCommandsAreTheTable(self) -> None:
+        """The commands the session answers itself are those commands.LOCAL names."""
+        self.assertEqual(set(_LOCAL), LOCAL)
+
     def test_sessions(self) -> None:
         """Sessions are registered until dropped."""
         other = self.proxy.new_session()
         self.assertEqual(len(self.proxy.clients), 2)
         self.proxy.drop_session(other)
         self.assertEqual(list(self.proxy.clients), [self.session.id])
+
+
+class ProxyUnexpectedReplyTests(SynchronousTestCase):
+    """A reply from the backend that fits no request never reaches another client."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60)
+        self.addCleanup(self.cache.stop)
+        self.backend = ProtocolBackend(self.clock)
+        self.proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
+
+    def test_extraReplyIsNotHandedToTheNextClient(self) -> None:
+        """A command that answers twice: the next client's GET fails, it is not answered
+        with the extra reply, and the connection is closed."""
+        odd = self.proxy.new_session().execute([b"FOO", b"x"])
+        fetch = self.proxy.new_session().execute([b"GET", b"k"])
+        self.clock.advance(0)
+        self.assertEqual([argv[0] for argv in self.backend.written()], [b"FOO", b"ECHO", b"GET"])
+        self.backend.client.dataReceived(b"+first\r\n+second\r\n$5\r\nvalue\r\n")
+        self.assertEqual(result_of(odd), Status(b"first"))
+        reply = result_of(fetch)
+        self.assertIsInstance(reply, Error)
+        self.assertIn("does not fit", reply.message)
+        self.assertTrue(self.backend.transport.disconnecting)
+        self.assertNotIn(b"k", self.cache)
+
+    def test_fetchReplyOfWrongShapeClosesTheConnection(self) -> None:
+        """A GET fetch answered with an integer (a shifted reply) closes the connection and
+        flushes the cache, since replies before it may have gone to the wrong fetch."""
+        self.cache.put(b"cached", b"maybe wrong")
+        fetch = self.proxy.new_session().execute([b"GET", b"k"])
+        later = self.proxy.new_session().execute([b"INCR", b"n"])
+        self.clock.advance(0)
+        self.backend.client.dataReceived(b":1\r\n:2\r\n")
+        self.assertIn("does not fit", result_of(fetch).message)
+        self.assertIsInstance(result_of(later), Error)
+        self.assertEqual(len(self.cache), 0)
 
 
 class ProxyOverStoreTests(SynchronousTestCase):
@@ -460,6 +411,21 @@ class ProxyOverStoreTests(SynchronousTestCase):
                          [[b"MGET", b"b", b"l", b"a", b"none"], [b"GET", b"l"],
                           [b"GET", b"none"]])
 
+    def test_exitClosesOnlyItsClient(self) -> None:
+        """EXIT from one client closes that client's connection; the backend and the other
+        clients carry on."""
+        leaving, leaving_transport = self.connect()
+        staying, staying_transport = self.connect()
+        leaving.dataReceived(b"SET k v\r\nEXIT\r\nGET k\r\n")
+        self.clock.advance(0)
+        self.assertEqual(leaving_transport.value(), b"OK\r\nOK\r\n")
+        self.assertTrue(leaving_transport.disconnecting)
+        self.assertNotIn([b"EXIT"], self.backend.requests)
+        staying.dataReceived(b"GET k\r\n")
+        self.clock.advance(0)
+        self.assertEqual(staying_transport.value(), b'"v"\r\n')
+        self.assertFalse(staying_transport.disconnecting)
+
     def test_telnet(self) -> None:
         """A telnet client gets redis-cli style replies through the proxy."""
         protocol, transport = self.connect()
@@ -500,243 +466,3 @@ class ProxyOverStoreTests(SynchronousTestCase):
         self.assertEqual(session.execute([b"GET", b"k"]), b"1")
         self.clock.advance(0.1)
         self.assertEqual(self.call(session, [b"GET", b"k"]), b"2")
-
-
-class ProxyBatchTests(ProxyCase):
-    """The GET misses of one reactor turn are fetched together at its end."""
-
-    cache_options = {"ttl": 60, "miss_ttl": 5}
-
-    def setUp(self) -> None:
-        ProxyCase.setUp(self)
-        self.one = self.session
-        self.two = self.proxy.new_session()
-
-    def test_missesOfOneTurnAreOneMget(self) -> None:
-        """Misses from several clients in one turn go to the backend as one MGET."""
-        d1 = self.one.execute([b"GET", b"a"])
-        d2 = self.two.execute([b"GET", b"b"])
-        d3 = self.one.execute([b"GET", b"c"])
-        self.assertEqual(self.backend.sent, [])
-        self.clock.advance(0)
-        self.assertEqual([argv for argv, _ in self.backend.sent], [[b"MGET", b"a", b"b", b"c"]])
-        self.backend.answer(0, [b"1", b"2", b"3"])
-        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [b"1", b"2", b"3"])
-        self.assertEqual([self.cache.get(key) for key in (b"a", b"b", b"c")],
-                         [b"1", b"2", b"3"])
-        self.assertEqual((self.proxy.fetches, self.proxy.fetched_keys), (1, 3))
-
-    def test_nextTurnIsAnotherBatch(self) -> None:
-        """Misses after the batch was sent wait for the next turn's batch."""
-        self.one.execute([b"GET", b"a"])
-        self.clock.advance(0)
-        self.one.execute([b"GET", b"b"])
-        self.two.execute([b"GET", b"c"])
-        self.clock.advance(0)
-        self.assertEqual([argv for argv, _ in self.backend.sent],
-                         [[b"GET", b"a"], [b"MGET", b"b", b"c"]])
-
-    def test_missAfterWriteWaitsForTurnEnd(self) -> None:
-        """A write sends the misses before it; a miss after it goes at the end of the turn."""
-        self.one.execute([b"GET", b"a"])
-        self.two.execute([b"SET", b"x", b"1"])
-        self.one.execute([b"GET", b"b"])
-        self.assertEqual([argv for argv, _ in self.backend.sent],
-                         [[b"GET", b"a"], [b"SET", b"x", b"1"]])
-        self.clock.advance(0)
-        self.assertEqual([argv for argv, _ in self.backend.sent][2:], [[b"GET", b"b"]])
-        self.clock.advance(0)
-        self.assertEqual(len(self.backend.sent), 3)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
-
-    def test_usesReactorTurnEnd(self) -> None:
-        """With a reactor that calls at the end of its turn, the batch goes out through that."""
-        ends = []
-        self.clock.callAtTurnEnd = ends.append
-        proxy = ProxyStore(self.clock, self.cache, self.backend, FakeListener())
-        session = proxy.new_session()
-        session.execute([b"GET", b"a"])
-        session.execute([b"GET", b"b"])
-        self.assertEqual((len(ends), self.clock.getDelayedCalls()), (1, []))
-        ends.pop()()
-        self.assertEqual([argv for argv, _ in self.backend.sent], [[b"MGET", b"a", b"b"]])
-
-    def test_sameKeyTwiceInOneTurnIsFetchedOnce(self) -> None:
-        """Concurrent misses on one key put it in the batch once; every waiter gets it."""
-        d1 = self.one.execute([b"GET", b"a"])
-        d2 = self.two.execute([b"GET", b"a"])
-        d3 = self.two.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        self.assertEqual(self.backend.sent[0][0], [b"MGET", b"a", b"b"])
-        self.backend.answer(0, [b"1", b"2"])
-        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [b"1", b"1", b"2"])
-        self.assertEqual(self.proxy.coalesced, 1)
-
-    def test_joinWhileBatchInFlight(self) -> None:
-        """A miss on a key whose batch is in flight joins it instead of a new request."""
-        d1 = self.one.execute([b"GET", b"a"])
-        self.two.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        d2 = self.two.execute([b"GET", b"a"])
-        self.clock.advance(0)
-        self.assertEqual(len(self.backend.sent), 1)
-        self.backend.answer(0, [b"1", b"2"])
-        self.assertEqual((result_of(d1), result_of(d2)), (b"1", b"1"))
-
-    def test_nilFromMgetIsRereadWithGet(self) -> None:
-        """A nil from MGET is re-read with GET, whose answer the client gets and the cache keeps."""
-        d1 = self.one.execute([b"GET", b"list"])
-        d2 = self.two.execute([b"GET", b"gone"])
-        d3 = self.two.execute([b"GET", b"k"])
-        self.clock.advance(0)
-        self.backend.answer(0, [None, None, b"v"])
-        self.assertEqual(result_of(d3), b"v")
-        self.assertEqual([argv for argv, _ in self.backend.sent[1:]],
-                         [[b"GET", b"list"], [b"GET", b"gone"]])
-        self.assertNoResult(d1)
-        self.assertNoResult(d2)
-        wrong = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
-        self.backend.answer(1, wrong)
-        self.backend.answer(2, None)
-        self.assertEqual((result_of(d1), result_of(d2)), (wrong, None))
-        self.assertNotIn(b"list", self.cache)
-        self.assertIsNone(self.cache.get(b"gone"))
-        self.assertIsNone(self.cache.pending(b"list"))
-        self.assertEqual((self.proxy.fetches, self.proxy.rereads), (3, 2))
-
-    def test_nilFromStringsOnlyBackendIsAMiss(self) -> None:
-        """From a backend holding strings only, an MGET nil is cached as a miss with no GET."""
-        self.backend.strings_only = True
-        d1 = self.one.execute([b"GET", b"gone"])
-        d2 = self.two.execute([b"GET", b"none"])
-        d3 = self.two.execute([b"MGET", b"k", b"also-gone"])
-        self.clock.advance(0)
-        self.assertEqual([argv for argv, _ in self.backend.sent],
-                         [[b"MGET", b"k", b"also-gone"], [b"MGET", b"gone", b"none"]])
-        self.backend.answer(0, [b"v", None])
-        self.backend.answer(1, [None, None])
-        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [None, None, [b"v", None]])
-        self.assertEqual(len(self.backend.sent), 2)
-        self.assertEqual([self.cache.get(key) for key in (b"gone", b"none", b"k", b"also-gone")],
-                         [None, None, b"v", None])
-        self.assertEqual(self.proxy.rereads, 0)
-
-    def test_missDuringRereadJoinsIt(self) -> None:
-        """While a nil is being re-read, a miss on that key joins the re-read."""
-        self.one.execute([b"GET", b"a"])
-        self.one.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        self.backend.answer(0, [None, b"2"])
-        d = self.two.execute([b"GET", b"a"])
-        self.clock.advance(0)
-        self.assertEqual(len(self.backend.sent), 2)
-        self.backend.answer(1, b"late")
-        self.assertEqual(result_of(d), b"late")
-
-    def test_invalidationDuringBatchKeepsValueOut(self) -> None:
-        """An invalidation while the batch is in flight keeps that key's value out of the cache."""
-        d1 = self.one.execute([b"GET", b"a"])
-        d2 = self.two.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        self.cache.invalidate(b"a")
-        self.backend.answer(0, [b"stale", b"2"])
-        self.assertEqual((result_of(d1), result_of(d2)), (b"stale", b"2"))
-        self.assertNotIn(b"a", self.cache)
-        self.assertEqual(self.cache.get(b"b"), b"2")
-
-    def test_invalidationDuringRereadKeepsValueOut(self) -> None:
-        """An invalidation while a nil is re-read keeps the re-read's answer out of the cache."""
-        self.one.execute([b"GET", b"a"])
-        self.one.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        self.backend.answer(0, [None, b"2"])
-        self.cache.invalidate(b"a")
-        self.backend.answer(1, None)
-        self.assertNotIn(b"a", self.cache)
-
-    def test_failureReachesEveryWaiter(self) -> None:
-        """A failed batch gives every waiting client the error and caches nothing."""
-        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"a"]),
-                   self.two.execute([b"GET", b"b"])]
-        self.clock.advance(0)
-        self.backend.fail(0, ClientDisconnected("connection lost"))
-        expected = Error("ERR backend connection lost: connection lost")
-        self.assertEqual([result_of(d) for d in waiting], [expected] * 3)
-        self.assertEqual(len(self.cache), 0)
-        self.assertIsNone(self.cache.pending(b"a"))
-        self.assertEqual(self.proxy.backend_errors, 1)
-
-    def test_timeoutReachesEveryWaiter(self) -> None:
-        """A timed-out batch answers every waiting client with a backend timeout error."""
-        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"b"])]
-        self.clock.advance(0)
-        self.backend.fail(0, RequestTimeout("no reply to MGET within 5 seconds"))
-        for d in waiting:
-            self.assertTrue(result_of(d).message.startswith("ERR backend timeout"))
-
-    def test_unavailableBackendFailsAtOnce(self) -> None:
-        """A backend that fails the batch synchronously still answers every waiter."""
-        self.backend.request = lambda argv: fail(BackendUnavailable("cannot connect to x"))
-        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"b"])]
-        self.clock.advance(0)
-        for d in waiting:
-            self.assertTrue(result_of(d).message.startswith("ERR backend unavailable"))
-        self.assertIsNone(self.cache.pending(b"b"))
-
-    def test_mgetErrorReplyFallsBackToGets(self) -> None:
-        """An error reply to the batch's MGET makes each key ask with its own GET."""
-        d1 = self.one.execute([b"GET", b"a"])
-        d2 = self.two.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        self.backend.answer(0, Error("NOPERM no MGET for you"))
-        self.assertEqual([argv for argv, _ in self.backend.sent[1:]],
-                         [[b"GET", b"a"], [b"GET", b"b"]])
-        self.backend.answer(1, b"1")
-        self.backend.answer(2, Error("NOPERM no GET either"))
-        self.assertEqual((result_of(d1), result_of(d2)), (b"1", Error("NOPERM no GET either")))
-        self.assertEqual(self.cache.get(b"a"), b"1")
-
-    def test_malformedReplyIsAnError(self) -> None:
-        """A batch reply of the wrong length answers every waiter with an error."""
-        waiting = [self.one.execute([b"GET", b"a"]), self.two.execute([b"GET", b"b"])]
-        self.clock.advance(0)
-        self.backend.answer(0, [b"only one"])
-        expected = Error("ERR backend sent a malformed MGET reply")
-        self.assertEqual([result_of(d) for d in waiting], [expected, expected])
-        self.assertIsNone(self.cache.pending(b"a"))
-
-    def test_writeSendsPendingBatchFirst(self) -> None:
-        """A write sends the misses read before it first, so they do not see it."""
-        self.one.execute([b"GET", b"a"])
-        self.one.execute([b"GET", b"b"])
-        self.two.execute([b"SET", b"a", b"new"])
-        self.one.execute([b"GET", b"c"])
-        self.clock.advance(0)
-        self.assertEqual([argv for argv, _ in self.backend.sent],
-                         [[b"MGET", b"a", b"b"], [b"SET", b"a", b"new"], [b"GET", b"c"]])
-        self.backend.answer(0, [b"old", b"2"])
-        self.assertNotIn(b"a", self.cache)
-
-    def test_getJoiningClientMgetIsAnswered(self) -> None:
-        """A GET that joins a client MGET's fetch gets GET's answer, even for a nil."""
-        m = self.one.execute([b"MGET", b"a", b"b"])
-        d1 = self.two.execute([b"GET", b"a"])
-        d2 = self.two.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        self.assertEqual(len(self.backend.sent), 1)
-        self.backend.answer(0, [b"1", None])
-        self.assertEqual((result_of(m), result_of(d1)), ([b"1", None], b"1"))
-        self.assertEqual(self.backend.sent[1][0], [b"GET", b"b"])
-        self.backend.answer(1, Error("WRONGTYPE Operation against a key"))
-        self.assertEqual(result_of(d2), Error("WRONGTYPE Operation against a key"))
-
-    def test_info(self) -> None:
-        """INFO counts fetch requests, the keys they carried and the nil re-reads."""
-        self.one.execute([b"GET", b"a"])
-        self.two.execute([b"GET", b"b"])
-        self.clock.advance(0)
-        self.backend.answer(0, [None, b"2"])
-        text = self.one.execute([b"INFO"]).decode()
-        for line in ("backend_fetches:2", "backend_fetched_keys:2", "backend_rereads:1",
-                     "cache_misses:2"):
-            self.assertIn(line + "\r\n", text)

@@ -7,6 +7,7 @@ import os
 import platform
 from unittest import skipIf
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -23,8 +24,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from kvtwist import client
 
 from kvtwist.proxy import tap as proxytap
+from kvtwist.proxy.backend import Backend
 from kvtwist.engine.store import Store
-from kvtwist.wire.replies import Error
+from kvtwist.wire import respreply
+from kvtwist.wire.replies import Error, Status
 from kvtwist.serve.protocol import KVFactory
 from tests.procs import TwistdProcess, free_port, start_kvproxy, start_kvstore
 from tests.redisref import start_redis_or_skip
@@ -42,21 +45,28 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(options["ttl"], 60.0)
         self.assertEqual(options["max-entries"], 100000)
         self.assertFalse(options["no-tracking"])
+        self.assertEqual((options["heartbeat"], options["heartbeat-timeout"]), (1.0, 2.0))
+        self.assertFalse(options["allow-admin"])
 
     def test_values(self) -> None:
         """Every option is parsed into its type."""
         options = proxytap.Options()
         options.parseOptions(["--listen", "tcp:0", "-l", "unix:/tmp/x", "--backend",
                               "tls:host=h:port=1", "--ttl", "2.5", "--miss-ttl", "1",
-                              "--max-entries", "10", "--timeout", "3", "--no-tracking"])
+                              "--max-entries", "10", "--timeout", "3", "--no-tracking",
+                              "--heartbeat", "0.5", "--heartbeat-timeout", "4",
+                              "--allow-admin"])
         self.assertEqual(options["listen"], ["tcp:0", "unix:/tmp/x"])
         self.assertEqual((options["ttl"], options["miss-ttl"], options["max-entries"],
                           options["timeout"]), (2.5, 1.0, 10, 3.0))
         self.assertTrue(options["no-tracking"])
+        self.assertEqual((options["heartbeat"], options["heartbeat-timeout"]), (0.5, 4.0))
+        self.assertTrue(options["allow-admin"])
 
     def test_bad_numbers(self) -> None:
         """Non-numbers and negative numbers are usage errors."""
-        for argv in (["--ttl", "soon"], ["--max-entries", "-1"], ["--timeout", "-2"]):
+        for argv in (["--ttl", "soon"], ["--max-entries", "-1"], ["--timeout", "-2"],
+                     ["--heartbeat", "-1"], ["--heartbeat-timeout", "0"]):
             self.assertRaises(usage.UsageError, proxytap.Options().parseOptions, argv)
 
 
@@ -74,15 +84,19 @@ def wait_until(predicate, what: str, limit: float = 10.0) -> defer.Deferred:
     return defer.maybeDeferred(check)
 
 
-class InProcessTests(TestCase):
-    """kvproxy in front of a kvstore Store, both on loopback in this process."""
+class InProcessCase(TestCase):
+    """kvproxy in front of a kvstore Store (``backend_store`` wraps it), both on loopback
+    in this process; ``self.client`` talks to kvproxy, ``self.direct`` to the Store."""
 
     timeout = 60
+
+    backend_store = None  # a wrapper of the Store, or None
 
     @defer.inlineCallbacks
     def setUp(self):
         self.store = Store(reactor)
-        self.backend_port = reactor.listenTCP(0, KVFactory(self.store), interface="127.0.0.1")
+        served = self.store if self.backend_store is None else self.backend_store(self.store)
+        self.backend_port = reactor.listenTCP(0, KVFactory(served), interface="127.0.0.1")
         self.port_number = self.backend_port.getHost().port
         self.service = proxytap.makeService(
             {"listen": [], "backend": "tcp:127.0.0.1:%d" % self.port_number, "ttl": 30,
@@ -112,6 +126,11 @@ class InProcessTests(TestCase):
                 protocol.transport.abortConnection()
         self.assertEqual([call for call in reactor.getDelayedCalls()
                           if "Cache._expire" in repr(call)], [])
+
+
+
+class InProcessTests(InProcessCase):
+    """kvproxy in front of a kvstore Store, both on loopback in this process."""
 
     @defer.inlineCallbacks
     def test_coherenceWithDirectWrites(self):
@@ -190,7 +209,7 @@ class InProcessTests(TestCase):
         sock.listen(1)
         self.addCleanup(sock.close)
         store = self.service.store
-        silent = proxytap.Backend(reactor, client.endpoint_from_string(
+        silent = Backend(reactor, client.endpoint_from_string(
             reactor, "127.0.0.1:%d" % sock.getsockname()[1]), "silent", timeout=0.2)
         silent.startService()
         self.addCleanup(silent.stopService)
@@ -202,6 +221,92 @@ class InProcessTests(TestCase):
         reply = yield store.new_session().execute([b"GET", b"nothing"])
         self.assertIsInstance(reply, Error)
         self.assertIn("backend timeout", reply.message)
+
+
+def pipeline(port: int, *commands) -> list:
+    """Send ``commands`` (argv lists) to loopback ``port`` in one write; return the replies."""
+    parser = respreply.ReplyParser()
+    replies = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"".join(respreply.encode_command(argv) for argv in commands))
+        while len(replies) < len(commands):
+            data = sock.recv(65536)
+            if not data:
+                raise AssertionError("connection closed after %r" % (replies,))
+            parser.feed(data)
+            while True:
+                reply = parser.next_reply()
+                if reply is respreply.NEED_MORE:
+                    break
+                replies.append(reply)
+    return replies
+
+
+class _TwiceSession:
+    """A kvstore session that answers TWICE with two replies, as a misbehaving backend."""
+
+    def __init__(self, inner) -> None:
+        object.__setattr__(self, "inner", inner)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.inner, name, value)
+
+    def execute(self, argv):
+        if argv and argv[0].upper() == b"TWICE":
+            self.inner.push(Status(b"first"))
+            return Status(b"second")
+        return self.inner.execute(argv)
+
+
+class TwiceStore:
+    """A kvstore Store whose sessions answer TWICE twice."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.clients = store.clients
+
+    @property
+    def journal(self):
+        return getattr(self.store, "journal", None)
+
+    def new_session(self, peer: str = ""):
+        return _TwiceSession(self.store.new_session(peer))
+
+    def drop_session(self, session) -> None:
+        self.store.drop_session(session.inner)
+
+
+class ExtraReplyTests(InProcessCase):
+    """kvproxy in front of a backend that answers one command twice."""
+
+    backend_store = TwiceStore
+
+    @defer.inlineCallbacks
+    def test_extraReplyReachesNoOtherClient(self):
+        """The second reply to TWICE goes to no other client: its GET, if it was on the same
+        backend connection, fails; the next one is answered."""
+        yield self.direct.set(b"k", b"v")
+        other = yield client.connect(
+            reactor, "127.0.0.1:%d" % self.proxy_port.getHost().port, timeout=5)
+        self.addCleanup(other.close)
+        twice = self.client.request([b"TWICE"])
+        fetch = other.request([b"GET", b"k"])
+        self.assertEqual((yield twice), Status(b"first"))
+        reply = yield fetch
+        if reply != b"v":
+            self.assertIsInstance(reply, Error)
+            self.assertIn("does not fit", reply.message)
+        self.assertEqual((yield other.get(b"k")), b"v")
+
+
+# A script keeping redis-server busy for two seconds.
+BUSY_SCRIPT = (b"local t = redis.call('TIME') "
+               b"while true do local n = redis.call('TIME') "
+               b"if (n[1] - t[1]) * 1000000 + (n[2] - t[2]) > 2000000 then break end end "
+               b"return 1")
 
 
 def eventually(read, expected, limit: float = 10.0):
@@ -277,6 +382,95 @@ class TwistdTests(SynchronousTestCase):
         via = redis.Redis(port=proxy.port, socket_timeout=10)
         self.addCleanup(via.close)
         self.assertEqual(via.info()["backend_strings_only"], 0)
+
+    def test_redisPipelineReadsBeforeItsWrite(self) -> None:
+        """In front of redis-server, a GET pipelined before a SET of its key never sees it."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        proxy = self.start_proxy(server.port)
+        proxy.wait_for_line("invalidation tracking on")
+        for attempt in range(20):
+            a, b = b"a%d" % attempt, b"b%d" % attempt
+            replies = pipeline(proxy.port, [b"GET", a], [b"GET", b], [b"SET", a, b"new"],
+                               [b"GET", a])
+            self.assertEqual(replies, [None, None, Status(b"OK"), b"new"], attempt)
+
+    def test_adminRefusedUnlessAllowed(self) -> None:
+        """CONFIG SET and FLUSHALL through kvproxy are refused and redis-server keeps its
+        settings; with --allow-admin they are forwarded and FLUSHALL flushes the cache."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        direct = redis.Redis(port=server.port, protocol=2, socket_timeout=10)
+        self.addCleanup(direct.close)
+        policy = direct.config_get("maxmemory-policy")["maxmemory-policy"]
+        proxy = self.start_proxy(server.port)
+        via = redis.Redis(port=proxy.port, protocol=2, socket_timeout=10)
+        self.addCleanup(via.close)
+        for command in (lambda: via.config_set("maxmemory-policy", "allkeys-lru"),
+                        via.flushall, lambda: via.execute_command("DEBUG", "SLEEP", "0")):
+            with self.assertRaises(redis.ResponseError) as caught:
+                command()
+            self.assertIn("--allow-admin", str(caught.exception))
+        self.assertEqual(direct.config_get("maxmemory-policy")["maxmemory-policy"], policy)
+        self.assertEqual(via.config_get("maxmemory-policy")["maxmemory-policy"], policy)
+        admin = self.start_proxy(server.port, "--allow-admin")
+        admin.wait_for_line("invalidation tracking on")
+        allowed = redis.Redis(port=admin.port, protocol=2, socket_timeout=10)
+        self.addCleanup(allowed.close)
+        allowed.set("k", "1")
+        self.assertEqual(allowed.get("k"), b"1")
+        self.assertTrue(allowed.flushall())
+        self.assertIsNone(allowed.get("k"))
+        self.assertTrue(allowed.config_set("maxmemory-policy", "allkeys-lru"))
+        self.assertEqual(direct.config_get("maxmemory-policy")["maxmemory-policy"],
+                         "allkeys-lru")
+
+    def test_slowCommandFailsAlone(self) -> None:
+        """A command slower than --timeout fails with a timeout; a GET that queued behind it
+        is answered all the same (asked again on the replacement connection)."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        direct = redis.Redis(port=server.port, protocol=2, socket_timeout=10)
+        self.addCleanup(direct.close)
+        direct.set("k", "v")
+        # The script runs 2 s: the timeout is passed, and a replacement connection (its
+        # INFO answered once the script is done) comes well within another.
+        proxy = start_kvproxy(server.port, "--timeout", "1.5")
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        slow = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        self.addCleanup(slow.close)
+        slow.sendall(respreply.encode_command([b"EVAL", BUSY_SCRIPT, b"0"]))
+        self.assertEqual(pipeline(proxy.port, [b"GET", b"k"]), [b"v"])
+        answer = slow.recv(4096)
+        self.assertTrue(answer.startswith(b"-ERR backend timeout: no reply to EVAL"), answer)
+
+    def test_silentBackendDropsTheLink(self) -> None:
+        """A backend that stops answering without closing (SIGSTOP): the heartbeat drops the
+        invalidation link, INFO says so and nothing stays cached; when it answers again the
+        link is back up and counted as a reconnection."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        proxy = start_kvproxy(server.port, "--timeout", "1", "--heartbeat", "0.2",
+                              "--heartbeat-timeout", "0.5")
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        via = redis.Redis(port=proxy.port, protocol=2, socket_timeout=10)
+        self.addCleanup(via.close)
+        via.set("k", "1")
+        self.assertEqual(eventually(lambda: via.get("k"), b"1"), b"1")
+        self.assertEqual(via.info()["cache_entries"], 1)
+        os.kill(server.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, server.pid, signal.SIGCONT)
+        link = eventually(lambda: via.info()["cache_invalidation_link"], "down", limit=30)
+        self.assertEqual(link, "down")
+        self.assertEqual(via.info()["cache_entries"], 0)
+        os.kill(server.pid, signal.SIGCONT)
+        link = eventually(lambda: via.info()["cache_invalidation_link"], "up", limit=30)
+        self.assertEqual(link, "up")
+        info = via.info()
+        self.assertGreaterEqual(info["cache_invalidation_reconnects"], 1)
+        self.assertEqual(via.get("k"), b"1")
 
     def test_backendRestart(self) -> None:
         """A killed backend gives clear errors, and the proxy reconnects when it returns."""

@@ -45,6 +45,48 @@ class ReplyParserTests(SynchronousTestCase):
         parser.feed(b"lo\r\n")
         self.assertEqual(parser.next_reply(), b"hello")
 
+    def depth_of(self, reply) -> int:
+        """How many arrays ``reply`` nests, each holding one element, down to the integer 1
+        (walked with a loop: comparing such a reply would recurse)."""
+        depth = 0
+        while reply.__class__ is list:
+            self.assertEqual(len(reply), 1)
+            reply = reply[0]
+            depth += 1
+        self.assertEqual(reply, 1)
+        return depth
+
+    def test_deep_nesting(self) -> None:
+        """A reply nested 100000 arrays deep parses (no recursion), whole or in pieces."""
+        wire = b"*1\r\n" * 100000 + b":1\r\n" + b"+OK\r\n"
+        parser = ReplyParser()
+        parser.feed(wire)
+        self.assertEqual(self.depth_of(parser.next_reply()), 100000)
+        self.assertEqual(parser.next_reply(), Status(b"OK"))
+        parser = ReplyParser()
+        got = []
+        for start in range(0, len(wire), 4093):
+            parser.feed(wire[start:start + 4093])
+            reply = parser.next_reply()
+            while reply is not NEED_MORE:
+                got.append(reply)
+                reply = parser.next_reply()
+        self.assertEqual((self.depth_of(got[0]), got[1:]), (100000, [Status(b"OK")]))
+
+    def test_max_depth(self) -> None:
+        """Past max_depth a reply is read to its end and comes out as too_deep; replies
+        within it, and the ones after it, come out as they are."""
+        parser = ReplyParser(max_depth=3)
+        parser.feed(b"*1\r\n" * 3 + b":1\r\n" + b"*1\r\n" * 4 + b":1\r\n"
+                    + b"*2\r\n*1\r\n*1\r\n*0\r\n:2\r\n" + b":3\r\n")
+        self.assertEqual(self.depth_of(parser.next_reply()), 3)
+        self.assertEqual(parser.next_reply(), Error("ERR reply nested deeper than 3 arrays"))
+        self.assertEqual(parser.next_reply(), Error("ERR reply nested deeper than 3 arrays"))
+        self.assertEqual(parser.next_reply(), 3)
+        parser = ReplyParser(max_depth=1, too_deep="deep")
+        parser.feed(b"*1\r\n*-1\r\n*1\r\n:1\r\n")
+        self.assertEqual([parser.next_reply(), parser.next_reply()], ["deep", [1]])
+
     def test_many_pipelined(self) -> None:
         """Ten thousand pipelined replies fed in odd-sized pieces all come out in order."""
         wire = b"".join(to_resp([b"v%d" % i, i]) for i in range(10000))
