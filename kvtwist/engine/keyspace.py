@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bisect
 import random
-import re
 import zlib
+
+from kvtwist.engine.glob import compile_glob
 
 # Effect opcodes: what the keyspace logs for each mutation (see docs/design.md).
 SET, DEL, EXPIRE_AT, PERSIST, FLUSH = 1, 2, 3, 4, 5
@@ -193,11 +194,14 @@ class Keyspace:
         return list(self.data)
 
     def keys(self, pattern: bytes) -> list:
-        """Return the live keys matching a Redis glob pattern."""
+        """Return the live keys matching a Redis glob pattern (``*`` alone: every key).
+
+        O(n * len(key) * widest segment of the pattern) at worst: see glob.compile_glob.
+        """
         if pattern == b"*":
             return self.live_keys()
-        match = compile_glob(pattern).fullmatch
-        return [key for key in self.live_keys() if match(key) is not None]
+        matches = compile_glob(pattern).matches
+        return [key for key in self.live_keys() if matches(key)]
 
     def random_key(self):
         """Return a random live key, or None when there is none."""
@@ -275,60 +279,3 @@ def _sample_one(data: dict):
     return None
 
 
-# -- Redis glob patterns (stringmatchlen) ------------------------------------------
-
-_glob_cache: dict = {}
-
-
-def compile_glob(pattern: bytes, nocase: bool = False):
-    """Return a compiled bytes regex whose ``fullmatch`` is Redis's ``stringmatchlen``."""
-    cached = _glob_cache.get((pattern, nocase))
-    if cached is not None:
-        return cached
-    out = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == 0x2A:  # *
-            out.append(b".*")
-        elif c == 0x3F:  # ?
-            out.append(b".")
-        elif c == 0x5B:  # [
-            i += 1
-            negate = i < n and pattern[i] == 0x5E
-            if negate:
-                i += 1
-            members = []
-            while True:
-                if i < n - 1 and pattern[i] == 0x5C:
-                    members.append(b"\\x%02x" % pattern[i + 1])
-                    i += 1
-                elif i < n and pattern[i] == 0x5D:
-                    break
-                elif i >= n:
-                    # An unterminated class runs to the end of the pattern, as in Redis.
-                    break
-                elif i + 2 < n and pattern[i + 1] == 0x2D:
-                    low, high = sorted((pattern[i], pattern[i + 2]))
-                    members.append(b"\\x%02x-\\x%02x" % (low, high))
-                    i += 2
-                else:
-                    members.append(b"\\x%02x" % pattern[i])
-                i += 1
-            body = b"".join(members)
-            if not body:
-                out.append(b"(?s:.)" if negate else b"(?!)")
-            else:
-                out.append(b"[" + (b"^" if negate else b"") + body + b"]")
-        elif c == 0x5C and i + 1 < n:  # backslash escapes the next byte
-            i += 1
-            out.append(b"\\x%02x" % pattern[i])
-        else:
-            out.append(b"\\x%02x" % c)
-        i += 1
-    flags = re.DOTALL | (re.IGNORECASE if nocase else 0)
-    compiled = re.compile(b"".join(out), flags)
-    if len(_glob_cache) > 256:
-        _glob_cache.clear()
-    _glob_cache[(pattern, nocase)] = compiled
-    return compiled

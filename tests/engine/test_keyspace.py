@@ -1,4 +1,4 @@
-"""Tests for kvtwist.engine.keyspace: values, expiry on an injected clock, effects, replay, glob."""
+"""Tests for kvtwist.engine.keyspace: values, expiry on an injected clock, effects, replay, KEYS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import keyspace
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, Keyspace, compile_glob
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, Keyspace
 
 
 def make(start: float = 1000.0):
@@ -209,41 +209,13 @@ class EffectTests(SynchronousTestCase):
         self.assertEqual(sorted(replica.snapshot_items()), sorted(ks.snapshot_items()))
 
 
-class GlobTests(SynchronousTestCase):
-    def check(self, pattern, yes, no):
-        match = compile_glob(pattern).fullmatch
-        for key in yes:
-            self.assertIsNotNone(match(key), (pattern, key))
-        for key in no:
-            self.assertIsNone(match(key), (pattern, key))
-
-    def test_wildcards(self):
-        """* matches any run (newlines included) and ? exactly one byte."""
-        self.check(b"a*z", [b"az", b"a\nz", b"abcz"], [b"a", b"za"])
-        self.check(b"h?llo", [b"hello", b"hallo"], [b"hllo", b"heello"])
-
-    def test_classes(self):
-        """Brackets match sets, negated sets and ranges (reversed ranges too)."""
-        self.check(b"h[ae]llo", [b"hallo", b"hello"], [b"hillo"])
-        self.check(b"h[^e]llo", [b"hallo"], [b"hello"])
-        self.check(b"h[a-c]llo", [b"hbllo"], [b"hdllo"])
-        self.check(b"h[c-a]llo", [b"hbllo"], [b"hdllo"])
-        self.check(b"[]x", [], [b"x", b"ax"])
-
-    def test_escapes_and_literals(self):
-        """A backslash makes the next byte literal; regex metacharacters are plain bytes."""
-        self.check(b"a\\*b", [b"a*b"], [b"axb"])
-        self.check(b"a.b(", [b"a.b("], [b"axb("])
-        self.check(b"[\\]]", [b"]"], [b"\\"])
-        self.check(b"x\\", [b"x\\"], [b"x"])
-
-    def test_unterminated_class(self):
-        """An unterminated class runs to the end of the pattern, as in Redis."""
-        self.check(b"a[bc", [b"ab", b"ac"], [b"a[bc", b"ad"])
-
-    def test_nocase(self):
-        """nocase matching ignores ASCII case."""
-        self.assertIsNotNone(compile_glob(b"MAX*", nocase=True).fullmatch(b"maxmemory"))
+class KeysTests(SynchronousTestCase):
+    def test_keys_with_many_stars(self):
+        """keys answers a pattern with many stars over a long key (no backtracking search)."""
+        _, ks, _ = make()
+        ks.set(b"a" * 10000, b"v")
+        ks.set(b"a" * 10000 + b"b", b"v")
+        self.assertEqual(ks.keys(b"*a" * 40 + b"b"), [b"a" * 10000 + b"b"])
 
     def test_keys(self):
         """keys returns live keys that match and skips expired ones."""
