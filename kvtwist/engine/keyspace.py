@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import bisect
 import random
-import zlib
+from itertools import filterfalse
 
 from kvtwist.engine.glob import compile_glob
 
@@ -15,13 +14,28 @@ SET, DEL, EXPIRE_AT, PERSIST, FLUSH = 1, 2, 3, 4, 5
 _SWEEP_REPEAT_RATIO = 0.25
 _SWEEP_MAX_ROUNDS = 16
 
+# RANDOMKEY gives up (None) after this many draws of keys that had expired (each removed).
+_RANDOM_EXPIRED_TRIES = 100
+# RANDOMKEY compacts a small scan order after this many draws of dead entries in a row.
+_RANDOM_DEAD_TRIES = 8
+
 
 class Keyspace:
     """Keys to bytes values, absolute millisecond expiry times, and an optional effect log.
 
     A key with an expiry time ``at`` is alive while ``now_ms <= at`` (Redis's rule) and
     disappears on the first access after that, or when ``sweep`` samples it.
+
+    The scan order ``_order`` (for SCAN and RANDOMKEY) holds one entry per stored key, in
+    insertion order. Removing a key leaves its entry in place, dead, and remembers the key
+    in ``_tombstones``; inserting it again revives that entry (no new one). Once dead
+    entries outnumber live ones by more than ``compact_floor``, a compaction pass starts:
+    each later removal moves it on by ``compact_step`` entries, shifting live entries down
+    (order kept) and dropping dead ones, so entries only ever move to lower positions.
     """
+
+    compact_floor = 1024
+    compact_step = 32
 
     def __init__(self, clock, log=None) -> None:
         self.clock = clock
@@ -31,7 +45,11 @@ class Keyspace:
         self.expired_keys = 0
         self._sweep_keys: list = []
         self._sweep_position = 0
-        self._scan_order = None
+        self._order: list = []
+        self._tombstones: set = set()
+        # While a compaction pass runs: its read position (-1: none) and write position.
+        self._pass_read = -1
+        self._pass_write = 0
 
     def __len__(self) -> int:
         return len(self.data)
@@ -45,9 +63,7 @@ class Keyspace:
     def _alive(self, key) -> bool:
         # Only called for keys in self.expires.
         if self.now_ms() > self.expires[key]:
-            del self.data[key]
-            del self.expires[key]
-            self.expired_keys += 1
+            self._expire_now(key)
             return False
         return True
 
@@ -80,7 +96,14 @@ class Keyspace:
 
     def set(self, key, value, expire_at_ms: int = 0) -> None:
         """Store a value; ``expire_at_ms`` 0 clears any expiry (pass the old one to keep it)."""
-        self.data[key] = value
+        data = self.data
+        if key not in data:
+            tombstones = self._tombstones
+            if tombstones and key in tombstones:
+                tombstones.discard(key)  # its old entry is live again
+            else:
+                self._order.append(key)
+        data[key] = value
         if expire_at_ms:
             self.expires[key] = expire_at_ms
         elif key in self.expires:
@@ -94,6 +117,7 @@ class Keyspace:
             return False
         del self.data[key]
         self.expires.pop(key, None)
+        self._removed(key)
         if self.log is not None:
             self.log((DEL, key))
         return True
@@ -128,7 +152,7 @@ class Keyspace:
         self.data.clear()
         self.expires.clear()
         self._sweep_keys = []
-        self._scan_order = None
+        self._reset_order()
         if self.log is not None:
             self.log((FLUSH,))
 
@@ -139,14 +163,21 @@ class Keyspace:
         op = effect[0]
         if op == SET:
             key, value, at = effect[1], effect[2], effect[3]
-            self.data[key] = value
+            data = self.data
+            if key not in data:
+                if key in self._tombstones:
+                    self._tombstones.discard(key)
+                else:
+                    self._order.append(key)
+            data[key] = value
             if at:
                 self.expires[key] = at
             else:
                 self.expires.pop(key, None)
         elif op == DEL:
-            self.data.pop(effect[1], None)
             self.expires.pop(effect[1], None)
+            if self.data.pop(effect[1], None) is not None:
+                self._removed(effect[1])
         elif op == EXPIRE_AT:
             if effect[1] in self.data:
                 self.expires[effect[1]] = effect[2]
@@ -155,15 +186,30 @@ class Keyspace:
         elif op == FLUSH:
             self.data.clear()
             self.expires.clear()
+            self._reset_order()
         else:
             raise ValueError("unknown effect opcode %r" % (op,))
 
     def load_items(self, keys: list, values: list, expire_ats: list) -> None:
         """Replay a batch of SET effects given as parallel lists, in order, without logging.
 
-        The bulk form of ``apply`` for recovery: the dict is filled in one C-level update.
+        The bulk form of ``apply`` for recovery: the dict is filled in one C-level update,
+        and the new keys join the scan order in C-level passes too: O(batch).
         """
-        self.data.update(zip(keys, values))
+        data = self.data
+        fresh = list(filterfalse(data.__contains__, keys))
+        size = len(data)
+        data.update(zip(keys, values))
+        if fresh:
+            if len(data) - size != len(fresh):
+                fresh = list(dict.fromkeys(fresh))  # a new key twice in the batch
+            tombstones = self._tombstones
+            if tombstones:
+                revived = tombstones.intersection(fresh)
+                if revived:
+                    tombstones -= revived
+                    fresh = list(filterfalse(revived.__contains__, fresh))
+            self._order.extend(fresh)
         expires = self.expires
         if any(expire_ats):
             for key, at in zip(keys, expire_ats):
@@ -204,34 +250,97 @@ class Keyspace:
         return [key for key in self.live_keys() if matches(key)]
 
     def random_key(self):
-        """Return a random live key, or None when there is none."""
-        # Like Redis, retry a bounded number of times when the draw is an expired key.
-        for _ in range(100):
-            if not self.data:
-                return None
-            key = _sample_one(self.data)
-            if self.exists(key):
+        """Return a random live key, or None when there is none.
+
+        Draws positions of the scan order until one holds a live key, so every key is
+        equally likely: O(1) expected, as at least a third of the entries are live once
+        there are ``compact_floor`` keys (below that, a run of dead draws compacts the small
+        order). Keys found expired are removed; after 100 of them the answer is None.
+        """
+        expired_left = _RANDOM_EXPIRED_TRIES
+        dead_draws = 0
+        data, expires, randrange = self.data, self.expires, random.randrange
+        while data and expired_left:
+            order = self._order
+            key = order[randrange(len(order))]
+            if key not in data:
+                dead_draws += 1
+                if dead_draws >= _RANDOM_DEAD_TRIES and len(data) < self.compact_floor:
+                    self._compact()
+                    dead_draws = 0
+            elif key not in expires or self._alive(key):
                 return key
+            else:
+                expired_left -= 1
         return None
 
     def scan(self, cursor: int, count: int):
         """Return ``(next_cursor, keys)`` for one SCAN step; ``next_cursor`` 0 means done.
 
-        Keys are visited in crc32 order and the cursor is the next crc32 (+1), so every key
-        live for the whole iteration is returned at least once, whatever changes meanwhile.
-        The sorted order is cached from the step with cursor 0: O(count + log n) per step.
+        The scan order is walked downwards: cursor ``c`` > 0 means the entries below
+        position ``c`` are still to visit; 0 starts at the top (a cursor past the top is
+        clamped to it). A step visits ``count`` entries and returns their live keys:
+        O(count). New keys are appended at the top (returned or not), and compaction only
+        moves entries down, so a key present for the whole scan is returned at least once;
+        one moved down past the cursor is returned again, as Redis allows.
         """
-        if cursor == 0 or self._scan_order is None:
-            pairs = sorted((zlib.crc32(key) + 1, key) for key in self.data)
-            self._scan_order = ([h for h, _ in pairs], [key for _, key in pairs])
-        hashes, ordered = self._scan_order
-        start = bisect.bisect_left(hashes, cursor)
-        end = min(start + count, len(ordered))
-        # Never split one hash value across steps, or the cursor could not move past it.
-        while 0 < end < len(ordered) and hashes[end] == hashes[end - 1]:
-            end += 1
-        found = [key for key in ordered[start:end] if self.exists(key)]
-        return (hashes[end] if end < len(ordered) else 0), found
+        order = self._order
+        start = len(order) if cursor == 0 or cursor > len(order) else cursor
+        end = max(0, start - count)
+        data, expires = self.data, self.expires
+        found = [key for key in order[end:start]
+                 if key in data and (key not in expires or self._alive(key))]
+        return end, found
+
+    # -- the scan order -----------------------------------------------------------
+
+    def _reset_order(self) -> None:
+        self._order = []
+        self._tombstones = set()
+        self._pass_read = -1
+
+    def _removed(self, key) -> None:
+        """Note that ``key`` left ``data`` (its entry stays, dead) and move a compaction pass
+        on, starting one when dead entries exceed live ones plus ``compact_floor``:
+        O(compact_step), amortised O(1) per removal, as a pass visits O(live) entries."""
+        self._tombstones.add(key)
+        if self._pass_read < 0:
+            if len(self._order) - 2 * len(self.data) <= self.compact_floor:
+                return
+            self._pass_read = self._pass_write = 0
+        self._compact_step(self.compact_step)
+
+    def _compact_step(self, budget: int) -> None:
+        """Visit up to ``budget`` more entries of the running compaction pass: O(budget).
+
+        Live entries are copied down to the write position (the vacated slot becomes None,
+        read as dead), dead ones are dropped with their tombstone. Entries appended meanwhile
+        are visited too; at the end the tail of Nones is cut off (O(its length), C-level).
+        """
+        order, data, tombstones = self._order, self.data, self._tombstones
+        write = self._pass_write
+        stop = min(len(order), self._pass_read + budget)
+        for index in range(self._pass_read, stop):
+            key = order[index]
+            if key in data:
+                if write != index:
+                    order[write] = key
+                    order[index] = None
+                write += 1
+            else:
+                tombstones.discard(key)
+                order[index] = None
+        if stop == len(order):
+            del order[write:]
+            self._pass_read = -1
+        else:
+            self._pass_read, self._pass_write = stop, write
+
+    def _compact(self) -> None:
+        """Run a whole compaction pass now: O(len(_order))."""
+        if self._pass_read < 0:
+            self._pass_read = self._pass_write = 0
+        self._compact_step(len(self._order))
 
     # -- expiry -------------------------------------------------------------------
 
@@ -239,6 +348,7 @@ class Keyspace:
         del self.data[key]
         del self.expires[key]
         self.expired_keys += 1
+        self._removed(key)
 
     def sweep(self, limit: int = 20) -> int:
         """Active expiry: check ``limit`` keys with an expiry, repeating while over 25% had
@@ -268,14 +378,3 @@ class Keyspace:
             if hits <= len(batch) * _SWEEP_REPEAT_RATIO:
                 break
         return expired
-
-
-def _sample_one(data: dict):
-    # O(n): dicts have no random access, and RANDOMKEY is rare enough not to index for it.
-    skip = random.randrange(len(data))
-    for index, key in enumerate(data):
-        if index == skip:
-            return key
-    return None
-
-
