@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, expire_time_error, parse_int, register, _c_str
-from kvtwist.engine.keyspace import compile_glob
+from kvtwist.engine.glob import compile_glob
 from kvtwist.wire.replies import OK, CommandError, Error, Pairs, Status
 
 # -- expiry commands ------------------------------------------------------------
@@ -124,13 +124,13 @@ def cmd_scan(session, argv):
             if count < 1:
                 raise CommandError(SYNTAX)
         elif option == b"match":
-            pattern = None if value == b"*" else compile_glob(value)
+            pattern = None if value == b"*" else compile_glob(value).matches
         else:
             kind = value.lower()
         index += 2
     next_cursor, keys = session.keyspace.scan(cursor, count)
     if pattern is not None:
-        keys = [key for key in keys if pattern.fullmatch(key) is not None]
+        keys = [key for key in keys if pattern(key)]
     if kind is not None and kind != b"string":
         keys = []
     return [b"%d" % next_cursor, keys]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import bisect
 import collections
 import random
-import re
-import zlib
+from itertools import filterfalse
+
+from kvtwist.engine.glob import compile_glob
 
 # Effect opcodes: what the keyspace logs for each mutation (see docs/design.md).
 SET, DEL, EXPIRE_AT, PERSIST, FLUSH = 1, 2, 3, 4, 5
@@ -14,6 +14,11 @@ SET, DEL, EXPIRE_AT, PERSIST, FLUSH = 1, 2, 3, 4, 5
 # Active expiry repeats a round while more than this share of the sample had expired (as Redis).
 _SWEEP_REPEAT_RATIO = 0.25
 _SWEEP_MAX_ROUNDS = 16
+
+# RANDOMKEY gives up (None) after this many draws of keys that had expired (each removed).
+_RANDOM_EXPIRED_TRIES = 100
+# RANDOMKEY compacts a small scan order after this many draws of dead entries in a row.
+_RANDOM_DEAD_TRIES = 8
 
 # The undo entry of a FLUSH: its key slot holds this marker, the two others the old dicts.
 _FLUSHED = object()
@@ -24,7 +29,17 @@ class Keyspace:
 
     A key with an expiry time ``at`` is alive while ``now_ms <= at`` (Redis's rule) and
     disappears on the first access after that, or when ``sweep`` samples it.
+
+    The scan order ``_order`` (for SCAN and RANDOMKEY) holds one entry per stored key, in
+    insertion order. Removing a key leaves its entry in place, dead, and remembers the key
+    in ``_tombstones``; inserting it again revives that entry (no new one). Once dead
+    entries outnumber live ones by more than ``compact_floor``, a compaction pass starts:
+    each later removal moves it on by ``compact_step`` entries, shifting live entries down
+    (order kept) and dropping dead ones, so entries only ever move to lower positions.
     """
+
+    compact_floor = 1024
+    compact_step = 32
 
     def __init__(self, clock, log=None) -> None:
         self.clock = clock
@@ -34,7 +49,11 @@ class Keyspace:
         self.expired_keys = 0
         self._sweep_keys: list = []
         self._sweep_position = 0
-        self._scan_order = None
+        self._order: list = []
+        self._tombstones: set = set()
+        # While a compaction pass runs: its read position (-1: none) and write position.
+        self._pass_read = -1
+        self._pass_write = 0
         # While a journal may still fail logged effects: (key, old value or None, old expiry)
         # for each, oldest first (see track_undo).
         self.undo = None
@@ -51,9 +70,7 @@ class Keyspace:
     def _alive(self, key) -> bool:
         # Only called for keys in self.expires.
         if self.now_ms() > self.expires[key]:
-            del self.data[key]
-            del self.expires[key]
-            self.expired_keys += 1
+            self._expire_now(key)
             return False
         return True
 
@@ -86,10 +103,13 @@ class Keyspace:
 
     def set(self, key, value, expire_at_ms: int = 0) -> None:
         """Store a value; ``expire_at_ms`` 0 clears any expiry (pass the old one to keep it)."""
+        data = self.data
         undo = self.undo
         if undo is not None:
-            undo.append((key, self.data.get(key), self.expires.get(key, 0)))
-        self.data[key] = value
+            undo.append((key, data.get(key), self.expires.get(key, 0)))
+        if key not in data:
+            self._inserted(key)
+        data[key] = value
         if expire_at_ms:
             self.expires[key] = expire_at_ms
         elif key in self.expires:
@@ -105,6 +125,7 @@ class Keyspace:
             self.undo.append((key, self.data[key], self.expires.get(key, 0)))
         del self.data[key]
         self.expires.pop(key, None)
+        self._removed(key)
         if self.log is not None:
             self.log((DEL, key))
         return True
@@ -145,7 +166,7 @@ class Keyspace:
         self.data.clear()
         self.expires.clear()
         self._sweep_keys = []
-        self._scan_order = None
+        self._reset_order()
         if self.log is not None:
             self.log((FLUSH,))
 
@@ -177,21 +198,26 @@ class Keyspace:
         while undo:
             key, value, at = undo.pop()
             if key is _FLUSHED:
+                # Everything after the FLUSH is undone already: the keyspace is empty.
                 data.update(value)
                 expires.update(at)
+                self._reset_order()
+                self._order = list(data)
                 changed.append((FLUSH,))
                 continue
             if value is None:
-                data.pop(key, None)
                 expires.pop(key, None)
+                if data.pop(key, None) is not None:
+                    self._removed(key)
             else:
+                if key not in data:
+                    self._inserted(key)
                 data[key] = value
                 if at:
                     expires[key] = at
                 else:
                     expires.pop(key, None)
             changed.append((DEL, key))
-        self._scan_order = None
         return changed
 
     # -- replay and snapshots -----------------------------------------------------
@@ -201,14 +227,18 @@ class Keyspace:
         op = effect[0]
         if op == SET:
             key, value, at = effect[1], effect[2], effect[3]
-            self.data[key] = value
+            data = self.data
+            if key not in data:
+                self._inserted(key)
+            data[key] = value
             if at:
                 self.expires[key] = at
             else:
                 self.expires.pop(key, None)
         elif op == DEL:
-            self.data.pop(effect[1], None)
             self.expires.pop(effect[1], None)
+            if self.data.pop(effect[1], None) is not None:
+                self._removed(effect[1])
         elif op == EXPIRE_AT:
             if effect[1] in self.data:
                 self.expires[effect[1]] = effect[2]
@@ -217,15 +247,30 @@ class Keyspace:
         elif op == FLUSH:
             self.data.clear()
             self.expires.clear()
+            self._reset_order()
         else:
             raise ValueError("unknown effect opcode %r" % (op,))
 
     def load_items(self, keys: list, values: list, expire_ats: list) -> None:
         """Replay a batch of SET effects given as parallel lists, in order, without logging.
 
-        The bulk form of ``apply`` for recovery: the dict is filled in one C-level update.
+        The bulk form of ``apply`` for recovery: the dict is filled in one C-level update,
+        and the new keys join the scan order in C-level passes too: O(batch).
         """
-        self.data.update(zip(keys, values))
+        data = self.data
+        fresh = list(filterfalse(data.__contains__, keys))
+        size = len(data)
+        data.update(zip(keys, values))
+        if fresh:
+            if len(data) - size != len(fresh):
+                fresh = list(dict.fromkeys(fresh))  # a new key twice in the batch
+            tombstones = self._tombstones
+            if tombstones:
+                revived = tombstones.intersection(fresh)
+                if revived:
+                    tombstones -= revived
+                    fresh = list(filterfalse(revived.__contains__, fresh))
+            self._order.extend(fresh)
         expires = self.expires
         if any(expire_ats):
             for key, at in zip(keys, expire_ats):
@@ -256,41 +301,115 @@ class Keyspace:
         return list(self.data)
 
     def keys(self, pattern: bytes) -> list:
-        """Return the live keys matching a Redis glob pattern."""
+        """Return the live keys matching a Redis glob pattern (``*`` alone: every key).
+
+        O(n * len(key) * widest segment of the pattern) at worst: see glob.compile_glob.
+        """
         if pattern == b"*":
             return self.live_keys()
-        match = compile_glob(pattern).fullmatch
-        return [key for key in self.live_keys() if match(key) is not None]
+        matches = compile_glob(pattern).matches
+        return [key for key in self.live_keys() if matches(key)]
 
     def random_key(self):
-        """Return a random live key, or None when there is none."""
-        # Like Redis, retry a bounded number of times when the draw is an expired key.
-        for _ in range(100):
-            if not self.data:
-                return None
-            key = _sample_one(self.data)
-            if self.exists(key):
+        """Return a random live key, or None when there is none.
+
+        Draws positions of the scan order until one holds a live key, so every key is
+        equally likely: O(1) expected, as at least a third of the entries are live once
+        there are ``compact_floor`` keys (below that, a run of dead draws compacts the small
+        order). Keys found expired are removed; after 100 of them the answer is None.
+        """
+        expired_left = _RANDOM_EXPIRED_TRIES
+        dead_draws = 0
+        data, expires, randrange = self.data, self.expires, random.randrange
+        while data and expired_left:
+            order = self._order
+            key = order[randrange(len(order))]
+            if key not in data:
+                dead_draws += 1
+                if dead_draws >= _RANDOM_DEAD_TRIES and len(data) < self.compact_floor:
+                    self._compact()
+                    dead_draws = 0
+            elif key not in expires or self._alive(key):
                 return key
+            else:
+                expired_left -= 1
         return None
 
     def scan(self, cursor: int, count: int):
         """Return ``(next_cursor, keys)`` for one SCAN step; ``next_cursor`` 0 means done.
 
-        Keys are visited in crc32 order and the cursor is the next crc32 (+1), so every key
-        live for the whole iteration is returned at least once, whatever changes meanwhile.
-        The sorted order is cached from the step with cursor 0: O(count + log n) per step.
+        The scan order is walked downwards: cursor ``c`` > 0 means the entries below
+        position ``c`` are still to visit; 0 starts at the top (a cursor past the top is
+        clamped to it). A step visits ``count`` entries and returns their live keys:
+        O(count). New keys are appended at the top (returned or not), and compaction only
+        moves entries down, so a key present for the whole scan is returned at least once;
+        one moved down past the cursor is returned again, as Redis allows.
         """
-        if cursor == 0 or self._scan_order is None:
-            pairs = sorted((zlib.crc32(key) + 1, key) for key in self.data)
-            self._scan_order = ([h for h, _ in pairs], [key for _, key in pairs])
-        hashes, ordered = self._scan_order
-        start = bisect.bisect_left(hashes, cursor)
-        end = min(start + count, len(ordered))
-        # Never split one hash value across steps, or the cursor could not move past it.
-        while 0 < end < len(ordered) and hashes[end] == hashes[end - 1]:
-            end += 1
-        found = [key for key in ordered[start:end] if self.exists(key)]
-        return (hashes[end] if end < len(ordered) else 0), found
+        order = self._order
+        start = len(order) if cursor == 0 or cursor > len(order) else cursor
+        end = max(0, start - count)
+        data, expires = self.data, self.expires
+        found = [key for key in order[end:start]
+                 if key in data and (key not in expires or self._alive(key))]
+        return end, found
+
+    # -- the scan order -----------------------------------------------------------
+
+    def _reset_order(self) -> None:
+        self._order = []
+        self._tombstones = set()
+        self._pass_read = -1
+
+    def _inserted(self, key) -> None:
+        """Note that ``key`` joined ``data``: its dead entry revives, or a new one goes on top."""
+        tombstones = self._tombstones
+        if tombstones and key in tombstones:
+            tombstones.discard(key)  # its old entry is live again
+        else:
+            self._order.append(key)
+
+    def _removed(self, key) -> None:
+        """Note that ``key`` left ``data`` (its entry stays, dead) and move a compaction pass
+        on, starting one when dead entries exceed live ones plus ``compact_floor``:
+        O(compact_step), amortised O(1) per removal, as a pass visits O(live) entries."""
+        self._tombstones.add(key)
+        if self._pass_read < 0:
+            if len(self._order) - 2 * len(self.data) <= self.compact_floor:
+                return
+            self._pass_read = self._pass_write = 0
+        self._compact_step(self.compact_step)
+
+    def _compact_step(self, budget: int) -> None:
+        """Visit up to ``budget`` more entries of the running compaction pass: O(budget).
+
+        Live entries are copied down to the write position (the vacated slot becomes None,
+        read as dead), dead ones are dropped with their tombstone. Entries appended meanwhile
+        are visited too; at the end the tail of Nones is cut off (O(its length), C-level).
+        """
+        order, data, tombstones = self._order, self.data, self._tombstones
+        write = self._pass_write
+        stop = min(len(order), self._pass_read + budget)
+        for index in range(self._pass_read, stop):
+            key = order[index]
+            if key in data:
+                if write != index:
+                    order[write] = key
+                    order[index] = None
+                write += 1
+            else:
+                tombstones.discard(key)
+                order[index] = None
+        if stop == len(order):
+            del order[write:]
+            self._pass_read = -1
+        else:
+            self._pass_read, self._pass_write = stop, write
+
+    def _compact(self) -> None:
+        """Run a whole compaction pass now: O(len(_order))."""
+        if self._pass_read < 0:
+            self._pass_read = self._pass_write = 0
+        self._compact_step(len(self._order))
 
     # -- expiry -------------------------------------------------------------------
 
@@ -298,6 +417,7 @@ class Keyspace:
         del self.data[key]
         del self.expires[key]
         self.expired_keys += 1
+        self._removed(key)
 
     def sweep(self, limit: int = 20) -> int:
         """Active expiry: check ``limit`` keys with an expiry, repeating while over 25% had
@@ -327,71 +447,3 @@ class Keyspace:
             if hits <= len(batch) * _SWEEP_REPEAT_RATIO:
                 break
         return expired
-
-
-def _sample_one(data: dict):
-    # O(n): dicts have no random access, and RANDOMKEY is rare enough not to index for it.
-    skip = random.randrange(len(data))
-    for index, key in enumerate(data):
-        if index == skip:
-            return key
-    return None
-
-
-# -- Redis glob patterns (stringmatchlen) ------------------------------------------
-
-_glob_cache: dict = {}
-
-
-def compile_glob(pattern: bytes, nocase: bool = False):
-    """Return a compiled bytes regex whose ``fullmatch`` is Redis's ``stringmatchlen``."""
-    cached = _glob_cache.get((pattern, nocase))
-    if cached is not None:
-        return cached
-    out = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == 0x2A:  # *
-            out.append(b".*")
-        elif c == 0x3F:  # ?
-            out.append(b".")
-        elif c == 0x5B:  # [
-            i += 1
-            negate = i < n and pattern[i] == 0x5E
-            if negate:
-                i += 1
-            members = []
-            while True:
-                if i < n - 1 and pattern[i] == 0x5C:
-                    members.append(b"\\x%02x" % pattern[i + 1])
-                    i += 1
-                elif i < n and pattern[i] == 0x5D:
-                    break
-                elif i >= n:
-                    # An unterminated class runs to the end of the pattern, as in Redis.
-                    break
-                elif i + 2 < n and pattern[i + 1] == 0x2D:
-                    low, high = sorted((pattern[i], pattern[i + 2]))
-                    members.append(b"\\x%02x-\\x%02x" % (low, high))
-                    i += 2
-                else:
-                    members.append(b"\\x%02x" % pattern[i])
-                i += 1
-            body = b"".join(members)
-            if not body:
-                out.append(b"(?s:.)" if negate else b"(?!)")
-            else:
-                out.append(b"[" + (b"^" if negate else b"") + body + b"]")
-        elif c == 0x5C and i + 1 < n:  # backslash escapes the next byte
-            i += 1
-            out.append(b"\\x%02x" % pattern[i])
-        else:
-            out.append(b"\\x%02x" % c)
-        i += 1
-    flags = re.DOTALL | (re.IGNORECASE if nocase else 0)
-    compiled = re.compile(b"".join(out), flags)
-    if len(_glob_cache) > 256:
-        _glob_cache.clear()
-    _glob_cache[(pattern, nocase)] = compiled
-    return compiled

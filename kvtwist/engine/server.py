@@ -6,7 +6,7 @@ from twisted.logger import Logger
 
 from kvtwist.engine.table import (
     SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch, subcommands)
-from kvtwist.engine.keyspace import compile_glob
+from kvtwist.engine.glob import compile_glob
 from kvtwist.wire.replies import OK, PONG, CommandError, Error, Pairs, Status
 
 log = Logger()

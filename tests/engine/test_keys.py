@@ -104,11 +104,35 @@ class KeyspaceCommandTests(KeyspaceMixin, SynchronousTestCase):
         self.assertEqual(self.call("scan", "0", "type", "string"), [b"0", [b"k"]])
         self.assertEqual(self.call("scan", "0", "type", "hash"), [b"0", []])
 
+    def test_scan_cursor(self):
+        """SCAN answers a decimal cursor counting down by COUNT; a too large one is clamped."""
+        for index in range(5):
+            self.call("set", "k%d" % index, "v")
+        cursor, keys = self.call("scan", "0", "count", "2")
+        self.assertEqual((cursor, len(keys)), (b"3", 2))
+        cursor, keys = self.call("scan", cursor, "count", "2")
+        self.assertEqual((cursor, len(keys)), (b"1", 2))
+        for huge in ("18446744073709551615", "-1", "6"):
+            cursor, keys = self.call("scan", huge, "count", "10")
+            self.assertEqual((cursor, sorted(keys)), (b"0", [b"k%d" % i for i in range(5)]))
+
+    def test_scan_match_with_many_stars(self):
+        """SCAN MATCH uses the glob matcher: many stars over a long key answer at once."""
+        self.call("set", "a" * 10000, "v")
+        self.call("set", "a" * 10000 + "b", "v")
+        self.assertEqual(self.call("scan", "0", "match", "*a" * 40 + "b"),
+                         [b"0", [b"a" * 10000 + b"b"]])
+
     def test_randomkey(self):
-        """RANDOMKEY returns nil when empty, else a key."""
+        """RANDOMKEY returns nil when empty, else a key, and in time every key."""
         self.assertIsNone(self.call("randomkey"))
         self.call("set", "k", "v")
         self.assertEqual(self.call("randomkey"), b"k")
+        for index in range(10):
+            self.call("set", "k%d" % index, "v")
+        self.call("del", "k")
+        drawn = {self.call("randomkey") for _ in range(500)}
+        self.assertEqual(drawn, {b"k%d" % index for index in range(10)})
 
     def test_rename(self):
         """RENAME moves value and TTL; RENAMENX refuses an existing target."""
