@@ -13,6 +13,8 @@ log = Logger(namespace="kvtwist.loop.directwrite")
 
 # Bigger writes take Twisted's path: a partial send would copy the rest anyway.
 DIRECT_LIMIT = 64 * 1024
+# A child's pipe is fed writes bigger than this a slice at a time (see child_writer).
+CHILD_SLICE = 256 * 1024
 
 
 def direct_writer(transport):
@@ -43,18 +45,75 @@ def child_writer(transport, child_fd: int):
     """Return a ``write(data)`` to a child process's pipe that writes at once when it can.
 
     The same reasoning as ``direct_writer``, for ``reactor.spawnProcess`` transports: an
-    empty pipe takes the bytes now instead of at the reactor's next poll. Once the pipe
-    is gone (the child is exiting) data is dropped: ``processEnded`` is on its way.
+    empty pipe takes the bytes now instead of at the reactor's next poll. A write larger
+    than CHILD_SLICE is fed to the pipe a slice at a time, the next slice once Twisted's
+    buffer for it has drained, and writes made meanwhile wait their turn behind it: the
+    buffer never holds more than a slice, so each partial write costs O(slice) (PyPy's
+    ``os.write`` copies what it is given: handing it a whole large buffer again and again
+    was quadratic). Once the pipe is gone (the child is exiting) data is dropped:
+    ``processEnded`` is on its way.
     """
+    return _ChildFeed(transport, child_fd).write
 
-    def write(data: bytes) -> None:
-        pipe = transport.pipes.get(child_fd)
-        if pipe is None or pipe.disconnecting:
+
+class _ChildFeed:
+    """The ordered writer of one child pipe: small writes now, large ones sliced (see above)."""
+
+    __slots__ = ("transport", "child_fd", "payload", "offset", "waiting")
+
+    def __init__(self, transport, child_fd: int) -> None:
+        self.transport = transport
+        self.child_fd = child_fd
+        self.payload = None  # the large write being fed, a slice per drain
+        self.offset = 0
+        self.waiting = []  # writes made while it is fed
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` after every earlier write (dropped once the pipe is closing)."""
+        if self.payload is not None:
+            self.waiting.append(data)
             return
-        fd = pipe.fileno()
-        _Direct(pipe, lambda chunk: os.write(fd, chunk), pipe.write).write(data)
+        pipe = self.transport.pipes.get(self.child_fd)
+        if pipe is not None and not pipe.disconnecting:
+            self._send(pipe, data)
 
-    return write
+    def _send(self, pipe, data: bytes) -> None:
+        if len(data) > CHILD_SLICE:
+            self.payload, self.offset = data, 0
+            pipe.registerProducer(self, False)  # a pull producer: resumeProducing runs now
+        elif pipe.disconnecting:
+            pipe.write(data)  # written before the pipe closes, like everything in its buffer
+        else:
+            fd = pipe.fileno()
+            _Direct(pipe, lambda chunk: os.write(fd, chunk), pipe.write).write(data)
+
+    def resumeProducing(self) -> None:
+        """Twisted's buffer for the pipe drained: hand it the next slice, or finish."""
+        pipe = self.transport.pipes.get(self.child_fd)
+        data = self.payload
+        if data is None or pipe is None:
+            return
+        if self.offset < len(data):
+            pipe.write(data[self.offset:self.offset + CHILD_SLICE])
+            self.offset += CHILD_SLICE
+            return
+        self.payload = None
+        pipe.unregisterProducer()
+        # Writes made while it was fed go now, even if the pipe began closing meanwhile.
+        waiting, self.waiting = self.waiting, []
+        for index, queued in enumerate(waiting):
+            self._send(pipe, queued)
+            if self.payload is not None:  # another large one: the rest waits behind it
+                self.waiting = waiting[index + 1:] + self.waiting
+                return
+
+    def stopProducing(self) -> None:
+        """The pipe is gone: drop what was left to write."""
+        self.payload = None
+        self.waiting = []
+
+    def pauseProducing(self) -> None:
+        """Not called for a pull producer."""
 
 
 class _Direct:
