@@ -173,12 +173,12 @@ class SoakTests(TestCase):
                     BIG_FRACTION, SEED)
         self.addCleanup(lambda: pool.closed or pool.close())
         figures = pool.figures
-        cpu = {"load_generator": -sum(os.times()[:2])}
+        machine = {"load_generator_cpu_s": -sum(os.times()[:2])}  # and other figures
         steal = steal_ticks()
         started = monotonic()
         pool.start()
         yield task.deferLater(reactor, SECONDS / 2, lambda: None)
-        cpu["kvstore"] = cpu_seconds(store.pid)
+        machine["kvstore_cpu_s"] = cpu_seconds(store.pid)
         os.kill(store.pid, signal.SIGKILL)
         figures.kill_at = monotonic()  # a request sent from now on cannot reach it
         yield deferToThread(store.kill)  # reaps it
@@ -188,11 +188,11 @@ class SoakTests(TestCase):
         restart = monotonic() - began
         yield task.deferLater(reactor, max(0.0, started + SECONDS - monotonic()), lambda: None)
         ended = monotonic()
-        cpu["load_generator"] += sum(os.times()[:2])
-        cpu["kvstore"] += cpu_seconds(store.pid)
-        cpu["kvproxy"] = cpu_seconds(proxy.pid)
+        machine["load_generator_cpu_s"] += sum(os.times()[:2])
+        machine["kvstore_cpu_s"] += cpu_seconds(store.pid)
+        machine["kvproxy_cpu_s"] = cpu_seconds(proxy.pid)
         steal = [now - before for now, before in zip(steal_ticks(), steal)]
-        cpu["steal_percent"] = 100.0 * steal[0] / max(1, steal[1])
+        machine["steal_percent"] = 100.0 * steal[0] / max(1, steal[1])
         pool.stop()
         drain = reactor.callLater(DRAIN, pool.close)
         yield pool.finished
@@ -207,14 +207,16 @@ class SoakTests(TestCase):
         final_start = monotonic() - began
         keys_read, lost_writes = yield deferToThread(read_back, store.port, pool)
         yield deferToThread(store.stop)
+        machine["data_dir_mb"] = sum(os.path.getsize(os.path.join(where, name))
+                                 for where, _, names in os.walk(data) for name in names) / 1e6
         recovered = figures.recovered_at()
         window = (figures.kill_at, recovered + SETTLE if recovered else float("inf"))
         report = self.report(pool, started, ended, window, restart, drained, final_start,
-                             keys_read, lost_writes, info, cpu)
+                             keys_read, lost_writes, info, machine)
         self.check(report, lost_writes)
 
     def report(self, pool, started, ended, window, restart, drained, final_start,
-               keys_read, lost_writes, info, cpu) -> dict:
+               keys_read, lost_writes, info, machine) -> dict:
         """The run's figures, printed and written to KVTWIST_SOAK_REPORT if set."""
         figures = pool.figures
         report = {
@@ -229,7 +231,7 @@ class SoakTests(TestCase):
             "recovery_s": dict((path, round(at - figures.kill_at, 2))
                                for path, at in figures.first_ack.items()),
             "kill_window_s": [round(edge - started, 2) for edge in window],
-            "cpu_s_during_run": dict((name, round(value, 1)) for name, value in cpu.items()),
+            "machine": dict((name, round(value, 1)) for name, value in machine.items()),
             "load_average": os.getloadavg(),
             "drain_s": round(drained, 2), "final_start_s": round(final_start, 2),
             "keys_read_back": keys_read, "lost_writes": len(lost_writes),
