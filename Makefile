@@ -6,7 +6,7 @@ PYPY_VENV ?= .venv-pypy
 PIP_FLAGS = --quiet --disable-pip-version-check
 INSTALL = -e '.[test]' --config-settings editable_mode=compat
 
-.PHONY: run run-pypy proxy tac test test-cpython test-pypy bench clean
+.PHONY: run run-pypy proxy tac test test-cpython test-pypy test-slow bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,15 @@ test-pypy:
 		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
 		$(PYPY_VENV)/bin/python $(PYTEST); \
 	else echo "$(PYPY) not found: PyPy run skipped (apt-get install pypy3 pypy3-venv)"; fi
+
+## The slow stage (CI runs it after `make test`): the soak test, under CPython, then PyPy.
+## tests/soak: 200 clients for 60 s, 16 MB values, kill -9 of kvstore; KVTWIST_SOAK_* tune it.
+test-slow: $(VENV)/.installed
+	KVTWIST_SOAK=1 $(VENV)/bin/python -m pytest -q -rP tests/soak
+	@if command -v $(PYPY) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
+		KVTWIST_SOAK=1 $(PYPY_VENV)/bin/python -m pytest -q -rP tests/soak; \
+	else echo "$(PYPY) not found: PyPy soak skipped (apt-get install pypy3 pypy3-venv)"; fi
 
 ## Benchmarks against redis-server (needs redis-tools; see benchmarks/README.md).
 bench: $(VENV)/.installed
