@@ -1,4 +1,4 @@
-"""The network front end: one LineReceiver protocol serving text, RESP2 and JSON lines."""
+"""The network front end: one protocol serving text, RESP2/RESP3 and JSON lines."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ from collections import deque
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import Outbox, reply_channel
-from kvtwist.wire.inline import UnbalancedQuotes, split_args
+from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
 from kvtwist.wire.replies import OK, Error, to_resp, to_resp3, to_resp3_push, to_text
 from kvtwist.wire.resp import RequestParser
 
 TEXT, RESP, JSON = "text", "resp", "json"
+
+# The longest text or JSON request line, as Redis's PROTO_INLINE_MAX_SIZE for inline
+# requests: a longer one is refused and the connection closed.
+MAX_LINE = 64 * 1024
 
 # A client that does not read its replies must not make the server buffer without
 # bound: past this many queued bytes we stop reading from it (Redis disconnects such
@@ -37,14 +40,12 @@ class _Chunk:
         self.close = False  # QUIT or a framing error: close once written
 
 
-class KVProtocol(LineReceiver):
+class KVProtocol(protocol.Protocol):
     """Serve one client; its first byte picks the dialect (``*`` RESP2, ``{`` JSON, else text)."""
-
-    delimiter = b"\n"
-    MAX_LENGTH = 64 * 1024
 
     def __init__(self) -> None:
         self.dialect = None
+        self._lines = None  # the text and JSON dialects' LineFramer
         self.session = None
         self._queue = deque()
         self._queued_bytes = 0  # rendered reply bytes waiting in _queue
@@ -80,9 +81,9 @@ class KVProtocol(LineReceiver):
             return
         if self.dialect is None:
             self._choose_dialect(data[:1])
-        parts = []
-        chunk = self._chunk = _Chunk(parts)
         if self.dialect is RESP:
+            parts = []
+            chunk = self._chunk = _Chunk(parts)
             # RESP, the dialect of every client library, is handled here rather than in
             # a method of its own, and so is the end of the read: two calls less per read.
             requests, error = self._parser.drain(data)
@@ -118,7 +119,18 @@ class KVProtocol(LineReceiver):
                     parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
                     self._close_after_chunk()
         else:
-            LineReceiver.dataReceived(self, data)
+            framer = self._lines
+            lines = framer.feed(data)
+            if not lines and not framer.overflow:
+                return  # a piece of a line: nothing to answer yet
+            parts = []
+            chunk = self._chunk = _Chunk(parts)
+            for line in lines:
+                if self._closing:
+                    break
+                self.lineReceived(line)
+            if framer.overflow and not self._closing:
+                self.lineLengthExceeded()
         # The read's replies, in order: written now, or queued behind earlier ones.
         self._chunk = None
         if not parts and not chunk.close:
@@ -155,13 +167,16 @@ class KVProtocol(LineReceiver):
             self._parser = RequestParser(max_bulk=self.factory.max_bulk)
         elif first == b"{":
             self.dialect = JSON
+            self._lines = LineFramer(MAX_LINE)
         else:
             self.dialect = TEXT
             self._render = to_text
+            self._lines = LineFramer(MAX_LINE)
 
     # -- the text and JSON dialects ---------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
+        """Serve one text or JSON request line (its LF removed)."""
         if self._closing:
             return
         if line.endswith(b"\r"):
@@ -188,13 +203,15 @@ class KVProtocol(LineReceiver):
                 return
         self._run(argv, render)
 
-    def lineLengthExceeded(self, line: bytes) -> None:
-        message = "ERR Protocol error: too big inline request"
+    def lineLengthExceeded(self) -> None:
+        """Refuse a request line longer than MAX_LINE and close, as Redis does."""
         if self.dialect is JSON:
-            part = jsonlines.encode_error(message)
+            part = jsonlines.encode_error(
+                "ERR Protocol error: too big JSON request (a request line is limited to "
+                "%d bytes)" % (MAX_LINE,))
         else:
-            part = to_text(Error(message))
-        # LineReceiver calls this from dataReceived only, so a chunk is open.
+            part = to_text(Error("ERR Protocol error: too big inline request"))
+        # Called from dataReceived only, so a chunk is open.
         self._chunk.parts.append(part)
         self._close_after_chunk()
 
@@ -226,7 +243,8 @@ class KVProtocol(LineReceiver):
     def _close_after_chunk(self) -> None:
         self._chunk.close = True
         self._closing = True
-        self.clearLineBuffer()
+        if self._lines is not None:
+            self._lines.clear()
 
     def _add_deferred(self, d: Deferred, render) -> None:
         chunk = self._chunk

@@ -244,6 +244,57 @@ class ProtocolTests(SynchronousTestCase):
                          b"(error) ERR Protocol error: too big inline request\r\n")
         self.assertTrue(transport.disconnecting)
 
+    def test_text_line_at_the_limit(self) -> None:
+        """A text line of exactly 64 KiB is served, even when it arrives a byte at a time."""
+        proto, transport = self.connect()
+        line = b"GET " + b"k" * (64 * 1024 - 4)
+        for index in range(0, len(line), 997):
+            proto.dataReceived(line[index:index + 997])
+        proto.dataReceived(b"\nPING\n")
+        self.assertEqual(transport.value(), b"(nil)\r\nPONG\r\n")
+
+    def test_json_line_too_long(self) -> None:
+        """An unfinished JSON line over 64 KiB gets an error naming the JSON limit, then closes."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'{"type": "GET", "key": "a"}\n{"type": "SET", "key": "k", "value": "')
+        for _ in range(70):
+            proto.dataReceived(b"x" * 1024)
+        self.assertEqual(
+            [json.loads(line) for line in transport.value().splitlines()],
+            [None, {"error": "ERR Protocol error: too big JSON request "
+                             "(a request line is limited to 65536 bytes)"}])
+        self.assertTrue(transport.disconnecting)
+
+    def test_unfinished_line_held_as_received(self) -> None:
+        """A text or JSON line arriving a byte per read is held as its pieces, not re-joined."""
+        for request in (b"SET key " + b"v" * 3000, b'{"type": "SET", "key": "k", "value": "'):
+            proto, transport = self.connect()
+            pieces = [request[index:index + 1] for index in range(len(request))]
+            for piece in pieces:
+                proto.dataReceived(piece)
+            held = proto._lines.held()
+            self.assertEqual(b"".join(held), request)
+            self.assertEqual(len(held), len(pieces))
+
+    def test_byte_at_a_time_same_replies(self) -> None:
+        """Requests fed one byte per read get the bytes they get when fed whole, in each dialect."""
+        requests = [
+            b"SET k v\r\nGET k\nPING\r\nGET nothing\r\n",
+            b'{"type": "SET", "key": "k", "value": "v"}\n{"type": "GET", "key": "k"}\n\n'
+            b'{"oops\n{"type": "GET", "key": "k"}\n',
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+        ]
+        for request in requests:
+            whole, whole_transport = self.connect()
+            whole.dataReceived(request)
+            self.ack_all()
+            slow, slow_transport = self.connect()
+            for index in range(len(request)):
+                slow.dataReceived(request[index:index + 1])
+                self.ack_all()
+            self.assertEqual(slow_transport.value(), whole_transport.value())
+            self.assertTrue(whole_transport.value())
+
     def test_unbalanced_quotes_keep_text_session(self) -> None:
         """Unbalanced quotes on a telnet line get an error but the session goes on."""
         proto, transport = self.connect()
