@@ -71,6 +71,19 @@ def _reject_constant(name: str):
     raise JsonRequestError("ERR invalid JSON: %s is not allowed" % (name,))
 
 
+def _object(pairs: list) -> dict:
+    # json's object_pairs_hook: an object naming a key twice is refused, where plain
+    # json.loads would keep the last value. O(len(pairs)).
+    request = dict(pairs)
+    if len(request) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonRequestError("ERR invalid JSON: duplicate key %r" % (key,))
+            seen.add(key)
+    return request
+
+
 def _arg(value, what: str) -> bytes:
     cls = value.__class__
     if cls is str:
@@ -109,14 +122,15 @@ def decode_request(line: bytes):
 
     ``argv`` is the command as a list of bytes; ``render(reply) -> bytes`` turns the
     command's reply into the JSON line to send back.  Raises JsonRequestError (message
-    starting with ``ERR``) for invalid JSON, a non-object, or a missing/ill-typed field.
+    starting with ``ERR``) for invalid JSON (a key named twice in one object included), a
+    non-object, or a missing/ill-typed field.
     """
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise JsonRequestError("ERR invalid JSON: request is not valid UTF-8")
     try:
-        request = json.loads(text, parse_constant=_reject_constant)
+        request = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_object)
     except JsonRequestError:
         raise
     except RecursionError:

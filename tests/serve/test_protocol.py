@@ -144,6 +144,14 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(lines[2], None)
         self.assertFalse(transport.disconnecting)
 
+    def test_json_duplicate_key_keeps_connection(self) -> None:
+        """A JSON line with a duplicate key gets an error object and the session goes on."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'{"type": "GET", "key": "a", "key": "b"}\n{"type": "PING"}\n')
+        self.assertEqual(transport.value(),
+                         b'{"error":"ERR invalid JSON: duplicate key \'key\'"}\n"PONG"\n')
+        self.assertFalse(transport.disconnecting)
+
     def test_pipelined_replies_in_one_write(self) -> None:
         """All replies produced by one read go out in a single transport write."""
         proto, transport = self.connect()

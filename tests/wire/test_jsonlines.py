@@ -158,6 +158,21 @@ class BadRequestTests(SynchronousTestCase):
         self.assertRejected(b'{"type": "X", "args": "a"}', "array")
         self.assertRejected(b'{"type": "X", "args": [{}]}', "object")
 
+    def test_duplicate_key(self) -> None:
+        """An object naming a key twice is refused rather than the last one silently winning."""
+        with self.assertRaises(JsonRequestError) as caught:
+            decode_request(b'{"type": "GET", "key": "a", "key": "b"}')
+        self.assertEqual(caught.exception.message, "ERR invalid JSON: duplicate key 'key'")
+        self.assertRejected(b'{"type": "MSET", "value": {"k": "1", "k": "2"}}',
+                            "duplicate key 'k'")
+        self.assertRejected(b'{"type": "X", "type": "GET", "key": "a"}', "duplicate key 'type'")
+
+    def test_equal_keys_in_different_objects(self) -> None:
+        """The same key in two different objects is no duplicate."""
+        argv, _ = decode_request(
+            b'{"type": "X", "args": ["a"], "extra": {"type": 1, "args": 2}}')
+        self.assertEqual(argv, [b"X", b"a"])
+
     def test_unpaired_surrogate(self) -> None:
         """A surrogate escape that does not stand for a byte is rejected."""
         self.assertRejected(b'{"type": "GET", "key": "\\ud800"}', "surrogate")
