@@ -11,8 +11,10 @@ from twisted.python.failure import Failure
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import Outbox, reply_channel
 from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
-from kvtwist.wire.replies import OK, Error, to_resp, to_resp3, to_resp3_push, to_text
+from kvtwist.wire.replies import (OK, Error, Streamed, resp_pieces, text_pieces, to_resp,
+                                  to_resp3, to_resp3_push, to_text)
 from kvtwist.wire.resp import RequestParser
+from kvtwist.serve.streaming import ReplyStream
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -27,9 +29,13 @@ HIGH_WATER = 4 * 1024 * 1024
 
 
 class _Chunk:
-    """Replies produced by one read, in order, waiting to be written together."""
+    """Replies produced by one read, in order, waiting to be written together.
 
-    __slots__ = ("parts", "pending", "gated", "writes", "close", "size")
+    A streamed reply (``Streamed``) ends a chunk: it is the chunk's ``stream``, written
+    after its parts a piece per reactor turn, and the read's later replies open the next.
+    """
+
+    __slots__ = ("parts", "pending", "gated", "writes", "close", "size", "stream")
 
     def __init__(self, parts: list) -> None:
         self.parts = parts
@@ -38,6 +44,7 @@ class _Chunk:
         self.gated = 0  # the journal sequence number it waits for to be durable, or 0
         self.writes = None  # [(index, last_seq)] of replies to writes, for fault reporting
         self.close = False  # QUIT or a framing error: close once written
+        self.stream = None  # a streamed reply's rendered pieces (an iterator of bytes)
 
 
 class KVProtocol(protocol.Protocol):
@@ -56,6 +63,7 @@ class KVProtocol(protocol.Protocol):
         self._journal = None
         self._write = self._close = None  # at the end of the reactor turn (outbox)
         self._send = self._shut = None  # at once
+        self._stream = None  # the ReplyStream writing the queue head's streamed reply
 
     # -- connection life cycle -------------------------------------------------
 
@@ -73,6 +81,9 @@ class KVProtocol(protocol.Protocol):
         self._closing = True
         self._queue.clear()
         self._queued_bytes = 0
+        if self._stream is not None:
+            self._stream.stopProducing()
+            self._stream = None
         if self.session is not None:
             self.factory.store.drop_session(self.session)
 
@@ -102,6 +113,9 @@ class KVProtocol(protocol.Protocol):
                     render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
                     if isinstance(reply, Deferred):
                         self._add_deferred(reply, render)
+                    elif reply.__class__ is Streamed:
+                        chunk = self._seal(reply)
+                        parts = chunk.parts
                     else:
                         parts.append(render(reply))
                 if journal.appended != seq:
@@ -131,6 +145,8 @@ class KVProtocol(protocol.Protocol):
                 self.lineReceived(line)
             if framer.overflow and not self._closing:
                 self.lineLengthExceeded()
+            chunk = self._chunk  # a streamed reply sealed the first and opened another
+            parts = chunk.parts
         # The read's replies, in order: written now, or queued behind earlier ones.
         self._chunk = None
         if not parts and not chunk.close:
@@ -221,6 +237,8 @@ class KVProtocol(protocol.Protocol):
         reply = self.session.execute(argv)
         if isinstance(reply, Deferred):
             self._add_deferred(reply, render)
+        elif reply.__class__ is Streamed:
+            self._seal(reply)
         else:
             self._chunk.parts.append(render(reply))
         if journal.appended != before:
@@ -289,6 +307,16 @@ class KVProtocol(protocol.Protocol):
                     chunk.size += delta
                     self._queued_bytes += delta
                 chunk.parts[index] = part
+            if chunk.stream is not None:
+                # A streamed reply (it has not started: its chunk was held) is refused too.
+                chunk.stream = None
+                part = self._render_error(
+                    "ERR persistence failed: %s; this reply may have seen writes that were "
+                    "rolled back" % (reason,))
+                chunk.parts.append(part)
+                if chunk.size >= 0:
+                    chunk.size += len(part)
+                    self._queued_bytes += len(part)
         # Sent at once: only a journal release, which flushes the outbox first, can
         # unblock the queue's head here (an immediate callback finds the head blocked).
         self._flush(self._send, self._shut)
@@ -301,12 +329,25 @@ class KVProtocol(protocol.Protocol):
         return to_text(Error(message))
 
     def _flush(self, write, close_connection) -> None:
+        if self._stream is not None:
+            return  # the queue's head is being streamed: the rest waits for its end
         queue = self._queue
         out = None  # the first ready chunk's parts, then the others' added to them
         close = False
+        start = None  # a ready chunk with a streamed reply: it stays at the head
         while queue:
             chunk = queue[0]
             if chunk.gated or chunk.pending:
+                break
+            if chunk.stream is not None:
+                start = chunk
+                self._queued_bytes -= chunk.size
+                chunk.size = 0
+                if out is None:
+                    out = chunk.parts
+                else:
+                    out += chunk.parts
+                chunk.parts = []
                 break
             queue.popleft()
             self._queued_bytes -= chunk.size
@@ -323,10 +364,68 @@ class KVProtocol(protocol.Protocol):
             return
         if out:
             write(b"".join(out))
+        if start is not None:
+            self._start_stream(start)
         if close:
             close_connection()
         if self._paused:
             self._apply_backpressure()
+
+    # -- streamed replies: a piece per reactor turn, paced by the transport ----------
+
+    def _seal(self, reply: Streamed) -> _Chunk:
+        """End the open chunk with streamed ``reply``; open the next chunk and return it.
+
+        The sealed chunk is held, written or queued as a read's chunk is (dataReceived):
+        its reply starts once every reply before it is written and no write it may have
+        seen can still fail, and every reply after it waits for its end. A streamed reply
+        comes from a read-only command (KEYS, DUMP), so no write is noted against it.
+        """
+        chunk = self._chunk
+        chunk.stream = self._pieces(reply)
+        journal = self._journal
+        gate = journal.appended
+        if gate > journal.acked:
+            chunk.gated = gate
+            journal.on_acked(gate, self._gate_opened, chunk)
+        queue = self._queue
+        if queue:
+            self._enqueue(chunk)
+        else:
+            chunk.size = 0
+            queue.append(chunk)
+            if not chunk.gated and not chunk.pending:
+                self._flush(self._write, self._close)
+        if self._queued_bytes > HIGH_WATER and not self._paused:
+            self._apply_backpressure()
+        chunk = self._chunk = _Chunk([])
+        return chunk
+
+    def _pieces(self, reply: Streamed):
+        # The streamed reply rendered in this connection's dialect, a bytes per slice.
+        if self.dialect is RESP:
+            return resp_pieces(reply, getattr(self.session, "protocol", 2) == 3)
+        if self.dialect is JSON:
+            return jsonlines.stream_pieces(reply)
+        return text_pieces(reply)
+
+    def _start_stream(self, chunk: _Chunk) -> None:
+        # The queue's head ``chunk`` is ready and its parts written: stream its reply.
+        pieces, chunk.stream = chunk.stream, None
+        reactor = self.factory.reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        # Pieces go through the outbox like every reply, so they follow what is queued
+        # there; the next piece is rendered only in a later turn.
+        self._stream = ReplyStream(pieces, self._write, self._stream_done, reactor.callLater)
+        self.transport.registerProducer(self._stream, True)
+        self._stream.start()
+
+    def _stream_done(self) -> None:
+        self._stream = None
+        self.transport.unregisterProducer()
+        self._queue.popleft()  # the streamed chunk, kept at the head until now
+        self._flush(self._write, self._close)
 
     def _enqueue(self, chunk: _Chunk) -> None:
         parts = chunk.parts
@@ -380,6 +479,7 @@ class KVFactory(protocol.Factory):
     def __init__(self, store, max_bulk: int = 512 * 1024 * 1024, reactor=None) -> None:
         self.store = store
         self.max_bulk = max_bulk
+        self.reactor = reactor  # None: the global reactor paces streamed replies
         # With a reactor, replies of one turn go out back to back (see directwrite.Outbox).
         self.outbox = None if reactor is None else Outbox(reactor)
         self._hooked = None

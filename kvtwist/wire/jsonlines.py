@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status
+from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status, Streamed
 
-__all__ = ["JsonRequestError", "decode_request", "encode_error", "render"]
+__all__ = ["JsonRequestError", "decode_request", "encode_error", "render", "stream_pieces"]
 
 
 class JsonRequestError(ValueError):
@@ -45,12 +45,35 @@ def _jsonable(reply):
         return int(reply)
     if isinstance(reply, (bytearray, memoryview)):
         return bytes(reply).decode("utf-8", _TEXT_ERRORS)
+    if cls is Streamed:  # not at the top of a reply (EXEC's array)
+        return _jsonable(reply.whole())
     raise TypeError("not a reply: %r" % (reply,))
 
 
 def render(reply) -> bytes:
     """Return ``reply`` as one compact JSON line ending ``\\n`` (bytes -> string, nil -> null)."""
     return _encode(_jsonable(reply)).encode("ascii") + b"\n"
+
+
+def stream_pieces(stream: Streamed):
+    """Yield ``stream`` as one JSON line, a bytes per slice; joined, ``render`` of its whole.
+
+    Each slice is encoded as a list (an object for Pairs) by json's encoder, its brackets
+    cut off: O(bytes of the slice) per piece, in C.
+    """
+    pairs = stream.pairs
+    yield b"{" if pairs else b"["
+    first = True
+    for piece in stream.slices:
+        if pairs:
+            body = _encode({key.decode("utf-8", _TEXT_ERRORS): value.decode("utf-8", _TEXT_ERRORS)
+                            for key, value in piece})
+        else:
+            body = _encode([key.decode("utf-8", _TEXT_ERRORS) for key in piece])
+        if len(body) > 2:
+            yield (body[1:-1] if first else "," + body[1:-1]).encode("ascii")
+            first = False
+    yield b"}\n" if pairs else b"]\n"
 
 
 def encode_error(message: str) -> bytes:
