@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, expire_time_error, parse_int, register, _c_str
 from kvtwist.engine.glob import compile_glob
-from kvtwist.wire.replies import OK, CommandError, Error, Pairs, Status
+from kvtwist.wire.replies import OK, CommandError, Error, Status, sorted_pairs, stream_array
 
 # -- expiry commands ------------------------------------------------------------
 
@@ -98,7 +98,8 @@ def cmd_type(session, argv):
 
 @register("keys", 2, "readonly", 0, 0, 0)
 def cmd_keys(session, argv):
-    return session.keyspace.keys(argv[1])
+    # Many keys are Streamed: the server writes them a slice per reactor turn.
+    return stream_array(session.keyspace.keys(argv[1]))
 
 
 def _parse_cursor(raw: bytes) -> int:
@@ -173,7 +174,8 @@ def cmd_dump(session, argv):
         return Error("ERR DUMP with a key (RDB serialization) is not supported; "
                      "DUMP takes no arguments and returns every key/value pair")
     keyspace = session.keyspace
-    return Pairs(sorted((key, keyspace.data[key]) for key in keyspace.live_keys()))
+    # Many pairs are Streamed from a snapshot, sorted a run per reactor turn (sorted_pairs).
+    return sorted_pairs(keyspace.live_keys(), keyspace.data)
 
 
 @register("dbsize", 1, "readonly fast", 0, 0, 0)

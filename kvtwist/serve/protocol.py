@@ -1,4 +1,4 @@
-"""The network front end: one LineReceiver protocol serving text, RESP2 and JSON lines."""
+"""The network front end: one protocol serving text, RESP2/RESP3 and JSON lines."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ from collections import deque
 
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
-from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import Outbox, reply_channel
-from kvtwist.wire.inline import UnbalancedQuotes, split_args
-from kvtwist.wire.replies import OK, Error, to_resp, to_resp3, to_resp3_push, to_text
+from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
+from kvtwist.wire.replies import (OK, Error, Streamed, resp_pieces, text_pieces, to_resp,
+                                  to_resp3, to_resp3_push, to_text)
 from kvtwist.wire.resp import RequestParser
+from kvtwist.serve.streaming import ReplyStream
 
 TEXT, RESP, JSON = "text", "resp", "json"
+
+# The longest text or JSON request line, as Redis's PROTO_INLINE_MAX_SIZE for inline
+# requests: a longer one is refused and the connection closed.
+MAX_LINE = 64 * 1024
 
 # A client that does not read its replies must not make the server buffer without
 # bound: past this many queued bytes we stop reading from it (Redis disconnects such
@@ -24,9 +29,13 @@ HIGH_WATER = 4 * 1024 * 1024
 
 
 class _Chunk:
-    """Replies produced by one read, in order, waiting to be written together."""
+    """Replies produced by one read, in order, waiting to be written together.
 
-    __slots__ = ("parts", "pending", "gated", "writes", "close", "size")
+    A streamed reply (``Streamed``) ends a chunk: it is the chunk's ``stream``, written
+    after its parts a piece per reactor turn, and the read's later replies open the next.
+    """
+
+    __slots__ = ("parts", "pending", "gated", "writes", "close", "size", "stream")
 
     def __init__(self, parts: list) -> None:
         self.parts = parts
@@ -35,16 +44,15 @@ class _Chunk:
         self.gated = 0  # the journal sequence number it waits for to be durable, or 0
         self.writes = None  # [(index, last_seq)] of replies to writes, for fault reporting
         self.close = False  # QUIT or a framing error: close once written
+        self.stream = None  # a streamed reply's rendered pieces (an iterator of bytes)
 
 
-class KVProtocol(LineReceiver):
+class KVProtocol(protocol.Protocol):
     """Serve one client; its first byte picks the dialect (``*`` RESP2, ``{`` JSON, else text)."""
-
-    delimiter = b"\n"
-    MAX_LENGTH = 64 * 1024
 
     def __init__(self) -> None:
         self.dialect = None
+        self._lines = None  # the text and JSON dialects' LineFramer
         self.session = None
         self._queue = deque()
         self._queued_bytes = 0  # rendered reply bytes waiting in _queue
@@ -55,6 +63,7 @@ class KVProtocol(LineReceiver):
         self._journal = None
         self._write = self._close = None  # at the end of the reactor turn (outbox)
         self._send = self._shut = None  # at once
+        self._stream = None  # the ReplyStream writing the queue head's streamed reply
 
     # -- connection life cycle -------------------------------------------------
 
@@ -72,6 +81,9 @@ class KVProtocol(LineReceiver):
         self._closing = True
         self._queue.clear()
         self._queued_bytes = 0
+        if self._stream is not None:
+            self._stream.stopProducing()
+            self._stream = None
         if self.session is not None:
             self.factory.store.drop_session(self.session)
 
@@ -80,9 +92,9 @@ class KVProtocol(LineReceiver):
             return
         if self.dialect is None:
             self._choose_dialect(data[:1])
-        parts = []
-        chunk = self._chunk = _Chunk(parts)
         if self.dialect is RESP:
+            parts = []
+            chunk = self._chunk = _Chunk(parts)
             # RESP, the dialect of every client library, is handled here rather than in
             # a method of its own, and so is the end of the read: two calls less per read.
             requests, error = self._parser.drain(data)
@@ -101,6 +113,9 @@ class KVProtocol(LineReceiver):
                     render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
                     if isinstance(reply, Deferred):
                         self._add_deferred(reply, render)
+                    elif reply.__class__ is Streamed:
+                        chunk = self._seal(reply)
+                        parts = chunk.parts
                     else:
                         parts.append(render(reply))
                 if journal.appended != seq:
@@ -118,7 +133,20 @@ class KVProtocol(LineReceiver):
                     parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
                     self._close_after_chunk()
         else:
-            LineReceiver.dataReceived(self, data)
+            framer = self._lines
+            lines = framer.feed(data)
+            if not lines and not framer.overflow:
+                return  # a piece of a line: nothing to answer yet
+            parts = []
+            chunk = self._chunk = _Chunk(parts)
+            for line in lines:
+                if self._closing:
+                    break
+                self.lineReceived(line)
+            if framer.overflow and not self._closing:
+                self.lineLengthExceeded()
+            chunk = self._chunk  # a streamed reply sealed the first and opened another
+            parts = chunk.parts
         # The read's replies, in order: written now, or queued behind earlier ones.
         self._chunk = None
         if not parts and not chunk.close:
@@ -155,13 +183,16 @@ class KVProtocol(LineReceiver):
             self._parser = RequestParser(max_bulk=self.factory.max_bulk)
         elif first == b"{":
             self.dialect = JSON
+            self._lines = LineFramer(MAX_LINE)
         else:
             self.dialect = TEXT
             self._render = to_text
+            self._lines = LineFramer(MAX_LINE)
 
     # -- the text and JSON dialects ---------------------------------------------
 
     def lineReceived(self, line: bytes) -> None:
+        """Serve one text or JSON request line (its LF removed)."""
         if self._closing:
             return
         if line.endswith(b"\r"):
@@ -188,13 +219,15 @@ class KVProtocol(LineReceiver):
                 return
         self._run(argv, render)
 
-    def lineLengthExceeded(self, line: bytes) -> None:
-        message = "ERR Protocol error: too big inline request"
+    def lineLengthExceeded(self) -> None:
+        """Refuse a request line longer than MAX_LINE and close, as Redis does."""
         if self.dialect is JSON:
-            part = jsonlines.encode_error(message)
+            part = jsonlines.encode_error(
+                "ERR Protocol error: too big JSON request (a request line is limited to "
+                "%d bytes)" % (MAX_LINE,))
         else:
-            part = to_text(Error(message))
-        # LineReceiver calls this from dataReceived only, so a chunk is open.
+            part = to_text(Error("ERR Protocol error: too big inline request"))
+        # Called from dataReceived only, so a chunk is open.
         self._chunk.parts.append(part)
         self._close_after_chunk()
 
@@ -204,6 +237,8 @@ class KVProtocol(LineReceiver):
         reply = self.session.execute(argv)
         if isinstance(reply, Deferred):
             self._add_deferred(reply, render)
+        elif reply.__class__ is Streamed:
+            self._seal(reply)
         else:
             self._chunk.parts.append(render(reply))
         if journal.appended != before:
@@ -226,7 +261,8 @@ class KVProtocol(LineReceiver):
     def _close_after_chunk(self) -> None:
         self._chunk.close = True
         self._closing = True
-        self.clearLineBuffer()
+        if self._lines is not None:
+            self._lines.clear()
 
     def _add_deferred(self, d: Deferred, render) -> None:
         chunk = self._chunk
@@ -271,6 +307,16 @@ class KVProtocol(LineReceiver):
                     chunk.size += delta
                     self._queued_bytes += delta
                 chunk.parts[index] = part
+            if chunk.stream is not None:
+                # A streamed reply (it has not started: its chunk was held) is refused too.
+                chunk.stream = None
+                part = self._render_error(
+                    "ERR persistence failed: %s; this reply may have seen writes that were "
+                    "rolled back" % (reason,))
+                chunk.parts.append(part)
+                if chunk.size >= 0:
+                    chunk.size += len(part)
+                    self._queued_bytes += len(part)
         # Sent at once: only a journal release, which flushes the outbox first, can
         # unblock the queue's head here (an immediate callback finds the head blocked).
         self._flush(self._send, self._shut)
@@ -283,12 +329,25 @@ class KVProtocol(LineReceiver):
         return to_text(Error(message))
 
     def _flush(self, write, close_connection) -> None:
+        if self._stream is not None:
+            return  # the queue's head is being streamed: the rest waits for its end
         queue = self._queue
         out = None  # the first ready chunk's parts, then the others' added to them
         close = False
+        start = None  # a ready chunk with a streamed reply: it stays at the head
         while queue:
             chunk = queue[0]
             if chunk.gated or chunk.pending:
+                break
+            if chunk.stream is not None:
+                start = chunk
+                self._queued_bytes -= chunk.size
+                chunk.size = 0
+                if out is None:
+                    out = chunk.parts
+                else:
+                    out += chunk.parts
+                chunk.parts = []
                 break
             queue.popleft()
             self._queued_bytes -= chunk.size
@@ -305,10 +364,68 @@ class KVProtocol(LineReceiver):
             return
         if out:
             write(b"".join(out))
+        if start is not None:
+            self._start_stream(start)
         if close:
             close_connection()
         if self._paused:
             self._apply_backpressure()
+
+    # -- streamed replies: a piece per reactor turn, paced by the transport ----------
+
+    def _seal(self, reply: Streamed) -> _Chunk:
+        """End the open chunk with streamed ``reply``; open the next chunk and return it.
+
+        The sealed chunk is held, written or queued as a read's chunk is (dataReceived):
+        its reply starts once every reply before it is written and no write it may have
+        seen can still fail, and every reply after it waits for its end. A streamed reply
+        comes from a read-only command (KEYS, DUMP), so no write is noted against it.
+        """
+        chunk = self._chunk
+        chunk.stream = self._pieces(reply)
+        journal = self._journal
+        gate = journal.appended
+        if gate > journal.acked:
+            chunk.gated = gate
+            journal.on_acked(gate, self._gate_opened, chunk)
+        queue = self._queue
+        if queue:
+            self._enqueue(chunk)
+        else:
+            chunk.size = 0
+            queue.append(chunk)
+            if not chunk.gated and not chunk.pending:
+                self._flush(self._write, self._close)
+        if self._queued_bytes > HIGH_WATER and not self._paused:
+            self._apply_backpressure()
+        chunk = self._chunk = _Chunk([])
+        return chunk
+
+    def _pieces(self, reply: Streamed):
+        # The streamed reply rendered in this connection's dialect, a bytes per slice.
+        if self.dialect is RESP:
+            return resp_pieces(reply, getattr(self.session, "protocol", 2) == 3)
+        if self.dialect is JSON:
+            return jsonlines.stream_pieces(reply)
+        return text_pieces(reply)
+
+    def _start_stream(self, chunk: _Chunk) -> None:
+        # The queue's head ``chunk`` is ready and its parts written: stream its reply.
+        pieces, chunk.stream = chunk.stream, None
+        reactor = self.factory.reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        # Pieces go through the outbox like every reply, so they follow what is queued
+        # there; the next piece is rendered only in a later turn.
+        self._stream = ReplyStream(pieces, self._write, self._stream_done, reactor.callLater)
+        self.transport.registerProducer(self._stream, True)
+        self._stream.start()
+
+    def _stream_done(self) -> None:
+        self._stream = None
+        self.transport.unregisterProducer()
+        self._queue.popleft()  # the streamed chunk, kept at the head until now
+        self._flush(self._write, self._close)
 
     def _enqueue(self, chunk: _Chunk) -> None:
         parts = chunk.parts
@@ -362,6 +479,7 @@ class KVFactory(protocol.Factory):
     def __init__(self, store, max_bulk: int = 512 * 1024 * 1024, reactor=None) -> None:
         self.store = store
         self.max_bulk = max_bulk
+        self.reactor = reactor  # None: the global reactor paces streamed replies
         # With a reactor, replies of one turn go out back to back (see directwrite.Outbox).
         self.outbox = None if reactor is None else Outbox(reactor)
         self._hooked = None

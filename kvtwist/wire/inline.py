@@ -1,8 +1,8 @@
-"""Redis inline-command splitting: the ``sdssplitargs`` rules for telnet-typed requests."""
+"""Inline (telnet-typed) requests: framing lines, and the ``sdssplitargs`` splitting rules."""
 
 from __future__ import annotations
 
-__all__ = ["UnbalancedQuotes", "split_args"]
+__all__ = ["LineFramer", "UnbalancedQuotes", "split_args"]
 
 
 class UnbalancedQuotes(ValueError):
@@ -110,3 +110,78 @@ def _split_slow(line: bytes) -> list:
                     current.append(c)
                 p += 1
         args.append(bytes(current))
+
+
+class LineFramer:
+    """Cut a received byte stream into LF-terminated lines, in time linear in its length.
+
+    An unfinished line is held as the pieces it arrived in and joined once, when its LF
+    comes; each feed scans only its own bytes. (Twisted's LineReceiver appends every read
+    to one buffer and searches all of it again, so a line sent a byte at a time costs
+    O(length**2).) A line of more than ``limit`` bytes (a CR before its LF included),
+    complete or not yet, ends the stream: ``overflow`` is set and nothing more is framed.
+    """
+
+    __slots__ = ("limit", "overflow", "_pieces", "_room")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.overflow = False
+        self._pieces = []  # the unfinished line, as received
+        self._room = limit  # how many more bytes it may grow by
+
+    def feed(self, data: bytes):
+        """Return the lines ``data`` completes, in order, without their LF (a CR is kept).
+
+        A list, or an empty tuple when there is none. Cost: O(len(data)), plus one join of
+        the unfinished line's pieces when it ends. On overflow, returns the lines before
+        the long one and drops what is held.
+        """
+        if b"\n" not in data:
+            room = self._room - len(data)
+            if room >= 0:
+                self._room = room
+                self._pieces.append(data)
+            elif not self.overflow:
+                self._overflowed()
+            return ()
+        if self.overflow:
+            return ()
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        pieces = self._pieces
+        if pieces:
+            pieces.append(lines[0])
+            lines[0] = b"".join(pieces)
+            self._pieces = []
+        limit = self.limit
+        if max(map(len, lines)) > limit:
+            for index, line in enumerate(lines):
+                if len(line) > limit:
+                    del lines[index:]
+                    break
+            self._overflowed()
+            return lines
+        if len(tail) > limit:
+            self._overflowed()
+        elif tail:
+            self._pieces.append(tail)
+            self._room = limit - len(tail)
+        else:
+            self._room = limit
+        return lines
+
+    def held(self) -> list:
+        """Return the pieces of the unfinished line as they were fed (the list itself)."""
+        return self._pieces
+
+    def clear(self) -> None:
+        """Drop the unfinished line."""
+        self._pieces = []
+        self._room = -1 if self.overflow else self.limit
+
+    def _overflowed(self) -> None:
+        # Nothing is held from now on: every later feed finds no room.
+        self.overflow = True
+        self._pieces = []
+        self._room = -1

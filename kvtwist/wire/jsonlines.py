@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status
+from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status, Streamed
 
-__all__ = ["JsonRequestError", "decode_request", "encode_error", "render"]
+__all__ = ["JsonRequestError", "decode_request", "encode_error", "render", "stream_pieces"]
 
 
 class JsonRequestError(ValueError):
@@ -45,12 +45,35 @@ def _jsonable(reply):
         return int(reply)
     if isinstance(reply, (bytearray, memoryview)):
         return bytes(reply).decode("utf-8", _TEXT_ERRORS)
+    if cls is Streamed:  # not at the top of a reply (EXEC's array)
+        return _jsonable(reply.whole())
     raise TypeError("not a reply: %r" % (reply,))
 
 
 def render(reply) -> bytes:
     """Return ``reply`` as one compact JSON line ending ``\\n`` (bytes -> string, nil -> null)."""
     return _encode(_jsonable(reply)).encode("ascii") + b"\n"
+
+
+def stream_pieces(stream: Streamed):
+    """Yield ``stream`` as one JSON line, a bytes per slice; joined, ``render`` of its whole.
+
+    Each slice is encoded as a list (an object for Pairs) by json's encoder, its brackets
+    cut off: O(bytes of the slice) per piece, in C.
+    """
+    pairs = stream.pairs
+    yield b"{" if pairs else b"["
+    first = True
+    for piece in stream.slices:
+        if pairs:
+            body = _encode({key.decode("utf-8", _TEXT_ERRORS): value.decode("utf-8", _TEXT_ERRORS)
+                            for key, value in piece})
+        else:
+            body = _encode([key.decode("utf-8", _TEXT_ERRORS) for key in piece])
+        if len(body) > 2:
+            yield (body[1:-1] if first else "," + body[1:-1]).encode("ascii")
+            first = False
+    yield b"}\n" if pairs else b"]\n"
 
 
 def encode_error(message: str) -> bytes:
@@ -69,6 +92,19 @@ def _render_mget(keys: list):
 
 def _reject_constant(name: str):
     raise JsonRequestError("ERR invalid JSON: %s is not allowed" % (name,))
+
+
+def _object(pairs: list) -> dict:
+    # json's object_pairs_hook: an object naming a key twice is refused, where plain
+    # json.loads would keep the last value. O(len(pairs)).
+    request = dict(pairs)
+    if len(request) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JsonRequestError("ERR invalid JSON: duplicate key %r" % (key,))
+            seen.add(key)
+    return request
 
 
 def _arg(value, what: str) -> bytes:
@@ -109,14 +145,15 @@ def decode_request(line: bytes):
 
     ``argv`` is the command as a list of bytes; ``render(reply) -> bytes`` turns the
     command's reply into the JSON line to send back.  Raises JsonRequestError (message
-    starting with ``ERR``) for invalid JSON, a non-object, or a missing/ill-typed field.
+    starting with ``ERR``) for invalid JSON (a key named twice in one object included), a
+    non-object, or a missing/ill-typed field.
     """
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise JsonRequestError("ERR invalid JSON: request is not valid UTF-8")
     try:
-        request = json.loads(text, parse_constant=_reject_constant)
+        request = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_object)
     except JsonRequestError:
         raise
     except RecursionError:

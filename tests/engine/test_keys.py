@@ -5,7 +5,8 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine.keyspace import DEL, EXPIRE_AT
-from kvtwist.wire.replies import OK, Pairs, Status, to_text
+from kvtwist.wire import replies
+from kvtwist.wire.replies import OK, Pairs, Status, Streamed, to_text
 from tests.helpers import START, SessionMixin
 
 KEYSPACE_START = 1700000000.25
@@ -157,6 +158,32 @@ class KeyspaceCommandTests(KeyspaceMixin, SynchronousTestCase):
         self.assertEqual(to_text(reply), b'"a" => "1"\r\n"b" => "2"\r\n(2 pairs)\r\n')
         self.assertEqual(self.call("print"), reply)
         self.assertIn("not supported", self.error("dump", "a"))
+
+    def test_large_dump_streams_a_snapshot(self):
+        """DUMP over many keys streams the live pairs sorted by key, as they were when it ran."""
+        count = replies.STREAM_MIN + 500
+        args = []
+        for i in range(count):
+            args += [b"k%05d" % ((i * 7919) % count), b"v%d" % i]
+        self.call("mset", *args)
+        self.call("set", "gone", "x", "px", "1")
+        self.clock.advance(1)
+        expected = Pairs(sorted(zip(args[::2], args[1::2])))
+        reply = self.call("dump")
+        self.assertIsInstance(reply, Streamed)
+        self.assertEqual(reply.count, count)
+        self.call("set", "k00001", "changed")
+        self.call("del", "k00002")
+        self.assertEqual(reply.whole(), expected)
+
+    def test_large_keys_streams(self):
+        """KEYS matching many keys streams them."""
+        count = replies.STREAM_MIN + 500
+        self.call("mset", *[b"k%05d" % i for i in range(count) for _ in (0, 1)])
+        reply = self.call("keys", "*")
+        self.assertIsInstance(reply, Streamed)
+        self.assertEqual(sorted(reply.whole()), [b"k%05d" % i for i in range(count)])
+        self.assertEqual(sorted(self.call("keys", "k0000?")), [b"k%05d" % i for i in range(10)])
 
     def test_flush_dbsize(self):
         """FLUSH variants accept ASYNC/SYNC, reject other options, and empty the store."""

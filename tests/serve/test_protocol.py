@@ -12,7 +12,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from kvtwist.wire.replies import OK, Error, Status
+from kvtwist.engine.keys import cmd_dump, cmd_keys
+from kvtwist.wire import jsonlines
+from kvtwist.wire.replies import OK, Error, Pairs, Status, to_resp, to_resp3, to_text
 from kvtwist.serve.protocol import HIGH_WATER, KVFactory
 
 
@@ -46,11 +48,25 @@ class FakeJournal:
             callback(self.failed.get, arg)
 
 
+class FakeKeyspace:
+    """What DUMP and KEYS read of a keyspace, over a plain dict with no expiry."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+
+    def live_keys(self) -> list:
+        return list(self.data)
+
+    def keys(self, pattern: bytes) -> list:
+        return list(self.data)
+
+
 class FakeSession:
     """A session over a dict, implementing just enough commands to drive the protocol."""
 
     def __init__(self, store) -> None:
         self.store = store
+        self.keyspace = FakeKeyspace(store.data)
         self.closing = False
         self.push = None
 
@@ -71,6 +87,10 @@ class FakeSession:
             return OK
         if name == b"PING":
             return Status(b"PONG")
+        if name == b"DUMP":  # the real handlers, over the dict
+            return cmd_dump(self, argv)
+        if name == b"KEYS":
+            return cmd_keys(self, argv)
         return Error("ERR unknown command '%s'" % argv[0].decode())
 
 
@@ -142,6 +162,14 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(lines[0], None)
         self.assertIn("error", lines[1])
         self.assertEqual(lines[2], None)
+        self.assertFalse(transport.disconnecting)
+
+    def test_json_duplicate_key_keeps_connection(self) -> None:
+        """A JSON line with a duplicate key gets an error object and the session goes on."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'{"type": "GET", "key": "a", "key": "b"}\n{"type": "PING"}\n')
+        self.assertEqual(transport.value(),
+                         b'{"error":"ERR invalid JSON: duplicate key \'key\'"}\n"PONG"\n')
         self.assertFalse(transport.disconnecting)
 
     def test_pipelined_replies_in_one_write(self) -> None:
@@ -244,6 +272,57 @@ class ProtocolTests(SynchronousTestCase):
                          b"(error) ERR Protocol error: too big inline request\r\n")
         self.assertTrue(transport.disconnecting)
 
+    def test_text_line_at_the_limit(self) -> None:
+        """A text line of exactly 64 KiB is served, even when it arrives a byte at a time."""
+        proto, transport = self.connect()
+        line = b"GET " + b"k" * (64 * 1024 - 4)
+        for index in range(0, len(line), 997):
+            proto.dataReceived(line[index:index + 997])
+        proto.dataReceived(b"\nPING\n")
+        self.assertEqual(transport.value(), b"(nil)\r\nPONG\r\n")
+
+    def test_json_line_too_long(self) -> None:
+        """An unfinished JSON line over 64 KiB gets an error naming the JSON limit, then closes."""
+        proto, transport = self.connect()
+        proto.dataReceived(b'{"type": "GET", "key": "a"}\n{"type": "SET", "key": "k", "value": "')
+        for _ in range(70):
+            proto.dataReceived(b"x" * 1024)
+        self.assertEqual(
+            [json.loads(line) for line in transport.value().splitlines()],
+            [None, {"error": "ERR Protocol error: too big JSON request "
+                             "(a request line is limited to 65536 bytes)"}])
+        self.assertTrue(transport.disconnecting)
+
+    def test_unfinished_line_held_as_received(self) -> None:
+        """A text or JSON line arriving a byte per read is held as its pieces, not re-joined."""
+        for request in (b"SET key " + b"v" * 3000, b'{"type": "SET", "key": "k", "value": "'):
+            proto, transport = self.connect()
+            pieces = [request[index:index + 1] for index in range(len(request))]
+            for piece in pieces:
+                proto.dataReceived(piece)
+            held = proto._lines.held()
+            self.assertEqual(b"".join(held), request)
+            self.assertEqual(len(held), len(pieces))
+
+    def test_byte_at_a_time_same_replies(self) -> None:
+        """Requests fed one byte per read get the bytes they get when fed whole, in each dialect."""
+        requests = [
+            b"SET k v\r\nGET k\nPING\r\nGET nothing\r\n",
+            b'{"type": "SET", "key": "k", "value": "v"}\n{"type": "GET", "key": "k"}\n\n'
+            b'{"oops\n{"type": "GET", "key": "k"}\n',
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+        ]
+        for request in requests:
+            whole, whole_transport = self.connect()
+            whole.dataReceived(request)
+            self.ack_all()
+            slow, slow_transport = self.connect()
+            for index in range(len(request)):
+                slow.dataReceived(request[index:index + 1])
+                self.ack_all()
+            self.assertEqual(slow_transport.value(), whole_transport.value())
+            self.assertTrue(whole_transport.value())
+
     def test_unbalanced_quotes_keep_text_session(self) -> None:
         """Unbalanced quotes on a telnet line get an error but the session goes on."""
         proto, transport = self.connect()
@@ -330,6 +409,177 @@ class ProtocolTests(SynchronousTestCase):
                          b'were rolled back\r\n')
 
 
+def run_one(clock: Clock) -> None:
+    """Run only the earliest call pending on ``clock`` (advance(0) would run new ones too)."""
+    call = clock.calls.pop(0)
+    call.called = 1
+    call.func(*call.args, **call.kw)
+
+
+class StreamedReplyTests(SynchronousTestCase):
+    """Large replies (DUMP, KEYS) go out a slice per reactor turn, in order, behind the gate."""
+
+    KEYS = 5000
+
+    def setUp(self) -> None:
+        self.store = FakeStore()
+        self.journal = self.store.journal
+        self.clock = Clock()
+        self.factory = KVFactory(self.store, reactor=self.clock)
+        for i in range(self.KEYS):
+            self.store.data[b"key:%05d" % ((i * 7919) % self.KEYS)] = b"value %d" % i
+        self.pairs = Pairs(sorted(self.store.data.items()))
+
+    def connect(self):
+        proto = self.factory.buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def finish(self, transport) -> int:
+        """Run the clock's calls one at a time until none is left; return how many ran."""
+        turns = 0
+        while self.clock.calls:
+            run_one(self.clock)
+            turns += 1
+            self.assertLess(turns, 10000)
+        return turns
+
+    def test_dump_written_a_slice_per_turn(self) -> None:
+        """DUMP of many keys is written in slices, one per reactor turn, adding up to the whole."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*1\r\n$4\r\nDUMP\r\n")
+        expected = to_resp(self.pairs)
+        self.assertLess(len(transport.value()), len(expected) // 4)
+        self.assertIs(transport.producer, proto._stream)
+        sizes = []
+        while self.clock.calls:
+            before = len(transport.value())
+            run_one(self.clock)
+            sizes.append(len(transport.value()) - before)
+        self.assertGreater(len(sizes), 10)
+        self.assertLess(max(sizes), len(expected) // 5)
+        self.assertEqual(transport.value(), expected)
+        self.assertIsNone(transport.producer)
+
+    def test_other_clients_served_between_slices(self) -> None:
+        """While one client's DUMP is being written, another client's PING is answered at once."""
+        dumper, dumper_transport = self.connect()
+        pinger, pinger_transport = self.connect()
+        dumper.dataReceived(b"DUMP\r\n")
+        run_one(self.clock)
+        pinger.dataReceived(b"PING\r\n")
+        self.assertEqual(pinger_transport.value(), b"PONG\r\n")
+        self.finish(dumper_transport)
+        self.assertEqual(dumper_transport.value(), to_text(self.pairs))
+
+    def test_later_replies_wait_for_the_stream(self) -> None:
+        """Replies pipelined after a streamed one, in its read or later ones, follow all of it."""
+        keys = list(self.store.data)
+        message = [b"message", b"ch", b"x"]
+        for first, later, expected in [
+            (b"PING\r\nKEYS *\r\nPING\r\n", b"GET nothing\r\n",
+             b"PONG\r\n" + to_text(keys) + b"PONG\r\n(nil)\r\n" + to_text(message)),
+            (b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n*1\r\n$4\r\nPING\r\n",
+             b"*2\r\n$3\r\nGET\r\n$7\r\nnothing\r\n",
+             b"+PONG\r\n" + to_resp(keys) + b"+PONG\r\n$-1\r\n" + to_resp(message)),
+        ]:
+            proto, transport = self.connect()
+            proto.dataReceived(first)
+            proto.dataReceived(later)
+            proto.session.push(message)
+            self.finish(transport)
+            self.assertEqual(transport.value(), expected)
+
+    def test_write_after_stream_in_one_read(self) -> None:
+        """A write after a streamed reply in its read does not hold the stream back; its reply
+        follows the stream."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*1\r\n$4\r\nDUMP\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        self.finish(transport)
+        self.assertEqual(transport.value(), to_resp(self.pairs))
+        self.journal.commit()
+        self.assertEqual(transport.value(), to_resp(self.pairs) + b"+OK\r\n")
+
+    def test_stream_waits_for_the_gate(self) -> None:
+        """A streamed reply that may have seen a write goes out only once the write is durable."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET key:00000 new\r\nDUMP\r\nPING\r\n")
+        self.finish(transport)
+        self.assertEqual(transport.value(), b"")
+        self.journal.commit()
+        self.finish(transport)
+        data = dict(self.pairs.items)
+        data[b"key:00000"] = b"new"
+        pairs = Pairs(sorted(data.items()))
+        self.assertEqual(transport.value(), b"OK\r\n" + to_text(pairs) + b"PONG\r\n")
+
+    def test_failed_gate_refuses_the_stream(self) -> None:
+        """When the write a streamed reply may have seen is lost, the reply becomes an error."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"SET a b\r\nKEYS *\r\nPING\r\n")
+        self.journal.commit(fail_reason="disk full")
+        self.finish(transport)
+        seen = (b"(error) ERR persistence failed: disk full; this reply may have seen writes "
+                b"that were rolled back\r\n")
+        self.assertEqual(transport.value(),
+                         b"(error) ERR persistence failed: disk full\r\n" + seen * 2)
+        self.assertIsNone(transport.producer)
+
+    def test_paused_stream_writes_nothing(self) -> None:
+        """While the transport has paused the stream, turns pass without writing."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"DUMP\r\n")
+        run_one(self.clock)
+        transport.producer.pauseProducing()
+        written = transport.value()
+        self.finish(transport)
+        self.assertEqual(transport.value(), written)
+        transport.producer.resumeProducing()
+        self.finish(transport)
+        self.assertEqual(transport.value(), to_text(self.pairs))
+
+    def test_lost_connection_stops_the_stream(self) -> None:
+        """A connection lost mid-stream stops it: nothing more is scheduled or written."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"DUMP\r\n")
+        run_one(self.clock)
+        written = transport.value()
+        proto.connectionLost(None)
+        self.finish(transport)
+        self.assertEqual(transport.value(), written)
+
+    def test_quit_after_stream_closes_after_it(self) -> None:
+        """QUIT pipelined after a streamed reply closes the connection once the stream is out."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"KEYS *\r\nQUIT\r\n")
+        self.assertFalse(transport.disconnecting)
+        self.finish(transport)
+        self.assertEqual(transport.value(), to_text(list(self.store.data)) + b"OK\r\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_every_dialect_renders_streams_as_whole_replies(self) -> None:
+        """RESP2, RESP3, text and JSON send a streamed reply byte for byte as its whole value."""
+        keys = list(self.store.data)
+        cases = [
+            (b"*1\r\n$4\r\nDUMP\r\n", 2, to_resp(self.pairs)),
+            (b"*1\r\n$4\r\nDUMP\r\n", 3, to_resp3(self.pairs)),
+            (b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n", 2, to_resp(keys)),
+            (b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n", 3, to_resp3(keys)),
+            (b"DUMP\r\n", 2, to_text(self.pairs)),
+            (b"KEYS *\r\n", 2, to_text(keys)),
+            (b'{"type": "DUMP"}\n', 2, jsonlines.render(self.pairs)),
+            (b'{"type": "KEYS", "args": ["*"]}\n', 2, jsonlines.render(keys)),
+        ]
+        for request, version, expected in cases:
+            proto, transport = self.connect()
+            proto.dataReceived(request[:1])
+            proto.session.protocol = version
+            proto.dataReceived(request[1:])
+            self.finish(transport)
+            self.assertEqual(transport.value(), expected, (request, version))
+
+
 class _Reader(protocol.Protocol):
     """A raw client: keeps what arrives; ``lost`` fires with all of it on disconnect."""
 
@@ -410,3 +660,26 @@ class OutboxTCPTests(TestCase):
         data = yield client.lost
         self.assertEqual(data, b"+OK\r\n$1\r\nv\r\n+OK\r\n")
         self.assertEqual(journal.acked, 1)
+
+    @inlineCallbacks
+    def test_streamed_reply_over_tcp(self) -> None:
+        """Over TCP, a DUMP streams whole and in order while a client that stops reading
+        holds it back, and another client is answered meanwhile."""
+        from kvtwist.engine.store import Store
+
+        store = Store(reactor)
+        data = {b"key:%06d" % ((i * 7919) % 100000): b"value:%d" % i for i in range(100000)}
+        store.keyspace.data.update(data)
+        port = reactor.listenTCP(0, KVFactory(store, reactor=reactor), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        creator = protocol.ClientCreator(reactor, _Reader)
+        dumper = yield creator.connectTCP("127.0.0.1", port.getHost().port)
+        pinger = yield creator.connectTCP("127.0.0.1", port.getHost().port)
+        dumper.transport.pauseProducing()  # reads nothing until the PING is answered
+        dumper.transport.write(b"*1\r\n$4\r\nDUMP\r\n*1\r\n$4\r\nQUIT\r\n")
+        pinger.transport.write(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n")
+        answered = yield pinger.lost
+        self.assertEqual(answered, b"+PONG\r\n+OK\r\n")
+        dumper.transport.resumeProducing()
+        dumped = yield dumper.lost
+        self.assertEqual(dumped, to_resp(Pairs(sorted(data.items()))) + b"+OK\r\n")

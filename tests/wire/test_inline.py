@@ -1,4 +1,4 @@
-"""Tests for kvtwist.wire.inline: sdssplitargs-compatible splitting of inline requests."""
+"""Tests for kvtwist.wire.inline: sdssplitargs-compatible splitting, and framing lines."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.wire.inline import UnbalancedQuotes, split_args
+from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
 from kvtwist.wire.replies import quote
 
 
@@ -104,3 +104,98 @@ class SplitArgsTests(SynchronousTestCase):
         self.assertIsInstance(result, list)
         for arg in result:
             self.assertIsInstance(arg, bytes)
+
+
+class LineFramerTests(SynchronousTestCase):
+    """LineFramer cuts a stream into LF-terminated lines in time linear in its length."""
+
+    def test_lines_in_one_feed(self) -> None:
+        """Every complete line of a feed comes back in order, CR kept, the tail held."""
+        framer = LineFramer(100)
+        self.assertEqual(list(framer.feed(b"PING\r\nGET a\n\nSET")), [b"PING\r", b"GET a", b""])
+        self.assertEqual(list(framer.feed(b" k v\n")), [b"SET k v"])
+        self.assertEqual(framer.held(), [])
+
+    def test_unfinished_line_held_as_its_pieces(self) -> None:
+        """Pieces of an unfinished line are kept as they were fed, not joined on every feed."""
+        framer = LineFramer(100000)
+        pieces = [bytes([65 + i % 26]) for i in range(5000)]
+        for piece in pieces:
+            self.assertEqual(list(framer.feed(piece)), [])
+        held = framer.held()
+        self.assertEqual(len(held), len(pieces))
+        self.assertTrue(all(a is b for a, b in zip(held, pieces)))
+        self.assertEqual(list(framer.feed(b"\n")), [b"".join(pieces)])
+
+    def test_line_at_the_limit(self) -> None:
+        """A line of exactly ``limit`` bytes is accepted, however it arrives."""
+        framer = LineFramer(10)
+        self.assertEqual(list(framer.feed(b"0123456789")), [])
+        self.assertEqual(list(framer.feed(b"\n0123456789\n")), [b"0123456789", b"0123456789"])
+        self.assertFalse(framer.overflow)
+
+    def test_unfinished_line_over_the_limit(self) -> None:
+        """Holding more than ``limit`` bytes of one line sets overflow and drops them."""
+        framer = LineFramer(10)
+        self.assertEqual(list(framer.feed(b"PING\n01234")), [b"PING"])
+        self.assertEqual(list(framer.feed(b"56789")), [])
+        self.assertFalse(framer.overflow)
+        self.assertEqual(list(framer.feed(b"x")), [])
+        self.assertTrue(framer.overflow)
+        self.assertEqual(framer.held(), [])
+        self.assertEqual(list(framer.feed(b"\nPING\n")), [])
+
+    def test_complete_line_over_the_limit(self) -> None:
+        """A complete line longer than ``limit`` ends the stream after the lines before it."""
+        framer = LineFramer(4)
+        self.assertEqual(list(framer.feed(b"PING\nLONGER\nPING\n")), [b"PING"])
+        self.assertTrue(framer.overflow)
+        framer = LineFramer(4)
+        self.assertEqual(list(framer.feed(b"PI")), [])
+        self.assertEqual(list(framer.feed(b"NGS\nPING\n")), [])
+        self.assertTrue(framer.overflow)
+
+    def test_tail_over_the_limit(self) -> None:
+        """An unfinished tail longer than ``limit`` overflows after the complete lines."""
+        framer = LineFramer(4)
+        self.assertEqual(list(framer.feed(b"PING\nPINGPING")), [b"PING"])
+        self.assertTrue(framer.overflow)
+
+    def test_clear(self) -> None:
+        """clear() drops the unfinished line."""
+        framer = LineFramer(10)
+        framer.feed(b"abc")
+        framer.clear()
+        self.assertEqual(list(framer.feed(b"d\n")), [b"d"])
+
+    @given(st.binary(max_size=200), st.lists(st.integers(0, 200), max_size=20))
+    def test_any_split(self, stream, cuts) -> None:
+        """However the stream is cut into reads, the lines are those of one bytes.split."""
+        framer = LineFramer(1000)
+        lines = []
+        start = 0
+        for cut in sorted(cuts) + [len(stream)]:
+            lines += framer.feed(stream[start:cut])
+            start = max(start, cut)
+        self.assertEqual(lines, stream.split(b"\n")[:-1])
+        self.assertEqual(b"".join(framer.held()), stream.split(b"\n")[-1])
+
+    @given(st.lists(st.binary(max_size=12).filter(lambda b: b"\n" not in b), max_size=8),
+           st.integers(1, 8))
+    def test_overflow_matches_whole_stream(self, lines, step) -> None:
+        """Lines are served up to the first over ``limit`` bytes, whatever the read size."""
+        limit = 6
+        stream = b"\n".join(lines)
+        framer = LineFramer(limit)
+        got = []
+        for start in range(0, len(stream), step):
+            got += framer.feed(stream[start:start + step])
+        pieces = stream.split(b"\n")
+        expected = []
+        for index, line in enumerate(pieces):
+            if len(line) > limit:
+                break
+            if index < len(pieces) - 1:
+                expected.append(line)
+        self.assertEqual(got, expected)
+        self.assertEqual(framer.overflow, any(len(line) > limit for line in pieces))

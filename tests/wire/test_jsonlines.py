@@ -8,8 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.wire.jsonlines import JsonRequestError, decode_request, encode_error, render
-from kvtwist.wire.replies import NIL_ARRAY, OK, Error, Pairs, Status
+from kvtwist.wire.jsonlines import (
+    JsonRequestError,
+    decode_request,
+    encode_error,
+    render,
+    stream_pieces,
+)
+from kvtwist.wire.replies import NIL_ARRAY, OK, Error, Pairs, Status, Streamed
 
 
 def _decode(obj):
@@ -158,6 +164,21 @@ class BadRequestTests(SynchronousTestCase):
         self.assertRejected(b'{"type": "X", "args": "a"}', "array")
         self.assertRejected(b'{"type": "X", "args": [{}]}', "object")
 
+    def test_duplicate_key(self) -> None:
+        """An object naming a key twice is refused rather than the last one silently winning."""
+        with self.assertRaises(JsonRequestError) as caught:
+            decode_request(b'{"type": "GET", "key": "a", "key": "b"}')
+        self.assertEqual(caught.exception.message, "ERR invalid JSON: duplicate key 'key'")
+        self.assertRejected(b'{"type": "MSET", "value": {"k": "1", "k": "2"}}',
+                            "duplicate key 'k'")
+        self.assertRejected(b'{"type": "X", "type": "GET", "key": "a"}', "duplicate key 'type'")
+
+    def test_equal_keys_in_different_objects(self) -> None:
+        """The same key in two different objects is no duplicate."""
+        argv, _ = decode_request(
+            b'{"type": "X", "args": ["a"], "extra": {"type": 1, "args": 2}}')
+        self.assertEqual(argv, [b"X", b"a"])
+
     def test_unpaired_surrogate(self) -> None:
         """A surrogate escape that does not stand for a byte is rejected."""
         self.assertRejected(b'{"type": "GET", "key": "\\ud800"}', "surrogate")
@@ -224,3 +245,36 @@ class RenderTests(SynchronousTestCase):
         for key, value in zip(keys, values):
             expected[key] = None if value is None else value.decode("utf-8", "surrogateescape")
         self.assertEqual(decoded, expected)
+
+
+def _cut(items: list, cuts: list) -> list:
+    slices = []
+    start = 0
+    for end in sorted(cuts) + [len(items)]:
+        end = min(max(end, start), len(items))
+        slices.append(items[start:end])
+        start = end
+    return slices
+
+
+class StreamTests(SynchronousTestCase):
+    """stream_pieces renders a Streamed reply a slice at a time as the one line render() makes."""
+
+    @given(st.lists(st.binary(max_size=6), max_size=20), st.lists(st.integers(0, 20), max_size=5))
+    def test_array(self, keys, cuts) -> None:
+        """An array's pieces join to render() of the whole list."""
+        stream = Streamed(len(keys), iter(_cut(keys, cuts)))
+        self.assertEqual(b"".join(stream_pieces(stream)), render(keys))
+
+    @given(st.dictionaries(st.binary(max_size=6), st.binary(max_size=6), max_size=20),
+           st.lists(st.integers(0, 20), max_size=5))
+    def test_pairs(self, data, cuts) -> None:
+        """Pairs' pieces join to render() of the whole Pairs: one object, in key order."""
+        items = sorted(data.items())
+        stream = Streamed(len(items), iter(_cut(items, cuts)), pairs=True)
+        self.assertEqual(b"".join(stream_pieces(stream)), render(Pairs(items)))
+
+    def test_rendered_whole_where_not_streamed(self) -> None:
+        """render() of a Streamed, or of an array holding one, renders its whole value."""
+        stream = Streamed(2, iter([[(b"a", b"1")], [(b"b", b"\xff")]]), pairs=True)
+        self.assertEqual(render([stream]), b'[{"a":"1","b":"\\udcff"}]\n')

@@ -15,10 +15,32 @@ from kvtwist.wire.replies import (
     Error,
     Pairs,
     Status,
+    Streamed,
     quote,
+    resp_pieces,
+    sorted_pairs,
+    stream_array,
+    text_pieces,
     to_resp,
+    to_resp3,
     to_text,
 )
+
+
+def cut(items: list, cuts: list) -> list:
+    """``items`` cut into consecutive slices at the offsets ``cuts`` (empty slices included)."""
+    slices = []
+    start = 0
+    for end in sorted(cuts) + [len(items)]:
+        end = min(max(end, start), len(items))
+        slices.append(items[start:end])
+        start = end
+    return slices
+
+
+_KEYS = st.lists(st.binary(max_size=6), max_size=30)
+_PAIRS = st.dictionaries(st.binary(max_size=6), st.binary(max_size=6), max_size=30)
+_CUTS = st.lists(st.integers(0, 30), max_size=6)
 
 
 class ReplyValueTests(SynchronousTestCase):
@@ -256,3 +278,103 @@ class ToTextTests(SynchronousTestCase):
     def test_not_a_reply(self) -> None:
         """Anything else is a TypeError."""
         self.assertRaises(TypeError, to_text, "text")
+
+
+class StreamedTests(SynchronousTestCase):
+    """Streamed replies: rendered a slice at a time, byte for byte as their whole value."""
+
+    def test_whole(self) -> None:
+        """whole() gives the plain list, or Pairs, of every slice's entries."""
+        array = Streamed(3, iter([[b"a"], [], [b"b", b"c"]]))
+        self.assertEqual(array.whole(), [b"a", b"b", b"c"])
+        pairs = Streamed(2, iter([[(b"a", b"1")], [(b"b", b"2")]]), pairs=True)
+        self.assertEqual(pairs.whole(), Pairs([(b"a", b"1"), (b"b", b"2")]))
+        self.assertEqual(repr(Streamed(7, iter([]), pairs=True)), "Streamed(7 pairs)")
+
+    @given(_KEYS, _CUTS, st.booleans())
+    def test_resp_array(self, keys, cuts, resp3) -> None:
+        """An array's RESP2/RESP3 pieces join to the whole array's rendering."""
+        stream = Streamed(len(keys), iter(cut(keys, cuts)))
+        render = to_resp3 if resp3 else to_resp
+        self.assertEqual(b"".join(resp_pieces(stream, resp3)), render(keys))
+
+    @given(_PAIRS, _CUTS, st.booleans())
+    def test_resp_pairs(self, data, cuts, resp3) -> None:
+        """Pairs' RESP2 pieces join to a flat array, RESP3's to a map, as the whole Pairs."""
+        items = sorted(data.items())
+        stream = Streamed(len(items), iter(cut(items, cuts)), pairs=True)
+        render = to_resp3 if resp3 else to_resp
+        self.assertEqual(b"".join(resp_pieces(stream, resp3)), render(Pairs(items)))
+
+    @given(_KEYS, _CUTS)
+    def test_text_array(self, keys, cuts) -> None:
+        """An array's text pieces are redis-cli's numbered lines, "(empty array)" for none."""
+        stream = Streamed(len(keys), iter(cut(keys, cuts)))
+        self.assertEqual(b"".join(text_pieces(stream)), to_text(keys))
+
+    @given(_PAIRS, _CUTS)
+    def test_text_pairs(self, data, cuts) -> None:
+        """Pairs' text pieces are one line a pair and the final "(N pairs)" line."""
+        items = sorted(data.items())
+        stream = Streamed(len(items), iter(cut(items, cuts)), pairs=True)
+        self.assertEqual(b"".join(text_pieces(stream)), to_text(Pairs(items)))
+
+    def test_rendered_whole_where_not_streamed(self) -> None:
+        """Anywhere but the top of a reply (EXEC's array), a Streamed renders as its whole value."""
+        def streams():
+            return [Streamed(2, iter([[b"a"], [b"b"]])),
+                    Streamed(1, iter([[(b"k", b"v")]]), pairs=True)]
+        whole = [[b"a", b"b"], Pairs([(b"k", b"v")])]
+        self.assertEqual(to_resp(streams()), to_resp(whole))
+        self.assertEqual(to_resp3(streams()), to_resp3(whole))
+        self.assertEqual(to_text(streams()), to_text(whole))
+        self.assertEqual(to_resp(streams()[1]), to_resp(whole[1]))
+
+    def test_stream_array(self) -> None:
+        """A short list is its own reply; a long one streams in slices of bounded size."""
+        short = [b"k%d" % i for i in range(replies.STREAM_MIN)]
+        self.assertIs(stream_array(short), short)
+        keys = [b"k%d" % i for i in range(3 * replies.STREAM_MIN)]
+        keys[5] = b"x" * (2 * replies.SLICE_BYTES)
+        stream = stream_array(keys)
+        self.assertIsInstance(stream, Streamed)
+        self.assertEqual(stream.count, len(keys))
+        slices = list(stream.slices)
+        self.assertEqual([key for piece in slices for key in piece], keys)
+        for piece in slices:
+            self.assertLessEqual(len(piece), replies.SLICE)
+            self.assertLess(sum(map(len, piece[:-1])), replies.SLICE_BYTES)
+        self.assertGreater(len(slices), len(keys) // replies.SLICE)
+
+    def test_sorted_pairs_short(self) -> None:
+        """Few keys give plain Pairs sorted by key."""
+        values = {b"b": b"2", b"a": b"1"}
+        self.assertEqual(sorted_pairs(list(values), values), Pairs([(b"a", b"1"), (b"b", b"2")]))
+
+    def test_sorted_pairs_streamed(self) -> None:
+        """Many keys stream sorted by key, in bounded slices, as the values were when called."""
+        count = 2 * replies.SORT_RUN + 1234
+        values = {b"key:%06d" % ((i * 7919) % count): b"v%d" % i for i in range(count)}
+        values[b"key:000017"] = b"y" * replies.SLICE_BYTES
+        expected = sorted(values.items())
+        stream = sorted_pairs(list(values), values)
+        self.assertIsInstance(stream, Streamed)
+        self.assertEqual(stream.count, count)
+        values[b"key:000001"] = b"changed"
+        del values[b"key:000002"]
+        values[b"new"] = b"x"
+        slices = list(stream.slices)
+        self.assertEqual([pair for piece in slices for pair in piece], expected)
+        for piece in slices:
+            self.assertLessEqual(len(piece), replies.SLICE)
+            self.assertTrue(len(piece) <= 1 or
+                            sum(len(k) + len(v) for k, v in piece[:-1]) < replies.SLICE_BYTES)
+        # Sorting is spread over turns too: the first slices are empty while runs are sorted.
+        self.assertEqual(slices[:3], [[], [], []])
+
+    def test_not_streamed_when_subset(self) -> None:
+        """sorted_pairs reads only the keys given, not every key of the mapping."""
+        values = {b"k%05d" % i: b"v" for i in range(3 * replies.STREAM_MIN)}
+        keys = [b"k%05d" % i for i in range(0, 3 * replies.STREAM_MIN, 2)]
+        stream = sorted_pairs(list(keys), values)
+        self.assertEqual(stream.whole(), Pairs([(key, b"v") for key in keys]))

@@ -1,0 +1,72 @@
+"""Writing a large reply a piece per reactor turn, paced by the transport (an IPushProducer)."""
+
+from __future__ import annotations
+
+from zope.interface import implementer
+
+from twisted.internet.interfaces import IPushProducer
+
+
+@implementer(IPushProducer)
+class ReplyStream:
+    """Write ``pieces`` (an iterator of bytes) with ``write``, one piece per reactor turn.
+
+    Registered on the transport as a streaming producer: the transport pauses it while its
+    buffer holds more than its ``bufferSize`` and resumes it once drained, so a client
+    that reads slowly holds at most a piece or two in the server, never the whole reply.
+    Each piece is rendered and written in a call of its own (``call_later(0, ...)``), so
+    the reactor polls and serves every other connection between two pieces. Once the
+    iterator is exhausted, ``done()`` is called (the connection then unregisters it and
+    goes on with the replies queued behind it). An empty piece writes nothing but still
+    takes its turn (the work behind it, such as sorting a run of keys, is done).
+    """
+
+    def __init__(self, pieces, write, done, call_later) -> None:
+        self._pieces = pieces  # None once finished or stopped
+        self._write = write
+        self._done = done
+        self._call_later = call_later
+        self._call = None  # the DelayedCall of the next piece
+        self._paused = False
+
+    def start(self) -> None:
+        """Schedule the first piece."""
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._call is None and not self._paused and self._pieces is not None:
+            self._call = self._call_later(0, self._step)
+
+    def _step(self) -> None:
+        self._call = None
+        pieces = self._pieces
+        if pieces is None:
+            return
+        piece = next(pieces, None)
+        if piece is None:
+            self._pieces = None
+            self._done()
+            return
+        if piece:
+            self._write(piece)  # may pause us (the transport's buffer is full)
+        self._schedule()
+
+    def pauseProducing(self) -> None:
+        """Write nothing until resumeProducing (the transport's buffer is full)."""
+        self._paused = True
+        self._cancel()
+
+    def resumeProducing(self) -> None:
+        """Go on writing, a piece per turn."""
+        self._paused = False
+        self._schedule()
+
+    def stopProducing(self) -> None:
+        """Stop for good (the connection is gone) and let go of the rest of the reply."""
+        self._pieces = None
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if self._call is not None:
+            call, self._call = self._call, None
+            call.cancel()
