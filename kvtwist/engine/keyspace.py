@@ -10,6 +10,8 @@ from kvtwist.engine.glob import compile_glob
 
 # Effect opcodes: what the keyspace logs for each mutation (see docs/design.md).
 SET, DEL, EXPIRE_AT, PERSIST, FLUSH = 1, 2, 3, 4, 5
+# (6 is the journal's NOOP record.) SETRANGE: bytes written into a value at an offset.
+SETRANGE = 7
 
 # Active expiry repeats a round while more than this share of the sample had expired (as Redis).
 _SWEEP_REPEAT_RATIO = 0.25
@@ -23,6 +25,19 @@ _RANDOM_DEAD_TRIES = 8
 # The undo entry of a FLUSH: its key slot holds this marker, the two others the old dicts.
 _FLUSHED = object()
 
+
+
+def patched(old, offset: int, patch: bytes) -> bytes:
+    """Return ``old`` (None: empty) with ``patch`` written at ``offset``, zero-padded: one copy."""
+    if old is None:
+        old = b""
+    size = len(old)
+    if offset >= size:
+        if offset == size:
+            return old + patch
+        return b"".join((old, bytes(offset - size), patch))
+    view = memoryview(old)
+    return b"".join((view[:offset], patch, view[offset + len(patch):]))
 
 class Keyspace:
     """Keys to bytes values, absolute millisecond expiry times, and an optional effect log.
@@ -116,6 +131,26 @@ class Keyspace:
             del self.expires[key]
         if self.log is not None:
             self.log((SET, key, value, expire_at_ms))
+
+    def setrange(self, key, offset: int, patch: bytes) -> int:
+        """Write ``patch`` into a key's value at ``offset``; return the value's new length.
+
+        A missing key is created (no expiry) and a gap is filled with zero bytes; an
+        existing key keeps its expiry. The log gets ``(SETRANGE, key, offset, patch)``, in
+        proportion to the change: APPEND is a SETRANGE at the value's end. The value itself
+        is rebuilt with one copy (bytes are immutable).
+        """
+        data = self.data
+        old = self.get(key)
+        undo = self.undo
+        if undo is not None:
+            undo.append((key, old, self.expires.get(key, 0)))
+        if old is None:
+            self._inserted(key)
+        data[key] = value = patched(old, offset, patch)
+        if self.log is not None:
+            self.log((SETRANGE, key, offset, patch))
+        return len(value)
 
     def delete(self, key) -> bool:
         """Remove a live key; return whether it existed."""
@@ -248,6 +283,12 @@ class Keyspace:
             self.data.clear()
             self.expires.clear()
             self._reset_order()
+        elif op == SETRANGE:
+            key = effect[1]
+            old = self.data.get(key)
+            if old is None:
+                self._inserted(key)
+            self.data[key] = patched(old, effect[2], effect[3])
         else:
             raise ValueError("unknown effect opcode %r" % (op,))
 

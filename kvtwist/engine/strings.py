@@ -200,14 +200,10 @@ def cmd_incrbyfloat(session, argv):
 def cmd_append(session, argv):
     keyspace = session.keyspace
     value = keyspace.get(argv[1])
-    if value is None:
-        keyspace.set(argv[1], argv[2])
-        return len(argv[2])
-    if len(value) + len(argv[2]) > MAX_STRING:
+    size = 0 if value is None else len(value)
+    if size + len(argv[2]) > MAX_STRING:
         raise CommandError(TOO_BIG)
-    value += argv[2]
-    keyspace.set(argv[1], value, keyspace.expire_of(argv[1]))
-    return len(value)
+    return keyspace.setrange(argv[1], size, argv[2])
 
 
 @register("strlen", 2, "readonly fast", 1, 1, 1)
@@ -244,12 +240,7 @@ def cmd_setrange(session, argv):
         return 0 if value is None else len(value)
     if offset + len(patch) > MAX_STRING:
         raise CommandError(TOO_BIG)
-    old = value or b""
-    if len(old) < offset:
-        old += b"\0" * (offset - len(old))
-    new = old[:offset] + patch + old[offset + len(patch):]
-    keyspace.set(key, new, keyspace.expire_of(key) if value is not None else 0)
-    return len(new)
+    return keyspace.setrange(key, offset, patch)
 
 
 # -- INCRBYFLOAT: x87 80-bit long double arithmetic, as Redis does it, in exact fractions --

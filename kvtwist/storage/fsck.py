@@ -8,7 +8,7 @@ import os
 import time
 
 from kvtwist.storage.datadir import DataError, load, lock_directory, snapshot_path, truncate_file
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE, patched
 
 
 class MemoryState:
@@ -33,6 +33,10 @@ class MemoryState:
                 data[effect[1]] = (data[effect[1]][0], 0)
         elif op == FLUSH:
             data.clear()
+        elif op == SETRANGE:
+            old = data.get(effect[1])
+            value = patched(old[0] if old else None, effect[2], effect[3])
+            data[effect[1]] = (value, old[1] if old else 0)
 
     def load_items(self, keys: list, values: list, expire_ats: list) -> None:
         """Apply a batch of SET effects given as parallel lists, in order."""

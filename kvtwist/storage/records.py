@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE
 
 # File layout:
 #   header  = magic "KVTW" | u16 version | u8 kind | u8 flags (0) | u64 generation | u32 crc32
@@ -17,6 +17,7 @@ from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
 #     PERSIST   u32 klen | key
 #     FLUSH     (nothing)
 #     NOOP      (nothing; changes no key: the journal's probe of a disk that failed a write)
+#     SETRANGE  u32 klen | u64 offset | key | patch   (patch: the rest of the payload)
 #     END       u64 record count   (last record of a snapshot: proves it is complete)
 # Expiry is absolute milliseconds, so replaying a record at any later time gives the same state.
 
@@ -39,6 +40,7 @@ _SET = struct.Struct(">BIIQ")
 _KEY = struct.Struct(">BI")
 _EXPIRE = struct.Struct(">BIQ")
 _END = struct.Struct(">BQ")
+_SETRANGE = struct.Struct(">BIQ")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _FLUSH_PAYLOAD = bytes([FLUSH])
@@ -116,6 +118,9 @@ def encode_effect(effect: tuple) -> bytes:
         payload = _EXPIRE.pack(EXPIRE_AT, len(key), effect[2]) + key
     elif op == FLUSH:
         payload = _FLUSH_PAYLOAD
+    elif op == SETRANGE:
+        key = effect[1]
+        payload = _SETRANGE.pack(SETRANGE, len(key), effect[2]) + key + effect[3]
     else:
         raise ValueError("unknown effect opcode: %r" % (op,))
     return _head_pack(len(payload), _crc32(payload)) + payload
@@ -172,6 +177,13 @@ def decode_payload(payload) -> tuple:
         if size != 1:
             raise ValueError("bad FLUSH record")
         return (FLUSH,)
+    if op == SETRANGE:
+        if size < 13:
+            raise ValueError("short SETRANGE record")
+        _, klen, offset = _SETRANGE.unpack_from(payload)
+        if 13 + klen > size:
+            raise ValueError("SETRANGE record length mismatch")
+        return (SETRANGE, bytes(payload[13:13 + klen]), offset, bytes(payload[13 + klen:]))
     if op == NOOP:
         if size != 1:
             raise ValueError("bad NOOP record")

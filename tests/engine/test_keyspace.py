@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import keyspace
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, Keyspace
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE, Keyspace
 
 
 def make(start: float = 1000.0):
@@ -208,6 +208,39 @@ class EffectTests(SynchronousTestCase):
         for effect in log:
             replica.apply(effect)
         self.assertEqual(sorted(replica.snapshot_items()), sorted(ks.snapshot_items()))
+
+
+class SetRangeTests(SynchronousTestCase):
+    """setrange writes a piece of a value in place of the whole value, in the log too."""
+
+    def test_patch_append_pad_and_create(self):
+        """It patches, appends, zero-pads past the end and creates a missing key; expiry stays."""
+        clock, ks, log = make()
+        at = ks.now_ms() + 5000
+        ks.set(b"k", b"hello world", at)
+        self.assertEqual(ks.setrange(b"k", 6, b"there"), 11)
+        self.assertEqual(ks.setrange(b"k", 11, b"!"), 12)
+        self.assertEqual(ks.get(b"k"), b"hello there!")
+        self.assertEqual(ks.expire_of(b"k"), at)
+        self.assertEqual(ks.setrange(b"new", 3, b"x"), 4)
+        self.assertEqual(ks.get(b"new"), b"\0\0\0x")
+        self.assertEqual(ks.expire_of(b"new"), 0)
+        self.assertEqual(log[1:], [(SETRANGE, b"k", 6, b"there"), (SETRANGE, b"k", 11, b"!"),
+                                   (SETRANGE, b"new", 3, b"x")])
+
+    def test_replay_and_rollback(self):
+        """Replaying the log gives the same values, and a rollback restores the old ones."""
+        clock, ks, log = make()
+        ks.set(b"k", b"abc")
+        ks.track_undo()
+        ks.setrange(b"k", 1, b"ZZZZ")
+        ks.setrange(b"fresh", 2, b"y")
+        again = Keyspace(clock)
+        for effect in log:
+            again.apply(effect)
+        self.assertEqual(again.data, {b"k": b"aZZZZ", b"fresh": b"\0\0y"})
+        ks.rollback()
+        self.assertEqual(ks.data, {b"k": b"abc"})
 
 
 class UndoTests(SynchronousTestCase):

@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import strings as strcmds
-from kvtwist.engine.keyspace import DEL, SET
+from kvtwist.engine.keyspace import DEL, SET, SETRANGE
 from kvtwist.wire.replies import OK, to_resp
 from kvtwist.engine.strings import format_long_double, parse_long_double
 from tests.helpers import START, SessionMixin
@@ -191,6 +191,19 @@ class StringTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.call("setrange", "k", "0", "XY"), 5)
         self.assertEqual(self.call("get", "k"), b"XY\0ab")
         self.assertEqual(self.error("setrange", "k", "-1", "a"), "ERR offset is out of range")
+
+    def test_append_and_setrange_journal_only_the_change(self):
+        """APPEND and SETRANGE log the bytes they write, not the whole value (which may be large).
+
+        Before, each logged a SET of the whole value: an APPEND of one byte to a 64 MB
+        value wrote 64 MB to the journal.
+        """
+        self.call("set", "k", "x" * 1000)
+        self.call("append", "k", "ab")
+        self.call("setrange", "k", "5", "Z")
+        self.assertEqual(self.journal.effects[-2:],
+                         [(SETRANGE, b"k", 1000, b"ab"), (SETRANGE, b"k", 5, b"Z")])
+        self.assertEqual(self.call("get", "k"), b"x" * 5 + b"Z" + b"x" * 994 + b"ab")
 
     def test_binary_safe(self):
         """Values round-trip arbitrary bytes, CR, LF and NUL included."""

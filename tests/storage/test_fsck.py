@@ -13,7 +13,7 @@ import time
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from kvtwist.storage import datadir, fsck, records
-from kvtwist.engine.keyspace import EXPIRE_AT, SET
+from kvtwist.engine.keyspace import EXPIRE_AT, SET, SETRANGE
 from tests.storage.test_datadir import write_dir
 
 
@@ -139,3 +139,16 @@ class ExportTests(SynchronousTestCase):
         self.assertEqual(got.strip(), b'"\\x00\\x01\\r\\n"')
         ttl = subprocess.run(["redis-cli", "-s", sock, "pexpiretime", "ttl"], capture_output=True)
         self.assertEqual(int(ttl.stdout), self.future)
+
+
+class MemoryStateTests(SynchronousTestCase):
+    """The tools' plain keyspace replays every effect kind as the server's does."""
+
+    def test_setrange_keeps_expiry_and_pads(self) -> None:
+        """SETRANGE patches a value in place, keeps its expiry, and creates a missing key."""
+        state = fsck.MemoryState()
+        state.apply((SET, b"k", b"hello", 99))
+        state.apply((SETRANGE, b"k", 5, b"!"))
+        state.apply((SETRANGE, b"k", 0, b"J"))
+        state.apply((SETRANGE, b"new", 2, b"x"))
+        self.assertEqual(state.data, {b"k": (b"Jello!", 99), b"new": (b"\0\0x", 0)})

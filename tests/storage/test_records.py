@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.storage import records
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE
 from kvtwist.storage.records import END, NEED_MORE, CorruptRecord, RecordReader
 
 EFFECTS = [
@@ -18,6 +18,8 @@ EFFECTS = [
     (PERSIST, b"bin\x00\r\n"),
     (FLUSH,),
     (SET, b"", b"", 0),
+    (SETRANGE, b"bin\x00\r\n", 7, b"patch\x00"),
+    (SETRANGE, b"", 0, b""),
 ]
 
 keys = st.binary(max_size=40)
