@@ -11,7 +11,7 @@ from twisted.logger import Logger
 
 from kvtwist.storage import datadir, writer
 from kvtwist.storage.datadir import FileOps, JournalError, describe
-from kvtwist.storage.records import NOOP_RECORD, encode_effect
+from kvtwist.storage.records import NOOP_RECORD, encode_effect, pieces
 from kvtwist.storage.processlog import ProcessLog
 from kvtwist.storage.threadlog import ThreadLog, ThreadWorker
 from kvtwist.loop.turns import at_turn_end
@@ -193,7 +193,11 @@ class Journal:
         self._scheduled = False
         if not self._pending or (self._inflight and not self._log.pipelined):
             return
-        data = b"".join(self._pending)
+        try:
+            data = b"".join(self._pending)
+        except TypeError:
+            # A large SET's record is a list of pieces: they go to the log as they are.
+            data = pieces(self._pending)
         self._pending = []
         upto = self.appended
         epoch = self._epoch

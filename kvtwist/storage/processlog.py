@@ -93,8 +93,9 @@ class ProcessLog:
         self._write = directwrite.child_writer(self._protocol.transport, 0)
         self.started += 1
 
-    def append(self, data: bytes, fsync: bool, done) -> None:
-        """Append ``data`` (and fsync it when asked) after every earlier request.
+    def append(self, data, fsync: bool, done) -> None:
+        """Append ``data`` (bytes, or a list of pieces) after every earlier request; fsync it
+        when asked.
 
         Once an append has failed, every append requested before that failure was
         reported fails too, and nothing after it is written before it.
@@ -145,7 +146,13 @@ class ProcessLog:
                 return
             self.start()  # the first request of a log never started, or one whose writer died
         self._waiting.append((on_ok, done))
-        if len(payload) < LARGE_PAYLOAD:
+        if payload.__class__ is list:
+            # Pieces (a large SET's record among them): each is written as it is, behind
+            # the head; the child's pipe takes a large one a slice at a time.
+            self._write(journalproc.encode_head(kind, sum(map(len, payload))))
+            for piece in payload:
+                self._write(piece)
+        elif len(payload) < LARGE_PAYLOAD:
             self._write(journalproc.encode(kind, payload))
         else:
             # Head and payload apart: the payload is queued as it is, not copied behind a head.

@@ -101,8 +101,13 @@ def encode_header(kind: int, generation: int) -> bytes:
     return body + _U32.pack(_crc32(body))
 
 
-def encode_effect(effect: tuple) -> bytes:
-    """Return one framed record for a keyspace effect tuple (the per-write hot path)."""
+def encode_effect(effect: tuple):
+    """Return one framed record for a keyspace effect tuple (the per-write hot path).
+
+    Bytes, except for a SET of a value of LARGE_VALUE bytes or more: then a list of
+    pieces whose last is the value itself, so the record is never copied whole on the
+    reactor thread (``joined`` makes bytes of a list that holds such lists).
+    """
     op = effect[0]
     if op == SET:
         key = effect[1]
@@ -126,11 +131,27 @@ def encode_effect(effect: tuple) -> bytes:
     return _head_pack(len(payload), _crc32(payload)) + payload
 
 
-def _encode_large_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:
-    # One copy of the value (the join; it runs without the GIL) instead of two concatenations.
+def _encode_large_set(key: bytes, value: bytes, expire_at_ms: int) -> list:
+    # The record as pieces: its head and fields, then the value uncopied (checksummed only).
     prefix = _set_pack(SET, len(key), len(value), expire_at_ms) + key
     crc = _crc32(value, _crc32(prefix))
-    return b"".join((_head_pack(len(prefix) + len(value), crc), prefix, value))
+    return [_head_pack(len(prefix) + len(value), crc) + prefix, value]
+
+
+def pieces(records: list) -> list:
+    """Return ``records`` (bytes, and lists of pieces from encode_effect) as one flat list."""
+    flat = []
+    for record in records:
+        if record.__class__ is list:
+            flat.extend(record)
+        else:
+            flat.append(record)
+    return flat
+
+
+def joined(records: list) -> bytes:
+    """Return ``records`` (bytes, and lists of pieces from encode_effect) as one bytes."""
+    return b"".join(pieces(records))
 
 
 def encode_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:

@@ -82,9 +82,15 @@ class ThreadLog:
         """Start the thread."""
         self._worker.start()
 
-    def append(self, data: bytes, fsync: bool, done) -> None:
-        """Append ``data`` (and fsync it when asked) after every earlier request."""
-        self._worker.submit(lambda: self.file.append(data, fsync), done)
+    def append(self, data, fsync: bool, done) -> None:
+        """Append ``data`` (and fsync it when asked) after every earlier request.
+
+        ``data`` is bytes, or a list of pieces, joined in the writer thread.
+        """
+        if data.__class__ is list:
+            self._worker.submit(lambda: self.file.append(b"".join(data), fsync), done)
+        else:
+            self._worker.submit(lambda: self.file.append(data, fsync), done)
 
     def sync(self, done) -> None:
         """Fsync what earlier appends wrote without fsync."""

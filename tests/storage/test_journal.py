@@ -321,6 +321,20 @@ class PipelineTests(SynchronousTestCase):
         pipe.answer(True)
         self.assertEqual((h.journal.acked, h.journal.info()["pending"]), (3, 0))
 
+    def test_large_value_goes_to_the_log_as_pieces(self) -> None:
+        """A commit holding a large SET hands the log pieces, the value among them uncopied."""
+        h, pipe = self.harness()
+        value = b"v" * records.LARGE_VALUE
+        h.keyspace.set(b"a", b"1")
+        h.keyspace.set(b"big", value)
+        h.clock.advance(0)
+        data = pipe.appends[0][0]
+        self.assertIsInstance(data, list)
+        self.assertTrue(any(piece is value for piece in data))
+        expected = records.encode_effect((SET, b"a", b"1", 0)) + b"".join(
+            records.encode_effect((SET, b"big", value, 0)))
+        self.assertTrue(records.joined(data) == expected, "the commit's bytes differ")
+
     def test_failure_rolls_back_every_commit_in_flight(self) -> None:
         """A failed commit undoes its effects and every later one; refused answers change nothing.
 

@@ -99,6 +99,20 @@ class EncodeTests(SynchronousTestCase):
             self.assertIn("f: offset 0", str(exc))
 
 
+class LargeRecordTests(SynchronousTestCase):
+    """A SET of a large value is framed as pieces that leave the value itself uncopied."""
+
+    def test_pieces_hold_the_value_itself(self) -> None:
+        """Joined, the pieces are the record encode_set makes; the value is one of them, as is."""
+        value = b"v" * records.LARGE_VALUE
+        pieces = records.encode_effect((SET, b"key", value, 77))
+        self.assertIsInstance(pieces, list)
+        self.assertIs(pieces[-1], value)
+        self.assertEqual(b"".join(pieces), records.encode_set(b"key", value, 77))
+        self.assertEqual(records.joined([b"a", pieces, b"z"]), b"a" + b"".join(pieces) + b"z")
+        self.assertEqual(records.joined([b"a", b"z"]), b"az")
+
+
 class ReaderTests(SynchronousTestCase):
     """RecordReader yields records whole, byte by byte, and keeps trailing bytes."""
 
