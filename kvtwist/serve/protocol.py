@@ -14,7 +14,7 @@ from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
 from kvtwist.wire.replies import (OK, Error, Streamed, resp_pieces, text_pieces, to_resp,
                                   to_resp3, to_resp3_push, to_text)
 from kvtwist.wire.resp import RequestParser
-from kvtwist.serve.streaming import ReplyStream
+from kvtwist.serve.streaming import ReplyStream, join_off_loop
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -64,6 +64,7 @@ class KVProtocol(protocol.Protocol):
         self._write = self._close = None  # at the end of the reactor turn (outbox)
         self._send = self._shut = None  # at once
         self._stream = None  # the ReplyStream writing the queue head's streamed reply
+        self._joining = False  # a large argument's pieces are being joined
 
     # -- connection life cycle -------------------------------------------------
 
@@ -88,9 +89,11 @@ class KVProtocol(protocol.Protocol):
             self.factory.store.drop_session(self.session)
 
     def dataReceived(self, data: bytes) -> None:
-        if self._closing or not data:
+        if self._closing:
             return
         if self.dialect is None:
+            if not data:
+                return
             self._choose_dialect(data[:1])
         if self.dialect is RESP:
             parts = []
@@ -132,6 +135,8 @@ class KVProtocol(protocol.Protocol):
                 if error is not None:
                     parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
                     self._close_after_chunk()
+                elif self._parser.joining is not None and not self._joining:
+                    self._join_large()
         else:
             framer = self._lines
             lines = framer.feed(data)
@@ -180,7 +185,7 @@ class KVProtocol(protocol.Protocol):
     def _choose_dialect(self, first: bytes) -> None:
         if first == b"*":
             self.dialect = RESP
-            self._parser = RequestParser(max_bulk=self.factory.max_bulk)
+            self._parser = RequestParser(max_bulk=self.factory.max_bulk, defer_large=True)
         elif first == b"{":
             self.dialect = JSON
             self._lines = LineFramer(MAX_LINE)
@@ -188,6 +193,18 @@ class KVProtocol(protocol.Protocol):
             self.dialect = TEXT
             self._render = to_text
             self._lines = LineFramer(MAX_LINE)
+
+    def _join_large(self) -> None:
+        # The parser holds a large argument's pieces: they are joined off the event loop
+        # (factory.join_large), and parsing goes on once the bytes are back.
+        self._joining = True
+        self.factory.join_large(self._parser.joining).addCallback(self._joined)
+
+    def _joined(self, value: bytes) -> None:
+        self._joining = False
+        if not self._closing:
+            self._parser.joined(value)
+            self.dataReceived(b"")
 
     # -- the text and JSON dialects ---------------------------------------------
 
@@ -483,6 +500,10 @@ class KVFactory(protocol.Factory):
         # With a reactor, replies of one turn go out back to back (see directwrite.Outbox).
         self.outbox = None if reactor is None else Outbox(reactor)
         self._hooked = None
+
+    def join_large(self, parts: list):
+        """Return a Deferred firing with ``b"".join(parts)``, joined in a thread."""
+        return join_off_loop(self.reactor, parts)
 
     def startFactory(self) -> None:
         hooks = getattr(self.journal, "release_hooks", None)

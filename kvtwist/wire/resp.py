@@ -123,11 +123,17 @@ class RequestParser(_Buffer):
     requests (``*0``, ``*-1``, blank lines) are skipped.  Cost is linear in the input.
     """
 
-    __slots__ = ("max_bulk", "max_args", "max_inline", "_args", "_left", "_bulk", "_quick")
+    __slots__ = ("max_bulk", "max_args", "max_inline", "_args", "_left", "_bulk", "_quick",
+                 "defer_large", "joining")
 
     def __init__(self, max_bulk: int = 512 * 1024 * 1024, max_args: int = 1024 * 1024,
-                 max_inline: int = 64 * 1024) -> None:
+                 max_inline: int = 64 * 1024, defer_large: bool = False) -> None:
         _Buffer.__init__(self)
+        # With defer_large, a large argument is not joined here: its pieces wait in
+        # ``joining`` (parsing stops) until the caller hands the joined bytes to ``joined``:
+        # a server joins them off its event loop.
+        self.defer_large = defer_large
+        self.joining = None
         self.max_bulk = max_bulk
         self.max_args = max_args
         self.max_inline = max_inline
@@ -146,8 +152,12 @@ class RequestParser(_Buffer):
 
         Raises ProtocolError for malformed input (and again on every later call).
         """
+        if self.joining is not None:
+            return None
         if self._bulk >= self.LARGE_BULK and self._ready and self._chunks and self._error is None:
             self._take_large_bulk()
+            if self.joining is not None:
+                return None
         if not self._start():
             return None
         buf = self._buf
@@ -330,7 +340,10 @@ class RequestParser(_Buffer):
                 parts.append(view[:need])
                 pieces[index] = view[need:]
                 need = 0
-        self._args.append(b"".join(parts))
+        if self.defer_large:
+            self.joining = parts
+        else:
+            self._args.append(b"".join(parts))
         self._buf = b"".join(pieces[index:])
         self._pos = 2  # the CRLF after a bulk is skipped unchecked, as redis-server does
         self._chunks = []
@@ -338,6 +351,11 @@ class RequestParser(_Buffer):
         self._scan = 0
         self._left -= 1
         self._bulk = -1
+
+    def joined(self, value: bytes) -> None:
+        """Take the joined bytes of ``joining`` as its argument; parsing goes on next call."""
+        self._args.append(value)
+        self.joining = None
 
     def _save(self, args, left: int, bulk: int) -> None:
         self._args = args

@@ -683,3 +683,43 @@ class OutboxTCPTests(TestCase):
         dumper.transport.resumeProducing()
         dumped = yield dumper.lost
         self.assertEqual(dumped, to_resp(Pairs(sorted(data.items()))) + b"+OK\r\n")
+
+
+class LargeArgumentTests(SynchronousTestCase):
+    """A large argument is joined off the event loop; the connection's later requests wait."""
+
+    def test_requests_after_a_large_argument_wait_for_its_join(self) -> None:
+        """PING before it is answered at once; the SET and what follows run once it is joined.
+
+        Before, the pieces were joined in the reactor thread as the last one arrived (a 128 MB
+        SET held every other client about half a second for that join alone).
+        """
+        from twisted.internet.defer import Deferred
+
+        from kvtwist.engine.store import Store
+        from kvtwist.wire.resp import RequestParser
+
+        self.patch(RequestParser, "LARGE_BULK", 16)
+        store = Store(Clock())
+        factory = KVFactory(store)
+        joins = []
+
+        def join_large(parts):
+            joins.append(Deferred())
+            joins[-1].parts = parts
+            return joins[-1]
+
+        factory.join_large = join_large
+        proto = factory.buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        value = b"v" * 100
+        data = (b"*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n" + value
+                + b"\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        for start in range(0, len(data), 30):
+            proto.dataReceived(data[start:start + 30])
+        self.assertEqual(transport.value(), b"+PONG\r\n")
+        self.assertEqual(len(joins), 1)
+        joins[0].callback(b"".join(joins[0].parts))
+        self.assertEqual(transport.value(), b"+PONG\r\n+OK\r\n$100\r\n" + value + b"\r\n")
+        self.assertEqual(store.keyspace.get(b"k"), value)

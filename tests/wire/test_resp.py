@@ -234,6 +234,37 @@ class RequestParserTests(SynchronousTestCase):
         parser.feed(data[-3:])
         self.assertEqual(parser.next_request(), expected[2])
 
+    def test_large_bulk_left_to_join(self) -> None:
+        """With defer_large, a large argument's pieces wait in ``joining`` for the caller to join.
+
+        The requests before it come out at once; nothing after it is parsed until
+        ``joined`` hands the value back, whole, byte by byte or with trailing bytes.
+        """
+        self.patch(RequestParser, "LARGE_BULK", 16)
+        value = bytes(range(200)) * 3
+        data = (encode_command([b"PING"]) + encode_command([b"SET", b"k", value])
+                + encode_command([b"GET", b"k"]))
+        for step in (len(data), 1, 7):
+            parser = RequestParser(defer_large=True)
+            got, joins = [], 0
+            for start in range(0, len(data), step):
+                requests, error = parser.drain(data[start:start + step])
+                got += requests
+                while parser.joining is not None:
+                    joins += 1
+                    parser.joined(b"".join(parser.joining))
+                    requests, error = parser.drain(b"")
+                    got += requests
+                self.assertIsNone(error)
+            self.assertEqual(got, [[b"PING"], [b"SET", b"k", value], [b"GET", b"k"]], step)
+            # Read whole, the request is cut straight out of the read (one copy, no join).
+            self.assertEqual(joins, 0 if step == len(data) else 1)
+        parser = RequestParser(defer_large=True)
+        requests, error = parser.drain(data[:40])
+        requests += parser.drain(data[40:])[0]
+        self.assertEqual(requests, [[b"PING"]])
+        self.assertEqual(parser.drain(b"more")[0], [])  # held: nothing parsed while joining
+
     def test_partial_line_not_rescanned(self) -> None:
         """Pieces of a line without a newline are queued rather than joined and searched again."""
         parser = RequestParser()
