@@ -155,7 +155,13 @@ def joined(records: list) -> bytes:
 
 
 def encode_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:
-    """Return one framed SET record (snapshot writing: avoids building a tuple per key)."""
+    """Return one framed SET record (snapshot writing: avoids building a tuple per key).
+
+    A large value is framed with bytes.join, which copies without the GIL: the snapshot
+    thread must not hold the reactor up for the length of a large value.
+    """
+    if len(value) >= LARGE_VALUE:
+        return b"".join(_encode_large_set(key, value, expire_at_ms))
     payload = _set_pack(SET, len(key), len(value), expire_at_ms) + key + value
     return _head_pack(len(payload), _crc32(payload)) + payload
 

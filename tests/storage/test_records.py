@@ -112,6 +112,14 @@ class LargeRecordTests(SynchronousTestCase):
         self.assertEqual(records.joined([b"a", pieces, b"z"]), b"a" + b"".join(pieces) + b"z")
         self.assertEqual(records.joined([b"a", b"z"]), b"az")
 
+    def test_snapshot_record_of_a_large_value(self) -> None:
+        """encode_set frames a large value (with a GIL-free join) exactly as a small one's."""
+        value = b"w" * records.LARGE_VALUE
+        record = records.encode_set(b"key", value, 5)
+        reader = records.RecordReader()
+        reader.feed(records.encode_header(records.SNAPSHOT, 1) + record)
+        self.assertTrue(reader.next_record() == (SET, b"key", value, 5), "decoded differently")
+
 
 class ReaderTests(SynchronousTestCase):
     """RecordReader yields records whole, byte by byte, and keeps trailing bytes."""
