@@ -14,7 +14,7 @@ from kvtwist.proxy.cache import Cache
 from kvtwist.client import endpoint_from_string
 from kvtwist.proxy.invalidation import InvalidationListener
 from kvtwist.proxy.store import ProxyStore
-from kvtwist.serve.protocol import KVFactory
+from kvtwist.serve.factory import KVFactory
 
 DEFAULT_LISTEN = "tcp:7380:interface=127.0.0.1"
 DEFAULT_BACKEND = "tcp:127.0.0.1:7379"

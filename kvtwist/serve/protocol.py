@@ -9,12 +9,12 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from kvtwist.wire import jsonlines
-from kvtwist.loop.directwrite import Outbox, reply_channel
+from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
 from kvtwist.wire.replies import (OK, Error, Streamed, resp_pieces, text_pieces, to_resp,
                                   to_resp3, to_resp3_push, to_text)
 from kvtwist.wire.resp import RequestParser
-from kvtwist.serve.streaming import ReplyStream, join_off_loop
+from kvtwist.serve.streaming import ReplyStream
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -480,46 +480,3 @@ class KVProtocol(protocol.Protocol):
             self._write(part)
         else:
             self._enqueue(_Chunk([part]))
-
-
-class _NoJournal:
-    """Stands in for a journal where nothing is persisted (the proxy): all is acked."""
-
-    appended = acked = 0
-
-
-class KVFactory(protocol.Factory):
-    """Serve a store: anything with ``new_session(peer)`` and ``drop_session(session)``."""
-
-    protocol = KVProtocol
-
-    def __init__(self, store, max_bulk: int = 512 * 1024 * 1024, reactor=None) -> None:
-        self.store = store
-        self.max_bulk = max_bulk
-        self.reactor = reactor  # None: the global reactor paces streamed replies
-        # With a reactor, replies of one turn go out back to back (see directwrite.Outbox).
-        self.outbox = None if reactor is None else Outbox(reactor)
-        self._hooked = None
-
-    def join_large(self, parts: list):
-        """Return a Deferred firing with ``b"".join(parts)``, joined in a thread."""
-        return join_off_loop(self.reactor, parts)
-
-    def startFactory(self) -> None:
-        hooks = getattr(self.journal, "release_hooks", None)
-        if self.outbox is not None and hooks is not None:
-            # Replies a commit releases are sent at once (a burst already), so what was
-            # queued before them must leave first.
-            self._hooked = hooks
-            hooks.append(self.outbox.flush)
-
-    def stopFactory(self) -> None:
-        if self._hooked is not None:
-            self._hooked.remove(self.outbox.flush)
-            self._hooked = None
-
-    @property
-    def journal(self):
-        """The store's journal, read on each use since the store may attach one late."""
-        journal = getattr(self.store, "journal", None)
-        return _NoJournal if journal is None else journal

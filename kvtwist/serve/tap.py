@@ -15,7 +15,7 @@ from kvtwist.engine.store import Store
 from kvtwist.serve.daemon import ServerOptions
 from kvtwist.storage.journal import POLICIES as FSYNC_POLICIES
 from kvtwist.storage.journal import WRITERS as JOURNAL_WRITERS
-from kvtwist.serve.protocol import KVFactory
+from kvtwist.serve.factory import KVFactory
 
 DEFAULT_LISTEN = "tcp:7379:interface=127.0.0.1"
 SWEEP_INTERVAL = 0.1  # seconds between active-expiry sweeps, as Redis's hz 10

@@ -146,18 +146,15 @@ class ProcessLog:
                 return
             self.start()  # the first request of a log never started, or one whose writer died
         self._waiting.append((on_ok, done))
-        if payload.__class__ is list:
-            # Pieces (a large SET's record among them): each is written as it is, behind
-            # the head; the child's pipe takes a large one a slice at a time.
-            self._write(journalproc.encode_head(kind, sum(map(len, payload))))
-            for piece in payload:
-                self._write(piece)
-        elif len(payload) < LARGE_PAYLOAD:
+        if payload.__class__ is not list and len(payload) < LARGE_PAYLOAD:
             self._write(journalproc.encode(kind, payload))
-        else:
-            # Head and payload apart: the payload is queued as it is, not copied behind a head.
-            self._write(journalproc.encode_head(kind, len(payload)))
-            self._write(payload)
+            return
+        # A large payload, or pieces (a large SET's record among them): written as they are
+        # behind the head, never copied behind it; the pipe takes a large one in slices.
+        pieces = payload if payload.__class__ is list else (payload,)
+        self._write(journalproc.encode_head(kind, sum(map(len, pieces))))
+        for piece in pieces:
+            self._write(piece)
 
     def _replies(self, frames) -> None:
         for kind, payload in frames:

@@ -106,7 +106,7 @@ def encode_effect(effect: tuple):
 
     Bytes, except for a SET of a value of LARGE_VALUE bytes or more: then a list of
     pieces whose last is the value itself, so the record is never copied whole on the
-    reactor thread (``joined`` makes bytes of a list that holds such lists).
+    reactor thread (``pieces`` flattens a list of records that holds such lists).
     """
     op = effect[0]
     if op == SET:
@@ -147,11 +147,6 @@ def pieces(records: list) -> list:
         else:
             flat.append(record)
     return flat
-
-
-def joined(records: list) -> bytes:
-    """Return ``records`` (bytes, and lists of pieces from encode_effect) as one bytes."""
-    return b"".join(pieces(records))
 
 
 def encode_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:

@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from kvtwist.engine import tracking
 from kvtwist.engine.store import Store
 from kvtwist.wire.replies import NIL_ARRAY, OK, Error
-from kvtwist.serve.protocol import KVFactory
+from kvtwist.serve.factory import KVFactory
 
 MESSAGE = [b"message", tracking.CHANNEL]
 

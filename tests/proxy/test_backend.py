@@ -10,7 +10,7 @@ from kvtwist.client import ClientDisconnected
 from kvtwist.proxy.backend import MAX_REPLY_DEPTH, Backend
 from kvtwist.proxy.cache import Cache
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
-from kvtwist.serve.protocol import KVFactory
+from kvtwist.serve.factory import KVFactory
 from tests.proxy.fakes import FakeEndpoint, FakeListener, result_of
 
 

@@ -14,7 +14,7 @@ from kvtwist.engine.store import Store
 from kvtwist.proxy.commands import LOCAL
 from kvtwist.proxy.store import _LOCAL, BackendUnavailable, ProxyStore
 from kvtwist.wire.replies import OK, PONG, Error, Status
-from kvtwist.serve.protocol import KVFactory
+from kvtwist.serve.factory import KVFactory
 from tests.proxy.fakes import (
     FakeListener, ProtocolBackend, ProxyCase, StoreBackend, result_of)
 

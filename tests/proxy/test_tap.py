@@ -28,7 +28,7 @@ from kvtwist.proxy.backend import Backend
 from kvtwist.engine.store import Store
 from kvtwist.wire import respreply
 from kvtwist.wire.replies import Error, Status
-from kvtwist.serve.protocol import KVFactory
+from kvtwist.serve.factory import KVFactory
 from tests.procs import TwistdProcess, free_port, start_kvproxy, start_kvstore
 from tests.redisref import start_redis_or_skip
 

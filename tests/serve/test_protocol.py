@@ -15,7 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from kvtwist.engine.keys import cmd_dump, cmd_keys
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import OK, Error, Pairs, Status, to_resp, to_resp3, to_text
-from kvtwist.serve.protocol import HIGH_WATER, KVFactory
+from kvtwist.serve.factory import KVFactory
+from kvtwist.serve.protocol import HIGH_WATER
 
 
 class FakeJournal:
@@ -592,20 +593,6 @@ class _Reader(protocol.Protocol):
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self.lost.callback(self.data)
-
-
-class OutboxTests(SynchronousTestCase):
-    """A factory given a reactor sends through an Outbox that the journal flushes."""
-
-    def test_release_hook_follows_listening(self) -> None:
-        """Starting the factory hooks its outbox flush into the journal; stopping unhooks it."""
-        store = FakeStore()
-        store.journal.release_hooks = []
-        factory = KVFactory(store, reactor=Clock())
-        factory.doStart()
-        self.assertEqual(store.journal.release_hooks, [factory.outbox.flush])
-        factory.doStop()
-        self.assertEqual(store.journal.release_hooks, [])
 
 
 class OutboxTCPTests(TestCase):

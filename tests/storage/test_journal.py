@@ -333,7 +333,7 @@ class PipelineTests(SynchronousTestCase):
         self.assertTrue(any(piece is value for piece in data))
         expected = records.encode_effect((SET, b"a", b"1", 0)) + b"".join(
             records.encode_effect((SET, b"big", value, 0)))
-        self.assertTrue(records.joined(data) == expected, "the commit's bytes differ")
+        self.assertTrue(b"".join(data) == expected, "the commit's bytes differ")
 
     def test_failure_rolls_back_every_commit_in_flight(self) -> None:
         """A failed commit undoes its effects and every later one; refused answers change nothing.
@@ -750,7 +750,7 @@ class ServerContractTests(SynchronousTestCase):
         from twisted.internet.testing import StringTransport
 
         from kvtwist.engine.store import Store
-        from kvtwist.serve.protocol import KVFactory
+        from kvtwist.serve.factory import KVFactory
 
         clock = Clock()
         store = Store(clock)
@@ -797,7 +797,7 @@ class ServerContractTests(SynchronousTestCase):
         from twisted.internet.testing import StringTransport
 
         from kvtwist.engine.store import Store
-        from kvtwist.serve.protocol import KVFactory
+        from kvtwist.serve.factory import KVFactory
 
         clock = Clock()
         store = Store(clock)

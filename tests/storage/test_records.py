@@ -109,8 +109,8 @@ class LargeRecordTests(SynchronousTestCase):
         self.assertIsInstance(pieces, list)
         self.assertIs(pieces[-1], value)
         self.assertEqual(b"".join(pieces), records.encode_set(b"key", value, 77))
-        self.assertEqual(records.joined([b"a", pieces, b"z"]), b"a" + b"".join(pieces) + b"z")
-        self.assertEqual(records.joined([b"a", b"z"]), b"az")
+        self.assertEqual(records.pieces([b"a", pieces, b"z"]), [b"a"] + pieces + [b"z"])
+        self.assertEqual(records.pieces([b"a", b"z"]), [b"a", b"z"])
 
     def test_snapshot_record_of_a_large_value(self) -> None:
         """encode_set frames a large value (with a GIL-free join) exactly as a small one's."""
