@@ -157,12 +157,8 @@ class KVProtocol(protocol.Protocol):
         if not parts and not chunk.close:
             return
         journal = self._journal
-        gate = journal.appended
-        if gate > journal.acked:
-            # Someone's write (ours or another client's) that this chunk may have
-            # observed is not durable yet: nothing in it may be seen before it is.
-            chunk.gated = gate
-            journal.on_acked(gate, self._gate_opened, chunk)
+        if journal.appended > journal.acked:
+            self._gate(chunk)
         queue = self._queue
         if not queue:
             if not chunk.gated and not chunk.pending:
@@ -301,6 +297,12 @@ class KVProtocol(protocol.Protocol):
         if chunk.pending == 0:
             self._flush(self._write, self._close)
 
+    def _gate(self, chunk: _Chunk) -> None:
+        # Someone's write (ours or another client's) that this chunk may have observed is
+        # not durable yet: nothing in it may be seen before it is (or before it fails).
+        gate = chunk.gated = self._journal.appended
+        self._journal.on_acked(gate, self._gate_opened, chunk)
+
     def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
         gate, chunk.gated = chunk.gated, 0
         reason = failure_for(gate)
@@ -401,10 +403,8 @@ class KVProtocol(protocol.Protocol):
         chunk = self._chunk
         chunk.stream = self._pieces(reply)
         journal = self._journal
-        gate = journal.appended
-        if gate > journal.acked:
-            chunk.gated = gate
-            journal.on_acked(gate, self._gate_opened, chunk)
+        if journal.appended > journal.acked:
+            self._gate(chunk)
         queue = self._queue
         if queue:
             self._enqueue(chunk)
