@@ -56,9 +56,12 @@ class Keyspace:
     compact_floor = 1024
     compact_step = 32
 
-    def __init__(self, clock, log=None) -> None:
+    def __init__(self, clock, log=None, index: int = 0) -> None:
         self.clock = clock
         self.log = log
+        self.index = index  # the database number (SELECT) this keyspace is
+        # Called with each key removed because its time ran out (keyspace notifications).
+        self.on_expired = None
         self.data: dict = {}
         self.expires: dict = {}
         self.expired_keys = 0
@@ -459,6 +462,8 @@ class Keyspace:
         del self.expires[key]
         self.expired_keys += 1
         self._removed(key)
+        if self.on_expired is not None:
+            self.on_expired(self, key)
 
     def sweep(self, limit: int = 20) -> int:
         """Active expiry: check ``limit`` keys with an expiry, repeating while over 25% had

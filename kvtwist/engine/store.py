@@ -125,6 +125,7 @@ class Session:
     def __init__(self, store: Store, id: int = 0, peer: str = "") -> None:
         self.store = store
         self.keyspace = store.keyspace
+        self.db = 0  # the selected database number; self.keyspace is that database
         self.id = id
         self.peer = peer
         self.name = None
