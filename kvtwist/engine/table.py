@@ -138,3 +138,39 @@ def sub_dispatch(subcommands: dict, argv, session):
     if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
         return arity_error(argv[0].lower() + b"|" + argv[1].lower())
     return handler(session, argv)
+
+
+# -- configuration parameters (CONFIG GET/SET, --config files) --------------------------
+
+
+class Param:
+    """One configuration parameter: its name, default text, parser and what setting it does.
+
+    ``parse(text)`` returns the value or raises ValueError with Redis's reason text;
+    ``apply(store, value)`` (optional) makes the new value take effect. ``store.config``
+    holds each parameter's current text by name.
+    """
+
+    __slots__ = ("name", "default", "parse", "apply", "mutable", "aliases")
+
+    def __init__(self, name: str, default: str, parse, apply, mutable: bool, aliases) -> None:
+        self.name = name
+        self.default = default
+        self.parse = parse
+        self.apply = apply
+        self.mutable = mutable
+        self.aliases = tuple(aliases)
+
+
+# name -> Param; every family defines the parameters it implements (and nothing else).
+PARAMS: dict = {}
+
+
+def define_config(name: str, default: str, parse=str, apply=None, mutable: bool = True,
+                  aliases=()) -> Param:
+    """Register a configuration parameter that kvstore really implements."""
+    param = Param(name, default, parse, apply, mutable, aliases)
+    PARAMS[name] = param
+    for alias in param.aliases:
+        PARAMS[alias] = param
+    return param
