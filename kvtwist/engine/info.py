@@ -24,7 +24,7 @@ def _memory_estimate(keyspace) -> int:
 
 
 def _info_sections(session) -> dict:
-    store, keyspace = session.store, session.keyspace
+    store = session.store
     uptime = int(store.clock.seconds() - store.started)
     server = [("redis_version", "7.0.0"), ("redis_mode", "standalone"),
               ("kvtwist_version", kvtwist.__version__),
@@ -36,7 +36,8 @@ def _info_sections(session) -> dict:
     port = store.config.get("port", store.port)
     if port is not None:
         server.append(("tcp_port", port))
-    used = _memory_estimate(keyspace)
+    databases = store.databases
+    used = sum(_memory_estimate(each) for each in databases)
     persistence = [("loading", 0)]
     info = getattr(store.journal, "info", None)
     if info is not None:
@@ -49,10 +50,10 @@ def _info_sections(session) -> dict:
                    ("maxmemory", store.config.get("maxmemory", "0"))],
         "stats": [("total_connections_received", store.connections_received),
                   ("total_commands_processed", store.commands_processed),
-                  ("expired_keys", keyspace.expired_keys)],
+                  ("expired_keys", databases.expired_keys)],
         "persistence": persistence,
-        "keyspace": [("db0", "keys=%d,expires=%d,avg_ttl=0" % (len(keyspace),
-                                                               len(keyspace.expires)))],
+        "keyspace": [("db%d" % (each.index,), "keys=%d,expires=%d,avg_ttl=0" % (
+            len(each), len(each.expires))) for each in databases if len(each)],
     }
 
 

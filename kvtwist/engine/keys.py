@@ -151,9 +151,10 @@ def _rename(session, argv, nx: bool):
         return 0 if nx else OK
     if nx and keyspace.exists(target):
         return 0
-    at = keyspace.expire_of(source)
+    # Written under the new name before the old one goes: a crash between the two records
+    # can leave both, never neither.
+    keyspace.set(target, value, keyspace.expire_of(source))
     keyspace.delete(source)
-    keyspace.set(target, value, at)
     return 1 if nx else OK
 
 
@@ -181,11 +182,3 @@ def cmd_dump(session, argv):
 @register("dbsize", 1, "readonly fast", 0, 0, 0)
 def cmd_dbsize(session, argv):
     return len(session.keyspace)
-
-
-@register("flush", -1, "write", 0, 0, 0, aliases="flushdb flushall")
-def cmd_flush(session, argv):
-    if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"async", b"sync")):
-        raise CommandError(SYNTAX)
-    session.keyspace.flush()
-    return OK

@@ -39,6 +39,19 @@ def patched(old, offset: int, patch: bytes) -> bytes:
     view = memoryview(old)
     return b"".join((view[:offset], patch, view[offset + len(patch):]))
 
+def rollback(undo) -> list:
+    """Undo the entries of an undo deque, newest first; return the ``(keyspace, effect)`` changes.
+
+    Each entry's first element is the object that made it (a Keyspace, or the Databases of a
+    SWAPDB) and knows how to undo it.
+    """
+    changed: list = []
+    while undo:
+        entry = undo.pop()
+        entry[0]._undo(entry, changed)
+    return changed
+
+
 class Keyspace:
     """Keys to bytes values, absolute millisecond expiry times, and an optional effect log.
 
@@ -124,7 +137,7 @@ class Keyspace:
         data = self.data
         undo = self.undo
         if undo is not None:
-            undo.append((key, data.get(key), self.expires.get(key, 0)))
+            undo.append((self, key, data.get(key), self.expires.get(key, 0)))
         if key not in data:
             self._inserted(key)
         data[key] = value
@@ -147,7 +160,7 @@ class Keyspace:
         old = self.get(key)
         undo = self.undo
         if undo is not None:
-            undo.append((key, old, self.expires.get(key, 0)))
+            undo.append((self, key, old, self.expires.get(key, 0)))
         if old is None:
             self._inserted(key)
         data[key] = value = patched(old, offset, patch)
@@ -160,7 +173,7 @@ class Keyspace:
         if not self.exists(key):
             return False
         if self.undo is not None:
-            self.undo.append((key, self.data[key], self.expires.get(key, 0)))
+            self.undo.append((self, key, self.data[key], self.expires.get(key, 0)))
         del self.data[key]
         self.expires.pop(key, None)
         self._removed(key)
@@ -181,7 +194,7 @@ class Keyspace:
             self.delete(key)
             return
         if self.undo is not None:
-            self.undo.append((key, self.data.get(key), self.expires.get(key, 0)))
+            self.undo.append((self, key, self.data.get(key), self.expires.get(key, 0)))
         self.expires[key] = at_ms
         if self.log is not None:
             self.log((EXPIRE_AT, key, at_ms))
@@ -191,7 +204,7 @@ class Keyspace:
         if key not in self.expires or not self._alive(key):
             return False
         if self.undo is not None:
-            self.undo.append((key, self.data[key], self.expires[key]))
+            self.undo.append((self, key, self.data[key], self.expires[key]))
         del self.expires[key]
         if self.log is not None:
             self.log((PERSIST, key))
@@ -200,7 +213,7 @@ class Keyspace:
     def flush(self) -> None:
         """Remove every key."""
         if self.undo is not None:
-            self.undo.append((_FLUSHED, dict(self.data), dict(self.expires)))
+            self.undo.append((self, _FLUSHED, dict(self.data), dict(self.expires)))
         self.data.clear()
         self.expires.clear()
         self._sweep_keys = []
@@ -210,13 +223,14 @@ class Keyspace:
 
     # -- undo: what a journal takes back when it cannot store a write ---------------
 
-    def track_undo(self) -> None:
+    def track_undo(self, undo=None) -> None:
         """From now on remember the state each logged effect replaced, until ``settle``.
 
         A journal calls this: it settles effects once durable and rolls back the rest when
         the disk refuses them. Costs one tuple per logged effect (a dict copy per FLUSH).
+        Databases share one ``undo`` deque, so that effects are undone in the order logged.
         """
-        self.undo = collections.deque()
+        self.undo = collections.deque() if undo is None else undo
 
     def settle(self, count: int) -> None:
         """Forget the replaced states of the oldest ``count`` logged effects (now durable)."""
@@ -227,36 +241,37 @@ class Keyspace:
     def rollback(self) -> list:
         """Undo every effect not settled yet, newest first, without logging.
 
-        Returns the changes as effects for observers: ``(DEL, key)`` for each key put
-        back as it was, ``(FLUSH,)`` for an undone FLUSH. O(effects undone), plus the
-        size of the keyspace an undone FLUSH held.
+        Returns the changes as ``(keyspace, effect)`` pairs for observers: ``(DEL, key)``
+        for each key put back as it was, ``(FLUSH,)`` for an undone FLUSH. O(effects
+        undone), plus the size of the keyspace an undone FLUSH held.
         """
-        undo, data, expires = self.undo, self.data, self.expires
-        changed = []
-        while undo:
-            key, value, at = undo.pop()
-            if key is _FLUSHED:
-                # Everything after the FLUSH is undone already: the keyspace is empty.
-                data.update(value)
-                expires.update(at)
-                self._reset_order()
-                self._order = list(data)
-                changed.append((FLUSH,))
-                continue
-            if value is None:
-                expires.pop(key, None)
-                if data.pop(key, None) is not None:
-                    self._removed(key)
+        return rollback(self.undo)
+
+    def _undo(self, entry: tuple, changed: list) -> None:
+        """Put back what one undo entry ``(self, key, old value, old expiry)`` recorded."""
+        _, key, value, at = entry
+        data, expires = self.data, self.expires
+        if key is _FLUSHED:
+            # Everything after the FLUSH is undone already: the keyspace is empty.
+            data.update(value)
+            expires.update(at)
+            self._reset_order()
+            self._order = list(data)
+            changed.append((self, (FLUSH,)))
+            return
+        if value is None:
+            expires.pop(key, None)
+            if data.pop(key, None) is not None:
+                self._removed(key)
+        else:
+            if key not in data:
+                self._inserted(key)
+            data[key] = value
+            if at:
+                expires[key] = at
             else:
-                if key not in data:
-                    self._inserted(key)
-                data[key] = value
-                if at:
-                    expires[key] = at
-                else:
-                    expires.pop(key, None)
-            changed.append((DEL, key))
-        return changed
+                expires.pop(key, None)
+        changed.append((self, (DEL, key)))
 
     # -- replay and snapshots -----------------------------------------------------
 

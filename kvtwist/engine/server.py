@@ -33,17 +33,6 @@ def cmd_quit(session, argv):
     return OK
 
 
-@register("select", 2, "fast", 0, 0, 0)
-def cmd_select(session, argv):
-    index = parse_int(argv[1])
-    if not -2 ** 31 <= index < 2 ** 31:
-        raise CommandError("ERR value is out of range, value must between -2147483648 and "
-                           "2147483647")
-    if index != 0:
-        raise CommandError("ERR DB index is out of range")
-    return OK
-
-
 @register("hello", -1, "fast noscript loading stale", 0, 0, 0)
 def cmd_hello(session, argv):
     """HELLO [protover [AUTH user pass] [SETNAME name]]: only RESP2 is spoken here."""
@@ -318,7 +307,7 @@ def _config_resetstat(session, argv):
     store = session.store
     store.commands_processed = 0
     store.connections_received = 0
-    store.keyspace.expired_keys = 0
+    store.databases.reset_stats()
     return OK
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
-from kvtwist.engine.keyspace import Keyspace
+from kvtwist.engine.databases import DEFAULT_DATABASES, IN_DB, Databases
+from kvtwist.engine.keyspace import FLUSH
 from kvtwist.engine.table import (
     _LOOKUP, DEFAULT_CONFIG, TABLE, arity_error, unknown_command, write_refused)
 from kvtwist.wire.replies import CommandError, Error
@@ -39,9 +40,11 @@ class NullJournal:
 class Store:
     """State shared by every connection: keyspace, journal, clients, config and stats."""
 
-    def __init__(self, clock, journal=None, config=None) -> None:
+    def __init__(self, clock, journal=None, config=None,
+                 databases: int = DEFAULT_DATABASES) -> None:
         self.clock = clock
-        self.keyspace = Keyspace(clock)
+        self.databases = Databases(clock, databases)
+        self.databases.on_swap.append(self._swapped)
         self._observers = []
         self.current = None  # the session whose command runs now: who caused each effect
         self.journal = None
@@ -68,13 +71,35 @@ class Store:
             hooks.append(self._rolled_back)
         self._bind_log()
 
+    @property
+    def keyspace(self):
+        """Return database 0 (the one a new connection starts in)."""
+        return self.databases[0]
+
+    def _swapped(self, a: int, b: int) -> None:
+        # SWAPDB moved keyspace objects: sessions follow their database numbers.
+        databases = self.databases
+        for session in self.clients.values():
+            if session.db == a or session.db == b:
+                session.keyspace = databases[session.db]
+
     def _rolled_back(self, changes: list) -> None:
         for observer in tuple(self._observers):
-            for effect in changes:
-                observer(effect)
+            for keyspace, effect in changes:
+                observer(effect, keyspace.index)
+
+    def log_swap(self, a: int, b: int) -> None:
+        """SWAPDB ``a`` ``b``: swap the two databases and log it (observers hear two FLUSHes)."""
+        self.databases.swap(a, b, self.journal.append)
+        for observer in tuple(self._observers):
+            observer(FLUSH_EFFECT, a)
+            observer(FLUSH_EFFECT, b)
 
     def observe(self, observer) -> None:
-        """Call ``observer(effect)`` after each effect reaches the journal (tracking, WATCH)."""
+        """Call ``observer(effect, db)`` after each effect reaches the journal (tracking, WATCH).
+
+        ``effect`` is the keyspace's effect tuple, ``db`` the index of the database it changed.
+        """
         if observer not in self._observers:
             self._observers.append(observer)
             self._bind_log()
@@ -88,17 +113,8 @@ class Store:
     def _bind_log(self) -> None:
         append = self.journal.append
         observers = tuple(self._observers)
-        if not observers:
-            # The common case pays nothing per write for features nobody is using.
-            self.keyspace.log = append
-            return
-
-        def log(effect) -> None:
-            append(effect)
-            for observer in observers:
-                observer(effect)
-
-        self.keyspace.log = log
+        for keyspace in self.databases:
+            keyspace.log = _log_function(keyspace, append, observers)
 
     def new_session(self, peer: str = "") -> "Session":
         """Return a new registered Session for one connection."""
@@ -115,6 +131,29 @@ class Store:
         if watching is not None:  # a gone client's watches must not keep the store observed
             watching.clear()
             session.watching = None
+
+
+FLUSH_EFFECT = (FLUSH,)
+
+
+def _log_function(keyspace, append, observers: tuple):
+    """Return the function a keyspace logs its effects with: to the journal, then observers."""
+    label = keyspace.label
+    if not observers:
+        if label == 0:
+            # The common case pays nothing per write for features nobody is using.
+            return append
+
+        def log_labelled(effect) -> None:
+            append((IN_DB, label, effect))
+        return log_labelled
+
+    def log(effect) -> None:
+        append(effect if label == 0 else (IN_DB, label, effect))
+        index = keyspace.index
+        for observer in observers:
+            observer(effect, index)
+    return log
 
 
 class Session:
@@ -138,6 +177,11 @@ class Session:
         self.last_command = b""
         self.multi = None  # a transactions.Transaction while MULTI is open
         self.watching = None  # WATCHed keys (transactions._Watching)
+
+    def select(self, index: int) -> None:
+        """Make database ``index`` (in range) this session's selected one."""
+        self.db = index
+        self.keyspace = self.store.databases[index]
 
     def execute(self, argv):
         """Run one command; return its reply value (errors included, never raises for input)."""

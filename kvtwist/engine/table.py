@@ -20,7 +20,7 @@ DEFAULT_CONFIG = {
     "appendfsync": "everysec",
     "maxmemory": "0",
     "maxmemory-policy": "noeviction",
-    "databases": "1",
+    "databases": "16",
     "maxclients": "10000",
     "timeout": "0",
     "proto-max-bulk-len": str(MAX_STRING),

@@ -49,7 +49,8 @@ class Tracker:
         else:
             self.store.unobserve(self._log)
 
-    def _log(self, effect) -> None:
+    def _log(self, effect, db: int) -> None:
+        # Invalidation names keys only, whatever their database, as Redis's tracking does.
         if not self.tracking:
             return
         op = effect[0]
@@ -58,13 +59,13 @@ class Tracker:
             return
         key = effect[1]
         if op == SET and effect[3]:
-            self._expire_later(key, effect[3])
+            self._expire_later(db, key, effect[3])
         elif op == EXPIRE_AT:
-            self._expire_later(key, effect[2])
+            self._expire_later(db, key, effect[2])
         self._send([key], self.store.current)
 
-    def _expire_later(self, key: bytes, at_ms: int) -> None:
-        heapq.heappush(self._expiries, (at_ms, key))
+    def _expire_later(self, db: int, key: bytes, at_ms: int) -> None:
+        heapq.heappush(self._expiries, (at_ms, db, key))
         if self._expiry_at is None or at_ms < self._expiry_at:
             if self._expiry_call is not None and self._expiry_call.active():
                 self._expiry_call.cancel()
@@ -82,16 +83,16 @@ class Tracker:
         self._expiry_call = self.store.clock.callLater(delay, self._expired)
 
     def _expired(self) -> None:
-        keyspace = self.store.keyspace
-        now_ms = keyspace.now_ms()
+        databases = self.store.databases
+        now_ms = databases[0].now_ms()
         due = []
         while self._expiries and self._expiries[0][0] < now_ms:
-            at_ms, key = heapq.heappop(self._expiries)
+            at_ms, db, key = heapq.heappop(self._expiries)
             # A key whose expiry moved since is invalidated by its own entry later.
+            keyspace = databases[db]
             if keyspace.expires.get(key) in (None, at_ms):
+                keyspace.exists(key)  # drops it now, as Redis's lazy expiry would
                 due.append(key)
-        for key in due:
-            keyspace.exists(key)  # drops it now, as Redis's lazy expiry would
         if due:
             self._send(due, None)
         self._schedule_expiry()

@@ -48,29 +48,33 @@ class Watches:
 
     def __init__(self, store) -> None:
         self.store = store
-        self.keys = {}  # key -> {id(watching): _Watching}
+        self.keys = {}  # (db, key) -> {id(watching): _Watching}
 
-    def _log(self, effect) -> None:
+    def _log(self, effect, db: int) -> None:
         keys = self.keys
         if effect[0] == FLUSH:
-            # Redis dirties only watched keys the flush removed; a key written since
-            # WATCH is dirty already, so the keys live at WATCH time are the rest.
-            for watchers in list(keys.values()):
-                for watching in list(watchers.values()):
-                    watching.flushed()
+            # A FLUSH (or a SWAPDB, logged to observers as a FLUSH of both databases)
+            # dirties the watches of keys in that database that existed at WATCH time or
+            # exist now, as Redis's touchAllWatchedKeysInDb does.
+            keyspace = self.store.databases[db]
+            for (key_db, key), watchers in list(keys.items()):
+                if key_db == db:
+                    exists_now = keyspace.exists(key)
+                    for watching in list(watchers.values()):
+                        watching.flushed((key_db, key), exists_now)
             return
-        watchers = keys.get(effect[1])
+        watchers = keys.get((db, effect[1]))
         if watchers:
             for watching in list(watchers.values()):
                 watching.touch()
 
-    def add(self, key: bytes, watching: "_Watching") -> None:
-        """Register ``watching``'s interest in ``key``."""
+    def add(self, key: tuple, watching: "_Watching") -> None:
+        """Register ``watching``'s interest in ``key``, a (db, key name) pair."""
         if not self.keys:
             self.store.observe(self._log)
         self.keys.setdefault(key, {})[id(watching)] = watching
 
-    def remove(self, key: bytes, watching: "_Watching") -> None:
+    def remove(self, key: tuple, watching: "_Watching") -> None:
         """Drop ``watching``'s interest in ``key``; stop observing once nobody watches."""
         watchers = self.keys.get(key)
         if watchers is not None:
@@ -82,7 +86,7 @@ class Watches:
 
 
 class _Watching:
-    """One session's WATCHed keys, each with whether it was live when watched."""
+    """One session's WATCHed (db, key) pairs, each with whether it was live when watched."""
 
     __slots__ = ("watches", "live", "dirty")
 
@@ -94,14 +98,14 @@ class _Watching:
     def touch(self) -> None:
         self.dirty = True
 
-    def flushed(self) -> None:
-        if any(self.live.values()):
+    def flushed(self, key: tuple, exists_now: bool) -> None:
+        if exists_now or self.live.get(key):
             self.dirty = True
 
-    def expired(self, keyspace) -> bool:
+    def expired(self, databases) -> bool:
         """Return whether a key live at WATCH has since expired (expiry is never logged)."""
-        for key, live in self.live.items():
-            if live and not keyspace.exists(key):
+        for (db, key), live in self.live.items():
+            if live and not databases[db].exists(key):
                 return True
         return False
 
@@ -161,7 +165,7 @@ def cmd_exec(session, argv):
     watching = session.watching
     dirty = False
     if watching is not None:
-        dirty = watching.dirty or watching.expired(session.keyspace)
+        dirty = watching.dirty or watching.expired(session.store.databases)
         unwatch(session)
     if transaction.failed:
         return Error(EXECABORT)
@@ -180,11 +184,12 @@ def cmd_watch(session, argv):
     watching = session.watching
     if watching is None:
         watching = session.watching = _Watching(watches_for(session.store))
-    keyspace = session.keyspace
-    for key in argv[1:]:
+    keyspace, db = session.keyspace, session.db
+    for name in argv[1:]:
+        key = (db, name)
         if key not in watching.live:
             watching.watches.add(key, watching)
-            watching.live[key] = keyspace.exists(key)
+            watching.live[key] = keyspace.exists(name)
     return OK
 
 
@@ -201,6 +206,7 @@ def cmd_reset(session, argv):
     unwatch(session)
     session.name = None
     session.protocol = 2
+    session.select(0)
     tracker = getattr(session.store, "tracker", None)
     if tracker is not None:
         if session.id in tracker.tracking:

@@ -11,6 +11,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from kvtwist import __version__
+from kvtwist.engine.databases import DEFAULT_DATABASES, DatabaseCountError
 from kvtwist.engine.store import Store
 from kvtwist.serve.daemon import ServerOptions
 from kvtwist.storage.journal import POLICIES as FSYNC_POLICIES
@@ -18,6 +19,7 @@ from kvtwist.storage.journal import WRITERS as JOURNAL_WRITERS
 from kvtwist.serve.factory import KVFactory
 
 DEFAULT_LISTEN = "tcp:7379:interface=127.0.0.1"
+MAX_DATABASES = 1 << 16
 SWEEP_INTERVAL = 0.1  # seconds between active-expiry sweeps, as Redis's hz 10
 
 
@@ -48,6 +50,7 @@ class Options(ServerOptions):
         ["compact-ratio", None, "2.0", "compact when the journal exceeds this x the snapshot"],
         ["journal-writer", None, "process",
          "who appends to the journal: process (a child process, fastest) or thread"],
+        ["databases", None, str(DEFAULT_DATABASES), "number of databases (SELECT 0..N-1)"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
@@ -71,6 +74,12 @@ class Options(ServerOptions):
             raise usage.UsageError("bad size or ratio: %s" % (e,))
         if self["max-bulk"] < 1:
             raise usage.UsageError("--max-bulk must be positive")
+        try:
+            self["databases"] = int(self["databases"])
+        except ValueError:
+            raise usage.UsageError("--databases must be a whole number")
+        if not 1 <= self["databases"] <= MAX_DATABASES:
+            raise usage.UsageError("--databases must be between 1 and %d" % (MAX_DATABASES,))
 
 
 class StoreService(service.MultiService):
@@ -82,7 +91,7 @@ class StoreService(service.MultiService):
         service.MultiService.__init__(self)
         self.store = store
         self.journal = journal
-        self._sweeper = task.LoopingCall(store.keyspace.sweep)
+        self._sweeper = task.LoopingCall(store.databases.sweep)
         self._sweeper.clock = clock
 
     def startService(self) -> None:
@@ -109,20 +118,22 @@ def makeService(options, reactor=None) -> service.MultiService:
     store = Store(reactor, config={"port": _first_port(options["listen"]),
                                    "proto-max-bulk-len": str(options["max-bulk"]),
                                    "appendfsync": options["fsync"],
-                                   "dir": os.path.abspath(options["data"])})
+                                   "databases": str(options["databases"]),
+                                   "dir": os.path.abspath(options["data"])},
+                  databases=options["databases"])
     started = time.monotonic()
     try:
-        journal = Journal.open(options["data"], store.keyspace, reactor,
+        journal = Journal.open(options["data"], store.databases, reactor,
                                fsync=options["fsync"], repair=options["repair"],
                                compact_min_bytes=options["compact-min"],
                                compact_ratio=options["compact-ratio"],
                                writer=options["journal-writer"])
-    except (JournalError, OSError) as e:
+    except (JournalError, OSError, DatabaseCountError) as e:
         raise SystemExit("kvstore: cannot open %s: %s" % (options["data"], e))
     store.set_journal(journal)
     StoreService.log.info(
         "kvstore {version}: {keys} keys loaded from {data} in {seconds:.3f}s (fsync {fsync})",
-        version=__version__, keys=len(store.keyspace), data=os.path.abspath(options["data"]),
+        version=__version__, keys=len(store.databases), data=os.path.abspath(options["data"]),
         seconds=time.monotonic() - started, fsync=options["fsync"])
     top = StoreService(store, journal, reactor)
     factory = KVFactory(store, max_bulk=options["max-bulk"], reactor=reactor)

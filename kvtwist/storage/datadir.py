@@ -125,9 +125,10 @@ def write_snapshot_temp(ops: FileOps, directory: str, generation: int, items: li
         offset = 0
         parts = [records.encode_header(records.SNAPSHOT, generation)]
         size = len(parts[0])
-        encode_set = records.encode_set
-        for key, value, expire in items:
-            record = encode_set(key, value, expire)
+        encode_set, encode_marker = records.encode_set, records.encode_marker
+        for item in items:
+            # (key, value, expire_at_ms), or a (SELECT|DBMAP, ...) marker between databases
+            record = encode_set(*item) if len(item) == 3 else encode_marker(item)
             parts.append(record)
             size += len(record)
             if size >= _WRITE_CHUNK:

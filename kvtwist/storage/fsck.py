@@ -8,19 +8,62 @@ import os
 import time
 
 from kvtwist.storage.datadir import DataError, load, lock_directory, snapshot_path, truncate_file
+from kvtwist.engine.databases import DBMAP, IN_DB, SELECT, SWAPDB
 from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE, patched
 
 
 class MemoryState:
-    """A plain dict keyspace for the tools: ``data`` maps key -> (value, expire_at_ms)."""
+    """A plain keyspace of every database for the tools.
+
+    ``dbs`` maps a database's label to its dict key -> (value, expire_at_ms); ``index_of``
+    maps labels to the index (SELECT number) they have after SWAPDBs (see engine/databases).
+    """
 
     def __init__(self) -> None:
-        self.data = {}
+        self.dbs = {0: {}}
+        self.index_of = {}
+        self._loading = 0
+
+    def database(self, label: int) -> dict:
+        """Return the dict of dataset ``label``, made on first use."""
+        data = self.dbs.get(label)
+        if data is None:
+            data = self.dbs[label] = {}
+        return data
+
+    @property
+    def data(self) -> dict:
+        """Return the dict of dataset 0 (the only one of a single-database directory)."""
+        return self.dbs[0]
+
+    def by_index(self) -> list:
+        """Return ``[(index, dict)]`` for every database holding keys, in index order."""
+        return sorted((self.index_of.get(label, label), data)
+                      for label, data in self.dbs.items() if data)
+
+    def __len__(self) -> int:
+        return sum(len(data) for data in self.dbs.values())
 
     def apply(self, effect: tuple) -> None:
         """Apply one effect tuple."""
         op = effect[0]
-        data = self.data
+        if op == IN_DB:
+            self._apply(self.database(effect[1]), effect[2])
+        elif op == SELECT:
+            self._loading = effect[1]
+        elif op == DBMAP:
+            self.index_of = {label: index for index, label in enumerate(effect[1])}
+        elif op == SWAPDB:
+            _, a, b, label_a, label_b = effect
+            labels = {index: label for label, index in self.index_of.items()}
+            if labels.get(a, a) == label_a and labels.get(b, b) == label_b:
+                self.index_of[label_a], self.index_of[label_b] = b, a
+        else:
+            self._apply(self.database(self._loading), effect)
+
+    @staticmethod
+    def _apply(data: dict, effect: tuple) -> None:
+        op = effect[0]
         if op == SET:
             data[effect[1]] = (effect[2], effect[3])
         elif op == DEL:
@@ -40,7 +83,7 @@ class MemoryState:
 
     def load_items(self, keys: list, values: list, expire_ats: list) -> None:
         """Apply a batch of SET effects given as parallel lists, in order."""
-        self.data.update(zip(keys, zip(values, expire_ats)))
+        self.database(self._loading).update(zip(keys, zip(values, expire_ats)))
 
 
 class Report:
@@ -90,7 +133,7 @@ def _check(directory: str, repair: bool) -> Report:
     for path, offset, dropped, reason in result.repaired:
         lines.append("REPAIRED %s: %s at offset %d; %d bytes dropped"
                      % (path, reason, offset, dropped))
-    lines.append("%d records, %d keys: %s" % (result.records, len(state.data),
+    lines.append("%d records, %d keys: %s" % (result.records, len(state),
                                               "repaired" if result.repaired else "OK"))
     return Report(True, lines)
 
@@ -111,20 +154,26 @@ def export(directory: str, fmt: str, out, now_ms=None) -> int:
         now_ms = int(time.time() * 1000)
     count = 0
     write = out.write
-    for key, (value, expire) in state.data.items():
-        if expire and expire <= now_ms:
-            continue
-        count += 1
-        if fmt == "json":
-            item = {}
-            _json_field(item, "key", key)
-            _json_field(item, "value", value)
-            if expire:
-                item["expire_at_ms"] = expire
-            write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
-        else:
-            args = [b"SET", key, value] + ([b"PXAT", b"%d" % expire] if expire else [])
-            write(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    for index, data in state.by_index():
+        if fmt == "resp" and (index or count):
+            write(b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%d\r\n" % (len(b"%d" % index), index))
+        for key, (value, expire) in data.items():
+            if expire and expire <= now_ms:
+                continue
+            count += 1
+            if fmt == "json":
+                item = {}
+                if index:
+                    item["db"] = index
+                _json_field(item, "key", key)
+                _json_field(item, "value", value)
+                if expire:
+                    item["expire_at_ms"] = expire
+                write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
+            else:
+                args = [b"SET", key, value] + ([b"PXAT", b"%d" % expire] if expire else [])
+                write(b"*%d\r\n" % len(args)
+                      + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
     return count
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from kvtwist.engine.databases import DBMAP, IN_DB, SELECT, SWAPDB
 from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE
 
 # File layout:
@@ -18,11 +19,17 @@ from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANG
 #     FLUSH     (nothing)
 #     NOOP      (nothing; changes no key: the journal's probe of a disk that failed a write)
 #     SETRANGE  u32 klen | u64 offset | key | patch   (patch: the rest of the payload)
+#     IN_DB     u32 label | the payload of one of the records above, for database ``label``
+#     SWAPDB    u32 index a | u32 index b | u32 label a | u32 label b  (labels before the swap)
+#     SELECT    u32 label   (snapshots: the SET records after it are of database ``label``)
+#     DBMAP     u32 count | count x u32 label   (snapshots: each index's label, see databases)
 #     END       u64 record count   (last record of a snapshot: proves it is complete)
 # Expiry is absolute milliseconds, so replaying a record at any later time gives the same state.
+# Version 2 added IN_DB, SWAPDB, SELECT and DBMAP; version 1 files (one database) still load.
 
 MAGIC = b"KVTW"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 JOURNAL, SNAPSHOT = 1, 2
 END = 127
 NOOP = 6
@@ -42,6 +49,8 @@ _EXPIRE = struct.Struct(">BIQ")
 _END = struct.Struct(">BQ")
 _SETRANGE = struct.Struct(">BIQ")
 _U32 = struct.Struct(">I")
+_IN_DB = struct.Struct(">BI")
+_SWAPDB = struct.Struct(">BIIII")
 _U64 = struct.Struct(">Q")
 _FLUSH_PAYLOAD = bytes([FLUSH])
 
@@ -115,6 +124,19 @@ def encode_effect(effect: tuple):
         if len(value) >= LARGE_VALUE:
             return _encode_large_set(key, value, effect[3])
         payload = _set_pack(SET, len(key), len(value), effect[3]) + key + value
+    elif op == IN_DB:
+        return _encode_in_db(effect[1], effect[2])
+    else:
+        payload = _payload(effect)
+    return _head_pack(len(payload), _crc32(payload)) + payload
+
+
+def _payload(effect: tuple) -> bytes:
+    # The payload of any effect but a large SET and IN_DB.
+    op = effect[0]
+    if op == SET:
+        key, value = effect[1], effect[2]
+        payload = _set_pack(SET, len(key), len(value), effect[3]) + key + value
     elif op == DEL or op == PERSIST:
         key = effect[1]
         payload = _KEY.pack(op, len(key)) + key
@@ -126,8 +148,33 @@ def encode_effect(effect: tuple):
     elif op == SETRANGE:
         key = effect[1]
         payload = _SETRANGE.pack(SETRANGE, len(key), effect[2]) + key + effect[3]
+    elif op == SWAPDB:
+        payload = _SWAPDB.pack(*effect)
+    elif op == SELECT:
+        payload = _IN_DB.pack(SELECT, effect[1])
+    elif op == DBMAP:
+        labels = effect[1]
+        payload = _IN_DB.pack(DBMAP, len(labels)) + struct.pack(">%dI" % len(labels), *labels)
     else:
         raise ValueError("unknown effect opcode: %r" % (op,))
+    return payload
+
+
+def _encode_in_db(label: int, effect: tuple):
+    # IN_DB around an effect; a large SET stays in pieces, its value uncopied.
+    prefix = _IN_DB.pack(IN_DB, label)
+    if effect[0] == SET and len(effect[2]) >= LARGE_VALUE:
+        key, value = effect[1], effect[2]
+        head = prefix + _set_pack(SET, len(key), len(value), effect[3]) + key
+        crc = _crc32(value, _crc32(head))
+        return [_head_pack(len(head) + len(value), crc) + head, value]
+    payload = prefix + _payload(effect)
+    return _head_pack(len(payload), _crc32(payload)) + payload
+
+
+def encode_marker(marker: tuple) -> bytes:
+    """Return the framed SELECT or DBMAP record of a snapshot (see Databases.snapshot_items)."""
+    payload = _payload(marker)
     return _head_pack(len(payload), _crc32(payload)) + payload
 
 
@@ -210,6 +257,28 @@ def decode_payload(payload) -> tuple:
         if size != 1:
             raise ValueError("bad NOOP record")
         return (NOOP,)
+    if op == IN_DB:
+        if size < 6:
+            raise ValueError("short IN_DB record")
+        inner = payload[5:]
+        if inner[0] in (IN_DB, SWAPDB, SELECT, DBMAP, END, NOOP):
+            raise ValueError("bad record inside IN_DB")
+        return (IN_DB, _U32.unpack_from(payload, 1)[0], decode_payload(inner))
+    if op == SWAPDB:
+        if size != _SWAPDB.size:
+            raise ValueError("bad SWAPDB record")
+        return _SWAPDB.unpack(payload)
+    if op == SELECT:
+        if size != 5:
+            raise ValueError("bad SELECT record")
+        return (SELECT, _U32.unpack_from(payload, 1)[0])
+    if op == DBMAP:
+        if size < 5:
+            raise ValueError("short DBMAP record")
+        count = _U32.unpack_from(payload, 1)[0]
+        if size != 5 + 4 * count:
+            raise ValueError("DBMAP record length mismatch")
+        return (DBMAP, list(struct.unpack_from(">%dI" % count, payload, 5)))
     if op == END:
         if size != 9:
             raise ValueError("bad END record")
@@ -226,7 +295,7 @@ def decode_header(data, path: str = "<stream>") -> Header:
         raise CorruptRecord(path, 0, "not a kvtwist file (bad magic %r)" % (magic,))
     if _crc32(body) != crc:
         raise CorruptRecord(path, 0, "header checksum mismatch")
-    if version != VERSION:
+    if version not in READABLE_VERSIONS:
         raise CorruptRecord(path, 0, "unsupported format version %d" % (version,))
     if kind not in KIND_NAMES:
         raise CorruptRecord(path, 0, "unknown file kind %d" % (kind,))
@@ -278,8 +347,10 @@ class RecordReader:
                 if effect[1] != self.records:
                     raise CorruptRecord(self.path, self.offset, "END record counts %d records, "
                                         "found %d" % (effect[1], self.records))
-            elif op != SET:
+            elif op != SET and op != SELECT and op != DBMAP:
                 raise CorruptRecord(self.path, self.offset, "non-SET record in a snapshot")
+        elif op == SELECT or op == DBMAP:
+            raise CorruptRecord(self.path, self.offset, "snapshot-only record in a journal")
         elif op == END:
             raise CorruptRecord(self.path, self.offset, "END record in a journal")
 

@@ -46,8 +46,11 @@ class InfoTests(SessionMixin, SynchronousTestCase):
 
     def test_one_section(self):
         """INFO with a section name returns only that section; unknown names are empty."""
+        self.assertEqual(self.call("info", "KEYSPACE"), b"# Keyspace\r\n")
+        self.call("select", "3")
+        self.call("set", "k", "v")
         self.assertEqual(self.call("info", "KEYSPACE"),
-                         b"# Keyspace\r\ndb0:keys=0,expires=0,avg_ttl=0\r\n")
+                         b"# Keyspace\r\ndb3:keys=1,expires=0,avg_ttl=0\r\n")
         self.assertEqual(self.call("info", "nosuch"), b"")
 
     def test_journal_info(self):

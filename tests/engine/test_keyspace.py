@@ -259,7 +259,7 @@ class UndoTests(SynchronousTestCase):
         ks.persist(b"new")
         ks.flush()
         ks.set(b"after", b"4")
-        changed = ks.rollback()
+        changed = [effect for keyspace, effect in ks.rollback()]
         self.assertEqual(ks.data, {b"keep": b"1", b"gone": b"2"})
         self.assertEqual(ks.expires, {b"keep": 5_000_000})
         self.assertEqual(changed[:2], [(DEL, b"after"), (FLUSH,)])

@@ -37,12 +37,6 @@ class ConnectionCommandTests(AdminMixin, SynchronousTestCase):
         self.assertEqual(other.execute([b"EXIT"]), OK)
         self.assertTrue(other.closing)
 
-    def test_select(self):
-        """SELECT 0 works; other indexes are out of range; non-integers are refused."""
-        self.assertEqual(self.call("select", "0"), OK)
-        self.assertEqual(self.error("select", "1"), "ERR DB index is out of range")
-        self.assertEqual(self.error("select", "x"), "ERR value is not an integer or out of range")
-
     def test_time(self):
         """TIME reports the injected clock's seconds and microseconds."""
         self.assertEqual(self.call("time"), [b"1700000000", b"250000"])
@@ -157,7 +151,7 @@ class ConfigTests(AdminMixin, SynchronousTestCase):
         """CONFIG GET globs over store.config and returns name/value pairs."""
         self.assertEqual(self.call("config", "get", "save"), Pairs([(b"save", b"")]))
         self.assertEqual(to_resp(self.call("config", "get", "appendonly", "databases")),
-                         b"*4\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$9\r\ndatabases\r\n$1\r\n1\r\n")
+                         b"*4\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$9\r\ndatabases\r\n$2\r\n16\r\n")
         reply = self.call("config", "get", "MAXMEMORY*")
         self.assertEqual(dict(reply.items),
                          {b"maxmemory": b"0", b"maxmemory-policy": b"noeviction"})

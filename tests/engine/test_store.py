@@ -171,14 +171,15 @@ class StoreObserverTests(SynchronousTestCase):
         """An observer is called with each effect once the journal has counted it."""
         store = Store(Clock())
         seen = []
-        store.observe(lambda effect: seen.append((effect, store.journal.appended)))
+        store.observe(lambda effect, db: seen.append((effect, db, store.journal.appended)))
         store.new_session().execute([b"SET", b"k", b"v"])
-        self.assertEqual(seen, [((SET, b"k", b"v", 0), 1)])
+        self.assertEqual(seen, [((SET, b"k", b"v", 0), 0, 1)])
 
     def test_unobserved_store_logs_straight_to_journal(self) -> None:
         """With no observers left, keyspace.log is the journal's append itself."""
         store = Store(Clock())
-        observer = [].append
+        def observer(effect, db):
+            pass
         store.observe(observer)
         self.assertNotEqual(store.keyspace.log, store.journal.append)
         store.unobserve(observer)
@@ -188,7 +189,7 @@ class StoreObserverTests(SynchronousTestCase):
         """Attaching a journal keeps the observers registered before it."""
         store = Store(Clock())
         seen = []
-        store.observe(seen.append)
+        store.observe(lambda effect, db: seen.append(effect))
         journal = NullJournal()
         store.set_journal(journal)
         store.new_session().execute([b"DEL", b"k", b"j"])

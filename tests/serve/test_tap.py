@@ -63,6 +63,18 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, tap.Options().parseOptions, ["--max-bulk", "lots"])
 
 
+    def test_databases(self) -> None:
+        """--databases sets how many databases there are (16 by default); bad counts are refused."""
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["databases"], 16)
+        options = tap.Options()
+        options.parseOptions(["--databases", "4"])
+        self.assertEqual(options["databases"], 4)
+        for bad in ("0", "many", "70000"):
+            self.assertRaises(usage.UsageError, tap.Options().parseOptions, ["--databases", bad])
+
+
 class LineClient:
     """A telnet-style client: sends lines, reads CRLF-terminated reply lines."""
 
@@ -255,6 +267,50 @@ class RestartTests(SynchronousTestCase):
             proc.stop()
         self.assertIn("keys loaded", proc.log)
 
+
+    def test_databases_survive_restarts(self) -> None:
+        """redis-cli -n 5, redis-py with db=5 and SWAPDB keep their data across kill -9 restarts."""
+        data = tempfile.mkdtemp(prefix="kvtwist-restart-")
+        self.addCleanup(shutil.rmtree, data, True)
+        proc = start_kvstore(data)
+        try:
+            cli = subprocess.run(["redis-cli", "-p", str(proc.port), "-n", "5", "set", "k", "five"],
+                                 capture_output=True, timeout=30)
+            self.assertEqual(cli.stdout.strip(), b"OK")
+            r = redis.Redis(port=proc.port, db=7, socket_timeout=10)
+            r.set("k", "seven")
+            r.swapdb(7, 8)
+            r.close()
+        finally:
+            proc.kill()
+        proc = start_kvstore(data)
+        try:
+            r5 = redis.Redis(port=proc.port, db=5, socket_timeout=10)
+            r8 = redis.Redis.from_url("redis://127.0.0.1:%d/8" % (proc.port,), socket_timeout=10)
+            self.assertEqual((r5.get("k"), r8.get("k")), (b"five", b"seven"))
+            self.assertEqual(redis.Redis(port=proc.port, db=7).get("k"), None)
+            info = r5.info("keyspace")
+            self.assertEqual((info["db5"]["keys"], info["db8"]["keys"]), (1, 1))
+            r5.close()
+            r8.close()
+        finally:
+            proc.stop()
+
+    def test_too_few_databases_is_a_start_up_error(self) -> None:
+        """A data directory holding database 5 does not start with --databases 2: it says why."""
+        data = tempfile.mkdtemp(prefix="kvtwist-restart-")
+        self.addCleanup(shutil.rmtree, data, True)
+        proc = start_kvstore(data)
+        try:
+            redis.Redis(port=proc.port, db=5, socket_timeout=10).set("k", "v")
+        finally:
+            proc.stop()
+        run = subprocess.run(twistd_command() + ["--pidfile=", "-n", "kvstore", "--data", data,
+                                                 "--databases", "2", "--listen",
+                                                 "tcp:0:interface=127.0.0.1"],
+                             capture_output=True, timeout=60)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn(b"--databases 6", run.stdout + run.stderr)
 
     def test_writer_process_ends_with_a_killed_server(self) -> None:
         """After a SIGKILL the journal writer exits too, and a restart at once finds the data."""

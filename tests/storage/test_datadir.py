@@ -20,8 +20,9 @@ def write_dir(directory: str, snapshot=None, journals=()) -> None:
     if snapshot is not None:
         with open(datadir.snapshot_path(directory, 1), "wb") as f:
             f.write(records.encode_header(records.SNAPSHOT, 1))
-            for key, value, expire in snapshot:
-                f.write(records.encode_set(key, value, expire))
+            for item in snapshot:  # (key, value, expiry) or a (SELECT|DBMAP, ...) marker
+                f.write(records.encode_set(*item) if len(item) == 3
+                        else records.encode_marker(item))
             f.write(records.encode_end(len(snapshot)))
     for gen, effects in enumerate(journals, 1):
         with open(datadir.journal_path(directory, gen), "wb") as f:

@@ -13,6 +13,7 @@ import time
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from kvtwist.storage import datadir, fsck, records
+from kvtwist.engine.databases import IN_DB, SELECT, SWAPDB
 from kvtwist.engine.keyspace import EXPIRE_AT, SET, SETRANGE
 from tests.storage.test_datadir import write_dir
 
@@ -139,6 +140,39 @@ class ExportTests(SynchronousTestCase):
         self.assertEqual(got.strip(), b'"\\x00\\x01\\r\\n"')
         ttl = subprocess.run(["redis-cli", "-s", sock, "pexpiretime", "ttl"], capture_output=True)
         self.assertEqual(int(ttl.stdout), self.future)
+
+
+class DatabasesExportTests(SynchronousTestCase):
+    """export carries every database: a "db" field in JSON, SELECT before each in RESP."""
+
+    def setUp(self) -> None:
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        # Database 2's data is swapped into index 5 by the journal.
+        write_dir(self.dir, [(b"zero", b"0", 0), (SELECT, 2), (b"two", b"2", 0), (SELECT, 0)],
+                  [[(IN_DB, 3, (SET, b"three", b"3", 0)), (SWAPDB, 2, 5, 2, 5)]])
+
+    def test_json_db_field(self) -> None:
+        """Keys outside database 0 get a "db" field with their index after SWAPDB."""
+        out = io.BytesIO()
+        self.assertEqual(fsck.export(self.dir, "json", out), 3)
+        items = [json.loads(line) for line in out.getvalue().splitlines()]
+        self.assertEqual(items, [{"key": "zero", "value": "0"},
+                                 {"db": 3, "key": "three", "value": "3"},
+                                 {"db": 5, "key": "two", "value": "2"}])
+
+    def test_resp_selects(self) -> None:
+        """The RESP stream SELECTs each database before its keys."""
+        out = io.BytesIO()
+        fsck.export(self.dir, "resp", out)
+        data = out.getvalue()
+        self.assertEqual(data.count(b"SELECT"), 2)
+        self.assertLess(data.index(b"$6\r\nSELECT\r\n$1\r\n3\r\n"), data.index(b"three"))
+        self.assertLess(data.index(b"$6\r\nSELECT\r\n$1\r\n5\r\n"), data.index(b"two"))
+
+    def test_check_counts_every_database(self) -> None:
+        """check reports the keys of all databases."""
+        self.assertIn("3 keys: OK", fsck.check(self.dir).lines[-1])
 
 
 class MemoryStateTests(SynchronousTestCase):

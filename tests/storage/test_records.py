@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from kvtwist.engine.databases import DBMAP, IN_DB, SELECT, SWAPDB
 from kvtwist.storage import records
 from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE
 from kvtwist.storage.records import END, NEED_MORE, CorruptRecord, RecordReader
@@ -20,6 +21,11 @@ EFFECTS = [
     (SET, b"", b"", 0),
     (SETRANGE, b"bin\x00\r\n", 7, b"patch\x00"),
     (SETRANGE, b"", 0, b""),
+    (IN_DB, 3, (SET, b"k", b"in three", 5)),
+    (IN_DB, 15, (SETRANGE, b"k", 2, b"xy")),
+    (IN_DB, 2**32 - 1, (FLUSH,)),
+    (SWAPDB, 0, 3, 0, 3),
+    (SWAPDB, 7, 1, 1, 7),
 ]
 
 keys = st.binary(max_size=40)
@@ -29,6 +35,9 @@ effects = st.one_of(
     st.tuples(st.just(EXPIRE_AT), keys, st.integers(0, 2**64 - 1)),
     st.tuples(st.just(PERSIST), keys),
     st.just((FLUSH,)),
+    st.tuples(st.just(IN_DB), st.integers(0, 2**32 - 1),
+              st.tuples(st.just(SET), keys, st.binary(max_size=50), st.integers(0, 2**64 - 1))),
+    st.tuples(st.just(SWAPDB), *[st.integers(0, 2**32 - 1)] * 4),
 )
 
 
@@ -332,3 +341,46 @@ class DamageTests(SynchronousTestCase):
         reader = RecordReader()
         reader.feed(data)
         self.assertRaises(CorruptRecord, read_all, reader)
+
+
+class DatabaseRecordTests(SynchronousTestCase):
+    """Format version 2: records of other databases, SWAPDB, and the snapshot markers."""
+
+    def test_large_set_in_another_database_is_pieces(self) -> None:
+        """A large SET of database 4 is framed as pieces, its value uncopied, and reads back."""
+        value = b"v" * records.LARGE_VALUE
+        framed = records.encode_effect((IN_DB, 4, (SET, b"k", value, 9)))
+        self.assertIsInstance(framed, list)
+        self.assertIs(framed[-1], value)
+        reader = RecordReader()
+        reader.feed(records.encode_header(records.JOURNAL, 1) + b"".join(framed))
+        self.assertEqual(read_all(reader), [(IN_DB, 4, (SET, b"k", value, 9))])
+
+    def test_snapshot_markers(self) -> None:
+        """A snapshot may hold DBMAP and SELECT records among its SETs; END counts them all."""
+        items = [(DBMAP, [1, 0, 2]), (b"a", b"1", 0), (SELECT, 2), (b"b", b"2", 0), (SELECT, 0)]
+        data = records.encode_header(records.SNAPSHOT, 1) + b"".join(
+            records.encode_set(*item) if len(item) == 3 else records.encode_marker(item)
+            for item in items) + records.encode_end(len(items))
+        reader = RecordReader()
+        reader.feed(data)
+        self.assertEqual(apply_batched(reader), [(DBMAP, [1, 0, 2]), (SET, b"a", b"1", 0),
+                                                 (SELECT, 2), (SET, b"b", b"2", 0), (SELECT, 0)])
+
+    def test_select_in_a_journal_is_corrupt(self) -> None:
+        """SELECT belongs to snapshots: in a journal it is reported as corruption."""
+        reader = RecordReader()
+        reader.feed(records.encode_header(records.JOURNAL, 1) + records.encode_marker((SELECT, 1)))
+        self.assertRaises(CorruptRecord, read_all, reader)
+
+    def test_nested_in_db_is_corrupt(self) -> None:
+        """An IN_DB record wrapping another IN_DB is malformed."""
+        inner = records.encode_effect((IN_DB, 1, (FLUSH,)))[8:]
+        payload = b"\x08\x00\x00\x00\x02" + inner
+        self.assertRaises(ValueError, records.decode_payload, payload)
+
+    def test_version_1_header_is_read(self) -> None:
+        """Files written in format version 1 (one database) are still read."""
+        body = records._HEADER.pack(records.MAGIC, 1, records.JOURNAL, 0, 3)
+        header = records.decode_header(body + records._U32.pack(records._crc32(body)))
+        self.assertEqual((header.version, header.generation), (1, 3))
