@@ -214,9 +214,12 @@ class KVProtocol(protocol.Protocol):
             if not line.strip():
                 return
             try:
-                argv, render = jsonlines.decode_request(line)
+                argv, render, db = jsonlines.decode(line)
             except jsonlines.JsonRequestError as e:
                 self._chunk.parts.append(jsonlines.encode_error(str(e)))
+                return
+            if db is not None:
+                self._run_in(db, argv, render)
                 return
         else:
             render = self._render
@@ -243,6 +246,20 @@ class KVProtocol(protocol.Protocol):
         # Called from dataReceived only, so a chunk is open.
         self._chunk.parts.append(part)
         self._close_after_chunk()
+
+    def _run_in(self, db: int, argv: list, render) -> None:
+        # A JSON request's "db": this request runs there; the connection's selection stays.
+        session = self.session
+        if db >= session.store.databases.count:
+            self._chunk.parts.append(jsonlines.encode_error("ERR DB index is out of range"))
+            return
+        selected = session.db
+        session.select(db)
+        try:
+            self._run(argv, render)
+        finally:
+            if session.db == db:  # a SELECT in the request itself sticks
+                session.select(selected)
 
     def _run(self, argv: list, render) -> None:
         journal = self._journal

@@ -141,7 +141,16 @@ def _field(request: dict, name: str):
 
 
 def decode_request(line: bytes):
-    """Parse one request line; return ``(argv, render)``.
+    """Parse one request line; return ``(argv, render)`` (see ``decode``, which adds the db)."""
+    argv, render, _ = decode(line)
+    return argv, render
+
+
+def decode(line: bytes):
+    """Parse one request line; return ``(argv, render, db)``.
+
+    ``db`` is the request's optional ``"db"`` field, the database to run this one request
+    in (a non-negative integer), or None when absent.
 
     ``argv`` is the command as a list of bytes; ``render(reply) -> bytes`` turns the
     command's reply into the JSON line to send back.  Raises JsonRequestError (message
@@ -165,6 +174,15 @@ def decode_request(line: bytes):
     name = request.get("type")
     if name.__class__ is not str or not name:
         raise JsonRequestError('ERR request needs a "type" string naming the command')
+    db = request.get("db")
+    if db is not None and (db.__class__ is not int or db < 0):
+        raise JsonRequestError('ERR "db" must be a database number, not %s'
+                               % (_kind(db) if db.__class__ is not int else db,))
+    argv, render = _command(request, name)
+    return argv, render, db
+
+
+def _command(request: dict, name: str):
     upper = name.upper()
     if "args" in request:
         args = request["args"]

@@ -31,7 +31,9 @@ def _pick(rng, items):
 def random_command(rng, now: int) -> list:
     """Return one random argument vector drawn from the commands under test."""
     key, value = _pick(rng, KEYS), _pick(rng, VALUES)
-    kind = rng.randrange(24)
+    kind = rng.randrange(27)
+    if kind >= 24:
+        return database_command(rng, key)
     if kind == 0:
         argv = [b"SET", key, value]
         for _ in range(rng.randrange(3)):
@@ -102,6 +104,30 @@ def random_command(rng, now: int) -> list:
                                                       for _ in range(rng.randrange(3))]
 
 
+DATABASES = [b"0", b"1", b"2", b"15", b"16", b"-1", b"x"]
+
+
+def database_command(rng, key: bytes) -> list:
+    """Return a random SELECT, MOVE, SWAPDB, COPY, FLUSHDB or DBSIZE argument vector."""
+    kind = rng.randrange(6)
+    if kind == 0:
+        return [b"SELECT", _pick(rng, DATABASES[:4] * 3 + DATABASES)]
+    if kind == 1:
+        return [b"move", key, _pick(rng, DATABASES)]
+    if kind == 2:
+        return [b"swapdb", _pick(rng, DATABASES), _pick(rng, DATABASES[:4])]
+    if kind == 3:
+        argv = [b"COPY", key, _pick(rng, KEYS)]
+        if rng.random() < 0.5:
+            argv.extend([b"db", _pick(rng, DATABASES)])
+        if rng.random() < 0.5:
+            argv.append(_pick(rng, [b"replace", b"REPLACE", b"bogus"]))
+        return argv
+    if kind == 4:
+        return [_pick(rng, [b"flushdb", b"FLUSHDB", b"flushdb"]), ]
+    return [b"dbsize"]
+
+
 def same_reply(ours: bytes, theirs: bytes, argv) -> bool:
     """Return whether two replies match; positive TTLs may differ by the round trip's skew."""
     if ours == theirs:
@@ -128,6 +154,7 @@ class DifferentialTests(SynchronousTestCase):
 
     def fresh_session(self):
         self.assertEqual(self.redis.call([b"FLUSHALL"]), b"+OK\r\n")
+        self.assertEqual(self.redis.call([b"SELECT", b"0"]), b"+OK\r\n")
         return Store(self.clock).new_session()
 
     def sync_clock(self):
@@ -151,9 +178,11 @@ class DifferentialTests(SynchronousTestCase):
             session = self.fresh_session()
             for _ in range(600):
                 self.compare(session, random_command(rng, self.now))
-            for key in KEYS:
-                self.compare(session, [b"get", key])
-                self.compare(session, [b"ttl", key])
+            for db in (b"0", b"1", b"2", b"15"):
+                self.compare(session, [b"select", db])
+                for key in KEYS:
+                    self.compare(session, [b"get", key])
+                    self.compare(session, [b"ttl", key])
 
     @settings(max_examples=40, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

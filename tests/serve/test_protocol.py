@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from kvtwist.engine.keys import cmd_dump, cmd_keys
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import OK, Error, Pairs, Status, to_resp, to_resp3, to_text
+from kvtwist.engine.store import Store
 from kvtwist.serve.factory import KVFactory
 from kvtwist.serve.protocol import HIGH_WATER
 
@@ -415,6 +416,24 @@ def run_one(clock: Clock) -> None:
     call = clock.calls.pop(0)
     call.called = 1
     call.func(*call.args, **call.kw)
+
+
+class DatabaseFieldTests(SynchronousTestCase):
+    """The JSON dialect's "db" field, over a real Store."""
+
+    def test_json_db_field(self) -> None:
+        """A JSON request's "db" runs it in that database only; bad numbers get an error."""
+        proto = KVFactory(Store(Clock()), max_bulk=1024).buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        proto.dataReceived(b'{"type": "SET", "key": "a", "value": "3", "db": 3}\n')
+        proto.dataReceived(b'{"type": "GET", "key": "a"}\n{"type": "GET", "key": "a", "db": 3}\n'
+                           b'{"type": "GET", "key": "a", "db": 16}\n'
+                           b'{"type": "GET", "key": "a", "db": "3"}\n')
+        lines = [json.loads(line) for line in transport.value().splitlines()]
+        self.assertEqual(lines[:3], ["OK", None, "3"])
+        self.assertEqual(lines[3], {"error": "ERR DB index is out of range"})
+        self.assertEqual(lines[4], {"error": 'ERR "db" must be a database number, not str'})
 
 
 class StreamedReplyTests(SynchronousTestCase):
