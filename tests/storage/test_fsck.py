@@ -170,6 +170,30 @@ class DatabasesExportTests(SynchronousTestCase):
         self.assertLess(data.index(b"$6\r\nSELECT\r\n$1\r\n3\r\n"), data.index(b"three"))
         self.assertLess(data.index(b"$6\r\nSELECT\r\n$1\r\n5\r\n"), data.index(b"two"))
 
+    def test_pipe_into_redis_keeps_databases(self) -> None:
+        """redis-cli --pipe of the RESP export puts each key in its database of a redis-server."""
+        if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+            raise SkipTest("redis-server and redis-cli are not installed")
+        sock = os.path.join(self.dir, "redis.sock")
+        server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                                   "--save", "", "--appendonly", "no"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.kill)
+        out = io.BytesIO()
+        fsck.export(self.dir, "resp", out)
+        for _ in range(200):  # wait for the socket without sleeping: ping until it answers
+            ping = subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
+            if ping.stdout.strip() == b"PONG":
+                break
+        piped = subprocess.run(["redis-cli", "-s", sock, "--pipe"], input=out.getvalue(),
+                               capture_output=True)
+        self.assertIn(b"errors: 0, replies: 5", piped.stdout)
+        got = [subprocess.run(["redis-cli", "-s", sock, "-n", db, "get", key],
+                              capture_output=True).stdout.strip()
+               for db, key in (("0", "zero"), ("3", "three"), ("5", "two"), ("2", "two"))]
+        self.assertEqual(got, [b"0", b"3", b"2", b""])
+
     def test_check_counts_every_database(self) -> None:
         """check reports the keys of all databases."""
         self.assertIn("3 keys: OK", fsck.check(self.dir).lines[-1])
