@@ -400,3 +400,56 @@ class PluginTests(SynchronousTestCase):
         finally:
             proc.stop()
         self.assertTrue(os.path.isdir(os.path.join(work, "kvdata")))
+
+
+def write_self_signed(directory: str) -> tuple:
+    """Write a self-signed key and certificate for 127.0.0.1; return their paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    key_path, cert_path = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+class TLSTests(SynchronousTestCase):
+    """The ssl: endpoint works out of the box: twisted[tls] is a dependency."""
+
+    def test_tls_listener(self) -> None:
+        """kvstore on an ssl: endpoint serves redis-py over TLS and redis-cli --tls."""
+        directory = tempfile.mkdtemp(prefix="kvtwist-tls-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        key, cert = write_self_signed(directory)
+        proc = TwistdProcess("kvstore", [
+            "--data", os.path.join(directory, "data"), "--listen",
+            "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert)])
+        self.addCleanup(proc.stop)
+        port = proc.wait_for_ports(1)[0]
+        client = redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=cert,
+                             socket_timeout=10)
+        self.addCleanup(client.close)
+        client.set("secret", "over tls")
+        self.assertEqual(client.get("secret"), b"over tls")
+        cli = subprocess.run(["redis-cli", "--tls", "--cacert", cert, "-p", str(port),
+                              "get", "secret"], capture_output=True, timeout=30)
+        self.assertEqual(cli.stdout.strip(), b"over tls")
