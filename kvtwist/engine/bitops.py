@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from kvtwist.engine.table import MAX_STRING, SYNTAX, parse_int, register
+from kvtwist.engine.table import SYNTAX, c_lower, max_bulk, parse_int, register
 from kvtwist.wire.replies import CommandError
 
 BIT_OFFSET_ERROR = "ERR bit offset is not an integer or out of range"
@@ -31,28 +31,6 @@ _ONES = b"\xff" * _CHUNK
 _USE_BIT_COUNT = hasattr(int, "bit_count") and sys.implementation.name != "pypy"
 
 
-def c_lower(arg: bytes) -> bytes:
-    """Return ``arg`` as strcasecmp compares it: up to its first NUL, lower-cased."""
-    return arg.split(b"\0", 1)[0].lower()
-
-
-_UNITS = {b"": 1, b"b": 1, b"k": 1000, b"kb": 1024, b"m": 1000 ** 2, b"mb": 1024 ** 2,
-          b"g": 1000 ** 3, b"gb": 1024 ** 3}
-
-
-def max_bulk(session) -> int:
-    """Return proto-max-bulk-len (the longest string value), 512 MB unless configured."""
-    text = session.store.config.get("proto-max-bulk-len")
-    if text is None:
-        return MAX_STRING
-    text = text.encode() if isinstance(text, str) else text
-    digits = text.rstrip(b"bBkKmMgG")
-    try:
-        return int(digits) * _UNITS[text[len(digits):].lower()]
-    except (KeyError, ValueError):
-        return MAX_STRING
-
-
 def _int64(number: int) -> int:
     # What a C int64_t holds after arithmetic that wrapped around.
     number &= _U64
@@ -71,7 +49,7 @@ def bit_offset(session, arg: bytes, bits: int = 0) -> int:
         raise CommandError(BIT_OFFSET_ERROR)
     if hashed:
         offset = _int64(offset * bits)  # as C's long long multiplication wraps
-    if offset < 0 or (offset >> 3) >= max_bulk(session):
+    if offset < 0 or (offset >> 3) >= max_bulk(session.store):
         raise CommandError(BIT_OFFSET_ERROR)
     return offset
 

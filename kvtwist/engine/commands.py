@@ -4,7 +4,7 @@ Each family registers its handlers into kvtwist.engine.table on import and impor
 table, the keyspace and the wire replies, never this module or another family.
 """
 
-# In this order the table lists them (COMMAND, HELP): strings, bits, keys, server, info, pub/sub.
-from kvtwist.engine import strings, bitops, keys, server, info, tracking, transactions  # noqa: F401, I001
+# In this order the table lists them (COMMAND, HELP): strings, bits, LCS, keys, server, info...
+from kvtwist.engine import strings, bitops, lcs, keys, server, info, tracking, transactions  # noqa: F401, I001
 
-FAMILIES = (strings, bitops, keys, server, info, tracking, transactions)
+FAMILIES = (strings, bitops, lcs, keys, server, info, tracking, transactions)
