@@ -8,6 +8,7 @@ stores its whole result (``set``).
 
 from __future__ import annotations
 
+import operator
 import sys
 
 from kvtwist.engine.table import SYNTAX, c_lower, max_bulk, parse_int, register
@@ -241,11 +242,34 @@ def _bitpos_masked(value, start, end, size, bit, first_mask, last_mask):
     return start, size, first_bit(bytes((edge,)), 0, 1, bit)
 
 
+_OPERATORS = {b"and": operator.and_, b"or": operator.or_, b"xor": operator.xor}
+
+
+def _combine(values: list, size: int, combine) -> bytes:
+    """Return ``values`` (zero-padded on the right to ``size``) combined bytewise: 64 KB
+    slices at a time, each slice of each value read as one integer. O(size * len(values))
+    in C-level big-integer operations (64 MB AND 64 MB: about 0.5 s on CPython)."""
+    pieces = []
+    from_bytes = int.from_bytes
+    for position in range(0, size, _CHUNK):
+        width = min(_CHUNK, size - position)
+        acc = None
+        for value in values:
+            piece = value[position:position + width]
+            number = from_bytes(piece, "big")
+            if len(piece) < width:
+                number <<= 8 * (width - len(piece))
+            acc = number if acc is None else combine(acc, number)
+        pieces.append(acc.to_bytes(width, "big"))
+    return b"".join(pieces)
+
+
 @register("bitop", -4, "write denyoom", 2, -1, 1)
 def cmd_bitop(session, argv):
-    """BITOP AND|OR|XOR|NOT destkey key...: the result's length. O(total bytes of the keys),
-    each value read as one big integer (shorter ones zero-padded on the right); the result
-    replaces destkey (no expiry), or deletes it when every source is empty."""
+    """BITOP AND|OR|XOR|NOT destkey key...: the result's length. O(longest * number of keys)
+    (``_combine``; NOT is one bytes.translate), shorter values zero-padded on the right;
+    the result replaces destkey (no expiry, journalled whole), or deletes it when every
+    source is empty."""
     op = c_lower(argv[1])
     if op not in (b"and", b"or", b"xor", b"not"):
         raise CommandError(SYNTAX)
@@ -260,17 +284,7 @@ def cmd_bitop(session, argv):
     if op == b"not":
         result = values[0].translate(_NOT)
     else:
-        def number(value):
-            return int.from_bytes(value, "big") << (8 * (size - len(value)))
-        acc = number(values[0])
-        for value in values[1:]:
-            if op == b"and":
-                acc &= number(value)
-            elif op == b"or":
-                acc |= number(value)
-            else:
-                acc ^= number(value)
-        result = acc.to_bytes(size, "big")
+        result = _combine(values, size, _OPERATORS[op])
     keyspace.set(target, result)
     return size
 
