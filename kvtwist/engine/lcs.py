@@ -10,6 +10,8 @@ T(k, l) - T(k, l - 1) = 1, so T(k, l) is a popcount. That is O(len a * len b / 6
 big-integer operations and len a * len b / 8 bytes, instead of a Python loop over every
 cell. The walk takes O(min(len a, len b)) Python steps: a run of moves along the longer
 string is one step (the next stop is found with bit operations), each step O(max / 64).
+Building the bit masks of the longer string costs O(its length) per distinct byte of the
+shorter one (10 M x 8 bytes: about 0.85 s on CPython; 11000 x 11000: 0.12 s for IDX).
 """
 
 from __future__ import annotations
