@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import bitops
-from kvtwist.engine.keyspace import SET, SETRANGE
+from kvtwist.engine.keyspace import SET, SETRANGE, Keyspace
 from tests.helpers import SessionMixin
 from tests.redisref import DifferentialMixin
 
@@ -181,6 +181,18 @@ class BitfieldTests(SessionMixin, SynchronousTestCase):
                          "ERR BITFIELD_RO only supports the GET subcommand")
         self.assertEqual(self.call("bitfield_ro", "k", "get", "u8", "0"), [0])
         self.assertEqual(self.call("exists", "k"), 0)
+
+
+class JournalReplayTests(SessionMixin, SynchronousTestCase):
+    def test_replayed_effects_rebuild_the_values(self):
+        """Replaying the journalled effects of random bit commands rebuilds the same values."""
+        rng = random.Random(5)
+        for _ in range(2000):
+            self.call(*random_bit_command(rng))
+        replayed = Keyspace(self.clock)
+        for effect in self.journal.effects:
+            replayed.apply(effect)
+        self.assertEqual(replayed.data, self.session.keyspace.data)
 
 
 # -- differential: the same commands on a real redis-server --------------------------------
