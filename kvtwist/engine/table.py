@@ -106,6 +106,28 @@ def write_refused(failure: str) -> str:
     return "MISCONF Errors writing to the AOF file: %s" % (failure,)
 
 
+def c_lower(arg: bytes) -> bytes:
+    """Return ``arg`` as strcasecmp compares it: up to its first NUL, lower-cased."""
+    return arg.split(b"\0", 1)[0].lower()
+
+
+_UNITS = {b"": 1, b"b": 1, b"k": 1000, b"kb": 1024, b"m": 1000 ** 2, b"mb": 1024 ** 2,
+          b"g": 1000 ** 3, b"gb": 1024 ** 3}
+
+
+def max_bulk(store) -> int:
+    """Return proto-max-bulk-len, the longest string value (512 MB unless configured)."""
+    text = store.config.get("proto-max-bulk-len")
+    if text is None:
+        return MAX_STRING
+    text = text.encode() if isinstance(text, str) else text
+    digits = text.rstrip(b"bBkKmMgG")
+    try:
+        return int(digits) * _UNITS[text[len(digits):].lower()]
+    except (KeyError, ValueError):
+        return MAX_STRING
+
+
 def parse_int(value: bytes) -> int:
     """Return a signed 64-bit integer in Redis's strict form; raise CommandError otherwise."""
     try:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine import strings as strcmds
-from kvtwist.engine.keyspace import DEL, SET, SETRANGE
+from kvtwist.engine.keyspace import DEL, PERSIST, SET, SETRANGE
 from kvtwist.wire.replies import OK, to_resp
 from kvtwist.engine.strings import format_long_double, parse_long_double
 from tests.helpers import START, SessionMixin
+from tests.redisref import DifferentialMixin
 
 
 class SetTests(SessionMixin, SynchronousTestCase):
@@ -79,6 +79,47 @@ class SetTests(SessionMixin, SynchronousTestCase):
         # 2 ms rather than 1: float seconds near 1.7e9 cannot hold every millisecond exactly.
         self.clock.advance(0.002)
         self.assertIsNone(self.call("get", "k"))
+
+
+class GetexTests(SessionMixin, SynchronousTestCase):
+    def test_sets_and_removes_expiry(self):
+        """GETEX answers the value and sets EX/PX/EXAT/PXAT expiry or removes it (PERSIST)."""
+        now = int(START * 1000)
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("getex", "k"), b"v")
+        self.assertEqual(self.call("ttl", "k"), -1)
+        self.assertEqual(self.call("getex", "k", "ex", "10"), b"v")
+        self.assertEqual(self.session.keyspace.expire_of(b"k"), now + 10000)
+        self.assertEqual(self.call("getex", "k", "px", "20"), b"v")
+        self.assertEqual(self.session.keyspace.expire_of(b"k"), now + 20)
+        self.assertEqual(self.call("getex", "k", "exat", str(int(START) + 30)), b"v")
+        self.assertEqual(self.session.keyspace.expire_of(b"k"), now + 30000)
+        self.assertEqual(self.call("getex", "k", "PXAT", str(now + 40)), b"v")
+        self.assertEqual(self.session.keyspace.expire_of(b"k"), now + 40)
+        self.assertEqual(self.call("getex", "k", "persist"), b"v")
+        self.assertEqual(self.call("ttl", "k"), -1)
+        self.assertEqual(self.journal.effects[-1], (PERSIST, b"k"))
+
+    def test_past_time_deletes(self):
+        """An EXAT/PXAT time already past deletes the key after answering its value."""
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("getex", "k", "exat", "1"), b"v")
+        self.assertEqual(self.call("exists", "k"), 0)
+        self.assertEqual(self.journal.effects[-1], (DEL, b"k"))
+
+    def test_errors(self):
+        """Conflicting options are syntax errors; bad times are checked only for a live key."""
+        self.call("set", "k", "v")
+        for options in (["ex", "1", "px", "1"], ["persist", "ex", "1"], ["ex", "1", "persist"],
+                        ["ex"], ["nx"], ["keepttl"], ["get"], ["bogus"]):
+            self.assertEqual(self.error("getex", "k", *options), "ERR syntax error")
+        self.assertEqual(self.error("getex", "k", "ex", "0"),
+                         "ERR invalid expire time in 'getex' command")
+        self.assertEqual(self.error("getex", "k", "px", "9223372036854775807"),
+                         "ERR invalid expire time in 'getex' command")
+        self.assertEqual(self.error("getex", "k", "ex", "x"),
+                         "ERR value is not an integer or out of range")
+        self.assertIsNone(self.call("getex", "missing", "ex", "x"))
 
 
 class MultiKeyTests(SessionMixin, SynchronousTestCase):
@@ -167,8 +208,8 @@ class StringTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.call("strlen", "nope"), 0)
 
     def test_size_limit(self):
-        """APPEND and SETRANGE refuse to grow a value past 512 MB."""
-        self.patch(strcmds, "MAX_STRING", 8)
+        """APPEND and SETRANGE refuse to grow a value past proto-max-bulk-len (512 MB)."""
+        self.store.config["proto-max-bulk-len"] = "8"
         self.call("set", "k", "12345")
         self.assertEqual(self.error("append", "k", "6789"),
                          "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
@@ -212,3 +253,24 @@ class StringTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.call("get", b"\r\n\0"), value)
         self.assertEqual(to_resp(self.call("get", b"\r\n\0")),
                          b"$256\r\n" + value + b"\r\n")
+
+
+class GetexDifferentialTests(DifferentialMixin, SynchronousTestCase):
+    @settings(max_examples=80, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(st.lists(st.sampled_from([b"ex", b"PX", b"exat", b"pxat", b"persist", b"nx",
+                                     b"keepttl", b"get", b"3600", b"-1", b"0", b"x",
+                                     b"9223372036854775807", b"NOW", b"NOWMS"]),
+                    max_size=4), st.booleans(), st.booleans())
+    def test_getex(self, options, exists, ttl):
+        """GETEX with generated options gives the reply, TTL and existence redis-server gives."""
+        self.reset()
+        if exists:
+            self.compare([b"set", b"k", b"v"] + ([b"ex", b"100"] if ttl else []))
+        now = int(self.clock.seconds())
+        times = {b"NOW": b"%d" % (now + 7200), b"NOWMS": b"%d" % (now * 1000 + 7200000)}
+        self.compare([b"getex", b"k"] + [times.get(option, option) for option in options])
+        self.compare([b"exists", b"k"])
+        ours = self.session.execute([b"ttl", b"k"])
+        theirs = int(self.redis.call([b"ttl", b"k"])[1:-2])
+        self.assertLessEqual(abs(ours - theirs), 1, (options, ours, theirs))
