@@ -97,6 +97,7 @@ EVENTS = {
 }
 # These SETs also set a time to live: Redis adds an "expire" event after "set". (SET's own
 # KEEPTTL keeps the old one and so is told apart by the options it was given.)
+_HELD = frozenset(["rename_from", "move_from"])
 _SET_EXPIRES = frozenset([b"set", b"put", b"setex", b"psetex"])
 
 
@@ -108,6 +109,9 @@ class Notifier:
         self.flags = 0
         self.active = False
         self._wrapped = []  # keyspaces given a new-key check ("n")
+        # RENAME's and MOVE's "*_from", held until the key they create is told as "new":
+        # Redis adds the target before it sends either event.
+        self._held = None
 
     def configure(self, flags: int) -> None:
         """Use ``flags`` from now on; observe the store only while they can publish."""
@@ -165,9 +169,18 @@ class Notifier:
         if entry is None:
             return
         key = effect[1]
+        if self._held is not None:
+            self._release()
+        if entry[1] in _HELD:
+            self._held = (entry[0], entry[1], key, db)
+            return
         self.notify(entry[0], entry[1], key, db)
         if op == SET and effect[3] and command in _SET_EXPIRES and not _keeps_ttl(session):
             self.notify(GENERIC, "expire", key, db)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        self.notify(*held)
 
     def _expired(self, keyspace, key: bytes) -> None:
         self.notify(EXPIRED, "expired", key, keyspace.index)
@@ -182,6 +195,8 @@ class Notifier:
         def set(key, value, expire_at_ms: int = 0) -> None:
             if not keyspace.exists(key):
                 notify(NEW, "new", key, keyspace.index)
+            if self._held is not None:
+                self._release()
             plain_set(key, value, expire_at_ms)
 
         def setrange(key, offset: int, patch: bytes) -> int:
