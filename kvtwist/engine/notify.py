@@ -5,7 +5,8 @@ Events are derived, not emitted by each command: while notifications are on, the
 L{Notifier} observes the store's effect stream and names each effect by the command that
 logged it (``store.current.last_command``) as Redis's command would (``EVENTS``); keys
 expiring come from each keyspace's ``on_expired`` hook, new keys ("n") from a check the
-notifier adds to each keyspace's ``set``/``setrange`` while that class is on. With
+notifier adds to each keyspace's ``set``/``setrange`` while that class is on, and key misses
+("m") from one it adds to ``get``/``exists``, counted for read commands only. With
 ``notify-keyspace-events`` empty (or naming no event class, or neither K nor E, with which
 Redis publishes nothing either) nothing is observed or wrapped: no cost at all.
 """
@@ -97,6 +98,13 @@ EVENTS = {
 }
 # These SETs also set a time to live: Redis adds an "expire" event after "set". (SET's own
 # KEEPTTL keeps the old one and so is told apart by the options it was given.)
+# The commands whose keyspace.get (or keyspace.exists) is a read lookup, one that sends
+# "keymiss" on a missing key (lookupKeyRead); the other lookups are writes' (lookupKeyWrite).
+_MISS_GET = frozenset([b"get", b"mget", b"getrange", b"substr", b"strlen", b"getset",
+                       b"getdel", b"getex", b"lcs", b"getbit", b"bitcount", b"bitpos",
+                       b"bitfield_ro", b"dump", b"set", b"put"])
+_MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"type", b"expiretime",
+                          b"pexpiretime"])
 _HELD = frozenset(["rename_from", "move_from"])
 _SET_EXPIRES = frozenset([b"set", b"put", b"setex", b"psetex"])
 
@@ -131,9 +139,9 @@ class Notifier:
             elif keyspace.on_expired == self._expired:
                 keyspace.on_expired = None
         self._unwrap()
-        if active and flags & NEW:
+        if active and flags & (NEW | KEY_MISS):
             for keyspace in databases:
-                self._wrap(keyspace)
+                self._wrap(keyspace, bool(flags & NEW), bool(flags & KEY_MISS))
         self.active = active
 
     # -- publishing ---------------------------------------------------------------------
@@ -187,31 +195,62 @@ class Notifier:
 
     # -- new keys ("n"): told before the write that creates them, as Redis's dbAdd -------
 
-    def _wrap(self, keyspace) -> None:
+    def _wrap(self, keyspace, new: bool, miss: bool) -> None:
         notify = self.notify
         cls = type(keyspace)
+        exists = cls.exists.__get__(keyspace)
         plain_set, plain_setrange = cls.set.__get__(keyspace), cls.setrange.__get__(keyspace)
+        plain_get = cls.get.__get__(keyspace)
 
         def set(key, value, expire_at_ms: int = 0) -> None:
-            if not keyspace.exists(key):
+            if not exists(key):
                 notify(NEW, "new", key, keyspace.index)
             if self._held is not None:
                 self._release()
             plain_set(key, value, expire_at_ms)
 
         def setrange(key, offset: int, patch: bytes) -> int:
-            if not keyspace.exists(key):
+            if not exists(key):
                 notify(NEW, "new", key, keyspace.index)
             return plain_setrange(key, offset, patch)
 
-        keyspace.set = set
-        keyspace.setrange = setrange
+        # Key misses ("m"): a read lookup finding nothing, as Redis's lookupKeyRead. Which
+        # lookups are reads depends on the command: its get or its exists (_MISS_*).
+        def get(key):
+            value = plain_get(key)
+            if value is None and self._reads(_MISS_GET):
+                notify(KEY_MISS, "keymiss", key, keyspace.index)
+            return value
+
+        def exists_or_miss(key) -> bool:
+            found = exists(key)
+            if not found and self._reads(_MISS_EXISTS):
+                notify(KEY_MISS, "keymiss", key, keyspace.index)
+            return found
+
+        if new:
+            keyspace.set = set
+            keyspace.setrange = setrange
+        if miss:
+            keyspace.get = get
+            keyspace.exists = exists_or_miss
         self._wrapped.append(keyspace)
+
+    def _reads(self, commands: frozenset) -> bool:
+        session = self.store.current
+        if session is None:
+            return False
+        command = session.last_command
+        if command in (b"set", b"put"):  # SET ... GET reads the old value
+            argv = session.__dict__.get("set_argv")
+            return commands is _MISS_GET and argv is not None and any(
+                arg.lower() == b"get" for arg in argv[3:])
+        return command in commands
 
     def _unwrap(self) -> None:
         for keyspace in self._wrapped:
-            keyspace.__dict__.pop("set", None)
-            keyspace.__dict__.pop("setrange", None)
+            for name in ("set", "setrange", "get", "exists"):
+                keyspace.__dict__.pop(name, None)
         self._wrapped = []
 
 

@@ -128,6 +128,22 @@ class EventTests(SynchronousTestCase):
                          [(b"__keyevent@0__:new", b"n"), (b"__keyevent@0__:set", b"n")])
         self.assertEqual(self.events(b"SET", b"n", b"w"), [(b"__keyevent@0__:set", b"n")])
 
+    def test_keymiss(self) -> None:
+        """With m, a read command's lookup of a missing key sends "keymiss"; a write's does not."""
+        self.configure(b"Em")
+        miss = [(b"__keyevent@0__:keymiss", b"k")]
+        for argv in ([b"GET", b"k"], [b"EXISTS", b"k"], [b"TTL", b"k"], [b"TYPE", b"k"],
+                     [b"STRLEN", b"k"], [b"GETDEL", b"k"]):
+            self.assertEqual(self.events(*argv), miss, argv)
+        self.assertEqual(self.events(b"SET", b"k", b"v", b"GET"), miss)
+        self.assertEqual(self.events(b"MGET", b"k", b"x", b"y"),
+                         [(b"__keyevent@0__:keymiss", b"x"), (b"__keyevent@0__:keymiss", b"y")])
+        for argv in ([b"SET", b"a", b"v"], [b"INCR", b"b"], [b"DEL", b"c"],
+                     [b"EXPIRE", b"c", b"1"], [b"APPEND", b"d", b"x"], [b"GET", b"k"]):
+            self.assertEqual(self.events(*argv), [], argv)
+        self.configure(b"")
+        self.assertNotIn("get", self.store.keyspace.__dict__)
+
     def test_dbFromSession(self) -> None:
         """The database named is the one of the session whose command logged the effect."""
         self.configure(b"E$")
@@ -202,6 +218,33 @@ SCRIPT = [
     (1, [b"INCR", b"i"]),
     (1, [b"APPEND", b"j", b"x"]),
     (1, [b"RENAME", b"j", b"j2"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"Em"]),
+    (1, [b"CONFIG", b"GET", b"notify-keyspace-events"]),
+    (1, [b"GET", b"m1"]),
+    (1, [b"GET", b"h"]),
+    (1, [b"SET", b"m2", b"v"]),
+    (1, [b"SET", b"m3", b"v", b"GET"]),
+    (1, [b"SET", b"m3b", b"v", b"NX"]),
+    (1, [b"INCR", b"m4"]),
+    (1, [b"EXISTS", b"m5", b"m5", b"h"]),
+    (1, [b"MGET", b"m6", b"h", b"m7"]),
+    (1, [b"TTL", b"m8"]),
+    (1, [b"PTTL", b"m8"]),
+    (1, [b"TYPE", b"m8"]),
+    (1, [b"STRLEN", b"m8"]),
+    (1, [b"GETRANGE", b"m8", b"0", b"1"]),
+    (1, [b"GETSET", b"m9", b"v"]),
+    (1, [b"GETDEL", b"m10"]),
+    (1, [b"DEL", b"m11"]),
+    (1, [b"EXPIRE", b"m11", b"10"]),
+    (1, [b"PERSIST", b"m11"]),
+    (1, [b"RENAME", b"m11", b"x"]),
+    (1, [b"APPEND", b"m12", b"x"]),
+    (1, [b"SETRANGE", b"m13", b"1", b"x"]),
+    (1, [b"INCRBYFLOAT", b"m14", b"1"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"KEAnm"]),
+    (1, [b"CONFIG", b"GET", b"notify-keyspace-events"]),
+    (1, [b"GETSET", b"m15", b"v"]),
     (1, [b"FLUSHALL"]),
     (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b""]),
     (1, [b"SET", b"k", b"1"]),
