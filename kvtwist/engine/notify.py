@@ -259,38 +259,43 @@ def _keeps_ttl(session) -> bool:
     return argv is not None and any(arg.lower() == b"keepttl" for arg in argv[3:])
 
 
-# SET's handler, while any store notifies: it leaves its argv on the session, so that a
-# SET ... KEEPTTL (whose effect carries the kept expiry) is not told as an "expire".
-_set_handlers = {}
+# While any store notifies, these commands' handlers are wrapped: the wrapper leaves the
+# argv on the session (so that SET ... KEEPTTL, whose effect carries the kept expiry, is
+# not told as an "expire", and SET ... GET's lookup is a read) and, once the command is
+# done, sends any "*_from" event still held. Nothing is wrapped while nobody notifies.
+_WRAPPED = (b"set", b"put", b"rename", b"renamenx", b"move", b"copy")
+_handlers = {}
 
 
 def _watch_set_options(on: bool) -> None:
     if on:
-        if not _set_handlers:
-            for name in (b"set", b"put"):
+        if not _handlers:
+            for name in _WRAPPED:
                 entry = TABLE.get(name)
                 if entry is not None:
-                    _set_handlers[name] = entry.handler
+                    _handlers[name] = entry.handler
                     entry.handler = _remembering(entry.handler)
-        _set_handlers.setdefault(None, 0)
-        _set_handlers[None] += 1
+        _handlers[None] = _handlers.get(None, 0) + 1
         return
-    _set_handlers[None] -= 1
-    if _set_handlers[None] == 0:
-        del _set_handlers[None]
-        for name, handler in list(_set_handlers.items()):
+    _handlers[None] -= 1
+    if _handlers[None] == 0:
+        del _handlers[None]
+        for name, handler in list(_handlers.items()):
             TABLE[name].handler = handler
-        _set_handlers.clear()
+        _handlers.clear()
 
 
 def _remembering(handler):
-    def set_with_argv(session, argv):
+    def with_argv(session, argv):
         session.set_argv = argv
         try:
             return handler(session, argv)
         finally:
             session.set_argv = None
-    return set_with_argv
+            notifier = getattr(session.store, "notifier", None)
+            if notifier is not None and notifier._held is not None:
+                notifier._release()
+    return with_argv
 
 
 def notifier_for(store) -> Notifier:

@@ -145,6 +145,17 @@ class EventTests(SynchronousTestCase):
         self.configure(b"")
         self.assertNotIn("get", self.store.keyspace.__dict__)
 
+    def test_heldFromReleasedAtEnd(self) -> None:
+        """A "move_from" waits for the target's "new" but goes out by the command's end."""
+        self.configure(b"EA")
+        self.writer.last_command = b"move"
+        self.store.current = self.writer
+        del self.got[:]
+        self.store.notifier._effect((2, b"k"), 0)
+        self.assertEqual(self.got, [])
+        notify._remembering(lambda session, argv: None)(self.writer, [b"MOVE", b"k", b"1"])
+        self.assertEqual([m[2:] for m in self.got], [[b"__keyevent@0__:move_from", b"k"]])
+
     def test_dbFromSession(self) -> None:
         """The database named is the one of the session whose command logged the effect."""
         self.configure(b"E$")
