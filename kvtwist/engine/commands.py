@@ -15,6 +15,8 @@ from kvtwist.engine import (  # noqa: F401, I001
     info,
     tracking,
     transactions,
+    pubsub,
+    notify,
 )
 
-FAMILIES = (strings, bitops, lcs, keys, db, server, info, tracking, transactions)
+FAMILIES = (strings, bitops, lcs, keys, db, server, info, tracking, transactions, pubsub, notify)

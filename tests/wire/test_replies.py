@@ -378,3 +378,15 @@ class StreamedTests(SynchronousTestCase):
         keys = [b"k%05d" % i for i in range(0, 3 * replies.STREAM_MIN, 2)]
         stream = sorted_pairs(list(keys), values)
         self.assertEqual(stream.whole(), Pairs([(key, b"v") for key in keys]))
+
+
+class PushTests(SynchronousTestCase):
+    """Push: an array RESP3 sends as a push, every other rendering as a plain array."""
+
+    def test_renderings(self) -> None:
+        """RESP3 renders a Push with ``>``, also inside an array; RESP2 with ``*``."""
+        push = replies.Push([b"message", b"ch", None])
+        self.assertEqual(push, [b"message", b"ch", None])
+        self.assertEqual(replies.to_resp3(push), b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n_\r\n")
+        self.assertEqual(replies.to_resp(push), b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$-1\r\n")
+        self.assertEqual(replies.to_resp3([push]), b"*1\r\n" + replies.to_resp3(push))
