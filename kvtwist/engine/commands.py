@@ -4,7 +4,9 @@ Each family registers its handlers into kvtwist.engine.table on import and impor
 table, the keyspace and the wire replies, never this module or another family.
 """
 
-# In this order the table lists them (COMMAND, HELP): strings, keys, server, info, pub/sub.
-from kvtwist.engine import strings, keys, db, server, info, tracking, transactions  # noqa: F401, I001
+# In this order the table lists them (COMMAND, HELP): strings, keys, databases, server, info,
+# tracking, transactions, pub/sub, keyspace notifications.
+from kvtwist.engine import (  # noqa: F401, I001
+    strings, keys, db, server, info, tracking, transactions, pubsub, notify)
 
-FAMILIES = (strings, keys, db, server, info, tracking, transactions)
+FAMILIES = (strings, keys, db, server, info, tracking, transactions, pubsub, notify)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from twisted.logger import Logger
 
 from kvtwist.engine.table import (
-    SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch, subcommands)
+    PARAMS, SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch, subcommands)
 from kvtwist.engine.glob import compile_glob
 from kvtwist.wire.replies import OK, PONG, CommandError, Error, Pairs, Status
 
@@ -273,6 +273,8 @@ IMMUTABLE_CONFIG = frozenset(["databases", "port", "bind", "dir", "appendonly", 
 
 def _config_get(session, argv):
     config = session.store.config
+    # Parameters a family defines (table.define_config) until CONFIG is rebuilt over them.
+    config = dict([(name, param.default) for name, param in PARAMS.items()], **config)
     found = {}
     for pattern in argv[2:]:
         match = compile_glob(pattern, nocase=True).fullmatch
@@ -292,6 +294,18 @@ def _config_set(session, argv):
     updates = {}
     for index in range(2, len(argv), 2):
         name = argv[index].decode("utf-8", "replace").lower()
+        param = PARAMS.get(name)
+        if param is not None:
+            text = argv[index + 1].decode("utf-8", "replace")
+            try:
+                value = param.parse(text)
+            except ValueError as exc:
+                raise CommandError("ERR CONFIG SET failed (possibly related to argument '%s') "
+                                   "- %s" % (name, exc))
+            config[name] = text
+            if param.apply is not None:
+                param.apply(session.store, value)
+            continue
         if name not in config:
             raise CommandError("ERR Unknown option or number of arguments for CONFIG SET - '%s'"
                                % (name,))

@@ -127,6 +127,9 @@ class Store:
     def drop_session(self, session: "Session") -> None:
         """Forget a closed connection's Session."""
         self.clients.pop(session.id, None)
+        pubsub = getattr(self, "pubsub", None)
+        if pubsub is not None:  # a gone client's subscriptions end (NUMSUB, NUMPAT)
+            pubsub.leave_all(session)
         watching = getattr(session, "watching", None)
         if watching is not None:  # a gone client's watches must not keep the store observed
             watching.clear()

@@ -1,10 +1,14 @@
-"""Redis client-side caching for kvstore: CLIENT TRACKING BCAST, pub/sub, invalidation messages."""
+"""Redis client-side caching for kvstore: CLIENT TRACKING BCAST and its invalidation messages.
+
+The messages go to sessions subscribed to ``__redis__:invalidate`` through pub/sub
+(kvtwist.engine.pubsub keeps the subscriptions, as ``store.pubsub``).
+"""
 
 from __future__ import annotations
 
 import heapq
 
-from kvtwist.engine.table import parse_int, register, subcommands
+from kvtwist.engine.table import parse_int, subcommands
 from kvtwist.engine.keyspace import EXPIRE_AT, FLUSH, SET
 from kvtwist.wire.replies import OK, CommandError
 
@@ -23,7 +27,7 @@ class _Tracking:
 
 
 class Tracker:
-    """A store's channel subscriptions and tracking clients; sends invalidation messages.
+    """A store's tracking clients; sends invalidation messages.
 
     While some session has tracking on, the tracker observes the store's effects: every
     effect, after going to the journal, sends the key it touched as the RESP2 message
@@ -33,7 +37,6 @@ class Tracker:
 
     def __init__(self, store) -> None:
         self.store = store
-        self.channels = {}  # channel -> {session id: session}
         self.tracking = {}  # session id -> _Tracking
         self.messages = 0
         self._expiries = []  # heap of (expire_at_ms, key)
@@ -101,7 +104,8 @@ class Tracker:
         # Sent at once, not batched per turn: the message then leaves before the
         # writer's reply does, so a reader told "done" finds the proxy already told.
         clients = self.store.clients
-        subscribers = self.channels.get(CHANNEL, {})
+        pubsub = getattr(self.store, "pubsub", None)
+        subscribers = pubsub.channels.get(CHANNEL, {}) if pubsub is not None else {}
         for session_id, settings in list(self.tracking.items()):
             if session_id not in clients:  # the tracking client went away
                 del self.tracking[session_id]
@@ -147,42 +151,6 @@ class Tracker:
                 self._expiry_call.cancel()
             self._expiry_call = self._expiry_at = None
 
-    def subscribe(self, session, channel: bytes) -> int:
-        """Subscribe ``session`` to ``channel``; return its number of subscriptions."""
-        self.channels.setdefault(channel, {})[session.id] = session
-        return self.subscriptions(session)
-
-    def unsubscribe(self, session, channel: bytes) -> int:
-        """Unsubscribe ``session`` from ``channel``; return its number of subscriptions."""
-        members = self.channels.get(channel)
-        if members is not None:
-            members.pop(session.id, None)
-            if not members:
-                del self.channels[channel]
-        return self.subscriptions(session)
-
-    def subscribed_channels(self, session) -> list:
-        """Return the channels ``session`` is subscribed to."""
-        return [channel for channel, members in self.channels.items()
-                if session.id in members]
-
-    def subscriptions(self, session) -> int:
-        """Return how many channels ``session`` is subscribed to."""
-        return len(self.subscribed_channels(session))
-
-    def publish(self, channel: bytes, message: bytes) -> int:
-        """Send ``message`` to the live subscribers of ``channel``; return how many got it."""
-        clients = self.store.clients
-        members = self.channels.get(channel, {})
-        count = 0
-        for session_id, session in list(members.items()):
-            if session_id not in clients or session.push is None:
-                members.pop(session_id, None)
-                continue
-            session.push([b"message", channel, message])
-            count += 1
-        return count
-
 
 def _matches(key: bytes, prefixes: list) -> bool:
     if not prefixes:
@@ -201,7 +169,7 @@ def tracker_for(store) -> Tracker:
     return tracker
 
 
-# -- CLIENT TRACKING, SUBSCRIBE, UNSUBSCRIBE, PUBLISH ------------------------------------
+# -- CLIENT TRACKING --------------------------------------------------------------------
 
 
 def _client_tracking(session, argv):
@@ -250,41 +218,3 @@ def _client_tracking(session, argv):
 
 
 subcommands("client")[b"tracking"] = (-3, _client_tracking)
-
-
-def _confirm(session, kind: bytes, channel, count: int, last: bool):
-    # One reply per channel: all but the last go out through push, ahead of the last.
-    reply = [kind, channel, count]
-    if last or session.push is None:
-        return reply
-    session.push(reply)
-    return None
-
-
-@register("subscribe", -2, "pubsub noscript loading stale", 0, 0, 0)
-def cmd_subscribe(session, argv):
-    tracker = tracker_for(session.store)
-    channels = argv[1:]
-    reply = None
-    for index, channel in enumerate(channels):
-        count = tracker.subscribe(session, channel)
-        reply = _confirm(session, b"subscribe", channel, count, index == len(channels) - 1)
-    return reply
-
-
-@register("unsubscribe", -1, "pubsub noscript loading stale", 0, 0, 0)
-def cmd_unsubscribe(session, argv):
-    tracker = tracker_for(session.store)
-    channels = argv[1:] or tracker.subscribed_channels(session)
-    if not channels:
-        return [b"unsubscribe", None, 0]
-    reply = None
-    for index, channel in enumerate(channels):
-        count = tracker.unsubscribe(session, channel)
-        reply = _confirm(session, b"unsubscribe", channel, count, index == len(channels) - 1)
-    return reply
-
-
-@register("publish", 3, "pubsub loading stale fast", 0, 0, 0)
-def cmd_publish(session, argv):
-    return tracker_for(session.store).publish(argv[1], argv[2])

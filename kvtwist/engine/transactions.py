@@ -211,6 +211,7 @@ def cmd_reset(session, argv):
     if tracker is not None:
         if session.id in tracker.tracking:
             tracker.disable(session)
-        for channel in tracker.subscribed_channels(session):
-            tracker.unsubscribe(session, channel)
+    pubsub = getattr(session.store, "pubsub", None)
+    if pubsub is not None:
+        pubsub.leave_all(session)
     return RESET

@@ -13,6 +13,7 @@ from itertools import islice
 #   Status           simple string (+OK)
 #   Error            error (-ERR ...)
 #   NilArray         the nil array (*-1), as Redis sends for a BLPOP timeout
+#   Push             an array that RESP3 sends as a push (pub/sub)
 #   Pairs            key/value pairs: a flat array in RESP, one pair per line in text
 #   Streamed         a large array of bulk strings, or Pairs, handed out a slice at a time
 # Handlers return these; the three dialects render them.
@@ -52,6 +53,15 @@ class Error:
 
     def __repr__(self) -> str:
         return "Error(%r)" % (self.message,)
+
+
+class Push(list):
+    """An array Redis sends as a RESP3 push (``>``): pub/sub confirmations and messages.
+
+    RESP2 and the text dialects render it as any array.
+    """
+
+    __slots__ = ()
 
 
 class _NilArray:
@@ -270,6 +280,8 @@ def to_resp3(reply) -> bytes:
         return b"$%d\r\n%s\r\n" % (len(reply), reply)
     if reply is None or reply is NIL_ARRAY:
         return b"_\r\n"
+    if reply.__class__ is Push:
+        return to_resp3_push(reply)
     if isinstance(reply, (list, tuple)):
         parts = [b"*%d\r\n" % len(reply)]
         parts.extend(to_resp3(item) for item in reply)

@@ -1,0 +1,309 @@
+"""Keyspace notifications as Redis 7.0's notify.c: ``notify-keyspace-events`` and the
+``__keyspace@<db>__:<key>`` / ``__keyevent@<db>__:<event>`` messages.
+
+Events are derived, not emitted by each command: while notifications are on, the
+L{Notifier} observes the store's effect stream and names each effect by the command that
+logged it (``store.current.last_command``) as Redis's command would (``EVENTS``); keys
+expiring come from each keyspace's ``on_expired`` hook, new keys ("n") from a check the
+notifier adds to each keyspace's ``set``/``setrange`` while that class is on, and key misses
+("m") from one it adds to ``get``/``exists``, counted for read commands only. With
+``notify-keyspace-events`` empty (or naming no event class, or neither K nor E, with which
+Redis publishes nothing either) nothing is observed or wrapped: no cost at all.
+"""
+
+from __future__ import annotations
+
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, PERSIST, SET, SETRANGE
+from kvtwist.engine.table import TABLE, define_config
+
+# Redis's NOTIFY_* flags (server.h).
+KEYSPACE, KEYEVENT, GENERIC, STRING, LIST, SET_CLASS, HASH, ZSET = (
+    1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7)
+EXPIRED, EVICTED, STREAM, KEY_MISS, MODULE, NEW = (
+    1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 13, 1 << 14)
+ALL = GENERIC | STRING | LIST | SET_CLASS | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE
+
+_LETTERS = {"A": ALL, "g": GENERIC, "$": STRING, "l": LIST, "s": SET_CLASS, "h": HASH,
+            "z": ZSET, "x": EXPIRED, "e": EVICTED, "K": KEYSPACE, "E": KEYEVENT, "t": STREAM,
+            "m": KEY_MISS, "d": MODULE, "n": NEW}
+# keyspaceEventsFlagsToString's order.
+_CLASS_ORDER = (("g", GENERIC), ("$", STRING), ("l", LIST), ("s", SET_CLASS), ("h", HASH),
+                ("z", ZSET), ("x", EXPIRED), ("e", EVICTED), ("t", STREAM), ("d", MODULE),
+                ("n", NEW))
+
+
+def parse_flags(text: str) -> int:
+    """Return the flags of a notify-keyspace-events value (keyspaceEventsStringToFlags)."""
+    flags = 0
+    for letter in text:
+        flag = _LETTERS.get(letter)
+        if flag is None:
+            raise ValueError("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+        flags |= flag
+    return flags
+
+
+def flags_text(flags: int) -> str:
+    """Return the normalised text CONFIG GET shows (keyspaceEventsFlagsToString)."""
+    if flags & ALL == ALL:
+        text = "A"
+    else:
+        text = "".join(letter for letter, flag in _CLASS_ORDER if flags & flag)
+    if flags & KEYSPACE:
+        text += "K"
+    if flags & KEYEVENT:
+        text += "E"
+    if flags & KEY_MISS:
+        text += "m"
+    return text
+
+
+# -- what each command's effects are called -------------------------------------------
+
+_G, _S = GENERIC, STRING
+
+
+def _events(*pairs) -> dict:
+    """Map opcodes to an event: ``(opcode, class, name)`` triples."""
+    return {opcode: (flag, name) for opcode, flag, name in pairs}
+
+
+_SETS = _events((SET, _S, "set"))
+_DELS = _events((DEL, _G, "del"))
+_EXPIRES = _events((EXPIRE_AT, _G, "expire"), (DEL, _G, "del"))
+_RENAME = _events((DEL, _G, "rename_from"), (SET, _G, "rename_to"))
+_SETBIT = _events((SET, _S, "setbit"), (SETRANGE, _S, "setbit"))
+
+# command name -> {opcode: (class, event)}; from the notifyKeyspaceEvent calls of Redis
+# 7.0's t_string.c, db.c, expire.c, bitops.c and cluster.c (RESTORE). A command or effect
+# not listed here notifies nothing (FLUSHDB, FLUSHALL, SWAPDB, TOUCH: as Redis).
+EVENTS = {
+    b"set": _SETS, b"put": _SETS, b"setnx": _SETS, b"getset": _SETS, b"mset": _SETS,
+    b"msetnx": _SETS, b"setex": _SETS, b"psetex": _SETS,
+    b"incr": _events((SET, _S, "incrby")), b"decr": _events((SET, _S, "incrby")),
+    b"incrby": _events((SET, _S, "incrby")), b"decrby": _events((SET, _S, "incrby")),
+    b"incrbyfloat": _events((SET, _S, "incrbyfloat")),
+    b"append": _events((SETRANGE, _S, "append"), (SET, _S, "append")),
+    b"setrange": _events((SETRANGE, _S, "setrange"), (SET, _S, "setrange")),
+    b"del": _DELS, b"delete": _DELS, b"remove": _DELS, b"unlink": _DELS, b"getdel": _DELS,
+    b"expire": _EXPIRES, b"pexpire": _EXPIRES, b"expireat": _EXPIRES, b"pexpireat": _EXPIRES,
+    b"getex": _events((EXPIRE_AT, _G, "expire"), (PERSIST, _G, "persist"), (DEL, _G, "del")),
+    b"persist": _events((PERSIST, _G, "persist")),
+    b"rename": _RENAME, b"renamenx": _RENAME,
+    b"copy": _events((SET, _G, "copy_to")),
+    b"move": _events((DEL, _G, "move_from"), (SET, _G, "move_to")),
+    b"restore": _events((SET, _G, "restore"), (DEL, _G, "del")),
+    b"setbit": _SETBIT, b"bitfield": _SETBIT,
+    b"bitop": _events((SET, _S, "set"), (DEL, _G, "del")),
+}
+# These SETs also set a time to live: Redis adds an "expire" event after "set". (SET's own
+# KEEPTTL keeps the old one and so is told apart by the options it was given.)
+# The commands whose keyspace.get (or keyspace.exists) is a read lookup, one that sends
+# "keymiss" on a missing key (lookupKeyRead); the other lookups are writes' (lookupKeyWrite).
+_MISS_GET = frozenset([b"get", b"mget", b"getrange", b"substr", b"strlen", b"getset",
+                       b"getdel", b"getex", b"lcs", b"getbit", b"bitcount", b"bitpos",
+                       b"bitfield_ro", b"dump", b"set", b"put"])
+_MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"type", b"expiretime",
+                          b"pexpiretime"])
+_HELD = frozenset(["rename_from", "move_from"])
+_SET_EXPIRES = frozenset([b"set", b"put", b"setex", b"psetex"])
+
+
+class Notifier:
+    """Publishes a store's keyspace events while ``notify-keyspace-events`` asks for any."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.flags = 0
+        self.active = False
+        self._wrapped = []  # keyspaces given a new-key check ("n")
+        # RENAME's and MOVE's "*_from", held until the key they create is told as "new":
+        # Redis adds the target before it sends either event.
+        self._held = None
+
+    def configure(self, flags: int) -> None:
+        """Use ``flags`` from now on; observe the store only while they can publish."""
+        self.flags = flags
+        store = self.store
+        databases = getattr(store, "databases", None) or [store.keyspace]
+        active = bool(flags & (KEYSPACE | KEYEVENT)) and bool(flags & ~(KEYSPACE | KEYEVENT))
+        if active:
+            store.observe(self._effect)
+        else:
+            store.unobserve(self._effect)
+        if active != self.active:
+            _watch_set_options(active)
+        for keyspace in databases:
+            if active and flags & EXPIRED:
+                keyspace.on_expired = self._expired
+            elif keyspace.on_expired == self._expired:
+                keyspace.on_expired = None
+        self._unwrap()
+        if active and flags & (NEW | KEY_MISS):
+            for keyspace in databases:
+                self._wrap(keyspace, bool(flags & NEW), bool(flags & KEY_MISS))
+        self.active = active
+
+    # -- publishing ---------------------------------------------------------------------
+
+    def notify(self, flag: int, event: str, key: bytes, db: int) -> None:
+        """Redis's notifyKeyspaceEvent: publish ``event`` on ``key`` if its class is on."""
+        flags = self.flags
+        if not flags & flag:
+            return
+        pubsub = getattr(self.store, "pubsub", None)
+        if pubsub is None:
+            return  # nobody ever subscribed: nobody to tell
+        name = event.encode()
+        if flags & KEYSPACE:
+            pubsub.publish(b"__keyspace@%d__:%s" % (db, key), name)
+        if flags & KEYEVENT:
+            pubsub.publish(b"__keyevent@%d__:%s" % (db, name), key)
+
+    def _effect(self, effect, db=None) -> None:
+        # Called for every logged effect: with its database when the store names it,
+        # otherwise that of the session whose command logged it.
+        session = self.store.current
+        if session is None:
+            return
+        if db is None:
+            db = session.db
+        command = session.last_command
+        events = EVENTS.get(command)
+        if events is None:
+            return
+        op = effect[0]
+        entry = events.get(op)
+        if entry is None:
+            return
+        key = effect[1]
+        if self._held is not None:
+            self._release()
+        if entry[1] in _HELD:
+            self._held = (entry[0], entry[1], key, db)
+            return
+        self.notify(entry[0], entry[1], key, db)
+        if op == SET and effect[3] and command in _SET_EXPIRES and not _keeps_ttl(session):
+            self.notify(GENERIC, "expire", key, db)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        self.notify(*held)
+
+    def _expired(self, keyspace, key: bytes) -> None:
+        self.notify(EXPIRED, "expired", key, keyspace.index)
+
+    # -- new keys ("n"): told before the write that creates them, as Redis's dbAdd -------
+
+    def _wrap(self, keyspace, new: bool, miss: bool) -> None:
+        notify = self.notify
+        cls = type(keyspace)
+        exists = cls.exists.__get__(keyspace)
+        plain_set, plain_setrange = cls.set.__get__(keyspace), cls.setrange.__get__(keyspace)
+        plain_get = cls.get.__get__(keyspace)
+
+        def set(key, value, expire_at_ms: int = 0) -> None:
+            if not exists(key):
+                notify(NEW, "new", key, keyspace.index)
+            if self._held is not None:
+                self._release()
+            plain_set(key, value, expire_at_ms)
+
+        def setrange(key, offset: int, patch: bytes) -> int:
+            if not exists(key):
+                notify(NEW, "new", key, keyspace.index)
+            return plain_setrange(key, offset, patch)
+
+        # Key misses ("m"): a read lookup finding nothing, as Redis's lookupKeyRead. Which
+        # lookups are reads depends on the command: its get or its exists (_MISS_*).
+        def get(key):
+            value = plain_get(key)
+            if value is None and self._reads(_MISS_GET):
+                notify(KEY_MISS, "keymiss", key, keyspace.index)
+            return value
+
+        def exists_or_miss(key) -> bool:
+            found = exists(key)
+            if not found and self._reads(_MISS_EXISTS):
+                notify(KEY_MISS, "keymiss", key, keyspace.index)
+            return found
+
+        if new:
+            keyspace.set = set
+            keyspace.setrange = setrange
+        if miss:
+            keyspace.get = get
+            keyspace.exists = exists_or_miss
+        self._wrapped.append(keyspace)
+
+    def _reads(self, commands: frozenset) -> bool:
+        session = self.store.current
+        if session is None:
+            return False
+        command = session.last_command
+        if command in (b"set", b"put"):  # SET ... GET reads the old value
+            argv = session.__dict__.get("set_argv")
+            return commands is _MISS_GET and argv is not None and any(
+                arg.lower() == b"get" for arg in argv[3:])
+        return command in commands
+
+    def _unwrap(self) -> None:
+        for keyspace in self._wrapped:
+            for name in ("set", "setrange", "get", "exists"):
+                keyspace.__dict__.pop(name, None)
+        self._wrapped = []
+
+
+def _keeps_ttl(session) -> bool:
+    argv = session.__dict__.get("set_argv")
+    return argv is not None and any(arg.lower() == b"keepttl" for arg in argv[3:])
+
+
+# SET's handler, while any store notifies: it leaves its argv on the session, so that a
+# SET ... KEEPTTL (whose effect carries the kept expiry) is not told as an "expire".
+_set_handlers = {}
+
+
+def _watch_set_options(on: bool) -> None:
+    if on:
+        if not _set_handlers:
+            for name in (b"set", b"put"):
+                entry = TABLE.get(name)
+                if entry is not None:
+                    _set_handlers[name] = entry.handler
+                    entry.handler = _remembering(entry.handler)
+        _set_handlers.setdefault(None, 0)
+        _set_handlers[None] += 1
+        return
+    _set_handlers[None] -= 1
+    if _set_handlers[None] == 0:
+        del _set_handlers[None]
+        for name, handler in list(_set_handlers.items()):
+            TABLE[name].handler = handler
+        _set_handlers.clear()
+
+
+def _remembering(handler):
+    def set_with_argv(session, argv):
+        session.set_argv = argv
+        try:
+            return handler(session, argv)
+        finally:
+            session.set_argv = None
+    return set_with_argv
+
+
+def notifier_for(store) -> Notifier:
+    """Return the store's Notifier, creating it on first use."""
+    notifier = getattr(store, "notifier", None)
+    if notifier is None:
+        notifier = store.notifier = Notifier(store)
+    return notifier
+
+
+def _apply(store, flags: int) -> None:
+    store.config["notify-keyspace-events"] = flags_text(flags)
+    notifier_for(store).configure(flags)
+
+
+define_config("notify-keyspace-events", "", parse_flags, _apply)
