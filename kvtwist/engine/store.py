@@ -180,6 +180,11 @@ class Session:
         self.last_command = b""
         self.multi = None  # a transactions.Transaction while MULTI is open
         self.watching = None  # WATCHed keys (transactions._Watching)
+        self.tracking = None  # CLIENT TRACKING settings (tracking._Tracking) while on
+        self.in_exec = False  # running a transaction's queued commands
+        # Pushes for this client that must follow the reply of the command running now
+        # (invalidations its own command caused); the protocol sends them after it.
+        self.after_reply = []
 
     def select(self, index: int) -> None:
         """Make database ``index`` (in range) this session's selected one."""
@@ -218,4 +223,6 @@ class Session:
             reply = Error(exc.message)
         # Counted after the handler, as Redis's call() does: CONFIG RESETSTAT counts itself.
         store.commands_processed += 1
+        if self.tracking is not None:
+            store.tracker.after_command(self, command, argv)
         return reply

@@ -34,6 +34,8 @@ class BackendUnavailable(Exception):
 class ProxySession:
     """One client of the proxy: ``execute(argv)`` returns a reply or a Deferred of one."""
 
+    after_reply = ()  # the protocol's pushes-after-reply queue: kvproxy never has any
+
     def __init__(self, proxy: ProxyStore, session_id: int, peer: str) -> None:
         self.proxy = proxy
         self._reads = proxy.reads

@@ -128,6 +128,8 @@ class KVProtocol(protocol.Protocol):
                         if chunk.writes is None:
                             chunk.writes = []
                         chunk.writes.append((len(parts) - 1, seq))
+                if session.after_reply:
+                    self._push_after_reply()
                 if session.closing:
                     self._close_after_chunk()
                     break
@@ -271,6 +273,8 @@ class KVProtocol(protocol.Protocol):
             self._seal(reply)
         else:
             self._chunk.parts.append(render(reply))
+        if self.session.after_reply:
+            self._push_after_reply()
         if journal.appended != before:
             self._note_write(self._chunk, journal)
         if self.session.closing:
@@ -477,6 +481,12 @@ class KVProtocol(protocol.Protocol):
         elif waiting <= HIGH_WATER and self._paused:
             self._paused = False
             self.transport.resumeProducing()
+
+    def _push_after_reply(self) -> None:
+        # Invalidations the command just run caused for its own client follow its reply.
+        pushes, self.session.after_reply = self.session.after_reply, []
+        for reply in pushes:
+            self.push(reply)
 
     def push(self, reply) -> None:
         """Send an out-of-band reply (pub/sub message) after everything already queued."""

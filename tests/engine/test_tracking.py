@@ -1,4 +1,4 @@
-"""Tests for kvtwist.engine.tracking: CLIENT TRACKING BCAST invalidation messages."""
+"""Tests for kvtwist.engine.tracking: CLIENT TRACKING, its modes and invalidation messages."""
 
 from __future__ import annotations
 
@@ -33,12 +33,23 @@ class TrackingTests(SynchronousTestCase):
                          [b"subscribe", tracking.CHANNEL, 1])
 
     def test_writesInvalidate(self) -> None:
-        """Each key written is sent at once, before the write's reply could go out."""
+        """The keys written in a turn go out as one message at the turn's end, sorted."""
         self.track()
         self.writer.execute([b"SET", b"k", b"v"])
+        self.assertEqual(self.pushed, [])
+        self.clock.advance(0)
         self.assertEqual(self.pushed, [MESSAGE + [[b"k"]]])
-        self.writer.execute([b"MSET", b"a", b"1", b"k", b"2"])
-        self.assertEqual(self.pushed[1:], [MESSAGE + [[b"a"]], MESSAGE + [[b"k"]]])
+        self.writer.execute([b"MSET", b"k", b"1", b"a", b"2"])
+        self.writer.execute([b"SET", b"b", b"3"])
+        self.clock.advance(0)
+        self.assertEqual(self.pushed[1:], [MESSAGE + [[b"a", b"b", b"k"]]])
+
+    def test_a_message_per_prefix(self) -> None:
+        """A client with two prefixes gets a message for each, as Redis sends them."""
+        self.track(b"PREFIX", b"a:", b"PREFIX", b"b:")
+        self.writer.execute([b"MSET", b"b:1", b"1", b"a:1", b"1", b"c", b"1"])
+        self.clock.advance(0)
+        self.assertEqual(self.pushed, [MESSAGE + [[b"a:1"]], MESSAGE + [[b"b:1"]]])
 
     def test_everyWriteKind(self) -> None:
         """DEL, INCR, APPEND, EXPIRE and PERSIST all invalidate their key."""
@@ -70,10 +81,12 @@ class TrackingTests(SynchronousTestCase):
         """A key reaching its expiry time is invalidated then."""
         self.track()
         self.writer.execute([b"SET", b"k", b"v", b"PX", b"100"])
+        self.clock.advance(0)
         del self.pushed[:]
         self.clock.advance(0.1)
         self.assertEqual(self.pushed, [])
         self.clock.advance(0.001)
+        self.clock.advance(0)
         self.assertEqual(self.pushed, [MESSAGE + [[b"k"]]])
         self.assertIsNone(self.writer.execute([b"GET", b"k"]))
 
@@ -139,9 +152,25 @@ class TrackingTests(SynchronousTestCase):
         self.assertEqual(run([b"CLIENT", b"TRACKING", b"maybe"]), Error("ERR syntax error"))
         self.assertEqual(run([b"CLIENT", b"TRACKING", b"on", b"BCAST", b"BOGUS"]),
                          Error("ERR syntax error"))
-        self.assertIn("BCAST", run([b"CLIENT", b"TRACKING", b"on"]).message)
-        self.assertIn("BCAST", run([b"CLIENT", b"TRACKING", b"on", b"BCAST",
-                                    b"OPTIN"]).message)
+        self.assertEqual(run([b"CLIENT", b"TRACKING", b"on", b"BCAST", b"OPTIN"]),
+                         Error("ERR OPTIN and OPTOUT are not compatible with BCAST"))
+        self.assertEqual(run([b"CLIENT", b"TRACKING", b"on", b"OPTIN", b"OPTOUT"]),
+                         Error("ERR You can't specify both OPTIN mode and OPTOUT mode"))
+        self.assertEqual(run([b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"ab",
+                              b"PREFIX", b"a"]),
+                         Error("ERR Prefix 'ab' overlaps with another provided prefix 'a'. "
+                               "Prefixes for a single client must not overlap."))
+        self.assertEqual(run([b"CLIENT", b"TRACKING", b"on", b"REDIRECT", b"%d" % self.listener.id,
+                              b"REDIRECT", b"%d" % self.listener.id]),
+                         Error("ERR A client can only redirect to a single other client"))
+        self.assertEqual(run([b"CLIENT", b"TRACKING", b"on"]), OK)
+        self.assertEqual(run([b"CLIENT", b"TRACKING", b"on", b"BCAST"]),
+                         Error("ERR You can't switch BCAST mode on/off before disabling "
+                               "tracking for this client, and then re-enabling it with a "
+                               "different mode."))
+        self.assertEqual(run([b"CLIENT", b"CACHING", b"yes"]),
+                         Error("ERR CLIENT CACHING YES is only valid when tracking is enabled "
+                               "in OPTIN mode."))
         self.assertEqual(run([b"CLIENT", b"TRACKING", b"on", b"REDIRECT", b"x", b"BCAST"]),
                          Error("ERR value is not an integer or out of range"))
         self.assertIsInstance(run([b"CLIENT", b"TRACKING"]), Error)
@@ -150,6 +179,104 @@ class TrackingTests(SynchronousTestCase):
         """Without tracking clients, the keyspace logs straight to the journal."""
         self.listener.execute([b"SUBSCRIBE", b"x"])
         self.assertEqual(self.store.keyspace.log, self.store.journal.append)
+
+
+class DefaultModeTests(SynchronousTestCase):
+    """Default mode: a client is told of changes to the keys it read, once per read."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = Store(self.clock)
+        self.reader = self.store.new_session("reader")
+        self.reader.execute([b"HELLO", b"3"])
+        self.pushed = []
+        self.reader.push = self.pushed.append
+        self.writer = self.store.new_session("writer")
+        self.writer.push = lambda reply: None
+
+    def test_read_keys_are_invalidated_once(self) -> None:
+        """A key read is invalidated on its next change only; a key not read is not."""
+        self.assertEqual(self.reader.execute([b"CLIENT", b"TRACKING", b"on"]), OK)
+        self.reader.execute([b"MGET", b"a", b"b"])
+        self.writer.execute([b"SET", b"a", b"1"])
+        self.writer.execute([b"SET", b"a", b"2"])
+        self.writer.execute([b"SET", b"c", b"3"])
+        self.assertEqual(self.pushed, [[b"invalidate", [b"a"]]])
+        self.writer.execute([b"DEL", b"b"])
+        self.assertEqual(self.pushed[1:], [])  # b did not exist: DEL changed nothing
+
+    def test_optin_needs_caching_yes(self) -> None:
+        """In OPTIN mode only the command after CLIENT CACHING yes is tracked."""
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on", b"OPTIN"])
+        self.reader.execute([b"GET", b"a"])
+        self.assertEqual(self.reader.execute([b"CLIENT", b"CACHING", b"yes"]), OK)
+        self.reader.execute([b"GET", b"b"])
+        self.reader.execute([b"GET", b"c"])
+        for key in (b"a", b"b", b"c"):
+            self.writer.execute([b"SET", key, b"1"])
+        self.assertEqual(self.pushed, [[b"invalidate", [b"b"]]])
+
+    def test_optout_caching_no_skips_one_command(self) -> None:
+        """In OPTOUT mode every read is tracked except the one after CLIENT CACHING no."""
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on", b"OPTOUT"])
+        self.reader.execute([b"CLIENT", b"CACHING", b"no"])
+        self.reader.execute([b"GET", b"a"])
+        self.reader.execute([b"GET", b"b"])
+        for key in (b"a", b"b"):
+            self.writer.execute([b"SET", key, b"1"])
+        self.assertEqual(self.pushed, [[b"invalidate", [b"b"]]])
+
+    def test_own_write_is_told_after_the_reply(self) -> None:
+        """A client's own write of a key it read is told after that command, not during it."""
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on"])
+        self.reader.execute([b"GET", b"a"])
+        self.reader.execute([b"SET", b"a", b"1"])
+        self.assertEqual(self.pushed, [])
+        self.assertEqual(self.reader.after_reply, [[b"invalidate", [b"a"]]])
+
+    def test_noloop_skips_own_writes(self) -> None:
+        """NOLOOP: a client is not told of its own changes."""
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on", b"NOLOOP"])
+        self.reader.execute([b"GET", b"a"])
+        self.reader.execute([b"SET", b"a", b"1"])
+        self.assertEqual((self.pushed, self.reader.after_reply), ([], []))
+
+    def test_flush_sends_nil(self) -> None:
+        """FLUSHALL tells every tracking client that everything changed (nil keys)."""
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on"])
+        self.writer.execute([b"FLUSHALL"])
+        self.assertEqual(self.pushed, [[b"invalidate", None]])
+
+    def test_broken_redirect(self) -> None:
+        """A RESP3 client whose redirect target left gets tracking-redir-broken."""
+        target = self.store.new_session("target")
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on", b"REDIRECT", b"%d" % target.id])
+        self.reader.execute([b"GET", b"a"])
+        self.store.drop_session(target)
+        self.writer.execute([b"SET", b"a", b"1"])
+        self.assertEqual(self.pushed, [[b"tracking-redir-broken", target.id]])
+        info = self.reader.execute([b"CLIENT", b"TRACKINGINFO"])
+        self.assertEqual(info.items[0], (b"flags", [b"on", b"broken_redirect"]))
+
+    def test_trackinginfo_and_getredir(self) -> None:
+        """TRACKINGINFO shows flags, redirect and prefixes; GETREDIR the redirect (-1: off)."""
+        self.assertEqual(self.reader.execute([b"CLIENT", b"GETREDIR"]), -1)
+        self.assertEqual(self.reader.execute([b"CLIENT", b"TRACKINGINFO"]).items,
+                         [(b"flags", [b"off"]), (b"redirect", -1), (b"prefixes", [])])
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on", b"BCAST", b"PREFIX", b"foo",
+                             b"PREFIX", b"bar", b"NOLOOP"])
+        self.assertEqual(self.reader.execute([b"CLIENT", b"TRACKINGINFO"]).items,
+                         [(b"flags", [b"on", b"bcast", b"noloop"]), (b"redirect", 0),
+                          (b"prefixes", [b"bar", b"foo"])])
+        self.assertEqual(self.reader.execute([b"CLIENT", b"GETREDIR"]), 0)
+
+    def test_table_limit_evicts_with_invalidations(self) -> None:
+        """Over tracking-table-max-keys, remembered keys are dropped and their readers told."""
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on"])
+        self.reader.execute([b"MGET", b"a", b"b", b"c"])
+        tracking.tracker_for(self.store).max_keys = 1
+        tracking.tracker_for(self.store).limit_table()
+        self.assertEqual(self.pushed, [[b"invalidate", [b"a"]], [b"invalidate", [b"b"]]])
 
 
 class WireTests(SynchronousTestCase):
@@ -178,6 +305,7 @@ class WireTests(SynchronousTestCase):
         transport.clear()
         writer, _ = self.connect()
         writer.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        self.clock.advance(0)
         self.assertEqual(transport.value(),
                          b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
                          b"*1\r\n$1\r\nk\r\n")
@@ -185,6 +313,20 @@ class WireTests(SynchronousTestCase):
         writer.dataReceived(b"*1\r\n$8\r\nFLUSHALL\r\n")
         self.assertEqual(transport.value(),
                          b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n")
+
+    def test_own_invalidation_follows_the_reply(self) -> None:
+        """In RESP3, the invalidation a client's own write causes comes after that write's reply."""
+        def resp(*commands) -> bytes:
+            return b"".join(b"*%d\r\n" % len(argv) + b"".join(
+                b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in argv) for argv in commands)
+
+        client, transport = self.connect()
+        client.dataReceived(resp([b"HELLO", b"3"], [b"CLIENT", b"TRACKING", b"on"],
+                                 [b"GET", b"a"]))
+        transport.clear()
+        client.dataReceived(resp([b"SET", b"a", b"1"], [b"PING"]))
+        self.assertEqual(transport.value(),
+                         b"+OK\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n+PONG\r\n")
 
 
 
@@ -206,6 +348,7 @@ class StoreHookTests(SynchronousTestCase):
         journal = NullJournal()
         store.set_journal(journal)
         store.new_session().execute([b"SET", b"k", b"v"])
+        clock.advance(0)
         self.assertEqual(journal.appended, 1)
         self.assertEqual(pushed, [MESSAGE + [[b"k"]]])
 
@@ -216,6 +359,7 @@ class StoreHookTests(SynchronousTestCase):
         session = store.new_session()
         session.execute([b"CLIENT", b"TRACKING", b"on", b"BCAST"])
         session.execute([b"SET", b"k", b"v", b"EX", b"10"])
+        clock.advance(0)
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         session.execute([b"CLIENT", b"TRACKING", b"off"])
         self.assertEqual(clock.getDelayedCalls(), [])
@@ -238,6 +382,7 @@ class LogChainTests(SynchronousTestCase):
         self.assertEqual(listener.execute(track), OK)
         listener.execute([b"SUBSCRIBE", tracking.CHANNEL])
         writer.execute([b"SET", b"k", b"1"])
+        clock.advance(0)
         watcher.execute([b"MULTI"])
         watcher.execute([b"GET", b"k"])
         self.assertIs(watcher.execute([b"EXEC"]), NIL_ARRAY)
@@ -246,6 +391,7 @@ class LogChainTests(SynchronousTestCase):
         tracker = store.tracker
         tracker.disable(listener)  # CLIENT TRACKING off (refused while subscribed in RESP2)
         writer.execute([b"SET", b"k", b"2"])
+        clock.advance(0)
         watcher.execute([b"MULTI"])
         self.assertIs(watcher.execute([b"EXEC"]), NIL_ARRAY)
         self.assertEqual(len(pushed), 1)

@@ -71,6 +71,7 @@ class FakeSession:
         self.keyspace = FakeKeyspace(store.data)
         self.closing = False
         self.push = None
+        self.after_reply = []
 
     def execute(self, argv):
         name = argv[0].upper()
