@@ -105,7 +105,9 @@ _MISS_GET = frozenset([b"get", b"mget", b"getrange", b"substr", b"strlen", b"get
                        b"bitfield_ro", b"dump", b"set", b"put"])
 _MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"type", b"expiretime",
                           b"pexpiretime"])
-_HELD = frozenset(["rename_from", "move_from"])
+# RENAME and MOVE write the target (SET) before removing the source (DEL), so that a crash
+# between the two can never lose the key; Redis tells "*_from" first, so "*_to" waits.
+_HELD = frozenset(["rename_to", "move_to"])
 _SET_EXPIRES = frozenset([b"set", b"put", b"setex", b"psetex"])
 
 
@@ -117,8 +119,7 @@ class Notifier:
         self.flags = 0
         self.active = False
         self._wrapped = []  # keyspaces given a new-key check ("n")
-        # RENAME's and MOVE's "*_from", held until the key they create is told as "new":
-        # Redis adds the target before it sends either event.
+        # RENAME's and MOVE's "*_to", held until their "*_from" has been told.
         self._held = None
 
     def configure(self, flags: int) -> None:
@@ -177,12 +178,14 @@ class Notifier:
         if entry is None:
             return
         key = effect[1]
-        if self._held is not None:
-            self._release()
         if entry[1] in _HELD:
+            if self._held is not None:
+                self._release()
             self._held = (entry[0], entry[1], key, db)
             return
         self.notify(entry[0], entry[1], key, db)
+        if self._held is not None:
+            self._release()
         if op == SET and effect[3] and command in _SET_EXPIRES and not _keeps_ttl(session):
             self.notify(GENERIC, "expire", key, db)
 

@@ -145,21 +145,30 @@ class EventTests(SynchronousTestCase):
         self.configure(b"")
         self.assertNotIn("get", self.store.keyspace.__dict__)
 
-    def test_heldFromReleasedAtEnd(self) -> None:
-        """A "move_from" waits for the target's "new" but goes out by the command's end."""
+    def test_heldToReleasedAtEnd(self) -> None:
+        """A "move_to" waits for the source's "move_from" but goes out by the command's end."""
         self.configure(b"EA")
         self.writer.last_command = b"move"
         self.store.current = self.writer
         del self.got[:]
-        self.store.notifier._effect((2, b"k"), 0)
+        self.store.notifier._effect((1, b"k", b"v", 0), 1)
         self.assertEqual(self.got, [])
         notify._remembering(lambda session, argv: None)(self.writer, [b"MOVE", b"k", b"1"])
-        self.assertEqual([m[2:] for m in self.got], [[b"__keyevent@0__:move_from", b"k"]])
+        self.assertEqual([m[2:] for m in self.got], [[b"__keyevent@1__:move_to", b"k"]])
+
+    def test_move_tells_from_then_to(self) -> None:
+        """MOVE tells move_from (source database) before move_to (target), as Redis does."""
+        self.configure(b"EA")
+        self.writer.execute([b"SET", b"k", b"v"])
+        del self.got[:]
+        self.writer.execute([b"MOVE", b"k", b"1"])
+        self.assertEqual([m[2:] for m in self.got], [[b"__keyevent@0__:move_from", b"k"],
+                                                     [b"__keyevent@1__:move_to", b"k"]])
 
     def test_dbFromSession(self) -> None:
         """The database named is the one of the session whose command logged the effect."""
         self.configure(b"E$")
-        self.writer.db = 7  # as SELECT 7 will set it
+        self.writer.execute([b"SELECT", b"7"])
         self.assertEqual(self.events(b"SET", b"k", b"v"), [(b"__keyevent@7__:set", b"k")])
         notifier = self.store.notifier
         del self.got[:]
