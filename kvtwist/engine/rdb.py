@@ -25,6 +25,8 @@ slices, O(n) in the output. DUMP and RESTORE of an n-byte value cost O(n) in all
 
 from __future__ import annotations
 
+import collections
+
 RDB_VERSION = 10  # Redis 7.0's
 
 # Object types (rdb.h); rdbIsObjectType accepts 0..7 and 9..19.
@@ -114,19 +116,22 @@ def lzf_compress(data: bytes, out_len: int):
     if not in_len or not out_len:
         return None
     out = bytearray(out_len + 8)  # slack for the run byte reserved after the last step
-    htab: dict = {}
-    htab_get = htab.get
+    # The C's hash of the 3 bytes at ip, IDX(h) with h = d0 << 16 | d1 << 8 | d2, is
+    # ((h >> 8) - 5 * h) mod 2**16: computed for every position at once (a C-level pass).
+    slots = [(((first << 8) | second) - 5 * ((second << 8) | third)) & 0xFFFF
+             for first, second, third in zip(data, data[1:], data[2:])]
+    # Position + 1 of the last 3 bytes seen per slot (0: none): a list for long inputs, a
+    # dict for short ones, where allocating 64k slots would cost more than the work.
+    htab = [0] * 65536 if in_len > 4096 else collections.defaultdict(int)
     in_end = in_len
     op = 1  # start a literal run: its control byte goes at op - lit - 1
     lit = 0
     ip = 0
-    hval = (data[0] << 8) | data[1] if in_len > 1 else data[0] << 8
     while ip < in_end - 2:
-        hval = ((hval << 8) | data[ip + 2]) & 0xFFFFFF
-        slot = ((hval >> 8) - hval * 5) & 0xFFFF
-        ref = htab_get(slot)
-        htab[slot] = ip
-        if (ref is not None and ref > 0 and ip - ref - 1 < _MAX_OFF
+        slot = slots[ip]
+        ref = htab[slot] - 1
+        htab[slot] = ip + 1
+        if (ref > 0 and ip - ref - 1 < _MAX_OFF
                 and data[ref + 2] == data[ip + 2] and data[ref] == data[ip]
                 and data[ref + 1] == data[ip + 1]):
             off = ip - ref - 1
@@ -164,14 +169,9 @@ def lzf_compress(data: bytes, out_len: int):
             ip += length + 1
             if ip >= in_end - 2:
                 break
-            ip -= 2
-            hval = (data[ip] << 8) | data[ip + 1]
-            hval = ((hval << 8) | data[ip + 2]) & 0xFFFFFF
-            htab[((hval >> 8) - hval * 5) & 0xFFFF] = ip
-            ip += 1
-            hval = ((hval << 8) | data[ip + 2]) & 0xFFFFFF
-            htab[((hval >> 8) - hval * 5) & 0xFFFF] = ip
-            ip += 1
+            # VERY_FAST: hash the two positions before the new ip.
+            htab[slots[ip - 2]] = ip - 1
+            htab[slots[ip - 1]] = ip
         else:
             if op >= out_len:
                 return None
