@@ -10,8 +10,10 @@ from kvtwist.engine.table import LLONG_MAX, SYNTAX, arity_error, parse_int, regi
 from kvtwist.wire.replies import OK, CommandError, sorted_pairs
 
 BUSYKEY = "BUSYKEY Target key name already exists."
-# kvstore keeps no access time or access counter per key, so these RESTORE options could
-# not take effect (OBJECT IDLETIME / OBJECT FREQ would not report them): they are refused.
+# IDLETIME and FREQ take effect only through the store's hook
+# ``store.restore_access(keyspace, key, idle_seconds, freq)`` (-1: not given), Redis's
+# objectSetLRUOrLFU, which the family keeping per-key access times (OBJECT IDLETIME/FREQ)
+# provides. Without it they could not take effect, so they are refused.
 NO_LRU_LFU = ("ERR RESTORE %s is not supported: kvstore keeps no per-key access time "
               "or frequency (LRU/LFU)")
 
@@ -34,8 +36,8 @@ def cmd_dump(session, argv):
     return rdb.dump_string(value)
 
 
-def _restore_options(argv):
-    """Parse RESTORE's options as restoreCommand does; return (replace, absttl)."""
+def _restore_options(argv, hook):
+    """Parse RESTORE's options as restoreCommand does; return (replace, absttl, idle, freq)."""
     replace = absttl = False
     idle = freq = -1
     index = 4
@@ -59,11 +61,12 @@ def _restore_options(argv):
         else:
             raise CommandError(SYNTAX)
         index += 1
-    if idle != -1:
-        raise CommandError(NO_LRU_LFU % ("IDLETIME",))
-    if freq != -1:
-        raise CommandError(NO_LRU_LFU % ("FREQ",))
-    return replace, absttl
+    if hook is None:
+        if idle != -1:
+            raise CommandError(NO_LRU_LFU % ("IDLETIME",))
+        if freq != -1:
+            raise CommandError(NO_LRU_LFU % ("FREQ",))
+    return replace, absttl, idle, freq
 
 
 @register("restore", -4, "write denyoom", 1, 1, 1)
@@ -73,7 +76,8 @@ def cmd_restore(session, argv):
     Checks in Redis's order: options, the key's absence (BUSYKEY), the TTL, the payload's
     version and CRC64, its decoding. O(len(payload)) (see rdb.load).
     """
-    replace, absttl = _restore_options(argv)
+    hook = getattr(session.store, "restore_access", None)
+    replace, absttl, idle, freq = _restore_options(argv, hook)
     keyspace, key = session.keyspace, argv[1]
     if not replace and keyspace.exists(key):
         raise CommandError(BUSYKEY)
@@ -95,4 +99,6 @@ def cmd_restore(session, argv):
             keyspace.delete(key)
         return OK
     keyspace.set(key, value, ttl)
+    if hook is not None and (idle != -1 or freq != -1):
+        hook(keyspace, key, idle, freq)
     return OK

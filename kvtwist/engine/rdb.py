@@ -26,6 +26,8 @@ slices, O(n) in the output. DUMP and RESTORE of an n-byte value cost O(n) in all
 from __future__ import annotations
 
 import collections
+import struct
+import sys
 
 RDB_VERSION = 10  # Redis 7.0's
 
@@ -70,31 +72,73 @@ def _bad() -> BadPayload:
 # -- CRC64 -----------------------------------------------------------------------------
 
 _CRC64_POLY = 0x95AC9329AC4BC9B5  # Jones, 0xad93d23594c935a9 bit-reversed
+_PYPY = sys.implementation.name == "pypy"
 
 
-def _crc_table() -> list:
-    table = []
+def _crc_tables() -> list:
+    # tables[0] is the byte-at-a-time table; tables[k] advances a byte through k more zero
+    # bytes (slicing-by-8).
+    first = []
     for byte in range(256):
         crc = byte
         for _ in range(8):
             crc = (crc >> 1) ^ _CRC64_POLY if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
+        first.append(crc)
+    tables = [first]
+    for _ in range(7):
+        previous = tables[-1]
+        tables.append([(value >> 8) ^ first[value & 0xFF] for value in previous])
+    return tables
 
 
-_CRC_TABLE = _crc_table()
+_CRC_TABLES = _crc_tables()
+_CRC_TABLE = _CRC_TABLES[0]
+# PyPy: the same table as signed 64-bit values, so the running CRC stays a machine word.
+_CRC_SIGNED = [value - (1 << 64) if value >> 63 else value for value in _CRC_TABLE]
+# CPython: the eight tables split into 32-bit halves (small ints), for slicing-by-8.
+_CRC_LOW = [[value & 0xFFFFFFFF for value in table] for table in _CRC_TABLES]
+_CRC_HIGH = [[value >> 32 for value in table] for table in _CRC_TABLES]
+_WORDS_OK = sys.byteorder == "little" and struct.calcsize("I") == 4
+
+
+def _crc64_signed(data, crc: int) -> int:
+    table = _CRC_SIGNED
+    if crc >> 63:
+        crc -= 1 << 64
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ ((crc >> 8) & 0xFFFFFFFFFFFFFF)
+    return crc & 0xFFFFFFFFFFFFFFFF
+
+
+def _crc64_sliced(data, crc: int) -> int:
+    view = memoryview(data)
+    whole = len(view) & ~7 if _WORDS_OK else 0
+    if whole:
+        low, high = crc & 0xFFFFFFFF, crc >> 32
+        l0, l1, l2, l3, l4, l5, l6, l7 = _CRC_LOW
+        h0, h1, h2, h3, h4, h5, h6, h7 = _CRC_HIGH
+        words = iter(view[:whole].cast("I"))
+        for first in words:
+            first ^= low
+            second = next(words) ^ high
+            a, b, c, d = first & 0xFF, (first >> 8) & 0xFF, (first >> 16) & 0xFF, first >> 24
+            e, f, g, h = second & 0xFF, (second >> 8) & 0xFF, (second >> 16) & 0xFF, second >> 24
+            low = l7[a] ^ l6[b] ^ l5[c] ^ l4[d] ^ l3[e] ^ l2[f] ^ l1[g] ^ l0[h]
+            high = h7[a] ^ h6[b] ^ h5[c] ^ h4[d] ^ h3[e] ^ h2[f] ^ h1[g] ^ h0[h]
+        crc = (high << 32) | low
+    table = _CRC_TABLE
+    for byte in view[whole:]:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc
 
 
 def crc64(data, crc: int = 0) -> int:
     """Return Redis's CRC64 of ``data`` (bytes-like), continuing from ``crc``.
 
-    Table-driven, one byte per step: O(n), about 12 MB/s on CPython 3.11 and 400 MB/s
-    on PyPy 3.9 (see the docs notes for the measurement).
+    Table-driven, O(n): on PyPy a byte per step with the CRC kept a signed machine word;
+    on CPython slicing-by-8 over 32-bit halves (small ints). Speeds: see the docs notes.
     """
-    table = _CRC_TABLE
-    for byte in bytes(data):
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc
+    return _crc64_signed(data, crc) if _PYPY else _crc64_sliced(data, crc)
 
 
 # -- LZF (liblzf 3.6 as Redis ships it: HLOG 16, VERY_FAST) ------------------------------
@@ -143,17 +187,18 @@ def lzf_compress(data: bytes, out_len: int):
             out[op - lit - 1] = (lit - 1) & 0xFF  # stop run
             if not lit:
                 op -= 1  # undo a run of length zero
-            length = 3
-            if maxlen > 16:
-                # The C unrolls sixteen checks before its bounded loop: same result.
-                while length < 19 and data[ref + length] == data[ip + length]:
-                    length += 1
-                if length == 19:
-                    while length < maxlen and data[ref + length] == data[ip + length]:
-                        length += 1
+            # The C checks bytes 3..18 unrolled when maxlen > 16, then goes on while
+            # below maxlen: either way the match ends at the first differing byte from 3
+            # on, or at this limit.
+            limit = (maxlen if maxlen > 19 else 19) if maxlen > 16 else (
+                maxlen if maxlen > 3 else 3)
+            ahead = data[ref + 3:ref + limit]
+            behind = data[ip + 3:ip + limit]
+            if ahead == behind:
+                length = limit
             else:
-                while length < maxlen and data[ref + length] == data[ip + length]:
-                    length += 1
+                differ = int.from_bytes(ahead, "big") ^ int.from_bytes(behind, "big")
+                length = 3 + len(ahead) - (differ.bit_length() + 7) // 8
             length -= 2  # octets - 1
             ip += 1
             if length < 7:

@@ -143,6 +143,16 @@ class RestoreTests(SessionMixin, SynchronousTestCase):
             self.assertIn("not supported", self.error("restore", "k", "0", BAR, option, value))
         self.assertEqual(self.call("exists", "k"), 0)
 
+    def test_idletime_and_freq_go_to_the_store_hook(self):
+        """With a store.restore_access hook, IDLETIME and FREQ reach it once the key exists."""
+        seen = []
+        self.store.restore_access = lambda keyspace, key, idle, freq: seen.append(
+            (keyspace.get(key), idle, freq))
+        self.assertEqual(self.call("restore", "a", "0", BAR, "idletime", "1000"), OK)
+        self.assertEqual(self.call("restore", "b", "0", BAR, "FREQ", "100"), OK)
+        self.assertEqual(self.call("restore", "c", "0", BAR), OK)
+        self.assertEqual(seen, [(b"bar", 1000, -1), (b"bar", -1, 100)])
+
     def test_other_types_are_refused(self):
         """A valid payload of another type (here a list from redis-server) is Bad data format."""
         payload = bytes.fromhex("1201020c0c00000002008161020101ff0a0094962b23ac17aa85")

@@ -140,8 +140,17 @@ class Crc64Tests(SynchronousTestCase):
 
     def test_long_input(self):
         """Inputs longer than the unrolled step and not a multiple of it are summed whole."""
-        data = bytes(random.Random(5).getrandbits(8) for _ in range(1003))
+        rng = random.Random(5)
+        data = bytes(rng.getrandbits(8) for _ in range(1003))
         self.assertEqual(rdb.crc64(data), bitwise_crc64(data))
+
+    @given(st.binary(max_size=100), st.integers(min_value=0, max_value=2 ** 64 - 1))
+    def test_both_implementations(self, data, start):
+        """The PyPy (signed word) and CPython (slicing-by-8) variants agree from any start."""
+        expected = rdb._crc64_sliced(data, start)
+        self.assertEqual(rdb._crc64_signed(data, start), expected)
+        self.assertEqual(rdb._crc64_sliced(memoryview(data), start), expected)
+        self.assertEqual(rdb.crc64(data[:37], start), rdb._crc64_signed(data[:37], start))
 
 
 class LzfTests(SynchronousTestCase):
