@@ -153,17 +153,15 @@ def lzf_compress(data: bytes, out_len: int):
 
     Mirrors Redis's lzf_c.c step for step, with a fresh hash table (Redis leaves its table
     uninitialised, which may only ever find extra, still valid, matches), so the output is
-    byte for byte Redis's. O(n): a hash and a dict probe per literal byte, one comparison
-    per matched byte.
+    byte for byte Redis's. O(n): a hash and a table probe per literal byte, one comparison
+    per matched byte (speeds: see the docs notes).
     """
     in_len = len(data)
     if not in_len or not out_len:
         return None
     out = bytearray(out_len + 8)  # slack for the run byte reserved after the last step
     # The C's hash of the 3 bytes at ip, IDX(h) with h = d0 << 16 | d1 << 8 | d2, is
-    # ((h >> 8) - 5 * h) mod 2**16: computed for every position at once (a C-level pass).
-    slots = [(((first << 8) | second) - 5 * ((second << 8) | third)) & 0xFFFF
-             for first, second, third in zip(data, data[1:], data[2:])]
+    # ((h >> 8) - 5 * h) mod 2**16, that is ((d0 << 8 | d1) - 5 * (d1 << 8 | d2)) mod 2**16.
     # Position + 1 of the last 3 bytes seen per slot (0: none): a list for long inputs, a
     # dict for short ones, where allocating 64k slots would cost more than the work.
     htab = [0] * 65536 if in_len > 4096 else collections.defaultdict(int)
@@ -172,7 +170,8 @@ def lzf_compress(data: bytes, out_len: int):
     lit = 0
     ip = 0
     while ip < in_end - 2:
-        slot = slots[ip]
+        second = data[ip + 1]
+        slot = (((data[ip] << 8) | second) - 5 * ((second << 8) | data[ip + 2])) & 0xFFFF
         ref = htab[slot] - 1
         htab[slot] = ip + 1
         if (ref > 0 and ip - ref - 1 < _MAX_OFF
@@ -187,18 +186,18 @@ def lzf_compress(data: bytes, out_len: int):
             out[op - lit - 1] = (lit - 1) & 0xFF  # stop run
             if not lit:
                 op -= 1  # undo a run of length zero
-            # The C checks bytes 3..18 unrolled when maxlen > 16, then goes on while
-            # below maxlen: either way the match ends at the first differing byte from 3
-            # on, or at this limit.
-            limit = (maxlen if maxlen > 19 else 19) if maxlen > 16 else (
-                maxlen if maxlen > 3 else 3)
-            ahead = data[ref + 3:ref + limit]
-            behind = data[ip + 3:ip + limit]
-            if ahead == behind:
-                length = limit
+            # The C checks bytes 3..18 unrolled when maxlen > 16, then goes on while below
+            # maxlen: the match ends at the first differing byte from 3 on, or there.
+            length = 3
+            if maxlen > 16:
+                while length < 19 and data[ref + length] == data[ip + length]:
+                    length += 1
+                if length == 19:
+                    while length < maxlen and data[ref + length] == data[ip + length]:
+                        length += 1
             else:
-                differ = int.from_bytes(ahead, "big") ^ int.from_bytes(behind, "big")
-                length = 3 + len(ahead) - (differ.bit_length() + 7) // 8
+                while length < maxlen and data[ref + length] == data[ip + length]:
+                    length += 1
             length -= 2  # octets - 1
             ip += 1
             if length < 7:
@@ -215,8 +214,9 @@ def lzf_compress(data: bytes, out_len: int):
             if ip >= in_end - 2:
                 break
             # VERY_FAST: hash the two positions before the new ip.
-            htab[slots[ip - 2]] = ip - 1
-            htab[slots[ip - 1]] = ip
+            before, at = data[ip - 1], data[ip]
+            htab[(((data[ip - 2] << 8) | before) - 5 * ((before << 8) | at)) & 0xFFFF] = ip - 1
+            htab[(((before << 8) | at) - 5 * ((at << 8) | data[ip + 1])) & 0xFFFF] = ip
         else:
             if op >= out_len:
                 return None
