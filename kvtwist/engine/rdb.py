@@ -18,9 +18,9 @@ ziplist, intset encodings) add theirs there, built on ``Reader.length`` and
 ``Reader.string``. Until then every object type but strings is "Bad data format".
 
 Costs, all pure Python: the CRC64 is table-driven, O(n) with a few operations per byte
-(see ``crc64``); the LZF compressor costs one hash and a dict probe per literal byte and one
-comparison per matched byte; the decompressor copies literal runs and back references as
-slices, O(n) in the output. DUMP and RESTORE of an n-byte value cost O(n) in all.
+(see ``crc64``); the LZF compressor costs one hash and a table probe per literal byte
+and one comparison per matched byte; the decompressor copies literal runs and back
+references as slices, O(n) in the output. DUMP and RESTORE of an n-byte value cost O(n) in all.
 """
 
 from __future__ import annotations
