@@ -11,6 +11,7 @@ from kvtwist.engine import (  # noqa: F401, I001
     lcs,
     keys,
     db,
+    dump,
     server,
     info,
     tracking,
@@ -19,4 +20,5 @@ from kvtwist.engine import (  # noqa: F401, I001
     notify,
 )
 
-FAMILIES = (strings, bitops, lcs, keys, db, server, info, tracking, transactions, pubsub, notify)
+FAMILIES = (strings, bitops, lcs, keys, db, dump, server, info, tracking, transactions, pubsub,
+            notify)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, expire_time_error, parse_int, register, _c_str
 from kvtwist.engine.glob import compile_glob
-from kvtwist.wire.replies import OK, CommandError, Error, Status, sorted_pairs, stream_array
+from kvtwist.wire.replies import OK, CommandError, Status, stream_array
 
 # -- expiry commands ------------------------------------------------------------
 
@@ -166,17 +166,6 @@ def cmd_rename(session, argv):
 @register("renamenx", 3, "write fast", 1, 2, 1)
 def cmd_renamenx(session, argv):
     return _rename(session, argv, True)
-
-
-@register("dump", -1, "readonly", 0, 0, 0, aliases="print")
-def cmd_dump(session, argv):
-    if len(argv) > 1:
-        # Redis's DUMP serialises one key in RDB format; ours lists the store instead.
-        return Error("ERR DUMP with a key (RDB serialization) is not supported; "
-                     "DUMP takes no arguments and returns every key/value pair")
-    keyspace = session.keyspace
-    # Many pairs are Streamed from a snapshot, sorted a run per reactor turn (sorted_pairs).
-    return sorted_pairs(keyspace.live_keys(), keyspace.data)
 
 
 @register("dbsize", 1, "readonly fast", 0, 0, 0)

@@ -84,12 +84,13 @@ USAGE = {
     b"pexpire": b"key ms [NX|XX|GT|LT]", b"expireat": b"key unix-s [NX|XX|GT|LT]",
     b"pexpireat": b"key unix-ms [NX|XX|GT|LT]", b"keys": b"pattern",
     b"scan": b"cursor [MATCH pattern] [COUNT n] [TYPE type]", b"rename": b"key newkey",
-    b"renamenx": b"key newkey", b"dump": b"(every pair, sorted by key)", b"flush": b"[ASYNC|SYNC]",
+    b"renamenx": b"key newkey", b"dump": b"[key] (no key: every pair)", b"flush": b"[ASYNC|SYNC]",
     b"ping": b"[message]", b"echo": b"message", b"info": b"[section ...]", b"select": b"0",
     b"client": b"subcommand [arg ...] (CLIENT HELP)", b"config": b"GET pattern | SET name value",
     b"command": b"[COUNT|INFO name ...|DOCS|LIST]",
     b"compact": b"(snapshot the journal in the background)",
     b"bgrewriteaof": b"(alias of COMPACT)",
+    b"restore": b"key ttl serialized-value [REPLACE] [ABSTTL]",
 }
 
 

@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine.keyspace import DEL, EXPIRE_AT
 from kvtwist.wire import replies
-from kvtwist.wire.replies import OK, Pairs, Status, Streamed, to_text
+from kvtwist.wire.replies import OK, Status, Streamed
 from tests.helpers import START, SessionMixin
 
 KEYSPACE_START = 1700000000.25
@@ -147,34 +147,6 @@ class KeyspaceCommandTests(KeyspaceMixin, SynchronousTestCase):
         self.assertEqual(self.call("renamenx", "b", "c"), 0)
         self.assertEqual(self.call("renamenx", "b", "d"), 1)
         self.assertEqual(self.call("rename", "d", "d"), OK)
-
-    def test_dump(self):
-        """DUMP with no arguments lists every live pair sorted by key; with a key it explains."""
-        self.call("mset", "b", "2", "a", "1")
-        self.call("set", "gone", "x", "px", "1")
-        self.clock.advance(1)
-        reply = self.call("dump")
-        self.assertEqual(reply, Pairs([(b"a", b"1"), (b"b", b"2")]))
-        self.assertEqual(to_text(reply), b'"a" => "1"\r\n"b" => "2"\r\n(2 pairs)\r\n')
-        self.assertEqual(self.call("print"), reply)
-        self.assertIn("not supported", self.error("dump", "a"))
-
-    def test_large_dump_streams_a_snapshot(self):
-        """DUMP over many keys streams the live pairs sorted by key, as they were when it ran."""
-        count = replies.STREAM_MIN + 500
-        args = []
-        for i in range(count):
-            args += [b"k%05d" % ((i * 7919) % count), b"v%d" % i]
-        self.call("mset", *args)
-        self.call("set", "gone", "x", "px", "1")
-        self.clock.advance(1)
-        expected = Pairs(sorted(zip(args[::2], args[1::2])))
-        reply = self.call("dump")
-        self.assertIsInstance(reply, Streamed)
-        self.assertEqual(reply.count, count)
-        self.call("set", "k00001", "changed")
-        self.call("del", "k00002")
-        self.assertEqual(reply.whole(), expected)
 
     def test_large_keys_streams(self):
         """KEYS matching many keys streams them."""

@@ -12,7 +12,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from kvtwist.engine.keys import cmd_dump, cmd_keys
+from kvtwist.engine.dump import cmd_dump
+from kvtwist.engine.keys import cmd_keys
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import OK, Error, Pairs, Status, to_resp, to_resp3, to_text
 from kvtwist.engine.store import Store
