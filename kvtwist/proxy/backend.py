@@ -250,7 +250,10 @@ class Backend(service.MultiService):
         """
         client = self.client
         if client is not None and client.is_connected:
-            return self._selection.send(client.request, argv, db, options)
+            selection = self._selection
+            if db is not None and db == selection.db:
+                return client.request(argv, **options)  # the usual case: no SELECT
+            return selection.send(client.request, argv, db, options)
         if self.state == "down" or not self.running:
             return defer.fail(BackendUnavailable("cannot connect to %s" % (self.address,)))
         entry = _Waiting(argv, db, options)

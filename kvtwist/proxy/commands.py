@@ -119,7 +119,8 @@ REFUSED = frozenset(
     b"BLMPOP BZPOPMIN BZPOPMAX BZMPOP WAIT WAITAOF SYNC PSYNC REPLCONF READONLY READWRITE "
     b"ASKING".split())
 
-# Commands kvproxy answers itself (kvtwist.proxy.store has their handlers).
+# Commands kvproxy handles itself (kvtwist.proxy.store has their handlers): SELECT is
+# forwarded from there, and changes its client's database (kvtwist.proxy.databases).
 LOCAL = frozenset(b"PING QUIT EXIT INFO SELECT CLIENT HELLO".split())
 
 # XREAD and XREADGROUP block the connection when given BLOCK; without it they answer at
