@@ -5,7 +5,9 @@ Unit tests over the fakes, then kvproxy in front of a real redis-server (16 data
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 
 try:
     import redis
@@ -15,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.wire import respreply
 from kvtwist.wire.replies import OK, PONG, Error
-from tests.procs import start_kvproxy
+from tests.procs import start_kvproxy, start_kvstore
 from tests.proxy.fakes import ProxyCase, result_of
 from tests.redisref import start_redis_or_skip
 
@@ -214,16 +216,16 @@ def command(sock, *argv: bytes):
 
 
 class RedisBackendCase(SynchronousTestCase):
-    """kvproxy (caching on, invalidations on) in front of a real redis-server.
-
-    These run against redis-server today; they should run against kvstore too once it
-    has databases (start it with ``tests.procs.start_kvstore`` instead).
-    """
+    """kvproxy (caching on, invalidations on) in front of a real redis-server."""
 
     proxy_args: tuple = ()
 
+    def start_backend(self):
+        """Start the backend server (``.port``, ``.stop()``)."""
+        return start_redis_or_skip()
+
     def setUp(self) -> None:
-        self.server = start_redis_or_skip()
+        self.server = self.start_backend()
         self.addCleanup(self.server.stop)
         self.proxy = start_kvproxy(self.server.port, "--timeout", "10", *self.proxy_args)
         self.addCleanup(self.proxy.stop)
@@ -233,6 +235,25 @@ class RedisBackendCase(SynchronousTestCase):
         sock = socket.create_connection(("127.0.0.1", port or self.proxy.port), timeout=10)
         self.addCleanup(sock.close)
         return sock
+
+
+class KVStoreBackend:
+    """Runs a RedisBackendCase against kvstore instead; skipped until kvstore has databases
+    (until ``SELECT 15`` succeeds on it)."""
+
+    def start_backend(self):
+        data = tempfile.mkdtemp(prefix="kvproxydb-")
+        self.addCleanup(shutil.rmtree, data, True)
+        server = start_kvstore(data)
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        try:
+            reply = command(sock, b"SELECT", b"15")
+        finally:
+            sock.close()
+        if reply != OK:
+            server.stop()
+            self.skipTest("kvstore has no databases yet: %r" % (reply,))
+        return server
 
 
 class RedisBackendTests(RedisBackendCase):
@@ -370,3 +391,11 @@ class HeldTests(SynchronousTestCase):
                 replies.append(reply)
                 reply = parser.next_reply()
         self.assertEqual(replies, [OK, OK, OK, b"seven", OUT_OF_RANGE, b"seven", OK, b"zero"])
+
+
+class KVStoreBackendTests(KVStoreBackend, RedisBackendTests):
+    """The same, in front of kvstore (once it has databases)."""
+
+
+class KVStoreAdminTests(KVStoreBackend, RedisAdminTests):
+    """The same, in front of kvstore (once it has databases)."""
