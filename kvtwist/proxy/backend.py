@@ -22,6 +22,56 @@ log = Logger()
 # leave its client waiting; it is answered with an error instead.
 MAX_REPLY_DEPTH = 128
 TOO_DEEP = Error("ERR backend reply nested deeper than %d arrays" % (MAX_REPLY_DEPTH,))
+OUT_OF_RANGE = Error("ERR DB index is out of range")
+
+
+def _selected(reply) -> bool:
+    """Whether ``reply`` is SELECT's OK: any other closes the connection (O(1))."""
+    return getattr(reply, "text", None) == b"OK"
+
+
+def _discard(result) -> None:
+    """Drop the outcome of a SELECT kvproxy sent for itself (a failure fails the request
+    behind it too, which reports it)."""
+    return None
+
+
+class Selection:
+    """The database one backend connection runs its next request in, as the requests sent
+    on it so far leave it; ``send`` puts a ``SELECT n`` before a request for database n
+    when the connection is in another.
+
+    A connection starts in database 0. A request sent with no database (a client's own
+    SELECT, say) runs wherever the connection is; after a SELECT sent so, the database is
+    unknown until the next request with one SELECTs it. The SELECT and its request go out
+    one after the other on the one connection, which runs them in that order, so the
+    request runs in its database whatever other clients send around it. ``databases`` (the
+    backend's count, or None if unknown) refuses a database the backend lacks without
+    sending anything; a SELECT the backend refuses all the same (it lost the database)
+    fails its check, which closes the connection: the requests behind it fail rather than
+    being answered from another database.
+    """
+
+    __slots__ = ("db", "databases")
+
+    def __init__(self, databases=None) -> None:
+        self.db = 0
+        self.databases = databases
+
+    def send(self, request, argv: list, db, options: dict) -> defer.Deferred:
+        """Send ``argv`` to run in database ``db`` (None: wherever the connection is) with
+        ``request(argv, **options)``; O(1)."""
+        if db is None:
+            if argv and argv[0].upper() == b"SELECT":
+                self.db = None
+            return request(argv, **options)
+        if db != self.db:
+            databases = self.databases
+            if databases is not None and db >= databases:
+                return defer.succeed(OUT_OF_RANGE)
+            request([b"SELECT", b"%d" % (db,)], check=_selected).addBoth(_discard)
+            self.db = db
+        return request(argv, **options)
 
 
 def reconnect_delay(attempt: int) -> float:
@@ -46,10 +96,11 @@ def _relay(result, d: defer.Deferred) -> None:
 class _Waiting:
     """A request made while there was no connection to send it on."""
 
-    __slots__ = ("argv", "options", "deferred", "timer")
+    __slots__ = ("argv", "db", "options", "deferred", "timer")
 
-    def __init__(self, argv, options) -> None:
+    def __init__(self, argv, db, options) -> None:
         self.argv = argv
+        self.db = db
         self.options = options
         self.deferred = None
         self.timer = None
@@ -69,6 +120,22 @@ def identify(client) -> defer.Deferred:
         lambda failure: False)
 
 
+def _count(reply):
+    if reply.__class__ is list and len(reply) == 2 and reply[1].__class__ is bytes:
+        try:
+            return int(reply[1])
+        except ValueError:
+            return None
+    return None
+
+
+def databases(client) -> defer.Deferred:
+    """Ask a backend connection's ``CONFIG GET databases``; the Deferred delivers (never
+    fails) its database count, or None when it does not say."""
+    return client.request([b"CONFIG", b"GET", b"databases"]).addCallbacks(
+        _count, lambda failure: None)
+
+
 class Backend(service.MultiService):
     """One persistent, pipelined, reconnecting RESP connection to the backend.
 
@@ -79,7 +146,10 @@ class Backend(service.MultiService):
     ``prepare(client)`` (optional) runs on each new connection before it is used.
     ``on_lost()`` (optional) is called when an established connection ends.
     With ``identify`` (instead of ``prepare``), each new connection first learns
-    ``strings_only`` (see ``identify``).
+    ``strings_only`` (see ``identify``) and ``databases`` (see ``databases``).
+
+    Each request names the database it runs in (``db``; None: wherever the connection
+    is): the connection's ``Selection`` SELECTs it first when needed.
     """
 
     def __init__(self, reactor, endpoint, address: str = "", timeout=None, clock=None,
@@ -91,6 +161,8 @@ class Backend(service.MultiService):
         self.state = "connecting"
         self.client = None
         self.strings_only = False  # what the current connection's backend said
+        self.databases = None  # the backend's database count, if it said
+        self._selection = None  # the current connection's Selection
         self._on_lost = on_lost
         if identify:
             if prepare is not None:
@@ -106,10 +178,16 @@ class Backend(service.MultiService):
 
     def _identify(self, client) -> defer.Deferred:
         self.strings_only = False
-        return identify(client).addCallback(self._identified)
+        self.databases = None
+        asked = databases(client)
+        return identify(client).addCallback(self._identified, asked)
 
-    def _identified(self, strings_only: bool) -> None:
+    def _identified(self, strings_only: bool, asked) -> defer.Deferred:
         self.strings_only = strings_only
+        return asked.addCallback(self._counted)
+
+    def _counted(self, count) -> None:
+        self.databases = count
 
     def startService(self) -> None:
         service.MultiService.startService(self)
@@ -132,13 +210,15 @@ class Backend(service.MultiService):
 
     def _up(self, client) -> None:
         self.client = client
+        self._selection = selection = Selection(self.databases)
         self.state = "connected"
         client.when_disconnected().addCallback(self._lost, client)
         waiting, self._waiting = self._waiting, deque()
         for entry in waiting:
             if entry.timer is not None:
                 entry.timer.cancel()
-            client.request(entry.argv, **entry.options).addBoth(_relay, entry.deferred)
+            selection.send(client.request, entry.argv, entry.db, entry.options).addBoth(
+                _relay, entry.deferred)
 
     def _lost(self, reason, client) -> None:
         if self.client is client:
@@ -160,8 +240,9 @@ class Backend(service.MultiService):
         # Not from inside ClientService's own callback: its state machine is not reentrant.
         self._watch_call = self.clock.callLater(0, self._watch)
 
-    def request(self, argv: list, **options) -> defer.Deferred:
-        """Send ``argv``; the Deferred delivers the reply (errors as ``Error`` values).
+    def request(self, argv: list, db=None, **options) -> defer.Deferred:
+        """Send ``argv`` to run in database ``db`` (None: wherever the connection is); the
+        Deferred delivers the reply (errors as ``Error`` values).
 
         ``options`` (``check``, ``checked``) go to ``RespClientProtocol.request``.
         It fails with ``BackendUnavailable`` when there is no connection, and with the
@@ -169,10 +250,13 @@ class Backend(service.MultiService):
         """
         client = self.client
         if client is not None and client.is_connected:
-            return client.request(argv, **options)
+            selection = self._selection
+            if db is not None and db == selection.db:
+                return client.request(argv, **options)  # the usual case: no SELECT
+            return selection.send(client.request, argv, db, options)
         if self.state == "down" or not self.running:
             return defer.fail(BackendUnavailable("cannot connect to %s" % (self.address,)))
-        entry = _Waiting(argv, options)
+        entry = _Waiting(argv, db, options)
         entry.deferred = defer.Deferred(lambda d: self._forget(entry))
         if self.timeout:
             entry.timer = self.clock.callLater(self.timeout, self._wait_expired, entry)

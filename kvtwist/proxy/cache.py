@@ -1,4 +1,8 @@
-"""A TTL + LRU cache of GET results with one timer per entry and placeholders for fetches."""
+"""A TTL + LRU cache of GET results with one timer per entry and placeholders for fetches.
+
+Entries are keyed by (database, key). A key of database 0 is its own slot (the bytes), one
+of database n > 0 the tuple ``(n, key)``: database 0, the common case, costs nothing more.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,19 @@ from collections import OrderedDict
 MISSING = object()
 
 
+def slot(key: bytes, db: int = 0):
+    """The cache's name for ``key`` of database ``db``: the key itself in database 0."""
+    return key if db == 0 else (db, key)
+
+
+def slot_db(name) -> int:
+    """The database of a slot made by ``slot``."""
+    return name[0] if name.__class__ is tuple else 0
+
+
 class Placeholder:
-    """A fetch in flight for one key; ``live`` turns False when the key is invalidated.
+    """A fetch in flight for one key of database ``db`` (``slot``: its cache slot); ``live``
+    turns False when the key is invalidated.
 
     ``waiters`` is None, or a list the proxy uses to coalesce concurrent misses on the
     key (made only when a second client asks: most fetches have a single waiter).
@@ -19,21 +34,24 @@ class Placeholder:
     backend link dropped it unanswered.
     """
 
-    __slots__ = ("key", "live", "waiters", "fence", "retried")
+    __slots__ = ("key", "db", "slot", "live", "waiters", "fence", "retried")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, db: int = 0) -> None:
         self.key = key
+        self.db = db
+        self.slot = slot(key, db)
         self.live = True
         self.waiters = None
         self.fence = None
         self.retried = False
 
     def __repr__(self) -> str:
-        return "Placeholder(%r, live=%r)" % (self.key, self.live)
+        return "Placeholder(%r, db=%d, live=%r)" % (self.key, self.db, self.live)
 
 
 class Cache:
-    """GET results keyed by key, each expiring through ``clock.callLater`` after its TTL.
+    """GET results keyed by (database, key), each expiring through ``clock.callLater`` after
+    its TTL. Every method's ``db`` defaults to 0.
 
     A cached miss (value None) lives ``miss_ttl`` seconds, a value ``ttl`` seconds.
     At most ``max_entries`` entries are kept; the least recently used goes first.
@@ -46,11 +64,14 @@ class Cache:
         self.ttl = float(ttl)
         self.miss_ttl = min(float(miss_ttl), self.ttl)
         self.max_entries = int(max_entries)
-        # key -> its expiry DelayedCall, whose args are (key, value): the timer is the
+        # slot -> its expiry DelayedCall, whose args are (slot, value): the timer is the
         # entry, so an entry costs the garbage collector no container of its own.
         # Order is recency (last = most recent).
         self._entries = OrderedDict()
-        self._pending = {}
+        self._pending = {}  # slot -> Placeholder
+        # Databases other than 0 that ever had an entry or a fetch (at most the backend's
+        # database count): where invalidate(key) without a database looks.
+        self.databases = set()
         self.hits = 0
         self.misses = 0
         self.evictions = 0
@@ -61,50 +82,60 @@ class Cache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __contains__(self, key: bytes) -> bool:
+    def __contains__(self, key) -> bool:
+        """Whether a slot (a key of database 0, or ``(db, key)``) has an entry."""
         return key in self._entries
 
-    def get(self, key: bytes):
+    def get(self, key: bytes, db: int = 0):
         """Return the cached value (None for a cached miss), or MISSING; counts a hit or miss."""
-        entry = self._entries.get(key)
+        name = key if db == 0 else (db, key)
+        entry = self._entries.get(name)
         if entry is None:
             self.misses += 1
             return MISSING
-        self._entries.move_to_end(key)
+        self._entries.move_to_end(name)
         self.hits += 1
         return entry.args[1]
 
-    def put(self, key: bytes, value) -> None:
+    def put(self, key: bytes, value, db: int = 0) -> None:
         """Store ``value`` (bytes, or None for a miss) for ``key``, replacing any entry."""
+        self._put(slot(key, db), value)
+
+    def _put(self, name, value) -> None:
         ttl = self.miss_ttl if value is None else self.ttl
         if ttl <= 0 or self.max_entries <= 0:
             return
+        if name.__class__ is tuple:
+            self.databases.add(name[0])
         entries = self._entries
-        old = entries.pop(key, None)
+        old = entries.pop(name, None)
         if old is not None:
             old.cancel()
-        entries[key] = self.clock.callLater(ttl, self._expire, key, value)
+        entries[name] = self.clock.callLater(ttl, self._expire, name, value)
         if len(entries) > self.max_entries:
             _, evicted = entries.popitem(last=False)
             evicted.cancel()
             self.evictions += 1
 
-    def _expire(self, key: bytes, value) -> None:
+    def _expire(self, name, value) -> None:
         # Only the current entry's timer can fire: replacing or dropping cancels the old one.
-        if self._entries.pop(key, None) is not None:
+        if self._entries.pop(name, None) is not None:
             self.expirations += 1
 
-    def reserve(self, key: bytes) -> Placeholder:
+    def reserve(self, key: bytes, db: int = 0) -> Placeholder:
         """Return a new live placeholder for a fetch of ``key``, replacing any older one."""
-        old = self._pending.get(key)
+        placeholder = Placeholder(key, db)
+        if db:
+            self.databases.add(db)
+        old = self._pending.get(placeholder.slot)
         if old is not None:
             old.live = False
-        placeholder = self._pending[key] = Placeholder(key)
+        self._pending[placeholder.slot] = placeholder
         return placeholder
 
-    def pending(self, key: bytes):
+    def pending(self, key: bytes, db: int = 0):
         """Return the live placeholder of the fetch in flight for ``key``, or None."""
-        return self._pending.get(key)
+        return self._pending.get(key if db == 0 else (db, key))
 
     def fill(self, placeholder: Placeholder, value) -> bool:
         """Store a fetch's result unless the key was invalidated since; return whether stored."""
@@ -112,25 +143,52 @@ class Cache:
         if not placeholder.live:
             return False
         placeholder.live = False
-        self.put(placeholder.key, value)
+        self._put(placeholder.slot, value)
         return True
 
     def release(self, placeholder: Placeholder) -> None:
         """Forget ``placeholder`` (its fetch finished or failed) without storing anything."""
-        if self._pending.get(placeholder.key) is placeholder:
-            del self._pending[placeholder.key]
+        if self._pending.get(placeholder.slot) is placeholder:
+            del self._pending[placeholder.slot]
 
-    def invalidate(self, key: bytes) -> bool:
-        """Drop ``key`` and void a fetch in flight for it; return whether an entry was dropped."""
-        placeholder = self._pending.pop(key, None)
+    def invalidate(self, key: bytes, db=None) -> bool:
+        """Drop ``key`` of database ``db`` and void a fetch in flight for it; return whether an
+        entry was dropped.
+
+        ``db`` None means every database: a backend's invalidation message names a key,
+        not its database. O(databases used) then.
+        """
+        if db is not None:
+            return self._invalidate(key if db == 0 else (db, key))
+        dropped = self._invalidate(key)
+        for number in self.databases:
+            if self._invalidate((number, key)):
+                dropped = True
+        return dropped
+
+    def _invalidate(self, name) -> bool:
+        placeholder = self._pending.pop(name, None)
         if placeholder is not None:
             placeholder.live = False
-        entry = self._entries.pop(key, None)
+        entry = self._entries.pop(name, None)
         if entry is None:
             return False
         entry.cancel()
         self.invalidations += 1
         return True
+
+    def invalidate_db(self, db: int) -> int:
+        """Drop every entry of database ``db`` and void its fetches; return how many entries
+        were dropped. O(entries + fetches in flight)."""
+        for name in [name for name in self._pending if slot_db(name) == db]:
+            self._pending.pop(name).live = False
+        dropped = [name for name in self._entries if slot_db(name) == db]
+        entries = self._entries
+        for name in dropped:
+            entries.pop(name).cancel()
+        self.invalidations += len(dropped)
+        self.flushes += 1
+        return len(dropped)
 
     def invalidate_all(self) -> int:
         """Drop every entry and void every fetch in flight; return how many entries were dropped."""
@@ -155,8 +213,24 @@ class Cache:
             entry.cancel()
         self._entries.clear()
 
+    def counts(self) -> dict:
+        """Return {database: entries} for the databases holding entries.
+
+        O(1) while only database 0 was used, O(entries) otherwise.
+        """
+        if not self._entries:
+            return {}
+        if not self.databases:
+            return {0: len(self._entries)}
+        counts = {}
+        for name in self._entries:
+            db = name[0] if name.__class__ is tuple else 0
+            counts[db] = counts.get(db, 0) + 1
+        return dict(sorted(counts.items()))
+
     def stats(self) -> dict:
-        """Return the counters as a dict: hits, misses, hit_ratio, entries, evictions, ..."""
+        """Return the counters as a dict: hits, misses, hit_ratio, entries, evictions, ...,
+        and ``databases``, the entries per database (see ``counts``)."""
         lookups = self.hits + self.misses
         return {
             "hits": self.hits,
@@ -170,4 +244,5 @@ class Cache:
             "flushes": self.flushes,
             "ttl": self.ttl,
             "miss_ttl": self.miss_ttl,
+            "databases": self.counts(),
         }

@@ -119,7 +119,8 @@ REFUSED = frozenset(
     b"BLMPOP BZPOPMIN BZPOPMAX BZMPOP WAIT WAITAOF SYNC PSYNC REPLCONF READONLY READWRITE "
     b"ASKING".split())
 
-# Commands kvproxy answers itself (kvtwist.proxy.store has their handlers).
+# Commands kvproxy handles itself (kvtwist.proxy.store has their handlers): SELECT is
+# forwarded from there, and changes its client's database (kvtwist.proxy.databases).
 LOCAL = frozenset(b"PING QUIT EXIT INFO SELECT CLIENT HELLO".split())
 
 # XREAD and XREADGROUP block the connection when given BLOCK; without it they answer at
@@ -183,3 +184,73 @@ def admin_keys(name: bytes, argv):
     """The keys a server-wide command touches (ALL for those replacing the data)."""
     extractor = ADMIN.get(name)
     return no_keys(argv) if extractor is None else extractor(argv)
+
+
+# -- databases ---------------------------------------------------------------------------
+#
+# A write's scope is a list of (db, keys): the keys (ALL: every key) of database db (None:
+# every database) whose cached GET results it may change. Most writes change keys of the
+# client's database; a few reach into others.
+
+EVERYWHERE = [(None, ALL)]
+
+
+def _index(arg: bytes):
+    """A database index argument as an int, or None if it is not one (O(len(arg))).
+
+    Whatever Redis accepts (a canonical decimal) parses to the same number here; what it
+    refuses makes the command fail, so a scope made of it changes nothing wrongly.
+    """
+    try:
+        return int(arg)
+    except ValueError:
+        return None
+
+
+def _flushed(argv, db):
+    return [(db, ALL)]
+
+
+def _swapped(argv, db):
+    # SWAPDB a b: both databases change wholesale.
+    if len(argv) != 3:
+        return EVERYWHERE
+    first, second = _index(argv[1]), _index(argv[2])
+    if first is None or second is None:
+        return EVERYWHERE
+    return [(first, ALL), (second, ALL)]
+
+
+def _moved(argv, db):
+    # MOVE key n: the key leaves the client's database for database n.
+    target = _index(argv[2]) if len(argv) > 2 else None
+    if target is None:
+        return [(db, argv[1:2])]
+    return [(db, argv[1:2]), (target, argv[1:2])]
+
+
+def _copied(argv, db):
+    # COPY source destination [DB n] [REPLACE]: the destination is in database n.
+    target = None
+    for index in range(3, len(argv) - 1):
+        if argv[index].upper() == b"DB":
+            target = _index(argv[index + 1])
+            break
+    if target is None:
+        return [(db, argv[1:3])]
+    return [(db, argv[1:2]), (target, argv[2:3])]
+
+
+# Commands whose scope is not "these keys of the client's database".
+ACROSS = {b"FLUSHDB": _flushed, b"SWAPDB": _swapped, b"MOVE": _moved, b"COPY": _copied}
+
+
+def scope(name: bytes, argv, db: int, keys) -> list:
+    """The scope of a write (see above) sent from database ``db``, whose key extractor
+    (``WRITES`` or ``admin_keys``) gave ``keys``; O(len(argv))."""
+    across = ACROSS.get(name)
+    if across is not None:
+        return across(argv, db)
+    if keys is ALL:
+        return EVERYWHERE
+    return [(db, keys)]

@@ -16,7 +16,8 @@ log = Logger()
 
 
 class InvalidationListener(service.MultiService):
-    """A connection receiving the backend's invalidation messages, dropping cache keys.
+    """A connection receiving the backend's invalidation messages, dropping cache keys (each
+    in every database: a message names a key, not its database).
 
     It sends ``CLIENT ID``, ``CLIENT TRACKING on REDIRECT <id> BCAST`` and
     ``SUBSCRIBE __redis__:invalidate`` (Redis's RESP2 client-side caching). ``state``
@@ -130,6 +131,8 @@ class InvalidationListener(service.MultiService):
         self.messages += 1
         keys = message[2]
         if keys.__class__ is list:
+            # A message names keys, not their database (tracking has none): each key is
+            # dropped in every database the cache holds.
             invalidate = self.cache.invalidate
             for key in keys:
                 invalidate(key)

@@ -7,7 +7,7 @@ from twisted.python.failure import Failure
 
 from kvtwist.client import NotAnswered
 from kvtwist.loop.turns import at_turn_end
-from kvtwist.proxy.cache import MISSING
+from kvtwist.proxy.cache import MISSING, slot, slot_db
 from kvtwist.proxy.commands import ALL
 from kvtwist.wire.replies import Error
 
@@ -44,9 +44,10 @@ class Reads:
     """GET and MGET of a ProxyStore's clients, answered from its cache or fetched.
 
     The misses of one reactor turn (every client's) go to the backend together at its
-    end, as one GET or one MGET; concurrent misses on a key share one fetch. The
-    store's ``write`` calls ``before_write`` first, so no write overtakes a read
-    made before it (see the ordering model in docs/design.md).
+    end, as one GET or one MGET per database; concurrent misses on a key share one
+    fetch. The store's ``write`` calls ``before_write`` first, so no write overtakes a
+    read made before it (see the ordering model in docs/design.md). Every fetch is
+    sent to run in its key's database (``Placeholder.db``).
     """
 
     def __init__(self, store) -> None:
@@ -63,8 +64,9 @@ class Reads:
         self._batch = []  # placeholders of this turn's GET misses, sent at its end
         self._batch_due = False  # a call at the end of the turn will send the batch
         self._at_turn_end = at_turn_end(store.clock)
-        # key -> placeholders of MGET fetches in flight whose nil would be re-read with
-        # GET and that no write to the key has followed yet (see ``_fence``).
+        # cache slot ((database, key)) -> placeholders of MGET fetches in flight whose nil
+        # would be re-read with GET and that no write to the key has followed yet (see
+        # ``_fence``).
         self._unfenced = {}
 
     @property
@@ -72,32 +74,34 @@ class Reads:
         """The store's backend (read on each use: tests and tools may swap it)."""
         return self.store.backend
 
-    def before_write(self, keys) -> None:
-        """Called just before a write to ``keys`` (ALL: every key) is sent.
+    def before_write(self, targets) -> None:
+        """Called just before a write is sent; ``targets`` is its ``commands.scope``, a
+        list of (database or None for every one, keys or ALL).
 
-        The misses read before it are sent first, and so are the fences of the keys it
-        writes; O(len(keys)) when there is nothing to send.
+        The misses read before it are sent first (every database's), and so are the
+        fences of the keys it writes; O(len(keys)) when there is nothing to send.
         """
         self.writes += 1
         if self._batch:
             self._send_batch()
         if self._unfenced:
-            self._fence(keys)
+            self._fence(targets)
 
-    def get(self, key: bytes):
-        """Return the cached value, or a Deferred of what GET key answers on the backend.
+    def get(self, key: bytes, db: int = 0):
+        """Return the cached value of ``key`` in database ``db``, or a Deferred of what GET
+        key answers there on the backend.
 
         Misses are not sent one by one: those of one reactor turn (every client's) go
         to the backend together at the end of the turn (see ``_send_batch``).
         """
         cache = self.cache
-        value = cache.get(key)
+        value = cache.get(key, db)
         if value is not MISSING:
             return value
         if not self.store.caching:
-            return self.store.forward([b"GET", key])
+            return self.store.forward([b"GET", key], db=db)
         waiter = Deferred()
-        placeholder = cache.pending(key)
+        placeholder = cache.pending(key, db)
         if placeholder is not None:
             # Joined only while no write to the key was acknowledged since the fetch
             # was sent, so its answer is as fresh as a fetch of our own.
@@ -107,7 +111,7 @@ class Reads:
             else:
                 placeholder.waiters.append(waiter)
             return waiter
-        placeholder = cache.reserve(key)
+        placeholder = cache.reserve(key, db)
         placeholder.waiters = [waiter]
         self._batch.append(placeholder)
         if not self._batch_due:
@@ -120,17 +124,36 @@ class Reads:
         self._send_batch()  # nothing left to send if a write sent the batch early
 
     def _send_batch(self) -> None:
-        # One request for the turn's misses: one GET, or one MGET for several keys.
+        # One request per database for the turn's misses: one GET, or one MGET for
+        # several keys. O(len(batch)).
         batch = self._batch
         if not batch:
             return
         self._batch = []
+        db = batch[0].db
+        for placeholder in batch:
+            if placeholder.db != db:
+                break
+        else:
+            self._send_group(batch, db)
+            return
+        groups = {}
+        for placeholder in batch:
+            group = groups.get(placeholder.db)
+            if group is None:
+                groups[placeholder.db] = [placeholder]
+            else:
+                group.append(placeholder)
+        for db, group in groups.items():
+            self._send_group(group, db)
+
+    def _send_group(self, batch, db: int) -> None:
         self.fetches += 1
         self.fetched_keys += len(batch)
         sent = self.writes
         if len(batch) == 1:
             placeholder = batch[0]
-            self.backend.request([b"GET", placeholder.key], check=_fits_get).addBoth(
+            self.backend.request([b"GET", placeholder.key], db=db, check=_fits_get).addBoth(
                 self._fetched, placeholder, sent)
             return
         argv = [b"MGET"]
@@ -138,7 +161,7 @@ class Reads:
         tracked = not self.backend.strings_only
         if tracked:
             self._track(batch)
-        self.backend.request(argv, check=_FitsMget(len(batch))).addBoth(
+        self.backend.request(argv, db=db, check=_FitsMget(len(batch))).addBoth(
             self._batch_fetched, batch, tracked, sent)
 
     def _batch_fetched(self, reply, batch, tracked, sent) -> None:
@@ -218,30 +241,38 @@ class Reads:
         for placeholder in placeholders:
             if placeholder is None:
                 continue
-            waiting = unfenced.get(placeholder.key)
+            waiting = unfenced.get(placeholder.slot)
             if waiting is None:
-                unfenced[placeholder.key] = [placeholder]
+                unfenced[placeholder.slot] = [placeholder]
             else:
                 waiting.append(placeholder)
 
-    def _fence(self, keys) -> None:
-        """Send a GET (the fence) for each tracked fetch of ``keys`` (ALL: every one).
+    def _fence(self, targets) -> None:
+        """Send a GET (the fence), in its database, for each tracked fetch of the keys a
+        write changes (``targets``: see ``before_write``).
 
-        Called just before a write to ``keys`` is sent; O(len(keys)) plus one request
-        per fetch fenced.
+        Called just before the write is sent; O(len(keys)) plus one request per fetch
+        fenced, O(tracked fetches) for a database written whole.
         """
         unfenced = self._unfenced
-        if keys is ALL:
-            groups = list(unfenced.values())
-            unfenced.clear()
-        else:
-            groups = [unfenced.pop(key) for key in keys if key in unfenced]
+        groups = []
+        for db, keys in targets:
+            if db is None:
+                groups.extend(unfenced.values())
+                unfenced.clear()
+                break
+            if keys is ALL:
+                names = [name for name in unfenced if slot_db(name) == db]
+            else:
+                names = [slot(key, db) for key in keys]
+            groups.extend([unfenced.pop(name) for name in names if name in unfenced])
         request = self.backend.request
         for group in groups:
             for placeholder in group:
                 self.fences += 1
                 self.fetches += 1
-                placeholder.fence = request([b"GET", placeholder.key], check=_fits_get)
+                placeholder.fence = request([b"GET", placeholder.key], db=placeholder.db,
+                                            check=_fits_get)
 
     def _untrack(self, placeholders) -> None:
         """Forget the tracked fetches of an MGET that answered (O(len(placeholders)))."""
@@ -249,11 +280,11 @@ class Reads:
         for placeholder in placeholders:
             if placeholder is None or placeholder.fence is not None:
                 continue  # a fenced fetch is no longer tracked
-            waiting = unfenced.get(placeholder.key)
+            waiting = unfenced.get(placeholder.slot)
             if waiting is not None and placeholder in waiting:
                 waiting.remove(placeholder)
                 if not waiting:
-                    del unfenced[placeholder.key]
+                    del unfenced[placeholder.slot]
 
     @staticmethod
     def _drop_fences(placeholders) -> None:
@@ -279,8 +310,8 @@ class Reads:
             fence.addBoth(self._fetched, placeholder, _OVERTAKEN)
             return
         self.fetches += 1
-        self.backend.request([b"GET", placeholder.key], check=_fits_get).addBoth(
-            self._fetched, placeholder, self.writes)
+        self.backend.request([b"GET", placeholder.key], db=placeholder.db,
+                             check=_fits_get).addBoth(self._fetched, placeholder, self.writes)
 
     def _fetched(self, reply, placeholder, sent) -> None:
         if reply is None or reply.__class__ is bytes:
@@ -302,13 +333,14 @@ class Reads:
             for waiter in waiters:
                 waiter.callback(reply)
 
-    def mget(self, keys: list):
-        """Return the values of ``keys``, fetching only those the cache lacks in one MGET."""
+    def mget(self, keys: list, db: int = 0):
+        """Return the values of ``keys`` in database ``db``, fetching only those the cache
+        lacks in one MGET."""
         cache = self.cache
         values = []
         wanted = {}
         for key in keys:
-            value = cache.get(key)
+            value = cache.get(key, db)
             values.append(value)
             if value is MISSING and key not in wanted:
                 wanted[key] = None
@@ -320,14 +352,14 @@ class Reads:
         if self.store.caching:
             # A key whose GET fetch is pending keeps it: that fetch fills the cache.
             pending = cache.pending
-            placeholders = [None if pending(key) is not None else cache.reserve(key)
+            placeholders = [None if pending(key, db) is not None else cache.reserve(key, db)
                             for key in fetch]
             tracked = not self.backend.strings_only
             if tracked:
                 self._track(placeholders)
         self.fetches += 1
         self.fetched_keys += len(fetch)
-        d = self.backend.request([b"MGET"] + fetch, check=_FitsMget(len(fetch)))
+        d = self.backend.request([b"MGET"] + fetch, db=db, check=_FitsMget(len(fetch)))
         d.addBoth(self._mget_fetched, keys, values, fetch, placeholders, tracked)
         return d
 

@@ -8,7 +8,8 @@ from twisted.python.failure import Failure
 from kvtwist import __version__
 from kvtwist.client import ClientDisconnected, NotAnswered, RequestTimeout, UnexpectedReply
 from kvtwist.proxy.commands import (
-    ALL, CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks)
+    CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks, scope)
+from kvtwist.proxy.databases import Selecting, invalidate
 from kvtwist.proxy.reads import Reads
 from kvtwist.wire.replies import OK, PONG, Error, Pairs
 
@@ -31,8 +32,11 @@ class BackendUnavailable(Exception):
     """The backend could not be reached; the request was not sent."""
 
 
-class ProxySession:
-    """One client of the proxy: ``execute(argv)`` returns a reply or a Deferred of one."""
+class ProxySession(Selecting):
+    """One client of the proxy: ``execute(argv)`` returns a reply or a Deferred of one.
+
+    ``db`` is its database (``Selecting``): every request it sends runs there.
+    """
 
     after_reply = ()  # the protocol's pushes-after-reply queue: kvproxy never has any
 
@@ -50,17 +54,20 @@ class ProxySession:
         """Run one command: GET/MGET via the cache, a few locally, the rest on the backend."""
         if not argv:
             return Error("ERR empty command")
+        if self._held is not None:  # behind a SELECT in flight
+            return self._hold(argv)
         name = argv[0].upper()
+        db = self.db
         if name == b"GET" and len(argv) == 2:
-            return self._reads.get(argv[1])
+            return self._reads.get(argv[1], db)
         proxy = self.proxy
         if name == b"MGET" and len(argv) > 1:
-            return proxy.reads.mget(argv[1:])
+            return proxy.reads.mget(argv[1:], db)
         if name in READ_ONLY:
-            return proxy.forward(argv)
+            return proxy.forward(argv, db=db)
         extractor = WRITES.get(name)
         if extractor is not None:
-            return proxy.write(argv, extractor(argv))
+            return proxy.write(argv, scope(name, argv, db, extractor(argv)), db)
         local = _LOCAL.get(name)
         if local is not None:
             return local(self, argv)
@@ -68,19 +75,19 @@ class ProxySession:
             return Error("ERR '%s' is not supported through kvproxy"
                          % (name.decode("ascii", "replace"),))
         if name in STREAM_READS:
-            return proxy.forward(argv)
+            return proxy.forward(argv, db=db)
         server_wide = admin(name, argv)
         if server_wide:
             if not proxy.allow_admin:
                 return Error("ERR '%s' changes the backend for every client of kvproxy: "
                              "refused (start kvproxy with --allow-admin to forward it)"
                              % (server_wide,))
-            return proxy.write(argv, admin_keys(name, argv))
+            return proxy.write(argv, scope(name, argv, db, admin_keys(name, argv)), db)
         if name in CONTAINERS:
-            return proxy.forward(argv)
+            return proxy.forward(argv, db=db)
         # A command kvproxy does not know (a module's, say) may answer more or less than
         # once: the link checks it. Its writes reach the cache through invalidations only.
-        return proxy.forward(argv, checked=True)
+        return proxy.forward(argv, checked=True, db=db)
 
     def _ping(self, argv):
         if len(argv) == 1:
@@ -95,11 +102,6 @@ class ProxySession:
 
     def _info(self, argv):
         return self.proxy.info()
-
-    def _select(self, argv):
-        if len(argv) == 2 and argv[1] == b"0":
-            return OK
-        return Error("ERR kvproxy serves database 0 only")
 
     def _hello(self, argv):
         # The backend link is always RESP2; the front end renders this client's replies
@@ -189,19 +191,22 @@ class ProxyStore:
 
     # -- forwarding ----------------------------------------------------------------
 
-    def forward(self, argv: list, checked: bool = False) -> Deferred:
-        """Send a command that changes no key; the Deferred delivers its reply.
+    def forward(self, argv: list, checked: bool = False, db=None) -> Deferred:
+        """Send a command that changes no key, to run in database ``db`` (None: wherever
+        the backend connection is); the Deferred delivers its reply.
 
         ``checked``: the command is not known to answer exactly once, so the backend
         link checks that it does (``RespClientProtocol.request``).
         """
         self.forwarded += 1
         if checked:
-            return self.backend.request(argv, checked=True).addErrback(self.failed)
-        return self.backend.request(argv).addErrback(self.failed)
+            return self.backend.request(argv, db=db, checked=True).addErrback(self.failed)
+        return self.backend.request(argv, db=db).addErrback(self.failed)
 
-    def write(self, argv: list, keys) -> Deferred:
-        """Send a write and drop the keys it touches (ALL: everything) from the cache.
+    def write(self, argv: list, targets, db: int = 0) -> Deferred:
+        """Send a write to run in database ``db`` and drop what it may change from the
+        cache: ``targets`` is its ``commands.scope``, a list of (database or None for
+        every one, keys or ALL).
 
         They are dropped when it is sent, so a GET pipelined after it is fetched after
         it, and again when it is answered (or fails), voiding fetches that raced it;
@@ -209,25 +214,18 @@ class ProxyStore:
         """
         # The misses read before this write, and the re-reads it must not overtake,
         # reach the backend before it.
-        self.reads.before_write(keys)
-        self._invalidate(keys)
+        self.reads.before_write(targets)
+        invalidate(self.cache, targets)
         self.forwarded += 1
-        d = self.backend.request(argv)
-        d.addBoth(self._written, keys)
+        d = self.backend.request(argv, db=db)
+        d.addBoth(self._written, targets)
         return d
 
-    def _written(self, result, keys):
-        self._invalidate(keys)
+    def _written(self, result, targets):
+        invalidate(self.cache, targets)
         if isinstance(result, Failure):
             return self.failed(result)
         return result
-
-    def _invalidate(self, keys) -> None:
-        if keys is ALL:
-            self.cache.invalidate_all()
-            return
-        for key in keys:
-            self.cache.invalidate(key)
 
     def failed(self, failure) -> Error:
         """Count a request the backend did not answer; return the error its client gets.
@@ -273,6 +271,10 @@ class ProxyStore:
             "cache_hit_ratio:%.4f" % (stats["hit_ratio"],),
             "cache_coalesced:%d" % (reads.coalesced,),
             "cache_entries:%d" % (stats["entries"],),
+        ]
+        lines.extend("cache_db%d:entries=%d" % (db, count)
+                     for db, count in stats["databases"].items())
+        lines += [
             "cache_max_entries:%d" % (stats["max_entries"],),
             "cache_evictions:%d" % (stats["evictions"],),
             "cache_expirations:%d" % (stats["expirations"],),

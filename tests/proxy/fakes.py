@@ -10,8 +10,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.client import RespClientProtocol
+from kvtwist.engine.store import Store
+from kvtwist.proxy.backend import Selection
 from kvtwist.proxy.cache import Cache
 from kvtwist.proxy.store import ProxyStore
+from kvtwist.wire.replies import OK, Error
 from kvtwist.wire.resp import RequestParser
 
 
@@ -24,12 +27,14 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self.sent = []  # [(argv, Deferred)]
-        self.options = []  # each request's keyword options (check functions left out)
+        self.options = []  # each request's keyword options (check functions and db left out)
+        self.dbs = []  # each request's database (None: wherever the connection is)
 
     def request(self, argv, **options):
         d = Deferred()
         self.sent.append((list(argv), d))
         options.pop("check", None)
+        self.dbs.append(options.pop("db", None))
         self.options.append(options)
         return d
 
@@ -56,20 +61,55 @@ class StoreBackend:
         return succeed(self.session.execute(list(argv)))
 
 
+class Databases:
+    """A backend connection's session over ``count`` in-memory Stores, one per database
+    (made when first used), with SELECT as Redis 7.0 answers it."""
+
+    def __init__(self, clock, count: int = 16) -> None:
+        self.clock = clock
+        self.count = count
+        self.sessions = {}
+        self.db = 0
+
+    def execute(self, argv):
+        if argv[0].upper() == b"SELECT":
+            if len(argv) != 2:
+                return Error("ERR wrong number of arguments for 'select' command")
+            try:
+                index = int(argv[1])
+            except ValueError:
+                index = None
+            if index is None or b"%d" % (index,) != argv[1]:
+                return Error("ERR value is not an integer or out of range")
+            if not 0 <= index < self.count:
+                return Error("ERR DB index is out of range")
+            self.db = index
+            return OK
+        session = self.sessions.get(self.db)
+        if session is None:
+            session = self.sessions[self.db] = Store(self.clock).new_session("proxy")
+        return session.execute(argv)
+
+
 class PipelineBackend:
-    """A pipelined Redis-like backend: a Store runs each request when it is sent, in send
-    order, and the replies wait until ``deliver()`` hands them out, in that order."""
+    """A pipelined Redis-like backend: a Store (or ``Databases``) runs each request when it
+    is sent, in send order, and the replies wait until ``deliver()`` hands them out, in that
+    order. A request's database is SELECTed as ``Backend`` does (``Selection``)."""
 
     state = "connected"
     address = "pipeline"
     strings_only = False  # MGET nils are re-read with GET, as in front of Redis
 
     def __init__(self, store) -> None:
-        self.session = store.new_session("proxy")
+        self.session = store if isinstance(store, Databases) else store.new_session("proxy")
+        self.selection = Selection()
         self.sent = []  # every argv, in send order
         self.replies = []  # [(reply, Deferred)] not delivered yet
 
-    def request(self, argv, **options):
+    def request(self, argv, db=None, **options):
+        return self.selection.send(self._send, argv, db, options)
+
+    def _send(self, argv, **options):
         self.sent.append(list(argv))
         d = Deferred()
         self.replies.append((self.session.execute(list(argv)), d))
@@ -99,9 +139,10 @@ class ProtocolBackend:
         self.client = RespClientProtocol(clock, timeout)
         self.transport = StringTransport()
         self.client.makeConnection(self.transport)
+        self.selection = Selection()
 
-    def request(self, argv, **options):
-        return self.client.request(argv, **options)
+    def request(self, argv, db=None, **options):
+        return self.selection.send(self.client.request, argv, db, options)
 
     def written(self) -> list:
         """Return the argvs the client wrote so far (and forget them)."""

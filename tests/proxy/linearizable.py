@@ -1,10 +1,16 @@
-"""A linearizability check of GET/MGET/SET/DEL/INCR histories against a dict model."""
+"""A linearizability check of GET/MGET/SET/DEL/INCR/SELECT histories against a dict model.
+
+The model has 16 databases, as redis-server: its state maps (database, key) to a value, and
+each client's database is the one its last SELECT answered OK to named (0 at first).
+"""
 
 from __future__ import annotations
 
 from kvtwist.wire.replies import OK, Error
 
 NOT_INTEGER = Error("ERR value is not an integer or out of range")
+OUT_OF_RANGE = Error("ERR DB index is out of range")
+DATABASES = 16
 
 
 class Op:
@@ -12,9 +18,10 @@ class Op:
 
     ``called`` and ``returned`` are instants on one clock; ``returned`` is when the
     client could see the reply (after its earlier requests' replies, which leave first).
+    ``db`` is the database it ran in (set by ``linearization`` from the client's SELECTs).
     """
 
-    __slots__ = ("client", "argv", "reply", "called", "returned")
+    __slots__ = ("client", "argv", "reply", "called", "returned", "db")
 
     def __init__(self, client: int, argv: list, called: int) -> None:
         self.client = client
@@ -22,35 +29,62 @@ class Op:
         self.reply = None
         self.called = called
         self.returned = None
+        self.db = 0
 
     def __repr__(self) -> str:
-        return "Op(client=%d, %r -> %r, %s..%s)" % (
-            self.client, b" ".join(self.argv), self.reply, self.called, self.returned)
+        return "Op(client=%d, db=%d, %r -> %r, %s..%s)" % (
+            self.client, self.db, b" ".join(self.argv), self.reply, self.called,
+            self.returned)
 
 
-def apply(state: dict, argv: list):
-    """Return (reply, state after) of ``argv`` on ``state`` (keys to bytes), as Redis 7 does.
+def _index(text: bytes):
+    """SELECT's argument as Redis 7 reads it: a canonical decimal, or None."""
+    try:
+        number = int(text)
+    except ValueError:
+        return None
+    return number if b"%d" % number == text else None
+
+
+def databases(ops: list) -> None:
+    """Set each op's ``db``: 0, then whatever its client's last SELECT answered OK named
+    (``ops`` in the order they were made)."""
+    current = {}
+    for op in ops:
+        op.db = current.get(op.client, 0)
+        if op.argv[0] == b"SELECT" and op.reply == OK:
+            current[op.client] = _index(op.argv[1])
+
+
+def apply(state: dict, argv: list, db: int = 0):
+    """Return (reply, state after) of ``argv`` run in database ``db`` on ``state``
+    ((database, key) to bytes), as Redis 7 does.
 
     ``state`` is not modified; a write returns a new dict. O(len(state)) for a write.
     """
     name = argv[0]
     if name == b"GET":
-        return state.get(argv[1]), state
+        return state.get((db, argv[1])), state
     if name == b"MGET":
-        return [state.get(key) for key in argv[1:]], state
+        return [state.get((db, key)) for key in argv[1:]], state
+    if name == b"SELECT":
+        index = _index(argv[1])
+        if index is None:
+            return NOT_INTEGER, state
+        return (OK if 0 <= index < DATABASES else OUT_OF_RANGE), state
     if name == b"SET":
         after = dict(state)
-        after[argv[1]] = argv[2]
+        after[(db, argv[1])] = argv[2]
         return OK, after
     if name == b"DEL":
         after = dict(state)
         count = 0
         for key in argv[1:]:
-            if after.pop(key, None) is not None:
+            if after.pop((db, key), None) is not None:
                 count += 1
         return count, after
     if name == b"INCR":
-        text = state.get(argv[1], b"0")
+        text = state.get((db, argv[1]), b"0")
         try:
             number = int(text)
         except ValueError:
@@ -58,7 +92,7 @@ def apply(state: dict, argv: list):
         if b"%d" % number != text:  # Redis takes canonical integers only
             return NOT_INTEGER, state
         after = dict(state)
-        after[argv[1]] = b"%d" % (number + 1)
+        after[(db, argv[1])] = b"%d" % (number + 1)
         return number + 1, after
     raise ValueError("no model for %r" % (argv,))
 
@@ -70,8 +104,9 @@ def linearization(ops: list, initial=None):
     request after every request whose reply had been seen before it was made
     (linearizability over per-client sessions). Depth-first search over (requests
     done, state), memoized; exponential in the worst case, quick for the short
-    histories the tests make.
+    histories the tests make. ``initial`` maps (database, key) to a value.
     """
+    databases(ops)
     by_client = {}
     for op in ops:
         by_client.setdefault(op.client, []).append(op)
@@ -103,7 +138,7 @@ def linearization(ops: list, initial=None):
             bit = index[id(op)]
             if before[bit] & ~done:
                 continue
-            reply, after = apply(state, op.argv)
+            reply, after = apply(state, op.argv, op.db)
             if reply != op.reply:
                 continue
             positions[number] += 1

@@ -6,11 +6,12 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.client import ClientDisconnected
-from kvtwist.proxy.backend import MAX_REPLY_DEPTH, Backend
+from kvtwist.client import ClientDisconnected, RespClientProtocol
+from kvtwist.proxy.backend import MAX_REPLY_DEPTH, Backend, databases
 from kvtwist.proxy.cache import Cache
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
 from kvtwist.serve.factory import KVFactory
+from kvtwist.wire.replies import OK, Error
 from tests.proxy.fakes import FakeEndpoint, FakeListener, result_of
 
 
@@ -219,3 +220,93 @@ class TimeoutTests(SynchronousTestCase):
         self.clock.advance(5)
         self.assertIn("timed out", result_of(read).message)
         self.assertEqual(self.proxy.reads.retries, 1)
+
+
+class SelectionTests(BackendCase):
+    """A request carries its database: the link SELECTs it first when it is elsewhere."""
+
+    def test_selectOnlyWhenTheDatabaseChanges(self) -> None:
+        """Requests in database 0 go as they are; the first in database 3 follows SELECT 3,
+        the next ones in 3 do not, and one back in 0 follows SELECT 0."""
+        d0 = self.backend.request([b"GET", b"a"], db=0)
+        d3 = self.backend.request([b"GET", b"b"], db=3)
+        d3b = self.backend.request([b"SET", b"c", b"1"], db=3)
+        back = self.backend.request([b"GET", b"a"], db=0)
+        self.clock.advance(0)
+        self.assertEqual(self.endpoint.written(), [
+            [b"GET", b"a"], [b"SELECT", b"3"], [b"GET", b"b"], [b"SET", b"c", b"1"],
+            [b"SELECT", b"0"], [b"GET", b"a"]])
+        self.reply(b"$1\r\n0\r\n+OK\r\n$1\r\n3\r\n+OK\r\n+OK\r\n$-1\r\n")
+        self.assertEqual([self.successResultOf(d) for d in (d0, d3, d3b, back)],
+                         [b"0", b"3", OK, None])
+
+    def test_aClientSelectLeavesTheDatabaseUnknown(self) -> None:
+        """After a SELECT sent as it is (a client's), the next request SELECTs its own."""
+        self.backend.request([b"GET", b"a"], db=2)
+        self.backend.request([b"SELECT", b"5"])
+        self.backend.request([b"GET", b"a"], db=2)
+        self.clock.advance(0)
+        self.assertEqual(self.endpoint.written(), [
+            [b"SELECT", b"2"], [b"GET", b"a"], [b"SELECT", b"5"], [b"SELECT", b"2"],
+            [b"GET", b"a"]])
+
+    def test_aNewConnectionStartsInDatabaseZero(self) -> None:
+        """Requests waiting for a replacement connection SELECT again on it."""
+        self.backend.request([b"GET", b"a"], db=4)
+        self.reply(b"+OK\r\n$-1\r\n+unrequested\r\n")
+        waiting = self.backend.request([b"GET", b"b"], db=4)
+        zero = self.backend.request([b"GET", b"c"], db=0)
+        self.endpoint.close(0)
+        self.clock.advance(0.1)
+        self.clock.advance(0)
+        self.assertEqual(self.endpoint.written(1), [
+            [b"SELECT", b"4"], [b"GET", b"b"], [b"SELECT", b"0"], [b"GET", b"c"]])
+        self.reply(b"+OK\r\n$1\r\nb\r\n+OK\r\n$1\r\nc\r\n", 1)
+        self.assertEqual((self.successResultOf(waiting), self.successResultOf(zero)),
+                         (b"b", b"c"))
+
+    def test_aRefusedSelectClosesTheConnection(self) -> None:
+        """A SELECT the backend refuses (it lost that database) closes the link: the
+        request behind it fails, not answered from another database."""
+        d = self.backend.request([b"GET", b"a"], db=9)
+        self.reply(b"-ERR DB index is out of range\r\n$1\r\nv\r\n")
+        self.failureResultOf(d, ClientDisconnected)
+        self.assertTrue(self.endpoint.connections[0][1].aborted)
+
+    def test_databaseBeyondTheBackendsCount(self) -> None:
+        """A request for a database the backend says it lacks (CONFIG GET databases) is
+        answered "ERR DB index is out of range" without being sent."""
+        self.backend.databases = 4
+        self.endpoint.close(0)
+        self.clock.advance(0.1)
+        d = self.backend.request([b"GET", b"a"], db=4)
+        self.assertEqual(self.successResultOf(d), Error("ERR DB index is out of range"))
+        self.clock.advance(0)
+        self.assertEqual(self.endpoint.written(1), [])
+        self.backend.request([b"GET", b"a"], db=3)
+        self.clock.advance(0)
+        self.assertEqual(self.endpoint.written(1), [[b"SELECT", b"3"], [b"GET", b"a"]])
+
+
+class DatabasesTests(SynchronousTestCase):
+    """``databases(client)`` learns the backend's database count from CONFIG GET."""
+
+    def ask(self, reply):
+        clock = Clock()
+        client = RespClientProtocol(clock, None)
+        transport = StringTransport()
+        client.makeConnection(transport)
+        d = databases(client)
+        clock.advance(0)
+        self.assertIn(b"CONFIG", transport.value())
+        client.dataReceived(reply)
+        return self.successResultOf(d)
+
+    def test_redis(self) -> None:
+        """redis-server's answer gives its count."""
+        self.assertEqual(self.ask(b"*2\r\n$9\r\ndatabases\r\n$2\r\n16\r\n"), 16)
+
+    def test_unknown(self) -> None:
+        """An error, or an empty answer, gives None (unknown: SELECTs are not checked)."""
+        self.assertIsNone(self.ask(b"-ERR unknown command\r\n"))
+        self.assertIsNone(self.ask(b"*0\r\n"))

@@ -255,3 +255,92 @@ class CacheMemoryTests(SynchronousTestCase):
             if enabled:
                 gc.enable()
             cache.stop()
+
+
+class CacheDatabaseTests(SynchronousTestCase):
+    """Entries are keyed by (database, key): one database's value never answers another's."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60, miss_ttl=5, max_entries=10)
+        self.addCleanup(self.cache.stop)
+
+    def test_databasesAreSeparate(self) -> None:
+        """A value cached in database 0 is a miss in database 3, and the other way round."""
+        self.cache.put(b"k", b"zero")
+        self.assertIs(self.cache.get(b"k", 3), MISSING)
+        self.cache.put(b"k", b"three", 3)
+        self.assertEqual(self.cache.get(b"k"), b"zero")
+        self.assertEqual(self.cache.get(b"k", 3), b"three")
+        self.assertEqual(self.cache.get(b"k", 0), b"zero")
+
+    def test_placeholdersCarryTheirDatabase(self) -> None:
+        """A fetch reserved in database 5 fills database 5 only; one in database 0 is apart."""
+        five = self.cache.reserve(b"k", 5)
+        zero = self.cache.reserve(b"k")
+        self.assertEqual((five.key, five.db, zero.db), (b"k", 5, 0))
+        self.assertIs(self.cache.pending(b"k", 5), five)
+        self.assertIs(self.cache.pending(b"k"), zero)
+        self.assertTrue(self.cache.fill(five, b"v5"))
+        self.assertTrue(zero.live)
+        self.assertEqual(self.cache.get(b"k", 5), b"v5")
+        self.assertIs(self.cache.get(b"k"), MISSING)
+
+    def test_invalidateByNameDropsEveryDatabase(self) -> None:
+        """invalidate(key) (a tracking message names a key, not its database) drops the key
+        in every database and voids its fetches there."""
+        self.cache.put(b"k", b"0")
+        self.cache.put(b"k", b"2", 2)
+        self.cache.put(b"other", b"x", 2)
+        fetch = self.cache.reserve(b"k", 7)
+        self.cache.invalidate(b"k")
+        self.assertIs(self.cache.get(b"k"), MISSING)
+        self.assertIs(self.cache.get(b"k", 2), MISSING)
+        self.assertFalse(fetch.live)
+        self.assertEqual(self.cache.get(b"other", 2), b"x")
+
+    def test_invalidateInOneDatabase(self) -> None:
+        """invalidate(key, db) drops the key of that database only."""
+        self.cache.put(b"k", b"0")
+        self.cache.put(b"k", b"2", 2)
+        self.assertTrue(self.cache.invalidate(b"k", 2))
+        self.assertEqual(self.cache.get(b"k"), b"0")
+        self.assertIs(self.cache.get(b"k", 2), MISSING)
+        self.assertTrue(self.cache.invalidate(b"k", 0))
+        self.assertIs(self.cache.get(b"k"), MISSING)
+
+    def test_invalidateDatabase(self) -> None:
+        """invalidate_db(n) drops every entry and voids every fetch of database n alone."""
+        self.cache.put(b"a", b"0")
+        self.cache.put(b"a", b"1", 1)
+        self.cache.put(b"b", b"1", 1)
+        fetch = self.cache.reserve(b"c", 1)
+        other = self.cache.reserve(b"c")
+        self.assertEqual(self.cache.invalidate_db(1), 2)
+        self.assertEqual(self.cache.get(b"a"), b"0")
+        self.assertIs(self.cache.get(b"a", 1), MISSING)
+        self.assertIs(self.cache.get(b"b", 1), MISSING)
+        self.assertFalse(fetch.live)
+        self.assertTrue(other.live)
+        self.assertEqual(self.cache.invalidate_db(0), 1)
+        self.assertEqual(len(self.cache), 0)
+
+    def test_expiryAndEvictionPerDatabase(self) -> None:
+        """Entries of other databases expire and are evicted like those of database 0."""
+        self.cache.put(b"k", b"v", 4)
+        self.clock.advance(60)
+        self.assertIs(self.cache.get(b"k", 4), MISSING)
+        self.assertEqual(self.cache.expirations, 1)
+        for number in range(11):
+            self.cache.put(b"k%d" % number, b"v", number % 3)
+        self.assertEqual(len(self.cache), 10)
+        self.assertIs(self.cache.get(b"k0", 0), MISSING)
+
+    def test_statsCountEntriesPerDatabase(self) -> None:
+        """stats()["databases"] maps each database holding entries to its count."""
+        self.assertEqual(self.cache.stats()["databases"], {})
+        self.cache.put(b"a", b"1")
+        self.assertEqual(self.cache.stats()["databases"], {0: 1})
+        self.cache.put(b"a", b"1", 3)
+        self.cache.put(b"b", None, 3)
+        self.assertEqual(self.cache.stats()["databases"], {0: 1, 3: 2})

@@ -7,8 +7,8 @@ import socket
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.proxy.commands import (
-    ADMIN, ALL, CONTAINERS, LOCAL, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys,
-    all_keys, blocks)
+    ADMIN, ALL, CONTAINERS, EVERYWHERE, LOCAL, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin,
+    admin_keys, all_keys, blocks, scope)
 from kvtwist.wire import respreply
 from tests.redisref import start_redis_or_skip
 
@@ -102,3 +102,50 @@ class CoverageTests(SynchronousTestCase):
         writes = [entry[0].upper() for entry in redis_commands()
                   if any(flag.text == b"write" for flag in entry[2])]
         self.assertEqual(sorted(name for name in writes if name in forwarded), [])
+
+
+class ScopeTests(SynchronousTestCase):
+    """``scope``: the (database, keys) a write in a client's database may change."""
+
+    def test_keysInTheClientsDatabase(self) -> None:
+        """An ordinary write's keys are those of the client's database."""
+        argv = [b"SET", b"k", b"v"]
+        self.assertEqual(scope(b"SET", argv, 3, WRITES[b"SET"](argv)), [(3, [b"k"])])
+
+    def test_everything(self) -> None:
+        """A script (ALL) may write any key of any database; so do FLUSHALL, DEBUG and
+        REPLICAOF."""
+        argv = [b"EVAL", b"return 1", b"0"]
+        self.assertEqual(scope(b"EVAL", argv, 2, WRITES[b"EVAL"](argv)), EVERYWHERE)
+        for name in (b"FLUSHALL", b"FLUSH", b"DEBUG", b"REPLICAOF", b"SLAVEOF"):
+            self.assertEqual(scope(name, [name], 2, admin_keys(name, [name])), EVERYWHERE)
+
+    def test_flushdb(self) -> None:
+        """FLUSHDB changes every key of the client's database only."""
+        self.assertEqual(scope(b"FLUSHDB", [b"FLUSHDB"], 4, ALL), [(4, ALL)])
+        self.assertEqual(scope(b"FLUSHDB", [b"FLUSHDB", b"ASYNC"], 0, ALL), [(0, ALL)])
+
+    def test_swapdb(self) -> None:
+        """SWAPDB a b changes both databases wholesale; unparsable indexes, everything."""
+        self.assertEqual(scope(b"SWAPDB", [b"SWAPDB", b"1", b"7"], 0, ALL),
+                         [(1, ALL), (7, ALL)])
+        self.assertEqual(scope(b"SWAPDB", [b"SWAPDB", b"x", b"7"], 0, ALL), EVERYWHERE)
+        self.assertEqual(scope(b"SWAPDB", [b"SWAPDB", b"1"], 0, ALL), EVERYWHERE)
+
+    def test_move(self) -> None:
+        """MOVE key n changes the key in the client's database and in database n."""
+        argv = [b"MOVE", b"k", b"5"]
+        self.assertEqual(scope(b"MOVE", argv, 2, WRITES[b"MOVE"](argv)),
+                         [(2, [b"k"]), (5, [b"k"])])
+        argv = [b"MOVE", b"k", b"x"]
+        self.assertEqual(scope(b"MOVE", argv, 2, WRITES[b"MOVE"](argv)), [(2, [b"k"])])
+
+    def test_copy(self) -> None:
+        """COPY src dst changes dst in the client's database, or in database n with DB n."""
+        argv = [b"COPY", b"s", b"d"]
+        self.assertEqual(scope(b"COPY", argv, 2, WRITES[b"COPY"](argv)), [(2, [b"s", b"d"])])
+        argv = [b"COPY", b"s", b"d", b"REPLACE", b"db", b"9"]
+        self.assertEqual(scope(b"COPY", argv, 2, WRITES[b"COPY"](argv)),
+                         [(2, [b"s"]), (9, [b"d"])])
+        argv = [b"COPY", b"s", b"d", b"DB", b"nine"]
+        self.assertEqual(scope(b"COPY", argv, 2, WRITES[b"COPY"](argv)), [(2, [b"s", b"d"])])

@@ -73,6 +73,18 @@ class HandshakeTests(ListenerCase):
         self.assertEqual(len(self.cache), 0)
         self.assertEqual(self.listener.messages, 2)
 
+    def test_pushesInvalidateEveryDatabase(self) -> None:
+        """A message names a key, not its database: the key goes in every database."""
+        self.handshake()
+        for db in (0, 3, 9):
+            self.cache.put(b"a", b"v", db)
+            self.cache.put(b"b", b"v", db)
+        self.server().dataReceived(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n"
+                                   b"*1\r\n$1\r\na\r\n")
+        self.assertEqual(self.cache.counts(), {0: 1, 3: 1, 9: 1})
+        self.assertNotIn(b"a", self.cache)
+        self.assertNotIn((3, b"a"), self.cache)
+
     def test_noTracking(self) -> None:
         """A backend without CLIENT TRACKING: TTLs alone, the link is off, caching allowed."""
         self.clock.advance(0)

@@ -16,18 +16,20 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine.store import Store
 from kvtwist.proxy.cache import Cache
 from kvtwist.proxy.store import ProxyStore
 from kvtwist.wire import respreply
 from kvtwist.wire.replies import OK
 from tests.procs import start_kvproxy
-from tests.proxy.fakes import FakeListener, PipelineBackend
-from tests.proxy.linearizable import NOT_INTEGER, Op, linearization
+from tests.proxy.fakes import Databases, FakeListener, PipelineBackend
+from tests.proxy.linearizable import NOT_INTEGER, OUT_OF_RANGE, Op, linearization
 from tests.redisref import start_redis_or_skip
 
 KEYS = (b"a", b"b")
 VALUES = (b"1", b"10", b"x")
+
+# Databases 0-2 (a few, so clients meet in them), one Redis refuses, one not an integer.
+INDEXES = (b"0", b"1", b"2", b"16", b"x")
 
 keys = st.sampled_from(KEYS)
 reads = st.tuples(st.just(b"GET"), keys)  # drawn as often as all the rest: misses batch up
@@ -37,7 +39,8 @@ requests = st.one_of(
         st.tuples(st.just(b"MGET"), keys, keys),
         st.tuples(st.just(b"SET"), keys, st.sampled_from(VALUES)),
         st.tuples(st.just(b"DEL"), keys),
-        st.tuples(st.just(b"INCR"), keys)),
+        st.tuples(st.just(b"INCR"), keys),
+        st.tuples(st.just(b"SELECT"), st.sampled_from(INDEXES))),
 ).map(list)
 pipelines = st.lists(requests, min_size=1, max_size=5)
 
@@ -89,6 +92,21 @@ class LinearizationTests(SynchronousTestCase):
                            (0, [b"INCR", b"n"], NOT_INTEGER, 5, 6))
         self.assertIsNotNone(linearization(ops))
 
+    def test_selectModel(self) -> None:
+        """A client's requests after its SELECT n answered OK run in database n; a refused
+        SELECT leaves it where it was; other clients stay in theirs."""
+        ops = self.history((0, [b"SET", b"a", b"0"], OK, 1, 2), (0, [b"SELECT", b"2"], OK, 3, 4),
+                           (0, [b"GET", b"a"], None, 5, 6), (0, [b"SET", b"a", b"2"], OK, 7, 8),
+                           (0, [b"SELECT", b"16"], OUT_OF_RANGE, 9, 10),
+                           (0, [b"GET", b"a"], b"2", 11, 12), (1, [b"GET", b"a"], b"0", 13, 14))
+        self.assertIsNotNone(linearization(ops))
+
+    def test_refusesAValueFromAnotherDatabase(self) -> None:
+        """A GET in database 1 that sees database 0's value has no explanation."""
+        ops = self.history((0, [b"SET", b"a", b"0"], OK, 1, 2), (1, [b"SELECT", b"1"], OK, 3, 4),
+                           (1, [b"GET", b"a"], b"0", 5, 6))
+        self.assertIsNone(linearization(ops))
+
 
 class Harness:
     """A ProxyStore over a PipelineBackend (a Store) with several sessions, on a Clock."""
@@ -96,7 +114,7 @@ class Harness:
     def __init__(self, clients: int, strings_only: bool) -> None:
         self.clock = Clock()
         self.cache = Cache(self.clock, ttl=60, miss_ttl=5)
-        self.backend = PipelineBackend(Store(self.clock))
+        self.backend = PipelineBackend(Databases(self.clock))
         self.backend.strings_only = strings_only
         self.listener = FakeListener()
         self.proxy = ProxyStore(self.clock, self.cache, self.backend, self.listener)
@@ -165,6 +183,11 @@ class ModelTests(SynchronousTestCase):
     @example(1, False, [("send", 0, [[b"GET", b"a"], [b"GET", b"b"], [b"SET", b"a", b"1"]])])
     @example(2, False, [("send", 0, [[b"MGET", b"a", b"b"]]),
                         ("send", 1, [[b"GET", b"a"], [b"SET", b"a", b"1"]])])
+    @example(2, False, [("send", 0, [[b"SET", b"a", b"1"], [b"SELECT", b"1"], [b"GET", b"a"],
+                                     [b"SET", b"a", b"x"]]),
+                        ("send", 1, [[b"GET", b"a"], [b"SELECT", b"1"], [b"GET", b"a"]]),
+                        ("turn",), ("deliver", 2),
+                        ("send", 0, [[b"SELECT", b"0"], [b"GET", b"a"]])])
     def test_everyRunIsLinearizable(self, clients, strings_only, steps) -> None:
         """Whatever the interleaving of pipelines, turn ends and replies, every client's
         replies are explained by one order that keeps its own request order."""
@@ -221,11 +244,14 @@ class RedisBackendTests(SynchronousTestCase):
         @given(st.lists(st.lists(pipelines, min_size=3, max_size=3), min_size=1, max_size=3))
         @example([[[[b"GET", b"a"], [b"GET", b"b"], [b"SET", b"a", b"1"], [b"GET", b"a"]],
                    [[b"GET", b"b"]], [[b"INCR", b"b"]]]])
+        @example([[[[b"SET", b"a", b"0"], [b"SELECT", b"1"], [b"GET", b"a"]],
+                   [[b"SELECT", b"1"], [b"SET", b"a", b"1"], [b"GET", b"a"]],
+                   [[b"GET", b"a"], [b"SELECT", b"16"], [b"GET", b"a"]]]])
         def check(rounds) -> None:
             prefix = b"p%d:" % next(examples)  # each example starts from missing keys
             now = itertools.count(1)
             ops = []
-            for round_ in rounds:
+            for round_index, round_ in enumerate(rounds):
                 named = [[[argv[0]] + [prefix + arg if arg in KEYS else arg for arg in argv[1:]]
                           for argv in pipeline] for pipeline in round_]
                 called = next(now)
@@ -233,7 +259,8 @@ class RedisBackendTests(SynchronousTestCase):
                 returned = next(now)
                 for client, (pipeline, replies) in enumerate(zip(round_, answers)):
                     for argv, reply in zip(pipeline, replies):
-                        op = Op(client, argv, called)
+                        # Each round's connections are new: each starts in database 0.
+                        op = Op(round_index * len(round_) + client, argv, called)
                         op.reply, op.returned = reply, returned
                         ops.append(op)
             self.assertIsNotNone(linearization(ops), "no order explains:\n" + explain(ops))
