@@ -53,7 +53,7 @@ def parse_args(argv=None):
                         "cache (SHA-256 checked)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
     parser.add_argument("--ports", default="16100-16199", help="loopback port range to use")
-    parser.add_argument("--helper-timeout", type=int, default=120,
+    parser.add_argument("--helper-timeout", type=int, default=60,
                         help="the helper's --timeout: seconds without progress")
     parser.add_argument("--file-timeout", type=float, default=600,
                         help="wall-clock seconds after which a file's run is killed")

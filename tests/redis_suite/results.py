@@ -17,17 +17,22 @@ IGNORED = re.compile(r": (Tag: .*|Not supported .*|large memory flag not provide
 DONE = re.compile(r"^\[\d+/\d+ done\]: (\S+)")
 LONG_NUMBER = re.compile(r"\d{5,}")
 SCRATCH_PATH = re.compile(r"[^\s'\"{}]*/redis-tests/tests/")
+# Random arguments (fuzzing) and the helper's assertion context vary from run to run.
+ARGS_ECHO = re.compile(r", with args beginning with:( '[^']*'(?: '[^']*')*)?")
+CONTEXT = re.compile(r" \(context: .*$")
 REASON_LIMIT = 240
 
 PASS, FAIL = "pass", "fail"
 
 
 def clean_reason(text: str) -> str:
-    """One stable line: whitespace folded, the scratch copy's path left out, numbers of 5+
-    digits (times, ports) as <N>, cut to REASON_LIMIT characters, so that regenerating the
-    expected file does not churn."""
+    """One stable line: whitespace folded, the scratch copy's path, the arguments an unknown
+    command error echoes and the helper's "(context: ...)" left out, numbers of 5+ digits
+    (times, ports) as <N>, cut to REASON_LIMIT characters, so that regenerating the expected
+    file does not churn."""
     text = " ".join(text.split())
     text = SCRATCH_PATH.sub("tests/", text)
+    text = CONTEXT.sub("", ARGS_ECHO.sub(", with args beginning with: ...", text))
     text = LONG_NUMBER.sub("<N>", text)
     if len(text) > REASON_LIMIT:
         text = text[:REASON_LIMIT - 3] + "..."

@@ -105,6 +105,17 @@ class ParseOutputTests(SynchronousTestCase):
             "Expected '<N>' in file tests/u.tcl")
         self.assertEqual(len(clean_reason("x" * 1000)), 240)
 
+    def test_clean_reason_drops_random_parts(self):
+        """The arguments an unknown-command error echoes (random in fuzzers) and the helper's
+        assertion context are left out."""
+        self.assertEqual(
+            clean_reason("Expected 'ERR unknown command 'setbit', with args beginning with: "
+                         "'mykey' '688' '-1'' to match '*range*' (context: type source line 87)"),
+            "Expected 'ERR unknown command 'setbit', with args beginning with: ...' to match "
+            "'*range*'")
+        self.assertEqual(clean_reason("ERR unknown command 'x', with args beginning with: "),
+                         "ERR unknown command 'x', with args beginning with: ...")
+
 
 class CompareTests(SynchronousTestCase):
     def test_outcomes(self):
