@@ -63,7 +63,7 @@ class ParseOutputTests(SynchronousTestCase):
         message, the assertion's otherwise; the failed-tests recap adds nothing."""
         run = parse_output(OUTPUT, FILE, "singledb")
         self.assertEqual(run.results["GETEX EX option"][1],
-                         "ERR unknown command 'getex', with args beginning with: 'foo' 'ex' '10'")
+                         "ERR unknown command 'getex', with args beginning with: ...")
         self.assertEqual(run.results["INCR fails against a key holding a list"][1],
                          "Expected 'WRONGTYPE*' to equal or match 'OK'")
         self.assertEqual(run.results["INCR uses shared objects in the 0-9999 range"][1],
