@@ -76,10 +76,18 @@ def _interrupt(signum, frame):
 
 
 def run_jobs(runner: Runner, jobs: list, workers: int) -> dict:
-    """Run jobs on ``workers`` threads; return {(server, mode, file): FileRun}."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    """Run jobs on ``workers`` threads; return {(server, mode, file): FileRun}. On an
+    interrupt every server and helper is stopped by PID before the threads are waited for."""
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         futures = [(job, pool.submit(runner.run, job)) for job in jobs]
         return {(job.server, job.mode, job.file): future.result() for job, future in futures}
+    except BaseException:
+        runner.processes.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def measure(args, runner: Runner, expected) -> tuple:
