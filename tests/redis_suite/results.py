@@ -18,7 +18,7 @@ DONE = re.compile(r"^\[\d+/\d+ done\]: (\S+)")
 LONG_NUMBER = re.compile(r"\d{5,}")
 SCRATCH_PATH = re.compile(r"[^\s'\"{}]*/redis-tests/tests/")
 # Random arguments (fuzzing) and the helper's assertion context vary from run to run.
-ARGS_ECHO = re.compile(r", with args beginning with:( '[^']*'(?: '[^']*')*)?")
+ARGS_ECHO = re.compile(r", with args beginning with:( \.\.\.| '[^']*'(?: '[^']*')*)?")
 CONTEXT = re.compile(r" \(context: .*$")
 REASON_LIMIT = 240
 

@@ -116,6 +116,13 @@ class ParseOutputTests(SynchronousTestCase):
         self.assertEqual(clean_reason("ERR unknown command 'x', with args beginning with: "),
                          "ERR unknown command 'x', with args beginning with: ...")
 
+    def test_clean_reason_is_idempotent(self):
+        """Cleaning a cleaned reason changes nothing (the expected file is cleaned twice)."""
+        for text in ("ERR unknown command 'x', with args beginning with: 'a' 'b'",
+                     "Expected 'ERR unknown command 'x', with args beginning with: 'a'' to match "
+                     "'*z*' (context: x)", "x" * 1000, "file /t/redis-tests/tests/a 1234567"):
+            self.assertEqual(clean_reason(clean_reason(text)), clean_reason(text))
+
 
 class CompareTests(SynchronousTestCase):
     def test_outcomes(self):
