@@ -92,38 +92,32 @@ def run_jobs(runner: Runner, jobs: list, workers: int) -> dict:
 
 def measure(args, runner: Runner, expected) -> tuple:
     """Run every file in every mode on both servers, retry the files with regressions; return
-    (outcomes, flaky keys, broken reference runs)."""
+    (outcomes, flaky keys, (mode, file) pairs whose reference run broke)."""
     jobs = [Job(server, file, mode) for mode in args.modes for file in args.files
             for server in ("kvstore", "redis")]
     runs = run_jobs(runner, jobs, args.jobs)
-    outcomes, flaky, broken = [], [], []
-    retry = []
-    for mode in args.modes:
-        for file in args.files:
-            redis, kv = runs[("redis", mode, file)], runs[("kvstore", mode, file)]
-            if redis.aborted or not redis.finished:
-                broken.append("%s %s: redis-server run %s" % (mode, file, redis.aborted))
-            pair = compare(redis, kv)
-            outcomes.append(pair)
-            if diff(expected, pair, {(mode, file)}).regressions:
-                retry.append(len(outcomes) - 1)
+    pairs = [(mode, file) for mode in args.modes for file in args.files]
+    outcomes, flaky, broken = {}, [], []
+    for mode, file in pairs:
+        redis, kv = runs[("redis", mode, file)], runs[("kvstore", mode, file)]
+        if redis.aborted or not redis.finished:
+            runner.log("BROKEN REFERENCE %s %s: redis-server run %s" % (mode, file,
+                                                                      redis.aborted))
+            broken.append((mode, file))
+        outcomes[(mode, file)] = compare(redis, kv)
+    retry = [pair for pair in pairs if diff(expected, outcomes[pair], {pair}).regressions]
     for attempt in range(2, args.retries + 2):
         if not retry:
             break
         runner.log("retrying %d file(s) with regressions against a fresh kvstore" % (len(retry),))
-        again = run_jobs(runner, [Job("kvstore", outcomes[i][0].file, outcomes[i][0].mode,
-                                      attempt) for i in retry], args.jobs)
-        still = []
-        for index in retry:
-            first = outcomes[index][0]
-            redis = runs[("redis", first.mode, first.file)]
-            second = compare(redis, again[("kvstore", first.mode, first.file)])
-            outcomes[index], newly = merge_attempts(outcomes[index], second)
+        again = run_jobs(runner, [Job("kvstore", file, mode, attempt) for mode, file in retry],
+                         args.jobs)
+        for mode, file in retry:
+            second = compare(runs[("redis", mode, file)], again[("kvstore", mode, file)])
+            outcomes[(mode, file)], newly = merge_attempts(outcomes[(mode, file)], second)
             flaky.extend(newly)
-            if diff(expected, outcomes[index], {(first.mode, first.file)}).regressions:
-                still.append(index)
-        retry = still
-    return [o for pair in outcomes for o in pair], flaky, broken
+        retry = [pair for pair in retry if diff(expected, outcomes[pair], {pair}).regressions]
+    return [o for pair in pairs for o in outcomes[pair]], flaky, broken
 
 
 def main(argv=None) -> int:
@@ -163,22 +157,24 @@ def main(argv=None) -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     seconds = time.monotonic() - started
-    ran = {(mode, file) for mode in args.modes for file in args.files}
-    result = diff(expected, outcomes, ran)
+    ran = {(mode, file) for mode in args.modes for file in args.files} - set(broken)
+    judged = [o for o in outcomes if (o.mode, o.file) in ran]
+    result = diff(expected, judged, ran)
     print()
     print(report.table(outcomes))
     print("\n%d tests, %.0f s (%d at once)" % (len(outcomes), seconds, args.jobs))
     text = report.summary(result, flaky)
     if text:
         print(text)
-    for line in broken:
-        print("BROKEN REFERENCE %s" % (line,))
+    for mode, file in broken:
+        print("BROKEN REFERENCE %s %s: not judged, not updated (see the log above)" % (mode,
+                                                                                     file))
     if args.report:
         with open(args.report, "w") as handle:
             handle.write(report.markdown(outcomes, seconds, notes + flaky_notes(flaky)))
     if args.update:
         with open(args.expected, "w") as handle:
-            handle.write(updated_expected(expected, outcomes, ran))
+            handle.write(updated_expected(expected, judged, ran))
         print("updated %s" % (args.expected,))
     if broken:
         return 2
