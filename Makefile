@@ -61,9 +61,10 @@ test-slow: $(VENV)/.installed
 	else echo "$(PYPY) not found: PyPy soak skipped (apt-get install pypy3 pypy3-venv)"; fi
 
 ## Redis 7.0.15's own test suite against kvstore (CPython), per file, with and without
-## --singledb, judged by tests/redis_suite/expected.txt: fails on a regression. Needs tclsh and
-## redis-server; fetches the suite when /work/shared/redis-tests is absent. KVTWIST_REDIS_SUITE_ARGS
-## adds runner options; `python -m tests.redis_suite --help` runs it by hand (--update, --report).
+## --singledb, judged by tests/redis_suite/expected.txt: fails on a regression. Needs tclsh
+## and redis-server; downloads the suite once when /work/shared/redis-tests is absent.
+## KVTWIST_REDIS_SUITE_ARGS adds runner options; `python -m tests.redis_suite --help` runs it
+## by hand (--update, --report, --files, --modes).
 test-redis-suite: $(VENV)/.installed
 	KVTWIST_REDIS_SUITE=1 $(VENV)/bin/python -m pytest -q -rP tests/redis_suite/test_redis_suite.py
 
