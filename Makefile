@@ -6,7 +6,7 @@ PYPY_VENV ?= .venv-pypy
 PIP_FLAGS = --quiet --disable-pip-version-check
 INSTALL = -e '.[test]' --config-settings editable_mode=compat
 
-.PHONY: run run-pypy proxy tac test test-cpython test-pypy test-slow bench clean
+.PHONY: run run-pypy proxy tac test test-cpython test-pypy test-slow test-redis-suite bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,14 @@ test-slow: $(VENV)/.installed
 		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
 		KVTWIST_SOAK=1 $(PYPY_VENV)/bin/python -m pytest -q -rP tests/soak; \
 	else echo "$(PYPY) not found: PyPy soak skipped (apt-get install pypy3 pypy3-venv)"; fi
+
+## Redis 7.0.15's own test suite against kvstore (CPython), per file, with and without
+## --singledb, judged by tests/redis_suite/expected.txt: fails on a regression. Needs tclsh
+## and redis-server; downloads the suite once when /work/shared/redis-tests is absent.
+## KVTWIST_REDIS_SUITE_ARGS adds runner options; `python -m tests.redis_suite --help` runs it
+## by hand (--update, --report, --files, --modes).
+test-redis-suite: $(VENV)/.installed
+	KVTWIST_REDIS_SUITE=1 $(VENV)/bin/python -m pytest -q -rP tests/redis_suite/test_redis_suite.py
 
 ## Benchmarks against redis-server (needs redis-tools; see benchmarks/README.md).
 bench: $(VENV)/.installed

@@ -1,0 +1,334 @@
+"""Run Redis's own test suite (7.0.15) against a fresh kvstore and a fresh redis-server per
+test file and mode, and compare kvstore's passes with redis-server's (stdlib only).
+
+Every (file, mode, server) run is independent: its own copy of the patched suite, its own
+server on its own loopback port with its own data directory, its own helper process group,
+all stopped by PID when the run ends, fails or is interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import List, Optional
+
+from tests.procs import ROOT, TwistdProcess, twistd_command
+from tests.redis_suite.results import FileRun, parse_output
+
+FILES = [
+    "unit/type/string", "unit/type/incr", "unit/expire", "unit/keyspace", "unit/protocol",
+    "unit/quit", "unit/multi", "unit/info-command", "unit/info", "unit/scan", "unit/pubsub",
+    "unit/tracking", "unit/introspection", "unit/introspection-2", "unit/querybuf", "unit/dump",
+    "unit/other",
+]
+MODES = ["singledb", "multidb"]
+DEFAULT_KVSTORE_ARGS = "--inline-replies resp"
+# Tests that need a replica or DEBUG are left out for both servers.
+TAGS = ["--tags", "-needs:repl", "--tags", "-needs:debug"]
+FLUSH_LINE = "    r function flush\n"
+
+
+def prepare_suite(source: str, scratch: str) -> str:
+    """Copy the suite into ``scratch`` and wrap its ``r function flush`` (kvstore may refuse
+    FUNCTION) in catch; return the copy's directory. The source is never modified."""
+    copy = os.path.join(scratch, "redis-tests")
+    shutil.copytree(source, copy)
+    path = os.path.join(copy, "tests", "support", "server.tcl")
+    with open(path) as handle:
+        text = handle.read()
+    if text.count(FLUSH_LINE) != 1:
+        raise SystemExit("%s: expected one %r line to patch" % (path, FLUSH_LINE.strip()))
+    with open(path, "w") as handle:
+        handle.write(text.replace(FLUSH_LINE, "    catch {r function flush}\n"))
+    return copy
+
+
+class Ports:
+    """Hands out loopback ports from [low, high] that this runner is not using and that can be
+    bound right now (the helper also binds port + 10000 for its own listener)."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self.taken = set()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def bindable(port: int) -> bool:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
+
+    def take(self, helper: bool = False) -> int:
+        """A free port (with ``helper``, one whose port + 10000 is free too); O(range)."""
+        with self.lock:
+            for port in range(self.low, self.high + 1):
+                if port in self.taken or not self.bindable(port):
+                    continue
+                if helper and not self.bindable(port + 10000):
+                    continue
+                self.taken.add(port)
+                return port
+        raise RuntimeError("no free port in %d-%d" % (self.low, self.high))
+
+    def give_back(self, port: int) -> None:
+        with self.lock:
+            self.taken.discard(port)
+
+
+class Processes:
+    """The child processes alive now, so that an interrupt stops them all by PID."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.live = {}  # pid -> (process, is a process group leader)
+        self.stopping = False
+
+    def add(self, process, group: bool = False) -> None:
+        with self.lock:
+            if self.stopping:
+                _kill(process, group)
+                raise KeyboardInterrupt("stopping")
+            self.live[process.pid] = (process, group)
+
+    def remove(self, process) -> None:
+        with self.lock:
+            self.live.pop(process.pid, None)
+
+    def stop_all(self) -> None:
+        with self.lock:
+            self.stopping = True
+            live = list(self.live.values())
+            self.live.clear()
+        for process, group in live:
+            _kill(process, group)
+
+
+def _kill(process, group: bool) -> None:
+    """SIGKILL a Popen we started (its whole process group when it leads one) and reap it."""
+    if process.poll() is None:
+        try:
+            if group:
+                os.killpg(process.pid, signal.SIGKILL)
+            else:
+                os.kill(process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+@functools.lru_cache(maxsize=None)
+def kvstore_accepts(option: str) -> bool:
+    """Whether this checkout's ``twistd kvstore`` knows ``option`` (from its --help, asked
+    once per process)."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(twistd_command() + ["kvstore", "--help"], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    return option.encode() in done.stdout
+
+
+def drop_option(args: List[str], option: str) -> List[str]:
+    """``args`` without ``option`` and its value (``--opt value`` or ``--opt=value``)."""
+    kept, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        elif not arg.startswith(option + "="):
+            kept.append(arg)
+    return kept
+
+
+def wait_for_port(port: int, process, seconds: float = 30.0) -> None:
+    """Poll until something accepts on 127.0.0.1:port (short waits: this is a tool)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited with status %s" % (process.returncode,))
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on port %d after %.0f s" % (port, seconds))
+
+
+class Job:
+    """One run of the helper on one test file, in one mode, against one server."""
+
+    def __init__(self, server: str, file: str, mode: str, attempt: int = 1) -> None:
+        self.server, self.file, self.mode, self.attempt = server, file, mode, attempt
+
+    @property
+    def label(self) -> str:
+        return "%s-%s-%s-%d" % (self.mode, self.file.replace("/", "_"), self.server, self.attempt)
+
+
+class _Server:
+    """A redis-server Popen in the shape of a TwistdProcess (``process``)."""
+
+    def __init__(self, process) -> None:
+        self.process = process
+
+
+class Runner:
+    """Runs jobs: settings shared by all of them, and the processes alive now."""
+
+    def __init__(self, suite: str, scratch: str, kvstore_args: List[str], ports: Ports,
+                 helper_timeout: int, file_timeout: float, log=print) -> None:
+        self.suite, self.scratch = suite, scratch
+        self.kvstore_args = kvstore_args
+        self.ports = ports
+        self.helper_timeout, self.file_timeout = helper_timeout, file_timeout
+        self.processes = Processes()
+        self.log = log
+
+    def run(self, job: Job) -> FileRun:
+        """Run a job from a fresh copy of the suite and a fresh server; never raises for a
+        server or helper failure (it becomes the FileRun's ``aborted``)."""
+        started = time.monotonic()
+        run = self._run(job)
+        run.seconds = time.monotonic() - started
+        passed = len(run.passed())
+        self.log("  %-7s %-8s %-20s %3d passed %4.0f s%s" % (
+            job.server, job.mode, job.file, passed, run.seconds,
+            " (%s)" % (run.aborted,) if run.aborted else ""))
+        return run
+
+    def _run(self, job: Job) -> FileRun:
+        where = os.path.join(self.scratch, job.label)
+        os.makedirs(where)
+        copy = os.path.join(where, "redis-tests")
+        shutil.copytree(self.suite, copy)
+        port = self.ports.take()
+        server = None
+        try:
+            try:
+                server = self._start(job.server, port, where)
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:  # the server did not come up: no test ran
+                run = FileRun(job.file, job.mode)
+                run.aborted = "%s did not start: %s" % (job.server, str(error).splitlines()[0])
+                return run
+            run = self._helper(job, port, copy, where)
+            if server.process.poll() is not None and not run.aborted and not run.finished:
+                run.aborted = "%s exited with status %s" % (job.server, server.process.returncode)
+            return run
+        finally:
+            if server is not None:
+                self._stop(server.process)
+                if isinstance(server, TwistdProcess):
+                    self._write(where, "kvstore.log", server.log)
+            self.ports.give_back(port)
+
+    def _start(self, kind: str, port: int, where: str):
+        if kind == "kvstore":
+            data = os.path.join(where, "data")
+            args = ["--listen", "tcp:%d:interface=127.0.0.1" % (port,), "--data", data]
+            process = TwistdProcess("kvstore", args + self.kvstore_args, cwd=where)
+            self.processes.add(process.process)
+            try:
+                process.wait_for_ports(1, timeout=60)
+            except RuntimeError:
+                self._write(where, "kvstore.log", process.log)
+                raise
+            return process
+        log = open(os.path.join(where, "redis-server.log"), "wb")
+        try:
+            process = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--dir", where],
+                cwd=where, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()
+        self.processes.add(process)
+        wait_for_port(port, process)
+        return _Server(process)
+
+    def _stop(self, process) -> None:
+        """SIGTERM the server by PID, SIGKILL it if it lingers, reap it."""
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                _kill(process, False)
+        self.processes.remove(process)
+
+    @staticmethod
+    def _write(where: str, name: str, text: str) -> None:
+        if text:
+            with open(os.path.join(where, name), "w") as handle:
+                handle.write(text)
+
+    def _helper(self, job: Job, port: int, copy: str, where: str) -> FileRun:
+        """Run tclsh test_helper.tcl for the job's file in its own process group, killed as a
+        group after ``file_timeout`` seconds of wall-clock time."""
+        base = self.ports.take(helper=True)
+        command = ["tclsh", "tests/test_helper.tcl", "--host", "127.0.0.1", "--port", str(port),
+                   "--single", job.file, "--durable", "--timeout", str(self.helper_timeout),
+                   "--baseport", str(base + 32), "--portcount", "1"] + TAGS
+        if job.mode == "singledb":
+            command.insert(6, "--singledb")
+        output_path = os.path.join(where, "helper.out")
+        env = dict(os.environ, TERM="dumb")
+        timed_out = False
+        try:
+            with open(output_path, "wb") as output:
+                helper = subprocess.Popen(command, cwd=copy, env=env, stdin=subprocess.DEVNULL,
+                                          stdout=output, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+                self.processes.add(helper, group=True)
+                try:
+                    helper.wait(self.file_timeout)
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                # The helper's test client is a second tclsh in the same group.
+                _kill(helper, True)
+                self.processes.remove(helper)
+        finally:
+            self.ports.give_back(base)
+        with open(output_path, errors="replace") as handle:
+            run = parse_output(handle.read(), job.file, job.mode)
+        if timed_out:
+            run.aborted = run.aborted or ("killed after %.0f s (wall-clock limit)"
+                                          % (self.file_timeout,))
+        elif not run.finished and not run.aborted:
+            run.aborted = "the helper exited with status %s before the file ended" % (
+                helper.returncode,)
+        return run
+
+
+def kvstore_args(text: Optional[str], log=print) -> List[str]:
+    """The extra kvstore arguments, without --inline-replies when this kvstore lacks it."""
+    args = shlex.split(DEFAULT_KVSTORE_ARGS if text is None else text)
+    if "--inline-replies" in " ".join(args) and not kvstore_accepts("--inline-replies"):
+        log("note: this kvstore has no --inline-replies option; running without it")
+        args = drop_option(args, "--inline-replies")
+    return args
+
+
+def tool_check() -> None:
+    """Stop early, with the reason, when tclsh or redis-server is missing."""
+    for tool in ("tclsh", "redis-server"):
+        if shutil.which(tool) is None:
+            raise SystemExit("%s not found on PATH (apt-get install tcl redis-server)" % (tool,))
+    if sys.platform != "linux" and not hasattr(os, "killpg"):
+        raise SystemExit("needs a POSIX system (process groups)")

@@ -1,0 +1,76 @@
+"""Tests of the runner's command line."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.redis_suite.cli import EXPECTED, measure, parse_args
+from tests.redis_suite.results import FileRun, parse_expected
+from tests.redis_suite.runner import FILES, MODES
+
+
+class ParseArgsTests(SynchronousTestCase):
+    def test_defaults(self):
+        """By default every file runs in both modes, two at a time, against expected.txt."""
+        args = parse_args([])
+        self.assertEqual(args.files, FILES)
+        self.assertEqual(args.modes, MODES)
+        self.assertEqual((args.jobs, args.ports, args.expected), (2, (16100, 16199), EXPECTED))
+        self.assertIsNone(args.kvstore_args)
+
+    def test_subsets(self):
+        """--files takes names with or without unit/, comma or space separated; --modes too."""
+        args = parse_args(["--files", "type/string, unit/quit other", "--modes", "multidb",
+                           "--ports", "17000-17009"])
+        self.assertEqual(args.files, ["unit/type/string", "unit/quit", "unit/other"])
+        self.assertEqual(args.modes, ["multidb"])
+        self.assertEqual(args.ports, (17000, 17009))
+
+    def test_unknown_mode(self):
+        """An unknown mode is a usage error."""
+        self.assertRaises(SystemExit, parse_args, ["--modes", "cluster"])
+
+
+class _FakeRunner:
+    """Stands in for Runner: canned FileRuns per (server, mode, file, attempt)."""
+
+    def __init__(self, runs):
+        self.runs, self.jobs, self.processes = runs, [], None
+
+    def run(self, job):
+        self.jobs.append((job.server, job.mode, job.file, job.attempt))
+        return self.runs[(job.server, job.mode, job.file, job.attempt)]
+
+    def log(self, text):
+        pass
+
+
+def _file_run(mode, file, results, finished=True):
+    run = FileRun(file, mode)
+    for name, status in results:
+        run.add(name, status, "why" if status == "err" else "")
+    run.finished = finished
+    return run
+
+
+class MeasureTests(SynchronousTestCase):
+    def test_retry_and_broken_reference(self):
+        """A file with a regression is rerun once against a fresh kvstore and a test passing
+        then is flaky; a file whose redis-server run did not finish is reported broken."""
+        f, g = "unit/f", "unit/g"
+        runner = _FakeRunner({
+            ("kvstore", "singledb", f, 1): _file_run("singledb", f, [("a", "err"), ("b", "err")]),
+            ("redis", "singledb", f, 1): _file_run("singledb", f, [("a", "ok"), ("b", "ok")]),
+            ("kvstore", "singledb", f, 2): _file_run("singledb", f, [("a", "ok"), ("b", "err")]),
+            ("kvstore", "singledb", g, 1): _file_run("singledb", g, [("c", "ok")]),
+            ("redis", "singledb", g, 1): _file_run("singledb", g, [("c", "ok")], False),
+        })
+        args = parse_args(["--files", "f,g", "--modes", "singledb", "--jobs", "1"])
+        expected = parse_expected("singledb\tunit/f\ta\tpass\nsingledb\tunit/f\tb\tfail\tx\n")
+        outcomes, flaky, broken = measure(args, runner, expected)
+        self.assertEqual([(o.name, o.status) for o in outcomes],
+                         [("a", "pass"), ("b", "fail"), ("c", "pass")])
+        self.assertEqual(flaky, [("singledb", f, "a")])
+        self.assertEqual(broken, [("singledb", g)])
+        self.assertEqual(runner.jobs[-1], ("kvstore", "singledb", f, 2))
+        self.assertEqual(len(runner.jobs), 5)
