@@ -6,6 +6,7 @@ from twisted.logger import Logger
 
 from kvtwist.engine.table import (
     PARAMS, SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch, subcommands)
+from kvtwist.engine.users import DEFAULT_USER, WRONGPASS, auth_for, authenticate
 from kvtwist.engine.glob import compile_glob
 from kvtwist.wire.replies import OK, PONG, CommandError, Error, Pairs, Status
 
@@ -27,15 +28,34 @@ def cmd_echo(session, argv):
     return argv[1]
 
 
-@register("quit", -1, "fast", 0, 0, 0, aliases="exit")
+@register("quit", -1, "fast no_auth", 0, 0, 0, aliases="exit")
 def cmd_quit(session, argv):
     session.closing = True
     return OK
 
 
-@register("hello", -1, "fast noscript loading stale", 0, 0, 0)
+@register("auth", -2, "noscript loading stale fast no_auth allow_busy", 0, 0, 0)
+def cmd_auth(session, argv):
+    """AUTH [username] password."""
+    if len(argv) > 3:
+        raise CommandError(SYNTAX)
+    if len(argv) == 2:
+        if not auth_for(session.store).required:
+            raise CommandError("ERR AUTH <password> called without any password configured "
+                               "for the default user. Are you sure your configuration is "
+                               "correct?")
+        username, password = DEFAULT_USER, argv[1]
+    else:
+        username, password = argv[1], argv[2]
+    if not authenticate(session, username, password):
+        raise CommandError(WRONGPASS)
+    return OK
+
+
+@register("hello", -1, "fast noscript loading stale no_auth", 0, 0, 0)
 def cmd_hello(session, argv):
-    """HELLO [protover [AUTH user pass] [SETNAME name]]: only RESP2 is spoken here."""
+    """HELLO [protover [AUTH user pass] [SETNAME name]]: RESP2 or RESP3, logging in on the way."""
+    version = None
     if len(argv) > 1:
         try:
             version = parse_int(argv[1])
@@ -43,12 +63,13 @@ def cmd_hello(session, argv):
             raise CommandError("ERR Protocol version is not an integer or out of range")
         if version not in (2, 3):
             raise CommandError("NOPROTO unsupported protocol version")
-        session.protocol = version
     index, name = 2, None
     while index < len(argv):
         option = argv[index].lower()
         if option == b"auth" and index + 2 < len(argv):
-            index += 3  # no passwords: the default user accepts any, as Redis's nopass does
+            if not authenticate(session, argv[index + 1], argv[index + 2]):
+                raise CommandError(WRONGPASS)
+            index += 3
         elif option == b"setname" and index + 1 < len(argv):
             name = argv[index + 1]
             if not _valid_name(name):
@@ -58,6 +79,13 @@ def cmd_hello(session, argv):
         else:
             raise CommandError("ERR Syntax error in HELLO option '%s'"
                                % (argv[index].decode("utf-8", "replace"),))
+    if not session.authenticated:
+        raise CommandError("NOAUTH HELLO must be called with the client already "
+                           "authenticated, otherwise the HELLO AUTH <user> <pass> option can "
+                           "be used to authenticate the client and select the RESP protocol "
+                           "version at the same time")
+    if version is not None:
+        session.protocol = version
     if name is not None:
         session.name = name or None
     # Pairs: a flat array in RESP2 and a map in RESP3, as Redis sends.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
+from kvtwist.engine.users import NOAUTH
 from kvtwist.engine.databases import DEFAULT_DATABASES, IN_DB, Databases
 from kvtwist.engine.keyspace import FLUSH
 from kvtwist.engine.table import (
@@ -185,6 +186,10 @@ class Session:
         # Pushes for this client that must follow the reply of the command running now
         # (invalidations its own command caused); the protocol sends them after it.
         self.after_reply = []
+        # Logged in: at once when the default user has no password (Redis's nopass).
+        auth = getattr(store, "auth", None)
+        self.authenticated = auth is None or not auth.required
+        self.auth_penalty_until = 0.0
 
     def select(self, index: int) -> None:
         """Make database ``index`` (in range) this session's selected one."""
@@ -208,6 +213,10 @@ class Session:
             if self.multi is not None:
                 self.multi.failed = True
             return arity_error(command.name)
+        if not self.authenticated and not command.no_auth:
+            if self.multi is not None:
+                self.multi.failed = True
+            return Error(NOAUTH)
         if self.multi is not None:
             reply = self.multi.admit(self, command, argv)
             if reply is not None:

@@ -13,6 +13,7 @@ from twisted.python import usage
 from kvtwist import __version__
 from kvtwist.engine.databases import DEFAULT_DATABASES, DatabaseCountError
 from kvtwist.engine.store import Store
+from kvtwist.engine.users import auth_for
 from kvtwist.serve.daemon import ServerOptions
 from kvtwist.storage.journal import POLICIES as FSYNC_POLICIES
 from kvtwist.storage.journal import WRITERS as JOURNAL_WRITERS
@@ -51,6 +52,8 @@ class Options(ServerOptions):
         ["journal-writer", None, "process",
          "who appends to the journal: process (a child process, fastest) or thread"],
         ["databases", None, str(DEFAULT_DATABASES), "number of databases (SELECT 0..N-1)"],
+        ["requirepass", None, None,
+         "the password clients must AUTH with (default: none); prefer --config for secrets"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
@@ -131,6 +134,8 @@ def makeService(options, reactor=None) -> service.MultiService:
     except (JournalError, OSError, DatabaseCountError) as e:
         raise SystemExit("kvstore: cannot open %s: %s" % (options["data"], e))
     store.set_journal(journal)
+    if options["requirepass"]:
+        auth_for(store).set_password(options["requirepass"].encode("utf-8", "surrogateescape"))
     StoreService.log.info(
         "kvstore {version}: {keys} keys loaded from {data} in {seconds:.3f}s (fsync {fsync})",
         version=__version__, keys=len(store.databases), data=os.path.abspath(options["data"]),

@@ -198,6 +198,11 @@ def _command(request: dict, name: str):
         return [b"SET", key, _arg(_field(request, "value"), '"value"')], render
     if upper == "DELETE":
         return [b"GETDEL", _arg(_field(request, "key"), '"key"')], render
+    if upper == "AUTH":
+        password = _arg(_field(request, "password"), '"password"')
+        if "user" in request:
+            return [b"AUTH", _arg(request["user"], '"user"'), password], render
+        return [b"AUTH", password], render
     if upper == "FLUSH":
         return [b"FLUSHDB"], render
     if upper == "MGET":

@@ -453,3 +453,37 @@ class TLSTests(SynchronousTestCase):
         cli = subprocess.run(["redis-cli", "--tls", "--cacert", cert, "-p", str(port),
                               "get", "secret"], capture_output=True, timeout=30)
         self.assertEqual(cli.stdout.strip(), b"over tls")
+
+
+class RequirePassTests(SynchronousTestCase):
+    """``--requirepass``: every dialect must log in first."""
+
+    def test_clients_log_in(self) -> None:
+        """redis-cli -a, redis-py password=, a telnet AUTH and a JSON AUTH all log in."""
+        data = tempfile.mkdtemp(prefix="kvtwist-auth-")
+        self.addCleanup(shutil.rmtree, data, True)
+        proc = start_kvstore(data, "--requirepass", "hunter2")
+        self.addCleanup(proc.stop)
+        denied = redis.Redis(port=proc.port, socket_timeout=10)
+        self.addCleanup(denied.close)
+        self.assertRaises(redis.AuthenticationError, denied.get, "k")
+        r = redis.Redis(port=proc.port, password="hunter2", socket_timeout=10)
+        self.addCleanup(r.close)
+        r.set("k", "v")
+        cli = subprocess.run(["redis-cli", "--no-auth-warning", "-a", "hunter2", "-p",
+                              str(proc.port), "get", "k"], capture_output=True, timeout=30)
+        self.assertEqual(cli.stdout.strip(), b"v")
+        telnet = LineClient(proc.port)
+        self.addCleanup(telnet.close)
+        self.assertIn(b"NOAUTH", telnet.ask(b"GET k"))
+        self.assertEqual(telnet.ask(b"AUTH hunter2"), b"OK")
+        self.assertEqual(telnet.ask(b"GET k"), b"\"v\"")
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=10) as sock:
+            sock.sendall(b'{"type": "GET", "key": "k"}\n{"type": "AUTH", "password": "hunter2"}\n'
+                         b'{"type": "GET", "key": "k"}\n')
+            replies = b""
+            while replies.count(b"\n") < 3:
+                replies += sock.recv(4096)
+        lines = [json.loads(line) for line in replies.splitlines()]
+        self.assertEqual(lines, [{"error": "NOAUTH Authentication required."}, "OK", "v"])
+        self.assertNotIn("hunter2", proc.log)

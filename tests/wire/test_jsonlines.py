@@ -90,6 +90,19 @@ class SeedRequestTests(SynchronousTestCase):
         self.assertEqual(argv, [b"SET", b"foo", b"bar"])
 
 
+class AuthRequestTests(SynchronousTestCase):
+    """The AUTH request type: a password, and optionally a user."""
+
+    def test_auth(self):
+        """{"type": "AUTH"} becomes AUTH [user] password; the password is required."""
+        self.assertEqual(_decode({"type": "AUTH", "password": "pw"})[0], [b"AUTH", b"pw"])
+        self.assertEqual(_decode({"type": "auth", "user": "default", "password": "pw"})[0],
+                         [b"AUTH", b"default", b"pw"])
+        with self.assertRaises(JsonRequestError) as raised:
+            _decode({"type": "AUTH"})
+        self.assertEqual(raised.exception.message, 'ERR AUTH request needs a "password" field')
+
+
 class GenericRequestTests(SynchronousTestCase):
     """Any other command travels as {"type": NAME, "args": [...]}."""
 
