@@ -14,7 +14,7 @@ from kvtwist.engine import configfile
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.table import (
     PARAMS, SYNTAX, define_config, register, sub_dispatch, subcommands)
-from kvtwist.wire.replies import OK, CommandError, Pairs
+from kvtwist.wire.replies import OK, CommandError, Pairs, Status
 
 LLONG_MAX = 2 ** 63 - 1
 INT_MAX = 2 ** 31 - 1
@@ -328,14 +328,14 @@ CONFIG_SUBCOMMANDS.update({
     b"set": (-4, _config_set),
     b"resetstat": (2, _config_resetstat),
     b"rewrite": (2, _config_rewrite),
-    b"help": (2, lambda session, argv: [
+    b"help": (2, lambda session, argv: [Status(line) for line in (
         b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         b"GET <pattern>",
         b"    Return parameters matching the glob-like <pattern> and their values.",
         b"SET <directive> <value>", b"    Set the configuration <directive> to <value>.",
         b"RESETSTAT", b"    Reset statistics reported by the INFO command.",
         b"REWRITE", b"    Rewrite the configuration file.",
-        b"HELP", b"    Prints this help."]),
+        b"HELP", b"    Prints this help.")]),
 })
 
 

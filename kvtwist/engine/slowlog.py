@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 
 from kvtwist.engine.table import register, sub_dispatch, subcommands
-from kvtwist.wire.replies import OK, CommandError
+from kvtwist.wire.replies import OK, CommandError, Status
 
 MAX_ARGC = 32  # SLOWLOG_ENTRY_MAX_ARGC
 MAX_STRING = 128  # SLOWLOG_ENTRY_MAX_STRING
@@ -18,8 +18,9 @@ LATENCY_TS_LEN = 160  # samples kept per latency event
 
 
 def _help(container: bytes, lines) -> list:
-    return ([b"%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % container]
-            + [line.encode() for line in lines] + [b"HELP", b"    Prints this help."])
+    lines = ([b"%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % container]
+             + [line.encode() for line in lines] + [b"HELP", b"    Prints this help."])
+    return [Status(line) for line in lines]
 
 
 class SlowLog:
