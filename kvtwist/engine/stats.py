@@ -109,11 +109,11 @@ class Stats:
 
     def _slow(self, session, command, stat, argv, elapsed: float) -> None:
         now = int(self.clock.seconds())
+        usec = int(elapsed * 1e6 + 0.5)
         if elapsed >= self.latency_after:
-            self.latency.add(b"fast-command" if stat.fast else b"command",
-                             int(elapsed * 1000), now)
+            self.latency.add(b"fast-command" if stat.fast else b"command", usec // 1000, now)
         if elapsed >= self.slow_after and command.name != b"exec":
-            self.slowlog.push(session, argv, int(elapsed * 1e6), now)
+            self.slowlog.push(session, argv, usec, now)
 
     def rejected(self, command, reply: Error) -> Error:
         """Count a command refused before it ran (arity, MISCONF, unknown); return ``reply``."""

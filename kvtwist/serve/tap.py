@@ -169,6 +169,19 @@ class StoreService(service.MultiService):
         self._sweeper.start(self.sweep_interval, now=False)
         self._sampler.start(0.1, now=False)
         service.MultiService.startService(self)
+        if self.store.config.get("port") == "0":
+            # Listening on any free port: CONFIG GET port and INFO tell the one chosen.
+            for child in self:
+                waiting = getattr(child, "_waitingForPort", None)
+                if waiting is not None:
+                    waiting.addCallback(self._listening)
+                    break
+
+    def _listening(self, port):
+        number = getattr(port.getHost(), "port", None)
+        if number is not None:
+            self.store.config["port"] = str(number)
+        return port
 
     def stopService(self):
         """Stop listening, then flush the journal; the Deferred fires when it is closed."""

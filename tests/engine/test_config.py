@@ -112,7 +112,7 @@ class ConfigSetTests(SessionMixin, SynchronousTestCase):
     def test_slowlog_parameters_take_effect(self):
         """slowlog-log-slower-than and slowlog-max-len change what the slow log keeps."""
         self.assertEqual(self.call("config", "set", "slowlog-log-slower-than", "0"), OK)
-        for index in range(5):
+        for _ in range(5):
             self.call("ping")
         self.assertEqual(self.call("slowlog", "len"), 6)
         self.assertEqual(self.call("config", "set", "slowlog-max-len", "2"), OK)
