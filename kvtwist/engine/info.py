@@ -196,7 +196,7 @@ def _command_stats(store) -> list:
     fields = []
     for stat in _all_stats(store):
         if stat.calls or stat.rejected or stat.failed:
-            usec = int(stat.seconds * 1e6)
+            usec = stat.nanos // 1000
             fields.append(("cmdstat_" + stat.name.decode("utf-8", "replace"),
                            "calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,"
                            "failed_calls=%d" % (stat.calls, usec,

@@ -1,7 +1,7 @@
 """What INFO's commandstats, errorstats, latencystats and stats sections count.
 
-``Session.execute`` calls ``store.stats.called`` once per command with the time the handler
-took (measured with time.perf_counter: a duration, not a timestamp; timestamps come from the
+``Session.execute`` calls ``store.stats.called`` once per command with the nanoseconds the
+handler took (time.perf_counter_ns: a duration, not a timestamp; timestamps come from the
 store's injected clock). It also feeds the slow log and the latency monitor
 (kvtwist.engine.slowlog) when a command is over their thresholds.
 """
@@ -16,30 +16,34 @@ from kvtwist.wire.replies import Error
 
 INFINITY = float("inf")
 MAX_ERROR_CODES = 128  # Redis's ERROR_STATS_NUMBER: more distinct codes are not tracked
-BUCKETS = 64  # latency histogram: bucket b holds durations in [2**(b-1), 2**b) microseconds
+BUCKETS = 64  # latency histogram: bucket b holds durations in [2**(b-1), 2**b) nanoseconds
 OPS_SAMPLES = 16  # STATS_METRIC_SAMPLES
 
 
 class CommandStat:
     """Calls, time, rejections, failures and a latency histogram of one command."""
 
-    __slots__ = ("name", "calls", "seconds", "rejected", "failed", "histogram", "keys",
+    __slots__ = ("name", "calls", "nanos", "rejected", "failed", "histogram", "key", "keys",
                  "subs", "fast")
 
     def __init__(self, name: bytes, command, container: bool = False) -> None:
         self.name = name
         self.calls = 0
-        self.seconds = 0.0
+        self.nanos = 0
         self.rejected = 0
         self.failed = 0
         self.histogram = [0] * BUCKETS
         self.fast = command is not None and "fast" in command.flags
-        # readonly commands with keys count keyspace hits and misses over these arguments
-        self.keys = None
+        # readonly commands with keys count keyspace hits and misses: one key's position,
+        # or the slice of several
+        self.key = self.keys = None
         if (command is not None and "readonly" in command.flags and command.first_key > 0
                 and not container):
-            last = command.last_key
-            self.keys = slice(command.first_key, None if last < 0 else last + 1, command.step)
+            first, last = command.first_key, command.last_key
+            if first == last:
+                self.key = first
+            else:
+                self.keys = slice(first, None if last < 0 else last + 1, command.step)
         self.subs = {} if container else None
 
 
@@ -55,8 +59,8 @@ class Stats:
         self.misses = 0
         self.slowlog = SlowLog()
         self.latency = LatencyMonitor()
-        self.slow_after = 0.01  # seconds (slowlog-log-slower-than); INFINITY: off
-        self.latency_after = INFINITY  # seconds (latency-monitor-threshold); INFINITY: off
+        self.slow_after = 10000000  # ns (slowlog-log-slower-than); INFINITY: off
+        self.latency_after = INFINITY  # ns (latency-monitor-threshold); INFINITY: off
         self.threshold = self.slow_after  # the lower of the two: one test per command
         self.tracking = True  # latency-tracking
         self.percentiles = (50.0, 99.0, 99.9)  # latency-tracking-info-percentiles
@@ -66,37 +70,47 @@ class Stats:
     def set_thresholds(self, slow_us: int = None, latency_ms: int = None) -> None:
         """Set slowlog-log-slower-than (us, negative: off) or latency-monitor-threshold (ms)."""
         if slow_us is not None:
-            self.slow_after = INFINITY if slow_us < 0 else slow_us / 1e6
+            self.slow_after = INFINITY if slow_us < 0 else slow_us * 1000
         if latency_ms is not None:
-            self.latency_after = INFINITY if latency_ms <= 0 else latency_ms / 1e3
+            self.latency_after = INFINITY if latency_ms <= 0 else latency_ms * 1000000
         self.threshold = min(self.slow_after, self.latency_after)
 
-    def called(self, session, command, argv, reply, elapsed: float) -> None:
+    def called(self, session, command, argv, reply, elapsed: int) -> None:
         """Count one executed command (O(keys) for reads: each key's hit or miss)."""
         stat = self.commands.get(command)
-        if stat is None:
-            stat = self.commands[command] = CommandStat(
-                command.name, command, command.name in SUBCOMMANDS)
-        if stat.subs is not None:
-            stat = self._sub(stat, command, argv)
+        if stat is None or stat.subs is not None:
+            stat = self._stat(command, argv)
         stat.calls += 1
-        stat.seconds += elapsed
+        stat.nanos += elapsed
         if reply.__class__ is Error:
             stat.failed += 1
             self.error(reply)
-        keys = stat.keys
-        if keys is not None:
-            # After the handler: a read removed its expired keys, so membership is a hit.
+        # After the handler: a read removed its expired keys, so membership is a hit.
+        key = stat.key
+        if key is not None:
+            if argv[key] in session.keyspace.data:
+                self.hits += 1
+            else:
+                self.misses += 1
+        elif stat.keys is not None:
             data = session.keyspace.data
-            for key in argv[keys]:
+            for key in argv[stat.keys]:
                 if key in data:
                     self.hits += 1
                 else:
                     self.misses += 1
         if self.tracking:
-            stat.histogram[min(int(elapsed * 1e6).bit_length(), BUCKETS - 1)] += 1
+            # below 64 for any duration under 292 years
+            stat.histogram[elapsed.bit_length()] += 1
         if elapsed >= self.threshold:
             self._slow(session, command, stat, argv, elapsed)
+
+    def _stat(self, command, argv) -> CommandStat:
+        stat = self.commands.get(command)
+        if stat is None:
+            stat = self.commands[command] = CommandStat(
+                command.name, command, command.name in SUBCOMMANDS)
+        return stat if stat.subs is None else self._sub(stat, command, argv)
 
     def _sub(self, stat: CommandStat, command, argv) -> CommandStat:
         name = argv[1].lower() if len(argv) > 1 else b""
@@ -107,9 +121,9 @@ class Stats:
             sub = stat.subs[name] = CommandStat(command.name + b"|" + name, command)
         return sub
 
-    def _slow(self, session, command, stat, argv, elapsed: float) -> None:
+    def _slow(self, session, command, stat, argv, elapsed: int) -> None:
         now = int(self.clock.seconds())
-        usec = int(elapsed * 1e6 + 0.5)
+        usec = elapsed // 1000
         if elapsed >= self.latency_after:
             self.latency.add(b"fast-command" if stat.fast else b"command", usec // 1000, now)
         if elapsed >= self.slow_after and command.name != b"exec":
@@ -170,7 +184,7 @@ class Stats:
             for bucket, count in enumerate(stat.histogram):
                 seen += count
                 if seen >= wanted:
-                    value = float(1 << bucket)
+                    value = (1 << bucket) / 1000.0
                     break
             out.append("p%s=%.3f" % (_trim(percentile), value))
         return ",".join(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from time import perf_counter
+from time import perf_counter_ns
 
 from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
 from kvtwist.engine.config import defaults
@@ -169,12 +169,12 @@ class Session:
             return store.stats.rejected(command, Error(write_refused(store.journal.failure)))
         self.last_command = command.name
         store.current = self
-        started = perf_counter()
+        started = perf_counter_ns()
         try:
             reply = command.handler(self, argv)
         except CommandError as exc:
             reply = Error(exc.message)
         # Counted after the handler, as Redis's call() does: CONFIG RESETSTAT counts itself.
         store.commands_processed += 1
-        store.stats.called(self, command, argv, reply, perf_counter() - started)
+        store.stats.called(self, command, argv, reply, perf_counter_ns() - started)
         return reply

@@ -5,7 +5,6 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine import stats as stats_module
 from kvtwist.engine.store import Store
 from kvtwist.wire.replies import OK, Status, to_resp
 from tests.helpers import SessionMixin
@@ -13,13 +12,13 @@ from tests.redisref import RawConnection, start_redis_or_skip
 
 
 class FakeTimer:
-    """perf_counter stand-in: each call advances by ``step`` seconds."""
+    """perf_counter_ns stand-in: each call advances by ``step`` nanoseconds."""
 
-    def __init__(self, step: float) -> None:
-        self.now = 0.0
+    def __init__(self, step: int) -> None:
+        self.now = 0
         self.step = step
 
-    def __call__(self) -> float:
+    def __call__(self) -> int:
         self.now += self.step
         return self.now
 
@@ -68,14 +67,13 @@ class SlowlogTests(SessionMixin, SynchronousTestCase):
 
     def test_threshold(self):
         """Only commands at least slowlog-log-slower-than microseconds long are logged."""
-        self.patch(stats_module, "INFINITY", stats_module.INFINITY)
         from kvtwist.engine import store as store_module
-        self.patch(store_module, "perf_counter", FakeTimer(0.002))
+        self.patch(store_module, "perf_counter_ns", FakeTimer(2000000))
         self.call("config", "set", "slowlog-log-slower-than", "3000")
         self.call("slowlog", "reset")
         self.call("ping")
         self.assertEqual(self.call("slowlog", "len"), 0)
-        self.patch(store_module, "perf_counter", FakeTimer(0.004))
+        self.patch(store_module, "perf_counter_ns", FakeTimer(4000000))
         self.call("ping")
         self.assertEqual(self.call("slowlog", "get")[0][2], 4000)
 
@@ -84,7 +82,7 @@ class LatencyTests(SessionMixin, SynchronousTestCase):
     def test_monitor(self):
         """Commands over latency-monitor-threshold ms are sampled once a second per event."""
         from kvtwist.engine import store as store_module
-        self.patch(store_module, "perf_counter", FakeTimer(0.020))
+        self.patch(store_module, "perf_counter_ns", FakeTimer(20000000))
         self.assertEqual(self.call("latency", "latest"), [])
         self.call("config", "set", "latency-monitor-threshold", "10")
         self.call("get", "k")
@@ -104,7 +102,7 @@ class LatencyTests(SessionMixin, SynchronousTestCase):
     def test_disabled_by_default(self):
         """With latency-monitor-threshold 0 nothing is sampled."""
         from kvtwist.engine import store as store_module
-        self.patch(store_module, "perf_counter", FakeTimer(1.0))
+        self.patch(store_module, "perf_counter_ns", FakeTimer(10 ** 9))
         self.call("ping")
         self.assertEqual(self.call("latency", "latest"), [])
 

@@ -48,4 +48,4 @@ class StatsTests(SessionMixin, SynchronousTestCase):
         stat.histogram[3] = 99
         stat.histogram[10] = 1
         counter = stats.Stats(self.clock)
-        self.assertEqual(counter.percentile_line(stat), "p50=8.000,p99=8.000,p99.9=1024.000")
+        self.assertEqual(counter.percentile_line(stat), "p50=0.008,p99=0.008,p99.9=1.024")
