@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import collections
 
-from kvtwist.engine.table import register, sub_dispatch, subcommands
-from kvtwist.wire.replies import OK, CommandError, Status
+from kvtwist.engine.table import TABLE, register, sub_dispatch, subcommands
+from kvtwist.wire.replies import OK, CommandError, Pairs, Status
 
 MAX_ARGC = 32  # SLOWLOG_ENTRY_MAX_ARGC
 MAX_STRING = 128  # SLOWLOG_ENTRY_MAX_STRING
@@ -166,18 +166,65 @@ def _latency_doctor(session, argv):
     return text.encode()
 
 
+def _cdf(stat) -> Pairs:
+    # Redis's fillCommandCDF: calls, then cumulative counts by bucket bound in microseconds
+    # (kvtwist's buckets are powers of two nanoseconds; below 1024 ns they all count as 1 us).
+    histogram, seen = [], 0
+    for bucket, count in enumerate(stat.histogram):
+        if count:
+            seen += count
+            bound = 1 << max(0, bucket - 10)
+            if histogram and histogram[-1][0] == bound:
+                histogram[-1] = (bound, seen)
+            else:
+                histogram.append((bound, seen))
+    return Pairs([(b"calls", stat.calls), (b"histogram_usec", Pairs(histogram))])
+
+
+def _latency_histogram(session, argv):
+    """LATENCY HISTOGRAM [command ...]: O(commands x 64 buckets)."""
+    commands = session.store.stats.commands
+    wanted = []
+    if len(argv) == 2:
+        for stat in commands.values():
+            wanted.extend(stat.subs.values() if stat.subs is not None else [stat])
+    else:
+        seen = set()
+        for raw in argv[2:]:
+            name, _, sub = raw.lower().partition(b"|")
+            command = TABLE.get(name)
+            stat = commands.get(command) if command is not None else None
+            if stat is None:
+                continue
+            if stat.subs is None:
+                found = [] if sub else [stat]
+            elif sub:
+                found = [stat.subs[sub]] if sub in stat.subs else []
+            else:
+                found = list(stat.subs.values())
+            for each in found:
+                if each.name not in seen:
+                    seen.add(each.name)
+                    wanted.append(each)
+    return Pairs([(stat.name, _cdf(stat)) for stat in wanted if any(stat.histogram)])
+
+
 LATENCY_SUBCOMMANDS = subcommands("latency")
 LATENCY_SUBCOMMANDS.update({
     b"latest": (2, _latency_latest),
     b"history": (3, _latency_history),
     b"reset": (-2, _latency_reset),
     b"doctor": (2, _latency_doctor),
+    b"histogram": (-2, _latency_histogram),
     b"help": (2, lambda session, argv: _help(b"LATENCY", [
         "DOCTOR", "    Return a human readable latency analysis report.",
         "HISTORY <event>", "    Return time-latency samples for the <event> class.",
         "LATEST", "    Return the latest latency samples for all events.",
         "RESET [<event> ...]", "    Reset latency data of one or more <event> classes.",
-        "    (default: reset all data for all event classes)"])),
+        "    (default: reset all data for all event classes)", "HISTOGRAM [COMMAND ...]",
+        "    Return a cumulative distribution of latencies in the format of a histogram for "
+        "the specified command names.",
+        "    If no commands are specified then all histograms are replied."])),
 })
 
 

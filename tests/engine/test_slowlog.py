@@ -6,7 +6,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine.store import Store
-from kvtwist.wire.replies import OK, Status, to_resp
+from kvtwist.wire.replies import OK, Pairs, Status, to_resp
 from tests.helpers import SessionMixin
 from tests.redisref import RawConnection, start_redis_or_skip
 
@@ -98,6 +98,25 @@ class LatencyTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.call("latency", "reset", "COMMAND"), 1)
         # RESET COMMAND took 20 ms itself: a "command" sample again.
         self.assertEqual(self.call("latency", "reset"), 2)
+
+    def test_histogram(self):
+        """LATENCY HISTOGRAM: calls and cumulative counts per bucket, for all commands,
+        named ones, a container's subcommands, or one subcommand; unknown names skipped."""
+        from kvtwist.engine import store as store_module
+        self.patch(store_module, "perf_counter_ns", FakeTimer(3000))
+        self.call("config", "resetstat")
+        self.call("set", "a", "b")
+        self.call("set", "c", "d")
+        self.call("client", "id")
+        everything = dict(self.call("latency", "histogram").items)
+        self.assertEqual(sorted(everything), [b"client|id", b"config|resetstat", b"set"])
+        self.assertEqual(everything[b"set"], Pairs([(b"calls", 2), (b"histogram_usec",
+                                                                    Pairs([(4, 2)]))]))
+        self.assertEqual([name for name, _ in self.call("latency", "histogram", "blabla", "set",
+                                                        "client").items],
+                         [b"set", b"client|id"])
+        self.assertEqual(len(self.call("latency", "histogram", "client|id").items), 1)
+        self.assertEqual(self.call("latency", "histogram", "get").items, [])
 
     def test_disabled_by_default(self):
         """With latency-monitor-threshold 0 nothing is sampled."""
