@@ -167,7 +167,7 @@ define_config("port", "0", integer(0, 65535), mutable=False, show=str)
 define_config("bind", "", str, mutable=False)
 define_config("dir", "", str, mutable=False)
 define_config("appendonly", "no", yes_no, _appendonly, mutable=False, show=show_yes_no)
-define_config("appendfsync", "always", _fsync, mutable=False)
+define_config("appendfsync", "always", _fsync, mutable=False, show=str)
 define_config("databases", "1", integer(1, INT_MAX), _databases, mutable=False, show=str)
 
 # Given as one argument in CONFIG SET, as several words in a file line (Redis's MULTI_ARG).
@@ -223,6 +223,22 @@ def configure(store, pairs) -> None:
 # -- CONFIG ---------------------------------------------------------------------------
 
 
+# Settable in Redis but fixed when kvstore starts: setting one to the value it has is a no-op
+# (clients that write back what CONFIG GET gave them work); any other value is refused.
+FIXED_AT_START = frozenset(["port", "bind", "dir", "appendonly", "appendfsync"])
+
+
+def _unchanged(store, param, raw: bytes) -> bool:
+    if param.name not in FIXED_AT_START:
+        return False
+    text = raw.decode("utf-8", "replace")
+    try:
+        value = param.parse(text)
+    except ValueError:
+        return False
+    return (param.show(value) if param.show is not None else text) == text_of(store, param)
+
+
 def _config_get(session, argv):
     """CONFIG GET pattern [pattern ...]: O(patterns x parameters)."""
     found = {}  # lowercased name as matched -> (name as replied, param)
@@ -263,7 +279,7 @@ def _config_set(session, argv):
             continue
         if failure is not None:
             continue
-        if not param.mutable:
+        if not param.mutable and not _unchanged(store, param, argv[index + 1]):
             failure = (name, "can't set immutable config")
         elif any(param is each for each, _ in chosen):
             failure = (name, "duplicate parameter")

@@ -76,6 +76,17 @@ class ConfigSetTests(SessionMixin, SynchronousTestCase):
                          "ERR CONFIG SET failed (possibly related to argument 'port') - "
                          "can't set immutable config")
 
+    def test_fixed_parameters_accept_their_value(self):
+        """port, dir, appendfsync... (settable in Redis, fixed here) accept only their value."""
+        store = Store(Clock(), config={"port": "7001", "appendfsync": "everysec"})
+        session = store.new_session()
+        self.assertEqual(session.execute([b"config", b"set", b"port", b"7001", b"appendfsync",
+                                          b"EVERYSEC", b"hz", b"20"]), OK)
+        self.assertEqual(store.config["hz"], "20")
+        self.assertEqual(session.execute([b"config", b"set", b"port", b"7002"]).message,
+                         "ERR CONFIG SET failed (possibly related to argument 'port') - "
+                         "can't set immutable config")
+
     def test_all_or_nothing(self):
         """A refused value leaves every parameter of the CONFIG SET unchanged."""
         reply = self.call("config", "set", "slowlog-max-len", "5", "proto-max-bulk-len", "1k")
