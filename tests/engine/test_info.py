@@ -126,3 +126,42 @@ class InfoTests(SessionMixin, SynchronousTestCase):
                                b"journal_fsync:always\r\njournal_bytes:42\r\n"
                                b"journal_last_commit:12\r\njournal_last_load_ms:250\r\n")
         self.assertIn(b"aof_enabled:1\r\n", self.call("info", "persistence"))
+
+
+class DifferentialInfoTests(SynchronousTestCase):
+    def test_field_names(self):
+        """Every field kvstore prints in Redis's sections is one redis-server prints there."""
+        from twisted.internet.task import Clock
+
+        from tests.redisref import RawConnection, start_redis_or_skip
+
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        redis = RawConnection(server.port)
+        self.addCleanup(redis.close)
+        redis.call([b"set", b"k", b"v"])
+        redis.call([b"get", b"k"])
+        session = Store(Clock()).new_session()
+        session.execute([b"set", b"k", b"v"])
+        session.execute([b"get", b"k"])
+
+        def fields(text: bytes) -> dict:
+            out, section = {}, None
+            for line in text.split(b"\r\n"):
+                if line.startswith(b"# "):
+                    section = line[2:]
+                elif line:
+                    out.setdefault(section, set()).add(line.split(b":", 1)[0])
+            return out
+
+        theirs = fields(redis.call([b"info", b"everything"]).split(b"\r\n", 1)[1])
+        ours = fields(session.execute([b"info", b"everything"]))
+        own = {b"kvtwist_version", b"kvtwist_value_types", b"python_implementation"}
+        for section, names in ours.items():
+            if section == b"Journal":
+                continue
+            self.assertIn(section, theirs)
+            if section in (b"Commandstats", b"Latencystats", b"Errorstats"):
+                self.assertEqual(names, theirs[section] & names, section)
+                continue
+            self.assertEqual(names - own - theirs[section], set(), section)
