@@ -18,7 +18,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     transactions,
     pubsub,
     notify,
+    config,
+    slowlog,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, info, tracking, transactions, pubsub,
-            notify)
+            notify, config, slowlog)

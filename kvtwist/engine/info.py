@@ -1,76 +1,295 @@
-"""INFO: Server, Clients, Memory, Stats, Persistence and Keyspace sections, as Redis prints them."""
+"""INFO: Redis 7.0's sections and field names, plus kvtwist's own ``# Journal`` section.
+
+Values are in Redis's style: integers, 0/1 flags, ``ok``/``err``; never a Python repr.
+The engine is pure: the serve layer may give the store ``rss_provider`` (a function
+returning the process's resident bytes) and ``config_file``; without them those fields
+are 0 and empty.
+"""
 
 from __future__ import annotations
 
+import binascii
+import itertools
 import os
+import platform
+import sys
 
 import kvtwist
-from kvtwist.engine.table import register
+from kvtwist.engine.config import text_of
+from kvtwist.engine.table import PARAMS, register
+
+try:
+    import resource
+except ImportError:  # not on every platform: the CPU section is then empty
+    resource = None
+
+# Order of Redis 7.0's INFO sections; "default" leaves out commandstats and latencystats.
+SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+            "modules", "commandstats", "errorstats", "latencystats", "cluster", "keyspace",
+            "journal")
+NOT_DEFAULT = frozenset(["commandstats", "latencystats"])
+TITLES = {"cpu": "CPU"}
+
+_SAMPLE = 256  # keys sampled to estimate the keyspace's memory
+_DICT_SLOT = 48  # bytes a dict entry costs beyond its key and value objects (CPython)
+_PYPY_OBJECT = 40  # a bytes object's header where sys.getsizeof does not exist (PyPy)
 
 
-# Bytes per key beyond its key and value lengths: two bytes objects and a dict slot on
-# CPython (sys.getsizeof is unavailable on PyPy, so this is a fixed estimate).
-_PER_KEY_OVERHEAD = 120
+def _size(value) -> int:
+    try:
+        return sys.getsizeof(value)
+    except TypeError:  # PyPy
+        return len(value) + _PYPY_OBJECT
 
 
-def _memory_estimate(keyspace) -> int:
-    # Exact accounting would cost on every write; sample 64 entries instead.
-    data = keyspace.data
-    if not data:
+def used_memory(keyspaces) -> int:
+    """Estimate the bytes the data takes: keys, values, expiries, from a sample.
+
+    O(256) per database: the mean size of up to 256 entries times the number of keys.
+    """
+    total = 0
+    for keyspace in keyspaces:
+        data = keyspace.data
+        if not data:
+            continue
+        sample = list(itertools.islice(data.items(), _SAMPLE))
+        each = sum(_size(key) + _size(value) for key, value in sample) / len(sample)
+        total += int(len(data) * (each + _DICT_SLOT) + len(keyspace.expires) * (_DICT_SLOT + 32))
+    return total
+
+
+def human(size: int) -> str:
+    """Format bytes as Redis's bytesToHuman does (B, K, M, G, T)."""
+    if size < 1024:
+        return "%dB" % size
+    for unit, power in (("K", 1), ("M", 2), ("G", 3), ("T", 4), ("P", 5)):
+        if size < 1024 ** (power + 1) or unit == "P":
+            return "%.2f%s" % (size / float(1024 ** power), unit)
+    return "%dB" % size
+
+
+def _avg_ttl(keyspace, now_ms: int) -> int:
+    # From up to 64 keys with an expiry: Redis's is an estimate from sampling too.
+    sample = list(itertools.islice(keyspace.expires.values(), 64))
+    if not sample:
         return 0
-    sample = list(zip(range(64), data.items()))
-    each = sum(len(key) + len(value) for _, (key, value) in sample) / float(len(sample))
-    return int(len(data) * (each + _PER_KEY_OVERHEAD) + len(keyspace.expires) * 64)
+    return max(0, int(sum(at - now_ms for at in sample) / len(sample)))
 
 
-def _info_sections(session) -> dict:
-    store = session.store
-    uptime = int(store.clock.seconds() - store.started)
-    server = [("redis_version", "7.0.0"), ("redis_mode", "standalone"),
-              ("kvtwist_version", kvtwist.__version__),
-              # kvproxy trusts MGET's nils only from a backend saying it holds strings only.
-              ("kvtwist_value_types", "string"), ("arch_bits", "64"),
-              ("process_id", str(os.getpid())), ("uptime_in_seconds", uptime),
-              ("uptime_in_days", uptime // 86400)]
-    # tap passes the listening port in config; store.port serves embedders that set it.
-    port = store.config.get("port", store.port)
-    if port is not None:
-        server.append(("tcp_port", port))
-    databases = store.databases
-    used = sum(_memory_estimate(each) for each in databases)
-    persistence = [("loading", 0)]
+def _server(store) -> list:
+    now = store.clock.seconds()
+    uptime = int(now - store.started)
+    port = text_of(store, PARAMS["port"])
+    if port == "0" and store.port is not None:
+        port = str(store.port)  # an embedder that set store.port
+    hz = store.config.get("hz", "10")
+    return [("redis_version", "7.0.0"), ("redis_git_sha1", "00000000"), ("redis_git_dirty", 0),
+            ("redis_mode", "standalone"),
+            ("os", "%s %s %s" % (platform.system(), platform.release(), platform.machine())),
+            ("arch_bits", 64 if sys.maxsize > 2 ** 32 else 32),
+            ("process_id", os.getpid()), ("process_supervised", "no"),
+            ("run_id", _run_id(store)), ("tcp_port", port),
+            ("server_time_usec", int(now * 1000000)), ("uptime_in_seconds", uptime),
+            ("uptime_in_days", uptime // 86400), ("hz", hz), ("configured_hz", hz),
+            ("executable", sys.argv[0] if sys.argv and sys.argv[0] else ""),
+            ("config_file", getattr(store, "config_file", None) or ""),
+            ("kvtwist_version", kvtwist.__version__),
+            # kvproxy trusts MGET's nils only from a backend saying it holds strings only.
+            ("kvtwist_value_types", "string"),
+            ("python_implementation", platform.python_implementation())]
+
+
+def _run_id(store) -> str:
+    run_id = getattr(store, "run_id", None)
+    if run_id is None:
+        run_id = store.run_id = binascii.hexlify(os.urandom(20)).decode()
+    return run_id
+
+
+def _memory(store, keyspaces) -> list:
+    used = used_memory(keyspaces)
+    provider = getattr(store, "rss_provider", None)
+    rss = provider() if provider is not None else 0
+    peak = max(getattr(store, "used_memory_peak", 0), used)
+    store.used_memory_peak = peak
+    return [("used_memory", used), ("used_memory_human", human(used)),
+            ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
+            ("used_memory_peak", peak), ("used_memory_peak_human", human(peak)),
+            ("used_memory_dataset", used), ("maxmemory", 0), ("maxmemory_human", "0B"),
+            ("maxmemory_policy", "noeviction")]
+
+
+def _persistence(store) -> list:
     info = getattr(store.journal, "info", None)
-    if info is not None:
-        persistence.extend(sorted(info().items()))
-    return {
-        "server": server,
-        "clients": [("connected_clients", len(store.clients)),
-                    ("maxclients", store.config.get("maxclients", "0"))],
-        "memory": [("used_memory", used), ("used_memory_human", "%.2fK" % (used / 1024.0)),
-                   ("maxmemory", store.config.get("maxmemory", "0"))],
-        "stats": [("total_connections_received", store.connections_received),
-                  ("total_commands_processed", store.commands_processed),
-                  ("expired_keys", databases.expired_keys)],
-        "persistence": persistence,
-        "keyspace": [("db%d" % (each.index,), "keys=%d,expires=%d,avg_ttl=0" % (
-            len(each), len(each.expires))) for each in databases if len(each)],
-    }
+    info = info() if info is not None else {}
+    journalled = "fsync" in info  # the real journal (kvtwist.storage.journal)
+    failure = info.get("failure")
+    fields = [("loading", 0), ("async_loading", 0), ("rdb_changes_since_last_save", 0),
+              ("rdb_bgsave_in_progress", 0), ("rdb_last_save_time", int(store.started)),
+              ("rdb_last_bgsave_status", "ok"), ("rdb_last_bgsave_time_sec", -1),
+              ("rdb_current_bgsave_time_sec", -1), ("rdb_saves", 0),
+              ("aof_enabled", int(journalled)),
+              ("aof_rewrite_in_progress", int(bool(info.get("compacting")))),
+              ("aof_rewrite_scheduled", 0), ("aof_last_bgrewrite_status", "ok"),
+              ("aof_rewrites", int(info.get("compactions", 0))),
+              ("aof_last_write_status", "ok" if failure is None else "err")]
+    if journalled:
+        fields += [("aof_current_size", int(info.get("journal_bytes", 0))),
+                   ("aof_base_size", int(info.get("snapshot_bytes", 0))),
+                   ("aof_pending_rewrite", 0),
+                   ("aof_buffer_length", int(info.get("pending", 0)))]
+    return fields
 
 
-_SECTION_TITLES = {"server": "Server", "clients": "Clients", "memory": "Memory", "stats": "Stats",
-                   "persistence": "Persistence", "keyspace": "Keyspace"}
+def _journal(store) -> list:
+    info = getattr(store.journal, "info", None)
+    if info is None:
+        return []
+    fields = []
+    for name, value in sorted(info().items()):
+        if not name.startswith("journal"):
+            name = "journal_" + name
+        if value is None:
+            value = ""
+        elif value is True or value is False:
+            value = int(value)
+        elif isinstance(value, float):
+            if name == "journal_last_load_seconds":
+                name, value = "journal_last_load_ms", int(value * 1000)
+            else:
+                value = int(value)
+        elif isinstance(value, str):
+            value = value.replace("\r", " ").replace("\n", " ")
+        fields.append((name, value))
+    return fields
 
 
-@register("info", -1, "fast", 0, 0, 0)
+def _stats(store, keyspaces) -> list:
+    stats = store.stats
+    return [("total_connections_received", store.connections_received),
+            ("total_commands_processed", store.commands_processed),
+            ("instantaneous_ops_per_sec", stats.ops_per_sec()),
+            ("rejected_connections", 0),
+            ("expired_keys", sum(keyspace.expired_keys for keyspace in keyspaces)),
+            ("evicted_keys", 0), ("keyspace_hits", stats.hits),
+            ("keyspace_misses", stats.misses), ("total_error_replies", stats.error_replies),
+            ("unexpected_error_replies", 0)]
+
+
+def _cpu() -> list:
+    if resource is None:
+        return []
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    fields = [("used_cpu_sys", "%.6f" % own.ru_stime), ("used_cpu_user", "%.6f" % own.ru_utime),
+              ("used_cpu_sys_children", "%.6f" % children.ru_stime),
+              ("used_cpu_user_children", "%.6f" % children.ru_utime)]
+    thread = getattr(resource, "RUSAGE_THREAD", None)
+    if thread is not None:
+        main = resource.getrusage(thread)
+        fields += [("used_cpu_sys_main_thread", "%.6f" % main.ru_stime),
+                   ("used_cpu_user_main_thread", "%.6f" % main.ru_utime)]
+    return fields
+
+
+def _command_stats(store) -> list:
+    fields = []
+    for stat in _all_stats(store):
+        if stat.calls or stat.rejected or stat.failed:
+            usec = stat.nanos // 1000
+            fields.append(("cmdstat_" + stat.name.decode("utf-8", "replace"),
+                           "calls=%d,usec=%d,usec_per_call=%.2f,rejected_calls=%d,"
+                           "failed_calls=%d" % (stat.calls, usec,
+                                                usec / float(stat.calls) if stat.calls else 0,
+                                                stat.rejected, stat.failed)))
+    return fields
+
+
+def _all_stats(store):
+    for stat in store.stats.commands.values():
+        yield stat
+        if stat.subs:
+            for sub in stat.subs.values():
+                yield sub
+
+
+def _latency_stats(store) -> list:
+    stats = store.stats
+    fields = []
+    if not stats.tracking:
+        return fields
+    for stat in _all_stats(store):
+        line = stats.percentile_line(stat)
+        if line:
+            fields.append(("latency_percentiles_usec_" + stat.name.decode("utf-8", "replace"),
+                           line))
+    return fields
+
+
+def _keyspace(store, keyspaces) -> list:
+    now_ms = int(store.clock.seconds() * 1000)
+    return [("db%d" % getattr(keyspace, "index", 0),
+             "keys=%d,expires=%d,avg_ttl=%d" % (len(keyspace), len(keyspace.expires),
+                                                _avg_ttl(keyspace, now_ms)))
+            for keyspace in keyspaces if len(keyspace)]
+
+
+def _section(store, name: str, keyspaces) -> list:
+    if name == "server":
+        return _server(store)
+    if name == "clients":
+        return [("connected_clients", len(store.clients)), ("cluster_connections", 0),
+                ("blocked_clients", 0)]
+    if name == "memory":
+        return _memory(store, keyspaces)
+    if name == "persistence":
+        return _persistence(store)
+    if name == "stats":
+        return _stats(store, keyspaces)
+    if name == "replication":
+        return [("role", "master"), ("connected_slaves", 0),
+                ("master_failover_state", "no-failover"), ("master_replid", _run_id(store)),
+                ("master_replid2", "0" * 40), ("master_repl_offset", 0),
+                ("second_repl_offset", -1), ("repl_backlog_active", 0),
+                ("repl_backlog_first_byte_offset", 0), ("repl_backlog_histlen", 0)]
+    if name == "cpu":
+        return _cpu()
+    if name == "commandstats":
+        return _command_stats(store)
+    if name == "errorstats":
+        return [("errorstat_" + code, "count=%d" % count)
+                for code, count in store.stats.errors.items()]
+    if name == "latencystats":
+        return _latency_stats(store)
+    if name == "cluster":
+        return [("cluster_enabled", 0)]
+    if name == "keyspace":
+        return _keyspace(store, keyspaces)
+    if name == "journal":
+        return _journal(store)
+    return []  # modules: none
+
+
+def wanted_sections(args) -> list:
+    """Return the sections INFO's arguments ask for, in Redis's order."""
+    names = {arg.decode("utf-8", "replace").lower() for arg in args}
+    if not names:
+        names = {"default"}
+    if "everything" in names or "all" in names:
+        names.update(SECTIONS)
+    if "default" in names:
+        names.update(name for name in SECTIONS if name not in NOT_DEFAULT)
+    return [name for name in SECTIONS if name in names]
+
+
+@register("info", -1, "random loading stale", 0, 0, 0)
 def cmd_info(session, argv):
-    sections = _info_sections(session)
-    wanted = [arg.decode("utf-8", "replace").lower() for arg in argv[1:]]
-    if not wanted or set(wanted) & {"all", "everything", "default"}:
-        wanted = list(sections)
+    """INFO [section ...]: O(commands + databases + 256 sampled keys per database)."""
+    store = session.store
+    keyspaces = getattr(store, "databases", [store.keyspace])
     out = []
-    for name in sections:
-        if name in wanted:
-            lines = ["# %s" % _SECTION_TITLES[name]]
-            lines.extend("%s:%s" % pair for pair in sections[name])
-            out.append("\r\n".join(lines) + "\r\n")
+    for name in wanted_sections(argv[1:]):
+        lines = ["# %s" % TITLES.get(name, name.capitalize())]
+        lines.extend("%s:%s" % pair for pair in _section(store, name, keyspaces))
+        out.append("\r\n".join(lines) + "\r\n")
     return "\r\n".join(out).encode("utf-8")

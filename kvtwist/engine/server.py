@@ -1,14 +1,13 @@
-"""Connection and server commands: PING, HELLO, COMMAND, CLIENT, CONFIG, COMPACT and friends."""
+"""Connection and server commands: PING, HELLO, COMMAND, CLIENT, COMPACT and friends."""
 
 from __future__ import annotations
 
 from twisted.logger import Logger
 
 from kvtwist.engine.table import (
-    PARAMS, SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch, subcommands)
+    SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch, subcommands)
+from kvtwist.wire.replies import OK, PONG, CommandError, Pairs, Status
 from kvtwist.engine.users import DEFAULT_USER, WRONGPASS, auth_for, authenticate
-from kvtwist.engine.glob import compile_glob
-from kvtwist.wire.replies import OK, PONG, CommandError, Error, Pairs, Status
 
 log = Logger()
 
@@ -291,84 +290,3 @@ CLIENT_SUBCOMMANDS.update({
 @register("client", -2, "admin noscript loading stale", 0, 0, 0)
 def cmd_client(session, argv):
     return sub_dispatch(CLIENT_SUBCOMMANDS, argv, session)
-
-
-# -- CONFIG -------------------------------------------------------------------------
-
-# Fixed when the server starts: Redis's own answer for an immutable setting.
-IMMUTABLE_CONFIG = frozenset(["databases", "port", "bind", "dir", "appendonly", "appendfsync",
-                              "dbfilename"])
-
-
-def _config_get(session, argv):
-    config = session.store.config
-    # Parameters a family defines (table.define_config) until CONFIG is rebuilt over them.
-    config = dict([(name, param.default) for name, param in PARAMS.items()], **config)
-    found = {}
-    for pattern in argv[2:]:
-        match = compile_glob(pattern, nocase=True).fullmatch
-        for name in config:
-            if name not in found and match(name.encode("utf-8")) is not None:
-                found[name] = config[name]
-    # Pairs: a flat array in RESP2 (Redis's bytes) and a map in RESP3.
-    return Pairs([(name.encode("utf-8"),
-                   value.encode("utf-8") if isinstance(value, str) else b"%d" % value)
-                  for name, value in found.items()])
-
-
-def _config_set(session, argv):
-    if len(argv) % 2:
-        raise CommandError(SYNTAX)
-    config = session.store.config
-    updates = {}
-    for index in range(2, len(argv), 2):
-        name = argv[index].decode("utf-8", "replace").lower()
-        param = PARAMS.get(name)
-        if param is not None:
-            text = argv[index + 1].decode("utf-8", "replace")
-            try:
-                value = param.parse(text)
-            except ValueError as exc:
-                raise CommandError("ERR CONFIG SET failed (possibly related to argument '%s') "
-                                   "- %s" % (name, exc))
-            config[name] = text
-            if param.apply is not None:
-                param.apply(session.store, value)
-            continue
-        if name not in config:
-            raise CommandError("ERR Unknown option or number of arguments for CONFIG SET - '%s'"
-                               % (name,))
-        if name in IMMUTABLE_CONFIG:
-            raise CommandError("ERR CONFIG SET failed (possibly related to argument '%s') - "
-                               "can't set immutable config" % (name,))
-        updates[name] = argv[index + 1].decode("utf-8", "replace")
-    config.update(updates)
-    return OK
-
-
-def _config_resetstat(session, argv):
-    store = session.store
-    store.commands_processed = 0
-    store.connections_received = 0
-    store.databases.reset_stats()
-    return OK
-
-
-CONFIG_SUBCOMMANDS = {
-    b"get": (-3, _config_get),
-    b"set": (-4, _config_set),
-    b"resetstat": (2, _config_resetstat),
-    b"rewrite": (2, lambda session, argv: Error("ERR The server is running without a config file")),
-    b"help": (2, lambda session, argv: _help_lines(b"CONFIG", [
-        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-        "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
-        "RESETSTAT", "    Reset statistics reported by the INFO command.",
-        "REWRITE", "    Not supported: there is no configuration file."])),
-}
-
-
-@register("config", -2, "admin noscript loading stale", 0, 0, 0)
-def cmd_config(session, argv):
-    return sub_dispatch(CONFIG_SUBCOMMANDS, argv, session)
-
-

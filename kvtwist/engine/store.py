@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from time import perf_counter_ns
+
 from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
-from kvtwist.engine.users import NOAUTH
+from kvtwist.engine.config import defaults
 from kvtwist.engine.databases import DEFAULT_DATABASES, IN_DB, Databases
 from kvtwist.engine.keyspace import FLUSH
-from kvtwist.engine.table import (
-    _LOOKUP, DEFAULT_CONFIG, TABLE, arity_error, unknown_command, write_refused)
+from kvtwist.engine.stats import Stats
+from kvtwist.engine.table import _LOOKUP, TABLE, arity_error, unknown_command, write_refused
+from kvtwist.engine.users import NOAUTH
 from kvtwist.wire.replies import CommandError, Error
 
 
@@ -51,7 +54,8 @@ class Store:
         self.journal = None
         self.set_journal(journal if journal is not None else NullJournal())
         self.clients: dict = {}
-        self.config = dict(DEFAULT_CONFIG)
+        self.config = defaults()
+        self.stats = Stats(clock)
         if config:
             self.config.update(config)
         self.started = clock.seconds()
@@ -207,31 +211,33 @@ class Session:
             if command is None:
                 if self.multi is not None:
                     self.multi.failed = True
-                return unknown_command(argv)
+                return self.store.stats.rejected(None, unknown_command(argv))
         arity = command.arity
         if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
             if self.multi is not None:
                 self.multi.failed = True
-            return arity_error(command.name)
+            return self.store.stats.rejected(command, arity_error(command.name))
         if not self.authenticated and not command.no_auth:
             if self.multi is not None:
                 self.multi.failed = True
-            return Error(NOAUTH)
+            return self.store.stats.rejected(command, Error(NOAUTH))
         if self.multi is not None:
             reply = self.multi.admit(self, command, argv)
             if reply is not None:
                 return reply
         store = self.store
         if command.write and store.journal.failure is not None:
-            return Error(write_refused(store.journal.failure))
+            return store.stats.rejected(command, Error(write_refused(store.journal.failure)))
         self.last_command = command.name
         store.current = self
+        started = perf_counter_ns()
         try:
             reply = command.handler(self, argv)
         except CommandError as exc:
             reply = Error(exc.message)
         # Counted after the handler, as Redis's call() does: CONFIG RESETSTAT counts itself.
         store.commands_processed += 1
+        store.stats.called(self, command, argv, reply, perf_counter_ns() - started)
         if self.tracking is not None:
             store.tracker.after_command(self, command, argv)
         return reply

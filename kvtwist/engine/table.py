@@ -14,19 +14,6 @@ NOT_INTEGER = "ERR value is not an integer or out of range"
 SYNTAX = "ERR syntax error"
 TOO_BIG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 
-DEFAULT_CONFIG = {
-    "save": "",
-    "appendonly": "no",
-    "appendfsync": "everysec",
-    "maxmemory": "0",
-    "maxmemory-policy": "noeviction",
-    "databases": "16",
-    "maxclients": "10000",
-    "timeout": "0",
-    "proto-max-bulk-len": str(MAX_STRING),
-    "hz": "10",
-}
-
 
 class Command:
     """One command-table entry: name, Redis arity, flags, key positions and handler."""
@@ -172,18 +159,21 @@ class Param:
 
     ``parse(text)`` returns the value or raises ValueError with Redis's reason text;
     ``apply(store, value)`` (optional) makes the new value take effect. ``store.config``
-    holds each parameter's current text by name.
+    holds each parameter's current text by name: ``show(value)`` when given (the form
+    CONFIG GET prints, e.g. ``1048576`` for ``1mb``), else the text as it was set.
     """
 
-    __slots__ = ("name", "default", "parse", "apply", "mutable", "aliases")
+    __slots__ = ("name", "default", "parse", "apply", "mutable", "aliases", "show")
 
-    def __init__(self, name: str, default: str, parse, apply, mutable: bool, aliases) -> None:
+    def __init__(self, name: str, default: str, parse, apply, mutable: bool, aliases,
+                 show=None) -> None:
         self.name = name
         self.default = default
         self.parse = parse
         self.apply = apply
         self.mutable = mutable
         self.aliases = tuple(aliases)
+        self.show = show
 
 
 # name -> Param; every family defines the parameters it implements (and nothing else).
@@ -191,9 +181,9 @@ PARAMS: dict = {}
 
 
 def define_config(name: str, default: str, parse=str, apply=None, mutable: bool = True,
-                  aliases=()) -> Param:
+                  aliases=(), show=None) -> Param:
     """Register a configuration parameter that kvstore really implements."""
-    param = Param(name, default, parse, apply, mutable, aliases)
+    param = Param(name, default, parse, apply, mutable, aliases, show)
     PARAMS[name] = param
     for alias in param.aliases:
         PARAMS[alias] = param

@@ -100,7 +100,10 @@ class KVProtocol(protocol.Protocol):
             chunk = self._chunk = _Chunk(parts)
             # RESP, the dialect of every client library, is handled here rather than in
             # a method of its own, and so is the end of the read: two calls less per read.
-            requests, error = self._parser.drain(data)
+            parser = self._parser
+            if parser.max_bulk != self.factory.max_bulk:  # CONFIG SET proto-max-bulk-len
+                parser.max_bulk = self.factory.max_bulk
+            requests, error = parser.drain(data)
             journal = self._journal
             session = self.session
             execute = session.execute

@@ -34,6 +34,20 @@ def _size(text: str) -> int:
     return int(value)
 
 
+# Directives of a --config file that set twistd kvstore's options.
+_FILE_OPTIONS = {"dir": "data", "appendfsync": "fsync", "proto-max-bulk-len": "max-bulk",
+                 "databases": "databases"}
+_MULTI_ARG = ("bind", "save", "latency-tracking-info-percentiles")
+
+
+def _interface(bind: str) -> str:
+    # Redis's "-" prefix marks an address as optional; "*" is every IPv4 address.
+    bind = bind.lstrip("-")
+    if bind == "*":
+        bind = "0.0.0.0"
+    return bind.replace(":", "\\:")
+
+
 class Options(ServerOptions):
     """Options for ``twistd kvstore``."""
 
@@ -44,6 +58,7 @@ class Options(ServerOptions):
                 "JSON lines on one port, keeping its data in a journal in --data.")
 
     optParameters = [
+        ["config", None, None, "a redis.conf-style file (command-line options override it)"],
         ["data", "d", "kvdata", "directory holding the journal and snapshots"],
         ["fsync", None, "always", "journal fsync policy: always, everysec or no"],
         ["max-bulk", None, "512mb", "largest bulk string a RESP client may send"],
@@ -63,7 +78,24 @@ class Options(ServerOptions):
                     "journal-writer": usage.CompleteList(JOURNAL_WRITERS),
                     "data": usage.CompleteDirs()})
 
+    def parseOptions(self, options=None) -> None:
+        """Parse, noting which options the command line gives (they override --config)."""
+        import getopt
+        import sys
+
+        try:
+            given, _ = getopt.getopt(sys.argv[1:] if options is None else options,
+                                     self.shortOpt, self.longOpt)
+        except getopt.error:
+            given = []  # the real parse below reports it
+        self.given = {self.synonyms.get(opt.lstrip("-").replace("-", "_"), opt.lstrip("-"))
+                      for opt, _ in given}
+        ServerOptions.parseOptions(self, options)
+
     def postOptions(self) -> None:
+        self.params = []  # (name, text, where) of --config's parameter directives
+        if self["config"] is not None:
+            self._read_config(self["config"])
         ServerOptions.postOptions(self)
         if self["fsync"] not in FSYNC_POLICIES:
             raise usage.UsageError("--fsync must be one of: %s" % ", ".join(FSYNC_POLICIES))
@@ -84,6 +116,41 @@ class Options(ServerOptions):
         if not 1 <= self["databases"] <= MAX_DATABASES:
             raise usage.UsageError("--databases must be between 1 and %d" % (MAX_DATABASES,))
 
+    def _read_config(self, path: str) -> None:
+        from kvtwist.engine import configfile
+        from kvtwist.engine.table import PARAMS
+
+        try:
+            lines = configfile.read(path)
+        except (OSError, configfile.ConfigFileError) as e:
+            raise usage.UsageError("--config: %s" % (e,))
+        given = getattr(self, "given", set())
+        port, binds = None, None
+        for number, words in lines:
+            where = "%s:%d" % (path, number)
+            name, args = words[0], words[1:]
+            if name == "port" and len(args) == 1:
+                port = args[0]
+            elif name == "bind" and args:
+                binds = args
+            elif name in _FILE_OPTIONS and len(args) == 1:
+                option = _FILE_OPTIONS[name]
+                if option not in given:
+                    self[option] = args[0]
+            elif name in PARAMS and (len(args) == 1 or (name in _MULTI_ARG and args)):
+                self.params.append((name, " ".join(args), where))
+            else:
+                raise usage.UsageError(
+                    "%s: unknown directive or wrong number of arguments: '%s'"
+                    % (where, " ".join(words)))
+        if "listen" not in given and (port is not None or binds is not None):
+            port = DEFAULT_LISTEN.split(":")[1] if port is None else port
+            if not port.isdigit() or int(port) > 65535:
+                raise usage.UsageError("%s: bad port '%s'" % (path, port))
+            self["listen"] = [
+                "tcp:%s:interface=%s" % (port, _interface(each))
+                for each in (binds or ["127.0.0.1"])]
+
 
 class StoreService(service.MultiService):
     """Owns the store's journal and expiry sweep; its children are the listening ports."""
@@ -96,17 +163,44 @@ class StoreService(service.MultiService):
         self.journal = journal
         self._sweeper = task.LoopingCall(store.databases.sweep)
         self._sweeper.clock = clock
+        self.sweep_interval = SWEEP_INTERVAL
+        # instantaneous_ops_per_sec: the command rate sampled every 100 ms, as Redis does
+        self._sampler = task.LoopingCall(
+            lambda: store.stats.sample(store.commands_processed))
+        self._sampler.clock = clock
+
+    def set_hz(self, hz: int) -> None:
+        """Sweep expired keys ``hz`` times a second (CONFIG SET hz), from now on."""
+        self.sweep_interval = 1.0 / hz
+        if self._sweeper.running:
+            self._sweeper.stop()
+            self._sweeper.start(self.sweep_interval, now=False)
 
     def startService(self) -> None:
         # Threads start here, not in makeService, so that they survive daemonizing.
         self.journal.start()
-        self._sweeper.start(SWEEP_INTERVAL, now=False)
+        self._sweeper.start(self.sweep_interval, now=False)
+        self._sampler.start(0.1, now=False)
         service.MultiService.startService(self)
+        if self.store.config.get("port") == "0":
+            # Listening on any free port: CONFIG GET port and INFO tell the one chosen.
+            for child in self:
+                waiting = getattr(child, "_waitingForPort", None)
+                if waiting is not None:
+                    waiting.addCallback(self._listening)
+                    break
+
+    def _listening(self, port):
+        number = getattr(port.getHost(), "port", None)
+        if number is not None:
+            self.store.config["port"] = str(number)
+        return port
 
     def stopService(self):
         """Stop listening, then flush the journal; the Deferred fires when it is closed."""
-        if self._sweeper.running:
-            self._sweeper.stop()
+        for call in (self._sweeper, self._sampler):
+            if call.running:
+                call.stop()
         d = service.MultiService.stopService(self)
         d.addCallback(lambda _: self.journal.stop())
         return d
@@ -118,12 +212,17 @@ def makeService(options, reactor=None) -> service.MultiService:
 
     if reactor is None:
         from twisted.internet import reactor
+    from kvtwist.engine import config
+
     store = Store(reactor, config={"port": _first_port(options["listen"]),
+                                   "bind": " ".join(_interfaces(options["listen"])),
                                    "proto-max-bulk-len": str(options["max-bulk"]),
-                                   "appendfsync": options["fsync"],
-                                   "databases": str(options["databases"]),
+                                   "appendonly": "yes", "appendfsync": options["fsync"],
                                    "dir": os.path.abspath(options["data"])},
                   databases=options["databases"])
+    if options["config"] is not None:
+        store.config_file = os.path.abspath(options["config"])
+    store.rss_provider = _rss
     started = time.monotonic()
     try:
         journal = Journal.open(options["data"], store.databases, reactor,
@@ -134,6 +233,10 @@ def makeService(options, reactor=None) -> service.MultiService:
     except (JournalError, OSError, DatabaseCountError) as e:
         raise SystemExit("kvstore: cannot open %s: %s" % (options["data"], e))
     store.set_journal(journal)
+    try:
+        config.configure(store, getattr(options, "params", []))
+    except config.ConfigError as e:
+        raise SystemExit("kvstore: %s" % (e,))
     if options["requirepass"]:
         auth_for(store).set_password(options["requirepass"].encode("utf-8", "surrogateescape"))
     StoreService.log.info(
@@ -142,9 +245,31 @@ def makeService(options, reactor=None) -> service.MultiService:
         seconds=time.monotonic() - started, fsync=options["fsync"])
     top = StoreService(store, journal, reactor)
     factory = KVFactory(store, max_bulk=options["max-bulk"], reactor=reactor)
+    config.watch(store, "proto-max-bulk-len", lambda value: setattr(factory, "max_bulk", value))
+    config.watch(store, "hz", top.set_hz)
+    if store.config["hz"] != "10":
+        top.set_hz(int(store.config["hz"]))
     for description in options["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     return top
+
+
+def _interfaces(listen: list) -> list:
+    found = []
+    for description in listen:
+        for field in description.replace("\\:", "\0").split(":")[1:]:
+            if field.startswith("interface="):
+                found.append(field[len("interface="):].replace("\0", ":"))
+    return found
+
+
+def _rss() -> int:
+    """Return the process's resident set size in bytes from /proc/self/statm, else 0."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
 
 
 def _first_port(listen: list) -> str:

@@ -214,7 +214,7 @@ class DifferentialTests(SynchronousTestCase):
         session = self.fresh_session()
         for argv in ([b"ping"], [b"PING", b"hi"], [b"echo", b"x"], [b"select", b"0"],
                      [b"config", b"get", b"save"], [b"config", b"get", b"appendonly"],
-                     [b"config", b"get", b"maxmemory"], [b"set", b"k", b"v"], [b"dbsize"],
+                     [b"config", b"get", b"hz"], [b"set", b"k", b"v"], [b"dbsize"],
                      [b"type", b"k"], [b"type", b"none"], [b"keys", b"k"], [b"client", b"getname"],
                      [b"client", b"setname", b"me"], [b"client", b"getname"],
                      [b"client", b"setname", b"a b"], [b"info", b"nosuch"],

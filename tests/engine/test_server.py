@@ -1,4 +1,4 @@
-"""Tests for kvtwist.engine.server: PING, HELLO, COMMAND, CLIENT, CONFIG, COMPACT and friends."""
+"""Tests for kvtwist.engine.server: PING, HELLO, COMMAND, CLIENT, COMPACT and friends."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from kvtwist.engine import server as admin
 from kvtwist.storage.journal import JournalError
 from kvtwist.engine.table import TABLE
 from kvtwist.engine.store import NullJournal
-from kvtwist.wire.replies import OK, PONG, Error, Pairs, Status, to_resp
+from kvtwist.wire.replies import OK, PONG, Error, Status, to_resp
 from tests.helpers import SessionMixin
 
 START = 1700000000.25
@@ -144,38 +144,6 @@ class ClientTests(AdminMixin, SynchronousTestCase):
         extended[b"tracking"] = (-3, lambda session, argv: OK)
         self.patch(admin, "CLIENT_SUBCOMMANDS", extended)
         self.assertEqual(self.call("client", "TRACKING", "on"), OK)
-
-
-class ConfigTests(AdminMixin, SynchronousTestCase):
-    def test_get(self):
-        """CONFIG GET globs over store.config and returns name/value pairs."""
-        self.assertEqual(self.call("config", "get", "save"), Pairs([(b"save", b"")]))
-        self.assertEqual(to_resp(self.call("config", "get", "appendonly", "databases")),
-                         b"*4\r\n$10\r\nappendonly\r\n$2\r\nno\r\n$9\r\ndatabases\r\n$2\r\n16\r\n")
-        reply = self.call("config", "get", "MAXMEMORY*")
-        self.assertEqual(dict(reply.items),
-                         {b"maxmemory": b"0", b"maxmemory-policy": b"noeviction"})
-        self.assertEqual(self.call("config", "get", "nosuch"), Pairs([]))
-
-    def test_set(self):
-        """CONFIG SET changes supported keys and gives Redis's errors for others."""
-        self.assertEqual(self.call("config", "set", "maxmemory", "100"), OK)
-        self.assertEqual(self.call("config", "get", "maxmemory"), Pairs([(b"maxmemory", b"100")]))
-        self.assertEqual(self.error("config", "set", "foo", "bar"),
-                         "ERR Unknown option or number of arguments for CONFIG SET - 'foo'")
-        self.assertEqual(
-            self.error("config", "set", "databases", "3"),
-            "ERR CONFIG SET failed (possibly related to argument 'databases') - "
-            "can't set immutable config")
-        self.assertEqual(self.error("config", "set", "maxmemory", "1", "hz"), "ERR syntax error")
-
-    def test_resetstat(self):
-        """CONFIG RESETSTAT zeroes the counters INFO reports."""
-        self.call("ping")
-        self.assertEqual(self.call("config", "resetstat"), OK)
-        # RESETSTAT itself is counted once it has run, as in Redis.
-        self.assertEqual(self.store.commands_processed, 1)
-        self.assertEqual(self.store.connections_received, 0)
 
 
 class FakeJournal(NullJournal):

@@ -131,10 +131,21 @@ class StoreTests(SynchronousTestCase):
         self.assertEqual(journal.effects, [(SET, b"k", b"v", 0)])
 
     def test_config_merge(self):
-        """Given config entries override the defaults."""
-        store = Store(Clock(), config={"maxmemory": "100"})
-        self.assertEqual(store.config["maxmemory"], "100")
+        """A store's config starts from the registered parameters' defaults; given entries
+        override them."""
+        store = Store(Clock(), config={"port": "7001"})
+        self.assertEqual(store.config["port"], "7001")
         self.assertEqual(store.config["appendonly"], "no")
+        self.assertNotIn("maxmemory", store.config)
+
+    def test_stats_hook_cost_is_per_command(self):
+        """Every executed command is counted once in store.stats, with its duration."""
+        store = Store(Clock())
+        session = store.new_session()
+        session.execute([b"set", b"k", b"v"])
+        session.execute([b"get", b"k"])
+        counted = {stat.name: stat.calls for stat in store.stats.commands.values()}
+        self.assertEqual(counted, {b"set": 1, b"get": 1})
 
 
 class ParseIntTests(SynchronousTestCase):

@@ -268,6 +268,20 @@ class ProtocolTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"-ERR Protocol error: invalid bulk length\r\n")
         self.assertTrue(transport.disconnecting)
 
+    def test_max_bulk_changed_for_open_connections(self) -> None:
+        """A new factory.max_bulk (CONFIG SET proto-max-bulk-len) applies to the next
+        request of a connection already open."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*2\r\n$4\r\nECHO\r\n$2000\r\n" + b"x" * 2000 + b"\r\n")
+        self.assertEqual(transport.value(), b"-ERR Protocol error: invalid bulk length\r\n")
+        self.factory.max_bulk = 4096
+        proto, transport = self.connect()
+        proto.dataReceived(b"*1\r\n$4\r\nPING\r\n")
+        self.factory.max_bulk = 1024 * 1024
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000\r\n" + b"x" * 5000 + b"\r\n")
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(self.store.data[b"k"], b"x" * 5000)
+
     def test_text_line_too_long(self) -> None:
         """A text line over 64 KiB gets an error and the connection closes."""
         proto, transport = self.connect()

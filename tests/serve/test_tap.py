@@ -319,7 +319,7 @@ class RestartTests(SynchronousTestCase):
         proc = start_kvstore(data)
         try:
             r = redis.Redis(port=proc.port, socket_timeout=10)
-            info = r.info("persistence")
+            info = r.info("journal")
             self.assertEqual(info["journal_writer"], "process")
             writer_pid = info["journal_writer_pid"]
             r.set("k", "v")
@@ -333,7 +333,7 @@ class RestartTests(SynchronousTestCase):
         try:
             r = redis.Redis(port=proc.port, socket_timeout=10)
             self.assertEqual(r.get("k"), b"v")
-            self.assertEqual(r.info("persistence")["journal_writer"], "thread")
+            self.assertEqual(r.info("journal")["journal_writer"], "thread")
             r.close()
         finally:
             proc.stop()
@@ -487,3 +487,139 @@ class RequirePassTests(SynchronousTestCase):
         lines = [json.loads(line) for line in replies.splitlines()]
         self.assertEqual(lines, [{"error": "NOAUTH Authentication required."}, "OK", "v"])
         self.assertNotIn("hunter2", proc.log)
+
+class ConfigFileOptionsTests(SynchronousTestCase):
+    """``--config FILE``: a redis.conf-style file read into options and parameters."""
+
+    def write(self, text: str) -> str:
+        directory = tempfile.mkdtemp(prefix="kvtwist-conf-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "kv.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_directives_map_to_options(self) -> None:
+        """port, bind, dir, appendfsync and proto-max-bulk-len set options; parameters wait."""
+        path = self.write("port 7001\nbind 127.0.0.1 -::1\ndir /tmp/kvd\nappendfsync everysec\n"
+                          "proto-max-bulk-len 1mb\nhz 20\nslowlog-log-slower-than \"5\"\n")
+        options = tap.Options()
+        options.parseOptions(["--config", path])
+        self.assertEqual(options["listen"], ["tcp:7001:interface=127.0.0.1",
+                                             "tcp:7001:interface=\\:\\:1"])
+        self.assertEqual((options["data"], options["fsync"], options["max-bulk"]),
+                         ("/tmp/kvd", "everysec", 1024 * 1024))
+        self.assertEqual(options.params, [("hz", "20", path + ":6"),
+                                          ("slowlog-log-slower-than", "5", path + ":7")])
+
+    def test_command_line_overrides(self) -> None:
+        """An option given on the command line wins over the file, before or after --config."""
+        path = self.write("port 7001\ndir /tmp/kvd\nappendfsync everysec\n")
+        options = tap.Options()
+        options.parseOptions(["--fsync", "always", "--config", path, "-d", "/tmp/other",
+                              "--listen", "tcp:7002"])
+        self.assertEqual((options["fsync"], options["data"], options["listen"]),
+                         ("always", "/tmp/other", ["tcp:7002"]))
+
+    def test_unknown_directive(self) -> None:
+        """An unknown directive is a usage error naming the file and its line number."""
+        path = self.write("# settings\nhz 10\nmaxmemory 100mb\n")
+        error = self.assertRaises(usage.UsageError, tap.Options().parseOptions,
+                                  ["--config", path])
+        self.assertEqual(str(error), "%s:3: unknown directive or wrong number of arguments: "
+                                     "'maxmemory 100mb'" % (path,))
+        error = self.assertRaises(usage.UsageError, tap.Options().parseOptions,
+                                  ["--config", path + ".missing"])
+        self.assertIn("No such file", str(error))
+
+    def test_hz_drives_the_sweep(self) -> None:
+        """StoreService sweeps expired keys hz times a second, changed while it runs."""
+        from twisted.internet.task import Clock
+
+        from kvtwist.engine.store import NullJournal, Store
+
+        class Journal(NullJournal):
+            def start(self):
+                pass
+
+            def stop(self):
+                pass
+
+        clock = Clock()
+        store = Store(clock)
+        sweeps = []
+        store.keyspace.sweep = lambda: sweeps.append(clock.seconds())
+        service = tap.StoreService(store, Journal(), clock)
+        service.set_hz(20)
+        service.startService()
+        clock.pump([0.05] * 4)
+        self.assertEqual(len(sweeps), 4)
+        service.set_hz(1)
+        clock.pump([0.5] * 4)
+        self.assertEqual(len(sweeps), 6)
+        service.stopService()
+
+
+class ConfigFileServerTests(SynchronousTestCase):
+    """A real ``twistd kvstore --config FILE``."""
+
+    def test_config_file_end_to_end(self) -> None:
+        """The file's settings are in force, CONFIG SET changes them, REWRITE writes them back."""
+        directory = tempfile.mkdtemp(prefix="kvtwist-conf-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "kv.conf")
+        with open(path, "w") as f:
+            f.write("# kvstore settings\ndir \"%s\"\nappendfsync everysec\nhz 25\n"
+                    "slowlog-log-slower-than 0\nmy-own-comment-free-line-is-fine-not\n"
+                    % (os.path.join(directory, "data"),))
+        proc = TwistdProcess("kvstore", ["--config", path])
+        self.assertIn("my-own-comment-free-line-is-fine-not", proc.log + proc.wait_for_line(
+            "unknown directive"))
+        proc.stop()
+        with open(path, "w") as f:
+            f.write("# kvstore settings\ndir \"%s\"\nappendfsync everysec\nhz 25\n"
+                    "slowlog-log-slower-than 0\n" % (os.path.join(directory, "data"),))
+        proc = start_kvstore(os.path.join(directory, "ignored"), "--config", path,
+                             "--fsync", "no")
+        try:
+            r = redis.Redis(port=proc.port, socket_timeout=10)
+            self.addCleanup(r.close)
+            settings = r.config_get("*")
+            self.assertEqual(settings["dir"], os.path.join(directory, "ignored"))
+            self.assertEqual((settings["appendfsync"], settings["hz"]), ("no", "25"))
+            self.assertEqual(settings["port"], str(proc.port))
+            self.assertTrue(r.set("k", "v"))
+            self.assertEqual(r.slowlog_get(1)[0]["command"], b"SET k v")
+            self.assertTrue(r.config_set("proto-max-bulk-len", "1mb"))
+            with self.assertRaises(redis.ResponseError) as caught:
+                r.set("big", "x" * (2 * 1024 * 1024))
+            self.assertIn("invalid bulk length", str(caught.exception))
+            r = redis.Redis(port=proc.port, socket_timeout=10)
+            self.addCleanup(r.close)
+            self.assertTrue(r.config_set("hz", "50"))
+            self.assertTrue(r.config_rewrite())
+            self.assertEqual(r.info("server")["config_file"], path)
+            self.assertGreater(r.info("memory")["used_memory_rss"], 0)
+        finally:
+            proc.stop()
+        with open(path) as f:
+            text = f.read()
+        self.assertTrue(text.startswith("# kvstore settings\n"))
+        self.assertIn("\nhz 50\n", text)
+        self.assertIn("\nappendfsync no\n", text)
+        self.assertIn("# Generated by CONFIG REWRITE\n", text)
+        self.assertIn("\nproto-max-bulk-len 1048576\n", text)
+
+    def test_bad_parameter_value(self) -> None:
+        """A refused parameter value stops start-up with the file, line and reason."""
+        directory = tempfile.mkdtemp(prefix="kvtwist-conf-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "kv.conf")
+        with open(path, "w") as f:
+            f.write("hz 10\nslowlog-max-len many\n")
+        proc = TwistdProcess("kvstore", ["--config", path, "--data",
+                                         os.path.join(directory, "data")])
+        line = proc.wait_for_line("slowlog-max-len")
+        self.assertIn("%s:2: 'slowlog-max-len many': argument couldn't be parsed into an "
+                      "integer" % (path,), line + proc.log)
+        self.assertNotEqual(proc.stop(), 0)
