@@ -88,7 +88,9 @@ class Stats:
         # After the handler: a read removed its expired keys, so membership is a hit.
         key = stat.key
         if key is not None:
-            if argv[key] in session.keyspace.data:
+            if key >= len(argv):  # a command whose key is optional (DUMP): no lookup
+                pass
+            elif argv[key] in session.keyspace.data:
                 self.hits += 1
             else:
                 self.misses += 1

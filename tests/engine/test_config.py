@@ -53,7 +53,7 @@ class ConfigGetTests(SessionMixin, SynchronousTestCase):
 
     def test_fixed_values(self):
         """databases shows the store's real number of databases."""
-        self.assertEqual(self.call("config", "get", "databases"), Pairs([(b"databases", b"1")]))
+        self.assertEqual(self.call("config", "get", "databases"), Pairs([(b"databases", b"16")]))
 
 
 class ConfigSetTests(SessionMixin, SynchronousTestCase):
@@ -209,11 +209,11 @@ class ConfigureTests(SynchronousTestCase):
         config.configure(store, [("hz", "20"), ("appendfsync", "everysec", "f:2")])
         self.assertEqual((store.config["hz"], store.config["appendfsync"]), ("20", "everysec"))
         with self.assertRaises(config.ConfigError) as caught:
-            config.configure(store, [("databases", "16", "kv.conf:3")])
+            config.configure(store, [("databases", "4", "kv.conf:3")])
         self.assertEqual(str(caught.exception),
-                         "kv.conf:3: 'databases 16': this kvstore has 1 database")
+                         "kv.conf:3: 'databases 4': this kvstore has 16 databases")
         with self.assertRaises(config.ConfigError):
-            config.configure(store, [("maxmemory", "1")])
+            config.configure(store, [("no-such-parameter", "1")])
 
 
 def _pairs(reply: bytes):

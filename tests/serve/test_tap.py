@@ -548,7 +548,7 @@ class ConfigFileOptionsTests(SynchronousTestCase):
         clock = Clock()
         store = Store(clock)
         sweeps = []
-        store.keyspace.sweep = lambda: sweeps.append(clock.seconds())
+        store.databases.sweep = lambda: sweeps.append(clock.seconds())
         service = tap.StoreService(store, Journal(), clock)
         service.set_hz(20)
         service.startService()
