@@ -55,6 +55,9 @@ class Store:
         self.commands_processed = 0
         self.connections_received = 0
         self._last_id = 0
+        self.monitors = []  # MONITOR sessions (kvtwist.engine.clients feeds them)
+        self.pause_mode = None  # CLIENT PAUSE: b"write" or b"all" until pause_end
+        self.pause_end = 0.0
 
     def set_journal(self, journal) -> None:
         """Use ``journal`` from now on and log every keyspace effect to it.
@@ -136,6 +139,14 @@ class Session:
         self.protocol = 2  # HELLO 3 switches the connection's replies to RESP3
         self.push = None
         self.last_command = b""
+        self.last_argv = ()  # CLIENT LIST's cmd and qbuf fields
+        # Set by the serve layer: local address, file descriptor, time of the last read.
+        self.laddr = ""
+        self.fd = -1
+        self.last_interaction = self.created
+        self.disconnect = None  # the serve layer's "close after pending replies"
+        self.no_evict = self.no_touch = False  # CLIENT NO-EVICT / NO-TOUCH
+        self.reply_mode = b"on"  # CLIENT REPLY: on, off, skip (the next command)
         self.multi = None  # a transactions.Transaction while MULTI is open
         self.watching = None  # WATCHed keys (transactions._Watching)
 
@@ -164,6 +175,7 @@ class Session:
         if command.write and store.journal.failure is not None:
             return Error(write_refused(store.journal.failure))
         self.last_command = command.name
+        self.last_argv = argv
         store.current = self
         try:
             reply = command.handler(self, argv)
@@ -171,4 +183,6 @@ class Session:
             reply = Error(exc.message)
         # Counted after the handler, as Redis's call() does: CONFIG RESETSTAT counts itself.
         store.commands_processed += 1
+        if store.monitors:  # MONITOR sees each command after it ran, as Redis's call()
+            store.feed_monitors(self, command, argv)
         return reply

@@ -170,7 +170,11 @@ def cmd_exec(session, argv):
     # The commands run back to back in this reactor turn, so their journal effects are
     # appended together and commit in one group: nothing else is needed for atomicity.
     execute = session.execute
-    return [execute(queued) for queued in transaction.queued]
+    session.in_exec = True  # MONITOR and WAIT answer differently inside a transaction
+    try:
+        return [execute(queued) for queued in transaction.queued]
+    finally:
+        session.in_exec = False
 
 
 @register("watch", -2, "noscript loading stale fast allow_busy", 1, -1, 1)
