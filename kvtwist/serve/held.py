@@ -13,13 +13,24 @@ from __future__ import annotations
 from collections import deque
 
 from kvtwist.engine.clients import REPLICA_KEYSPACE, monitor_refuses, pause_applies
-from kvtwist.wire.replies import NO_REPLY, Error, to_resp, to_resp3
+from kvtwist.wire import jsonlines
+from kvtwist.wire.replies import NO_REPLY, Error, to_resp, to_resp3, to_resp3_push, to_text
 
 ON = b"on"
 
 
+class _Unpaused:
+    """The pause state of a store that has none: never paused, nobody monitoring."""
+
+    pause_mode = None
+    monitors = ()
+
+
+UNPAUSED = _Unpaused()
+
+
 class HeldRequests:
-    """Mixed into KVProtocol: per-request serving, CLIENT REPLY, PAUSE and KILL."""
+    """Mixed into KVProtocol: per-request serving, CLIENT REPLY, PAUSE and KILL, and push."""
 
     def _describe_connection(self) -> None:
         # What only the serve layer knows, for CLIENT LIST / KILL.
@@ -151,3 +162,28 @@ class HeldRequests:
         chunk = _Chunk([])
         chunk.close = True
         self._enqueue(chunk)
+
+    def push(self, reply) -> None:
+        """Send an out-of-band reply (pub/sub message) after everything already queued."""
+        if self._closing or self.dialect is None:
+            return
+        mode = getattr(self.session, "reply_mode", b"on")
+        if mode != b"on" and mode != b"skip":
+            return  # CLIENT REPLY OFF silences messages too
+        if self.dialect == "resp":
+            if getattr(self.session, "protocol", 2) == 3:
+                part = to_resp3_push(reply)
+            else:
+                part = to_resp(reply)
+        elif self.dialect == "json":
+            part = jsonlines.render(reply)
+        else:
+            part = to_text(reply)
+        if self._chunk is not None:
+            self._chunk.parts.append(part)
+        elif not self._queue:
+            self._write(part)
+        else:
+            from kvtwist.serve.protocol import _Chunk
+
+            self._enqueue(_Chunk([part]))

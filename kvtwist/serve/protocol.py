@@ -12,10 +12,10 @@ from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
 from kvtwist.wire.replies import (NO_REPLY, OK, Error, Streamed, resp_pieces, text_pieces,
-                                  to_resp, to_resp3, to_resp3_push, to_text)
+                                  to_resp, to_resp3, to_text)
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import ReplyStream
-from kvtwist.serve.held import HeldRequests
+from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -27,16 +27,6 @@ MAX_LINE = 64 * 1024
 # bound: past this many queued bytes we stop reading from it (Redis disconnects such
 # clients; pausing is gentler and loses nothing).
 HIGH_WATER = 4 * 1024 * 1024
-
-
-class _Unpaused:
-    """The pause state of a store that has none: never paused, nobody monitoring."""
-
-    pause_mode = None
-    monitors = ()
-
-
-_UNPAUSED = _Unpaused()
 
 
 class _Chunk:
@@ -501,26 +491,3 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         elif waiting <= HIGH_WATER and self._paused:
             self._paused = False
             self.transport.resumeProducing()
-
-    def push(self, reply) -> None:
-        """Send an out-of-band reply (pub/sub message) after everything already queued."""
-        if self._closing or self.dialect is None:
-            return
-        mode = getattr(self.session, "reply_mode", b"on")
-        if mode != b"on" and mode != b"skip":
-            return  # CLIENT REPLY OFF silences messages too
-        if self.dialect is RESP:
-            if getattr(self.session, "protocol", 2) == 3:
-                part = to_resp3_push(reply)
-            else:
-                part = to_resp(reply)
-        elif self.dialect is JSON:
-            part = jsonlines.render(reply)
-        else:
-            part = to_text(reply)
-        if self._chunk is not None:
-            self._chunk.parts.append(part)
-        elif not self._queue:
-            self._write(part)
-        else:
-            self._enqueue(_Chunk([part]))

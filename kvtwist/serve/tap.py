@@ -48,6 +48,8 @@ class Options(ServerOptions):
         ["compact-ratio", None, "2.0", "compact when the journal exceeds this x the snapshot"],
         ["journal-writer", None, "process",
          "who appends to the journal: process (a child process, fastest) or thread"],
+        ["inline-replies", None, "text",
+         "how inline (telnet) requests are answered: text (readable) or resp (as Redis)"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
@@ -71,6 +73,8 @@ class Options(ServerOptions):
             raise usage.UsageError("bad size or ratio: %s" % (e,))
         if self["max-bulk"] < 1:
             raise usage.UsageError("--max-bulk must be positive")
+        if self["inline-replies"] not in ("text", "resp"):
+            raise usage.UsageError("--inline-replies must be text or resp")
 
 
 class StoreService(service.MultiService):
@@ -88,7 +92,8 @@ class StoreService(service.MultiService):
     def startService(self) -> None:
         # Threads start here, not in makeService, so that they survive daemonizing.
         self.journal.start()
-        self._sweeper.start(SWEEP_INTERVAL, now=False)
+        if getattr(getattr(self.store, "hooks", None), "active_expire", True):
+            self._sweeper.start(SWEEP_INTERVAL, now=False)
         service.MultiService.startService(self)
 
     def stopService(self):
@@ -109,7 +114,8 @@ def makeService(options, reactor=None) -> service.MultiService:
     store = Store(reactor, config={"port": _first_port(options["listen"]),
                                    "proto-max-bulk-len": str(options["max-bulk"]),
                                    "appendfsync": options["fsync"],
-                                   "dir": os.path.abspath(options["data"])})
+                                   "dir": os.path.abspath(options["data"]),
+                                   "inline-replies": options["inline-replies"]})
     started = time.monotonic()
     try:
         journal = Journal.open(options["data"], store.keyspace, reactor,
@@ -128,6 +134,9 @@ def makeService(options, reactor=None) -> service.MultiService:
     factory = KVFactory(store, max_bulk=options["max-bulk"], reactor=reactor)
     for description in options["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
+    # SHUTDOWN stops the reactor: the service stops, committing the journal, as on SIGTERM.
+    store.hooks.attach(journal, top._sweeper, SWEEP_INTERVAL, reactor.stop,
+                       os.path.abspath(options["data"]))
     return top
 
 
