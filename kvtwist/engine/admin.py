@@ -223,9 +223,9 @@ def _memory_stats(session, argv):
 DOCTOR_EMPTY = (b"Hi Sam, this instance is empty or is using very little memory, my issues "
                 b"detector can't be used in these conditions. Please, leave for your mission "
                 b"on Earth and fill it with some data. The new Sam and I will be back to our "
-                b"programming as soon as I finished rebooting.")
+                b"programming as soon as I finished rebooting.\n")
 DOCTOR_OK = (b"Hi Sam, I can't find any memory issue in your instance. I can only account "
-             b"for what occurs on this base.")
+             b"for what occurs on this base.\n")
 
 
 def _memory_doctor(session, argv):

@@ -118,6 +118,13 @@ def client_line(session) -> bytes:
                 session.lib_name, session.lib_ver))
 
 
+def subcommand_syntax(argv) -> CommandError:
+    """Return Redis's addReplySubcommandSyntaxError for a container command's argv."""
+    return CommandError("ERR unknown subcommand or wrong number of arguments for '%s'. Try %s "
+                        "HELP." % (argv[1][:128].decode("utf-8", "replace"),
+                                   argv[0].decode("utf-8", "replace").upper()))
+
+
 def _client_type(raw: bytes) -> bytes:
     kind = raw.lower()
     if kind not in CLIENT_TYPES:
@@ -145,7 +152,12 @@ def _client_list(session, argv):
         kind = _client_type(argv[3])
         clients = [each for each in clients if _is_type(each, kind)]
     elif len(argv) > 3 and argv[2].lower() == b"id":
-        ids = [parse_int(raw) for raw in argv[3:]]
+        ids = []
+        for raw in argv[3:]:
+            try:
+                ids.append(parse_int(raw))
+            except CommandError:
+                raise CommandError("ERR Invalid client ID")
         by_id = session.store.clients
         clients = [by_id[each] for each in ids if each in by_id]
     elif len(argv) != 2:
@@ -269,7 +281,7 @@ def _client_pause(session, argv):
         if mode not in (b"write", b"all"):
             raise CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL")
     elif len(argv) != 3:
-        raise CommandError(SYNTAX)
+        raise subcommand_syntax(argv)
     end = _pause_end(session, argv[2])
     store = session.store
     if end <= store.clock.seconds():
@@ -322,7 +334,7 @@ def _client_unblock(session, argv):
     target was blocked); none exist yet, so every client answers 0 as a non-blocked one.
     """
     if len(argv) > 4:
-        raise CommandError(SYNTAX)
+        raise subcommand_syntax(argv)
     error = False
     if len(argv) == 4:
         reason = argv[3].lower()

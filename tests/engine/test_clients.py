@@ -109,9 +109,8 @@ class ListTests(ClientMixin, SynchronousTestCase):
         self.assertEqual(self.error("client", "list", "type", "x"), "ERR Unknown client type 'x'")
 
     def test_id_not_integer(self):
-        """A non-integer ID is Redis's integer error."""
-        self.assertEqual(self.error("client", "list", "id", "x"),
-                         "ERR value is not an integer or out of range")
+        """A non-integer ID is Redis's Invalid client ID error."""
+        self.assertEqual(self.error("client", "list", "id", "x"), "ERR Invalid client ID")
 
 
 class KillTests(ClientMixin, SynchronousTestCase):
@@ -258,3 +257,42 @@ class MonitorTests(ClientMixin, SynchronousTestCase):
         """A MONITOR client may not run key commands (checked by the serve layer)."""
         self.assertTrue(clients.monitor_refuses(self.session, [b"get", b"k"]))
         self.assertFalse(clients.monitor_refuses(self.session, [b"ping"]))
+
+
+class DifferentialTests(SynchronousTestCase):
+    """CLIENT's replies and errors are redis-server 7.0's exact RESP bytes."""
+
+    COMMANDS = [
+        [b"client", b"help"], [b"client", b"bogus"], [b"client"], [b"client", b"getname"],
+        [b"client", b"setname", b"a b"], [b"client", b"setname", b"me"], [b"client", b"getname"],
+        [b"client", b"list", b"type", b"x"], [b"client", b"list", b"id", b"x"],
+        [b"client", b"list", b"bogus"], [b"client", b"list", b"id", b"99999"],
+        [b"client", b"list", b"type", b"pubsub"], [b"client", b"kill"],
+        [b"client", b"kill", b"id", b"10", b"wrong_arg"], [b"client", b"kill", b"id", b"str"],
+        [b"client", b"kill", b"id", b"0"], [b"client", b"kill", b"type", b"wrong_type"],
+        [b"client", b"kill", b"user", b"wrong_user"], [b"client", b"kill", b"skipme", b"x"],
+        [b"client", b"kill", b"1.1.1.1:1"], [b"client", b"kill", b"id", b"99999"],
+        [b"client", b"reply", b"maybe"], [b"client", b"pause"], [b"client", b"pause", b"x"],
+        [b"client", b"pause", b"-1"], [b"client", b"pause", b"10", b"read"],
+        [b"client", b"pause", b"10", b"write", b"x"], [b"client", b"unpause"],
+        [b"client", b"unblock", b"1"], [b"client", b"unblock", b"x"],
+        [b"client", b"unblock", b"1", b"x"], [b"client", b"unblock", b"1", b"timeout", b"x"],
+        [b"client", b"getredir"], [b"client", b"trackinginfo"], [b"client", b"no-evict", b"x"],
+        [b"client", b"no-evict", b"on"], [b"client", b"reply", b"on"],
+    ]
+
+    def test_same_bytes(self):
+        """Each command's reply is byte-identical to redis-server's."""
+        from twisted.internet.task import Clock
+
+        from kvtwist.engine.store import Store
+        from kvtwist.wire.replies import to_resp
+        from tests.redisref import RawConnection, start_redis_or_skip
+
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        conn = RawConnection(server.port)
+        self.addCleanup(conn.close)
+        session = Store(Clock()).new_session("127.0.0.1:1")
+        for argv in self.COMMANDS:
+            self.assertEqual(to_resp(session.execute(argv)), conn.call(argv), argv)
