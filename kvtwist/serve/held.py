@@ -150,8 +150,6 @@ class HeldRequests:
         """CLIENT KILL: close once the replies already queued are written."""
         if self._closing:
             return
-        from kvtwist.serve.protocol import _Chunk
-
         self._closing = True
         self._held = None
         if self._lines is not None:
@@ -159,7 +157,7 @@ class HeldRequests:
         if not self._queue and self._stream is None:
             self._close()
             return
-        chunk = _Chunk([])
+        chunk = self.chunk_type([])
         chunk.close = True
         self._enqueue(chunk)
 
@@ -184,6 +182,4 @@ class HeldRequests:
         elif not self._queue:
             self._write(part)
         else:
-            from kvtwist.serve.protocol import _Chunk
-
-            self._enqueue(_Chunk([part]))
+            self._enqueue(self.chunk_type([part]))

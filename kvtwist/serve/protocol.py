@@ -51,6 +51,8 @@ class _Chunk:
 class KVProtocol(HeldRequests, protocol.Protocol):
     """Serve one client; its first byte picks the dialect (``*`` RESP2, ``{`` JSON, else text)."""
 
+    chunk_type = _Chunk
+
     def __init__(self) -> None:
         self.dialect = None
         self._lines = None  # the text and JSON dialects' LineFramer
