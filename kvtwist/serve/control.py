@@ -87,7 +87,7 @@ class ServeHooks(Hooks):
         """Compact the journal (a snapshot) and answer OK once it is installed."""
         d = self._compact()
         d.addCallback(lambda size: Status(b"OK"))
-        d.addErrback(lambda failure: _error("ERR", failure))
+        d.addErrback(lambda failure: _error_reply("ERR " + failure.getErrorMessage()))
         return d
 
     def bgsave(self, session, schedule: bool):
