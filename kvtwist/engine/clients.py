@@ -510,6 +510,8 @@ def feed_monitors(session, command, argv) -> None:
     for monitor in list(store.monitors):
         if monitor.id not in store.clients:
             store.monitors.remove(monitor)
+        elif monitor is session:
+            session.monitor_echo = line  # the serve layer sends it after the reply, as Redis
         elif monitor.push is not None and monitor.reply_mode == b"on":
             monitor.push(line)
 

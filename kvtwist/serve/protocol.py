@@ -286,6 +286,10 @@ class KVProtocol(HeldRequests, protocol.Protocol):
             self._chunk.parts.append(render(reply))
         if journal.appended != before:
             self._note_write(self._chunk, journal)
+        echo = getattr(session, "monitor_echo", None)
+        if echo is not None:  # a MONITOR client's own command: shown after its reply
+            session.monitor_echo = None
+            self.push(echo)
         if session.closing:
             if session.closing is True:
                 self._close_after_chunk()

@@ -96,11 +96,13 @@ class HeldTests(SynchronousTestCase):
     def test_monitor(self) -> None:
         """A MONITOR client sees others' commands and may not touch keys itself."""
         monitor, monitor_out = self.connect()
-        monitor.dataReceived(b"MONITOR\r\nGET k\r\n")
+        monitor.dataReceived(b"MONITOR\r\nGET k\r\nPING\r\n")
         client, _ = self.connect(5001)
         client.dataReceived(resp(b"SET", b"k", b"v"))
         self.assertEqual(monitor_out.value(),
                          b"OK\r\n(error) ERR Replica can't interact with the keyspace\r\n"
+                         b"PONG\r\n"
+                         b'1700000000.000000 [0 127.0.0.1:5000] "PING"\r\n'
                          b'1700000000.000000 [0 127.0.0.1:5001] "SET" "k" "v"\r\n')
 
     def test_inline_replies_resp(self) -> None:
