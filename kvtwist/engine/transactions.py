@@ -28,6 +28,9 @@ class Transaction:
         """Return QUEUED (queuing argv), an error (flagging the transaction), or None to run now."""
         if command.name in _IMMEDIATE:
             return None
+        if "no_multi" in command.flags:  # SAVE, SHUTDOWN: refused now, dooming the EXEC
+            self.failed = True
+            return Error("ERR Command not allowed inside a transaction")
         if command.write:
             failure = session.store.journal.failure
             if failure is not None:

@@ -53,6 +53,15 @@ class ShutdownSaveTests(AdminMixin, SynchronousTestCase):
         self.assertEqual(self.error("shutdown", "bogus"), "ERR syntax error")
         self.assertEqual(self.error("shutdown", "abort"), "ERR No shutdown in progress.")
 
+    def test_not_in_multi(self):
+        """SAVE and SHUTDOWN are refused inside MULTI and doom the EXEC, as Redis."""
+        self.call("multi")
+        self.assertEqual(self.error("save"), "ERR Command not allowed inside a transaction")
+        self.assertEqual(self.error("shutdown"), "ERR Command not allowed inside a transaction")
+        self.assertEqual(self.error("exec"),
+                         "EXECABORT Transaction discarded because of previous errors.")
+        self.assertEqual(self.hooks.calls, [])
+
     def test_bare_store_refuses(self):
         """Without a serve layer SHUTDOWN and SAVE say why they cannot run."""
         self.store.hooks = Hooks()
