@@ -129,8 +129,8 @@ class HooksTests(SynchronousTestCase):
         self.assertTrue(self.sweeper.running)
 
 
-def _raw(port: int, data: bytes, wait: float = 0.5) -> bytes:
-    """Send raw bytes; return everything received until the peer is quiet for ``wait`` s."""
+def _raw(port: int, data: bytes, wait: float = 10.0) -> bytes:
+    """Send raw bytes; return everything received until the peer closes (or is quiet ``wait`` s)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         sock.sendall(data)
