@@ -208,6 +208,9 @@ def cmd_reset(session, argv):
     unwatch(session)
     session.name = None
     session.protocol = 2
+    session.reply_mode = b"on"  # CLIENT REPLY ON, and MONITOR ends, as Redis's RESET
+    if session in session.store.monitors:
+        session.store.monitors.remove(session)
     tracker = getattr(session.store, "tracker", None)
     if tracker is not None:
         if session.id in tracker.tracking:

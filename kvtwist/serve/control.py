@@ -62,7 +62,10 @@ class ServeHooks(Hooks):
         self._wake()
 
     def _wake(self) -> None:
-        for protocol in sorted(self.waiting, key=lambda each: each.session.id):
+        # Each looks again; one still paused adds itself back (HeldRequests._drain_held).
+        waiting = sorted(self.waiting, key=lambda each: each.session.id)
+        self.waiting.clear()
+        for protocol in waiting:
             protocol.resume()
 
     # -- timers ------------------------------------------------------------------------

@@ -126,6 +126,9 @@ class HeldRequests:
                 self._close_after_chunk()
                 break
             if store.pause_mode is not None and pause_applies(store, self.session, argv):
+                waiting = getattr(getattr(store, "hooks", None), "waiting", None)
+                if waiting is not None:
+                    waiting.add(self)
                 return
             held.popleft()
             self._run(argv, self._render_for(render))

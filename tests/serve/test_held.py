@@ -130,3 +130,21 @@ class HeldTests(SynchronousTestCase):
         other.dataReceived(resp(b"CLIENT", b"LIST", b"ID", b"1"))
         self.assertIn(b" laddr=10.0.0.1:6379 fd=-1 name= age=3 idle=3 ", other_out.value())
 
+    def test_killed_while_held(self) -> None:
+        """A client killed while its requests are held is dropped from the waiting set."""
+        admin, _ = self.connect()
+        admin.dataReceived(resp(b"CLIENT", b"PAUSE", b"1000"))
+        victim, victim_out = self.connect(5001)
+        victim.dataReceived(resp(b"PING"))
+        self.assertEqual(len(self.store.hooks.waiting), 1)
+        victim._disconnect()
+        self.clock.advance(1)
+        self.assertEqual(self.store.hooks.waiting, set())
+        self.assertEqual(victim_out.value(), b"")
+
+    def test_reset_ends_monitor_and_reply_off(self) -> None:
+        """RESET turns replies back on and ends MONITOR, as Redis's."""
+        proto, out = self.connect()
+        proto.dataReceived(b"MONITOR\r\nCLIENT REPLY OFF\r\nRESET\r\nGET k\r\n")
+        self.assertEqual(out.value(), b"OK\r\nRESET\r\n(nil)\r\n")
+        self.assertEqual(self.store.monitors, [])
