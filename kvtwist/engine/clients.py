@@ -16,11 +16,6 @@ from kvtwist.wire.replies import NO_REPLY, OK, CommandError, Error, Pairs, Statu
 
 CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
 
-# Subcommands Redis 7.0 flags "admin": MONITOR does not show them (nor any admin command).
-_ADMIN_SUBCOMMANDS = {
-    b"client": frozenset([b"kill", b"list", b"no-evict", b"pause", b"unblock", b"unpause"]),
-    b"config": frozenset([b"get", b"set", b"resetstat", b"rewrite"]),
-}
 # Commands that may replicate though not writes (Redis's may-replicate flag): a WRITE pause
 # holds them too.
 MAY_REPLICATE = frozenset([b"publish", b"eval", b"evalsha", b"fcall"])
@@ -465,90 +460,6 @@ def cmd_client(session, argv):
     return sub_dispatch(CLIENT_SUBCOMMANDS, argv, session)
 
 
-# -- MONITOR ------------------------------------------------------------------------------
-
-
-def _repr(arg: bytes) -> bytes:
-    # sdscatrepr: quoted, \\ \" \n \r \t \a \b escaped, other unprintables as \xHH.
-    out = bytearray(b'"')
-    for byte in arg:
-        if byte in _ESCAPED:
-            out += _ESCAPED[byte]
-        elif 0x20 <= byte < 0x7F:
-            out.append(byte)
-        else:
-            out += b"\\x%02x" % byte
-    out += b'"'
-    return bytes(out)
-
-
-_ESCAPED = {0x5C: b"\\\\", 0x22: b'\\"', 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t",
-            0x07: b"\\a", 0x08: b"\\b"}
-
-
-def monitor_line(session, argv, now: float) -> bytes:
-    """Return the MONITOR line for ``argv`` run by ``session``, without "+" or CRLF."""
-    whole = int(now)
-    micros = int(round((now - whole) * 1000000))
-    if micros >= 1000000:
-        whole, micros = whole + 1, micros - 1000000
-    return b"%d.%06d [%d %s] %s" % (whole, micros, session.db,
-                                    session.peer.encode("utf-8", "replace"),
-                                    b" ".join(_repr(arg) for arg in argv))
-
-
-def feed_monitors(session, command, argv) -> None:
-    """Send every MONITOR client the line of a command that just ran (not admin ones)."""
-    if "admin" in command.flags or "skip_monitor" in command.flags:
-        admin = _ADMIN_SUBCOMMANDS.get(command.name)
-        if admin is None or len(argv) < 2 or argv[1].lower() in admin:
-            return
-    store = session.store
-    if command.name in (b"hello", b"auth"):
-        argv = _redacted(command.name, argv)
-    line = Status(monitor_line(session, argv, store.clock.seconds()))
-    for monitor in list(store.monitors):
-        if monitor.id not in store.clients:
-            store.monitors.remove(monitor)
-        elif monitor is session:
-            session.monitor_echo = line  # the serve layer sends it after the reply, as Redis
-        elif monitor.push is not None and monitor.reply_mode == b"on":
-            monitor.push(line)
-
-
-def _redacted(name: bytes, argv) -> list:
-    argv = list(argv)
-    if name == b"auth":
-        return argv[:1] + [b"(redacted)"] * (len(argv) - 1)
-    for index in range(2, len(argv) - 2):
-        if argv[index].lower() == b"auth":
-            argv[index + 1] = argv[index + 2] = b"(redacted)"
-    return argv
-
-
-@register("monitor", 1, "admin noscript loading stale", 0, 0, 0)
-def cmd_monitor(session, argv):
-    """Start sending this client a line for every command run (MONITOR)."""
-    if getattr(session, "in_exec", False):
-        raise CommandError("ERR MONITOR isn't allowed for DENY BLOCKING client")
-    store = session.store
-    if session in store.monitors:
-        return NO_REPLY  # already monitoring: ignored, as Redis does
-    store.feed_monitors = feed_monitors
-    store.monitors.append(session)
-    session.closing = session.closing or INTERRUPT  # its next commands are checked
-    return OK
-
-
-def monitor_refuses(session, argv) -> bool:
-    """Return whether a MONITOR client may not run ``argv`` (a key-touching command)."""
-    command = TABLE.get(argv[0].lower()) if argv else None
-    return command is not None and (command.first_key != 0 or command.write)
-
-
-REPLICA_KEYSPACE = "ERR Replica can't interact with the keyspace"
-
-
 def _inline_replies(text: str) -> str:
     if text.lower() not in ("text", "resp"):
         raise ValueError("argument must be 'text' or 'resp'")
@@ -560,6 +471,5 @@ def _inline_replies(text: str) -> str:
 # dialect, so CONFIG SET changes new connections only.
 define_config("inline-replies", "text", parse=_inline_replies)
 
-__all__ = ["MAY_REPLICATE", "REPLICA_KEYSPACE", "client_line", "feed_monitors",
-           "full_name", "kill", "monitor_line", "monitor_refuses", "pause_applies",
+__all__ = ["MAY_REPLICATE", "client_line", "full_name", "kill", "pause_applies",
            "pause_clients", "valid_name"]

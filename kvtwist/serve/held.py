@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from kvtwist.engine.clients import REPLICA_KEYSPACE, monitor_refuses, pause_applies
+from kvtwist.engine.clients import pause_applies
+from kvtwist.engine.monitor import REPLICA_KEYSPACE, monitor_refuses
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import NO_REPLY, Error, to_resp, to_resp3, to_resp3_push, to_text
 

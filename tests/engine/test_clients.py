@@ -6,7 +6,7 @@ from kvtwist.engine import clients
 from kvtwist.engine.hooks import INTERRUPT
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.wire.replies import NO_REPLY, OK, Error, Pairs, Status
+from kvtwist.wire.replies import NO_REPLY, OK, Pairs
 from tests.helpers import SessionMixin
 
 
@@ -220,43 +220,6 @@ class ReplyPauseTests(ClientMixin, SynchronousTestCase):
         self.call("client", "tracking", "on", "bcast", "redirect", str(other.id))
         self.assertEqual(self.call("client", "getredir"), other.id)
         self.assertIn(b"flags=tB", self.call("client", "info"))
-
-
-class MonitorTests(ClientMixin, SynchronousTestCase):
-    def test_lines(self):
-        """A monitor gets each later command in Redis's escaped format; admin ones are hidden."""
-        monitor = self.other("127.0.0.1:9")
-        lines = []
-        monitor.push = lines.append
-        self.assertEqual(monitor.execute([b"monitor"]), OK)
-        self.clock.advance(0.5)
-        self.call("set", "k", 'a "b"\n\x01\\')
-        self.call("client", "list")
-        self.call("client", "id")
-        self.assertEqual(lines, [
-            Status(b'1700000000.500000 [0 127.0.0.1:4000] "set" "k" "a \\"b\\"\\n\\x01\\\\"'),
-            Status(b'1700000000.500000 [0 127.0.0.1:4000] "client" "id"')])
-
-    def test_multi(self):
-        """MONITOR queued in MULTI fails at EXEC as Redis's DENY BLOCKING error."""
-        self.call("multi")
-        self.call("monitor")
-        self.assertEqual(self.call("exec"),
-                         [Error("ERR MONITOR isn't allowed for DENY BLOCKING client")])
-
-    def test_redaction(self):
-        """HELLO's AUTH password shows as (redacted)."""
-        lines = []
-        monitor = self.other()
-        monitor.push = lines.append
-        monitor.execute([b"monitor"])
-        self.call("hello", "2", "auth", "u", "p")
-        self.assertTrue(lines[0].text.endswith(b'"hello" "2" "auth" "(redacted)" "(redacted)"'))
-
-    def test_monitor_refuses_keys(self):
-        """A MONITOR client may not run key commands (checked by the serve layer)."""
-        self.assertTrue(clients.monitor_refuses(self.session, [b"get", b"k"]))
-        self.assertFalse(clients.monitor_refuses(self.session, [b"ping"]))
 
 
 class DifferentialTests(SynchronousTestCase):
