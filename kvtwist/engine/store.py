@@ -55,7 +55,7 @@ class Store:
         self.commands_processed = 0
         self.connections_received = 0
         self._last_id = 0
-        self.monitors = []  # MONITOR sessions (kvtwist.engine.clients feeds them)
+        self.monitors = []  # MONITOR sessions (kvtwist.engine.monitor feeds them)
         self.pause_mode = None  # CLIENT PAUSE: b"write" or b"all" until pause_end
         self.pause_end = 0.0
 
