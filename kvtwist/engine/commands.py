@@ -13,6 +13,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     db,
     dump,
     server,
+    clients,
+    monitor,
+    admin,
     info,
     tracking,
     transactions,
@@ -22,5 +25,5 @@ from kvtwist.engine import (  # noqa: F401, I001
     slowlog,
 )
 
-FAMILIES = (strings, bitops, lcs, keys, db, dump, server, info, tracking, transactions, pubsub,
-            notify, config, slowlog)
+FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
+            tracking, transactions, pubsub, notify, config, slowlog)

@@ -1,11 +1,14 @@
-"""Connection and server commands: PING, HELLO, COMMAND, CLIENT, COMPACT and friends."""
+"""Connection and server commands: PING, AUTH, HELLO, COMMAND, COMPACT and friends.
+
+CLIENT and MONITOR live in kvtwist.engine.clients, SAVE, SHUTDOWN, DEBUG... in
+kvtwist.engine.admin, CONFIG in kvtwist.engine.config."""
 
 from __future__ import annotations
 
 from twisted.logger import Logger
 
 from kvtwist.engine.table import (
-    SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch, subcommands)
+    SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch)
 from kvtwist.wire.replies import OK, PONG, CommandError, Pairs, Status
 from kvtwist.engine.users import DEFAULT_USER, WRONGPASS, auth_for, authenticate
 
@@ -198,95 +201,5 @@ def cmd_command(session, argv):
     return sub_dispatch(COMMAND_SUBCOMMANDS, argv, session)
 
 
-# -- CLIENT (other families add subcommands through table.subcommands("client")) ------
-
-
 def _valid_name(name: bytes) -> bool:
     return all(0x21 <= byte <= 0x7E for byte in name)
-
-
-def client_line(session) -> bytes:
-    """Return one CLIENT LIST line (no newline) describing a session."""
-    age = int(session.store.clock.seconds() - session.created)
-    return (b"id=%d addr=%s laddr= fd=-1 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 "
-            b"multi=-1 qbuf=0 qbuf-free=0 obl=0 oll=0 omem=0 events=r cmd=%s user=default "
-            b"resp=2 lib-name=%s lib-ver=%s" % (
-                session.id, session.peer.encode("utf-8", "replace"), session.name or b"", age,
-                session.last_command or b"NULL", session.lib_name, session.lib_ver))
-
-
-def _client_setname(session, argv):
-    if not _valid_name(argv[2]):
-        raise CommandError("ERR Client names cannot contain spaces, newlines or special "
-                           "characters.")
-    session.name = argv[2] or None
-    return OK
-
-
-def _client_setinfo(session, argv):
-    attribute = argv[2].lower()
-    if attribute not in (b"lib-name", b"lib-ver"):
-        raise CommandError("ERR Unrecognized option '%s'" % (argv[2].decode("utf-8", "replace"),))
-    if not _valid_name(argv[3]):
-        raise CommandError("ERR %s cannot contain spaces, newlines or special characters."
-                           % (attribute.decode(),))
-    if attribute == b"lib-name":
-        session.lib_name = argv[3]
-    else:
-        session.lib_ver = argv[3]
-    return OK
-
-
-def _client_list(session, argv):
-    clients = sorted(session.store.clients.values(), key=lambda each: each.id)
-    if len(argv) > 2:
-        option = argv[2].lower()
-        if option == b"type" and len(argv) == 4:
-            if argv[3].lower() not in (b"normal", b"master", b"replica", b"pubsub", b"slave"):
-                raise CommandError("ERR Unknown client type '%s'" % (
-                    argv[3].decode("utf-8", "replace"),))
-            clients = clients if argv[3].lower() == b"normal" else []
-        elif option == b"id" and len(argv) > 3:
-            ids = set()
-            for raw in argv[3:]:
-                try:
-                    ids.add(parse_int(raw))
-                except CommandError:
-                    raise CommandError("ERR Invalid client ID")
-            clients = [each for each in clients if each.id in ids]
-        else:
-            raise CommandError(SYNTAX)
-    return b"".join(client_line(each) + b"\n" for each in clients)
-
-
-def _on_off(session, argv):
-    if argv[2].lower() not in (b"on", b"off"):
-        raise CommandError(SYNTAX)
-    return OK
-
-
-CLIENT_SUBCOMMANDS = subcommands("client")
-CLIENT_SUBCOMMANDS.update({
-    b"id": (2, lambda session, argv: session.id),
-    b"getname": (2, lambda session, argv: session.name),
-    b"setname": (3, _client_setname),
-    b"setinfo": (4, _client_setinfo),
-    b"info": (2, lambda session, argv: client_line(session) + b"\n"),
-    b"list": (-2, _client_list),
-    b"no-evict": (3, _on_off),
-    b"no-touch": (3, _on_off),
-    b"help": (2, lambda session, argv: _help_lines(b"CLIENT", [
-        "GETNAME", "    Return the name of the current connection.", "ID",
-        "    Return the ID of the current connection.", "INFO",
-        "    Return information about the current client connection.",
-        "LIST [TYPE normal|master|replica|pubsub] [ID <id> [<id> ...]]",
-        "    Return information about client connections.", "NO-EVICT (ON|OFF)",
-        "    Accepted for compatibility.", "NO-TOUCH (ON|OFF)", "    Accepted for compatibility.",
-        "SETINFO <LIB-NAME|LIB-VER> <value>", "    Record the client library's name or version.",
-        "SETNAME <name>", "    Assign the name <name> to the current connection."])),
-})
-
-
-@register("client", -2, "admin noscript loading stale", 0, 0, 0)
-def cmd_client(session, argv):
-    return sub_dispatch(CLIENT_SUBCOMMANDS, argv, session)

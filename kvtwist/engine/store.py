@@ -63,6 +63,9 @@ class Store:
         self.commands_processed = 0
         self.connections_received = 0
         self._last_id = 0
+        self.monitors = []  # MONITOR sessions (kvtwist.engine.monitor feeds them)
+        self.pause_mode = None  # CLIENT PAUSE: b"write" or b"all" until pause_end
+        self.pause_end = 0.0
 
     def set_journal(self, journal) -> None:
         """Use ``journal`` from now on and log every keyspace effect to it.
@@ -183,6 +186,14 @@ class Session:
         self.protocol = 2  # HELLO 3 switches the connection's replies to RESP3
         self.push = None
         self.last_command = b""
+        self.last_argv = ()  # CLIENT LIST's cmd and qbuf fields
+        # Set by the serve layer: local address, file descriptor, time of the last read.
+        self.laddr = ""
+        self.fd = -1
+        self.last_interaction = self.created
+        self.disconnect = None  # the serve layer's "close after pending replies"
+        self.no_evict = self.no_touch = False  # CLIENT NO-EVICT / NO-TOUCH
+        self.reply_mode = b"on"  # CLIENT REPLY: on, off, skip (the next command)
         self.multi = None  # a transactions.Transaction while MULTI is open
         self.watching = None  # WATCHed keys (transactions._Watching)
         self.tracking = None  # CLIENT TRACKING settings (tracking._Tracking) while on
@@ -229,6 +240,7 @@ class Session:
         if command.write and store.journal.failure is not None:
             return store.stats.rejected(command, Error(write_refused(store.journal.failure)))
         self.last_command = command.name
+        self.last_argv = argv
         store.current = self
         started = perf_counter_ns()
         try:
@@ -240,4 +252,6 @@ class Session:
         store.stats.called(self, command, argv, reply, perf_counter_ns() - started)
         if self.tracking is not None:
             store.tracker.after_command(self, command, argv)
+        if store.monitors:  # MONITOR sees each command after it ran, as Redis's call()
+            store.feed_monitors(self, command, argv)
         return reply

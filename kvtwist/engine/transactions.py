@@ -28,6 +28,9 @@ class Transaction:
         """Return QUEUED (queuing argv), an error (flagging the transaction), or None to run now."""
         if command.name in _IMMEDIATE:
             return None
+        if "no_multi" in command.flags:  # SAVE, SHUTDOWN: refused now, dooming the EXEC
+            self.failed = True
+            return Error("ERR Command not allowed inside a transaction")
         if command.write:
             failure = session.store.journal.failure
             if failure is not None:
@@ -174,7 +177,7 @@ def cmd_exec(session, argv):
     # The commands run back to back in this reactor turn, so their journal effects are
     # appended together and commit in one group: nothing else is needed for atomicity.
     execute = session.execute
-    session.in_exec = True
+    session.in_exec = True  # MONITOR and WAIT answer differently inside a transaction
     try:
         return [execute(queued) for queued in transaction.queued]
     finally:
@@ -211,6 +214,9 @@ def cmd_reset(session, argv):
     session.name = None
     session.protocol = 2
     session.select(0)
+    session.reply_mode = b"on"  # CLIENT REPLY ON, and MONITOR ends, as Redis's RESET
+    if session in session.store.monitors:
+        session.store.monitors.remove(session)
     tracker = getattr(session.store, "tracker", None)
     if tracker is not None:
         if session.id in tracker.tracking:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from twisted.internet import protocol
 
 from kvtwist.loop.directwrite import Outbox
+from kvtwist.serve.control import ServeHooks
 from kvtwist.serve.protocol import KVProtocol
 from kvtwist.serve.streaming import join_off_loop
 
@@ -27,6 +28,14 @@ class KVFactory(protocol.Factory):
         # With a reactor, replies of one turn go out back to back (see directwrite.Outbox).
         self.outbox = None if reactor is None else Outbox(reactor)
         self._hooked = None
+        if hasattr(store, "pause_mode") and not isinstance(getattr(store, "hooks", None),
+                                                           ServeHooks):
+            # What the engine asks of the serve layer: pauses, timers, SAVE, SHUTDOWN...
+            if reactor is None:
+                from twisted.internet import reactor as clock
+            else:
+                clock = reactor
+            store.hooks = ServeHooks(clock)
 
     def join_large(self, parts: list):
         """Return a Deferred firing with ``b"".join(parts)``, joined in a thread."""

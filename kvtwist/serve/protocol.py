@@ -11,10 +11,11 @@ from twisted.python.failure import Failure
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
-from kvtwist.wire.replies import (OK, Error, Streamed, resp_pieces, text_pieces, to_resp,
-                                  to_resp3, to_resp3_push, to_text)
+from kvtwist.wire.replies import (NO_REPLY, OK, Error, Streamed, resp_pieces, text_pieces,
+                                  to_resp, to_resp3, to_text)
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import ReplyStream
+from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -47,8 +48,10 @@ class _Chunk:
         self.stream = None  # a streamed reply's rendered pieces (an iterator of bytes)
 
 
-class KVProtocol(protocol.Protocol):
+class KVProtocol(HeldRequests, protocol.Protocol):
     """Serve one client; its first byte picks the dialect (``*`` RESP2, ``{`` JSON, else text)."""
+
+    chunk_type = _Chunk
 
     def __init__(self) -> None:
         self.dialect = None
@@ -65,14 +68,25 @@ class KVProtocol(protocol.Protocol):
         self._send = self._shut = None  # at once
         self._stream = None  # the ReplyStream writing the queue head's streamed reply
         self._joining = False  # a large argument's pieces are being joined
+        self._store = None
+        self._held = None  # requests waiting (CLIENT PAUSE), see HeldRequests
+        self._slow = False  # serve each request through HeldRequests._serve
 
     # -- connection life cycle -------------------------------------------------
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         address = "%s:%s" % (getattr(peer, "host", "?"), getattr(peer, "port", "?"))
-        self.session = self.factory.store.new_session(address)
+        store = self._store = self.factory.store
+        # A store without pauses and monitors (kvproxy's) is served as one never paused.
+        self._control = store if hasattr(store, "pause_mode") else _UNPAUSED
+        clock = getattr(store, "clock", None) or self.factory.reactor
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._seconds = clock.seconds
+        self.session = store.new_session(address)
         self.session.push = self.push
+        self._describe_connection()
         # Read once: a store's journal is attached before it starts listening.
         self._journal = self.factory.journal
         self._write, self._close, self._send, self._shut = reply_channel(
@@ -85,6 +99,7 @@ class KVProtocol(protocol.Protocol):
         if self._stream is not None:
             self._stream.stopProducing()
             self._stream = None
+        self._held = None
         if self.session is not None:
             self.factory.store.drop_session(self.session)
 
@@ -95,6 +110,8 @@ class KVProtocol(protocol.Protocol):
             if not data:
                 return
             self._choose_dialect(data[:1])
+        session = self.session
+        session.last_interaction = self._seconds()
         if self.dialect is RESP:
             parts = []
             chunk = self._chunk = _Chunk(parts)
@@ -104,8 +121,9 @@ class KVProtocol(protocol.Protocol):
             if parser.max_bulk != self.factory.max_bulk:  # CONFIG SET proto-max-bulk-len
                 parser.max_bulk = self.factory.max_bulk
             requests, error = parser.drain(data)
+            if self._slow or self._control.pause_mode is not None:
+                requests, error = self._serve_all(requests, error)
             journal = self._journal
-            session = self.session
             execute = session.execute
             seq = journal.appended
             for argv in requests:
@@ -134,7 +152,12 @@ class KVProtocol(protocol.Protocol):
                 if session.after_reply:
                     self._push_after_reply()
                 if session.closing:
-                    self._close_after_chunk()
+                    if session.closing is True:
+                        self._close_after_chunk()
+                    else:  # CLIENT REPLY, PAUSE, MONITOR: the rest is served one by one
+                        self._interrupted(requests, argv, error)
+                        chunk = self._chunk
+                        parts = chunk.parts
                     break
             else:
                 if error is not None:
@@ -145,10 +168,12 @@ class KVProtocol(protocol.Protocol):
         else:
             framer = self._lines
             lines = framer.feed(data)
-            if not lines and not framer.overflow:
+            if not lines and not framer.overflow and not self._held:
                 return  # a piece of a line: nothing to answer yet
             parts = []
             chunk = self._chunk = _Chunk(parts)
+            if self._held:
+                self._drain_held()
             for line in lines:
                 if self._closing:
                     break
@@ -184,6 +209,8 @@ class KVProtocol(protocol.Protocol):
             self._apply_backpressure()
 
     def _choose_dialect(self, first: bytes) -> None:
+        if first != b"{" and getattr(self._store, "config", {}).get("inline-replies") == "resp":
+            first = b"*"  # inline requests answered in RESP, as redis-server does
         if first == b"*":
             self.dialect = RESP
             self._parser = RequestParser(max_bulk=self.factory.max_bulk, defer_large=True)
@@ -238,7 +265,7 @@ class KVProtocol(protocol.Protocol):
                 return
             if not argv:
                 return
-        self._run(argv, render)
+        self._serve(argv, render)
 
     def lineLengthExceeded(self) -> None:
         """Refuse a request line longer than MAX_LINE and close, as Redis does."""
@@ -269,8 +296,11 @@ class KVProtocol(protocol.Protocol):
     def _run(self, argv: list, render) -> None:
         journal = self._journal
         before = journal.appended
-        reply = self.session.execute(argv)
-        if isinstance(reply, Deferred):
+        session = self.session
+        reply = self._execute(session, argv)
+        if reply is NO_REPLY:
+            pass
+        elif isinstance(reply, Deferred):
             self._add_deferred(reply, render)
         elif reply.__class__ is Streamed:
             self._seal(reply)
@@ -280,8 +310,15 @@ class KVProtocol(protocol.Protocol):
             self._push_after_reply()
         if journal.appended != before:
             self._note_write(self._chunk, journal)
-        if self.session.closing:
-            self._close_after_chunk()
+        echo = getattr(session, "monitor_echo", None)
+        if echo is not None:  # a MONITOR client's own command: shown after its reply
+            session.monitor_echo = None
+            self.push(echo)
+        if session.closing:
+            if session.closing is True:
+                self._close_after_chunk()
+            else:
+                session.closing = False
 
     # -- replies: ordering, durability gating, one write per read -------------
 
@@ -490,23 +527,3 @@ class KVProtocol(protocol.Protocol):
         pushes, self.session.after_reply = self.session.after_reply, []
         for reply in pushes:
             self.push(reply)
-
-    def push(self, reply) -> None:
-        """Send an out-of-band reply (pub/sub message) after everything already queued."""
-        if self._closing or self.dialect is None:
-            return
-        if self.dialect is RESP:
-            if getattr(self.session, "protocol", 2) == 3:
-                part = to_resp3_push(reply)
-            else:
-                part = to_resp(reply)
-        elif self.dialect is JSON:
-            part = jsonlines.render(reply)
-        else:
-            part = to_text(reply)
-        if self._chunk is not None:
-            self._chunk.parts.append(part)
-        elif not self._queue:
-            self._write(part)
-        else:
-            self._enqueue(_Chunk([part]))

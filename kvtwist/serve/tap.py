@@ -69,6 +69,8 @@ class Options(ServerOptions):
         ["databases", None, str(DEFAULT_DATABASES), "number of databases (SELECT 0..N-1)"],
         ["requirepass", None, None,
          "the password clients must AUTH with (default: none); prefer --config for secrets"],
+        ["inline-replies", None, "text",
+         "how inline (telnet) requests are answered: text (readable) or resp (as Redis)"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
@@ -115,6 +117,8 @@ class Options(ServerOptions):
             raise usage.UsageError("--databases must be a whole number")
         if not 1 <= self["databases"] <= MAX_DATABASES:
             raise usage.UsageError("--databases must be between 1 and %d" % (MAX_DATABASES,))
+        if self["inline-replies"] not in ("text", "resp"):
+            raise usage.UsageError("--inline-replies must be text or resp")
 
     def _read_config(self, path: str) -> None:
         from kvtwist.engine import configfile
@@ -179,7 +183,8 @@ class StoreService(service.MultiService):
     def startService(self) -> None:
         # Threads start here, not in makeService, so that they survive daemonizing.
         self.journal.start()
-        self._sweeper.start(self.sweep_interval, now=False)
+        if getattr(getattr(self.store, "hooks", None), "active_expire", True):
+            self._sweeper.start(self.sweep_interval, now=False)
         self._sampler.start(0.1, now=False)
         service.MultiService.startService(self)
         if self.store.config.get("port") == "0":
@@ -218,7 +223,8 @@ def makeService(options, reactor=None) -> service.MultiService:
                                    "bind": " ".join(_interfaces(options["listen"])),
                                    "proto-max-bulk-len": str(options["max-bulk"]),
                                    "appendonly": "yes", "appendfsync": options["fsync"],
-                                   "dir": os.path.abspath(options["data"])},
+                                   "dir": os.path.abspath(options["data"]),
+                                   "inline-replies": options["inline-replies"]},
                   databases=options["databases"])
     if options["config"] is not None:
         store.config_file = os.path.abspath(options["config"])
@@ -251,6 +257,9 @@ def makeService(options, reactor=None) -> service.MultiService:
         top.set_hz(int(store.config["hz"]))
     for description in options["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
+    # SHUTDOWN stops the reactor: the service stops, committing the journal, as on SIGTERM.
+    store.hooks.attach(journal, top._sweeper, SWEEP_INTERVAL, reactor.stop,
+                       os.path.abspath(options["data"]))
     return top
 
 

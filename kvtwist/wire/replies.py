@@ -74,6 +74,17 @@ class _NilArray:
 NIL_ARRAY = _NilArray()
 
 
+class _NoReply:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+# A command that sends nothing back (CLIENT REPLY OFF and SKIP): renders as no bytes.
+NO_REPLY = _NoReply()
+
+
 class Pairs:
     """Key/value pairs in key order: DUMP's reply."""
 
@@ -265,6 +276,8 @@ def to_resp(reply) -> bytes:
         return to_resp(flat)
     if reply is NIL_ARRAY:
         return b"*-1\r\n"
+    if reply is NO_REPLY:
+        return b""
     if isinstance(reply, int):  # int subclasses (IntEnum, bool) go the slow way
         return b":%d\r\n" % int(reply)
     if isinstance(reply, (bytearray, memoryview)):
@@ -367,6 +380,8 @@ def _quote_escaped(value: bytes) -> bytes:
 
 def to_text(reply) -> bytes:
     """Render one reply as redis-cli prints it, CRLF-terminated, for a telnet user."""
+    if reply is NO_REPLY:
+        return b""
     return b"".join(line + b"\r\n" for line in _text_lines(reply))
 
 

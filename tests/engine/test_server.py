@@ -92,60 +92,6 @@ class CommandCommandTests(AdminMixin, SynchronousTestCase):
                          "ERR unknown subcommand 'foo'. Try COMMAND HELP.")
 
 
-class ClientTests(AdminMixin, SynchronousTestCase):
-    def test_names(self):
-        """CLIENT SETNAME/GETNAME store a name; spaces are refused; empty clears it."""
-        self.assertIsNone(self.call("client", "getname"))
-        self.assertEqual(self.call("client", "setname", "worker"), OK)
-        self.assertEqual(self.call("client", "getname"), b"worker")
-        self.assertEqual(self.error("client", "setname", "a b"),
-                         "ERR Client names cannot contain spaces, newlines or special characters.")
-        self.call("client", "setname", "")
-        self.assertIsNone(self.call("client", "getname"))
-
-    def test_id_info_list(self):
-        """CLIENT ID, INFO and LIST describe sessions one line each."""
-        other = self.store.new_session("10.0.0.1:1")
-        other.execute([b"client", b"setname", b"two"])
-        self.assertEqual(self.call("client", "id"), self.session.id)
-        line = self.call("client", "info")
-        self.assertTrue(line.startswith(b"id=%d addr=127.0.0.1:4000 " % self.session.id))
-        self.assertTrue(line.endswith(b"\n"))
-        listing = self.call("client", "list").splitlines()
-        self.assertEqual(len(listing), 2)
-        self.assertIn(b"name=two", listing[1])
-        self.assertEqual(len(self.call("client", "list", "id", str(other.id)).splitlines()), 1)
-        self.assertEqual(self.call("client", "list", "type", "pubsub"), b"")
-        self.assertEqual(self.error("client", "list", "bogus"), "ERR syntax error")
-
-    def test_setinfo_and_flags(self):
-        """CLIENT SETINFO records library details; NO-EVICT and NO-TOUCH accept ON/OFF."""
-        self.assertEqual(self.call("client", "setinfo", "LIB-NAME", "redis-py"), OK)
-        self.assertEqual(self.call("client", "setinfo", "lib-ver", "5.0"), OK)
-        self.assertIn(b"lib-name=redis-py lib-ver=5.0", self.call("client", "info"))
-        self.assertEqual(self.error("client", "setinfo", "color", "x"),
-                         "ERR Unrecognized option 'color'")
-        self.assertEqual(self.call("client", "no-evict", "on"), OK)
-        self.assertEqual(self.call("client", "no-touch", "off"), OK)
-        self.assertEqual(self.error("client", "no-evict", "maybe"), "ERR syntax error")
-
-    def test_errors(self):
-        """CLIENT errors match Redis for unknown subcommands and arity."""
-        self.assertEqual(self.error("CLIENT", "xx"),
-                         "ERR unknown subcommand 'xx'. Try CLIENT HELP.")
-        self.assertEqual(self.error("client"),
-                         "ERR wrong number of arguments for 'client' command")
-        self.assertEqual(self.error("client", "SETNAME"),
-                         "ERR wrong number of arguments for 'client|setname' command")
-
-    def test_extensible(self):
-        """A subcommand added to CLIENT_SUBCOMMANDS is dispatched."""
-        extended = dict(admin.CLIENT_SUBCOMMANDS)
-        extended[b"tracking"] = (-3, lambda session, argv: OK)
-        self.patch(admin, "CLIENT_SUBCOMMANDS", extended)
-        self.assertEqual(self.call("client", "TRACKING", "on"), OK)
-
-
 class FakeJournal(NullJournal):
     """A journal whose compact() hands back Deferreds the test fires, or a given failure."""
 

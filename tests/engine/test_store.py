@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine import server as admin, info, keys as keycmds, strings as strcmds
+from kvtwist.engine import clients, server as admin, info, keys as keycmds, strings as strcmds
 from kvtwist.engine.table import TABLE, Command, parse_int
 from kvtwist.engine.store import NullJournal, Store
 from kvtwist.engine.keyspace import SET
@@ -171,7 +171,7 @@ class RegistrationTests(SynchronousTestCase):
                              (admin, b"compact")):
             self.assertIn(name, TABLE, module.__name__)
         self.assertIn(b"subscribe", TABLE)
-        self.assertIn(b"tracking", admin.CLIENT_SUBCOMMANDS)
+        self.assertIn(b"tracking", clients.CLIENT_SUBCOMMANDS)
 
 
 

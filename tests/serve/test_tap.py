@@ -55,6 +55,18 @@ class OptionsTests(SynchronousTestCase):
                                   ["--journal-writer", "fork"])
         self.assertIn("process or thread", str(error))
 
+    def test_inline_replies(self) -> None:
+        """--inline-replies is text by default, resp on request, and nothing else."""
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["inline-replies"], "text")
+        options = tap.Options()
+        options.parseOptions(["--inline-replies", "resp"])
+        self.assertEqual(options["inline-replies"], "resp")
+        error = self.assertRaises(usage.UsageError, tap.Options().parseOptions,
+                                  ["--inline-replies", "json"])
+        self.assertIn("text or resp", str(error))
+
     def test_sizes(self) -> None:
         """Sizes accept kb/mb/gb suffixes, and a bad size is a usage error."""
         options = tap.Options()

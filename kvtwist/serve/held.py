@@ -1,0 +1,189 @@
+"""The slow path of KVProtocol: requests served one at a time, held while clients are paused.
+
+The protocol's fast RESP loop runs a read's requests back to back. A connection leaves
+it when its session needs each request looked at (CLIENT REPLY OFF or SKIP silences
+replies, a MONITOR client may not touch keys) or while CLIENT PAUSE is on (a paused
+command and everything after it wait, in order, until the pause ends). A command that
+changes these sets ``session.closing`` to ``hooks.INTERRUPT``, and the fast loop hands
+the rest of its read to ``_interrupted``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from kvtwist.engine.clients import pause_applies
+from kvtwist.engine.monitor import REPLICA_KEYSPACE, monitor_refuses
+from kvtwist.wire import jsonlines
+from kvtwist.wire.replies import NO_REPLY, Error, to_resp, to_resp3, to_resp3_push, to_text
+
+ON = b"on"
+
+
+class _Unpaused:
+    """The pause state of a store that has none: never paused, nobody monitoring."""
+
+    pause_mode = None
+    monitors = ()
+
+
+UNPAUSED = _Unpaused()
+
+
+class HeldRequests:
+    """Mixed into KVProtocol: per-request serving, CLIENT REPLY, PAUSE and KILL, and push."""
+
+    def _describe_connection(self) -> None:
+        # What only the serve layer knows, for CLIENT LIST / KILL.
+        session = self.session
+        host = self.transport.getHost()
+        if hasattr(host, "port"):
+            session.laddr = "%s:%s" % (host.host, host.port)
+        fileno = getattr(self.transport, "fileno", None)
+        try:
+            session.fd = fileno() if fileno is not None else -1
+        except Exception:
+            session.fd = -1
+        session.disconnect = self._disconnect
+
+    def _execute(self, session, argv):
+        """Run ``argv``; return its reply, or NO_REPLY when CLIENT REPLY silences it."""
+        if getattr(session, "reply_mode", ON) == b"skip":
+            session.reply_mode = b"skipping"  # this command's reply is the one skipped
+        store = self._control
+        if store.monitors and session in store.monitors and monitor_refuses(session, argv):
+            reply = Error(REPLICA_KEYSPACE)
+        else:
+            reply = session.execute(argv)
+        mode = getattr(session, "reply_mode", ON)
+        if mode == b"off":
+            return NO_REPLY
+        if mode == b"skipping":
+            session.reply_mode = ON
+            return NO_REPLY
+        return reply
+
+    def _render_for(self, render):
+        if render is not None:
+            return render
+        return to_resp3 if getattr(self.session, "protocol", 2) == 3 else to_resp
+
+    def _serve(self, argv, render) -> None:
+        """Run one request now, or hold it behind others or while a pause applies."""
+        store = self._control
+        if self._held or (store.pause_mode is not None
+                          and pause_applies(store, self.session, argv)):
+            self._hold(argv, render)
+            return
+        self._run(argv, self._render_for(render))
+
+    def _hold(self, argv, render) -> None:
+        if self._held is None:
+            self._held = deque()
+        self._held.append((argv, render))
+        self._slow = True
+        waiting = getattr(getattr(self._control, "hooks", None), "waiting", None)
+        if waiting is not None:
+            waiting.add(self)
+
+    def _serve_all(self, requests: list, error):
+        """Serve a read's requests one by one; return ([], the error still to report)."""
+        if self._held:
+            self._drain_held()
+        for argv in requests:
+            if self._closing:
+                break
+            self._serve(argv, None)
+        if error is not None and self._held and not self._closing:
+            self._hold(None, error)  # reported after the held requests, then closed
+            error = None
+        self._update_slow()
+        return [], error
+
+    def _interrupted(self, requests: list, argv, error) -> None:
+        # The fast loop ran ``argv``, which changed how this connection is served.
+        self.session.closing = False
+        index = 0
+        while requests[index] is not argv:
+            index += 1
+        _, error = self._serve_all(requests[index + 1:], error)
+        if self._closing:
+            return
+        if error is not None:
+            self._chunk.parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
+            self._close_after_chunk()
+        elif self._parser.joining is not None and not self._joining:
+            self._join_large()
+
+    def _drain_held(self) -> None:
+        """Serve held requests until one must still wait (or none is left)."""
+        held = self._held
+        store = self._control
+        while held and not self._closing:
+            argv, render = held[0]
+            if argv is None:  # a protocol error read after held requests
+                held.popleft()
+                self._chunk.parts.append(b"-ERR %s\r\n" % str(render).encode("utf-8"))
+                self._close_after_chunk()
+                break
+            if store.pause_mode is not None and pause_applies(store, self.session, argv):
+                waiting = getattr(getattr(store, "hooks", None), "waiting", None)
+                if waiting is not None:
+                    waiting.add(self)
+                return
+            held.popleft()
+            self._run(argv, self._render_for(render))
+        waiting = getattr(getattr(store, "hooks", None), "waiting", None)
+        if waiting is not None:
+            waiting.discard(self)
+        self._update_slow()
+
+    def _update_slow(self) -> None:
+        session = self.session
+        store = self._control
+        self._slow = bool(self._held) or getattr(session, "reply_mode", ON) != ON or (
+            bool(store.monitors) and session in store.monitors)
+
+    def resume(self) -> None:
+        """The pause ended (or changed): serve what was held, as if just read."""
+        if self._closing or not self._held or self.transport is None:
+            return
+        self.dataReceived(b"")
+
+    def _disconnect(self) -> None:
+        """CLIENT KILL: close once the replies already queued are written."""
+        if self._closing:
+            return
+        self._closing = True
+        self._held = None
+        if self._lines is not None:
+            self._lines.clear()
+        if not self._queue and self._stream is None:
+            self._close()
+            return
+        chunk = self.chunk_type([])
+        chunk.close = True
+        self._enqueue(chunk)
+
+    def push(self, reply) -> None:
+        """Send an out-of-band reply (pub/sub message) after everything already queued."""
+        if self._closing or self.dialect is None:
+            return
+        mode = getattr(self.session, "reply_mode", b"on")
+        if mode != b"on" and mode != b"skip":
+            return  # CLIENT REPLY OFF silences messages too
+        if self.dialect == "resp":
+            if getattr(self.session, "protocol", 2) == 3:
+                part = to_resp3_push(reply)
+            else:
+                part = to_resp(reply)
+        elif self.dialect == "json":
+            part = jsonlines.render(reply)
+        else:
+            part = to_text(reply)
+        if self._chunk is not None:
+            self._chunk.parts.append(part)
+        elif not self._queue:
+            self._write(part)
+        else:
+            self._enqueue(self.chunk_type([part]))
