@@ -137,7 +137,7 @@ def _is_type(session, kind: bytes) -> bool:
     # Redis's getClientType: a MONITOR client counts as a replica, a subscriber as pubsub.
     if session in session.store.monitors:
         return kind == b"replica"
-    if _subscriptions(session):
+    if any(_subscriptions(session)):
         return kind == b"pubsub"
     return kind == b"normal"
 
