@@ -5,6 +5,6 @@ table, the keyspace and the wire replies, never this module or another family.
 """
 
 # In this order the table lists them (COMMAND, HELP): strings, keys, server, info, pub/sub.
-from kvtwist.engine import strings, keys, db, server, info, tracking, transactions  # noqa: F401, I001
+from kvtwist.engine import strings, keys, db, server, info, tracking, transactions, evict  # noqa: F401, I001
 
 FAMILIES = (strings, keys, db, server, info, tracking, transactions)

@@ -9,6 +9,8 @@ from kvtwist.engine.table import (
     _LOOKUP, DEFAULT_CONFIG, TABLE, arity_error, unknown_command, write_refused)
 from kvtwist.wire.replies import CommandError, Error
 
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+
 
 class NullJournal:
     """The journal of an in-memory store: every append is acknowledged at once."""
@@ -58,6 +60,8 @@ class Store:
         self.commands_processed = 0
         self.connections_received = 0
         self._last_id = 0
+        self.maxmemory = 0  # bytes (CONFIG maxmemory); 0: no limit (see engine/evict.py)
+        self.evictor = None
 
     def set_journal(self, journal) -> None:
         """Use ``journal`` from now on and log every keyspace effect to it.
@@ -66,6 +70,7 @@ class Store:
         and observers hear of it as of any other change.
         """
         self.journal = journal
+        self.databases.recount()  # a journal attached after loading: count what it loaded
         hooks = getattr(journal, "rollback_hooks", None)
         if hooks is not None:
             hooks.append(self._rolled_back)
@@ -200,11 +205,17 @@ class Session:
             if self.multi is not None:
                 self.multi.failed = True
             return arity_error(command.name)
+        store = self.store
+        if store.maxmemory and store.databases.meter.used > store.maxmemory:
+            # Redis's performEvictions, before any command; only denyoom ones are refused.
+            if not store.evictor.make_room() and command.denyoom:
+                if self.multi is not None:
+                    self.multi.failed = True
+                return Error(OOM)
         if self.multi is not None:
             reply = self.multi.admit(self, command, argv)
             if reply is not None:
                 return reply
-        store = self.store
         if command.write and store.journal.failure is not None:
             return Error(write_refused(store.journal.failure))
         self.last_command = command.name

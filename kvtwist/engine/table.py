@@ -18,8 +18,6 @@ DEFAULT_CONFIG = {
     "save": "",
     "appendonly": "no",
     "appendfsync": "everysec",
-    "maxmemory": "0",
-    "maxmemory-policy": "noeviction",
     "databases": "16",
     "maxclients": "10000",
     "timeout": "0",
@@ -31,7 +29,8 @@ DEFAULT_CONFIG = {
 class Command:
     """One command-table entry: name, Redis arity, flags, key positions and handler."""
 
-    __slots__ = ("name", "arity", "flags", "first_key", "last_key", "step", "handler", "write")
+    __slots__ = ("name", "arity", "flags", "first_key", "last_key", "step", "handler", "write",
+                 "denyoom")
 
     def __init__(self, name: bytes, arity: int, flags, first_key: int, last_key: int,
                  step: int, handler) -> None:
@@ -43,6 +42,7 @@ class Command:
         self.step = step
         self.handler = handler
         self.write = "write" in self.flags
+        self.denyoom = "denyoom" in self.flags  # refused when over maxmemory
 
     def __repr__(self) -> str:
         return "Command(%r, %d)" % (self.name, self.arity)
