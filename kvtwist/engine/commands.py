@@ -23,7 +23,8 @@ from kvtwist.engine import (  # noqa: F401, I001
     notify,
     config,
     slowlog,
+    evict,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
-            tracking, transactions, pubsub, notify, config, slowlog)
+            tracking, transactions, pubsub, notify, config, slowlog, evict)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 
-from kvtwist.engine.keyspace import FLUSH, Keyspace, rollback
+from kvtwist.engine.keyspace import FLUSH, Keyspace, Meter, rollback
 
 # Effect opcodes beyond the keyspace's (records carry them too; see storage/records.py).
 IN_DB = 8  # (IN_DB, label, effect): an effect on the dataset of that label
@@ -44,7 +44,8 @@ class Databases:
             raise ValueError("there must be at least one database")
         self.clock = clock
         self.count = count
-        self._dbs = [Keyspace(clock, index=index) for index in range(count)]
+        self.meter = Meter()  # the estimated bytes of every database's data
+        self._dbs = [Keyspace(clock, index=index, meter=self.meter) for index in range(count)]
         for keyspace in self._dbs:
             keyspace.label = keyspace.index
         self._by_label = list(self._dbs)
@@ -69,6 +70,11 @@ class Databases:
                 "the data holds database %d, but the server has %d databases (start it with "
                 "--databases %d or more)" % (label, self.count, label + 1))
         return self._by_label[label]
+
+    def recount(self) -> int:
+        """Recount the meter from the data (after loading, which leaves it be): O(keys)."""
+        self.meter.used = sum(keyspace.size() for keyspace in self._dbs)
+        return self.meter.used
 
     def labels(self) -> list:
         """Return the label of each index, in index order."""

@@ -39,6 +39,24 @@ def patched(old, offset: int, patch: bytes) -> bytes:
     view = memoryview(old)
     return b"".join((view[:offset], patch, view[offset + len(patch):]))
 
+# Estimated bytes a key costs beyond its key and value lengths (CPython: two bytes objects,
+# a dict slot and a scan-order slot; sys.getsizeof is unavailable on PyPy).
+PER_KEY = 120
+
+
+class Meter:
+    """The estimated bytes of a store's data, ``used``, shared by all its databases.
+
+    Each key counts ``len(key) + len(value) + PER_KEY``; kept up to date by every change
+    (O(1) each), recounted in full after loading (``Keyspace.recount``).
+    """
+
+    __slots__ = ("used",)
+
+    def __init__(self) -> None:
+        self.used = 0
+
+
 def rollback(undo) -> list:
     """Undo the entries of an undo deque, newest first; return the ``(keyspace, effect)`` changes.
 
@@ -69,8 +87,9 @@ class Keyspace:
     compact_floor = 1024
     compact_step = 32
 
-    def __init__(self, clock, log=None, index: int = 0) -> None:
+    def __init__(self, clock, log=None, index: int = 0, meter=None) -> None:
         self.clock = clock
+        self.meter = meter if meter is not None else Meter()
         self.log = log
         self.index = index  # the database number (SELECT) this keyspace is
         # Called with each key removed because its time ran out (keyspace notifications).
@@ -135,11 +154,15 @@ class Keyspace:
     def set(self, key, value, expire_at_ms: int = 0) -> None:
         """Store a value; ``expire_at_ms`` 0 clears any expiry (pass the old one to keep it)."""
         data = self.data
+        old = data.get(key)
         undo = self.undo
         if undo is not None:
-            undo.append((self, key, data.get(key), self.expires.get(key, 0)))
-        if key not in data:
+            undo.append((self, key, old, self.expires.get(key, 0)))
+        if old is None:
             self._inserted(key)
+            self.meter.used += len(key) + len(value) + PER_KEY
+        else:
+            self.meter.used += len(value) - len(old)
         data[key] = value
         if expire_at_ms:
             self.expires[key] = expire_at_ms
@@ -163,7 +186,12 @@ class Keyspace:
             undo.append((self, key, old, self.expires.get(key, 0)))
         if old is None:
             self._inserted(key)
+            self.meter.used += len(key) + PER_KEY
+            old_size = 0
+        else:
+            old_size = len(old)
         data[key] = value = patched(old, offset, patch)
+        self.meter.used += len(value) - old_size
         if self.log is not None:
             self.log((SETRANGE, key, offset, patch))
         return len(value)
@@ -172,9 +200,10 @@ class Keyspace:
         """Remove a live key; return whether it existed."""
         if not self.exists(key):
             return False
+        value = self.data.pop(key)
         if self.undo is not None:
-            self.undo.append((self, key, self.data[key], self.expires.get(key, 0)))
-        del self.data[key]
+            self.undo.append((self, key, value, self.expires.get(key, 0)))
+        self.meter.used -= len(key) + len(value) + PER_KEY
         self.expires.pop(key, None)
         self._removed(key)
         if self.log is not None:
@@ -214,6 +243,7 @@ class Keyspace:
         """Remove every key."""
         if self.undo is not None:
             self.undo.append((self, _FLUSHED, dict(self.data), dict(self.expires)))
+        self.meter.used -= self.size()
         self.data.clear()
         self.expires.clear()
         self._sweep_keys = []
@@ -254,11 +284,15 @@ class Keyspace:
         if key is _FLUSHED:
             # Everything after the FLUSH is undone already: the keyspace is empty.
             data.update(value)
+            self.meter.used += self.size()
             expires.update(at)
             self._reset_order()
             self._order = list(data)
             changed.append((self, (FLUSH,)))
             return
+        current = data.get(key)
+        if current is not None:
+            self.meter.used -= len(key) + len(current) + PER_KEY
         if value is None:
             expires.pop(key, None)
             if data.pop(key, None) is not None:
@@ -267,6 +301,7 @@ class Keyspace:
             if key not in data:
                 self._inserted(key)
             data[key] = value
+            self.meter.used += len(key) + len(value) + PER_KEY
             if at:
                 expires[key] = at
             else:
@@ -341,6 +376,11 @@ class Keyspace:
             # Every key of the batch was set without expiry: drop the old ones in bulk.
             for key in expires.keys() & keys:
                 del expires[key]
+
+    def size(self) -> int:
+        """Return the estimated bytes of this keyspace's keys and values: O(n), C-level."""
+        data = self.data
+        return sum(map(len, data)) + sum(map(len, data.values())) + PER_KEY * len(data)
 
     def snapshot_items(self) -> list:
         """Return ``[(key, value, expire_at_ms), ...]`` for every stored key (a copy)."""
@@ -473,7 +513,7 @@ class Keyspace:
     # -- expiry -------------------------------------------------------------------
 
     def _expire_now(self, key) -> None:
-        del self.data[key]
+        self.meter.used -= len(key) + len(self.data.pop(key)) + PER_KEY
         del self.expires[key]
         self.expired_keys += 1
         self._removed(key)

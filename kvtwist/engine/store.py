@@ -13,6 +13,8 @@ from kvtwist.engine.table import _LOOKUP, TABLE, arity_error, unknown_command, w
 from kvtwist.engine.users import NOAUTH
 from kvtwist.wire.replies import CommandError, Error
 
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
+
 
 class NullJournal:
     """The journal of an in-memory store: every append is acknowledged at once."""
@@ -66,6 +68,8 @@ class Store:
         self.monitors = []  # MONITOR sessions (kvtwist.engine.monitor feeds them)
         self.pause_mode = None  # CLIENT PAUSE: b"write" or b"all" until pause_end
         self.pause_end = 0.0
+        self.maxmemory = 0  # bytes (CONFIG maxmemory); 0: no limit (see engine/evict.py)
+        self.evictor = None
 
     def set_journal(self, journal) -> None:
         """Use ``journal`` from now on and log every keyspace effect to it.
@@ -74,6 +78,7 @@ class Store:
         and observers hear of it as of any other change.
         """
         self.journal = journal
+        self.databases.recount()  # a journal attached after loading: count what it loaded
         hooks = getattr(journal, "rollback_hooks", None)
         if hooks is not None:
             hooks.append(self._rolled_back)
@@ -232,11 +237,17 @@ class Session:
             if self.multi is not None:
                 self.multi.failed = True
             return self.store.stats.rejected(command, Error(NOAUTH))
+        store = self.store
+        if store.maxmemory and store.databases.meter.used > store.maxmemory:
+            # Redis's performEvictions, before any command; only denyoom ones are refused.
+            if not store.evictor.make_room() and command.denyoom:
+                if self.multi is not None:
+                    self.multi.failed = True
+                return store.stats.rejected(command, Error(OOM))
         if self.multi is not None:
             reply = self.multi.admit(self, command, argv)
             if reply is not None:
                 return reply
-        store = self.store
         if command.write and store.journal.failure is not None:
             return store.stats.rejected(command, Error(write_refused(store.journal.failure)))
         self.last_command = command.name

@@ -19,7 +19,7 @@ class Command:
     """One command-table entry: name, Redis arity, flags, key positions and handler."""
 
     __slots__ = ("name", "arity", "flags", "first_key", "last_key", "step", "handler", "write",
-                 "no_auth")
+                 "no_auth", "denyoom")
 
     def __init__(self, name: bytes, arity: int, flags, first_key: int, last_key: int,
                  step: int, handler) -> None:
@@ -32,6 +32,7 @@ class Command:
         self.handler = handler
         self.write = "write" in self.flags
         self.no_auth = "no_auth" in self.flags  # allowed before AUTH (AUTH, HELLO, QUIT, RESET)
+        self.denyoom = "denyoom" in self.flags  # refused when over maxmemory
 
     def __repr__(self) -> str:
         return "Command(%r, %d)" % (self.name, self.arity)

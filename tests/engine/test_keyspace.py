@@ -631,3 +631,29 @@ ScanMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=6
 
 class ScanMachineTests(ScanMachine.TestCase):
     """Keys present for a whole scan are returned while others change and the order compacts."""
+
+
+class MeterTests(SynchronousTestCase):
+    """The keyspace's meter follows every change and matches a full recount."""
+
+    def test_meter_matches_recount(self):
+        """After sets, overwrites, SETRANGE, deletes, expiry, flush and rollback, used == size()."""
+        clock = Clock()
+        ks = Keyspace(clock)
+        ks.track_undo()
+        ks.set(b"a", b"12345")
+        ks.set(b"b", b"x", 500)
+        ks.set(b"a", b"1")
+        ks.setrange(b"c", 3, b"zz")
+        ks.setrange(b"a", 0, b"longer value")
+        self.assertEqual(ks.meter.used, ks.size())
+        ks.settle(len(ks.undo))
+        ks.delete(b"c")
+        clock.advance(1)
+        self.assertFalse(ks.exists(b"b"))
+        self.assertEqual(ks.meter.used, ks.size())
+        ks.flush()
+        self.assertEqual(ks.meter.used, 0)
+        ks.rollback()
+        self.assertEqual(ks.meter.used, ks.size())
+        self.assertEqual(sorted(ks.data), [b"a", b"c"])

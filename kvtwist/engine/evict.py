@@ -1,0 +1,167 @@
+"""maxmemory and eviction, as Redis's evict.c: the policies, sampling, and the OOM refusal.
+
+The data's size is the estimate ``store.databases.meter.used`` (see keyspace.Meter): each
+key counts its key and value lengths plus a fixed overhead. Before every command, while it
+is over ``maxmemory``, keys are evicted by ``maxmemory-policy`` until it is not; if nothing
+can be evicted (``noeviction``, or no key with an expiry under a ``volatile-*`` policy),
+commands flagged ``denyoom`` (those that can grow the data) get Redis's OOM error and the
+others run. An eviction is a DEL logged to the journal like any other (a restart does not
+bring the key back), told to CLIENT TRACKING clients, sent as an ``evicted`` keyspace
+notification, and counted in INFO's ``evicted_keys``.
+
+Policies (each picks the best of ``maxmemory-samples`` random keys, as Redis's
+approximated algorithms do): ``allkeys-lru`` / ``volatile-lru`` (least recently used, from
+the access times OBJECT IDLETIME reports), ``allkeys-random`` / ``volatile-random``,
+``volatile-ttl`` (nearest expiry). The LFU policies need access counters kvstore does not
+keep: they are refused. Cost: O(samples) per key evicted.
+"""
+
+from __future__ import annotations
+
+import random
+
+from kvtwist.engine.table import define_config
+
+POLICIES = ("noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-random",
+            "volatile-ttl")
+REFUSED_POLICIES = ("allkeys-lfu", "volatile-lfu")
+# The most keys one command's eviction may remove: a bound on the pause it causes.
+_MAX_EVICTIONS = 10000
+# Draws of the scan order per sample before giving up on finding an expiring key.
+_VOLATILE_TRIES = 16
+
+
+class Evictor:
+    """Evicts keys of a store by its policy until its data fits in ``maxmemory``."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.policy = "noeviction"
+        self.samples = 5
+        self.evicted = 0
+
+    def make_room(self) -> bool:
+        """Evict until the data fits; return whether it does now."""
+        store = self.store
+        meter, limit = store.databases.meter, store.maxmemory
+        if self.policy == "noeviction":
+            return meter.used <= limit
+        current, store.current = store.current, None  # evictions are nobody's writes
+        try:
+            for _ in range(_MAX_EVICTIONS):
+                if meter.used <= limit:
+                    return True
+                victim = self._choose()
+                if victim is None:
+                    return False
+                keyspace, key = victim
+                if keyspace.delete(key):
+                    self.evicted += 1
+                    notifier = getattr(store, "notifier", None)
+                    if notifier is not None:
+                        notifier.notify_evicted(key, keyspace.index)
+            return meter.used <= limit
+        finally:
+            store.current = current
+
+    def _choose(self):
+        """Return ``(keyspace, key)`` to evict by the policy, or None when none qualifies."""
+        candidates = [keyspace for keyspace in self.store.databases
+                      if len(keyspace.expires if self.policy.startswith("volatile")
+                             else keyspace.data)]
+        if not candidates:
+            return None
+        best = None
+        for _ in range(self.samples):
+            keyspace = candidates[random.randrange(len(candidates))]
+            key = self._sample(keyspace)
+            if key is None:
+                continue
+            score = self._score(keyspace, key)
+            if best is None or score < best[0]:
+                best = (score, keyspace, key)
+        return None if best is None else best[1:]
+
+    def _sample(self, keyspace):
+        if not self.policy.startswith("volatile"):
+            return keyspace.random_key()
+        expires = keyspace.expires
+        for _ in range(_VOLATILE_TRIES):
+            key = keyspace.random_key()
+            if key is None:
+                return None
+            if key in expires:
+                return key
+        # Few keys expire: walk the expiring keys from a random start instead (O(n) at worst).
+        keys = list(expires)
+        return keys[random.randrange(len(keys))] if keys else None
+
+    def _score(self, keyspace, key) -> float:
+        """Lower is evicted first: last access time (LRU), expiry time (TTL), or random."""
+        if self.policy.endswith("lru"):
+            access = getattr(keyspace, "access", None)
+            if access is not None:
+                return access.get(key, getattr(keyspace, "access_epoch", 0.0))
+            return 0.0
+        if self.policy == "volatile-ttl":
+            return keyspace.expires.get(key, 0)
+        return random.random()
+
+
+def evictor_for(store) -> Evictor:
+    """Return the store's Evictor, made on first use."""
+    evictor = store.evictor
+    if evictor is None:
+        evictor = store.evictor = Evictor(store)
+    return evictor
+
+
+def parse_memory(text: str) -> int:
+    """Parse a Redis memory size: ``100``, ``1k`` (1000), ``1kb`` (1024), ``mb``, ``gb``..."""
+    value = text.strip().lower()
+    units = (("gb", 1024 ** 3), ("mb", 1024 ** 2), ("kb", 1024), ("g", 1000 ** 3),
+             ("m", 1000 ** 2), ("k", 1000), ("b", 1))
+    number, multiplier = value, 1
+    for suffix, factor in units:
+        if value.endswith(suffix):
+            number, multiplier = value[:-len(suffix)], factor
+            break
+    if not number.isdigit():
+        raise ValueError("argument must be a memory value")
+    return int(number) * multiplier
+
+
+def _set_maxmemory(store, value: int) -> None:
+    store.maxmemory = value
+    evictor_for(store)
+    if value and store.databases.meter.used > value:
+        store.evictor.make_room()
+
+
+def _parse_policy(text: str) -> str:
+    policy = text.lower()
+    if policy in REFUSED_POLICIES:
+        raise ValueError("the LFU policies are not implemented by kvstore (no access counters)")
+    if policy not in POLICIES:
+        raise ValueError("argument(s) must be one of the following: " + ", ".join(POLICIES))
+    return policy
+
+
+def _set_policy(store, value: str) -> None:
+    evictor_for(store).policy = value
+
+
+def _parse_samples(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise ValueError("argument must be between 1 and 64 inclusive")
+    return value
+
+
+def _set_samples(store, value: int) -> None:
+    evictor_for(store).samples = value
+
+
+define_config("maxmemory", "0", parse_memory, _set_maxmemory)
+define_config("maxmemory-policy", "noeviction", _parse_policy, _set_policy)
+define_config("maxmemory-samples", "5", _parse_samples, _set_samples)

@@ -1,0 +1,103 @@
+"""Tests for kvtwist.engine.evict: maxmemory, the eviction policies and the OOM refusal."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from kvtwist.engine import evict
+from kvtwist.engine.keyspace import DEL
+from kvtwist.engine.store import OOM
+from kvtwist.wire.replies import OK, Error
+from tests.helpers import SessionMixin
+
+
+class ParseTests(SynchronousTestCase):
+    """maxmemory sizes and policies parse as Redis's."""
+
+    def test_sizes(self):
+        """Plain bytes, k/m/g (powers of 1000) and kb/mb/gb (powers of 1024)."""
+        self.assertEqual([evict.parse_memory(text) for text in ("100", "1k", "1kb", "2MB", "1g")],
+                         [100, 1000, 1024, 2 * 1024 ** 2, 1000 ** 3])
+        self.assertRaises(ValueError, evict.parse_memory, "lots")
+
+    def test_lfu_is_refused(self):
+        """The LFU policies are refused, not accepted and ignored."""
+        self.assertRaises(ValueError, evict._parse_policy, "allkeys-lfu")
+        self.assertEqual(evict._parse_policy("ALLKEYS-LRU"), "allkeys-lru")
+
+
+class EvictionTests(SessionMixin, SynchronousTestCase):
+    """Over maxmemory, keys are evicted by policy, or denyoom commands refused."""
+
+    def fill(self, count=20, ttl=False):
+        for i in range(count):
+            args = ["set", "key:%02d" % i, "x" * 100] + (["px", str(1000 + i)] if ttl else [])
+            self.assertEqual(self.call(*args), OK)
+
+    def limit(self, policy, maxmemory):
+        evict._set_policy(self.store, policy)
+        evict._set_maxmemory(self.store, maxmemory)
+
+    def test_meter_counts_keys(self):
+        """The meter is each key's key and value lengths plus a fixed overhead."""
+        self.fill(3)
+        self.assertEqual(self.store.databases.meter.used, 3 * (6 + 100 + evict_overhead()))
+
+    def test_noeviction_refuses_writes_that_grow(self):
+        """With noeviction, SET gets OOM over the limit; GET and DEL still run."""
+        self.fill(10)
+        self.limit("noeviction", 1000)
+        self.assertEqual(self.call("set", "more", "x"), Error(OOM))
+        self.assertEqual(self.call("get", "key:00"), b"x" * 100)
+        self.assertEqual(self.call("del", "key:00"), 1)
+
+    def test_allkeys_random_evicts_until_it_fits(self):
+        """allkeys-random evicts keys (journalled DELs) until the data fits, and counts them."""
+        self.fill(20)
+        self.limit("allkeys-random", 2000)
+        self.assertEqual(self.call("set", "new", "v"), OK)
+        meter = self.store.databases.meter.used
+        self.assertLessEqual(meter - (3 + 1 + evict_overhead()), 2000)
+        evicted = self.store.evictor.evicted
+        self.assertGreater(evicted, 0)
+        self.assertEqual(sum(1 for effect in self.journal.effects if effect[0] == DEL), evicted)
+        self.assertEqual(self.call("dbsize"), 21 - evicted)
+
+    def test_volatile_ttl_evicts_nearest_expiry(self):
+        """volatile-ttl evicts the keys closest to expiring first, and never persistent ones."""
+        self.fill(5, ttl=True)
+        self.call("set", "keep", "y" * 100)
+        evict._set_samples(self.store, 64)  # the nearest of 5 is then sampled but for (4/5)**64
+        self.limit("volatile-ttl", 5 * (6 + 100 + evict_overhead()))
+        self.call("get", "keep")
+        self.assertIsNone(self.call("get", "key:00"))
+        self.assertEqual(self.call("get", "keep"), b"y" * 100)
+
+    def test_volatile_without_expiring_keys_is_oom(self):
+        """A volatile policy with no key to evict refuses denyoom commands."""
+        self.fill(10)
+        self.limit("volatile-random", 1000)
+        self.assertEqual(self.call("set", "more", "x"), Error(OOM))
+
+    def test_lru_evicts_least_recently_used(self):
+        """allkeys-lru evicts the key accessed longest ago among its samples."""
+        self.fill(2)
+        keyspace = self.store.keyspace
+        keyspace.access = {b"key:00": 10.0, b"key:01": 5.0}
+        evict._set_samples(self.store, 64)
+        self.limit("allkeys-lru", 300)
+        self.assertEqual(self.call("get", "key:00"), b"x" * 100)
+        self.assertIsNone(self.call("get", "key:01"))
+
+    def test_oom_in_multi_dooms_exec(self):
+        """A denyoom command refused inside MULTI fails the EXEC."""
+        self.fill(10)
+        self.limit("noeviction", 1000)
+        self.call("multi")
+        self.assertEqual(self.call("set", "a", "b"), Error(OOM))
+        self.assertTrue(self.call("exec").message.startswith("EXECABORT"))
+
+
+def evict_overhead() -> int:
+    from kvtwist.engine.keyspace import PER_KEY
+    return PER_KEY
