@@ -20,5 +20,7 @@ from kvtwist.engine import (  # noqa: F401, I001
     notify,
 )
 
+from kvtwist.engine import objects, introspect  # noqa: F401, I001
+
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, info, tracking, transactions, pubsub,
-            notify)
+            notify, objects, introspect)

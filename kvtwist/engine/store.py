@@ -6,6 +6,7 @@ from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
 from kvtwist.engine.users import NOAUTH
 from kvtwist.engine.databases import DEFAULT_DATABASES, IN_DB, Databases
 from kvtwist.engine.keyspace import FLUSH
+from kvtwist.engine.objects import touched
 from kvtwist.engine.table import (
     _LOOKUP, DEFAULT_CONFIG, TABLE, arity_error, unknown_command, write_refused)
 from kvtwist.wire.replies import CommandError, Error
@@ -230,6 +231,8 @@ class Session:
             reply = command.handler(self, argv)
         except CommandError as exc:
             reply = Error(exc.message)
+        if command.first_key:  # stamp its keys' access time (OBJECT IDLETIME)
+            touched(self, command, argv, reply)
         # Counted after the handler, as Redis's call() does: CONFIG RESETSTAT counts itself.
         store.commands_processed += 1
         if self.tracking is not None:
