@@ -310,8 +310,8 @@ COMMAND_SUBCOMMANDS.update({
     b"info": (-2, _info),
     b"docs": (-2, _docs),
     b"list": (-2, _list),
-    b"getkeys": (-3, lambda session, argv: _getkeys(session, argv, False)),
-    b"getkeysandflags": (-3, lambda session, argv: _getkeys(session, argv, True)),
+    b"getkeys": (-4, lambda session, argv: _getkeys(session, argv, False)),
+    b"getkeysandflags": (-4, lambda session, argv: _getkeys(session, argv, True)),
     b"help": (2, lambda session, argv: [
         b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"]
         + [line.encode() for line in _HELP]),
