@@ -312,9 +312,8 @@ COMMAND_SUBCOMMANDS.update({
     b"list": (-2, _list),
     b"getkeys": (-4, lambda session, argv: _getkeys(session, argv, False)),
     b"getkeysandflags": (-4, lambda session, argv: _getkeys(session, argv, True)),
-    b"help": (2, lambda session, argv: [
-        b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"]
-        + [line.encode() for line in _HELP]),
+    b"help": (2, lambda session, argv: [Status(line.encode()) for line in [
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"] + _HELP]),
 })
 
 

@@ -11,7 +11,8 @@ a key's entry when the key goes (DEL, expiry, FLUSH, an undone write).
 Encodings: a string is "int" when Redis's string2l takes it, "embstr" up to 44 bytes, "raw"
 beyond, as Redis's tryObjectEncoding leaves a value a SET family command stored. Redis keeps a
 value APPEND or SETRANGE changed "raw", and an INCRBYFLOAT result never "int": ``touched``
-remembers the value those commands left (``_MARKS``), until the key holds another value.
+remembers the value those commands left (``_MARKS``), until a command stores another value
+there (the mark also names the value object, so a value stored some other way drops it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import weakref
 
 from kvtwist.engine.table import register, sub_dispatch, subcommands
-from kvtwist.wire.replies import CommandError, Error
+from kvtwist.wire.replies import CommandError, Error, Status
 
 # Keyed commands that leave the access time alone (Redis's LOOKUP_NOTOUCH lookups).
 NO_TOUCH = frozenset([b"type", b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"exists",
@@ -39,18 +40,31 @@ _SHAPES = {b"append": _RAW, b"setrange": _RAW, b"incrbyfloat": _NOT_INT}
 # keyspace -> {key: (the value object a shaping command left, shape)}.
 _MARKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
+# Write commands that keep the value object as it is (its encoding with it).
+KEEP_VALUE = frozenset([b"expire", b"pexpire", b"expireat", b"pexpireat", b"persist", b"getex",
+                        b"touch"])
+
 # Command -> its touch plan (computed on first use): None (no stamp), or
-# (first, last, step, always, shape).
+# (first, last, step, always, shape, replaces): stamp even under NO-TOUCH; the shape its
+# result takes; whether it stores new values (dropping the keys' marks).
 _PLANS: dict = {}
-_SINGLE = (1, 1, 1, False, None)
+_SINGLE = (1, 1, 1, False, None, False)
+_SINGLE_WRITE = (1, 1, 1, False, None, True)
+# Set once any value was marked: until then writes skip looking for marks.
+_ANY_MARKS = False
 
 
 def _plan(command):
     if command.first_key <= 0 or command.name in NO_TOUCH:
         return None
+    shape = _SHAPES.get(command.name)
     plan = (command.first_key, command.last_key, command.step or 1,
-            command.name in ALWAYS_TOUCH, _SHAPES.get(command.name))
-    return _SINGLE if plan == _SINGLE else plan
+            command.name in ALWAYS_TOUCH, shape,
+            command.write and shape is None and command.name not in KEEP_VALUE)
+    for common in (_SINGLE, _SINGLE_WRITE):
+        if plan == common:
+            return common
+    return plan
 
 
 def touched(session, command, argv, reply) -> None:
@@ -65,19 +79,19 @@ def touched(session, command, argv, reply) -> None:
     if plan is None:
         return
     keyspace = session.keyspace
-    data = keyspace.data
-    if plan is _SINGLE:
+    if plan is _SINGLE or plan is _SINGLE_WRITE:
         key = argv[1]
-        if key in data and not getattr(session, "no_touch", False):
+        if key in keyspace.data and not getattr(session, "no_touch", False):
             keyspace.access[key] = keyspace.clock.seconds()
+        if _ANY_MARKS and plan is _SINGLE_WRITE:
+            _unmark(keyspace, (key,))
         return
-    first, last, step, always, shape = plan
-    if not always and getattr(session, "no_touch", False):
-        keys = ()
-    else:
-        if last < 0:
-            last += len(argv)
-        keys = argv[first:last + 1:step]
+    first, last, step, always, shape, replaces = plan
+    if last < 0:
+        last += len(argv)
+    keys = argv[first:last + 1:step]
+    if always or not getattr(session, "no_touch", False):
+        data = keyspace.data
         now = keyspace.clock.seconds()
         access = keyspace.access
         for key in keys:
@@ -85,6 +99,15 @@ def touched(session, command, argv, reply) -> None:
                 access[key] = now
     if shape is not None:
         _mark(keyspace, command.name, argv, reply, shape)
+    elif replaces and _ANY_MARKS:
+        _unmark(keyspace, keys)
+
+
+def _unmark(keyspace, keys) -> None:
+    marks = _MARKS.get(keyspace)
+    if marks:
+        for key in keys:
+            marks.pop(key, None)
 
 
 def _mark(keyspace, name: bytes, argv, reply, shape) -> None:
@@ -96,6 +119,8 @@ def _mark(keyspace, name: bytes, argv, reply, shape) -> None:
         return  # APPEND to a missing key stores its argument as SET would
     if name == b"setrange" and not argv[3]:
         return  # an empty SETRANGE changes nothing
+    global _ANY_MARKS
+    _ANY_MARKS = True
     marks = _MARKS.get(keyspace)
     if marks is None:
         marks = _MARKS[keyspace] = {}
@@ -211,9 +236,8 @@ OBJECT_SUBCOMMANDS.update({
     b"refcount": (3, _object_key(refcount)),
     b"idletime": (3, _object_key(lambda keyspace, key, value: idle_seconds(keyspace, key))),
     b"freq": (3, _object_key(_freq)),
-    b"help": (2, lambda session, argv: [
-        b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"]
-        + [line.encode() for line in _HELP]),
+    b"help": (2, lambda session, argv: [Status(line.encode()) for line in [
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"] + _HELP]),
 })
 
 

@@ -158,9 +158,9 @@ class GetKeysTests(SessionMixin, SynchronousTestCase):
     def test_help(self):
         """HELP lists the subcommands in Redis's words; unknown ones are refused."""
         lines = self.call("command", "help")
-        self.assertEqual(lines[0],
-                         b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
-        self.assertEqual(lines[-2:], [b"HELP", b"    Prints this help."])
+        self.assertEqual(lines[0], Status(
+            b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))
+        self.assertEqual(lines[-2:], [Status(b"HELP"), Status(b"    Prints this help.")])
         self.assertEqual(self.error("command", "foo"),
                          "ERR unknown subcommand 'foo'. Try COMMAND HELP.")
 

@@ -6,6 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import objects
 from kvtwist.engine.keyspace import SET
+from kvtwist.wire.replies import Status
 from tests.helpers import SessionMixin
 
 LFU = ("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note "
@@ -86,8 +87,9 @@ class EncodingTests(SessionMixin, SynchronousTestCase):
                          "ERR wrong number of arguments for 'object|help' command")
         self.assertEqual(self.error("object"), "ERR wrong number of arguments for 'object' command")
         lines = self.call("object", "help")
-        self.assertEqual(lines[0], b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
-        self.assertEqual(lines[-2:], [b"HELP", b"    Prints this help."])
+        self.assertEqual(lines[0], Status(
+            b"OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))
+        self.assertEqual(lines[-2:], [Status(b"HELP"), Status(b"    Prints this help.")])
         self.assertEqual(len(lines), 15)
 
     def test_marks_are_pruned(self):
