@@ -81,7 +81,7 @@ def touched(session, command, argv, reply) -> None:
     keyspace = session.keyspace
     if plan is _SINGLE or plan is _SINGLE_WRITE:
         key = argv[1]
-        if key in keyspace.data and not getattr(session, "no_touch", False):
+        if key in keyspace.data and not session.no_touch:
             keyspace.access[key] = keyspace.clock.seconds()
         if _ANY_MARKS and plan is _SINGLE_WRITE:
             _unmark(keyspace, (key,))
@@ -90,7 +90,7 @@ def touched(session, command, argv, reply) -> None:
     if last < 0:
         last += len(argv)
     keys = argv[first:last + 1:step]
-    if always or not getattr(session, "no_touch", False):
+    if always or not session.no_touch:
         data = keyspace.data
         now = keyspace.clock.seconds()
         access = keyspace.access

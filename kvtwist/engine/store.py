@@ -165,6 +165,7 @@ class Session:
     """One client's view: identity, name, and ``execute``, the per-command hot path."""
 
     table = TABLE
+    no_touch = False  # CLIENT NO-TOUCH ON: reads leave keys' access times alone (objects.py)
 
     def __init__(self, store: Store, id: int = 0, peer: str = "") -> None:
         self.store = store
