@@ -50,6 +50,7 @@ KEEP_VALUE = frozenset([b"expire", b"pexpire", b"expireat", b"pexpireat", b"pers
 _PLANS: dict = {}
 _SINGLE = (1, 1, 1, False, None, False)
 _SINGLE_WRITE = (1, 1, 1, False, None, True)
+_UNPLANNED = object()
 # Set once any value was marked: until then writes skip looking for marks.
 _ANY_MARKS = False
 
@@ -72,16 +73,22 @@ def touched(session, command, argv, reply) -> None:
 
     O(number of key arguments). Session.execute calls it for commands with key positions.
     """
-    try:
-        plan = _PLANS[command]
-    except KeyError:
+    plan = _PLANS.get(command, _UNPLANNED)
+    if plan is _SINGLE:  # the common case first: GET, EXPIRE...
+        if not session.no_touch:
+            keyspace = session.keyspace
+            key = argv[1]
+            if key in keyspace.data:
+                keyspace.access[key] = keyspace.clock.seconds()
+        return
+    if plan is _UNPLANNED:
         plan = _PLANS[command] = _plan(command)
     if plan is None:
         return
     keyspace = session.keyspace
     if plan is _SINGLE or plan is _SINGLE_WRITE:
         key = argv[1]
-        if key in keyspace.data and not session.no_touch:
+        if not session.no_touch and key in keyspace.data:
             keyspace.access[key] = keyspace.clock.seconds()
         if _ANY_MARKS and plan is _SINGLE_WRITE:
             _unmark(keyspace, (key,))
