@@ -24,7 +24,7 @@ from kvtwist.wire.replies import CommandError, Error, Status
 
 # Keyed commands that leave the access time alone (Redis's LOOKUP_NOTOUCH lookups).
 NO_TOUCH = frozenset([b"type", b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"exists",
-                      b"object"])
+                      b"object", b"watch"])
 # Commands that stamp their keys even for a client in CLIENT NO-TOUCH mode.
 ALWAYS_TOUCH = frozenset([b"touch"])
 

@@ -121,12 +121,13 @@ class IdleTimeTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.idle("a"), 0)
 
     def test_notouch_commands(self):
-        """TTL, PTTL, TYPE, EXISTS, EXPIRETIME and OBJECT leave the access time alone; TOUCH
-        resets it."""
+        """TTL, PTTL, TYPE, EXISTS, EXPIRETIME, OBJECT and WATCH leave the access time alone;
+        TOUCH resets it."""
         self.call("set", "k", "v")
         self.clock.advance(3)
         for argv in (["ttl", "k"], ["pttl", "k"], ["type", "k"], ["exists", "k"],
-                     ["expiretime", "k"], ["pexpiretime", "k"], ["object", "encoding", "k"]):
+                     ["expiretime", "k"], ["pexpiretime", "k"], ["object", "encoding", "k"],
+                     ["watch", "k"]):
             self.call(*argv)
         self.assertEqual(self.idle(), 3)
         self.call("touch", "k")
