@@ -10,7 +10,8 @@ a key's entry when the key goes (DEL, expiry, FLUSH, an undone write).
 
 Encodings: a string is "int" when Redis's string2l takes it, "embstr" up to 44 bytes, "raw"
 beyond, as Redis's tryObjectEncoding leaves a value a SET family command stored. Redis keeps a
-value APPEND or SETRANGE changed "raw", and an INCRBYFLOAT result never "int": ``touched``
+value APPEND, SETRANGE, SETBIT, a writing BITFIELD or BITOP (its destination) changed "raw",
+and an INCRBYFLOAT result never "int": ``touched``
 remembers the value those commands left (``_MARKS``), until a command stores another value
 there (the mark also names the value object, so a value stored some other way drops it).
 """
@@ -35,7 +36,8 @@ LONG_MIN, LONG_MAX = -(2 ** 63), 2 ** 63 - 1
 
 _RAW, _NOT_INT = "raw", "not-int"
 # Commands whose result Redis stores in another shape than a SET of the same bytes would.
-_SHAPES = {b"append": _RAW, b"setrange": _RAW, b"incrbyfloat": _NOT_INT}
+_SHAPES = {b"append": _RAW, b"setrange": _RAW, b"incrbyfloat": _NOT_INT, b"setbit": _RAW,
+           b"bitop": _RAW, b"bitfield": _RAW}
 
 # keyspace -> {key: (the value object a shaping command left, shape)}.
 _MARKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -118,7 +120,7 @@ def _unmark(keyspace, keys) -> None:
 
 
 def _mark(keyspace, name: bytes, argv, reply, shape) -> None:
-    key = argv[1]
+    key = argv[2] if name == b"bitop" else argv[1]  # BITOP op destkey key...
     value = keyspace.data.get(key)
     if value is None or reply.__class__ is Error:
         return  # the command failed (or deleted the key)
@@ -126,6 +128,8 @@ def _mark(keyspace, name: bytes, argv, reply, shape) -> None:
         return  # APPEND to a missing key stores its argument as SET would
     if name == b"setrange" and not argv[3]:
         return  # an empty SETRANGE changes nothing
+    if name == b"bitfield" and not any(arg.lower() in (b"set", b"incrby") for arg in argv[2:]):
+        return  # a BITFIELD that only reads leaves the value as it was
     global _ANY_MARKS
     _ANY_MARKS = True
     marks = _MARKS.get(keyspace)

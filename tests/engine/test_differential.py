@@ -231,9 +231,13 @@ ENCODED = [b"0", b"123", b"9999", b"10000", b"-5", b"9223372036854775807", b"-0"
 def random_key_command(rng, now: int) -> list:
     """Return one random argument vector for the keyspace and OBJECT commands."""
     key = _pick(rng, KEYS)
-    kind = rng.randrange(12)
+    kind = rng.randrange(13)
     if kind == 0:
         return [b"set", key, _pick(rng, ENCODED)]
+    if kind == 12:
+        return _pick(rng, [[b"setbit", key, b"3", b"1"], [b"bitfield", key, b"get", b"u8", b"0"],
+                           [b"bitfield", key, b"SET", b"u8", b"0", b"49"],
+                           [b"bitop", b"or", key, _pick(rng, KEYS)]])
     if kind == 1:
         return [_pick(rng, [b"append", b"APPEND"]), key, _pick(rng, [b"", b"1", b"x", b"12"])]
     if kind == 2:

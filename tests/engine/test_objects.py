@@ -53,6 +53,24 @@ class EncodingTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.call("object", "encoding", "k"), b"int")
         self.assertEqual(self.call("object", "refcount", "k"), 2 ** 31 - 1)
 
+    def test_bit_commands_make_raw(self):
+        """SETBIT, BITOP's destination and a writing BITFIELD leave raw values; a reading
+        BITFIELD keeps the encoding."""
+        self.call("set", "k", "1")
+        self.call("setbit", "k", "0", "0")
+        self.assertEqual(self.call("object", "encoding", "k"), b"raw")
+        self.call("setbit", "n", "3", "1")
+        self.assertEqual(self.call("object", "encoding", "n"), b"raw")
+        self.call("set", "a", "1")
+        self.call("bitop", "or", "d", "a", "a")
+        self.assertEqual(self.call("object", "encoding", "d"), b"raw")
+        self.assertEqual(self.call("object", "encoding", "a"), b"int")
+        self.call("set", "b", "12")
+        self.call("bitfield", "b", "get", "u8", "0")
+        self.assertEqual(self.call("object", "encoding", "b"), b"int")
+        self.call("bitfield", "b", "SET", "u8", "0", "49")
+        self.assertEqual(self.call("object", "encoding", "b"), b"raw")
+
     def test_incr_and_incrbyfloat(self):
         """INCR results are int; an INCRBYFLOAT result is a string, never int."""
         self.call("incr", "i")
