@@ -61,6 +61,11 @@ def _plan(command):
     if command.first_key <= 0 or command.name in NO_TOUCH:
         return None
     shape = _SHAPES.get(command.name)
+    fewest = command.arity if command.arity > 0 else -command.arity  # arguments, name included
+    if fewest <= command.first_key and shape is None:
+        # The keys may be missing (DUMP alone): the general path slices argv safely.
+        return (command.first_key, command.last_key, command.step or 1,
+                command.name in ALWAYS_TOUCH, None, False)
     plan = (command.first_key, command.last_key, command.step or 1,
             command.name in ALWAYS_TOUCH, shape,
             command.write and shape is None and command.name not in KEEP_VALUE)

@@ -162,6 +162,13 @@ class IdleTimeTests(SessionMixin, SynchronousTestCase):
         self.call("touch", "k")
         self.assertEqual(self.idle(), 0)
 
+    def test_optional_key(self):
+        """A command whose key is optional (DUMP alone) runs without one."""
+        self.call("set", "k", "v")
+        self.clock.advance(2)
+        self.assertEqual(self.call("print"), self.call("print"))
+        self.assertEqual(self.idle(), 2)
+
     def test_exec_stamps(self):
         """Commands queued in MULTI stamp their keys when EXEC runs them."""
         self.call("set", "k", "v")
