@@ -24,7 +24,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     config,
     slowlog,
     evict,
+    objects,
+    introspect,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
-            tracking, transactions, pubsub, notify, config, slowlog, evict)
+            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect)

@@ -1,4 +1,7 @@
-"""Expiry and keyspace commands: EXPIRE family, TTL, PERSIST, TYPE, KEYS, SCAN, RENAME, FLUSH..."""
+"""Expiry and keyspace commands: EXPIRE family, TTL, EXPIRETIME, PERSIST, TYPE, TOUCH, UNLINK,
+KEYS, SCAN, RENAME, FLUSH...
+
+OBJECT, and the access-time tracking TOUCH relies on, are in kvtwist.engine.objects."""
 
 from __future__ import annotations
 
@@ -83,6 +86,26 @@ def cmd_pttl(session, argv):
     return session.keyspace.ttl_ms(argv[1])
 
 
+@register("expiretime", 2, "readonly fast", 1, 1, 1)
+def cmd_expiretime(session, argv):
+    """The absolute Unix time in seconds (rounded) at which the key expires; -1, -2."""
+    keyspace = session.keyspace
+    if not keyspace.exists(argv[1]):
+        return -2
+    at = keyspace.expires.get(argv[1])
+    return -1 if at is None else (max(at, 0) + 500) // 1000
+
+
+@register("pexpiretime", 2, "readonly fast", 1, 1, 1)
+def cmd_pexpiretime(session, argv):
+    """The absolute Unix time in milliseconds at which the key expires; -1, -2."""
+    keyspace = session.keyspace
+    if not keyspace.exists(argv[1]):
+        return -2
+    at = keyspace.expires.get(argv[1])
+    return -1 if at is None else max(at, 0)
+
+
 @register("persist", 2, "write fast", 1, 1, 1)
 def cmd_persist(session, argv):
     return 1 if session.keyspace.persist(argv[1]) else 0
@@ -94,6 +117,21 @@ def cmd_persist(session, argv):
 @register("type", 2, "readonly fast", 1, 1, 1)
 def cmd_type(session, argv):
     return Status(b"string" if session.keyspace.exists(argv[1]) else b"none")
+
+
+@register("touch", -2, "readonly fast", 1, -1, 1)
+def cmd_touch(session, argv):
+    """Count the live keys among the arguments; Session.execute updates their access time
+    (even under CLIENT NO-TOUCH, as in Redis). O(number of keys)."""
+    exists = session.keyspace.exists
+    return sum(1 for key in argv[1:] if exists(key))
+
+
+@register("unlink", -2, "write fast", 1, -1, 1)
+def cmd_unlink(session, argv):
+    """DEL: values are freed at once here (there is no lazy-free thread). O(number of keys)."""
+    delete = session.keyspace.delete
+    return sum(1 for key in argv[1:] if delete(key))
 
 
 @register("keys", 2, "readonly", 0, 0, 0)

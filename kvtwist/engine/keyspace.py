@@ -107,6 +107,10 @@ class Keyspace:
         # While a journal may still fail logged effects: (key, old value or None, old expiry)
         # for each, oldest first (see track_undo).
         self.undo = None
+        # key -> clock time of its last access (OBJECT IDLETIME; stamped by objects.touched);
+        # a key without one counts as accessed at access_epoch.
+        self.access: dict = {}
+        self.access_epoch = clock.seconds()
 
     def __len__(self) -> int:
         return len(self.data)
@@ -205,6 +209,7 @@ class Keyspace:
             self.undo.append((self, key, value, self.expires.get(key, 0)))
         self.meter.used -= len(key) + len(value) + PER_KEY
         self.expires.pop(key, None)
+        self.access.pop(key, None)
         self._removed(key)
         if self.log is not None:
             self.log((DEL, key))
@@ -246,6 +251,7 @@ class Keyspace:
         self.meter.used -= self.size()
         self.data.clear()
         self.expires.clear()
+        self.access.clear()
         self._sweep_keys = []
         self._reset_order()
         if self.log is not None:
@@ -295,6 +301,7 @@ class Keyspace:
             self.meter.used -= len(key) + len(current) + PER_KEY
         if value is None:
             expires.pop(key, None)
+            self.access.pop(key, None)
             if data.pop(key, None) is not None:
                 self._removed(key)
         else:
@@ -325,6 +332,7 @@ class Keyspace:
                 self.expires.pop(key, None)
         elif op == DEL:
             self.expires.pop(effect[1], None)
+            self.access.pop(effect[1], None)
             if self.data.pop(effect[1], None) is not None:
                 self._removed(effect[1])
         elif op == EXPIRE_AT:
@@ -335,6 +343,7 @@ class Keyspace:
         elif op == FLUSH:
             self.data.clear()
             self.expires.clear()
+            self.access.clear()
             self._reset_order()
         elif op == SETRANGE:
             key = effect[1]
@@ -515,6 +524,7 @@ class Keyspace:
     def _expire_now(self, key) -> None:
         self.meter.used -= len(key) + len(self.data.pop(key)) + PER_KEY
         del self.expires[key]
+        self.access.pop(key, None)
         self.expired_keys += 1
         self._removed(key)
         if self.on_expired is not None:

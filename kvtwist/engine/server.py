@@ -1,14 +1,15 @@
-"""Connection and server commands: PING, AUTH, HELLO, COMMAND, COMPACT and friends.
+"""Connection and server commands: PING, AUTH, HELLO, COMPACT and friends.
 
 CLIENT and MONITOR live in kvtwist.engine.clients, SAVE, SHUTDOWN, DEBUG... in
-kvtwist.engine.admin, CONFIG in kvtwist.engine.config."""
+kvtwist.engine.admin, CONFIG in kvtwist.engine.config, COMMAND in
+kvtwist.engine.introspect."""
 
 from __future__ import annotations
 
 from twisted.logger import Logger
 
 from kvtwist.engine.table import (
-    SYNTAX, TABLE, arity_error, parse_int, register, sub_dispatch)
+    SYNTAX, TABLE, arity_error, parse_int, register)
 from kvtwist.wire.replies import OK, PONG, CommandError, Pairs, Status
 from kvtwist.engine.users import DEFAULT_USER, WRONGPASS, auth_for, authenticate
 
@@ -163,42 +164,6 @@ def cmd_compact(session, argv):
 
 # -- INFO ---------------------------------------------------------------------------
 
-
-
-# -- COMMAND ------------------------------------------------------------------------
-
-
-def command_info(command) -> list:
-    """Return COMMAND INFO's 10-element entry for one command."""
-    return [command.name, command.arity, [Status(flag.encode()) for flag in command.flags],
-            command.first_key, command.last_key, command.step, [], [], [], []]
-
-
-def _help_lines(container: bytes, lines) -> list:
-    return ([b"%s <subcommand> [<arg> [value] [opt] ...]. Subcommands are:" % container]
-            + [line.encode() for line in lines])
-
-
-COMMAND_SUBCOMMANDS = {
-    b"count": (2, lambda session, argv: len(TABLE)),
-    b"docs": (-2, lambda session, argv: []),
-    b"list": (-2, lambda session, argv: sorted(TABLE)),
-    b"info": (-2, lambda session, argv: [
-        command_info(TABLE[name.lower()]) if name.lower() in TABLE else None
-        for name in argv[2:]] if len(argv) > 2 else [command_info(c) for c in TABLE.values()]),
-    b"help": (2, lambda session, argv: _help_lines(b"COMMAND", [
-        "(no subcommand)", "    Return details about all commands.", "COUNT",
-        "    Return the total number of commands.", "DOCS [<command-name> ...]",
-        "    Return documentary information (empty here).", "INFO [<command-name> ...]",
-        "    Return details about the named commands.", "LIST", "    Return command names."])),
-}
-
-
-@register("command", -1, "loading stale", 0, 0, 0)
-def cmd_command(session, argv):
-    if len(argv) == 1:
-        return [command_info(command) for command in TABLE.values()]
-    return sub_dispatch(COMMAND_SUBCOMMANDS, argv, session)
 
 
 def _valid_name(name: bytes) -> bool:

@@ -11,6 +11,7 @@ from kvtwist.engine.keyspace import FLUSH
 from kvtwist.engine.stats import Stats
 from kvtwist.engine.table import _LOOKUP, TABLE, arity_error, unknown_command, write_refused
 from kvtwist.engine.users import NOAUTH
+from kvtwist.engine.objects import touched
 from kvtwist.wire.replies import CommandError, Error
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
@@ -176,6 +177,7 @@ class Session:
     """One client's view: identity, name, and ``execute``, the per-command hot path."""
 
     table = TABLE
+    no_touch = False  # CLIENT NO-TOUCH ON: reads leave keys' access times alone (objects.py)
 
     def __init__(self, store: Store, id: int = 0, peer: str = "") -> None:
         self.store = store
@@ -258,6 +260,8 @@ class Session:
             reply = command.handler(self, argv)
         except CommandError as exc:
             reply = Error(exc.message)
+        if command.first_key:  # stamp its keys' access time (OBJECT IDLETIME)
+            touched(self, command, argv, reply)
         # Counted after the handler, as Redis's call() does: CONFIG RESETSTAT counts itself.
         store.commands_processed += 1
         store.stats.called(self, command, argv, reply, perf_counter_ns() - started)

@@ -64,6 +64,44 @@ class ExpireCommandTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.error("pexpire", "k", "9223372036854775807"),
                          "ERR invalid expire time in 'pexpire' command")
 
+    def test_expire_option_rules(self):
+        """GT fails and LT succeeds on a key without TTL; a missing key answers 0 after the
+        option checks; options are case-insensitive."""
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("expire", "k", "100", "GT"), 0)
+        self.assertEqual(self.call("ttl", "k"), -1)
+        self.assertEqual(self.call("expire", "k", "100", "Lt"), 1)
+        self.assertEqual(self.call("expire", "nokey", "100", "xx"), 0)
+        self.assertEqual(self.error("expire", "nokey", "1", "gt", "lt"),
+                         "ERR GT and LT options at the same time are not compatible")
+        self.assertEqual(self.error("expire", "k", "abc", "foo"), "ERR Unsupported option foo")
+        self.assertEqual(self.call("expire", "k", "100", "nx", "nx"), 0)
+
+    def test_expiretime(self):
+        """EXPIRETIME and PEXPIRETIME give the absolute expiry (seconds rounded), -1 or -2."""
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("expiretime", "k"), -1)
+        self.assertEqual(self.call("pexpiretime", "k"), -1)
+        self.assertEqual(self.call("expiretime", "nokey"), -2)
+        self.assertEqual(self.call("pexpiretime", "nokey"), -2)
+        self.call("pexpireat", "k", "1800000000499")
+        self.assertEqual(self.call("pexpiretime", "k"), 1800000000499)
+        self.assertEqual(self.call("expiretime", "k"), 1800000000)
+        self.call("pexpireat", "k", "1800000000500")
+        self.assertEqual(self.call("expiretime", "k"), 1800000001)
+        self.assertEqual(self.error("expiretime"),
+                         "ERR wrong number of arguments for 'expiretime' command")
+
+    def test_unlink_and_touch(self):
+        """UNLINK deletes like DEL; TOUCH counts the live keys, repeats included."""
+        self.call("set", "a", "1")
+        self.call("set", "b", "2")
+        self.assertEqual(self.call("touch", "a", "a", "nokey", "b"), 3)
+        self.assertEqual(self.call("unlink", "a", "a", "nokey"), 1)
+        self.assertEqual(self.call("exists", "a", "b"), 1)
+        self.assertEqual(self.journal.effects[-1], (DEL, b"a"))
+        self.assertEqual(self.error("unlink"), "ERR wrong number of arguments for 'unlink' command")
+
 
 class KeyspaceCommandTests(KeyspaceMixin, SynchronousTestCase):
     def test_type(self):

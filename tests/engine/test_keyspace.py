@@ -657,3 +657,33 @@ class MeterTests(SynchronousTestCase):
         ks.rollback()
         self.assertEqual(ks.meter.used, ks.size())
         self.assertEqual(sorted(ks.data), [b"a", b"c"])
+
+
+class AccessTests(SynchronousTestCase):
+    """``access`` (last-access times, stamped by objects.touched) follows the keys."""
+
+    def test_removals_drop_entries(self) -> None:
+        """delete, expiry, flush, an undone insertion and replayed DEL/FLUSH drop entries."""
+        clock, ks, log = make()
+        self.assertEqual(ks.access_epoch, 1000.0)
+        for key in (b"a", b"b", b"c", b"d"):
+            ks.set(key, b"1")
+            ks.access[key] = clock.seconds()
+        ks.expire_at(b"b", 1000_500)
+        ks.delete(b"a")
+        clock.advance(1)
+        self.assertFalse(ks.exists(b"b"))
+        self.assertEqual(set(ks.access), {b"c", b"d"})
+        ks.track_undo()
+        ks.set(b"e", b"1")
+        ks.access[b"e"] = clock.seconds()
+        ks.rollback()
+        self.assertEqual(set(ks.access), {b"c", b"d"})
+        ks.apply((DEL, b"c"))
+        self.assertEqual(set(ks.access), {b"d"})
+        ks.apply((FLUSH,))
+        self.assertEqual(ks.access, {})
+        ks.set(b"f", b"1")
+        ks.access[b"f"] = 0.0
+        ks.flush()
+        self.assertEqual(ks.access, {})

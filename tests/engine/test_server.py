@@ -75,23 +75,6 @@ class HelloTests(AdminMixin, SynchronousTestCase):
         self.assertEqual(self.error("hello", "2", "foo"), "ERR Syntax error in HELLO option 'foo'")
 
 
-class CommandCommandTests(AdminMixin, SynchronousTestCase):
-    def test_count_and_info(self):
-        """COMMAND COUNT counts the table and COMMAND INFO gives Redis's 10-field entries."""
-        self.assertEqual(self.call("command", "count"), len(TABLE))
-        info = self.call("command", "info", "get", "nosuch")
-        self.assertEqual(info[1], None)
-        self.assertEqual(to_resp(info[0]), b"*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n"
-                         b":1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n")
-        self.assertEqual(len(self.call("command")), len(TABLE))
-        self.assertEqual(self.call("command", "docs"), [])
-
-    def test_unknown_subcommand(self):
-        """Unknown subcommands get Redis's 'Try X HELP.' error."""
-        self.assertEqual(self.error("command", "foo"),
-                         "ERR unknown subcommand 'foo'. Try COMMAND HELP.")
-
-
 class FakeJournal(NullJournal):
     """A journal whose compact() hands back Deferreds the test fires, or a given failure."""
 
