@@ -38,8 +38,16 @@ class Auth:
         return self.digest is not None
 
     def set_password(self, password: bytes) -> None:
-        """Require ``password`` from now on (empty: no password); keeps only its digest."""
-        self.digest = hashlib.sha256(password).digest() if password else None
+        """Require ``password`` from now on (empty: no password); keeps only its digest.
+
+        ``#`` and 64 hex digits give the SHA-256 digest itself (as ACL rules do), which is
+        what CONFIG GET and CONFIG REWRITE show, so the password never appears.
+        """
+        digest = _digest_form(password)
+        if digest is not None:
+            self.digest = digest
+        else:
+            self.digest = hashlib.sha256(password).digest() if password else None
 
     def check(self, username: bytes, password: bytes) -> bool:
         """Return whether ``username``/``password`` name the default user: O(len(password))."""
@@ -70,8 +78,26 @@ def authenticate(session, username: bytes, password: bytes) -> bool:
     return False
 
 
+def _digest_form(password: bytes):
+    # "#" + 64 hex digits: a SHA-256 digest given as such; anything else is a password.
+    if len(password) == 65 and password[:1] == b"#":
+        try:
+            return bytes.fromhex(password[1:].decode("ascii"))
+        except ValueError:
+            return None
+    return None
+
+
 def _set_requirepass(store, value: str) -> None:
     auth_for(store).set_password(value.encode("utf-8", "surrogateescape"))
 
 
-define_config("requirepass", "", str, _set_requirepass)
+def _show_requirepass(value: str) -> str:
+    # CONFIG GET and REWRITE show the digest, never the password.
+    password = value.encode("utf-8", "surrogateescape")
+    if not password or _digest_form(password) is not None:
+        return value
+    return "#" + hashlib.sha256(password).hexdigest()
+
+
+define_config("requirepass", "", str, _set_requirepass, show=_show_requirepass)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import users
@@ -30,6 +32,21 @@ class AuthTests(SynchronousTestCase):
         auth.set_password(b"")
         self.assertFalse(auth.required)
         self.assertTrue(auth.check(b"default", b"anything"))
+
+
+class ConfigTests(SessionMixin, SynchronousTestCase):
+    """CONFIG SET requirepass takes effect; CONFIG GET shows the digest, never the password."""
+
+    def test_config_set_and_get(self):
+        """The digest form round-trips: set from CONFIG GET's answer, the same password works."""
+        self.assertEqual(self.call("config", "set", "requirepass", "pw"), OK)
+        shown = dict(self.call("config", "get", "requirepass").items)[b"requirepass"]
+        self.assertEqual(shown, b"#" + hashlib.sha256(b"pw").hexdigest().encode())
+        auth_for(self.store).set_password(b"")
+        self.assertEqual(self.call("config", "set", "requirepass", shown), OK)
+        other = self.store.new_session()
+        self.assertEqual(other.execute([b"PING"]), Error(NOAUTH))
+        self.assertEqual(other.execute([b"AUTH", b"pw"]), OK)
 
 
 class GateTests(SessionMixin, SynchronousTestCase):
