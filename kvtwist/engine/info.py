@@ -115,8 +115,11 @@ def _memory(store, keyspaces) -> list:
     return [("used_memory", used), ("used_memory_human", human(used)),
             ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
             ("used_memory_peak", peak), ("used_memory_peak_human", human(peak)),
-            ("used_memory_dataset", used), ("maxmemory", 0), ("maxmemory_human", "0B"),
-            ("maxmemory_policy", "noeviction")]
+            ("used_memory_dataset", used), ("maxmemory", store.maxmemory),
+            ("maxmemory_human", human(store.maxmemory)),
+            ("maxmemory_policy", _evictor_field(store, "policy", "noeviction")),
+            # the estimate maxmemory is compared with (engine/evict.py, keyspace.Meter)
+            ("kvtwist_data_estimate", store.databases.meter.used)]
 
 
 def _persistence(store) -> list:
@@ -171,9 +174,26 @@ def _stats(store, keyspaces) -> list:
             ("instantaneous_ops_per_sec", stats.ops_per_sec()),
             ("rejected_connections", 0),
             ("expired_keys", sum(keyspace.expired_keys for keyspace in keyspaces)),
-            ("evicted_keys", 0), ("keyspace_hits", stats.hits),
+            ("evicted_keys", _evictor_field(store, "evicted", 0)),
+            ("keyspace_hits", stats.hits),
             ("keyspace_misses", stats.misses), ("total_error_replies", stats.error_replies),
-            ("unexpected_error_replies", 0)]
+            ("unexpected_error_replies", 0),
+            ("tracking_total_keys", len(_tracker_field(store, "table", ()))),
+            ("tracking_total_items", sum(map(len, _tracker_field(store, "table", {}).values()))),
+            ("tracking_total_prefixes", len(set(
+                prefix for settings in _tracker_field(store, "tracking", {}).values()
+                if settings.bcast for prefix in settings.prefixes))),
+            ("acl_access_denied_auth", getattr(getattr(store, "auth", None), "denied", 0))]
+
+
+def _evictor_field(store, name: str, default):
+    evictor = store.evictor
+    return default if evictor is None else getattr(evictor, name)
+
+
+def _tracker_field(store, name: str, default):
+    tracker = getattr(store, "tracker", None)
+    return default if tracker is None else getattr(tracker, name)
 
 
 def _cpu() -> list:
@@ -239,7 +259,8 @@ def _section(store, name: str, keyspaces) -> list:
         return _server(store)
     if name == "clients":
         return [("connected_clients", len(store.clients)), ("cluster_connections", 0),
-                ("blocked_clients", 0)]
+                ("blocked_clients", 0),
+                ("tracking_clients", len(_tracker_field(store, "tracking", ())))]
     if name == "memory":
         return _memory(store, keyspaces)
     if name == "persistence":

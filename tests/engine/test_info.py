@@ -156,7 +156,8 @@ class DifferentialInfoTests(SynchronousTestCase):
 
         theirs = fields(redis.call([b"info", b"everything"]).split(b"\r\n", 1)[1])
         ours = fields(session.execute([b"info", b"everything"]))
-        own = {b"kvtwist_version", b"kvtwist_value_types", b"python_implementation"}
+        own = {b"kvtwist_version", b"kvtwist_value_types", b"python_implementation",
+               b"kvtwist_data_estimate"}
         for section, names in ours.items():
             if section == b"Journal":
                 continue
