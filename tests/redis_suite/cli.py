@@ -47,7 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--report", help="also write a markdown report to this file")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--suite", help="the Redis 7.0.15 source tree holding tests/ (default: "
-                        "$KVTWIST_REDIS_TESTS, else %s, else %s)" % (SHARED, cache_dir()))
+                        "$KVTWIST_REDIS_TESTS, else %s, else %s)"
+                        % (" or ".join(SHARED), cache_dir()))
     parser.add_argument("--download", action="store_true",
                         help="when no suite is found, download the release tarball into the "
                         "cache (SHA-256 checked)")

@@ -15,7 +15,9 @@ VERSION = "7.0.15"
 URL = "https://download.redis.io/releases/redis-%s.tar.gz" % (VERSION,)
 # From https://github.com/redis/redis-hashes (README lists every release's SHA-256).
 SHA256 = "98066f5363504b26c34dd20fbcc3c957990d764cdf42576c836fc021073f4341"
-SHARED = "/work/shared/redis-tests"
+# The copy beside the repository (../shared/redis-tests), then the machine's.
+SHARED = (os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))), os.pardir, "shared", "redis-tests"), "/work/shared/redis-tests")
 
 
 def cache_dir() -> str:
@@ -30,7 +32,7 @@ def is_suite(path: str) -> bool:
 
 
 def locate(given: Optional[str], download: bool) -> str:
-    """The suite's directory: ``given`` (or $KVTWIST_REDIS_TESTS), else /work/shared's copy,
+    """The suite's directory: ``given`` (or $KVTWIST_REDIS_TESTS), else ../shared's copy,
     else the cache, downloading it there first when ``download`` is set; SystemExit with the
     way out when there is none."""
     given = given or os.environ.get("KVTWIST_REDIS_TESTS")
@@ -38,7 +40,7 @@ def locate(given: Optional[str], download: bool) -> str:
         if not is_suite(given):
             raise SystemExit("no Redis test suite in %s (no tests/test_helper.tcl)" % (given,))
         return given
-    for candidate in (SHARED, cache_dir()):
+    for candidate in SHARED + (cache_dir(),):
         if is_suite(candidate):
             return candidate
     if not download:
