@@ -15,7 +15,8 @@ from collections import deque
 from kvtwist.engine.clients import pause_applies
 from kvtwist.engine.monitor import REPLICA_KEYSPACE, monitor_refuses
 from kvtwist.wire import jsonlines
-from kvtwist.wire.replies import NO_REPLY, Error, to_resp, to_resp3, to_resp3_push, to_text
+from kvtwist.wire.replies import (
+    NO_REPLY, Error, Push, to_resp, to_resp3, to_resp3_push, to_text)
 
 ON = b"on"
 
@@ -56,6 +57,8 @@ class HeldRequests:
         else:
             reply = session.execute(argv)
         mode = getattr(session, "reply_mode", ON)
+        if reply.__class__ is Push:
+            return reply  # pub/sub confirmations are pushes: REPLY OFF does not stop them
         if mode == b"off":
             return NO_REPLY
         if mode == b"skipping":
@@ -170,8 +173,10 @@ class HeldRequests:
         if self._closing or self.dialect is None:
             return
         mode = getattr(self.session, "reply_mode", b"on")
-        if mode != b"on" and mode != b"skip":
-            return  # CLIENT REPLY OFF silences messages too
+        if mode != b"on" and mode != b"skip" and reply.__class__ is not Push:
+            # CLIENT REPLY OFF silences MONITOR lines; pub/sub messages and invalidations
+            # are pushes, which Redis delivers all the same (its CLIENT_PUSHING).
+            return
         if self.dialect == "resp":
             if getattr(self.session, "protocol", 2) == 3:
                 part = to_resp3_push(reply)

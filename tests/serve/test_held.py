@@ -73,6 +73,18 @@ class HeldTests(SynchronousTestCase):
                            + resp(b"PING", b"d"))
         self.assertEqual(out.value(), b"+OK\r\n$1\r\nb\r\n$1\r\nd\r\n")
 
+    def test_reply_off_keeps_pubsub_pushes(self) -> None:
+        """With REPLY OFF, SUBSCRIBE's confirmation and messages still arrive (RESP3 pushes)."""
+        proto, out = self.connect()
+        proto.dataReceived(resp(b"HELLO", b"3"))
+        out.clear()
+        proto.dataReceived(resp(b"CLIENT", b"REPLY", b"OFF") + resp(b"SUBSCRIBE", b"ch")
+                           + resp(b"PING"))
+        publisher, _ = self.connect(5002)
+        publisher.dataReceived(resp(b"PUBLISH", b"ch", b"hi"))
+        self.assertEqual(out.value(), b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+                                      b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n")
+
     def test_kill_other_after_pending_replies(self) -> None:
         """CLIENT KILL closes another connection, its replies written first."""
         victim, victim_out = self.connect(5001)
