@@ -22,6 +22,7 @@ import random
 
 from kvtwist.engine.table import define_config
 
+OOM = "OOM command not allowed when used memory > 'maxmemory'."
 POLICIES = ("noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-random",
             "volatile-ttl")
 REFUSED_POLICIES = ("allkeys-lfu", "volatile-lfu")

@@ -7,6 +7,7 @@ from time import perf_counter_ns
 from kvtwist.engine import commands as _commands  # noqa: F401 (fills the table)
 from kvtwist.engine.config import defaults
 from kvtwist.engine.databases import DEFAULT_DATABASES, IN_DB, Databases
+from kvtwist.engine.evict import OOM
 from kvtwist.engine.keyspace import FLUSH
 from kvtwist.engine.stats import Stats
 from kvtwist.engine.table import _LOOKUP, TABLE, arity_error, unknown_command, write_refused
@@ -14,7 +15,6 @@ from kvtwist.engine.users import NOAUTH
 from kvtwist.engine.objects import touched
 from kvtwist.wire.replies import CommandError, Error
 
-OOM = "OOM command not allowed when used memory > 'maxmemory'."
 
 
 class NullJournal:

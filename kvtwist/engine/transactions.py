@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kvtwist.engine.table import register, write_refused
 from kvtwist.engine.keyspace import FLUSH
+from kvtwist.engine.evict import OOM
 from kvtwist.wire.replies import NIL_ARRAY, OK, Error, Status
 
 QUEUED = Status(b"QUEUED")
@@ -17,12 +18,13 @@ _IMMEDIATE = frozenset([b"exec", b"discard", b"multi", b"watch", b"quit", b"exit
 class Transaction:
     """One session's open MULTI: the queued commands and whether one was refused."""
 
-    __slots__ = ("queued", "failed", "writes")
+    __slots__ = ("queued", "failed", "writes", "denyoom")
 
     def __init__(self) -> None:
         self.queued = []
         self.failed = False
         self.writes = False
+        self.denyoom = False  # holds a command refused over maxmemory (checked at EXEC)
 
     def admit(self, session, command, argv):
         """Return QUEUED (queuing argv), an error (flagging the transaction), or None to run now."""
@@ -38,6 +40,8 @@ class Transaction:
                 self.failed = True
                 return Error(write_refused(failure))
             self.writes = True
+        if command.denyoom:
+            self.denyoom = True
         self.queued.append(argv)
         return QUEUED
 
@@ -165,6 +169,13 @@ def cmd_exec(session, argv):
         # Redis refuses an EXEC holding writes as a whole under MISCONF: atomicity first.
         unwatch(session)
         return Error("EXECABORT Transaction discarded because of: " + write_refused(failure))
+    store = session.store
+    if (transaction.denyoom and store.maxmemory
+            and store.databases.meter.used > store.maxmemory
+            and not store.evictor.make_room()):
+        # Redis rejects such an EXEC as a whole when over maxmemory (execCommandAbort).
+        unwatch(session)
+        return Error("EXECABORT Transaction discarded because of: " + OOM)
     watching = session.watching
     dirty = False
     if watching is not None:

@@ -6,7 +6,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import evict
 from kvtwist.engine.keyspace import DEL
-from kvtwist.engine.store import OOM
+from kvtwist.engine.evict import OOM
 from kvtwist.wire.replies import OK, Error
 from tests.helpers import SessionMixin
 
@@ -88,6 +88,18 @@ class EvictionTests(SessionMixin, SynchronousTestCase):
         self.limit("allkeys-lru", 300)
         self.assertEqual(self.call("get", "key:00"), b"x" * 100)
         self.assertIsNone(self.call("get", "key:01"))
+
+    def test_exec_over_maxmemory_is_aborted(self):
+        """Over maxmemory an EXEC holding a denyoom command is aborted; a read-only one runs."""
+        self.fill(10)
+        self.call("multi")
+        self.call("set", "x", "1")
+        self.limit("noeviction", 1000)
+        self.assertEqual(self.call("exec"), Error("EXECABORT Transaction discarded because of: "
+                                                  + OOM))
+        self.call("multi")
+        self.call("get", "key:00")
+        self.assertEqual(self.call("exec"), [b"x" * 100])
 
     def test_oom_in_multi_dooms_exec(self):
         """A denyoom command refused inside MULTI fails the EXEC."""
