@@ -178,8 +178,9 @@ def kill(session, target) -> None:
     disconnect = target.disconnect
     if disconnect is not None:
         disconnect()
-    else:
-        session.store.drop_session(target)
+    # Gone at once for every other client (CLIENT LIST, pub/sub, tracking), as in Redis,
+    # while its connection finishes writing; the connection's own close drops it again.
+    session.store.drop_session(target)
 
 
 def _client_kill(session, argv):

@@ -139,7 +139,7 @@ class KillTests(ClientMixin, SynchronousTestCase):
                                    "laddr", "127.0.0.1:7000", "user", "default"), 1)
         self.assertEqual(self.call("client", "kill", "type", "normal"), 1)
         self.assertFalse(self.session.closing)
-        self.assertEqual(self.call("client", "kill", "skipme", "no"), 2)
+        self.assertEqual(self.call("client", "kill", "skipme", "no"), 1)  # the killed are gone
         self.assertIs(self.session.closing, True)
 
     def test_errors(self):
