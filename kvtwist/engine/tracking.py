@@ -207,7 +207,9 @@ class Tracker:
             return
         if settings.redirect:
             target = clients.get(settings.redirect)
-            if target is None:
+            # A target that has quit (its connection closes once its replies are out) is
+            # gone already, as Redis frees it right after writing them.
+            if target is None or target.closing is True:
                 settings.broken = True
                 if session.protocol == 3:
                     self._deliver(session, Push([b"tracking-redir-broken", settings.redirect]),

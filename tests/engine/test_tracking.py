@@ -258,6 +258,15 @@ class DefaultModeTests(SynchronousTestCase):
         info = self.reader.execute([b"CLIENT", b"TRACKINGINFO"])
         self.assertEqual(info.items[0], (b"flags", [b"on", b"broken_redirect"]))
 
+    def test_redirect_target_that_quit_is_broken(self) -> None:
+        """A redirect target that has sent QUIT counts as gone before its connection closes."""
+        target = self.store.new_session("target")
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on", b"REDIRECT", b"%d" % target.id])
+        self.reader.execute([b"GET", b"a"])
+        target.execute([b"QUIT"])
+        self.writer.execute([b"SET", b"a", b"1"])
+        self.assertEqual(self.pushed, [[b"tracking-redir-broken", target.id]])
+
     def test_trackinginfo_and_getredir(self) -> None:
         """TRACKINGINFO shows flags, redirect and prefixes; GETREDIR the redirect (-1: off)."""
         self.assertEqual(self.reader.execute([b"CLIENT", b"GETREDIR"]), -1)
