@@ -65,7 +65,7 @@ class PubSub:
         state = self.clients.get(session.id)
         if state is None:
             state = self.clients[session.id] = _Subscriptions()
-            # The subscribed context: this session alone pays for the check.
+            # The subscribed context: this client alone pays for the check.
             session.execute = _guard(session, session.execute)
         return state
 

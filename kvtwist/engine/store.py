@@ -214,7 +214,7 @@ class Session:
         self.auth_penalty_until = 0.0
 
     def select(self, index: int) -> None:
-        """Make database ``index`` (in range) this session's selected one."""
+        """Make database ``index`` (in range) the one this client has selected."""
         self.db = index
         self.keyspace = self.store.databases[index]
 

@@ -78,6 +78,28 @@ class CheckTests(SynchronousTestCase):
         self.assertIn("not a directory", report.lines[0])
 
 
+def pipe_into_redis(case, directory: str):
+    """Start a redis-server on a unix socket (stopped at cleanup), pipe ``directory``'s RESP
+    export into it with ``redis-cli --pipe``; return the socket path and redis-cli's result."""
+    if not shutil.which("redis-server") or not shutil.which("redis-cli"):
+        raise SkipTest("redis-server and redis-cli are not installed")
+    sock = os.path.join(directory, "redis.sock")
+    server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                               "--save", "", "--appendonly", "no"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    case.addCleanup(server.wait)
+    case.addCleanup(server.kill)
+    out = io.BytesIO()
+    fsck.export(directory, "resp", out)
+    for _ in range(200):  # wait for the socket without sleeping: ping until it answers
+        ping = subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
+        if ping.stdout.strip() == b"PONG":
+            break
+    piped = subprocess.run(["redis-cli", "-s", sock, "--pipe"], input=out.getvalue(),
+                           capture_output=True)
+    return sock, piped
+
+
 class ExportTests(SynchronousTestCase):
     """export writes live pairs as JSON lines or a RESP stream redis-cli --pipe accepts."""
 
@@ -118,22 +140,7 @@ class ExportTests(SynchronousTestCase):
 
     def test_pipe_into_redis(self) -> None:
         """redis-cli --pipe loads the RESP export into a real redis-server with the same pairs."""
-        if not shutil.which("redis-server") or not shutil.which("redis-cli"):
-            raise SkipTest("redis-server and redis-cli are not installed")
-        sock = os.path.join(self.dir, "redis.sock")
-        server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
-                                   "--save", "", "--appendonly", "no"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(server.wait)
-        self.addCleanup(server.kill)
-        out = io.BytesIO()
-        fsck.export(self.dir, "resp", out)
-        for _ in range(200):  # wait for the socket without sleeping: ping until it answers
-            ping = subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
-            if ping.stdout.strip() == b"PONG":
-                break
-        piped = subprocess.run(["redis-cli", "-s", sock, "--pipe"], input=out.getvalue(),
-                               capture_output=True)
+        sock, piped = pipe_into_redis(self, self.dir)
         self.assertIn(b"errors: 0, replies: 3", piped.stdout)
         got = subprocess.run(["redis-cli", "-s", sock, "--no-raw", "get", b"bin\xff"],
                              capture_output=True).stdout
@@ -172,22 +179,7 @@ class DatabasesExportTests(SynchronousTestCase):
 
     def test_pipe_into_redis_keeps_databases(self) -> None:
         """redis-cli --pipe of the RESP export puts each key in its database of a redis-server."""
-        if not shutil.which("redis-server") or not shutil.which("redis-cli"):
-            raise SkipTest("redis-server and redis-cli are not installed")
-        sock = os.path.join(self.dir, "redis.sock")
-        server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
-                                   "--save", "", "--appendonly", "no"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.addCleanup(server.wait)
-        self.addCleanup(server.kill)
-        out = io.BytesIO()
-        fsck.export(self.dir, "resp", out)
-        for _ in range(200):  # wait for the socket without sleeping: ping until it answers
-            ping = subprocess.run(["redis-cli", "-s", sock, "ping"], capture_output=True)
-            if ping.stdout.strip() == b"PONG":
-                break
-        piped = subprocess.run(["redis-cli", "-s", sock, "--pipe"], input=out.getvalue(),
-                               capture_output=True)
+        sock, piped = pipe_into_redis(self, self.dir)
         self.assertIn(b"errors: 0, replies: 5", piped.stdout)
         got = [subprocess.run(["redis-cli", "-s", sock, "-n", db, "get", key],
                               capture_output=True).stdout.strip()
