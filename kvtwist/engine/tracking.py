@@ -289,6 +289,9 @@ class Tracker:
         self.bcasting = sum(1 for settings in self.tracking.values() if settings.bcast)
 
     def _stop(self) -> None:
+        # Nobody tracks: writes are no longer observed, so what the table remembers would go
+        # stale (a FLUSHALL would not even clear it). Redis's FLUSHALL always frees it.
+        self.table = {}
         self.update_log()
         self._expiries = []
         if self._expiry_call is not None and self._expiry_call.active():

@@ -258,6 +258,16 @@ class DefaultModeTests(SynchronousTestCase):
         info = self.reader.execute([b"CLIENT", b"TRACKINGINFO"])
         self.assertEqual(info.items[0], (b"flags", [b"on", b"broken_redirect"]))
 
+    def test_reads_before_tracking_off_are_forgotten(self) -> None:
+        """Keys read before the last client turned tracking off are not invalidated later."""
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on"])
+        self.reader.execute([b"GET", b"a"])
+        self.reader.execute([b"CLIENT", b"TRACKING", b"off"])
+        self.writer.execute([b"FLUSHALL"])
+        self.reader.execute([b"CLIENT", b"TRACKING", b"on"])
+        self.writer.execute([b"SET", b"a", b"1"])
+        self.assertEqual(self.pushed, [])
+
     def test_redirect_target_that_quit_is_broken(self) -> None:
         """A redirect target that has sent QUIT counts as gone before its connection closes."""
         target = self.store.new_session("target")
