@@ -52,21 +52,14 @@ class _Tracking:
 
     def flags(self) -> list:
         """Return the TRACKINGINFO flags, in Redis's order."""
+        caching = self.caching
         flags = [b"on"]
-        if self.bcast:
-            flags.append(b"bcast")
-        if self.optin:
-            flags.append(b"optin")
-            if self.caching:
-                flags.append(b"caching-yes")
-        if self.optout:
-            flags.append(b"optout")
-            if self.caching:
-                flags.append(b"caching-no")
-        if self.noloop:
-            flags.append(b"noloop")
-        if self.broken:
-            flags.append(b"broken_redirect")
+        for on, flag in ((self.bcast, b"bcast"), (self.optin, b"optin"),
+                         (self.optin and caching, b"caching-yes"), (self.optout, b"optout"),
+                         (self.optout and caching, b"caching-no"), (self.noloop, b"noloop"),
+                         (self.broken, b"broken_redirect")):
+            if on:
+                flags.append(flag)
         return flags
 
 

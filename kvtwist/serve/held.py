@@ -168,6 +168,12 @@ class HeldRequests:
         chunk.close = True
         self._enqueue(chunk)
 
+    def _push_after_reply(self) -> None:
+        # Invalidations the command just run caused for its own client follow its reply.
+        pushes, self.session.after_reply = self.session.after_reply, []
+        for reply in pushes:
+            self.push(reply)
+
     def push(self, reply) -> None:
         """Send an out-of-band reply (pub/sub message) after everything already queued."""
         if self._closing or self.dialect is None:

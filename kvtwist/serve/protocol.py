@@ -521,9 +521,3 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         elif waiting <= HIGH_WATER and self._paused:
             self._paused = False
             self.transport.resumeProducing()
-
-    def _push_after_reply(self) -> None:
-        # Invalidations the command just run caused for its own client follow its reply.
-        pushes, self.session.after_reply = self.session.after_reply, []
-        for reply in pushes:
-            self.push(reply)

@@ -14,7 +14,7 @@ class ClientMixin(SessionMixin):
     peer = "127.0.0.1:4000"
 
     def other(self, peer="127.0.0.1:4001"):
-        """Return a second session on the same store."""
+        """Return a second client's Session on the same store."""
         return self.store.new_session(peer)
 
 
