@@ -22,6 +22,7 @@ from kvtwist.engine import (  # noqa: F401, I001
     pubsub,
     notify,
     config,
+    limits,
     slowlog,
     evict,
     objects,
@@ -29,4 +30,5 @@ from kvtwist.engine import (  # noqa: F401, I001
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
-            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect)
+            tracking, transactions, pubsub, notify, config, limits, slowlog, evict, objects,
+            introspect)

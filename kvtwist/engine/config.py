@@ -173,7 +173,8 @@ define_config("databases", str(DEFAULT_DATABASES), integer(1, INT_MAX), _databas
               mutable=False, show=str)
 
 # Given as one argument in CONFIG SET, as several words in a file line (Redis's MULTI_ARG).
-MULTI_ARG = frozenset(["bind", "save", "latency-tracking-info-percentiles"])
+MULTI_ARG = frozenset(["bind", "save", "latency-tracking-info-percentiles",
+                       "client-output-buffer-limit"])
 
 
 def params() -> list:
@@ -228,6 +229,10 @@ def configure(store, pairs) -> None:
 # Settable in Redis but fixed when kvstore starts: setting one to the value it has is a no-op
 # (clients that write back what CONFIG GET gave them work); any other value is refused.
 FIXED_AT_START = frozenset(["port", "bind", "dir", "appendonly", "appendfsync"])
+# Paths the server writes: CONFIG SET refuses them unless enable-protected-configs allows
+# the client (Redis 7's PROTECTED_CONFIG), so a client cannot make it write files anywhere.
+PROTECTED = frozenset(["dir", "dbfilename", "aclfile", "appendfilename", "appenddirname",
+                       "logfile", "pidfile", "unixsocket", "cluster-config-file"])
 
 
 def _unchanged(store, param, raw: bytes) -> bool:
@@ -239,6 +244,22 @@ def _unchanged(store, param, raw: bytes) -> bool:
     except ValueError:
         return False
     return (param.show(value) if param.show is not None else text) == text_of(store, param)
+
+
+def is_local(peer: str) -> bool:
+    """Whether a client's ``host:port`` is 127.0.0.1 or ::1 (Redis's islocalClient).
+
+    A peer with no port (a Unix socket's) is local too.
+    """
+    if ":" not in peer:
+        return True
+    return peer.rsplit(":", 1)[0] in ("127.0.0.1", "::1", "[::1]")
+
+
+def _protected_allowed(session) -> bool:
+    # enable-protected-configs (kvtwist.engine.limits): no, yes or local.
+    action = session.store.config.get("enable-protected-configs", "no")
+    return action == "yes" or (action == "local" and is_local(session.peer))
 
 
 def _config_get(session, argv):
@@ -281,7 +302,9 @@ def _config_set(session, argv):
             continue
         if failure is not None:
             continue
-        if not param.mutable and not _unchanged(store, param, argv[index + 1]):
+        if param.name in PROTECTED and not _protected_allowed(session):
+            failure = (name, "can't set protected config")
+        elif not param.mutable and not _unchanged(store, param, argv[index + 1]):
             failure = (name, "can't set immutable config")
         elif any(param is each for each, _ in chosen):
             failure = (name, "duplicate parameter")

@@ -172,7 +172,7 @@ def _stats(store, keyspaces) -> list:
     return [("total_connections_received", store.connections_received),
             ("total_commands_processed", store.commands_processed),
             ("instantaneous_ops_per_sec", stats.ops_per_sec()),
-            ("rejected_connections", 0),
+            ("rejected_connections", _limit(store, "rejected_connections", 0)),
             ("expired_keys", sum(keyspace.expired_keys for keyspace in keyspaces)),
             ("evicted_keys", _evictor_field(store, "evicted", 0)),
             ("keyspace_hits", stats.hits),
@@ -184,6 +184,11 @@ def _stats(store, keyspaces) -> list:
                 prefix for settings in _tracker_field(store, "tracking", {}).values()
                 if settings.bcast for prefix in settings.prefixes))),
             ("acl_access_denied_auth", getattr(getattr(store, "auth", None), "denied", 0))]
+
+
+def _limit(store, name: str, default):
+    limits = getattr(store, "limits", None)  # kvtwist.engine.limits.Limits, once made
+    return default if limits is None else getattr(limits, name)
 
 
 def _evictor_field(store, name: str, default):
@@ -259,6 +264,7 @@ def _section(store, name: str, keyspaces) -> list:
         return _server(store)
     if name == "clients":
         return [("connected_clients", len(store.clients)), ("cluster_connections", 0),
+                ("maxclients", _limit(store, "maxclients", 10000)),
                 ("blocked_clients", 0),
                 ("tracking_clients", len(_tracker_field(store, "tracking", ())))]
     if name == "memory":

@@ -6,6 +6,7 @@ from twisted.internet import protocol
 
 from kvtwist.loop.directwrite import Outbox
 from kvtwist.serve.control import ServeHooks
+from kvtwist.serve.limits import Watchdog
 from kvtwist.serve.protocol import KVProtocol
 from kvtwist.serve.streaming import join_off_loop
 
@@ -28,6 +29,15 @@ class KVFactory(protocol.Factory):
         # With a reactor, replies of one turn go out back to back (see directwrite.Outbox).
         self.outbox = None if reactor is None else Outbox(reactor)
         self._hooked = None
+        # A kvstore Store's limits (maxclients, timeout, buffers; kvtwist.serve.limits);
+        # kvproxy's store has none. ``watchdog.protect`` turns protected mode on.
+        self.watchdog = None
+        if hasattr(store, "pause_mode") and hasattr(store, "config"):
+            if reactor is None:
+                from twisted.internet import reactor as clock
+            else:
+                clock = reactor
+            self.watchdog = Watchdog(store, clock)
         if hasattr(store, "pause_mode") and not isinstance(getattr(store, "hooks", None),
                                                            ServeHooks):
             # What the engine asks of the serve layer: pauses, timers, SAVE, SHUTDOWN...
@@ -42,6 +52,8 @@ class KVFactory(protocol.Factory):
         return join_off_loop(self.reactor, parts)
 
     def startFactory(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.start()
         hooks = getattr(self.journal, "release_hooks", None)
         if self.outbox is not None and hooks is not None:
             # Replies a commit releases are sent at once (a burst already), so what was
@@ -50,6 +62,8 @@ class KVFactory(protocol.Factory):
             hooks.append(self.outbox.flush)
 
     def stopFactory(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
         if self._hooked is not None:
             self._hooked.remove(self.outbox.flush)
             self._hooked = None

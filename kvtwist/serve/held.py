@@ -14,6 +14,7 @@ from collections import deque
 
 from kvtwist.engine.clients import pause_applies
 from kvtwist.engine.monitor import REPLICA_KEYSPACE, monitor_refuses
+from kvtwist.serve.limits import close_over_output, over_output_limit
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import (
     NO_REPLY, Error, Push, to_resp, to_resp3, to_resp3_push, to_text)
@@ -78,6 +79,13 @@ class HeldRequests:
                           and pause_applies(store, self.session, argv)):
             self._hold(argv, render)
             return
+        if self._output_full():  # the client has not taken the replies so far
+            if self._held is None:
+                self._held = deque()
+            self._held.append((argv, render))
+            self._slow = True
+            self._wake_for_output()
+            return
         self._run(argv, self._render_for(render))
 
     def _hold(self, argv, render) -> None:
@@ -123,6 +131,9 @@ class HeldRequests:
         held = self._held
         store = self._control
         while held and not self._closing:
+            if self._output_full():  # served once the client took the replies so far
+                self._wake_for_output()
+                break
             argv, render = held[0]
             if argv is None:  # a protocol error read after held requests
                 held.popleft()
@@ -192,6 +203,11 @@ class HeldRequests:
             part = jsonlines.render(reply)
         else:
             part = to_text(reply)
+        watchdog = self._watchdog
+        if watchdog is not None and over_output_limit(
+                self, watchdog.limits, self._seconds(), len(part)):
+            close_over_output(self, watchdog.limits)
+            return
         if self._chunk is not None:
             self._chunk.parts.append(part)
         elif not self._queue:

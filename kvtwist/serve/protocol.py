@@ -16,6 +16,8 @@ from kvtwist.wire.replies import (NO_REPLY, OK, Error, Streamed, resp_pieces, te
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import ReplyStream
 from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
+from kvtwist.serve.limits import (
+    READ_OUTPUT, OutputGate, close_over_output, close_over_query, over_output_limit)
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -71,10 +73,29 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         self._store = None
         self._held = None  # requests waiting (CLIENT PAUSE), see HeldRequests
         self._slow = False  # serve each request through HeldRequests._serve
+        self._watchdog = None  # the factory's limits (kvtwist.serve.limits), for a Store
+        self._outgate = None  # the OutputGate: reading stops while replies are not taken
+        self._soft_since = None  # when the output passed its soft limit (None: under it)
+        self._read_out = 0  # reply bytes of the read being handled (the slow path's count)
 
     # -- connection life cycle -------------------------------------------------
 
     def connectionMade(self) -> None:
+        watchdog = self.factory.watchdog
+        if watchdog is not None:
+            refused = watchdog.admit(self.transport)
+            if refused is not None:  # written, then closed, as Redis does
+                self._closing = True
+                self.transport.write(refused)
+                self.transport.loseConnection()
+                return
+            self._watchdog = watchdog
+            watchdog.connections.add(self)
+        reactor = self.factory.reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        self._outgate = OutputGate(self, reactor.callLater)
+        self.transport.registerProducer(self._outgate, True)
         peer = self.transport.getPeer()
         address = "%s:%s" % (getattr(peer, "host", "?"), getattr(peer, "port", "?"))
         store = self._store = self.factory.store
@@ -100,6 +121,8 @@ class KVProtocol(HeldRequests, protocol.Protocol):
             self._stream.stopProducing()
             self._stream = None
         self._held = None
+        if self._watchdog is not None:
+            self._watchdog.connections.discard(self)
         if self.session is not None:
             self.factory.store.drop_session(self.session)
 
@@ -121,6 +144,12 @@ class KVProtocol(HeldRequests, protocol.Protocol):
             if parser.max_bulk != self.factory.max_bulk:  # CONFIG SET proto-max-bulk-len
                 parser.max_bulk = self.factory.max_bulk
             requests, error = parser.drain(data)
+            watchdog = self._watchdog
+            if watchdog is not None and parser.buffered() > watchdog.limits.query_buffer:
+                close_over_query(self, watchdog.limits, data)
+                return
+            size = self._read_out = 0
+            limit = READ_OUTPUT
             if self._slow or self._control.pause_mode is not None:
                 requests, error = self._serve_all(requests, error)
             journal = self._journal
@@ -129,7 +158,10 @@ class KVProtocol(HeldRequests, protocol.Protocol):
             for argv in requests:
                 reply = execute(argv)
                 if reply.__class__ is bytes:  # the common GET reply, rendered inline
-                    parts.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+                    length = len(reply)
+                    parts.append(b"$%d\r\n%s\r\n" % (length, reply))
+                    if length > 4096:  # a read's small replies are bounded by its size
+                        size += length
                 elif reply is OK:
                     parts.append(b"+OK\r\n")
                 else:
@@ -141,7 +173,9 @@ class KVProtocol(HeldRequests, protocol.Protocol):
                         chunk = self._seal(reply)
                         parts = chunk.parts
                     else:
-                        parts.append(render(reply))
+                        part = render(reply)
+                        parts.append(part)
+                        size += len(part)
                 if journal.appended != seq:
                     # _note_write, inlined: a call per write costs 1.8 % of a SET.
                     seq = journal.appended
@@ -159,6 +193,9 @@ class KVProtocol(HeldRequests, protocol.Protocol):
                         chunk = self._chunk
                         parts = chunk.parts
                     break
+                if size > limit:  # the rest waits until the client took these
+                    self._hold_output(requests, argv, error)
+                    break
             else:
                 if error is not None:
                     parts.append(b"-ERR %s\r\n" % str(error).encode("utf-8"))
@@ -166,6 +203,7 @@ class KVProtocol(HeldRequests, protocol.Protocol):
                 elif self._parser.joining is not None and not self._joining:
                     self._join_large()
         else:
+            self._read_out = 0
             framer = self._lines
             lines = framer.feed(data)
             if not lines and not framer.overflow and not self._held:
@@ -185,6 +223,9 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         # The read's replies, in order: written now, or queued behind earlier ones.
         self._chunk = None
         if not parts and not chunk.close:
+            return
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog.limits.normal_limited and self._over_limit(parts):
             return
         journal = self._journal
         if journal.appended > journal.acked:
@@ -207,6 +248,40 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         self._enqueue(chunk)
         if self._queued_bytes > HIGH_WATER and not self._paused:
             self._apply_backpressure()
+
+    def _over_limit(self, parts: list) -> bool:
+        # Redis adds a read's replies to the client's buffers before writing any: over
+        # the limit, none of them is written. O(replies of the read).
+        limits = self._watchdog.limits
+        if over_output_limit(self, limits, self._seconds(),
+                             sum(len(part) for part in parts if part is not None)):
+            close_over_output(self, limits)
+            return True
+        return False
+
+    def _hold_output(self, requests: list, argv, error) -> None:
+        # The read's replies passed READ_OUTPUT after ``argv``: its later requests wait
+        # (held, as during a pause) until the transport took the replies.
+        held = self._held
+        if held is None:
+            held = self._held = deque()
+        index = 0
+        while requests[index] is not argv:
+            index += 1
+        held.extend((each, None) for each in requests[index + 1:])
+        if error is not None:
+            held.append((None, error))  # reported after them, then closed
+        self._slow = True
+        self._wake_for_output()
+
+    def _wake_for_output(self) -> None:
+        self._outgate.wake_later()
+
+    def _output_full(self) -> bool:
+        """Whether requests must wait for the client to take replies (see _hold_output)."""
+        gate = self._outgate
+        return self._read_out > READ_OUTPUT or (
+            gate is not None and (gate.full or gate.backlog))
 
     def _choose_dialect(self, first: bytes) -> None:
         if first != b"{" and getattr(self._store, "config", {}).get("inline-replies") == "resp":
@@ -305,7 +380,9 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         elif reply.__class__ is Streamed:
             self._seal(reply)
         else:
-            self._chunk.parts.append(render(reply))
+            part = render(reply)
+            self._read_out += len(part)
+            self._chunk.parts.append(part)
         if self.session.after_reply:
             self._push_after_reply()
         if journal.appended != before:
@@ -496,12 +573,12 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         # Pieces go through the outbox like every reply, so they follow what is queued
         # there; the next piece is rendered only in a later turn.
         self._stream = ReplyStream(pieces, self._write, self._stream_done, reactor.callLater)
-        self.transport.registerProducer(self._stream, True)
+        self._outgate.attach(self._stream)  # the transport's producer paces it
         self._stream.start()
 
     def _stream_done(self) -> None:
         self._stream = None
-        self.transport.unregisterProducer()
+        self._outgate.detach()
         self._queue.popleft()  # the streamed chunk, kept at the head until now
         self._flush(self._write, self._close)
 
@@ -517,7 +594,7 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         waiting = self._queued_bytes
         if waiting > HIGH_WATER and not self._paused:
             self._paused = True
-            self.transport.pauseProducing()
+            self._outgate.hold(True)
         elif waiting <= HIGH_WATER and self._paused:
             self._paused = False
-            self.transport.resumeProducing()
+            self._outgate.hold(False)

@@ -37,7 +37,7 @@ def _size(text: str) -> int:
 # Directives of a --config file that set twistd kvstore's options.
 _FILE_OPTIONS = {"dir": "data", "appendfsync": "fsync", "proto-max-bulk-len": "max-bulk",
                  "databases": "databases"}
-_MULTI_ARG = ("bind", "save", "latency-tracking-info-percentiles")
+_MULTI_ARG = ("bind", "save", "latency-tracking-info-percentiles", "client-output-buffer-limit")
 
 
 def _interface(bind: str) -> str:

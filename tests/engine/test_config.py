@@ -44,8 +44,8 @@ class ConfigGetTests(SessionMixin, SynchronousTestCase):
                          Pairs([(b"test-old-name", b"1"), (b"test-new-name", b"1")]))
 
     def test_refused_parameters_are_absent(self):
-        """Parameters kvstore does not implement (timeout, maxclients, dbfilename) are absent."""
-        for name in ("timeout", "maxclients", "dbfilename"):
+        """Parameters kvstore does not implement (lua-time-limit, dbfilename) are absent."""
+        for name in ("lua-time-limit", "active-defrag-cycle-min", "dbfilename"):
             self.assertEqual(self.call("config", "get", name), Pairs([]))
             self.assertEqual(
                 self.error("config", "set", name, "1"),

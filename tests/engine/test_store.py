@@ -136,7 +136,7 @@ class StoreTests(SynchronousTestCase):
         store = Store(Clock(), config={"port": "7001"})
         self.assertEqual(store.config["port"], "7001")
         self.assertEqual(store.config["appendonly"], "no")
-        self.assertNotIn("maxclients", store.config)
+        self.assertNotIn("lua-time-limit", store.config)
 
     def test_stats_hook_cost_is_per_command(self):
         """Every executed command is counted once in store.stats, with its duration."""

@@ -535,11 +535,11 @@ class ConfigFileOptionsTests(SynchronousTestCase):
 
     def test_unknown_directive(self) -> None:
         """An unknown directive is a usage error naming the file and its line number."""
-        path = self.write("# settings\nhz 10\nmaxclients 100\n")
+        path = self.write("# settings\nhz 10\nno-such-directive 100\n")
         error = self.assertRaises(usage.UsageError, tap.Options().parseOptions,
                                   ["--config", path])
         self.assertEqual(str(error), "%s:3: unknown directive or wrong number of arguments: "
-                                     "'maxclients 100'" % (path,))
+                                     "'no-such-directive 100'" % (path,))
         error = self.assertRaises(usage.UsageError, tap.Options().parseOptions,
                                   ["--config", path + ".missing"])
         self.assertIn("No such file", str(error))

@@ -1,0 +1,322 @@
+"""Resource limits of the serve layer: admission, idle clients, buffers, back-pressure.
+
+The values are the configuration parameters of kvtwist.engine.limits, read on each use
+(CONFIG SET applies at once). What is enforced, as Redis 7.0 does it:
+
+- admission (``Watchdog.admit``): over ``maxclients`` a new connection is sent
+  ``-ERR max number of clients reached`` and closed; in protected mode (when the factory
+  is ``protect``-ed, as ``twistd kvstore``'s is) a client from an address other than
+  127.0.0.1 or ::1 is sent Redis's DENIED text and closed while the default user has no
+  password. Both count in INFO's rejected_connections.
+- ``tcp-keepalive``: SO_KEEPALIVE, TCP_KEEPIDLE (the value), TCP_KEEPINTVL (a third of it)
+  and TCP_KEEPCNT 3 on each accepted socket, as Redis's anetKeepAlive.
+- a once-a-second cron (Redis's clientsCron, over every connection: O(connections) a
+  second): ``timeout`` closes clients idle longer than it, except subscribers, MONITOR
+  clients and clients waiting on a reply (blocked); output buffer limits are checked.
+- ``client-output-buffer-limit``: what a client has not read yet (the transport's buffer
+  plus replies queued in the protocol) is checked against its class's hard and soft
+  limits when replies are added and by the cron; over, it is closed at once without its
+  pending output (the memory is released), logged and counted.
+- back-pressure (``OutputGate``): registered as the transport's streaming producer, it
+  stops reading from a client while the transport's buffer is over its bufferSize (64
+  KB) or the protocol's queue is over HIGH_WATER, and resumes when both drained; the
+  requests of a read whose replies pass READ_OUTPUT are held until then, so a client
+  that pipelines requests and never reads holds the server to about READ_OUTPUT plus
+  one reply and a read's requests, not to all its replies.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from zope.interface import implementer
+
+from twisted.internet import task
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+
+from kvtwist.engine.clients import client_line
+from kvtwist.engine.limits import limits_of
+
+log = Logger(namespace="kvtwist.serve.limits")
+
+MAX_CLIENTS = b"-ERR max number of clients reached\r\n"
+DENIED = (
+    b"-DENIED Redis is running in protected mode because protected "
+    b"mode is enabled and no password is set for the default user. "
+    b"In this mode connections are only accepted from the loopback interface. "
+    b"If you want to connect from external computers to Redis you "
+    b"may adopt one of the following solutions: "
+    b"1) Just disable protected mode sending the command "
+    b"'CONFIG SET protected-mode no' from the loopback interface "
+    b"by connecting to Redis from the same host the server is "
+    b"running, however MAKE SURE Redis is not publicly accessible "
+    b"from internet if you do so. Use CONFIG REWRITE to make this "
+    b"change permanent. "
+    b"2) Alternatively you can just disable the protected mode by "
+    b"editing the Redis configuration file, and setting the protected "
+    b"mode option to 'no', and then restarting the server. "
+    b"3) If you started the server manually just for testing, restart "
+    b"it with the '--protected-mode no' option. "
+    b"4) Setup a an authentication password for the default user. "
+    b"NOTE: You only need to do one of the above things in order for "
+    b"the server to start accepting connections from the outside.\r\n")
+
+# Replies of one read past this many bytes hold the read's remaining requests until the
+# client has taken them (small replies are counted from 4 KB on: see KVProtocol).
+READ_OUTPUT = 1024 * 1024
+CRON_INTERVAL = 1.0
+
+
+def is_loopback(address) -> bool:
+    """Whether a peer address is local as Redis's islocalClient: 127.0.0.1, ::1 or no IP."""
+    if isinstance(address, (IPv4Address, IPv6Address)):
+        return address.host in ("127.0.0.1", "::1")
+    return True  # a Unix socket (or a test's transport without an IP address)
+
+
+def buffered(transport) -> int:
+    """Bytes written to ``transport`` that it has not sent yet (0 if it cannot tell)."""
+    data = getattr(transport, "dataBuffer", None)
+    if data is None:
+        return 0
+    return len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
+def set_keepalive(transport, seconds: int) -> None:
+    """Turn TCP keepalive on for an accepted socket, probing after ``seconds`` idle."""
+    sock = getattr(transport, "socket", None)
+    if seconds <= 0 or sock is None or not hasattr(transport, "setTcpKeepAlive"):
+        return
+    try:
+        transport.setTcpKeepAlive(True)
+        for name, value in (("TCP_KEEPIDLE", seconds), ("TCP_KEEPINTVL", max(1, seconds // 3)),
+                            ("TCP_KEEPCNT", 3)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError:
+        pass  # not a TCP socket after all, or the platform refuses: keepalive is best effort
+
+
+def client_class(protocol) -> str:
+    """The client-output-buffer-limit class of a connection: pubsub while subscribed."""
+    session = protocol.session
+    pubsub = getattr(protocol._store, "pubsub", None)
+    if pubsub is not None and session is not None:
+        state = pubsub.clients.get(session.id)
+        if state is not None and state.count():
+            return "pubsub"
+    return "normal"
+
+
+def output_size(protocol) -> int:
+    """What a connection holds for its client: unsent transport bytes and queued replies."""
+    return buffered(protocol.transport) + protocol._queued_bytes
+
+
+def over_output_limit(protocol, limits, now: float, extra: int = 0) -> bool:
+    """Whether the connection is over its class's hard limit, or its soft one for too long.
+
+    ``extra``: bytes about to be added. Starts or resets the soft limit's clock, as
+    Redis's checkClientOutputBufferLimits.
+    """
+    hard, soft, seconds = limits.output.get(client_class(protocol), (0, 0, 0))
+    if not hard and not soft:
+        return False
+    used = output_size(protocol) + extra
+    if hard and used >= hard:
+        return True
+    if soft and used >= soft:
+        since = protocol._soft_since
+        if since is None:
+            protocol._soft_since = now
+            return False
+        return now - since > seconds
+    protocol._soft_since = None
+    return False
+
+
+def abort(protocol) -> None:
+    """Close a connection now, dropping what it had not sent (the memory is released)."""
+    protocol._closing = True
+    protocol._queue.clear()
+    protocol._queued_bytes = 0
+    protocol._held = None
+    if protocol._chunk is not None:
+        del protocol._chunk.parts[:]
+        protocol._chunk.close = False
+    transport = protocol.transport
+    if hasattr(transport, "abortConnection"):
+        transport.abortConnection()
+    else:
+        transport.loseConnection()
+
+
+def close_over_output(protocol, limits) -> None:
+    """Close a connection over its output buffer limit: logged, counted, memory released."""
+    limits.output_buffer_disconnections += 1
+    log.warn("Client {client} closed for overcoming of output buffer limits.",
+             client=client_line(protocol.session).decode("utf-8", "replace"))
+    abort(protocol)
+
+
+def close_over_query(protocol, limits, head: bytes) -> None:
+    """Close a connection whose unparsed request passed client-query-buffer-limit."""
+    limits.query_buffer_disconnections += 1
+    log.warn("Closing client that reached max query buffer length: {client} "
+             "(qbuf initial bytes: {head!r})",
+             client=client_line(protocol.session).decode("utf-8", "replace"), head=head[:64])
+    abort(protocol)
+
+
+class Watchdog:
+    """One factory's admission control and once-a-second cron over its connections."""
+
+    def __init__(self, store, clock) -> None:
+        self.store = store
+        self.limits = limits_of(store)
+        self.clock = clock
+        self.connections = set()
+        self.protect = False  # protected mode applies (twistd kvstore's listeners)
+        self._cron = task.LoopingCall(self.cron)
+        self._cron.clock = clock
+
+    def start(self) -> None:
+        """Run the cron every CRON_INTERVAL seconds."""
+        if not self._cron.running:
+            self._cron.start(CRON_INTERVAL, now=False)
+
+    def stop(self) -> None:
+        """Stop the cron."""
+        if self._cron.running:
+            self._cron.stop()
+
+    def admit(self, transport):
+        """Return the error to send a new connection before closing it, or None to serve it.
+
+        Counted in store.clients before its session exists, so ``maxclients`` connected
+        clients are served and the next is refused, as Redis's acceptCommonHandler.
+        """
+        limits = self.limits
+        if len(self.store.clients) >= limits.maxclients:
+            limits.rejected_connections += 1
+            return MAX_CLIENTS
+        if (self.protect and limits.protected_mode and not is_loopback(transport.getPeer())
+                and not _has_password(self.store)):
+            limits.rejected_connections += 1
+            return DENIED
+        set_keepalive(transport, limits.keepalive)
+        return None
+
+    def cron(self) -> None:
+        """Close idle clients (``timeout``) and clients over their output limits: O(clients)."""
+        limits = self.limits
+        now = self.clock.seconds()
+        idle = limits.timeout
+        for protocol in list(self.connections):
+            if protocol._closing or protocol.session is None:
+                continue
+            if idle and now - protocol.session.last_interaction > idle and \
+                    _may_time_out(protocol):
+                log.info("Closing idle client")
+                abort(protocol)
+                continue
+            if over_output_limit(protocol, limits, now):
+                close_over_output(protocol, limits)
+
+
+def _has_password(store) -> bool:
+    auth = getattr(store, "auth", None)
+    return auth is not None and bool(getattr(auth, "required", False))
+
+
+def _may_time_out(protocol) -> bool:
+    # Not subscribers, MONITOR clients nor clients waiting on a reply (Redis's blocked).
+    if client_class(protocol) == "pubsub":
+        return False
+    if protocol.session in getattr(protocol._store, "monitors", ()):
+        return False
+    return not any(chunk.pending for chunk in protocol._queue)
+
+
+@implementer(IPushProducer)
+class OutputGate:
+    """A connection's streaming producer: reading stops while its output is not taken.
+
+    Twisted pauses it when the transport's buffer passes bufferSize and resumes it when
+    the buffer is empty; the protocol ``hold``s it while its reply queue is too long. A
+    streamed reply (ReplyStream) ``attach``-ed to it is paused and resumed with it.
+    """
+
+    def __init__(self, protocol, call_later) -> None:
+        self.protocol = protocol
+        self.call_later = call_later
+        self.full = False  # the transport's buffer is over its bufferSize
+        self.backlog = False  # the protocol's queued replies are over HIGH_WATER
+        self.stream = None
+        self._reading = True
+        self._wake = None  # the DelayedCall looking at held requests again
+
+    def attach(self, stream) -> None:
+        """Pace ``stream`` (an IPushProducer) with the transport from now on."""
+        self.stream = stream
+        if self.full:
+            stream.pauseProducing()
+
+    def detach(self) -> None:
+        """The streamed reply ended."""
+        self.stream = None
+
+    def pauseProducing(self) -> None:
+        """The transport's buffer is full: stop reading (and streaming)."""
+        self.full = True
+        self._update()
+        if self.stream is not None:
+            self.stream.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The transport's buffer drained: read again, serve held requests."""
+        self.full = False
+        self._update()
+        if self.stream is not None:
+            self.stream.resumeProducing()
+        self.protocol.resume()
+
+    def stopProducing(self) -> None:
+        """The connection is gone."""
+        if self.stream is not None:
+            self.stream.stopProducing()
+            self.stream = None
+        if self._wake is not None and self._wake.active():
+            self._wake.cancel()
+        self._wake = None
+
+    def hold(self, backlog: bool) -> None:
+        """Note whether the protocol's queue is over its high water mark."""
+        self.backlog = backlog
+        self._update()
+        if not backlog:
+            self.wake_later()
+
+    def wake_later(self) -> None:
+        """Look at held requests again next turn, once this turn's replies were written."""
+        if self._wake is None or not self._wake.active():
+            self._wake = self.call_later(0, self._woken)
+
+    def _woken(self) -> None:
+        self._wake = None
+        if not (self.full or self.backlog):  # else the one ending it wakes it
+            self.protocol.resume()
+
+    def _update(self) -> None:
+        transport = self.protocol.transport
+        reading = not (self.full or self.backlog)
+        if reading == self._reading or transport is None:
+            return
+        self._reading = reading
+        if reading:
+            transport.resumeProducing()
+        else:
+            transport.pauseProducing()
