@@ -28,6 +28,7 @@ The values are the configuration parameters of kvtwist.engine.limits, read on ea
 from __future__ import annotations
 
 import socket
+from collections import deque
 
 from zope.interface import implementer
 
@@ -320,3 +321,44 @@ class OutputGate:
             transport.resumeProducing()
         else:
             transport.pauseProducing()
+
+
+class LimitedOutput:
+    """Mixed into KVProtocol: output limits and requests held until replies are taken."""
+
+    def _output_memory(self) -> int:
+        return output_size(self)
+
+    def _over_limit(self, parts: list) -> bool:
+        # Redis adds a read's replies to the client's buffers before writing any: over
+        # the limit, none of them is written. O(replies of the read).
+        limits = self._watchdog.limits
+        if over_output_limit(self, limits, self._seconds(),
+                             sum(len(part) for part in parts if part is not None)):
+            close_over_output(self, limits)
+            return True
+        return False
+
+    def _hold_output(self, requests: list, argv, error) -> None:
+        # The read's replies passed READ_OUTPUT after ``argv``: its later requests wait
+        # (held, as during a pause) until the transport took the replies.
+        held = self._held
+        if held is None:
+            held = self._held = deque()
+        index = 0
+        while requests[index] is not argv:
+            index += 1
+        held.extend((each, None) for each in requests[index + 1:])
+        if error is not None:
+            held.append((None, error))  # reported after them, then closed
+        self._slow = True
+        self._wake_for_output()
+
+    def _wake_for_output(self) -> None:
+        self._outgate.wake_later()
+
+    def _output_full(self) -> bool:
+        """Whether requests must wait for the client to take replies (see _hold_output)."""
+        gate = self._outgate
+        return self._read_out > READ_OUTPUT or (
+            gate is not None and (gate.full or gate.backlog))

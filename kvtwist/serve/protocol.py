@@ -10,20 +10,15 @@ from twisted.python.failure import Failure
 
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
-from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
+from kvtwist.wire.inline import LineFramer
 from kvtwist.wire.replies import (NO_REPLY, OK, Error, Streamed, resp_pieces, text_pieces,
                                   to_resp, to_resp3, to_text)
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import ReplyStream
 from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
-from kvtwist.serve.limits import (
-    READ_OUTPUT, OutputGate, close_over_output, close_over_query, over_output_limit)
+from kvtwist.serve.limits import READ_OUTPUT, LimitedOutput, OutputGate, close_over_query
+from kvtwist.serve.lines import JSON, MAX_LINE, RESP, TEXT, LineDialects
 
-TEXT, RESP, JSON = "text", "resp", "json"
-
-# The longest text or JSON request line, as Redis's PROTO_INLINE_MAX_SIZE for inline
-# requests: a longer one is refused and the connection closed.
-MAX_LINE = 64 * 1024
 
 # A client that does not read its replies must not make the server buffer without
 # bound: past this many queued bytes we stop reading from it (Redis disconnects such
@@ -50,7 +45,7 @@ class _Chunk:
         self.stream = None  # a streamed reply's rendered pieces (an iterator of bytes)
 
 
-class KVProtocol(HeldRequests, protocol.Protocol):
+class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
     """Serve one client; its first byte picks the dialect (``*`` RESP2, ``{`` JSON, else text)."""
 
     chunk_type = _Chunk
@@ -107,6 +102,7 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         self._seconds = clock.seconds
         self.session = store.new_session(address)
         self.session.push = self.push
+        self.session.output_memory = self._output_memory
         self._describe_connection()
         # Read once: a store's journal is attached before it starts listening.
         self._journal = self.factory.journal
@@ -249,40 +245,6 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         if self._queued_bytes > HIGH_WATER and not self._paused:
             self._apply_backpressure()
 
-    def _over_limit(self, parts: list) -> bool:
-        # Redis adds a read's replies to the client's buffers before writing any: over
-        # the limit, none of them is written. O(replies of the read).
-        limits = self._watchdog.limits
-        if over_output_limit(self, limits, self._seconds(),
-                             sum(len(part) for part in parts if part is not None)):
-            close_over_output(self, limits)
-            return True
-        return False
-
-    def _hold_output(self, requests: list, argv, error) -> None:
-        # The read's replies passed READ_OUTPUT after ``argv``: its later requests wait
-        # (held, as during a pause) until the transport took the replies.
-        held = self._held
-        if held is None:
-            held = self._held = deque()
-        index = 0
-        while requests[index] is not argv:
-            index += 1
-        held.extend((each, None) for each in requests[index + 1:])
-        if error is not None:
-            held.append((None, error))  # reported after them, then closed
-        self._slow = True
-        self._wake_for_output()
-
-    def _wake_for_output(self) -> None:
-        self._outgate.wake_later()
-
-    def _output_full(self) -> bool:
-        """Whether requests must wait for the client to take replies (see _hold_output)."""
-        gate = self._outgate
-        return self._read_out > READ_OUTPUT or (
-            gate is not None and (gate.full or gate.backlog))
-
     def _choose_dialect(self, first: bytes) -> None:
         if first != b"{" and getattr(self._store, "config", {}).get("inline-replies") == "resp":
             first = b"*"  # inline requests answered in RESP, as redis-server does
@@ -308,65 +270,6 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         if not self._closing:
             self._parser.joined(value)
             self.dataReceived(b"")
-
-    # -- the text and JSON dialects ---------------------------------------------
-
-    def lineReceived(self, line: bytes) -> None:
-        """Serve one text or JSON request line (its LF removed)."""
-        if self._closing:
-            return
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if self.dialect is JSON:
-            if not line.strip():
-                return
-            try:
-                argv, render, db = jsonlines.decode(line)
-            except jsonlines.JsonRequestError as e:
-                self._chunk.parts.append(jsonlines.encode_error(str(e)))
-                return
-            if db is not None:
-                self._run_in(db, argv, render)
-                return
-        else:
-            render = self._render
-            try:
-                argv = split_args(line)
-            except UnbalancedQuotes:
-                # The line itself was framed fine, so a person at a telnet prompt keeps
-                # the session; only the request is refused.
-                self._chunk.parts.append(
-                    render(Error("ERR Protocol error: unbalanced quotes in request")))
-                return
-            if not argv:
-                return
-        self._serve(argv, render)
-
-    def lineLengthExceeded(self) -> None:
-        """Refuse a request line longer than MAX_LINE and close, as Redis does."""
-        if self.dialect is JSON:
-            part = jsonlines.encode_error(
-                "ERR Protocol error: too big JSON request (a request line is limited to "
-                "%d bytes)" % (MAX_LINE,))
-        else:
-            part = to_text(Error("ERR Protocol error: too big inline request"))
-        # Called from dataReceived only, so a chunk is open.
-        self._chunk.parts.append(part)
-        self._close_after_chunk()
-
-    def _run_in(self, db: int, argv: list, render) -> None:
-        # A JSON request's "db": this request runs there; the connection's selection stays.
-        session = self.session
-        if db >= session.store.databases.count:
-            self._chunk.parts.append(jsonlines.encode_error("ERR DB index is out of range"))
-            return
-        selected = session.db
-        session.select(db)
-        try:
-            self._run(argv, render)
-        finally:
-            if session.db == db:  # a SELECT in the request itself sticks
-                session.select(selected)
 
     def _run(self, argv: list, render) -> None:
         journal = self._journal

@@ -12,6 +12,7 @@ from twisted.python import usage
 
 from kvtwist import __version__
 from kvtwist.engine.databases import DEFAULT_DATABASES, DatabaseCountError
+from kvtwist.engine.limits import limits_of
 from kvtwist.engine.store import Store
 from kvtwist.engine.users import auth_for
 from kvtwist.serve.daemon import ServerOptions
@@ -71,6 +72,8 @@ class Options(ServerOptions):
          "the password clients must AUTH with (default: none); prefer --config for secrets"],
         ["inline-replies", None, "text",
          "how inline (telnet) requests are answered: text (readable) or resp (as Redis)"],
+        ["protected-mode", None, None,
+         "yes (the default) or no: refuse clients from other hosts while no password is set"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
@@ -243,6 +246,12 @@ def makeService(options, reactor=None) -> service.MultiService:
         config.configure(store, getattr(options, "params", []))
     except config.ConfigError as e:
         raise SystemExit("kvstore: %s" % (e,))
+    if options["protected-mode"] is not None:
+        try:
+            config.configure(store, [("protected-mode", options["protected-mode"],
+                                      "--protected-mode")])
+        except config.ConfigError as e:
+            raise SystemExit("kvstore: %s" % (e,))
     if options["requirepass"]:
         auth_for(store).set_password(options["requirepass"].encode("utf-8", "surrogateescape"))
     StoreService.log.info(
@@ -251,16 +260,27 @@ def makeService(options, reactor=None) -> service.MultiService:
         seconds=time.monotonic() - started, fsync=options["fsync"])
     top = StoreService(store, journal, reactor)
     factory = KVFactory(store, max_bulk=options["max-bulk"], reactor=reactor)
+    factory.watchdog.protect = True  # protected mode applies to kvstore's listeners
     config.watch(store, "proto-max-bulk-len", lambda value: setattr(factory, "max_bulk", value))
     config.watch(store, "hz", top.set_hz)
     if store.config["hz"] != "10":
         top.set_hz(int(store.config["hz"]))
+    backlog = limits_of(store).backlog
     for description in options["listen"]:
-        strports.service(description, factory, reactor=reactor).setServiceParent(top)
+        strports.service(with_backlog(description, backlog), factory,
+                         reactor=reactor).setServiceParent(top)
     # SHUTDOWN stops the reactor: the service stops, committing the journal, as on SIGTERM.
     store.hooks.attach(journal, top._sweeper, SWEEP_INTERVAL, reactor.stop,
                        os.path.abspath(options["data"]))
     return top
+
+
+def with_backlog(description: str, backlog: int) -> str:
+    """Add ``backlog`` (tcp-backlog) to a tcp, ssl or unix endpoint description without one."""
+    kind = description.split(":", 1)[0]
+    if kind not in ("tcp", "ssl", "unix") or ":backlog=" in description:
+        return description
+    return "%s:backlog=%d" % (description, backlog)
 
 
 def _interfaces(listen: list) -> list:
