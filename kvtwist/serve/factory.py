@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from twisted.internet import protocol
 
+from kvtwist.engine.config import watch
 from kvtwist.loop.directwrite import Outbox
 from kvtwist.serve.control import ServeHooks
 from kvtwist.serve.limits import Watchdog
@@ -38,6 +39,8 @@ class KVFactory(protocol.Factory):
             else:
                 clock = reactor
             self.watchdog = Watchdog(store, clock)
+            # CONFIG SET proto-max-bulk-len reaches the parsers of open connections too.
+            watch(store, "proto-max-bulk-len", lambda value: setattr(self, "max_bulk", value))
         if hasattr(store, "pause_mode") and not isinstance(getattr(store, "hooks", None),
                                                            ServeHooks):
             # What the engine asks of the serve layer: pauses, timers, SAVE, SHUTDOWN...

@@ -139,8 +139,12 @@ def over_output_limit(protocol, limits, now: float, extra: int = 0) -> bool:
     return False
 
 
-def abort(protocol) -> None:
-    """Close a connection now, dropping what it had not sent (the memory is released)."""
+def abort(protocol, drop: bool = True) -> None:
+    """Close a connection now, dropping what it had not sent (the memory is released).
+
+    With ``drop`` the socket is aborted (Twisted's abortConnection: a reset), the only
+    way to let go of the transport's buffer; else closed in order (nothing is pending).
+    """
     protocol._closing = True
     protocol._queue.clear()
     protocol._queued_bytes = 0
@@ -149,7 +153,7 @@ def abort(protocol) -> None:
         del protocol._chunk.parts[:]
         protocol._chunk.close = False
     transport = protocol.transport
-    if hasattr(transport, "abortConnection"):
+    if drop and hasattr(transport, "abortConnection"):
         transport.abortConnection()
     else:
         transport.loseConnection()
@@ -222,7 +226,7 @@ class Watchdog:
             if idle and now - protocol.session.last_interaction > idle and \
                     _may_time_out(protocol):
                 log.info("Closing idle client")
-                abort(protocol)
+                abort(protocol, drop=False)
                 continue
             if over_output_limit(protocol, limits, now):
                 close_over_output(protocol, limits)

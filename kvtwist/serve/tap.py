@@ -261,7 +261,6 @@ def makeService(options, reactor=None) -> service.MultiService:
     top = StoreService(store, journal, reactor)
     factory = KVFactory(store, max_bulk=options["max-bulk"], reactor=reactor)
     factory.watchdog.protect = True  # protected mode applies to kvstore's listeners
-    config.watch(store, "proto-max-bulk-len", lambda value: setattr(factory, "max_bulk", value))
     config.watch(store, "hz", top.set_hz)
     if store.config["hz"] != "10":
         top.set_hz(int(store.config["hz"]))
