@@ -114,6 +114,7 @@ class HeldRequests:
     def _interrupted(self, requests: list, argv, error) -> None:
         # The fast loop ran ``argv``, which changed how this connection is served.
         self.session.closing = False
+        self._read_out = 0
         index = 0
         while requests[index] is not argv:
             index += 1

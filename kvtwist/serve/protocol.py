@@ -69,6 +69,7 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
         self._held = None  # requests waiting (CLIENT PAUSE), see HeldRequests
         self._slow = False  # serve each request through HeldRequests._serve
         self._watchdog = None  # the factory's limits (kvtwist.serve.limits), for a Store
+        self._limits = None  # its Limits (kvtwist.engine.limits), read on each use
         self._outgate = None  # the OutputGate: reading stops while replies are not taken
         self._soft_since = None  # when the output passed its soft limit (None: under it)
         self._read_out = 0  # reply bytes of the read being handled (the slow path's count)
@@ -85,6 +86,7 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
                 self.transport.loseConnection()
                 return
             self._watchdog = watchdog
+            self._limits = watchdog.limits
             watchdog.connections.add(self)
         reactor = self.factory.reactor
         if reactor is None:
@@ -140,13 +142,16 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
             if parser.max_bulk != self.factory.max_bulk:  # CONFIG SET proto-max-bulk-len
                 parser.max_bulk = self.factory.max_bulk
             requests, error = parser.drain(data)
-            watchdog = self._watchdog
-            if watchdog is not None and parser.buffered() > watchdog.limits.query_buffer:
-                close_over_query(self, watchdog.limits, data)
+            # Only a read completing no request can grow an unfinished one much (a read
+            # holds at most 64 KB), so the query buffer is measured then.
+            if not requests and self._limits is not None and \
+                    parser.buffered() > self._limits.query_buffer:
+                close_over_query(self, self._limits, data)
                 return
-            size = self._read_out = 0
+            size = 0
             limit = READ_OUTPUT
             if self._slow or self._control.pause_mode is not None:
+                self._read_out = 0
                 requests, error = self._serve_all(requests, error)
             journal = self._journal
             execute = session.execute
@@ -220,8 +225,8 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
         self._chunk = None
         if not parts and not chunk.close:
             return
-        watchdog = self._watchdog
-        if watchdog is not None and watchdog.limits.normal_limited and self._over_limit(parts):
+        limits = self._limits
+        if limits is not None and limits.normal_limited and self._over_limit(parts):
             return
         journal = self._journal
         if journal.appended > journal.acked:
