@@ -6,6 +6,7 @@ table, the keyspace and the wire replies, never this module or another family.
 
 # In this order the table lists them (COMMAND, HELP).
 from kvtwist.engine import (  # noqa: F401, I001
+    alltypes,
     strings,
     bitops,
     lcs,

@@ -102,8 +102,8 @@ EVENTS = {
 # "keymiss" on a missing key (lookupKeyRead); the other lookups are writes' (lookupKeyWrite).
 _MISS_GET = frozenset([b"get", b"mget", b"getrange", b"substr", b"strlen", b"getset",
                        b"getdel", b"getex", b"lcs", b"getbit", b"bitcount", b"bitpos",
-                       b"bitfield_ro", b"dump", b"set", b"put"])
-_MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"type", b"expiretime",
+                       b"bitfield_ro", b"dump", b"set", b"put", b"type"])
+_MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"expiretime",
                           b"pexpiretime"])
 # RENAME and MOVE write the target (SET) before removing the source (DEL), so that a crash
 # between the two can never lose the key; Redis tells "*_from" first, so "*_to" waits.
@@ -204,6 +204,7 @@ class Notifier:
         exists = cls.exists.__get__(keyspace)
         plain_set, plain_setrange = cls.set.__get__(keyspace), cls.setrange.__get__(keyspace)
         plain_get = cls.get.__get__(keyspace)
+        plain_mutate = cls.mutate.__get__(keyspace)
 
         def set(key, value, expire_at_ms: int = 0) -> None:
             if not exists(key):
@@ -216,6 +217,11 @@ class Notifier:
             if not exists(key):
                 notify(NEW, "new", key, keyspace.index)
             return plain_setrange(key, offset, patch)
+
+        def mutate(key, value_class, opcode: int, args: tuple):
+            if not exists(key):
+                notify(NEW, "new", key, keyspace.index)
+            return plain_mutate(key, value_class, opcode, args)
 
         # Key misses ("m"): a read lookup finding nothing, as Redis's lookupKeyRead. Which
         # lookups are reads depends on the command: its get or its exists (_MISS_*).
@@ -234,6 +240,7 @@ class Notifier:
         if new:
             keyspace.set = set
             keyspace.setrange = setrange
+            keyspace.mutate = mutate
         if miss:
             keyspace.get = get
             keyspace.exists = exists_or_miss
@@ -252,7 +259,7 @@ class Notifier:
 
     def _unwrap(self) -> None:
         for keyspace in self._wrapped:
-            for name in ("set", "setrange", "get", "exists"):
+            for name in ("set", "setrange", "mutate", "get", "exists"):
                 keyspace.__dict__.pop(name, None)
         self._wrapped = []
 
