@@ -13,15 +13,12 @@ Redis publishes nothing either) nothing is observed or wrapped: no cost at all.
 
 from __future__ import annotations
 
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, PERSIST, SET, SETRANGE
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, MUTATE, PERSIST, SET, SETRANGE
 from kvtwist.engine.table import TABLE, define_config
 
-# Redis's NOTIFY_* flags (server.h).
-KEYSPACE, KEYEVENT, GENERIC, STRING, LIST, SET_CLASS, HASH, ZSET = (
-    1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7)
-EXPIRED, EVICTED, STREAM, KEY_MISS, MODULE, NEW = (
-    1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 13, 1 << 14)
-ALL = GENERIC | STRING | LIST | SET_CLASS | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE
+from kvtwist.engine.events import (  # noqa: F401 (the flags are this module's too)
+    ALL, EVENTS, EVICTED, EXPIRED, GENERIC, HASH, KEY_MISS, KEYEVENT, KEYSPACE, LIST, MODULE,
+    NEW, READS, SET_CLASS, STREAM, STRING, ZSET)
 
 _LETTERS = {"A": ALL, "g": GENERIC, "$": STRING, "l": LIST, "s": SET_CLASS, "h": HASH,
             "z": ZSET, "x": EXPIRED, "e": EVICTED, "K": KEYSPACE, "E": KEYEVENT, "t": STREAM,
@@ -76,8 +73,9 @@ _SETBIT = _events((SET, _S, "setbit"), (SETRANGE, _S, "setbit"))
 
 # command name -> {opcode: (class, event)}; from the notifyKeyspaceEvent calls of Redis
 # 7.0's t_string.c, db.c, expire.c, bitops.c and cluster.c (RESTORE). A command or effect
-# not listed here notifies nothing (FLUSHDB, FLUSHALL, SWAPDB, TOUCH: as Redis).
-EVENTS = {
+# not listed here notifies nothing (FLUSHDB, FLUSHALL, SWAPDB, TOUCH: as Redis). The type
+# families declare theirs in engine/events.py.
+EVENTS.update({
     b"set": _SETS, b"put": _SETS, b"setnx": _SETS, b"getset": _SETS, b"mset": _SETS,
     b"msetnx": _SETS, b"setex": _SETS, b"psetex": _SETS,
     b"incr": _events((SET, _S, "incrby")), b"decr": _events((SET, _S, "incrby")),
@@ -95,14 +93,16 @@ EVENTS = {
     b"restore": _events((SET, _G, "restore"), (DEL, _G, "del")),
     b"setbit": _SETBIT, b"bitfield": _SETBIT,
     b"bitop": _events((SET, _S, "set"), (DEL, _G, "del")),
-}
+})
 # These SETs also set a time to live: Redis adds an "expire" event after "set". (SET's own
 # KEEPTTL keeps the old one and so is told apart by the options it was given.)
 # The commands whose keyspace.get (or keyspace.exists) is a read lookup, one that sends
 # "keymiss" on a missing key (lookupKeyRead); the other lookups are writes' (lookupKeyWrite).
-_MISS_GET = frozenset([b"get", b"mget", b"getrange", b"substr", b"strlen", b"getset",
-                       b"getdel", b"getex", b"lcs", b"getbit", b"bitcount", b"bitpos",
-                       b"bitfield_ro", b"dump", b"set", b"put", b"type"])
+# (The type families add theirs to READS: events.declare_reads.)
+_MISS_GET = READS
+_MISS_GET.update([b"get", b"mget", b"getrange", b"substr", b"strlen", b"getset",
+                  b"getdel", b"getex", b"lcs", b"getbit", b"bitcount", b"bitpos",
+                  b"bitfield_ro", b"dump", b"set", b"put", b"type"])
 _MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"expiretime",
                           b"pexpiretime"])
 # RENAME and MOVE write the target (SET) before removing the source (DEL), so that a crash
@@ -174,7 +174,8 @@ class Notifier:
         if events is None:
             return
         op = effect[0]
-        entry = events.get(op)
+        # An operation on a typed value is named by its (type code, opcode).
+        entry = events.get(op if op != MUTATE else (effect[2], effect[3]))
         if entry is None:
             return
         key = effect[1]
