@@ -4,7 +4,15 @@ the backend."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import tempfile
+import time
 
+try:
+    import redis
+except ImportError:  # the PyPy environment may lack redis-py
+    redis = None
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
@@ -18,7 +26,9 @@ from kvtwist.proxy.invalidation import InvalidationListener
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
 from kvtwist.serve.factory import KVFactory
 from kvtwist.wire.replies import OK, Error, Pairs
+from tests.procs import start_kvproxy, start_kvstore
 from tests.proxy.fakes import FakeBackend, FakeEndpoint, FakeListener, StoreBackend
+from tests.redisref import start_redis_or_skip
 
 NOAUTH = "NOAUTH Authentication required."
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
@@ -331,3 +341,110 @@ class BackendLoginTests(SynchronousTestCase):
         self.assertEqual((listener.state, listener.link, listener.caching),
                          ("down", "down", False))
         self.assertEqual(self.endpoint.written(0), [[b"AUTH", b"pw"]])
+
+
+def eventually(read, expected, limit: float = 10.0):
+    """Read until ``read()`` returns ``expected`` (invalidations are asynchronous)."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = read()
+        if value == expected or time.monotonic() > deadline:
+            return value
+
+
+def cli(port: int, *argv: str, password=None) -> bytes:
+    """Run redis-cli against loopback ``port``; return its output, stripped."""
+    command = ["redis-cli", "-p", str(port)]
+    if password is not None:
+        command += ["--no-auth-warning", "-a", password]
+    done = subprocess.run(command + list(argv), capture_output=True, timeout=30)
+    return done.stdout.strip()
+
+
+class TwistdTests(SynchronousTestCase):
+    """twistd kvproxy with passwords, in front of twistd kvstore and redis-server with
+    theirs."""
+
+    if redis is None:
+        skip = "redis-py is not installed"
+
+    def client(self, port: int, **options):
+        connection = redis.Redis(port=port, socket_timeout=10, **options)
+        self.addCleanup(connection.close)
+        return connection
+
+    def check(self, proxy, backend_port: int, front: str, **backend) -> None:
+        """Through ``proxy`` (whose clients' password is ``front``): clients without it
+        are refused, redis-py (RESP2 AUTH, RESP3 HELLO AUTH) and redis-cli -a read and write,
+        and a write straight to the backend (logged in with ``backend``) is seen once its
+        invalidation arrives, so the invalidation link logged in too."""
+        self.assertRaises(redis.AuthenticationError, self.client(proxy.port).get, "k")
+        self.assertRaises(redis.AuthenticationError,
+                          self.client(proxy.port, password="nope").get, "k")
+        self.assertEqual(cli(proxy.port, "get", "k"), b"NOAUTH Authentication required.")
+        via = self.client(proxy.port, password=front, protocol=2)
+        resp3 = self.client(proxy.port, password=front, protocol=3)
+        direct = self.client(backend_port, protocol=2, **backend)
+        via.set("k", "1")
+        self.assertEqual(via.get("k"), b"1")
+        self.assertEqual(resp3.get("k"), b"1")
+        for value in (b"2", b"3"):
+            direct.set("k", value)
+            self.assertEqual(eventually(lambda: via.get("k"), value), value)
+        self.assertEqual(cli(proxy.port, "get", "k", password=front), b"3")
+        self.assertEqual(cli(proxy.port, "set", "k", "4", password=front), b"OK")
+        self.assertEqual(direct.get("k"), b"4")
+        info = via.info()
+        self.assertEqual((info["invalidation_state"], info["backend_state"]), ("on", "connected"))
+        self.assertGreater(info["cache_hits"], 0)
+        self.assertGreaterEqual(info["acl_access_denied_auth"], 1)
+        for secret in [front] + list(backend.values()):
+            self.assertNotIn(secret, proxy.log)
+
+    def test_kvstoreBackend(self) -> None:
+        """kvproxy --requirepass --backend-password before kvstore --requirepass."""
+        data = tempfile.mkdtemp(prefix="kvproxy-auth-")
+        self.addCleanup(shutil.rmtree, data, True)
+        store = start_kvstore(data, "--fsync", "no", "--requirepass", "back-secret")
+        self.addCleanup(store.stop)
+        proxy = start_kvproxy(store.port, "--timeout", "2", "--requirepass", "front-secret",
+                              "--backend-password", "back-secret")
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        self.check(proxy, store.port, "front-secret", password="back-secret")
+
+    def test_redisBackendAclUser(self) -> None:
+        """kvproxy --backend-user --backend-password before redis-server with requirepass
+        and an ACL user."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        admin = self.client(server.port, protocol=2)
+        admin.acl_setuser("app", enabled=True, passwords=["+app-secret"], keys=["*"],
+                          channels=["*"], commands=["+@all"])
+        admin.config_set("requirepass", "root-secret")
+        proxy = start_kvproxy(server.port, "--timeout", "2", "--requirepass", "front-secret",
+                              "--backend-user", "app", "--backend-password", "app-secret")
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        self.check(proxy, server.port, "front-secret", password="root-secret")
+        clients = admin.client_list()
+        self.assertGreaterEqual(len([each for each in clients if each["user"] == "app"]), 2)
+
+    def test_wrongBackendPassword(self) -> None:
+        """A wrong --backend-password is logged as the backend's refusal, and clients get an
+        error at once saying so (they do not hang)."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        self.client(server.port, protocol=2).config_set("requirepass", "right")
+        proxy = start_kvproxy(server.port, "--timeout", "2", "--backend-password", "wrong")
+        self.addCleanup(proxy.stop)
+        line = proxy.wait_for_line("refused kvproxy's login")
+        self.assertIn("WRONGPASS invalid username-password pair or user is disabled.", line)
+        via = self.client(proxy.port, protocol=2)
+        started = time.monotonic()
+        with self.assertRaises(redis.ResponseError) as caught:
+            via.get("k")
+        self.assertLess(time.monotonic() - started, 2)
+        self.assertIn("backend unavailable", str(caught.exception))
+        self.assertIn("WRONGPASS", str(caught.exception))
+        self.assertNotIn("wrong", proxy.log.replace("WRONGPASS", ""))
