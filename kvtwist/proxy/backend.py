@@ -217,7 +217,7 @@ class Backend(service.MultiService):
 
     def _logged_in(self, reply, client):
         if reply.__class__ is Error:
-            raise LoginRefused("%s refused kvproxy's login: %s" % (self.address, reply.message))
+            raise LoginRefused("the backend refused kvproxy's login: %s" % (reply.message,))
         if self._prepare is not None:
             return self._prepare(client)
         return None
@@ -283,8 +283,8 @@ class Backend(service.MultiService):
         self.state = "down"
         self.why_down = failure.getErrorMessage()
         if failure.check(LoginRefused) is not None:
-            log.error("kvproxy: {reason} (check --backend-password and --backend-user)",
-                      reason=self.why_down)
+            log.error("kvproxy: {address}: {reason} (check --backend-password and "
+                      "--backend-user)", address=self.address, reason=self.why_down)
         else:
             log.warn("kvproxy: cannot reach {address}: {reason}", address=self.address,
                      reason=self.why_down)
