@@ -43,6 +43,10 @@ MODES = ["singledb", "multidb", OWN]
 # An own-mode helper's ports: its own (the first), then OWN_SERVER_PORTS for its servers 32
 # further on (the harness looks for its own port in the 32 below --baseport).
 OWN_SERVER_PORTS = 8
+# Own-mode tests that start a replica (SLAVEOF) without the needs:repl tag in 7.0.15: left out
+# for both servers as the tagged ones are (the first two take 40 s or more under load).
+OWN_SKIP = ["slave buffer are counted correctly", "replica buffer don't induce eviction",
+            "MASTERAUTH test with binary password"]
 OWN_BLOCK = 32 + OWN_SERVER_PORTS
 DEFAULT_KVSTORE_ARGS = "--inline-replies resp"
 # Tests that need a replica or DEBUG are left out for both servers.
@@ -411,6 +415,8 @@ def helper_command(job: Job, port: Optional[int], base: int, timeout: int) -> Li
     command = ["tclsh", "tests/test_helper.tcl"]
     if job.mode == OWN:
         command += ["--clients", "1", "--dont-clean"]  # servers' logs stay in the scratch
+        for name in OWN_SKIP:
+            command += ["--skiptest", name]
     else:
         command += ["--host", "127.0.0.1", "--port", str(port)]
         command += ["--singledb"] if job.mode == "singledb" else []

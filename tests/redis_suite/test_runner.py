@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.procs import ROOT
 from tests.redis_suite.runner import (
-    DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, TAGS, Job,
+    DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, OWN_SKIP, TAGS, Job,
     LoggedServer, Ports, Runner, drop_option, helper_command, install_servers, kvstore_accepts,
     kvstore_args, pairs_to_run, prepare_suite)
 
@@ -123,7 +123,8 @@ class OwnModeTests(SynchronousTestCase):
 
     def test_helper_command(self):
         """Own mode runs one test client starting its servers 32 ports above the helper's own
-        port; the external modes name the server, with --singledb in singledb."""
+        port, the replica tests left out; the external modes name the server, with
+        --singledb in singledb."""
         own = helper_command(Job("kvstore", "unit/acl", OWN), None, 16100, 60)
         self.assertEqual(own[:5], ["tclsh", "tests/test_helper.tcl", "--clients", "1",
                                    "--dont-clean"])
@@ -131,6 +132,7 @@ class OwnModeTests(SynchronousTestCase):
         self.assertEqual(own[own.index("--portcount") + 1], str(OWN_SERVER_PORTS))
         self.assertEqual(OWN_BLOCK, 32 + OWN_SERVER_PORTS)
         self.assertNotIn("--host", own)
+        self.assertEqual(own.count("--skiptest"), len(OWN_SKIP))
         self.assertEqual(own[-len(TAGS):], TAGS)
         single = helper_command(Job("redis", "unit/quit", "singledb"), 7000, 16100, 60)
         self.assertEqual(single[2:7], ["--host", "127.0.0.1", "--port", "7000", "--singledb"])
