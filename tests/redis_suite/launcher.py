@@ -233,8 +233,8 @@ def run_twistd(args: List[str]) -> int:
         if ready or error.code in (None, 0):
             raise
         return give_up(str(error.code))
+    except Exception as error:  # any other failure to start: say it, not a 2-minute wait
+        if ready:
+            raise
+        return give_up("%s: %s" % (type(error).__name__, error))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
