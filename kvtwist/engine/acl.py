@@ -13,7 +13,7 @@ from kvtwist.engine.acl_check import dryrun_text
 from kvtwist.engine.acl_commands import CATEGORIES, category_of, universe
 from kvtwist.engine.acl_log import log_for
 from kvtwist.engine.acl_rules import RuleError, User, has_spaces, merge_selectors
-from kvtwist.engine.acl_file import load_file, save_file
+from kvtwist.engine.acl_file import load_file, log_out_users, save_file, user_lines
 from kvtwist.engine.table import (
     _LOOKUP, arity_error, parse_int, register, sub_dispatch, subcommands)
 from kvtwist.engine.users import DEFAULT_USER, auth_for
@@ -84,20 +84,6 @@ def kill_pubsub_clients(store, new: User, original: User) -> None:
             kill(current if current is not None else session, session)
 
 
-def log_out_users(store, users) -> None:
-    """Close every connection logged in as one of ``users`` (ACLFreeUserAndKillClients):
-    it becomes the unauthenticated default user until it closes. O(clients)."""
-    from kvtwist.engine.clients import kill
-
-    auth = auth_for(store)
-    current = store.current
-    for session in list(store.clients.values()):
-        if any(session.user is user for user in users):
-            session.user = auth.default
-            session.authenticated = False
-            kill(current if current is not None else session, session)
-
-
 def _setuser(session, argv):
     name = argv[2]
     ops = list(argv[3:])
@@ -139,13 +125,6 @@ def _getuser(session, argv):
     fields.append((b"selectors", [Pairs(_selector_fields(selector))
                                   for selector in user.selectors[1:]]))
     return Pairs(fields)
-
-
-def user_lines(store) -> list:
-    """ACL LIST's lines ("user NAME RULES"), by name as Redis's radix tree orders them."""
-    users = auth_for(store).users
-    return [b"user " + name + b" " + users[name].describe().encode("utf-8", "surrogateescape")
-            for name in sorted(users)]
 
 
 # -- CAT, DRYRUN, LOG, GENPASS ---------------------------------------------------------------

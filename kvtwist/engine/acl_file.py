@@ -75,7 +75,6 @@ def parse_file(store, path: str):
 def load_file(store, path: str):
     """ACL LOAD: replace the users with the file's; return None, or the errors text (then
     nothing changed). O(size of the file x commands)."""
-    from kvtwist.engine.acl import log_out_users
     from kvtwist.engine.users import DEFAULT_USER, auth_for
 
     users, errors = parse_file(store, path)
@@ -93,8 +92,6 @@ def load_file(store, path: str):
 def save_file(store, path: str) -> None:
     """ACL SAVE: write every user's ACL LIST line to ``path`` through a temporary file;
     raise OSError on failure."""
-    from kvtwist.engine.acl import user_lines
-
     data = b"".join(line + b"\n" for line in user_lines(store))
     temporary = "%s.tmp-%d-%d" % (path, os.getpid(), int(store.clock.seconds() * 1000))
     try:
@@ -106,6 +103,30 @@ def save_file(store, path: str) -> None:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def user_lines(store) -> list:
+    """ACL LIST's lines ("user NAME RULES"), by name as Redis's radix tree orders them."""
+    from kvtwist.engine.users import auth_for
+
+    users = auth_for(store).users
+    return [b"user " + name + b" " + users[name].describe().encode("utf-8", "surrogateescape")
+            for name in sorted(users)]
+
+
+def log_out_users(store, users) -> None:
+    """Close every connection logged in as one of ``users`` (ACLFreeUserAndKillClients):
+    it becomes the unauthenticated default user until it closes. O(clients)."""
+    from kvtwist.engine.clients import kill
+    from kvtwist.engine.users import auth_for
+
+    auth = auth_for(store)
+    current = store.current
+    for session in list(store.clients.values()):
+        if any(session.user is user for user in users):
+            session.user = auth.default
+            session.authenticated = False
+            kill(current if current is not None else session, session)
 
 
 def _text(raw: bytes) -> str:

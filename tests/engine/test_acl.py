@@ -8,13 +8,9 @@ the whole command table (descriptions of wide category mixes, ACL CAT lists) or 
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine.acl_log import log_for
 from kvtwist.engine.store import Store
 from kvtwist.wire.replies import Pairs, to_resp
 from tests.redisref import RawConnection, start_redis_or_skip
@@ -235,72 +231,26 @@ class PermissionTests(SynchronousTestCase):
         self.assertFalse(session.authenticated is True and session.user.name != b"default")
 
 
-class FileTests(SynchronousTestCase):
-    """ACL SAVE and LOAD with an aclfile, as Redis's."""
+class SelectorTests(SynchronousTestCase):
+    """Redis 7.0's selectors: a call is allowed when any selector allows it."""
 
-    def test_save_load_round_trip(self):
-        """Users saved and loaded again are the same; a broken file changes nothing."""
-        directory = tempfile.mkdtemp()
-        self.addCleanup(lambda: [os.unlink(os.path.join(directory, name))
-                                 for name in os.listdir(directory)] and os.rmdir(directory))
-        path = os.path.join(directory, "users.acl")
-        with open(path, "w") as handle:
-            handle.write("user default on nopass ~* &* +@all\n")
-        server = start_redis_or_skip("--aclfile", path)
-        self.addCleanup(server.stop)
-        theirs = RawConnection(server.port)
-        self.addCleanup(theirs.close)
-        store = Store(Clock(), config={"aclfile": path})
-        ours = store.new_session()
+    def setUp(self):
+        self.pair = Pair(self)
 
-        def both(*argv):
-            expected = theirs.call(list(argv))
-            self.assertEqual(to_resp(ours.execute(list(argv))), expected, argv)
-            return expected
-
-        both(b"ACL", b"SETUSER", b"app", b"on", b">pw", b"~app:*", b"+get", b"&c")
-        both(b"ACL", b"SAVE")
-        with open(path) as handle:
-            saved = handle.read()
-        both(b"ACL", b"SETUSER", b"other", b"on")
-        both(b"ACL", b"LOAD")
-        both(b"ACL", b"LIST")
-        for text in ("user app on bogus\n", "nouser x\n", "user a b\nuser a\n",
-                     "user x (~y\n", "user x +nosuch +@nosuch\n"):
-            with open(path, "w") as handle:
-                handle.write(text)
-            both(b"ACL", b"LOAD")
-        both(b"ACL", b"LIST")
-        os.unlink(path)
-        reply = ours.execute([b"ACL", b"LOAD"])
-        self.assertIn("No such file or directory", reply.message)
-        self.assertIn("user app on", saved)
-
-
-class LogUnitTests(SynchronousTestCase):
-    """ACL LOG's bookkeeping: grouping, order, max length and client-info."""
-
-    def test_grouping_and_max_len(self):
-        """Equal denials within 60 s share an entry; acllog-max-len trims the oldest."""
-        clock = Clock()
-        store = Store(clock)
-        admin, user = store.new_session(), store.new_session()
-        admin.execute([b"ACL", b"SETUSER", b"u", b"on", b"nopass", b"+get"])
-        user.execute([b"AUTH", b"u", b"x"])
-        user.execute([b"GET", b"k"])
-        user.execute([b"GET", b"k"])
-        log = log_for(store)
-        self.assertEqual([entry.count for entry in log.entries], [2])
-        clock.advance(61)
-        user.execute([b"GET", b"k"])
-        self.assertEqual([entry.count for entry in log.entries], [1, 2])
-        for index in range(5):
-            user.execute([b"GET", b"k%d" % index])
-        admin.execute([b"CONFIG", b"SET", b"acllog-max-len", b"3"])
-        self.assertEqual([entry.object for entry in log.entries], [b"k4", b"k3", b"k2"])
-        reply = admin.execute([b"ACL", b"LOG", b"1"])
-        self.assertEqual(len(reply), 1)
-        fields = dict(reply[0].items)
-        self.assertIsInstance(reply[0], Pairs)
-        self.assertIn(b" user=u ", fields[b"client-info"])
-        self.assertIn(b" cmd=get ", fields[b"client-info"])
+    def test_selectors(self):
+        """Selectors given in one or several arguments are described and enforced as Redis."""
+        admin = self.pair.admin
+        admin(b"ACL", b"SETUSER", b"s", b"on", b"nopass", b"+get", b"~a*",
+              b"(+set ~b*)", b"(+get", b"%R~c*", b"&x)")
+        admin(b"ACL", b"LIST")
+        admin(b"ACL", b"GETUSER", b"s")
+        for call in ([b"GET", b"a1"], [b"GET", b"b1"], [b"SET", b"b1", b"v"],
+                     [b"SET", b"a1", b"v"], [b"GET", b"c1"], [b"PUBLISH", b"x", b"m"],
+                     [b"DEL", b"a1"]):
+            admin(b"ACL", b"DRYRUN", b"s", *call)
+        self.pair.user(b"AUTH", b"s", b"p")
+        self.pair.user(b"SET", b"a1", b"v")
+        self.pair.user(b"SET", b"b1", b"v")
+        admin(b"ACL", b"SETUSER", b"s", b"(bogus)")
+        admin(b"ACL", b"SETUSER", b"s", b"clearselectors")
+        admin(b"ACL", b"LIST")
