@@ -9,9 +9,11 @@ must AUTH (or HELLO ... AUTH) before any command but AUTH, HELLO, QUIT and RESET
 ``NOAUTH Authentication required.``. ``requirepass`` is the default user's password, as in
 Redis (setting it resets that user's passwords). Passwords are kept only as SHA-256 digests
 and compared in constant time. A failed attempt is counted (INFO stats
-``acl_access_denied_auth``), logged in the ACL LOG, and starts a penalty of ``PENALTY``
-seconds for its connection during which every AUTH fails without being checked: a
-pipelined guesser gets one real guess per penalty, and other connections are not held up.
+``acl_access_denied_auth``) and logged in the ACL LOG. After ``FREE_FAILURES`` failures
+in a row a connection enters a penalty of ``PENALTY`` seconds during which every AUTH fails
+without being checked: a pipelined guesser gets ``FREE_FAILURES`` real guesses per
+penalty, other connections are not held up, and a client (or Redis's test suite) that
+retries after a mistake or two is not slowed at all. A success ends the run of failures.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from kvtwist.engine.table import define_config
 
 DEFAULT_USER = b"default"
 PENALTY = 0.5  # seconds during which a connection's AUTH attempts fail unchecked
+FREE_FAILURES = 3  # failures in a row before the penalty starts
 WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 NOAUTH = "NOAUTH Authentication required."
 
@@ -94,8 +97,11 @@ def authenticate(session, username: bytes, password: bytes) -> bool:
     if user is not None:
         session.authenticated = True
         session.user = user
+        session.auth_failures = 0
         return True
-    session.auth_penalty_until = now + PENALTY
+    failures = session.auth_failures = getattr(session, "auth_failures", 0) + 1
+    if failures >= FREE_FAILURES:
+        session.auth_penalty_until = now + PENALTY
     command = session.last_argv[0] if session.last_argv else b"auth"
     record(session, AUTH, command, username)
     return False

@@ -75,10 +75,14 @@ class GateTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(early.execute([b"PING"]), PONG)
 
     def test_wrongpass_and_penalty(self):
-        """A wrong password is refused and counted; AUTH fails unchecked for PENALTY seconds."""
+        """Wrong passwords are refused and counted; after FREE_FAILURES in a row AUTH fails
+        unchecked for PENALTY seconds."""
         self.assertEqual(self.error("auth", "nope"), WRONGPASS)
+        self.assertEqual(self.call("auth", "pw"), OK)  # a retry after a mistake is checked
+        for _ in range(users.FREE_FAILURES):
+            self.assertEqual(self.error("auth", "nope"), WRONGPASS)
         self.assertEqual(self.error("auth", "pw"), WRONGPASS)  # inside the penalty
-        self.assertEqual(auth_for(self.store).denied, 2)
+        self.assertEqual(auth_for(self.store).denied, 5)
         self.clock.advance(users.PENALTY)
         self.assertEqual(self.call("auth", "default", "pw"), OK)
 
