@@ -9,7 +9,7 @@ O(channels x channel patterns), each match linear in the key (engine/glob.py).
 
 from __future__ import annotations
 
-from kvtwist.engine.acl_commands import universe
+from kvtwist.engine.acl_commands import CURRENT, universe
 from kvtwist.engine.acl_log import CHANNEL, COMMAND, KEY, record
 from kvtwist.wire.replies import Error
 
@@ -32,14 +32,19 @@ def selector_check(selector, info, command, argv):
         first = argv[1].lower()
         if all(arg.lower() != first for arg in firstargs):
             return COMMAND, 0
-    if not selector.allkeys and info.keys is not None:
-        patterns = selector.patterns
+    if selector.allkeys:
+        pass
+    elif info.single is not None:
+        position, need = info.single
+        if position < len(argv):
+            matcher = selector.matchers.get(need) or selector.key_matcher(need)
+            if not matcher(argv[position]):
+                return KEY, position
+    elif info.keys is not None:
+        matchers = selector.matchers
         for position, need in info.keys(argv):
-            key = argv[position]
-            for _, flags, glob in patterns:
-                if flags & need == need and glob.matches(key):
-                    break
-            else:
+            matcher = matchers.get(need) or selector.key_matcher(need)
+            if not matcher(argv[position]):
                 return KEY, position
     channels = info.channels
     if channels is not None and not selector.allchannels:
@@ -64,11 +69,23 @@ def user_check(user, command, argv):
     """ACLCheckAllUserCommandPerm: None if some selector allows the call, else
     (reason, position, info) of the most relevant denial; None also for a container
     whose subcommand does not exist (the command answers that itself)."""
-    info = universe().resolve(command, argv)
-    if info is None:
-        return OK
+    info = CURRENT.get(command.name)
+    if info is None:  # a command registered since the universe was built
+        info = universe().by_command.get(command.name)
+        if info is None:
+            return OK
+    if info.subs:
+        if len(argv) < 2:
+            return OK
+        info = info.by_arg.get(argv[1].lower())
+        if info is None:
+            return OK
+    selectors = user.selectors
+    if len(selectors) == 1:
+        result = selector_check(selectors[0], info, command, argv)
+        return OK if result is OK else (result[0], result[1], info)
     worst, worst_position = COMMAND, 0
-    for selector in user.selectors:
+    for selector in selectors:
         result = selector_check(selector, info, command, argv)
         if result is OK:
             return OK
@@ -78,11 +95,30 @@ def user_check(user, command, argv):
     return worst, worst_position, info
 
 
+NO_KEY = (1 << 62, (), None)  # the plan of an allowed command whose keys need no check
+
+
 def denied(session, command, argv):
     """Return the NOPERM error for a call ``session``'s user may not make (logging it), or
-    None when it may."""
-    result = user_check(session.user, command, argv)
+    None when it may.
+
+    A user with one selector keeps a plan per command it was allowed to run that has at
+    most one key at a fixed place: (its position, the key prefixes its patterns are when
+    all are ``prefix*``, else None and the key matcher), so the common call costs a dict
+    lookup and one ``startswith``; the plans go whenever the user changes."""
+    user = session.user
+    plan = user.plans.get(command.name)
+    if plan is not None:
+        position, prefixes, matcher = plan
+        if position >= len(argv):
+            return None
+        key = argv[position]
+        if (key.startswith(prefixes) and key) if prefixes is not None else matcher(key):
+            return None
+    result = user_check(user, command, argv)
     if result is OK:
+        if plan is None and len(user.selectors) == 1:
+            _remember(user, command)
         return None
     reason, position, info = result
     record(session, reason, info.name.encode() if reason == COMMAND else argv[position],
@@ -116,3 +152,20 @@ def dryrun_text(user, command, argv) -> bytes:
     kind = "key" if reason == KEY else "channel"
     return b"This user has no permissions to access the '%s' %s" % (
         argv[position], kind.encode())
+
+
+def _remember(user, command) -> None:
+    # The plan of an allowed command without subcommands or channels (see denied).
+    info = CURRENT.get(command.name)
+    if info is None or info.subs or info.channels is not None:
+        return
+    selector = user.selectors[0]
+    if not (selector.allcommands or command.no_auth or info.name in selector.allowed):
+        return  # allowed for this first argument only (+select|0)
+    if selector.allkeys or info.keys is None:
+        user.plans[command.name] = NO_KEY
+    elif info.strictest is not None:
+        position, need = info.strictest
+        matcher = selector.matchers.get(need) or selector.key_matcher(need)
+        user.plans[command.name] = (position, selector.prefixes[need], matcher)
+

@@ -35,14 +35,20 @@ CHANNELS = {b"subscribe": (1, -1, False), b"ssubscribe": (1, -1, False),
 class CommandInfo:
     """One command or subcommand as ACLs see it."""
 
-    __slots__ = ("name", "categories", "subs", "parent", "keys", "channels")
+    __slots__ = ("name", "categories", "subs", "by_arg", "parent", "keys", "single",
+                 "strictest", "channels")
 
     def __init__(self, name: str, entry: dict, parent) -> None:
         self.name = name  # full name: "get", "config|get"
         self.categories = frozenset(category.lstrip("@") for category in entry["acl"])
         self.subs = []  # CommandInfo of each subcommand, in order
+        self.by_arg = {}  # lower-cased subcommand name (bytes) -> its CommandInfo
         self.parent = parent
         self.keys = _extractor(entry)  # argv -> [(position, READ|WRITE)], or None: no keys
+        # (position, READ|WRITE) of a command's only key at a fixed place (GET, SET...).
+        self.single = getattr(self.keys, "single", None)
+        # Sufficient if not necessary: a single key needing at most this (SET, BITFIELD).
+        self.strictest = self.single or getattr(self.keys, "strictest", None)
         self.channels = None
 
 
@@ -54,6 +60,7 @@ class Universe:
         self.ordered = []
         self.top = []
         self.by_name = {}
+        self.by_command = {}  # table name (bytes) -> CommandInfo
         self.version = _version()
         for name in TABLE:
             text = name.decode("utf-8", "replace")
@@ -63,12 +70,14 @@ class Universe:
             self.top.append(info)
             self.ordered.append(info)
             self.by_name[text] = info
+            self.by_command[name] = info
             for full in subcommand_names(text):
                 sub_entry = lookup(full.encode())
                 if sub_entry is None:
                     continue
                 sub = CommandInfo(full, sub_entry, info)
                 info.subs.append(sub)
+                info.by_arg[full.split("|", 1)[1].encode()] = sub
                 self.ordered.append(sub)
                 self.by_name[full] = sub
         self.members = {category: frozenset(info.name for info in self.ordered
@@ -87,25 +96,28 @@ class Universe:
     def resolve(self, command, argv):
         """Return the CommandInfo a call runs: the subcommand of a container (None when the
         subcommand is unknown: the command itself answers that error)."""
-        info = self.by_name.get(command.name.decode("utf-8", "replace"))
-        if info is None or not info.subs:
+        info = self.by_command.get(command.name)
+        if info is None or not info.subs or len(argv) < 2:
             return info
-        if len(argv) < 2:
-            return info
-        return self.by_name.get(info.name + "|" + argv[1].lower().decode("utf-8", "replace"))
+        return info.by_arg.get(argv[1].lower())
 
 
 _UNIVERSE = []
+# The current universe's CommandInfo by table name: the check's O(1) way in (acl_check).
+CURRENT = {}
 
 
 def _version() -> int:
-    return len(TABLE) + sum(len(subs) for subs in SUBCOMMANDS.values())
+    # Commands and containers register together at import time: O(1) to compare.
+    return len(TABLE) * 1000 + len(SUBCOMMANDS)
 
 
 def universe() -> Universe:
     """Return the command universe, rebuilt when commands were registered since."""
     if not _UNIVERSE or _UNIVERSE[0].version != _version():
         _UNIVERSE[:] = [Universe()]
+        CURRENT.clear()
+        CURRENT.update(_UNIVERSE[0].by_command)
     return _UNIVERSE[0]
 
 
@@ -148,7 +160,11 @@ def _extractor(entry: dict):
         position = specs[0]["begin_search"]["spec"]["index"]
         need = _permission(specs[0]["flags"])
         pair = [(position, need)]
-        return lambda argv: pair if position < len(argv) else []
+
+        def single(argv):
+            return pair if position < len(argv) else []
+        single.single = (position, need)
+        return single
     compiled = [(spec, _permission(spec["flags"])) for spec in specs]
     return lambda argv: _spec_keys(compiled, argv)
 
@@ -263,6 +279,9 @@ def _migrate_keys(argv) -> list:
         index += skips.get(arg, 0) + 1
     return [(3, ALL)] if argc > 3 else []
 
+
+# Procedures whose only key is always at 1: a key granted READ and WRITE passes them all.
+_set_keys.strictest = _bitfield_keys.strictest = (1, ALL)
 
 _PROCS = {"set": _set_keys, "bitfield": _bitfield_keys, "sort": _sort_keys,
           "sort_ro": lambda argv: [(1, READ)], "migrate": _migrate_keys}

@@ -65,3 +65,19 @@ class CheckTests(SynchronousTestCase):
         admin.execute([b"ACL", b"SETUSER", b"u", b"-get"])
         reply = user.execute([b"EXEC"])
         self.assertTrue(reply[0].message.startswith("NOPERM ACLs rules changed"))
+
+    def test_plans_follow_changes(self):
+        """A call allowed once is refused after the rules change, and a plan never lets
+        another key or first argument through."""
+        _, admin, user = _setup(b"+get", b"+set", b"~a*", b"%R~r*")
+        self.assertIsNone(user.execute([b"GET", b"a1"]))
+        self.assertIn("NOPERM", user.execute([b"GET", b"b1"]).message)
+        self.assertIsNone(user.execute([b"GET", b"r1"]))
+        self.assertEqual(user.execute([b"SET", b"a1", b"v"]).text, b"OK")
+        self.assertIn("NOPERM", user.execute([b"SET", b"r1", b"v"]).message)
+        self.assertIn("NOPERM", user.execute([b"GET", b""]).message)
+        admin.execute([b"ACL", b"SETUSER", b"u", b"resetkeys", b"~b*"])
+        self.assertIn("NOPERM", user.execute([b"GET", b"a1"]).message)
+        self.assertIsNone(user.execute([b"GET", b"b1"]))
+        admin.execute([b"ACL", b"SETUSER", b"u", b"-get"])
+        self.assertIn("NOPERM", user.execute([b"GET", b"b1"]).message)
