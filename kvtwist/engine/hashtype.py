@@ -239,11 +239,17 @@ def dump_hash(value: Hash) -> bytes:
     return b"".join(parts)
 
 
-def _from_pairs(items: list) -> Hash:
+def _from_pairs(items: list, by_count: bool = False) -> Hash:
+    # A repeated field is refused (Redis refuses it when it checks, or keeps a corrupt
+    # value); ``by_count``: converted by field count only, as Redis loads a listpack or
+    # ziplist (a long value stays in it).
     try:
-        return Hash.from_flat(items)
+        value = Hash.from_flat(items)
     except ValueError:
         raise rdb.BadPayload(rdb.BAD_FORMAT)
+    if by_count:
+        value.big = len(value.fields) > LIMITS["entries"]
+    return value
 
 
 def load_hash(reader) -> Hash:
@@ -259,12 +265,12 @@ def load_hash(reader) -> Hash:
 
 def load_listpack(reader) -> Hash:
     """RDB_TYPE_HASH_LISTPACK: a string holding a listpack of fields and values."""
-    return _from_pairs(read_listpack(reader.string()))
+    return _from_pairs(read_listpack(reader.string()), by_count=True)
 
 
 def load_ziplist(reader) -> Hash:
     """RDB_TYPE_HASH_ZIPLIST (Redis 3.2 to 6.2): a string holding a ziplist."""
-    return _from_pairs(read_ziplist(reader.string()))
+    return _from_pairs(read_ziplist(reader.string()), by_count=True)
 
 
 def load_zipmap(reader) -> Hash:
