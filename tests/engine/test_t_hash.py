@@ -314,3 +314,43 @@ class HashDifferentialTests(DifferentialMixin, SynchronousTestCase):
         self.compare(b("hset", "h", "a", "1"))
         self.compare(b("set", "s", "1"))
         self.compare(b("scan", "0", "type", "hash"))
+
+
+NOTIFY_SCRIPT = [
+    (0, [b"PSUBSCRIBE", b"__key*__:*"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"KEAnm"]),
+    (1, [b"HSET", b"h", b"a", b"1", b"b", b"2"]),
+    (1, [b"HMSET", b"h", b"c", b"3"]),
+    (1, [b"HSETNX", b"h", b"a", b"1"]),
+    (1, [b"HSETNX", b"h", b"d", b"1"]),
+    (1, [b"HINCRBY", b"h", b"n", b"1"]),
+    (1, [b"HINCRBYFLOAT", b"h", b"f", b"1.5"]),
+    (1, [b"HINCRBY", b"h", b"a", b"x"]),
+    (1, [b"HDEL", b"h", b"zz"]),
+    (1, [b"HDEL", b"h", b"a", b"b"]),
+    (1, [b"HDEL", b"h", b"c", b"d", b"n", b"f"]),
+    (1, [b"HGET", b"missing", b"a"]),
+    (1, [b"HGETALL", b"missing"]),
+    (1, [b"HSCAN", b"missing", b"0"]),
+    (1, [b"HRANDFIELD", b"missing"]),
+    (1, [b"HLEN", b"missing"]),
+    (1, [b"HDEL", b"missing", b"a"]),
+    (1, [b"HSET", b"n2", b"a", b"1"]),
+]
+
+
+class HashNotifyTests(SynchronousTestCase):
+    """Hash commands send redis-server's keyspace events (hset, hdel, del, keymiss...)."""
+
+    def test_script(self) -> None:
+        """Every step's messages and replies match Redis's."""
+        from tests.pubsubref import kvstore_transcript, redis_transcript
+        from tests.redisref import start_redis_or_skip
+
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        expected = redis_transcript(server.port, 2, NOTIFY_SCRIPT)
+        got = kvstore_transcript(2, NOTIFY_SCRIPT)
+        self.assertEqual(len(got), len(expected))
+        for want, have in zip(expected, got):
+            self.assertEqual(have, want, NOTIFY_SCRIPT[want[0]])
