@@ -231,7 +231,7 @@ def op_hdel(value: Hash, args: tuple):
                if old is not None]
 
     def inverse() -> None:
-        if saved is not None:
+        if saved is not None and value.order is None:  # (one made since must see the puts)
             value._restore(saved)
             return
         for field, old in reversed(removed):

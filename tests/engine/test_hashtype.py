@@ -261,3 +261,15 @@ class RestoreDifferentialTests(DifferentialMixin, SynchronousTestCase):
             ours = self.session.execute([b"hgetall", key]).items
             self.session.execute([b"restore", key, b"0", theirs, b"replace"])
             self.assertEqual(sorted(self.session.execute([b"hgetall", key]).items), sorted(ours))
+
+
+class ScanOrderUndoTests(SynchronousTestCase):
+    """An undo after a scan order was made keeps the order complete."""
+
+    def test_order_made_between_hdel_and_undo(self) -> None:
+        """Fields an HDEL's undo puts back are in a scan order made after the HDEL."""
+        value = Hash.from_flat([b"a", b"1", b"b", b"2", b"c", b"3"])
+        _, undo = apply(value, OP_HDEL, b"a")
+        order = value.scan_order()
+        undo()
+        self.assertEqual(set(order.scan(0, 100)[1]), {b"a", b"b", b"c"})

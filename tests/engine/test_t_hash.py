@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import hashtype
 from kvtwist.engine.store import Store
-from kvtwist.wire.replies import OK, Error, Pairs, Streamed, to_resp
+from kvtwist.wire.replies import NIL_ARRAY, OK, Error, Pairs, Streamed, to_resp
 from tests.redisref import DifferentialMixin
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -140,6 +140,21 @@ class HashCommandTests(SynchronousTestCase):
         expected = {b"f%d" % i for i in range(1000)} - removed
         self.assertEqual(expected - seen, set())
         self.assertLess(steps, 1000)
+
+    def test_writes_touch_watched_keys(self) -> None:
+        """A hash write by another client aborts a WATCHing transaction; a no-op one does not."""
+        other = self.session.store.new_session()
+        self.run_("hset", "h", "f", "1")
+        self.run_("watch", "h")
+        other.execute(b("hincrby", "h", "f", "1"))
+        self.run_("multi")
+        self.run_("hget", "h", "f")
+        self.assertIs(self.run_("exec"), NIL_ARRAY)
+        self.run_("watch", "h")
+        other.execute(b("hdel", "h", "nope"))
+        self.run_("multi")
+        self.run_("hget", "h", "f")
+        self.assertEqual(self.run_("exec"), [b"2"])
 
     def test_hrandfield_shapes(self) -> None:
         """HRANDFIELD: one field, distinct fields for a positive count, repeats when negative."""
