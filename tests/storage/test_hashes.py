@@ -124,6 +124,22 @@ class HashPersistenceTests(SynchronousTestCase):
                                  capture_output=True).stdout.strip()
             self.assertEqual(int(ttl), expiry or -1)
 
+    def test_json_export(self) -> None:
+        """The JSON export writes each hash as its type and its fields and values in order."""
+        import io
+        import json
+
+        h = StoreHarness(self)
+        h.run("hset", "h", "a", "1", "b", "\u00e9")
+        h.run("hset", "bin", "k", b"\xff")
+        h.turn()
+        h.stop()
+        out = io.BytesIO()
+        self.assertEqual(fsck.export(h.directory, "json", out), 2)
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        self.assertIn({"key": "h", "type": "hash", "items": ["a", "1", "b", "\u00e9"]}, lines)
+        self.assertIn({"key": "bin", "type": "hash", "items_base64": ["aw==", "/w=="]}, lines)
+
     def test_wrongtype_is_not_logged(self) -> None:
         """A refused command (WRONGTYPE, a bad number) writes nothing to the journal."""
         h = StoreHarness(self)
