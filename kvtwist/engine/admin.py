@@ -153,8 +153,11 @@ def value_usage(value: bytes) -> int:
     return _ROBJ + _sds_size(len(value))
 
 
-def key_usage(key: bytes, value: bytes) -> int:
-    """Return MEMORY USAGE for a string key: its value, its key and its dict entry."""
+def key_usage(key: bytes, value) -> int:
+    """Return MEMORY USAGE for a key: its value (a typed value's own estimate, O(1)), its key
+    and its dict entry."""
+    if value.__class__ is not bytes:
+        return value.nbytes + _sds_size(len(key)) + _DICT_ENTRY
     return value_usage(value) + _sds_size(len(key)) + _DICT_ENTRY
 
 
@@ -292,9 +295,12 @@ def debug_object(session, key: bytes) -> Status:
     idle_of = getattr(keyspace, "idle_seconds", None)
     idle = int(idle_of(key)) if idle_of is not None else 0
     lru = int(now - idle) & ((1 << 24) - 1)
+    if value.__class__ is bytes:
+        kind, length = encoding(value), _rdb_length(value)
+    else:
+        kind, length = value.encoding(), value.nbytes
     return Status(b"Value at:0x%x refcount:1 encoding:%s serializedlength:%d lru:%d "
-                  b"lru_seconds_idle:%d" % (id(value), encoding(value), _rdb_length(value),
-                                            lru, idle))
+                  b"lru_seconds_idle:%d" % (id(value), kind, length, lru, idle))
 
 
 def _debug_sleep(session, argv):

@@ -131,7 +131,7 @@ def cmd_setbit(session, argv):
     if on & ~1:
         raise CommandError(BIT_VALUE_ERROR)
     keyspace, key = session.keyspace, argv[1]
-    value = keyspace.get(key)
+    value = keyspace.get_string(key)
     byte, shift = offset >> 3, 7 - (offset & 7)
     if value is not None and byte < len(value):
         old = value[byte]
@@ -146,7 +146,7 @@ def cmd_setbit(session, argv):
 @register("getbit", 3, "readonly fast", 1, 1, 1)
 def cmd_getbit(session, argv):
     offset = bit_offset(session, argv[2])
-    value = session.keyspace.get(argv[1])
+    value = session.keyspace.get_string(argv[1])
     byte = offset >> 3
     if value is None or byte >= len(value):
         return 0
@@ -156,7 +156,7 @@ def cmd_getbit(session, argv):
 @register("bitcount", -2, "readonly", 1, 1, 1)
 def cmd_bitcount(session, argv):
     """BITCOUNT key [start end [BYTE|BIT]]: O(bytes in the range), see ``popcount``."""
-    value = session.keyspace.get(argv[1])
+    value = session.keyspace.get_string(argv[1])
     if value is None:
         return 0
     count = len(argv)
@@ -187,7 +187,7 @@ def cmd_bitpos(session, argv):
     bit = parse_int(argv[2])
     if bit not in (0, 1):
         raise CommandError("ERR The bit argument must be 1 or 0.")
-    value = session.keyspace.get(argv[1])
+    value = session.keyspace.get_string(argv[1])
     if value is None:
         return -1 if bit else 0
     count = len(argv)
@@ -276,7 +276,7 @@ def cmd_bitop(session, argv):
     if op == b"not" and len(argv) != 4:
         raise CommandError("ERR BITOP NOT must be called with a single source key.")
     keyspace, target = session.keyspace, argv[2]
-    values = [keyspace.get(key) or b"" for key in argv[3:]]
+    values = [keyspace.get_string(key) or b"" for key in argv[3:]]
     size = max(len(value) for value in values)
     if not size:
         keyspace.delete(target)
@@ -439,7 +439,7 @@ def bitfield_generic(session, argv, readonly: bool):
     """
     ops, highest = _parse_bitfield(session, argv)
     keyspace, key = session.keyspace, argv[1]
-    value = keyspace.get(key)
+    value = keyspace.get_string(key)
     if highest >= 0 and readonly:
         raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
     field = _Bits(value)

@@ -6,6 +6,7 @@ table, the keyspace and the wire replies, never this module or another family.
 
 # In this order the table lists them (COMMAND, HELP).
 from kvtwist.engine import (  # noqa: F401, I001
+    alltypes,
     strings,
     bitops,
     lcs,
@@ -27,8 +28,10 @@ from kvtwist.engine import (  # noqa: F401, I001
     evict,
     objects,
     introspect,
+    acl,
+    t_hash,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, limits, slowlog, evict, objects,
-            introspect)
+            introspect, acl, t_hash)

@@ -44,7 +44,8 @@ def cmd_move(session, argv):
 
 @register("copy", -3, "write denyoom", 1, 2, 1)
 def cmd_copy(session, argv):
-    """COPY source destination [DB index] [REPLACE]: O(1) (values are immutable, shared)."""
+    """COPY source destination [DB index] [REPLACE]: O(1) for a string (immutable, shared),
+    O(n) for a typed value of n elements (copied)."""
     replace, target_db = False, session.db
     index = 3
     while index < len(argv):
@@ -67,6 +68,8 @@ def cmd_copy(session, argv):
         return 0
     if target.exists(argv[2]) and not replace:
         return 0
+    if value.__class__ is not bytes:
+        value = value.copy()  # strings are immutable and shared; typed values are not
     target.set(argv[2], value, source.expire_of(argv[1]))
     return 1
 

@@ -27,13 +27,18 @@ def cmd_dump(session, argv):
     """
     if len(argv) == 1:
         keyspace = session.keyspace
-        return sorted_pairs(keyspace.live_keys(), keyspace.data)
+        keys, data = keyspace.live_keys(), keyspace.data
+        if keyspace.typed_keys:
+            # A typed value is shown by its type, e.g. "<hash>": O(n) more.
+            data = {key: value if value.__class__ is bytes else b"<%s>" % value.type_name
+                    for key, value in data.items()}
+        return sorted_pairs(keys, data)
     if len(argv) > 2:
         return arity_error(argv[0].lower())
     value = session.keyspace.get(argv[1])
     if value is None:
         return None
-    return rdb.dump_string(value)
+    return rdb.dump_value(value)
 
 
 def _restore_options(argv, hook):

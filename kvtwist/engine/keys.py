@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, expire_time_error, parse_int, register, _c_str
 from kvtwist.engine.glob import compile_glob
+from kvtwist.engine.types import type_name
 from kvtwist.wire.replies import OK, CommandError, Status, stream_array
 
 # -- expiry commands ------------------------------------------------------------
@@ -116,7 +117,8 @@ def cmd_persist(session, argv):
 
 @register("type", 2, "readonly fast", 1, 1, 1)
 def cmd_type(session, argv):
-    return Status(b"string" if session.keyspace.exists(argv[1]) else b"none")
+    value = session.keyspace.get(argv[1])
+    return Status(b"none" if value is None else type_name(value))
 
 
 @register("touch", -2, "readonly fast", 1, -1, 1)
@@ -170,8 +172,10 @@ def cmd_scan(session, argv):
     next_cursor, keys = session.keyspace.scan(cursor, count)
     if pattern is not None:
         keys = [key for key in keys if pattern(key)]
-    if kind is not None and kind != b"string":
-        keys = []
+    if kind is not None:
+        # SCAN ... TYPE filters after the walk, as Redis: O(keys returned).
+        data = session.keyspace.data
+        keys = [key for key in keys if key in data and type_name(data[key]) == kind]
     return [b"%d" % next_cursor, keys]
 
 

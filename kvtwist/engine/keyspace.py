@@ -7,11 +7,15 @@ from itertools import filterfalse
 
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.scanorder import ScanOrder
+from kvtwist.engine.typedkeys import MUTATE, MUTATED, TypedKeys
+from kvtwist.engine.types import size_of
 
 # Effect opcodes: what the keyspace logs for each mutation (see docs/design.md).
 SET, DEL, EXPIRE_AT, PERSIST, FLUSH = 1, 2, 3, 4, 5
 # (6 is the journal's NOOP record.) SETRANGE: bytes written into a value at an offset.
 SETRANGE = 7
+# (8-11: databases.py; 12: the records' typed SET.) MUTATE (13, from typedkeys): an
+# operation on a typed value, ``(MUTATE, key, type code, opcode, args)`` (engine/types.py).
 
 # Active expiry repeats a round while more than this share of the sample had expired (as Redis).
 _SWEEP_REPEAT_RATIO = 0.25
@@ -65,8 +69,9 @@ def rollback(undo) -> list:
     return changed
 
 
-class Keyspace(ScanOrder):
-    """Keys to bytes values, absolute millisecond expiry times, and an optional effect log.
+class Keyspace(TypedKeys, ScanOrder):
+    """Keys to values (bytes, or a typed value: engine/types.py), absolute millisecond expiry
+    times, and an optional effect log.
 
     A key with an expiry time ``at`` is alive while ``now_ms <= at`` (Redis's rule) and
     disappears on the first access after that, or when ``sweep`` samples it. SCAN and
@@ -146,10 +151,12 @@ class Keyspace(ScanOrder):
             undo.append((self, key, old, self.expires.get(key, 0)))
         if old is None:
             self._inserted(key)
-            self.meter.used += len(key) + len(value) + PER_KEY
+            self.meter.used += len(key) + size_of(value) + PER_KEY
         else:
-            self.meter.used += len(value) - len(old)
+            self.meter.used += size_of(value) - size_of(old)
         data[key] = value
+        if value.__class__ is not bytes:
+            self.typed_keys = True
         if expire_at_ms:
             self.expires[key] = expire_at_ms
         elif key in self.expires:
@@ -189,7 +196,7 @@ class Keyspace(ScanOrder):
         value = self.data.pop(key)
         if self.undo is not None:
             self.undo.append((self, key, value, self.expires.get(key, 0)))
-        self.meter.used -= len(key) + len(value) + PER_KEY
+        self.meter.used -= len(key) + size_of(value) + PER_KEY
         self.expires.pop(key, None)
         self.access.pop(key, None)
         self._removed(key)
@@ -269,6 +276,9 @@ class Keyspace(ScanOrder):
         """Put back what one undo entry ``(self, key, old value, old expiry)`` recorded."""
         _, key, value, at = entry
         data, expires = self.data, self.expires
+        if value is MUTATED:
+            self._undo_mutation(key, at, changed)
+            return
         if key is _FLUSHED:
             # Everything after the FLUSH is undone already: the keyspace is empty.
             data.update(value)
@@ -280,7 +290,7 @@ class Keyspace(ScanOrder):
             return
         current = data.get(key)
         if current is not None:
-            self.meter.used -= len(key) + len(current) + PER_KEY
+            self.meter.used -= len(key) + size_of(current) + PER_KEY
         if value is None:
             expires.pop(key, None)
             self.access.pop(key, None)
@@ -290,7 +300,7 @@ class Keyspace(ScanOrder):
             if key not in data:
                 self._inserted(key)
             data[key] = value
-            self.meter.used += len(key) + len(value) + PER_KEY
+            self.meter.used += len(key) + size_of(value) + PER_KEY
             if at:
                 expires[key] = at
             else:
@@ -308,6 +318,8 @@ class Keyspace(ScanOrder):
             if key not in data:
                 self._inserted(key)
             data[key] = value
+            if value.__class__ is not bytes:
+                self.typed_keys = True
             if at:
                 self.expires[key] = at
             else:
@@ -333,6 +345,8 @@ class Keyspace(ScanOrder):
             if old is None:
                 self._inserted(key)
             self.data[key] = patched(old, effect[2], effect[3])
+        elif op == MUTATE:
+            self.apply_mutation(effect)
         else:
             raise ValueError("unknown effect opcode %r" % (op,))
 
@@ -371,12 +385,22 @@ class Keyspace(ScanOrder):
     def size(self) -> int:
         """Return the estimated bytes of this keyspace's keys and values: O(n), C-level."""
         data = self.data
+        if self.typed_keys:
+            return sum(map(len, data)) + sum(map(size_of, data.values())) + PER_KEY * len(data)
         return sum(map(len, data)) + sum(map(len, data.values())) + PER_KEY * len(data)
 
     def snapshot_items(self) -> list:
-        """Return ``[(key, value, expire_at_ms), ...]`` for every stored key (a copy)."""
+        """Return ``[(key, value, expire_at_ms), ...]`` for every stored key (a copy).
+
+        A typed value is given as its frozen copy (types.Frozen): O(its size) here, its
+        encoding left to the snapshot thread.
+        """
         expires = self.expires
-        return [(key, value, expires.get(key, 0)) for key, value in self.data.items()]
+        items = [(key, value, expires.get(key, 0)) for key, value in self.data.items()]
+        if self.typed_keys:
+            items = [item if item[1].__class__ is bytes else self.frozen_item(item)
+                     for item in items]
+        return items
 
     # -- iteration ----------------------------------------------------------------
 
@@ -403,7 +427,7 @@ class Keyspace(ScanOrder):
     # -- expiry -------------------------------------------------------------------
 
     def _expire_now(self, key) -> None:
-        self.meter.used -= len(key) + len(self.data.pop(key)) + PER_KEY
+        self.meter.used -= len(key) + size_of(self.data.pop(key)) + PER_KEY
         del self.expires[key]
         self.access.pop(key, None)
         self.expired_keys += 1

@@ -136,8 +136,8 @@ def cmd_lcs(session, argv):
     table, 4 * (len a + 1) * (len b + 1) bytes, exceeds proto-max-bulk-len; otherwise
     O(len a * len b / 64) time and len a * len b / 8 bytes here (module docstring)."""
     keyspace = session.keyspace
-    a = keyspace.get(argv[1]) or b""
-    b = keyspace.get(argv[2]) or b""
+    a = keyspace.get_string(argv[1]) or b""
+    b = keyspace.get_string(argv[2]) or b""
     want_len = want_idx = lengths = False
     minimum = 0
     index, count = 3, len(argv)

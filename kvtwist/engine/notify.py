@@ -13,15 +13,12 @@ Redis publishes nothing either) nothing is observed or wrapped: no cost at all.
 
 from __future__ import annotations
 
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, PERSIST, SET, SETRANGE
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, MUTATE, PERSIST, SET, SETRANGE
 from kvtwist.engine.table import TABLE, define_config
 
-# Redis's NOTIFY_* flags (server.h).
-KEYSPACE, KEYEVENT, GENERIC, STRING, LIST, SET_CLASS, HASH, ZSET = (
-    1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7)
-EXPIRED, EVICTED, STREAM, KEY_MISS, MODULE, NEW = (
-    1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 13, 1 << 14)
-ALL = GENERIC | STRING | LIST | SET_CLASS | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE
+from kvtwist.engine.events import (  # noqa: F401 (the flags are this module's too)
+    ALL, EVENTS, EVICTED, EXPIRED, GENERIC, HASH, KEY_MISS, KEYEVENT, KEYSPACE, LIST, MODULE,
+    NEW, READS, SET_CLASS, STREAM, STRING, ZSET)
 
 _LETTERS = {"A": ALL, "g": GENERIC, "$": STRING, "l": LIST, "s": SET_CLASS, "h": HASH,
             "z": ZSET, "x": EXPIRED, "e": EVICTED, "K": KEYSPACE, "E": KEYEVENT, "t": STREAM,
@@ -76,8 +73,9 @@ _SETBIT = _events((SET, _S, "setbit"), (SETRANGE, _S, "setbit"))
 
 # command name -> {opcode: (class, event)}; from the notifyKeyspaceEvent calls of Redis
 # 7.0's t_string.c, db.c, expire.c, bitops.c and cluster.c (RESTORE). A command or effect
-# not listed here notifies nothing (FLUSHDB, FLUSHALL, SWAPDB, TOUCH: as Redis).
-EVENTS = {
+# not listed here notifies nothing (FLUSHDB, FLUSHALL, SWAPDB, TOUCH: as Redis). The type
+# families declare theirs in engine/events.py.
+EVENTS.update({
     b"set": _SETS, b"put": _SETS, b"setnx": _SETS, b"getset": _SETS, b"mset": _SETS,
     b"msetnx": _SETS, b"setex": _SETS, b"psetex": _SETS,
     b"incr": _events((SET, _S, "incrby")), b"decr": _events((SET, _S, "incrby")),
@@ -95,15 +93,17 @@ EVENTS = {
     b"restore": _events((SET, _G, "restore"), (DEL, _G, "del")),
     b"setbit": _SETBIT, b"bitfield": _SETBIT,
     b"bitop": _events((SET, _S, "set"), (DEL, _G, "del")),
-}
+})
 # These SETs also set a time to live: Redis adds an "expire" event after "set". (SET's own
 # KEEPTTL keeps the old one and so is told apart by the options it was given.)
 # The commands whose keyspace.get (or keyspace.exists) is a read lookup, one that sends
 # "keymiss" on a missing key (lookupKeyRead); the other lookups are writes' (lookupKeyWrite).
-_MISS_GET = frozenset([b"get", b"mget", b"getrange", b"substr", b"strlen", b"getset",
-                       b"getdel", b"getex", b"lcs", b"getbit", b"bitcount", b"bitpos",
-                       b"bitfield_ro", b"dump", b"set", b"put"])
-_MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"type", b"expiretime",
+# (The type families add theirs to READS: events.declare_reads.)
+_MISS_GET = READS
+_MISS_GET.update([b"get", b"mget", b"getrange", b"substr", b"strlen", b"getset",
+                  b"getdel", b"getex", b"lcs", b"getbit", b"bitcount", b"bitpos",
+                  b"bitfield_ro", b"dump", b"set", b"put", b"type"])
+_MISS_EXISTS = frozenset([b"exists", b"ttl", b"pttl", b"expiretime",
                           b"pexpiretime"])
 # RENAME and MOVE write the target (SET) before removing the source (DEL), so that a crash
 # between the two can never lose the key; Redis tells "*_from" first, so "*_to" waits.
@@ -174,7 +174,8 @@ class Notifier:
         if events is None:
             return
         op = effect[0]
-        entry = events.get(op)
+        # An operation on a typed value is named by its (type code, opcode).
+        entry = events.get(op if op != MUTATE else (effect[2], effect[3]))
         if entry is None:
             return
         key = effect[1]
@@ -204,6 +205,7 @@ class Notifier:
         exists = cls.exists.__get__(keyspace)
         plain_set, plain_setrange = cls.set.__get__(keyspace), cls.setrange.__get__(keyspace)
         plain_get = cls.get.__get__(keyspace)
+        plain_mutate = cls.mutate.__get__(keyspace)
 
         def set(key, value, expire_at_ms: int = 0) -> None:
             if not exists(key):
@@ -216,6 +218,11 @@ class Notifier:
             if not exists(key):
                 notify(NEW, "new", key, keyspace.index)
             return plain_setrange(key, offset, patch)
+
+        def mutate(key, value_class, opcode: int, args: tuple):
+            if not exists(key):
+                notify(NEW, "new", key, keyspace.index)
+            return plain_mutate(key, value_class, opcode, args)
 
         # Key misses ("m"): a read lookup finding nothing, as Redis's lookupKeyRead. Which
         # lookups are reads depends on the command: its get or its exists (_MISS_*).
@@ -234,6 +241,7 @@ class Notifier:
         if new:
             keyspace.set = set
             keyspace.setrange = setrange
+            keyspace.mutate = mutate
         if miss:
             keyspace.get = get
             keyspace.exists = exists_or_miss
@@ -252,7 +260,7 @@ class Notifier:
 
     def _unwrap(self) -> None:
         for keyspace in self._wrapped:
-            for name in ("set", "setrange", "get", "exists"):
+            for name in ("set", "setrange", "mutate", "get", "exists"):
                 keyspace.__dict__.pop(name, None)
         self._wrapped = []
 

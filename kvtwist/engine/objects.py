@@ -180,7 +180,9 @@ def string2l(value: bytes):
 
 
 def encoding(keyspace, key, value) -> bytes:
-    """Return the encoding Redis 7.0 would report for a string value stored at ``key``."""
+    """Return the encoding Redis 7.0 would report for a value stored at ``key``."""
+    if value.__class__ is not bytes:
+        return value.encoding()
     shape = _shape(keyspace, key, value)
     if shape is _RAW:
         return b"raw"
@@ -191,7 +193,7 @@ def encoding(keyspace, key, value) -> bytes:
 
 def refcount(keyspace, key, value) -> int:
     """Return OBJECT REFCOUNT's answer: INT_MAX for Redis's shared integers 0..9999, else 1."""
-    if _shape(keyspace, key, value) is None:
+    if value.__class__ is bytes and _shape(keyspace, key, value) is None:
         number = string2l(value)
         if number is not None and 0 <= number < OBJ_SHARED_INTEGERS:
             return OBJ_SHARED_REFCOUNT

@@ -348,6 +348,19 @@ def dump_string(value: bytes, compress: bool = True) -> bytes:
     return body + footer(body)
 
 
+# Typed value class -> function(value) returning its RDB object: the type byte and body.
+# The data-type families register theirs (engine/types.py).
+DUMPERS: dict = {}
+
+
+def dump_value(value) -> bytes:
+    """Return the DUMP payload of any stored value (a string, or a registered typed value)."""
+    if value.__class__ is bytes:
+        return dump_string(value)
+    body = DUMPERS[value.__class__](value)
+    return body + footer(body)
+
+
 # -- reading -----------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from fractions import Fraction
 from kvtwist.engine.table import (
     LLONG_MAX, LLONG_MIN, SYNTAX, TOO_BIG, arity_error, c_lower, expire_time_error, max_bulk,
     parse_int, register)
+from kvtwist.engine.types import wrongtype
 from kvtwist.wire.replies import OK, CommandError
 
 # -- string commands: thin handlers over set_generic and the keyspace -------------------
@@ -39,7 +40,7 @@ def set_generic(session, flags: int, key: bytes, value: bytes, expire, unit: int
         if at > LLONG_MAX:
             raise expire_time_error(name)
     if flags & _GET:
-        old = keyspace.get(key)
+        old = keyspace.get_string(key)
         found = old is not None
     else:
         found = keyspace.exists(key)
@@ -106,7 +107,10 @@ def cmd_getset(session, argv):
 
 @register("get", 2, "readonly fast", 1, 1, 1)
 def cmd_get(session, argv):
-    return session.keyspace.get(argv[1])
+    value = session.keyspace.get(argv[1])
+    if value.__class__ is bytes or value is None:
+        return value
+    raise wrongtype()
 
 
 @register("getex", -2, "write fast", 1, 1, 1)
@@ -132,7 +136,7 @@ def cmd_getex(session, argv):
             raise CommandError(SYNTAX)
         index += 1
     keyspace, key = session.keyspace, argv[1]
-    value = keyspace.get(key)
+    value = keyspace.get_string(key)
     if value is None:
         return None
     if expire is not None:
@@ -150,13 +154,20 @@ def cmd_getex(session, argv):
 
 @register("getdel", 2, "write fast", 1, 1, 1)
 def cmd_getdel(session, argv):
-    return session.keyspace.pop(argv[1])
+    keyspace = session.keyspace
+    if keyspace.get_string(argv[1]) is None:
+        return None
+    return keyspace.pop(argv[1])
 
 
 @register("mget", -2, "readonly fast", 1, -1, 1)
 def cmd_mget(session, argv):
+    # A key of another type reads as nil here, as in Redis.
     get = session.keyspace.get
-    return [get(key) for key in argv[1:]]
+    values = [get(key) for key in argv[1:]]
+    if session.keyspace.typed_keys:
+        values = [value if value.__class__ is bytes else None for value in values]
+    return values
 
 
 @register("mset", -3, "write denyoom", 1, -1, 2)
@@ -196,7 +207,7 @@ def cmd_exists(session, argv):
 def incr_generic(session, key: bytes, delta: int) -> int:
     """Add ``delta`` to an integer value (missing counts as 0), keeping its TTL; return it."""
     keyspace = session.keyspace
-    value = keyspace.get(key)
+    value = keyspace.get_string(key)
     current = 0 if value is None else parse_int(value)
     result = current + delta
     if not LLONG_MIN <= result <= LLONG_MAX:
@@ -231,7 +242,7 @@ def cmd_decrby(session, argv):
 @register("incrbyfloat", 3, "write denyoom fast", 1, 1, 1)
 def cmd_incrbyfloat(session, argv):
     keyspace = session.keyspace
-    value = keyspace.get(argv[1])
+    value = keyspace.get_string(argv[1])
     result = add_long_double(b"0" if value is None else value, argv[2])
     keyspace.set(argv[1], result, keyspace.expire_of(argv[1]) if value is not None else 0)
     return result
@@ -240,7 +251,7 @@ def cmd_incrbyfloat(session, argv):
 @register("append", 3, "write denyoom", 1, 1, 1)
 def cmd_append(session, argv):
     keyspace = session.keyspace
-    value = keyspace.get(argv[1])
+    value = keyspace.get_string(argv[1])
     size = 0 if value is None else len(value)
     if size + len(argv[2]) > max_bulk(session.store):
         raise CommandError(TOO_BIG)
@@ -249,14 +260,14 @@ def cmd_append(session, argv):
 
 @register("strlen", 2, "readonly fast", 1, 1, 1)
 def cmd_strlen(session, argv):
-    value = session.keyspace.get(argv[1])
+    value = session.keyspace.get_string(argv[1])
     return 0 if value is None else len(value)
 
 
 @register("getrange", 4, "readonly", 1, 1, 1, aliases="substr")
 def cmd_getrange(session, argv):
     start, end = parse_int(argv[2]), parse_int(argv[3])
-    value = session.keyspace.get(argv[1])
+    value = session.keyspace.get_string(argv[1])
     if value is None or (start < 0 and end < 0 and start > end):
         return b""
     size = len(value)
@@ -276,7 +287,7 @@ def cmd_setrange(session, argv):
     if offset < 0:
         raise CommandError("ERR offset is out of range")
     keyspace, key, patch = session.keyspace, argv[1], argv[3]
-    value = keyspace.get(key)
+    value = keyspace.get_string(key)
     if not patch:
         return 0 if value is None else len(value)
     if offset + len(patch) > max_bulk(session.store):

@@ -233,8 +233,9 @@ class Watchdog:
 
 
 def _has_password(store) -> bool:
+    # Redis tests the default user's nopass flag only (a disabled default user counts).
     auth = getattr(store, "auth", None)
-    return auth is not None and bool(getattr(auth, "required", False))
+    return auth is not None and not auth.default.nopass
 
 
 def _may_time_out(protocol) -> bool:

@@ -304,6 +304,27 @@ def _read_file(path: str, kind: int, generation: int, apply, load_items, result:
     return valid, size, True, end_count is not None, applied
 
 
+class _Skip:
+    """The SKIP count of a snapshot: the first records of the journal of its generation
+    that it already holds (taken while they were still being written) are not replayed."""
+
+    def __init__(self, apply) -> None:
+        self.apply = apply
+        self.count = 0
+
+    def snapshot_apply(self, effect: tuple) -> None:
+        if effect[0] == records.SKIP:
+            self.count = effect[1]
+        else:
+            self.apply(effect)
+
+    def journal_apply(self, effect: tuple) -> None:
+        if self.count:
+            self.count -= 1
+        else:
+            self.apply(effect)
+
+
 def load(directory: str, apply, repair: bool = False, load_items=None) -> LoadResult:
     """Replay the newest snapshot and the journals after it into ``apply``; return a LoadResult.
 
@@ -319,10 +340,11 @@ def load(directory: str, apply, repair: bool = False, load_items=None) -> LoadRe
     snapshots, journals, temps = list_files(directory)
     result.stale.extend(temps)
     snap_gen = max(snapshots) if snapshots else 0
+    skip = _Skip(apply)
     if snapshots:
         path = snapshots[snap_gen]
         valid, size, complete, end_seen, applied = _read_file(
-            path, records.SNAPSHOT, snap_gen, apply, load_items, result, repair)
+            path, records.SNAPSHOT, snap_gen, skip.snapshot_apply, load_items, result, repair)
         result.snapshot_bytes = size
         if not complete:
             truncate_file(path, valid)
@@ -353,8 +375,13 @@ def load(directory: str, apply, repair: bool = False, load_items=None) -> LoadRe
             stopped = True
             continue
         expected += 1
-        valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen, apply, load_items,
-                                                 result, repair)
+        if gen == snap_gen and skip.count:
+            # Its first records are in the snapshot already: each goes to ``skip`` alone.
+            valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen,
+                                                     skip.journal_apply, None, result, repair)
+        else:
+            valid, size, complete, _, _ = _read_file(path, records.JOURNAL, gen, apply,
+                                                     load_items, result, repair)
         result.journal_bytes += size
         result.journal_generation = gen
         result.journal_path = path

@@ -9,7 +9,9 @@ import time
 
 from kvtwist.storage.datadir import DataError, load, lock_directory, snapshot_path, truncate_file
 from kvtwist.engine.databases import DBMAP, IN_DB, SELECT, SWAPDB
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE, patched
+from kvtwist.engine.keyspace import (DEL, EXPIRE_AT, FLUSH, MUTATE, PERSIST, SET, SETRANGE,
+                                     patched)
+from kvtwist.engine.types import OPS, TYPES
 
 
 class MemoryState:
@@ -80,6 +82,15 @@ class MemoryState:
             old = data.get(effect[1])
             value = patched(old[0] if old else None, effect[2], effect[3])
             data[effect[1]] = (value, old[1] if old else 0)
+        elif op == MUTATE:
+            _, key, code, opcode, args = effect
+            old = data.get(key)
+            value = old[0] if old else TYPES[code]()
+            OPS[(code, opcode)](value, args)
+            if len(value):
+                data[key] = (value, old[1] if old else 0)
+            else:
+                data.pop(key, None)
 
     def load_items(self, keys: list, values: list, expire_ats: list) -> None:
         """Apply a batch of SET effects given as parallel lists, in order."""
@@ -161,20 +172,40 @@ def export(directory: str, fmt: str, out, now_ms=None) -> int:
             if expire and expire <= now_ms:
                 continue
             count += 1
+            typed = value.__class__ is not bytes
             if fmt == "json":
                 item = {}
                 if index:
                     item["db"] = index
                 _json_field(item, "key", key)
-                _json_field(item, "value", value)
+                if typed:
+                    item["type"] = value.type_name.decode()
+                    _json_items(item, value.flatten(value.frozen()))
+                else:
+                    _json_field(item, "value", value)
                 if expire:
                     item["expire_at_ms"] = expire
                 write(json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n")
             else:
-                args = [b"SET", key, value] + ([b"PXAT", b"%d" % expire] if expire else [])
-                write(b"*%d\r\n" % len(args)
-                      + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+                if typed:
+                    commands = value.export_commands(key)
+                    if expire:
+                        commands.append([b"PEXPIREAT", key, b"%d" % expire])
+                else:
+                    commands = [[b"SET", key, value]
+                                + ([b"PXAT", b"%d" % expire] if expire else [])]
+                for args in commands:
+                    write(b"*%d\r\n" % len(args)
+                          + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
     return count
+
+
+def _json_items(item: dict, items: list) -> None:
+    # A typed value's flat items (types.TypedValue.flatten): text, or all as base64.
+    try:
+        item["items"] = [each.decode("utf-8") for each in items]
+    except UnicodeDecodeError:
+        item["items_base64"] = [base64.b64encode(each).decode("ascii") for each in items]
 
 
 def _json_field(item: dict, name: str, value: bytes) -> None:

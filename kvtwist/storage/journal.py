@@ -11,7 +11,7 @@ from twisted.logger import Logger
 
 from kvtwist.storage import datadir, writer
 from kvtwist.storage.datadir import FileOps, JournalError, describe
-from kvtwist.storage.records import NOOP_RECORD, encode_effect, pieces
+from kvtwist.storage.records import NOOP_RECORD, SKIP, encode_effect, pieces
 from kvtwist.storage.processlog import ProcessLog
 from kvtwist.storage.threadlog import ThreadLog, ThreadWorker
 from kvtwist.loop.turns import at_turn_end
@@ -315,10 +315,11 @@ class Journal:
             return fail(JournalError(self.failure))
         generation = self.generation + 1
         # The consistent view: the state after effect ``appended``. Effects up to it that are
-        # still pending go to the new journal too; replaying them over the snapshot is
-        # harmless because every effect is a blind write (SET/DEL/FLUSH set, EXPIRE_AT/PERSIST
-        # only touch an existing key's expiry), so a replayed suffix is idempotent.
+        # still pending are written after the rotation, so they are the first records of the
+        # new journal; the snapshot says how many (SKIP), and recovery does not replay them
+        # over it (an operation on a typed value, such as LPUSH, is not idempotent).
         items = self.keyspace.snapshot_items()
+        items.append((SKIP, sum(1 for record in self._pending if record is not NOOP_RECORD)))
         upto, epoch = self.appended, self._epoch
         d = Deferred()
         self._compacting = [d]

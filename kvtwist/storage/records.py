@@ -6,7 +6,9 @@ import struct
 import zlib
 
 from kvtwist.engine.databases import DBMAP, IN_DB, SELECT, SWAPDB
-from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANGE
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, MUTATE, PERSIST, SET, SETRANGE
+from kvtwist.storage import typedrecords
+from kvtwist.storage.typedrecords import SKIP, TYPED
 
 # File layout:
 #   header  = magic "KVTW" | u16 version | u8 kind | u8 flags (0) | u64 generation | u32 crc32
@@ -24,12 +26,14 @@ from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANG
 #     SELECT    u32 label   (snapshots: the SET records after it are of database ``label``)
 #     DBMAP     u32 count | count x u32 label   (snapshots: each index's label, see databases)
 #     END       u64 record count   (last record of a snapshot: proves it is complete)
+#     TYPED, MUTATE, SKIP: typed values, see storage/typedrecords.py
 # Expiry is absolute milliseconds, so replaying a record at any later time gives the same state.
-# Version 2 added IN_DB, SWAPDB, SELECT and DBMAP; version 1 files (one database) still load.
+# Version 2 added IN_DB, SWAPDB, SELECT and DBMAP; version 3 TYPED, MUTATE and SKIP. Files of
+# versions 1 (one database) and 2 still load.
 
 MAGIC = b"KVTW"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 JOURNAL, SNAPSHOT = 1, 2
 END = 127
 NOOP = 6
@@ -55,6 +59,8 @@ _U64 = struct.Struct(">Q")
 _FLUSH_PAYLOAD = bytes([FLUSH])
 
 _crc32 = zlib.crc32
+# Records whose place in a file _check verifies (in a journal: never).
+_STRUCTURAL = frozenset([END, SELECT, DBMAP, SKIP])
 # SET records of values this long are framed with one copy of the value rather than two.
 LARGE_VALUE = 1 << 20
 _head_pack = _HEAD.pack
@@ -121,9 +127,12 @@ def encode_effect(effect: tuple):
     if op == SET:
         key = effect[1]
         value = effect[2]
-        if len(value) >= LARGE_VALUE:
+        if value.__class__ is not bytes:
+            payload = typedrecords.typed_payload(key, value, effect[3])
+        elif len(value) >= LARGE_VALUE:
             return _encode_large_set(key, value, effect[3])
-        payload = _set_pack(SET, len(key), len(value), effect[3]) + key + value
+        else:
+            payload = _set_pack(SET, len(key), len(value), effect[3]) + key + value
     elif op == IN_DB:
         return _encode_in_db(effect[1], effect[2])
     else:
@@ -136,7 +145,11 @@ def _payload(effect: tuple) -> bytes:
     op = effect[0]
     if op == SET:
         key, value = effect[1], effect[2]
+        if value.__class__ is not bytes:
+            return typedrecords.typed_payload(key, value, effect[3])
         payload = _set_pack(SET, len(key), len(value), effect[3]) + key + value
+    elif op == MUTATE:
+        payload = typedrecords.mutate_payload(effect)
     elif op == DEL or op == PERSIST:
         key = effect[1]
         payload = _KEY.pack(op, len(key)) + key
@@ -155,6 +168,8 @@ def _payload(effect: tuple) -> bytes:
     elif op == DBMAP:
         labels = effect[1]
         payload = _IN_DB.pack(DBMAP, len(labels)) + struct.pack(">%dI" % len(labels), *labels)
+    elif op == SKIP:
+        payload = typedrecords.skip_payload(effect[1])
     else:
         raise ValueError("unknown effect opcode: %r" % (op,))
     return payload
@@ -163,7 +178,7 @@ def _payload(effect: tuple) -> bytes:
 def _encode_in_db(label: int, effect: tuple):
     # IN_DB around an effect; a large SET stays in pieces, its value uncopied.
     prefix = _IN_DB.pack(IN_DB, label)
-    if effect[0] == SET and len(effect[2]) >= LARGE_VALUE:
+    if effect[0] == SET and effect[2].__class__ is bytes and len(effect[2]) >= LARGE_VALUE:
         key, value = effect[1], effect[2]
         head = prefix + _set_pack(SET, len(key), len(value), effect[3]) + key
         crc = _crc32(value, _crc32(head))
@@ -173,7 +188,7 @@ def _encode_in_db(label: int, effect: tuple):
 
 
 def encode_marker(marker: tuple) -> bytes:
-    """Return the framed SELECT or DBMAP record of a snapshot (see Databases.snapshot_items)."""
+    """Return the framed SELECT, DBMAP or SKIP record of a snapshot (Databases.snapshot_items)."""
     payload = _payload(marker)
     return _head_pack(len(payload), _crc32(payload)) + payload
 
@@ -200,8 +215,12 @@ def encode_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:
     """Return one framed SET record (snapshot writing: avoids building a tuple per key).
 
     A large value is framed with bytes.join, which copies without the GIL: the snapshot
-    thread must not hold the reactor up for the length of a large value.
+    thread must not hold the reactor up for the length of a large value. A typed value
+    (types.Frozen in a snapshot) is a TYPED record.
     """
+    if value.__class__ is not bytes:
+        payload = typedrecords.typed_payload(key, value, expire_at_ms)
+        return _head_pack(len(payload), _crc32(payload)) + payload
     if len(value) >= LARGE_VALUE:
         return b"".join(_encode_large_set(key, value, expire_at_ms))
     payload = _set_pack(SET, len(key), len(value), expire_at_ms) + key + value
@@ -261,7 +280,7 @@ def decode_payload(payload) -> tuple:
         if size < 6:
             raise ValueError("short IN_DB record")
         inner = payload[5:]
-        if inner[0] in (IN_DB, SWAPDB, SELECT, DBMAP, END, NOOP):
+        if inner[0] in (IN_DB, SWAPDB, SELECT, DBMAP, END, NOOP, SKIP):
             raise ValueError("bad record inside IN_DB")
         return (IN_DB, _U32.unpack_from(payload, 1)[0], decode_payload(inner))
     if op == SWAPDB:
@@ -283,6 +302,12 @@ def decode_payload(payload) -> tuple:
         if size != 9:
             raise ValueError("bad END record")
         return (END, _U64.unpack_from(payload, 1)[0])
+    if op == TYPED:
+        return typedrecords.decode_typed(payload)
+    if op == MUTATE:
+        return typedrecords.decode_mutate(payload)
+    if op == SKIP:
+        return typedrecords.decode_skip(payload)
     raise ValueError("unknown opcode %d" % (op,))
 
 
@@ -347,9 +372,9 @@ class RecordReader:
                 if effect[1] != self.records:
                     raise CorruptRecord(self.path, self.offset, "END record counts %d records, "
                                         "found %d" % (effect[1], self.records))
-            elif op != SET and op != SELECT and op != DBMAP:
+            elif op != SET and op != SELECT and op != DBMAP and op != SKIP:
                 raise CorruptRecord(self.path, self.offset, "non-SET record in a snapshot")
-        elif op == SELECT or op == DBMAP:
+        elif op == SELECT or op == DBMAP or op == SKIP:
             raise CorruptRecord(self.path, self.offset, "snapshot-only record in a journal")
         elif op == END:
             raise CorruptRecord(self.path, self.offset, "END record in a journal")
@@ -460,7 +485,7 @@ class RecordReader:
                     effect = decode_payload(data[p:end])
                 except ValueError:
                     break
-                if ended or snapshot or effect[0] == END:
+                if ended or snapshot or effect[0] in _STRUCTURAL:
                     self._check_at(effect, i, applied)
                     if effect[0] == END:
                         self.end_count = effect[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status, Streamed
+from kvtwist.wire.replies import NIL_ARRAY, Double, Error, Pairs, Status, Streamed
 
 __all__ = ["JsonRequestError", "decode_request", "encode_error", "render", "stream_pieces"]
 
@@ -41,6 +41,8 @@ def _jsonable(reply):
         return [_jsonable(item) for item in reply]
     if cls is Pairs:
         return {_jsonable(key): _jsonable(value) for key, value in reply.items}
+    if cls is Double:  # as its text: a JSON number cannot hold inf
+        return reply.text.decode("ascii")
     if isinstance(reply, int):  # bool and other int subclasses: a plain number
         return int(reply)
     if isinstance(reply, (bytearray, memoryview)):

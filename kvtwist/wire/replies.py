@@ -85,6 +85,28 @@ class _NoReply:
 NO_REPLY = _NoReply()
 
 
+class SetReply(list):
+    """An array of distinct members (SMEMBERS): a RESP3 set (``~``), a RESP2 array."""
+
+    __slots__ = ()
+
+
+class Double:
+    """A floating-point reply given as its text (Redis's "%.17g", or "inf"/"-inf"): a RESP3
+    double (``,``), a RESP2 bulk string."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Double) and other.text == self.text
+
+    def __repr__(self) -> str:
+        return "Double(%r)" % (self.text,)
+
+
 class Pairs:
     """Key/value pairs in key order: DUMP's reply."""
 
@@ -276,6 +298,8 @@ def to_resp(reply) -> bytes:
         return to_resp(flat)
     if reply is NIL_ARRAY:
         return b"*-1\r\n"
+    if reply.__class__ is Double:
+        return b"$%d\r\n%s\r\n" % (len(reply.text), reply.text)
     if reply is NO_REPLY:
         return b""
     if isinstance(reply, int):  # int subclasses (IntEnum, bool) go the slow way
@@ -295,8 +319,10 @@ def to_resp3(reply) -> bytes:
         return b"_\r\n"
     if reply.__class__ is Push:
         return to_resp3_push(reply)
+    if reply.__class__ is Double:
+        return b",%s\r\n" % reply.text
     if isinstance(reply, (list, tuple)):
-        parts = [b"*%d\r\n" % len(reply)]
+        parts = [b"%s%d\r\n" % (b"~" if reply.__class__ is SetReply else b"*", len(reply))]
         parts.extend(to_resp3(item) for item in reply)
         return b"".join(parts)
     if isinstance(reply, Pairs):
@@ -400,6 +426,8 @@ def _text_lines(reply) -> list:
         return [b"(integer) %d" % reply]
     if reply is NIL_ARRAY:
         return [b"(nil)"]
+    if reply.__class__ is Double:
+        return [quote(reply.text)]
     if isinstance(reply, Pairs):
         lines = []
         for key, value in reply.items:

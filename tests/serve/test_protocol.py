@@ -54,6 +54,8 @@ class FakeJournal:
 class FakeKeyspace:
     """What DUMP and KEYS read of a keyspace, over a plain dict with no expiry."""
 
+    typed_keys = False  # strings only
+
     def __init__(self, data: dict) -> None:
         self.data = data
 

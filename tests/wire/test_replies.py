@@ -6,14 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.wire import replies
+from kvtwist.wire import jsonlines, replies
 from kvtwist.wire.replies import (
     NIL_ARRAY,
     OK,
     PONG,
     CommandError,
+    Double,
     Error,
     Pairs,
+    SetReply,
     Status,
     Streamed,
     quote,
@@ -390,3 +392,28 @@ class PushTests(SynchronousTestCase):
         self.assertEqual(replies.to_resp3(push), b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n_\r\n")
         self.assertEqual(replies.to_resp(push), b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$-1\r\n")
         self.assertEqual(replies.to_resp3([push]), b"*1\r\n" + replies.to_resp3(push))
+
+
+class TypedReplyTests(SynchronousTestCase):
+    """SetReply and Double: RESP3's set and double types, RESP2's array and bulk string."""
+
+    def test_set_reply_is_an_array_in_resp2(self):
+        """A SetReply renders as a plain RESP2 array."""
+        self.assertEqual(to_resp(SetReply([b"a", b"b"])), b"*2\r\n$1\r\na\r\n$1\r\nb\r\n")
+
+    def test_set_reply_is_a_set_in_resp3(self):
+        """A SetReply renders as a RESP3 set (``~``)."""
+        self.assertEqual(to_resp3(SetReply([b"a"])), b"~1\r\n$1\r\na\r\n")
+
+    def test_double_is_a_bulk_string_in_resp2(self):
+        """A Double renders as a bulk string of its text in RESP2."""
+        self.assertEqual(to_resp(Double(b"1.5")), b"$3\r\n1.5\r\n")
+
+    def test_double_is_a_double_in_resp3(self):
+        """A Double renders as a RESP3 double, inside arrays too."""
+        self.assertEqual(to_resp3([Double(b"-inf")]), b"*1\r\n,-inf\r\n")
+
+    def test_double_text_and_json(self):
+        """The text dialect quotes a Double as redis-cli does; JSON gives its text."""
+        self.assertEqual(to_text(Double(b"2")), b'"2"\r\n')
+        self.assertEqual(jsonlines.render([Double(b"inf")]), b'["inf"]\n')
