@@ -231,8 +231,8 @@ def configure(store, pairs) -> None:
 FIXED_AT_START = frozenset(["port", "bind", "dir", "appendonly", "appendfsync"])
 # Paths the server writes: CONFIG SET refuses them unless enable-protected-configs allows
 # the client (Redis 7's PROTECTED_CONFIG), so a client cannot make it write files anywhere.
-PROTECTED = frozenset(["dir", "dbfilename", "aclfile", "appendfilename", "appenddirname",
-                       "logfile", "pidfile", "unixsocket", "cluster-config-file"])
+# Redis's other paths (aclfile, appendfilename, logfile, pidfile...) are immutable instead.
+PROTECTED = frozenset(["dir", "dbfilename"])
 
 
 def _unchanged(store, param, raw: bytes) -> bool:
