@@ -27,7 +27,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     evict,
     objects,
     introspect,
+    t_zset, t_zsetrange, t_zsetops,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
-            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect)
+            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
+            t_zset, t_zsetrange, t_zsetops)
