@@ -231,13 +231,18 @@ def cmd_zcount(session, argv):
 
 @register("zlexcount", 4, "readonly fast", 1, 1, 1)
 def cmd_zlexcount(session, argv):
-    """ZLEXCOUNT key min max: O(log^2 n)."""
+    """ZLEXCOUNT key min max: O(log^2 n) (O(n) for a listpack-sized set, as Redis)."""
     low, high = lex_range(argv[2], argv[3])
     zset = session.keyspace.get_typed(argv[1], ZSet)
     if zset is None:
         return 0
-    start, end = zset.lex_span(low, high)
-    return end - start
+    if not zset.big:
+        return len(zset.lex_walk(low, high, False))
+    first = zset.lex_first(low, high)
+    if first is None:
+        return 0
+    last = zset.lex_last(low, high)
+    return len(zset) - first if last is None else last - first + 1
 
 
 # -- ZSCAN ----------------------------------------------------------------------------------
@@ -277,18 +282,37 @@ def cmd_zscan(session, argv):
             raise CommandError(SYNTAX)
         index += 2
     if not zset.big:
-        next_cursor, members = 0, list(zset.scores)
+        next_cursor, members = 0, [member for _, member in zset.order]
     else:
         next_cursor, members = scan_step(zset, cursor, count)
     if pattern is not None and pattern != b"*":
         matches = compile_glob(pattern).matches
         members = [member for member in members if matches(member)]
     scores = zset.scores
+    text = score_reply if zset.big else _listpack_text
     reply = []
     for member in members:
         reply.append(member)
-        reply.append(score_reply(scores[member]).text)
+        reply.append(text(scores[member]).text)
     return [b"%d" % next_cursor, reply]
+
+
+class _Text:
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+
+_HALF_LLONG = float(LONG_MAX // 2)
+
+
+def _listpack_text(score: float) -> _Text:
+    # A score as a listpack holds it (d2string): an integral one within +-LLONG_MAX/2 as
+    # an integer, any other as %.17g (inf, -inf).
+    if -_HALF_LLONG <= score <= _HALF_LLONG and score == int(score):
+        return _Text(b"%d" % int(score))
+    return score_reply(score)
 
 
 # -- ZRANDMEMBER -------------------------------------------------------------------------
@@ -315,7 +339,8 @@ def cmd_zrandmember(session, argv):
 
 def _random_members(session, key: bytes, count: int, withscores: bool):
     # Negative counts (and 1) may repeat members, in random order; a count at least the
-    # set's size is the whole set in order; a smaller one distinct members at random.
+    # set's size is the whole set from the highest score down (zuiNext's order); a smaller
+    # one distinct members at random.
     zset = session.keyspace.get_typed(key, ZSet)
     if zset is None or count == 0:
         return []
@@ -329,7 +354,7 @@ def _random_members(session, key: bytes, count: int, withscores: bool):
             picks = random.choices(list(order), k=count)
         return scored_reply(session, picks, withscores)
     if count >= size:
-        return scored_reply(session, list(order), withscores)
+        return scored_reply(session, list(reversed(order)), withscores)
     return scored_reply(session, random.sample(list(order), count), withscores)
 
 

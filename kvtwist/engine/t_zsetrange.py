@@ -65,10 +65,9 @@ def _select(zset: ZSet, kind: int, bounds, reverse: bool, offset: int, limit: in
         return zset.items(start, end)
     if offset < 0 or (offset > 0 and offset >= size):
         return []
-    if kind == SCORE:
-        start, end = zset.score_span(bounds[0], bounds[1])
-    else:
-        start, end = zset.lex_span(bounds[0], bounds[1])
+    if kind == LEX:
+        return zset.lex_walk(bounds[0], bounds[1], reverse, offset, limit)
+    start, end = zset.score_span(bounds[0], bounds[1])
     if reverse:
         top = end - offset
         bottom = start if limit < 0 else max(start, top - limit)
@@ -183,7 +182,10 @@ def _remrange(session, argv, kind: int) -> int:
     elif kind == SCORE:
         start, end = zset.score_span(bounds[0], bounds[1])
     else:
-        start, end = zset.lex_span(bounds[0], bounds[1])
+        start = zset.lex_first(bounds[0], bounds[1])
+        if start is None:
+            return 0
+        end = start + len(zset.lex_walk(bounds[0], bounds[1], False))
     if end <= start:
         return 0
     keyspace.mutate(key, ZSet, OP_REMRANK, (b"%d" % start, b"%d" % (end - 1)))

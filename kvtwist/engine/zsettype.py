@@ -97,11 +97,14 @@ class ZSet(TypedValue):
         value = cls()
         scores = value.scores
         scores.update(pairs)
-        value.order = SortedList([(score, member) for member, score in scores.items()])
-        size = sum(map(len, scores))
-        value.nbytes = size + PER_MEMBER * len(scores)
         value.big = len(scores) > LIMITS["entries"] or (
             bool(scores) and max(map(len, scores)) > LIMITS["value"])
+        if not value.big:
+            for member, score in scores.items():
+                if score == 0.0:
+                    scores[member] = 0.0  # a listpack's "-0" is the integer 0
+        value.order = SortedList([(score, member) for member, score in scores.items()])
+        value.nbytes = sum(map(len, scores)) + PER_MEMBER * len(scores)
         return value
 
     def copy(self) -> "ZSet":
@@ -175,16 +178,70 @@ class ZSet(TypedValue):
         end = self.score_end(high[0], high[1])
         return start, max(start, end)
 
-    def lex_span(self, low, high) -> tuple:
-        """Return ``(start, end)`` ranks of the members in a lex range (parse_lex).
+    def lex_first(self, low, high):
+        """Return the rank where a lex range starts, or None (zzlFirstInLexRange).
 
-        As Redis's, meaningful when all scores are equal: a binary search over the
-        members in rank order, O(log^2 n) (indexing a SortedList is O(log n)).
+        Meaningful when all scores are equal, as Redis's. A listpack-sized set is scanned
+        from the lowest rank, as Redis scans its listpack (so mixed scores give Redis's
+        answer too): O(n); a larger one is binary searched, O(log^2 n).
         """
         order = self.order
-        start = _bisect(order, lambda member: not lex_gte_min(member, low))
-        end = _bisect(order, lambda member: lex_lte_max(member, high))
-        return start, max(start, end)
+        if not order or lex_empty(low, high) or not lex_gte_min(order[-1][1], low) \
+                or not lex_lte_max(order[0][1], high):
+            return None
+        if self.big:
+            index = _bisect(order, lambda member: not lex_gte_min(member, low))
+        else:
+            index = next((index for index, item in enumerate(order)
+                          if lex_gte_min(item[1], low)), len(order))
+        if index == len(order) or not lex_lte_max(order[index][1], high):
+            return None
+        return index
+
+    def lex_last(self, low, high):
+        """Return the rank where a lex range ends (inclusive), or None (zzlLastInLexRange):
+        O(n) scanning down a listpack-sized set, O(log^2 n) otherwise."""
+        order = self.order
+        if not order or lex_empty(low, high) or not lex_gte_min(order[-1][1], low) \
+                or not lex_lte_max(order[0][1], high):
+            return None
+        if self.big:
+            index = _bisect(order, lambda member: lex_lte_max(member, high)) - 1
+        else:
+            index = next((len(order) - 1 - back for back, item in enumerate(reversed(order))
+                          if lex_lte_max(item[1], high)), -1)
+        if index < 0 or not lex_gte_min(order[index][1], low):
+            return None
+        return index
+
+    def lex_walk(self, low, high, reverse: bool, offset: int = 0, limit: int = -1) -> list:
+        """Return the ``(score, member)`` items of a lex range in reply order, as Redis
+        walks it: from its first (last) member, ``offset`` skipped, then while in range,
+        at most ``limit`` (negative: no limit). O(log^2 n + offset + m)."""
+        if offset < 0 or limit == 0:
+            return []
+        if reverse:
+            index = self.lex_last(low, high)
+            if index is None or index - offset < 0:
+                return []
+            items = self.order.islice(0, index - offset + 1, reverse=True)
+            keep = lex_gte_min
+            bound = low
+        else:
+            index = self.lex_first(low, high)
+            if index is None:
+                return []
+            items = self.order.islice(index + offset)
+            keep = lex_lte_max
+            bound = high
+        found = []
+        for item in items:
+            if not keep(item[1], bound):
+                break
+            found.append(item)
+            if len(found) == limit:
+                break
+        return found
 
     def items(self, start: int, end: int, reverse: bool = False) -> list:
         """Return ``(score, member)`` tuples of ranks start..end-1 (descending if
@@ -228,29 +285,34 @@ def _discard(value: ZSet, member: bytes) -> float:
 
 @register_op(ZSet, OP_ADD)
 def op_add(value: ZSet, args: tuple):
-    """Set scores (adding members): O(k log n). Returns the number of members added."""
+    """Set scores (adding members): O(k log n). Returns the number of members added.
+
+    As Redis's zsetAdd: a member that would take a listpack past its limits converts the
+    set to a skiplist first; a score written into a listpack loses the sign of a zero
+    (its text "-0" is stored as the integer 0).
+    """
     scores, order = value.scores, value.order
     was_big = value.big
     undo = []
     added = 0
-    limit = LIMITS["value"]
+    entries, limit = LIMITS["entries"], LIMITS["value"]
     for index in range(0, len(args), 2):
         score = float(args[index])
         member = args[index + 1]
         old = scores.get(member)
+        if old is None and not value.big and (len(scores) + 1 > entries or len(member) > limit):
+            value.big = True
+        if score == 0.0 and not value.big:
+            score = 0.0
         if old is None:
             _insert(value, member, score)
             undo.append((member, None))
             added += 1
-            if len(member) > limit:
-                value.big = True
         else:
             order.remove((old, member))
             scores[member] = score
             order.add((score, member))
             undo.append((member, old))
-    if len(scores) > LIMITS["entries"]:
-        value.big = True
 
     def inverse() -> None:
         for member, old in reversed(undo):
@@ -429,6 +491,12 @@ def _lex_cmp(member, bound) -> int:
     if bound is MAX_STRING or member is MIN_STRING:
         return -1
     return (member > bound) - (member < bound)
+
+
+def lex_empty(low, high) -> bool:
+    """Whether a lex range can hold nothing (min above max, or equal and exclusive)."""
+    cmp = _lex_cmp(low[0], high[0])
+    return cmp > 0 or (cmp == 0 and (low[1] or high[1]))
 
 
 def lex_gte_min(member: bytes, low) -> bool:
