@@ -133,11 +133,27 @@ def listpack_entries(blob: bytes) -> list:
         encoded = position - start
         backlen = 1 if encoded < 128 else 2 if encoded < 16384 else 3 if encoded < 2097152 \
             else 4 if encoded < 268435456 else 5
+        if _backlen(blob, position + backlen - 1) != encoded:
+            raise _bad()
         position += backlen
         entries.append(value)
     if position != size - 1 or (declared != 0xFFFF and declared != len(entries)):
         raise _bad()
     return entries
+
+
+def _backlen(blob: bytes, end: int) -> int:
+    # lpDecodeBacklen: 7 bits a byte read from the end backwards, the high bit "more".
+    value, shift = 0, 0
+    while True:
+        if end < 0 or end >= len(blob):
+            raise _bad()
+        byte = blob[end]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value
+        shift += 7
+        end -= 1
 
 
 def ziplist_entries(blob: bytes) -> list:
@@ -146,14 +162,25 @@ def ziplist_entries(blob: bytes) -> list:
     if size < 11 or int.from_bytes(blob[0:4], "little") != size or blob[-1] != 0xFF:
         raise _bad()
     declared = int.from_bytes(blob[8:10], "little")
+    tail = int.from_bytes(blob[4:8], "little")
     entries = []
     position = 10
+    last = 10
+    previous = 0
     while True:
         if position >= size:
             raise _bad()
         if blob[position] == 0xFF:
             break
-        position += 5 if blob[position] == 0xFE else 1  # prevlen
+        last = position
+        if blob[position] == 0xFE:
+            prevlen = int.from_bytes(blob[position + 1:position + 5], "little")
+            position += 5
+        else:
+            prevlen = blob[position]
+            position += 1
+        if prevlen != previous:
+            raise _bad()
         if position >= size:
             raise _bad()
         first = blob[position]
@@ -183,8 +210,10 @@ def ziplist_entries(blob: bytes) -> list:
             value, position = blob[position:position + length], position + length
         if position > size - 1:
             raise _bad()
+        previous = position - last
         entries.append(value)
-    if position != size - 1 or (declared != 0xFFFF and declared != len(entries)):
+    if position != size - 1 or tail != last or (declared != 0xFFFF
+                                                 and declared != len(entries)):
         raise _bad()
     return entries
 
