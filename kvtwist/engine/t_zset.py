@@ -15,7 +15,7 @@ from kvtwist.engine.table import LLONG_MAX, SYNTAX, define_config, parse_int, re
 from kvtwist.engine.types import ZSET
 from kvtwist.engine.zsettype import (
     LIMITS, OP_ADD, OP_INCR, OP_REM, ZSet, parse_bound, parse_lex, parse_score, scan_step,
-    score_reply, scored_reply)
+    score_reply, scored_reply, tell_emptied)
 from kvtwist.wire.replies import CommandError
 
 NOT_FLOAT = "ERR value is not a valid float"
@@ -150,7 +150,9 @@ def cmd_zrem(session, argv):
     present = tuple(dict.fromkeys(member for member in argv[2:] if member in scores))
     if not present:
         return 0
-    return keyspace.mutate(key, ZSet, OP_REM, present)
+    removed = keyspace.mutate(key, ZSet, OP_REM, present)
+    tell_emptied(session, key)
+    return removed
 
 
 @register("zcard", 2, "readonly fast", 1, 1, 1)
