@@ -108,6 +108,12 @@ class InteropTests(SynchronousTestCase):
 
 
 class PackTests(SynchronousTestCase):
+    def test_redis_listpack_payload(self):
+        """A listpack payload from redis-server (ZADD k 1 m) loads as that sorted set."""
+        kind, value = rdb.load(bytes.fromhex("110c0c0000000200816d020101ff0a0026e3fd9ddd7d6ecb"))
+        self.assertEqual((kind, value.scores, value.encoding()),
+                         (rdb.TYPE_ZSET_LISTPACK, {b"m": 1.0}, b"listpack"))
+
     def test_listpack_integers_and_strings(self):
         """Listpack entries decode: 7-bit, 13-bit, 16..64-bit integers and 6/12/32-bit strings."""
         entries = [b"\x05\x01", b"\xdf\xff\x02", b"\xf1\x00\x80\x03", b"\xf4" + struct.pack(
