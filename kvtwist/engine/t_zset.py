@@ -61,7 +61,22 @@ def cmd_zincrby(session, argv):
     return _zadd(session, argv, True)
 
 
+# The first bytes of ZADD's options (no score starts with one but inf and nan).
+_OPTION_START = frozenset(bytes((byte,)) for byte in b"nxcigltNXCIGLT")
+
+
 def _zadd(session, argv, incr: bool):
+    if len(argv) == 4 and not incr and argv[2][:1] not in _OPTION_START:
+        # The usual ZADD key score member: no options, one pair.
+        score = parse_score(argv[2])
+        if score is None:
+            raise CommandError(NOT_FLOAT)
+        keyspace, key, member = session.keyspace, argv[1], argv[3]
+        zset = keyspace.get_typed(key, ZSet)
+        old = zset.scores.get(member) if zset is not None else None
+        if old is None or score != old:
+            keyspace.mutate(key, ZSet, OP_ADD, (repr(score).encode(), member))
+        return 1 if old is None else 0
     nx = xx = gt = lt = ch = False
     index = 2
     while index < len(argv):

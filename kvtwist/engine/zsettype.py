@@ -433,8 +433,13 @@ def strtod(text: bytes) -> tuple:
     return (-value if negative else value), match.end(), erange
 
 
+_PLAIN = re.compile(rb"-?[0-9]{1,15}(?:\.[0-9]{1,15})?\Z").match
+
+
 def parse_score(text: bytes):
     """Return a score as Redis's string2d takes it (ZADD, ZINCRBY, WEIGHTS), or None."""
+    if _PLAIN(text) is not None:
+        return float(text)  # the usual short decimal: float() reads it exactly as strtod
     if not text or text[0] in b" \t\n\v\f\r":
         return None
     value, consumed, erange = strtod(text)
