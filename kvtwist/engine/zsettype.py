@@ -32,7 +32,7 @@ from sortedcontainers import SortedList
 
 from kvtwist.engine.events import GENERIC as _GENERIC
 from kvtwist.engine.types import ZSET, TypedValue, register_op, register_type
-from kvtwist.wire.replies import Double
+from kvtwist.wire.replies import Double, stream_array
 
 OP_ADD, OP_REM, OP_REMRANK, OP_INCR, OP_POPMIN, OP_POPMAX = 1, 2, 3, 4, 5, 6
 
@@ -536,9 +536,10 @@ def score_reply(score: float) -> Double:
 
 def scored_reply(session, items, withscores: bool) -> list:
     """Return ``(score, member)`` items as Redis replies them: members only, or with their
-    scores flat in RESP2 and as [member, score] pairs in RESP3: O(len(items))."""
+    scores flat in RESP2 and as [member, score] pairs in RESP3: O(len(items)). Members
+    alone, when many, are Streamed (written a slice per reactor turn)."""
     if not withscores:
-        return [member for _, member in items]
+        return stream_array([member for _, member in items])
     if session.protocol == 2:
         reply = []
         append = reply.append

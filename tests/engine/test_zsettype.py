@@ -287,3 +287,15 @@ class PersistenceTests(SynchronousTestCase):
             self.assertEqual(theirs, expected[key], key)
         ttl = subprocess.run(["redis-cli", "-s", sock, "ttl", "r"], capture_output=True).stdout
         self.assertGreater(int(ttl), 0)
+
+
+class ReplyTests(SynchronousTestCase):
+    def test_long_member_list_is_streamed(self):
+        """ZRANGE of more than STREAM_MIN members (no scores) is a Streamed reply."""
+        from kvtwist.wire.replies import STREAM_MIN, Streamed
+        session = Store(Clock()).new_session()
+        members = [x for i in range(STREAM_MIN + 1) for x in (b"%d" % i, b"m%d" % i)]
+        session.execute([b"zadd", b"z"] + members)
+        reply = session.execute([b"zrange", b"z", b"0", b"-1"])
+        self.assertIsInstance(reply, Streamed)
+        self.assertEqual(reply.whole()[:2], [b"m0", b"m1"])
