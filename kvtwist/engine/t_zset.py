@@ -13,9 +13,9 @@ from kvtwist.engine import events, zsetrdb  # noqa: F401  (zsetrdb: DUMP/RESTORE
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, define_config, parse_int, register
 from kvtwist.engine.types import ZSET
+from kvtwist.engine.zsetscore import parse_bound, parse_lex, parse_score
 from kvtwist.engine.zsettype import (
-    LIMITS, OP_ADD, OP_INCR, OP_REM, ZSet, parse_bound, parse_lex, parse_score, scan_step,
-    score_reply, scored_reply, tell_emptied)
+    LIMITS, OP_ADD, OP_INCR, OP_REM, ZSet, scan_step, score_reply, scored_reply, tell_emptied)
 from kvtwist.wire.replies import CommandError
 
 NOT_FLOAT = "ERR value is not a valid float"

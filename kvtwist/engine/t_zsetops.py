@@ -10,8 +10,9 @@ from kvtwist.engine import events
 from kvtwist.engine.keyspace import DEL, SET
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, parse_int, register
 from kvtwist.engine.types import ZSET, wrongtype
+from kvtwist.engine.zsetscore import parse_score
 from kvtwist.engine.zsettype import (
-    OP_POPMAX, OP_POPMIN, ZSet, parse_score, score_reply, scored_reply, tell_emptied)
+    OP_POPMAX, OP_POPMIN, ZSet, score_reply, scored_reply, tell_emptied)
 from kvtwist.wire.replies import NIL_ARRAY, CommandError
 
 UNION, INTER, DIFF = 1, 2, 3

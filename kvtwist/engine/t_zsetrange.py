@@ -13,8 +13,8 @@ from kvtwist.engine import events
 from kvtwist.engine.keyspace import DEL, SET
 from kvtwist.engine.table import SYNTAX, parse_int, register
 from kvtwist.engine.types import ZSET
-from kvtwist.engine.zsettype import (
-    OP_REMRANK, ZSet, parse_bound, parse_lex, scored_reply, tell_emptied)
+from kvtwist.engine.zsetscore import parse_bound, parse_lex
+from kvtwist.engine.zsettype import OP_REMRANK, ZSet, scored_reply, tell_emptied
 from kvtwist.wire.replies import CommandError
 
 RANK, SCORE, LEX = 1, 2, 3

@@ -21,7 +21,8 @@ import struct
 
 from kvtwist.engine import rdb
 from kvtwist.engine.rdb import BadPayload, Reader, encode_string
-from kvtwist.engine.zsettype import LIMITS, ZSet, strtod
+from kvtwist.engine.zsetscore import strtod
+from kvtwist.engine.zsettype import LIMITS, ZSet
 
 _DOUBLE = struct.Struct("<d")
 
