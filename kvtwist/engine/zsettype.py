@@ -1,4 +1,4 @@
-"""Sorted sets: the value type, its logged operations, and Redis's score text and ranges.
+"""Sorted sets: the value type, its logged operations, ranks and ranges, and ZSCAN's order.
 
 A ZSet holds ``scores`` (a dict member -> float score) and ``order`` (a sortedcontainers
 SortedList of ``(score, member)`` tuples): Python compares the tuples by score, then by
