@@ -30,8 +30,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     introspect,
     acl,
     t_hash,
+    t_zset, t_zsetrange, t_zsetops,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, limits, slowlog, evict, objects,
-            introspect, acl, t_hash)
+            introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops)
