@@ -27,7 +27,10 @@ from kvtwist.engine import (  # noqa: F401, I001
     evict,
     objects,
     introspect,
+    t_list,
+    t_blist,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
-            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect)
+            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
+            t_list, t_blist)
