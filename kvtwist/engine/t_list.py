@@ -282,11 +282,9 @@ def cmd_linsert(session, argv):
     value = get_list(session, argv[1])
     if value is None:
         return 0
-    pivot = argv[3]
-    for position, item in enumerate(value.items):
-        if item == pivot:
-            break
-    else:
+    try:
+        position = value.items.index(argv[3])
+    except ValueError:
         return -1
     if where == b"after":
         position += 1
