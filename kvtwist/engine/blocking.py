@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 
+from kvtwist.engine.hooks import INTERRUPT
 from kvtwist.engine.keyspace import FLUSH
 from kvtwist.wire.replies import CommandError, Error
 
@@ -157,6 +158,8 @@ class Blocking:
             queue[blocked] = None
         self.clients[session.id] = blocked
         session.blocked = blocked
+        # The protocol stops serving this connection's pipelined requests (serve/held.py).
+        session.closing = session.closing or INTERRUPT
         if deadline > 0:
             call_later = getattr(self.store.clock, "callLater", None)
             if call_later is not None:

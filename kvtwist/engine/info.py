@@ -35,6 +35,11 @@ _DICT_SLOT = 48  # bytes a dict entry costs beyond its key and value objects (CP
 _PYPY_OBJECT = 40  # a bytes object's header where sys.getsizeof does not exist (PyPy)
 
 
+def _blocked_clients(store) -> int:
+    blocking = getattr(store, "blocking", None)  # engine/blocking.py, once a client blocks
+    return 0 if blocking is None else blocking.count()
+
+
 def _size(value) -> int:
     try:
         return sys.getsizeof(value)
@@ -259,7 +264,7 @@ def _section(store, name: str, keyspaces) -> list:
         return _server(store)
     if name == "clients":
         return [("connected_clients", len(store.clients)), ("cluster_connections", 0),
-                ("blocked_clients", 0),
+                ("blocked_clients", _blocked_clients(store)),
                 ("tracking_clients", len(_tracker_field(store, "tracking", ())))]
     if name == "memory":
         return _memory(store, keyspaces)

@@ -74,8 +74,8 @@ class HeldRequests:
     def _serve(self, argv, render) -> None:
         """Run one request now, or hold it behind others or while a pause applies."""
         store = self._control
-        if self._held or (store.pause_mode is not None
-                          and pause_applies(store, self.session, argv)):
+        if self._held or getattr(self.session, "blocked", None) is not None or (
+                store.pause_mode is not None and pause_applies(store, self.session, argv)):
             self._hold(argv, render)
             return
         self._run(argv, self._render_for(render))
@@ -124,6 +124,8 @@ class HeldRequests:
         store = self._control
         while held and not self._closing:
             argv, render = held[0]
+            if getattr(self.session, "blocked", None) is not None:
+                return  # a blocking command waits: the rest once it is served
             if argv is None:  # a protocol error read after held requests
                 held.popleft()
                 self._chunk.parts.append(b"-ERR %s\r\n" % str(render).encode("utf-8"))
@@ -145,6 +147,7 @@ class HeldRequests:
         session = self.session
         store = self._control
         self._slow = bool(self._held) or getattr(session, "reply_mode", ON) != ON or (
+            getattr(session, "blocked", None) is not None) or (
             bool(store.monitors) and session in store.monitors)
 
     def resume(self) -> None:
