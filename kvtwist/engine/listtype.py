@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from itertools import islice
 
+from kvtwist.engine import listpack, rdb
 from kvtwist.engine.types import LIST, TypedValue, register_op, register_type
 
 PUSH_LEFT, PUSH_RIGHT, POP_LEFT, POP_RIGHT, SET_AT, INSERT_AT, REMOVE, TRIM, ROTATE = range(1, 10)
@@ -271,3 +272,82 @@ def _rotate(value: ListValue, args: tuple):
 
 def _nothing() -> None:
     pass
+
+
+# -- DUMP / RESTORE: Redis 7.0's RDB encodings of a list ------------------------------------
+
+# A quicklist node's listpack holds at most this many bytes (list-max-listpack-size -2).
+NODE_BYTES = 8192
+_PLAIN, _PACKED = 1, 2  # quicklist node containers
+
+
+def _nodes(items) -> list:
+    # Split the elements into listpacks of at most NODE_BYTES, as Redis's quicklist does.
+    nodes, node, size = [], [], 0
+    for item in items:
+        cost = len(item) + 11  # an entry's worst-case header and back length
+        if node and size + cost > NODE_BYTES:
+            nodes.append(node)
+            node, size = [], 0
+        node.append(item)
+        size += cost
+    if node:
+        nodes.append(node)
+    return nodes
+
+
+def dump_list(value: ListValue) -> bytes:
+    """Return a list's RDB object: RDB_TYPE_LIST_QUICKLIST_2, listpack nodes. O(n)."""
+    nodes = _nodes(value.items)
+    parts = [bytes((rdb.TYPE_LIST_QUICKLIST_2,)), rdb.encode_length(len(nodes))]
+    for node in nodes:
+        parts.append(rdb.encode_length(_PACKED))
+        parts.append(rdb.encode_string(listpack.encode(node)))
+    return b"".join(parts)
+
+
+def _checked(items: list) -> ListValue:
+    if not items:
+        raise rdb.BadPayload(rdb.BAD_FORMAT)  # Redis refuses an empty list
+    return ListValue(items)
+
+
+def _load_quicklist_2(reader) -> ListValue:
+    items = []
+    for _ in range(reader.length()[0]):
+        container = reader.length()[0]
+        blob = reader.string()
+        if container == _PLAIN:
+            items.append(blob)
+        elif container == _PACKED:
+            try:
+                node = listpack.decode(blob)
+            except ValueError:
+                raise rdb.BadPayload(rdb.BAD_FORMAT)
+            if not node:
+                raise rdb.BadPayload(rdb.BAD_FORMAT)
+            items.extend(node)
+        else:
+            raise rdb.BadPayload(rdb.BAD_FORMAT)
+    return _checked(items)
+
+
+def _load_ziplists(reader, nodes: int) -> ListValue:
+    items = []
+    for _ in range(nodes):
+        try:
+            items.extend(listpack.decode_ziplist(reader.string()))
+        except ValueError:
+            raise rdb.BadPayload(rdb.BAD_FORMAT)
+    return _checked(items)
+
+
+def _load_plain(reader) -> ListValue:
+    return _checked([reader.string() for _ in range(reader.length()[0])])
+
+
+rdb.DUMPERS[ListValue] = dump_list
+rdb.LOADERS[rdb.TYPE_LIST_QUICKLIST_2] = _load_quicklist_2
+rdb.LOADERS[rdb.TYPE_LIST_QUICKLIST] = lambda reader: _load_ziplists(reader, reader.length()[0])
+rdb.LOADERS[rdb.TYPE_LIST_ZIPLIST] = lambda reader: _load_ziplists(reader, 1)
+rdb.LOADERS[rdb.TYPE_LIST] = _load_plain
