@@ -276,17 +276,23 @@ def _nothing() -> None:
 
 # -- DUMP / RESTORE: Redis 7.0's RDB encodings of a list ------------------------------------
 
-# A quicklist node's listpack holds at most this many bytes (list-max-listpack-size -2).
-NODE_BYTES = 8192
+# list-max-listpack-size: a quicklist node's listpack holds at most this many elements
+# (positive) or 4 KB << (-fill - 1) bytes (-1..-5, lower counts as -5); set by t_list.py.
+NODE_FILL = -2
+# Redis's SIZE_SAFETY_LIMIT: a positive fill still stops a node at 8 KB.
+SAFETY_BYTES = 8192
 _PLAIN, _PACKED = 1, 2  # quicklist node containers
 
 
 def _nodes(items) -> list:
     # Split the elements into listpacks of at most NODE_BYTES, as Redis's quicklist does.
+    fill = NODE_FILL
+    limit = SAFETY_BYTES if fill >= 0 else 4096 << (min(-fill, 5) - 1)
+    count = fill if fill > 0 else 1 << 62
     nodes, node, size = [], [], 0
     for item in items:
         cost = len(item) + 11  # an entry's worst-case header and back length
-        if node and size + cost > NODE_BYTES:
+        if node and (size + cost > limit or len(node) >= count):
             nodes.append(node)
             node, size = [], 0
         node.append(item)
