@@ -297,8 +297,8 @@ def cmd_lrem(session, argv):
     """LREM key count element: O(length)."""
     count = parse_int(argv[2])
     value = get_list(session, argv[1])
-    if value is None:
-        return 0
+    if value is None or argv[3] not in value.items:
+        return 0  # nothing removed: nothing logged, no event (a C-level scan first)
     return session.keyspace.mutate(argv[1], ListValue, REMOVE, (b"%d" % count, argv[3]))
 
 
@@ -315,8 +315,8 @@ def cmd_ltrim(session, argv):
         left, right = size, 0
     else:
         left, right = bounds[0], size - 1 - bounds[1]
-    if left or right:
-        session.keyspace.mutate(argv[1], ListValue, TRIM, (b"%d" % left, b"%d" % right))
+    # Logged even when nothing goes: Redis sends its "ltrim" event all the same.
+    session.keyspace.mutate(argv[1], ListValue, TRIM, (b"%d" % left, b"%d" % right))
     return OK
 
 

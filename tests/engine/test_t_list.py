@@ -165,3 +165,47 @@ class ListValueTests(SessionMixin, SynchronousTestCase):
         value = self.store.keyspace.data[b"l"]
         self.assertIsInstance(value, ListValue)
         self.assertEqual(value.nbytes, sum(map(len, value.items)) + 41 * len(value))
+
+
+NOTIFY_SCRIPT = [
+    (0, [b"PSUBSCRIBE", b"__key*__:*"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"KEAnm"]),
+    (1, [b"RPUSH", b"l", b"a", b"b", b"c", b"d", b"e"]),
+    (1, [b"LPUSH", b"l", b"z"]),
+    (1, [b"LPUSHX", b"l", b"y"]),
+    (1, [b"RPUSHX", b"nope", b"y"]),
+    (1, [b"LPOP", b"l"]),
+    (1, [b"RPOP", b"l", b"1"]),
+    (1, [b"LSET", b"l", b"0", b"Z"]),
+    (1, [b"LINSERT", b"l", b"BEFORE", b"b", b"i"]),
+    (1, [b"LINSERT", b"l", b"BEFORE", b"missing", b"i"]),
+    (1, [b"LREM", b"l", b"0", b"i"]),
+    (1, [b"LREM", b"l", b"0", b"missing"]),
+    (1, [b"LTRIM", b"l", b"0", b"-1"]),
+    (1, [b"LTRIM", b"l", b"0", b"-2"]),
+    (1, [b"LMOVE", b"l", b"m", b"LEFT", b"RIGHT"]),
+    (1, [b"RPOPLPUSH", b"l", b"m"]),
+    (1, [b"LMPOP", b"2", b"nope", b"l", b"LEFT", b"COUNT", b"1"]),
+    (1, [b"BLPOP", b"nope", b"m", b"0"]),
+    (1, [b"LRANGE", b"nope", b"0", b"-1"]),
+    (1, [b"LLEN", b"nope"]),
+    (1, [b"LINDEX", b"nope", b"0"]),
+    (1, [b"LPOS", b"nope", b"x"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b""]),
+]
+
+
+class NotifyTests(SynchronousTestCase):
+    """Keyspace events of the list commands are Redis's, byte for byte."""
+
+    def test_script(self):
+        """Each list command publishes the events redis-server publishes (no list emptied)."""
+        from tests.pubsubref import kvstore_transcript, redis_transcript
+        from tests.redisref import start_redis_or_skip
+
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        expected = redis_transcript(server.port, 2, NOTIFY_SCRIPT)
+        got = kvstore_transcript(2, NOTIFY_SCRIPT)
+        for want, have in zip(expected, got):
+            self.assertEqual(have, want, NOTIFY_SCRIPT[want[0]])
