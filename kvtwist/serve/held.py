@@ -14,6 +14,7 @@ from collections import deque
 
 from kvtwist.engine.clients import pause_applies
 from kvtwist.engine.monitor import REPLICA_KEYSPACE, monitor_refuses
+from kvtwist.serve.blocking import Blocked, deferred_reply
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import (
     NO_REPLY, Error, Push, to_resp, to_resp3, to_resp3_push, to_text)
@@ -59,6 +60,8 @@ class HeldRequests:
         mode = getattr(session, "reply_mode", ON)
         if reply.__class__ is Push:
             return reply  # pub/sub confirmations are pushes: REPLY OFF does not stop them
+        if mode != ON and reply.__class__ is Blocked:
+            deferred_reply(self, reply)  # silenced, but what follows it must still resume
         if mode == b"off":
             return NO_REPLY
         if mode == b"skipping":

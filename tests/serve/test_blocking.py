@@ -107,3 +107,16 @@ class BlockedReplyTests(SynchronousTestCase):
         self.journal.commit()
         self.assertIn(b"v", waiter_out.value())
         self.assertIn(b"PONG", waiter_out.value())
+
+    def test_reply_off(self):
+        """Under CLIENT REPLY OFF a blocked command's reply is silenced, and the requests
+        after it still run once it is served."""
+        waiter, waiter_out = self.connect()
+        pusher, _ = self.connect()
+        waiter.dataReceived(resp(b"CLIENT", b"REPLY", b"OFF") + resp(b"BLPOP", b"q", b"0")
+                            + resp(b"CLIENT", b"REPLY", b"ON") + resp(b"PING"))
+        pusher.dataReceived(resp(b"RPUSH", b"q", b"v"))
+        self.journal.commit()
+        self.clock.advance(0)
+        self.journal.commit()
+        self.assertEqual(waiter_out.value(), b"+OK\r\n+PONG\r\n")
