@@ -156,6 +156,12 @@ class ListValueTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.call("LLEN", "d"), 3)
         self.assertEqual(self.call("DEL", "d"), 1)
 
+    def test_scan_type(self):
+        """SCAN TYPE list finds the lists and nothing else."""
+        self.call("RPUSH", "l", "a")
+        self.call("SET", "s", "x")
+        self.assertEqual(self.call("SCAN", "0", "TYPE", "list")[1], [b"l"])
+
     def test_nbytes_follows_changes(self):
         """nbytes is the elements' bytes plus a fixed overhead each, after every operation."""
         self.call("RPUSH", "l", "aa", "b", "ccc", "b")
