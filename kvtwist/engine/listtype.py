@@ -112,8 +112,12 @@ class ListValue(TypedValue):
 def _pop(value: ListValue, count: int, left: bool):
     items = value.items
     pop = items.popleft if left else items.pop
-    popped = [pop() for _ in range(count)]
-    value.nbytes -= _size(popped)
+    if count == 1:  # LPOP/RPOP/BLPOP: the common case, without the comprehension
+        popped = [pop()]
+        value.nbytes -= len(popped[0]) + PER_ELEMENT
+    else:
+        popped = [pop() for _ in range(count)]
+        value.nbytes -= _size(popped)
 
     def inverse() -> None:
         if left:

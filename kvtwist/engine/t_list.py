@@ -73,10 +73,15 @@ def clamp(start: int, stop: int, size: int):
     return start, stop
 
 
+_ONE = (b"1",)
+
+
 def pop(keyspace, key, value: ListValue, left: bool, count: int) -> list:
     """Pop ``count`` (clamped to the length) elements from one end: logged. O(count)."""
-    count = min(count, len(value))
-    return keyspace.mutate(key, ListValue, POP_LEFT if left else POP_RIGHT, (b"%d" % count,))
+    if count != 1:
+        count = min(count, len(value.items))
+    return keyspace.mutate(key, ListValue, POP_LEFT if left else POP_RIGHT,
+                           _ONE if count == 1 else (b"%d" % count,))
 
 
 def move(keyspace, source, value: ListValue, destination, left_from: bool, left_to: bool):
