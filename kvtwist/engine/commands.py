@@ -30,8 +30,10 @@ from kvtwist.engine import (  # noqa: F401, I001
     acl,
     t_hash,
     t_zset, t_zsetrange, t_zsetops,
+    t_list,
+    t_blist,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
-            acl, t_hash, t_zset, t_zsetrange, t_zsetops)
+            acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_list, t_blist)
