@@ -31,8 +31,10 @@ from kvtwist.engine import (  # noqa: F401, I001
     acl,
     t_hash,
     t_zset, t_zsetrange, t_zsetops,
+    t_list,
+    t_blist,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, limits, slowlog, evict, objects,
-            introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops)
+            introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_list, t_blist)

@@ -30,6 +30,11 @@ SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication"
 NOT_DEFAULT = frozenset(["commandstats", "latencystats"])
 TITLES = {"cpu": "CPU"}
 
+def _blocked_clients(store) -> int:
+    blocking = getattr(store, "blocking", None)  # engine/blocking.py, once a client blocks
+    return 0 if blocking is None else blocking.count()
+
+
 def used_memory(store) -> int:
     """Return the estimated bytes of the data: the meter maxmemory compares with (keys,
     values, typed values' own estimates and a per-key overhead; see keyspace.Meter). O(1)."""
@@ -244,7 +249,7 @@ def _section(store, name: str, keyspaces) -> list:
     if name == "clients":
         return [("connected_clients", len(store.clients)), ("cluster_connections", 0),
                 ("maxclients", _limit(store, "maxclients", 10000)),
-                ("blocked_clients", 0),
+                ("blocked_clients", _blocked_clients(store)),
                 ("tracking_clients", len(_tracker_field(store, "tracking", ())))]
     if name == "memory":
         return _memory(store, keyspaces)

@@ -244,6 +244,8 @@ def _may_time_out(protocol) -> bool:
         return False
     if protocol.session in getattr(protocol._store, "monitors", ()):
         return False
+    if getattr(protocol.session, "blocked", None) is not None:  # BLPOP and the like
+        return False
     return not any(chunk.pending for chunk in protocol._queue)
 
 

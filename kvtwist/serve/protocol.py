@@ -18,6 +18,7 @@ from kvtwist.serve.streaming import ReplyStream
 from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
 from kvtwist.serve.limits import READ_OUTPUT, LimitedOutput, OutputGate, close_over_query
 from kvtwist.serve.lines import JSON, MAX_LINE, RESP, TEXT, LineDialects
+from kvtwist.serve.blocking import Blocked, deferred_reply
 
 
 # A client that does not read its replies must not make the server buffer without
@@ -168,6 +169,8 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
                 else:
                     # HELLO may switch the session to RESP3 mid-read, so ask each time.
                     render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
+                    if reply.__class__ is Blocked:  # BLPOP... waits (serve/blocking.py)
+                        reply = deferred_reply(self, reply)
                     if isinstance(reply, Deferred):
                         self._add_deferred(reply, render)
                     elif reply.__class__ is Streamed:
@@ -281,6 +284,8 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
         before = journal.appended
         session = self.session
         reply = self._execute(session, argv)
+        if reply.__class__ is Blocked:
+            reply = deferred_reply(self, reply)
         if reply is NO_REPLY:
             pass
         elif isinstance(reply, Deferred):
