@@ -369,3 +369,29 @@ class LimitedOutput:
         gate = self._outgate
         return self._read_out > READ_OUTPUT or (
             gate is not None and (gate.full or gate.backlog))
+
+    def _stream_writer(self):
+        """The write of a streamed reply (KEYS, DUMP): counted against the output limit.
+
+        Redis builds such a reply whole before writing it, so a client whose limit is
+        smaller than the reply is closed mid-run; here the bytes streamed so far count as
+        if still unsent. Without a normal-class limit, the plain write.
+        """
+        limits = self._limits
+        if limits is None or not limits.normal_limited:
+            return self._write
+        write = self._write
+        streamed = [0]
+
+        def limited(piece: bytes) -> None:
+            streamed[0] += len(piece)
+            if self._closing:
+                return
+            if over_output_limit(self, limits, self._seconds(), streamed[0]):
+                stream = self._stream
+                close_over_output(self, limits)
+                if stream is not None:
+                    stream.stopProducing()
+                return
+            write(piece)
+        return limited

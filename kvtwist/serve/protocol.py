@@ -485,7 +485,8 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
             from twisted.internet import reactor
         # Pieces go through the outbox like every reply, so they follow what is queued
         # there; the next piece is rendered only in a later turn.
-        self._stream = ReplyStream(pieces, self._write, self._stream_done, reactor.callLater)
+        self._stream = ReplyStream(pieces, self._stream_writer(), self._stream_done,
+                                   reactor.callLater)
         self._outgate.attach(self._stream)  # the transport's producer paces it
         self._stream.start()
 

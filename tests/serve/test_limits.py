@@ -208,6 +208,21 @@ class LimitsTests(SynchronousTestCase):
         self.assertEqual(limits_of(self.store).output_buffer_disconnections, 1)
         self.assertNotIn(b"GET big", self.call(b"CLIENT", b"LIST"))
 
+    def test_streamed_reply_over_the_limit(self) -> None:
+        """KEYS whose reply passes a normal client's hard limit closes it mid-run."""
+        self.call(b"CONFIG", b"SET", b"client-output-buffer-limit", b"normal 100000 0 0")
+        for n in range(2000):
+            self.call(b"SET", b"long-key-name-prefix-%0100d" % n, b"v")
+        proto, transport = self.connect(port=5001)
+        proto.dataReceived(resp(b"KEYS", b"*"))
+        for _ in range(10000):
+            if not self.clock.calls:
+                break
+            self.clock.advance(0)
+        self.assertTrue(transport.disconnecting)
+        self.assertLess(len(transport.value()), 110000)
+        self.assertEqual(limits_of(self.store).output_buffer_disconnections, 1)
+
     def test_pubsub_hard_limit(self) -> None:
         """A subscriber that does not read is closed once its unsent output passes the limit."""
         self.call(b"CONFIG", b"SET", b"client-output-buffer-limit", b"pubsub 100000 0 0")
