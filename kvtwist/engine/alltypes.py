@@ -5,3 +5,4 @@ loader import this module. Each type family adds its value module here."""
 from __future__ import annotations
 
 import kvtwist.engine.types  # noqa: F401  (the registries, even with no family loaded)
+import kvtwist.engine.settype  # noqa: F401,E402

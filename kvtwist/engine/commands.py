@@ -27,7 +27,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     evict,
     objects,
     introspect,
+    t_set,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
-            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect)
+            tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
+            t_set)
