@@ -250,9 +250,7 @@ def intset_blob(numbers: list) -> bytes:
     """Return Redis's intset of sorted distinct ``numbers``: the narrowest encoding (2, 4 or
     8 bytes, little-endian), the count, then the numbers: O(n)."""
     low, high = (numbers[0], numbers[-1]) if numbers else (0, 0)
-    for width, floor, ceiling in _WIDTHS:
-        if low >= floor and high < ceiling:
-            break
+    width = next(size for size, floor, ceiling in _WIDTHS if low >= floor and high < ceiling)
     body = b"".join([number.to_bytes(width, "little", signed=True) for number in numbers])
     return width.to_bytes(4, "little") + len(numbers).to_bytes(4, "little") + body
 

@@ -333,7 +333,7 @@ class PersistenceTests(SynchronousTestCase):
         self.assertTrue(report.ok, report.lines)
         sock, piped = pipe_into_redis(self, h.directory)
         self.assertIn(b"errors: 0", piped.stdout)
-        for key, (members, encoding, expire) in expected.items():
+        for key, (members, _encoding, expire) in expected.items():
             got = subprocess.run(["redis-cli", "-s", sock, "smembers", key],
                                  capture_output=True).stdout.split()
             self.assertEqual(sorted(got), members)
