@@ -19,7 +19,7 @@ from kvtwist.engine.keyspace import DEL, SET as SET_EFFECT
 from kvtwist.engine.settype import (
     MAX_INTSET, SADD, SPOP, SREM, SPOP_MOVE_STRATEGY_MUL, SetValue, intset_fits)
 from kvtwist.engine.table import (
-    LLONG_MAX, NOT_INTEGER, SYNTAX, define_config, parse_int, register)
+    LLONG_MAX, SYNTAX, define_config, parse_int, register)
 from kvtwist.engine.types import SET
 from kvtwist.wire.replies import CommandError, SetReply, stream_array
 
@@ -43,14 +43,14 @@ def ordered(members: list) -> list:
     return members
 
 
-def positive(raw: bytes, message: str = None) -> int:
-    """getPositiveLongFromObjectOrReply: a long >= 0, else ``message`` (or Redis's own)."""
+def positive(raw: bytes, message: str = "ERR value is out of range, must be positive") -> int:
+    """getPositiveLongFromObjectOrReply: a long >= 0, else ``message`` (not a number too)."""
     try:
         value = parse_int(raw)
     except CommandError:
-        raise CommandError(message or NOT_INTEGER)
+        raise CommandError(message)
     if value < 0:
-        raise CommandError(message or "ERR value is out of range, must be positive")
+        raise CommandError(message)
     return value
 
 
