@@ -162,8 +162,12 @@ def cmd_getdel(session, argv):
 
 @register("mget", -2, "readonly fast", 1, -1, 1)
 def cmd_mget(session, argv):
+    # A key of another type reads as nil here, as in Redis.
     get = session.keyspace.get
-    return [get(key) for key in argv[1:]]
+    values = [get(key) for key in argv[1:]]
+    if session.keyspace.typed_keys:
+        values = [value if value.__class__ is bytes else None for value in values]
+    return values
 
 
 @register("mset", -3, "write denyoom", 1, -1, 2)

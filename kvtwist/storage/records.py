@@ -59,6 +59,8 @@ _U64 = struct.Struct(">Q")
 _FLUSH_PAYLOAD = bytes([FLUSH])
 
 _crc32 = zlib.crc32
+# Records whose place in a file _check verifies (in a journal: never).
+_STRUCTURAL = frozenset([END, SELECT, DBMAP, SKIP])
 # SET records of values this long are framed with one copy of the value rather than two.
 LARGE_VALUE = 1 << 20
 _head_pack = _HEAD.pack
@@ -483,7 +485,7 @@ class RecordReader:
                     effect = decode_payload(data[p:end])
                 except ValueError:
                     break
-                if ended or snapshot or effect[0] == END:
+                if ended or snapshot or effect[0] in _STRUCTURAL:
                     self._check_at(effect, i, applied)
                     if effect[0] == END:
                         self.end_count = effect[1]
