@@ -89,8 +89,8 @@ class SetDifferentialTests(DifferentialMixin, SynchronousTestCase):
             [b"sscan", b"none", b"0", b"bogus"], [b"sscan", b"str", b"0", b"bogus"],
             [b"sscan", b"s1", b"0", b"match", b"[12]"], [b"sscan", b"s1", b"0", b"match"],
             [b"sadd", b"big", b"a"], [b"sscan", b"big", b"0", b"COUNT", b"100"],
-            [b"spop", b"s2", b"100"], [b"exists", b"s2"], [b"spop", b"s1"], [b"spop", b"s1"],
-            [b"spop", b"s1"], [b"exists", b"s1"],
+            [b"spop", b"s2", b"100"], [b"exists", b"s2"], [b"sadd", b"one", b"x"],
+            [b"spop", b"one"], [b"exists", b"one"], [b"spop", b"one"],
         ]
         for argv in script:
             self.run_both(argv)
