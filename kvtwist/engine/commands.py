@@ -28,8 +28,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     objects,
     introspect,
     t_set,
+    sort,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
-            t_set)
+            t_set, sort)
