@@ -80,6 +80,10 @@ def cmd_sadd(session, argv):
     """SADD key member [member ...]: how many were new. O(N) in the members given."""
     keyspace, key = session.keyspace, argv[1]
     value = keyspace.get_typed(key, SetValue)
+    if len(argv) == 3:  # the usual case, kept short
+        if value is not None and argv[2] in value.index:
+            return 0
+        return keyspace.mutate(key, SetValue, SADD, (argv[2],))
     if value is None:
         new = tuple(dict.fromkeys(argv[2:]))
     else:
