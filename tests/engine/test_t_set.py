@@ -18,7 +18,8 @@ from tests.respparse import parse_reply
 KEYS = [b"s1", b"s2", b"s3", b"str", b"none"]
 MEMBERS = [b"1", b"2", b"3", b"-7", b"10", b"007", b"a", b"b", b"\x00x", b""]
 # Commands whose replies list members in Redis's hash-table order: compared as sets.
-UNORDERED = {b"smembers", b"sinter", b"sunion", b"sdiff", b"srandmember", b"spop", b"sscan"}
+UNORDERED = {b"smembers", b"sinter", b"sunion", b"sdiff", b"srandmember", b"spop", b"sscan",
+             b"scan"}
 
 
 def normalised(reply: bytes):
@@ -154,6 +155,23 @@ class SetDifferentialTests(DifferentialMixin, SynchronousTestCase):
                      [b"sadd", b"k", b"1", b"2", b"3"], [b"object", b"encoding", b"k"],
                      [b"sadd", b"k", b"4"], [b"object", b"encoding", b"k"]):
             self.compare(argv)
+
+    def test_generic_commands(self):
+        """MOVE, RENAME, COPY, DEL, EXISTS, EXPIRE, TYPE, SCAN TYPE and OBJECT ENCODING on sets."""
+        for argv in ([b"sadd", b"a", b"x", b"y"], [b"sadd", b"b", b"1"], [b"set", b"c", b"v"],
+                     [b"type", b"a"], [b"exists", b"a", b"b", b"c"],
+                     [b"scan", b"0", b"type", b"set", b"count", b"100"],
+                     [b"expire", b"a", b"100"], [b"ttl", b"a"], [b"rename", b"a", b"a2"],
+                     [b"ttl", b"a2"], [b"smembers", b"a2"], [b"copy", b"a2", b"b"],
+                     [b"copy", b"a2", b"b", b"replace"], [b"smembers", b"b"], [b"ttl", b"b"],
+                     [b"move", b"b", b"1"], [b"exists", b"b"], [b"select", b"1"],
+                     [b"smembers", b"b"], [b"object", b"encoding", b"b"], [b"select", b"0"],
+                     [b"del", b"a2", b"c"], [b"exists", b"a2"], [b"sadd", b"c", b"z"]):
+            if argv[0] == b"select":
+                self.redis.call(argv)
+                self.session.execute(argv)
+            else:
+                self.run_both(argv)
 
     def test_seeded_sequences(self):
         """Random sequences of set commands over a few keys give the same replies."""
