@@ -138,3 +138,12 @@ class SortDifferentialTests(DifferentialMixin, SynchronousTestCase):
                 if rng.random() < 0.5:
                     argv += [b"get", b"#", b"get", b"w_*"]
                 self.run_both(argv)
+
+    def test_getkeys(self):
+        """COMMAND GETKEYS finds SORT's key and its last STORE destination, as sortGetKeys."""
+        for text in (b"sort abc store def", b"sort_ro abc", b"sort abc store", b"sort abc by x",
+                     b"sort abc store invalid store stillbad store def",
+                     b"sort abc limit 0 1 store x by y get z store def",
+                     b"sort abc get store store def", b"sort abc limit store x y"):
+            self.run_both([b"command", b"getkeys"] + text.split())
+            self.run_both([b"command", b"getkeysandflags"] + text.split())
