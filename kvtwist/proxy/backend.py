@@ -74,6 +74,27 @@ class Selection:
         return request(argv, **options)
 
 
+class LoginRefused(Exception):
+    """The backend refused the AUTH kvproxy sent on a new connection."""
+
+
+def _unreported(reason) -> None:
+    """Stands in for ClientService's notification of a rejected connection's loss."""
+
+
+def _reject(failure, client):
+    """Close a connection whose preparation failed, and pass the failure on.
+
+    ClientService leaves such a connection open, and has no transition for its loss once
+    it has moved on (Twisted 26.10 raises NoTransition from connectionLost), so the loss
+    is not reported to it: its wrapper's notification is replaced first.
+    """
+    if hasattr(client, "_lostNotification"):
+        client._lostNotification = _unreported
+    client.close()
+    return failure
+
+
 def reconnect_delay(attempt: int) -> float:
     """Seconds before connection attempt ``attempt`` (1: the first since a connection was
     lost or made): 10-50 ms for the first, so a link kvproxy dropped is replaced at once;
@@ -147,13 +168,18 @@ class Backend(service.MultiService):
     ``on_lost()`` (optional) is called when an established connection ends.
     With ``identify`` (instead of ``prepare``), each new connection first learns
     ``strings_only`` (see ``identify``) and ``databases`` (see ``databases``).
+    ``login`` (an AUTH argv, see ``auth.login_command``; None: none) is sent first on each
+    new connection, before ``prepare``: a refusal (``LoginRefused``), like any failure of
+    ``prepare``, closes that connection and counts as a failed attempt (the link is
+    ``down``, requests fail at once saying why, and attempts back off).
 
     Each request names the database it runs in (``db``; None: wherever the connection
     is): the connection's ``Selection`` SELECTs it first when needed.
     """
 
     def __init__(self, reactor, endpoint, address: str = "", timeout=None, clock=None,
-                 prepare=None, on_lost=None, retry=None, identify=False) -> None:
+                 prepare=None, on_lost=None, retry=None, identify=False,
+                 login=None) -> None:
         service.MultiService.__init__(self)
         self.clock = reactor if clock is None else clock
         self.address = address
@@ -163,18 +189,38 @@ class Backend(service.MultiService):
         self.strings_only = False  # what the current connection's backend said
         self.databases = None  # the backend's database count, if it said
         self._selection = None  # the current connection's Selection
+        self.why_down = ""  # why the last attempt failed, while down
+        self.login = login
         self._on_lost = on_lost
         if identify:
             if prepare is not None:
                 raise ValueError("Backend takes prepare or identify, not both")
             prepare = self._identify
+        self._prepare = prepare
         factory = RespClientFactory(self.clock, timeout, MAX_REPLY_DEPTH, TOO_DEEP)
         self._watch_call = None
         self._waiting = deque()  # _Waiting requests, for the next connection
         self.service = ClientService(
-            endpoint, factory, clock=self.clock, prepareConnection=prepare,
+            endpoint, factory, clock=self.clock,
+            prepareConnection=None if prepare is None and login is None else self._ready,
             retryPolicy=retry or reconnect_delay)
         self.service.setServiceParent(self)
+
+    def _ready(self, client) -> defer.Deferred:
+        """ClientService's prepareConnection: log in, then ``prepare``; O(1)."""
+        if self.login is None:
+            d = defer.maybeDeferred(self._prepare, client)
+        else:
+            d = client.request(self.login)
+            d.addCallback(self._logged_in, client)
+        return d.addErrback(_reject, client)
+
+    def _logged_in(self, reply, client):
+        if reply.__class__ is Error:
+            raise LoginRefused("the backend refused kvproxy's login: %s" % (reply.message,))
+        if self._prepare is not None:
+            return self._prepare(client)
+        return None
 
     def _identify(self, client) -> defer.Deferred:
         self.strings_only = False
@@ -212,6 +258,7 @@ class Backend(service.MultiService):
         self.client = client
         self._selection = selection = Selection(self.databases)
         self.state = "connected"
+        self.why_down = ""
         client.when_disconnected().addCallback(self._lost, client)
         waiting, self._waiting = self._waiting, deque()
         for entry in waiting:
@@ -234,8 +281,13 @@ class Backend(service.MultiService):
         if not self.running:
             return
         self.state = "down"
-        log.warn("kvproxy: cannot reach {address}: {reason}", address=self.address,
-                 reason=failure.getErrorMessage())
+        self.why_down = failure.getErrorMessage()
+        if failure.check(LoginRefused) is not None:
+            log.error("kvproxy: {address}: {reason} (check --backend-password and "
+                      "--backend-user)", address=self.address, reason=self.why_down)
+        else:
+            log.warn("kvproxy: cannot reach {address}: {reason}", address=self.address,
+                     reason=self.why_down)
         self._fail_waiting(failure.getErrorMessage())
         # Not from inside ClientService's own callback: its state machine is not reentrant.
         self._watch_call = self.clock.callLater(0, self._watch)
@@ -255,7 +307,9 @@ class Backend(service.MultiService):
                 return client.request(argv, **options)  # the usual case: no SELECT
             return selection.send(client.request, argv, db, options)
         if self.state == "down" or not self.running:
-            return defer.fail(BackendUnavailable("cannot connect to %s" % (self.address,)))
+            why = ": " + self.why_down if self.why_down and self.running else ""
+            return defer.fail(BackendUnavailable("cannot connect to %s%s"
+                                                 % (self.address, why)))
         entry = _Waiting(argv, db, options)
         entry.deferred = defer.Deferred(lambda d: self._forget(entry))
         if self.timeout:

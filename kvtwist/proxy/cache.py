@@ -17,6 +17,12 @@ def slot(key: bytes, db: int = 0):
     return key if db == 0 else (db, key)
 
 
+def size(name, value) -> int:
+    """What an entry costs the byte budget: its key's length plus its value's (O(1))."""
+    key = name[1] if name.__class__ is tuple else name
+    return len(key) if value is None else len(key) + len(value)
+
+
 def slot_db(name) -> int:
     """The database of a slot made by ``slot``."""
     return name[0] if name.__class__ is tuple else 0
@@ -54,16 +60,20 @@ class Cache:
     its TTL. Every method's ``db`` defaults to 0.
 
     A cached miss (value None) lives ``miss_ttl`` seconds, a value ``ttl`` seconds.
-    At most ``max_entries`` entries are kept; the least recently used goes first.
+    At most ``max_entries`` entries are kept, and with ``max_bytes`` > 0 the sum of their
+    sizes (``size``: key plus value, counted in ``bytes``) is at most ``max_bytes``; the
+    least recently used go first. An entry larger than ``max_bytes`` alone is not kept.
     ``max_entries <= 0`` or ``ttl <= 0`` disables storing (everything is a miss).
     """
 
     def __init__(self, clock, ttl: float = 60.0, miss_ttl: float = 5.0,
-                 max_entries: int = 100000) -> None:
+                 max_entries: int = 100000, max_bytes: int = 0) -> None:
         self.clock = clock
         self.ttl = float(ttl)
         self.miss_ttl = min(float(miss_ttl), self.ttl)
         self.max_entries = int(max_entries)
+        self.max_bytes = int(max_bytes)  # 0: no byte budget
+        self.bytes = 0  # the sum of the entries' sizes
         # slot -> its expiry DelayedCall, whose args are (slot, value): the timer is the
         # entry, so an entry costs the garbage collector no container of its own.
         # Order is recency (last = most recent).
@@ -102,24 +112,40 @@ class Cache:
         self._put(slot(key, db), value)
 
     def _put(self, name, value) -> None:
+        """Store an entry, evicting the least recently used ones while over a bound:
+        O(1), or O(evicted) under a byte budget."""
         ttl = self.miss_ttl if value is None else self.ttl
         if ttl <= 0 or self.max_entries <= 0:
             return
-        if name.__class__ is tuple:
-            self.databases.add(name[0])
+        cost = size(name, value)
+        max_bytes = self.max_bytes
         entries = self._entries
         old = entries.pop(name, None)
         if old is not None:
+            self.bytes -= size(name, old.args[1])  # read before cancel() drops args
             old.cancel()
+        if max_bytes and cost > max_bytes:
+            return  # it could never fit: dropping others for it would not help
+        if name.__class__ is tuple:
+            self.databases.add(name[0])
         entries[name] = self.clock.callLater(ttl, self._expire, name, value)
+        self.bytes += cost
         if len(entries) > self.max_entries:
-            _, evicted = entries.popitem(last=False)
-            evicted.cancel()
-            self.evictions += 1
+            self._evict()
+        if max_bytes:
+            while self.bytes > max_bytes:
+                self._evict()
+
+    def _evict(self) -> None:
+        evicted_name, evicted = self._entries.popitem(last=False)
+        self.bytes -= size(evicted_name, evicted.args[1])
+        evicted.cancel()
+        self.evictions += 1
 
     def _expire(self, name, value) -> None:
         # Only the current entry's timer can fire: replacing or dropping cancels the old one.
         if self._entries.pop(name, None) is not None:
+            self.bytes -= size(name, value)
             self.expirations += 1
 
     def reserve(self, key: bytes, db: int = 0) -> Placeholder:
@@ -173,6 +199,7 @@ class Cache:
         entry = self._entries.pop(name, None)
         if entry is None:
             return False
+        self.bytes -= size(name, entry.args[1])
         entry.cancel()
         self.invalidations += 1
         return True
@@ -185,7 +212,9 @@ class Cache:
         dropped = [name for name in self._entries if slot_db(name) == db]
         entries = self._entries
         for name in dropped:
-            entries.pop(name).cancel()
+            entry = entries.pop(name)
+            self.bytes -= size(name, entry.args[1])
+            entry.cancel()
         self.invalidations += len(dropped)
         self.flushes += 1
         return len(dropped)
@@ -200,6 +229,7 @@ class Cache:
         for entry in entries.values():
             entry.cancel()
         entries.clear()
+        self.bytes = 0
         self.invalidations += count
         self.flushes += 1
         return count
@@ -212,6 +242,7 @@ class Cache:
         for entry in self._entries.values():
             entry.cancel()
         self._entries.clear()
+        self.bytes = 0
 
     def counts(self) -> dict:
         """Return {database: entries} for the databases holding entries.
@@ -238,6 +269,8 @@ class Cache:
             "hit_ratio": (self.hits / lookups) if lookups else 0.0,
             "entries": len(self._entries),
             "max_entries": self.max_entries,
+            "bytes": self.bytes,
+            "max_bytes": self.max_bytes,
             "evictions": self.evictions,
             "expirations": self.expirations,
             "invalidations": self.invalidations,

@@ -32,12 +32,13 @@ class InvalidationListener(service.MultiService):
     again when it is back up, since invalidations may have been missed in between;
     while it is down nothing is cached, so reads go to the backend. The connection is
     replaced with ``Backend``'s backoff; ``reconnects`` counts the links made after
-    the first.
+    the first. ``login`` (an AUTH argv, or None) is sent first on every connection
+    (``Backend``).
     """
 
     def __init__(self, reactor, endpoint, cache, address: str = "", timeout=None,
                  clock=None, retry=None, heartbeat: float = 1.0,
-                 heartbeat_timeout: float = 2.0) -> None:
+                 heartbeat_timeout: float = 2.0, login=None) -> None:
         service.MultiService.__init__(self)
         self.clock = reactor if clock is None else clock
         self.cache = cache
@@ -50,7 +51,8 @@ class InvalidationListener(service.MultiService):
         self._client = None  # the connection of the current (or coming) link
         self._beat_call = None
         self.connection = Backend(reactor, endpoint, address, timeout, clock,
-                                  prepare=self._handshake, on_lost=self._lost, retry=retry)
+                                  prepare=self._handshake, on_lost=self._lost, retry=retry,
+                                  login=login)
         self.connection.setServiceParent(self)
 
     @property

@@ -7,11 +7,12 @@ from twisted.python.failure import Failure
 
 from kvtwist import __version__
 from kvtwist.client import ClientDisconnected, NotAnswered, RequestTimeout, UnexpectedReply
+from kvtwist.proxy.auth import NO_AUTH, NOAUTH_ERROR, Authenticating, proxy_auth, valid_name
 from kvtwist.proxy.commands import (
     CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks, scope)
 from kvtwist.proxy.databases import Selecting, invalidate
 from kvtwist.proxy.reads import Reads
-from kvtwist.wire.replies import OK, PONG, Error, Pairs
+from kvtwist.wire.replies import OK, PONG, Error
 
 
 def backend_error(failure) -> Error:
@@ -32,10 +33,11 @@ class BackendUnavailable(Exception):
     """The backend could not be reached; the request was not sent."""
 
 
-class ProxySession(Selecting):
+class ProxySession(Selecting, Authenticating):
     """One client of the proxy: ``execute(argv)`` returns a reply or a Deferred of one.
 
-    ``db`` is its database (``Selecting``): every request it sends runs there.
+    ``db`` is its database (``Selecting``): every request it sends runs there. While
+    kvproxy's password is not given (``Authenticating``) only AUTH, HELLO and QUIT run.
     """
 
     after_reply = ()  # the protocol's pushes-after-reply queue: kvproxy never has any
@@ -49,11 +51,14 @@ class ProxySession(Selecting):
         self.closing = False
         self.push = None
         self.protocol = 2  # HELLO 3 switches this client to RESP3 replies
+        self.authenticated = not proxy.auth.required
 
     def execute(self, argv: list):
         """Run one command: GET/MGET via the cache, a few locally, the rest on the backend."""
         if not argv:
             return Error("ERR empty command")
+        if not self.authenticated and argv[0].upper() not in NO_AUTH:
+            return NOAUTH_ERROR
         if self._held is not None:  # behind a SELECT in flight
             return self._hold(argv)
         name = argv[0].upper()
@@ -103,31 +108,12 @@ class ProxySession(Selecting):
     def _info(self, argv):
         return self.proxy.info()
 
-    def _hello(self, argv):
-        # The backend link is always RESP2; the front end renders this client's replies
-        # in whichever protocol it asked for, so RESP3 clients (redis-py 8) work too.
-        protocol = self.protocol
-        if len(argv) > 1:
-            if argv[1] not in (b"2", b"3"):
-                return Error("NOPROTO unsupported protocol version")
-            protocol = int(argv[1])
-        options = argv[2:]
-        if len(options) == 2 and options[0].upper() == b"SETNAME":
-            self.name = options[1]
-        elif options:
-            return Error("ERR HELLO options other than SETNAME are not supported "
-                         "through kvproxy")
-        self.protocol = protocol
-        return Pairs([(b"server", b"kvproxy"), (b"version", __version__.encode("ascii")),
-                      (b"proto", protocol), (b"id", self.id), (b"mode", b"standalone"),
-                      (b"role", b"master"), (b"modules", [])])
-
     def _client(self, argv):
         sub = argv[1].upper() if len(argv) > 1 else b""
         if sub == b"ID" and len(argv) == 2:
             return self.id
         if sub == b"SETNAME" and len(argv) == 3:
-            if b" " in argv[2]:
+            if not valid_name(argv[2]):
                 return Error("ERR Client names cannot contain spaces, newlines or "
                              "special characters.")
             self.name = argv[2]
@@ -148,6 +134,7 @@ _LOCAL = {
     b"SELECT": ProxySession._select,
     b"CLIENT": ProxySession._client,
     b"HELLO": ProxySession._hello,
+    b"AUTH": ProxySession._auth,
 }
 
 
@@ -157,10 +144,12 @@ class ProxyStore:
     ``backend`` has ``request(argv) -> Deferred[reply]`` (error replies as ``Error``
     values; failures for disconnects, timeouts, unavailability) and a ``state`` string.
     ``listener`` (optional) has ``state`` and ``caching`` (whether cached entries are
-    trustworthy now); without one the cache relies on TTLs alone.
+    trustworthy now); without one the cache relies on TTLs alone. ``requirepass``
+    (bytes; empty: none) is the password its clients must log in with (``auth``).
     """
 
-    def __init__(self, clock, cache, backend, listener=None, allow_admin: bool = False) -> None:
+    def __init__(self, clock, cache, backend, listener=None, allow_admin: bool = False,
+                 requirepass: bytes = b"") -> None:
         self.clock = clock
         self.cache = cache
         self.backend = backend
@@ -172,6 +161,7 @@ class ProxyStore:
         self.forwarded = 0
         self.backend_errors = 0
         self.reads = Reads(self)
+        self.auth = proxy_auth(requirepass)
 
     def new_session(self, peer: str = "") -> ProxySession:
         """Return a new session for a connected client."""
@@ -250,6 +240,8 @@ class ProxyStore:
             "kvproxy_version:%s" % (__version__,),
             "uptime_in_seconds:%d" % (self.clock.seconds() - self.started,),
             "connected_clients:%d" % (len(self.clients),),
+            "requirepass:%s" % ("yes" if self.auth.required else "no",),
+            "acl_access_denied_auth:%d" % (self.auth.denied,),
             "backend_state:%s" % (self.backend.state,),
             "backend_address:%s" % (getattr(self.backend, "address", ""),),
             "backend_forwarded:%d" % (self.forwarded,),
@@ -276,6 +268,8 @@ class ProxyStore:
                      for db, count in stats["databases"].items())
         lines += [
             "cache_max_entries:%d" % (stats["max_entries"],),
+            "cache_bytes:%d" % (stats["bytes"],),
+            "cache_max_bytes:%d" % (stats["max_bytes"],),
             "cache_evictions:%d" % (stats["evictions"],),
             "cache_expirations:%d" % (stats["expirations"],),
             "cache_invalidations:%d" % (stats["invalidations"],),

@@ -8,7 +8,9 @@ from twisted.application import service, strports
 from twisted.internet import defer
 from twisted.python import usage
 
+from kvtwist.engine.config import memory
 from kvtwist.serve.daemon import ServerOptions
+from kvtwist.proxy.auth import login_command
 from kvtwist.proxy.backend import Backend
 from kvtwist.proxy.cache import Cache
 from kvtwist.client import endpoint_from_string
@@ -20,7 +22,30 @@ DEFAULT_LISTEN = "tcp:7380:interface=127.0.0.1"
 DEFAULT_BACKEND = "tcp:127.0.0.1:7379"
 DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
             "miss-ttl": 5.0, "max-entries": 100000, "timeout": 5.0, "no-tracking": False,
-            "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False}
+            "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False,
+            "cache-bytes": 0, "requirepass": None, "backend-user": None,
+            "backend-password": None}
+
+# --cache-bytes takes Redis's memory units (64mb, 1gb, 100000).
+parse_bytes = memory(0, 2 ** 63 - 1)
+
+# Options naming a secret, and those naming a file holding it (its first line).
+SECRETS = (("requirepass", "requirepass-file"), ("backend-password", "backend-password-file"))
+
+
+def read_secret(path: str) -> str:
+    """The first line of file ``path``, without its line end: a password kept out of ps."""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline()
+    except OSError as e:
+        raise usage.UsageError("cannot read %s: %s" % (path, e.strerror))
+    return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+
+
+def secret(text):
+    """A password option's text as bytes (None stays None)."""
+    return None if text is None else text.encode("utf-8", "surrogateescape")
 
 
 class Options(ServerOptions):
@@ -28,7 +53,8 @@ class Options(ServerOptions):
 
     default_listen = DEFAULT_LISTEN
 
-    synopsis = "[--listen ENDPOINT]... [--backend ENDPOINT] [--ttl SECONDS]"
+    synopsis = ("[--listen ENDPOINT]... [--backend ENDPOINT] [--ttl SECONDS] "
+                "[--requirepass PASSWORD] [--backend-password PASSWORD]")
     longdesc = ("A caching proxy in front of kvstore or any Redis server: GET results are "
                 "cached and kept coherent through the backend's invalidation messages "
                 "(CLIENT TRACKING BCAST) where it has them, by TTL alone otherwise.")
@@ -38,6 +64,18 @@ class Options(ServerOptions):
         ["ttl", None, "60", "seconds a cached value lives"],
         ["miss-ttl", None, "5", "seconds a cached miss (nil) lives; at most --ttl"],
         ["max-entries", None, "100000", "most entries cached (least recently used go first)"],
+        ["cache-bytes", None, "0",
+         "most bytes cached, keys and values summed (64mb, 1gb; 0: no limit besides "
+         "--max-entries; least recently used go first)"],
+        ["requirepass", None, None,
+         "the password kvproxy's clients must AUTH with (default: none)"],
+        ["requirepass-file", None, None, "read --requirepass from the first line of a file"],
+        ["backend-password", None, None,
+         "the password kvproxy sends (AUTH) on every backend connection it opens"],
+        ["backend-password-file", None, None,
+         "read --backend-password from the first line of a file"],
+        ["backend-user", None, None,
+         "the ACL user kvproxy logs in to the backend as (needs --backend-password)"],
         ["timeout", None, "5", "seconds to wait for a backend reply (0: no limit)"],
         ["heartbeat", None, "1", "seconds between PINGs on the invalidation link (0: none)"],
         ["heartbeat-timeout", None, "2",
@@ -57,6 +95,17 @@ class Options(ServerOptions):
             self["max-entries"] = int(self["max-entries"])
         except ValueError as e:
             raise usage.UsageError("bad number: %s" % (e,))
+        try:
+            self["cache-bytes"] = parse_bytes(str(self["cache-bytes"]))
+        except ValueError:
+            raise usage.UsageError("--cache-bytes must be a size such as 1000000 or 64mb")
+        for name, file_option in SECRETS:
+            if self[file_option] is not None:
+                if self[name] is not None:
+                    raise usage.UsageError("give --%s or --%s, not both" % (name, file_option))
+                self[name] = read_secret(self[file_option])
+        if self["backend-user"] is not None and self["backend-password"] is None:
+            raise usage.UsageError("--backend-user needs --backend-password")
         for name in ("ttl", "miss-ttl", "timeout", "max-entries", "heartbeat"):
             if self[name] < 0:
                 raise usage.UsageError("--%s must not be negative" % (name,))
@@ -125,17 +174,21 @@ def makeService(options, reactor=None) -> ProxyService:
     timeout = float(settings["timeout"]) or None
     address = settings["backend"]
     cache = Cache(reactor, ttl=float(settings["ttl"]), miss_ttl=float(settings["miss-ttl"]),
-                  max_entries=int(settings["max-entries"]))
+                  max_entries=int(settings["max-entries"]),
+                  max_bytes=int(settings["cache-bytes"]))
+    login = login_command(secret(settings["backend-user"]),
+                          secret(settings["backend-password"]))
     backend = Backend(reactor, endpoint_from_string(reactor, address), address, timeout,
-                      identify=True)
+                      identify=True, login=login)
     listener = None
     if not settings["no-tracking"]:
         listener = InvalidationListener(
             reactor, endpoint_from_string(reactor, address), cache, address, timeout,
             heartbeat=float(settings["heartbeat"]),
-            heartbeat_timeout=float(settings["heartbeat-timeout"]))
+            heartbeat_timeout=float(settings["heartbeat-timeout"]), login=login)
     store = ProxyStore(reactor, cache, backend, listener,
-                       allow_admin=bool(settings["allow-admin"]))
+                       allow_admin=bool(settings["allow-admin"]),
+                       requirepass=secret(settings["requirepass"]) or b"")
     top = ProxyService(store)
     if listener is not None:
         listener.setServiceParent(top)

@@ -223,6 +223,9 @@ class CachePlaceholderTests(SynchronousTestCase):
 class Value:
     """Stands in for a cached value, and can be watched with a weak reference."""
 
+    def __len__(self) -> int:
+        return 1
+
 
 class CacheMemoryTests(SynchronousTestCase):
     """Entries are freed by reference counting alone, so the cyclic collector can idle."""
@@ -344,3 +347,97 @@ class CacheDatabaseTests(SynchronousTestCase):
         self.cache.put(b"a", b"1", 3)
         self.cache.put(b"b", None, 3)
         self.assertEqual(self.cache.stats()["databases"], {0: 1, 3: 2})
+
+
+class CacheByteBudgetTests(SynchronousTestCase):
+    """max_bytes bounds the sum of key and value sizes, evicting the least recently used."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60, miss_ttl=5, max_entries=100, max_bytes=10)
+
+    def test_bytesCountKeyAndValue(self) -> None:
+        """An entry costs its key's length plus its value's (a cached miss: its key's)."""
+        self.cache.put(b"ab", b"123")
+        self.cache.put(b"c", None)
+        self.cache.put(b"d", b"1", 2)
+        self.assertEqual(self.cache.bytes, 5 + 1 + 2)
+        self.cache.put(b"ab", b"1")
+        self.assertEqual(self.cache.bytes, 3 + 1 + 2)
+
+    def test_leastRecentlyUsedGoFirst(self) -> None:
+        """Going over the budget evicts the oldest entries until the sum fits again."""
+        self.cache.put(b"a", b"1111")  # 5
+        self.cache.put(b"b", b"22")  # 3
+        self.cache.get(b"a")
+        self.cache.put(b"c", b"333")  # 4: 12 > 10, b goes
+        self.assertIn(b"a", self.cache)
+        self.assertNotIn(b"b", self.cache)
+        self.assertIn(b"c", self.cache)
+        self.assertEqual((self.cache.bytes, self.cache.evictions), (9, 1))
+        self.cache.put(b"d", b"4444444")  # 8: a and c go
+        self.assertEqual(list(self.cache._entries), [b"d"])
+        self.assertEqual((self.cache.bytes, self.cache.evictions), (8, 3))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_entryLargerThanBudgetIsNotKept(self) -> None:
+        """A value that alone exceeds the budget is not cached, and evicts nothing."""
+        self.cache.put(b"a", b"1")
+        self.cache.put(b"big", b"x" * 20)
+        self.assertNotIn(b"big", self.cache)
+        self.assertIn(b"a", self.cache)
+        self.assertEqual(self.cache.bytes, 2)
+        self.assertEqual(self.clock.getDelayedCalls()[0].args, (b"a", b"1"))
+
+    def test_everyRemovalReturnsItsBytes(self) -> None:
+        """Expiry, invalidation (by key, database or all) and stop give the bytes back."""
+        self.cache.put(b"a", b"1")
+        self.cache.put(b"b", None)
+        self.clock.advance(5)
+        self.assertEqual(self.cache.bytes, 2)
+        self.cache.invalidate(b"a")
+        self.assertEqual(self.cache.bytes, 0)
+        self.cache.put(b"a", b"1", 1)
+        self.cache.put(b"b", b"2", 2)
+        self.cache.invalidate_db(1)
+        self.assertEqual(self.cache.bytes, 2)
+        self.cache.put(b"c", b"3")
+        self.cache.invalidate_all()
+        self.assertEqual(self.cache.bytes, 0)
+        self.cache.put(b"c", b"3")
+        self.cache.stop()
+        self.assertEqual(self.cache.bytes, 0)
+
+    def test_noBudget(self) -> None:
+        """max_bytes 0 (the default) counts bytes but limits only the entry count."""
+        cache = Cache(self.clock, ttl=60)
+        cache.put(b"k", b"x" * 1000)
+        self.assertEqual(cache.bytes, 1001)
+        self.assertEqual((cache.stats()["bytes"], cache.stats()["max_bytes"]), (1001, 0))
+        cache.stop()
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["put", "miss", "get", "inv", "tick"]),
+                              st.integers(0, 5), st.integers(0, 8)), max_size=60))
+    def test_budgetHolds(self, ops) -> None:
+        """After any sequence of operations the byte count is the sum of the entries' sizes
+        and at most the budget."""
+        clock = Clock()
+        cache = Cache(clock, ttl=10, miss_ttl=3, max_bytes=12)
+        for op, key, size in ops:
+            name = b"k%d" % key
+            if op == "put":
+                cache.put(name, b"v" * size)
+            elif op == "miss":
+                cache.put(name, None)
+            elif op == "get":
+                cache.get(name)
+            elif op == "inv":
+                cache.invalidate(name)
+            else:
+                clock.advance(size)
+            total = sum(len(entry.args[0]) + len(entry.args[1] or b"")
+                        for entry in cache._entries.values())
+            self.assertEqual(cache.bytes, total)
+            self.assertLessEqual(cache.bytes, 12)
+        cache.stop()

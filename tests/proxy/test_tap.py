@@ -70,6 +70,73 @@ class OptionsTests(SynchronousTestCase):
             self.assertRaises(usage.UsageError, proxytap.Options().parseOptions, argv)
 
 
+class SecurityOptionsTests(SynchronousTestCase):
+    """``--requirepass``, ``--backend-password``/``--backend-user`` and ``--cache-bytes``."""
+
+    def parse(self, *argv) -> proxytap.Options:
+        options = proxytap.Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def secret_file(self, text: bytes) -> str:
+        fd, path = tempfile.mkstemp(prefix="kvproxy-secret-")
+        os.write(fd, text)
+        os.close(fd)
+        self.addCleanup(os.remove, path)
+        return path
+
+    def test_defaults(self) -> None:
+        """No passwords and no byte budget by default."""
+        options = self.parse()
+        self.assertEqual((options["requirepass"], options["backend-password"],
+                          options["backend-user"], options["cache-bytes"]),
+                         (None, None, None, 0))
+
+    def test_values(self) -> None:
+        """Passwords are taken as given; --cache-bytes takes Redis's memory units."""
+        options = self.parse("--requirepass", "front", "--backend-password", "back",
+                             "--backend-user", "app", "--cache-bytes", "64mb")
+        self.assertEqual((options["requirepass"], options["backend-password"],
+                          options["backend-user"], options["cache-bytes"]),
+                         ("front", "back", "app", 64 * 1024 * 1024))
+        self.assertEqual(self.parse("--cache-bytes", "1000")["cache-bytes"], 1000)
+
+    def test_passwordFiles(self) -> None:
+        """A -file option reads its password from the file's first line."""
+        options = self.parse("--requirepass-file", self.secret_file(b"front\n"),
+                             "--backend-password-file", self.secret_file(b"b ack\r\nmore\n"))
+        self.assertEqual((options["requirepass"], options["backend-password"]),
+                         ("front", "b ack"))
+
+    def test_usageErrors(self) -> None:
+        """A user without a password, a password given twice, an unreadable file and a bad
+        size are usage errors."""
+        path = self.secret_file(b"x")
+        for argv in (["--backend-user", "app"], ["--cache-bytes", "lots"],
+                     ["--cache-bytes", "-1"],
+                     ["--requirepass", "a", "--requirepass-file", path],
+                     ["--backend-password", "a", "--backend-password-file", path],
+                     ["--requirepass-file", path + ".missing"]):
+            self.assertRaises(usage.UsageError, self.parse, *argv)
+
+    def test_makeService(self) -> None:
+        """The options reach the proxy: its password, both backend links' login and the
+        cache's budget."""
+        top = proxytap.makeService(
+            {"listen": [], "backend": "tcp:127.0.0.1:1", "requirepass": "front",
+             "backend-user": "app", "backend-password": "back", "cache-bytes": 5000},
+            MemoryReactorClock())
+        store = top.store
+        self.assertTrue(store.auth.check(b"default", b"front"))
+        self.assertEqual(store.backend.login, [b"AUTH", b"app", b"back"])
+        self.assertEqual(store.listener.connection.login, [b"AUTH", b"app", b"back"])
+        self.assertEqual(store.cache.max_bytes, 5000)
+        open_proxy = proxytap.makeService({"listen": [], "backend": "tcp:127.0.0.1:1"},
+                                          MemoryReactorClock()).store
+        self.assertFalse(open_proxy.auth.required)
+        self.assertIsNone(open_proxy.backend.login)
+
+
 def wait_until(predicate, what: str, limit: float = 10.0) -> defer.Deferred:
     """Return a Deferred firing once ``predicate()`` is true, polling on the reactor."""
     deadline = time.monotonic() + limit
