@@ -29,8 +29,10 @@ from kvtwist.engine import (  # noqa: F401, I001
     introspect,
     t_set,
     sort,
+    acl,
+    t_hash,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
-            t_set, sort)
+            t_set, sort, acl, t_hash)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 
+from kvtwist.engine.events import EVICTED
 from kvtwist.engine.table import define_config
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
@@ -60,7 +61,7 @@ class Evictor:
                     self.evicted += 1
                     notifier = getattr(store, "notifier", None)
                     if notifier is not None:
-                        notifier.notify_evicted(key, keyspace.index)
+                        notifier.notify(EVICTED, "evicted", key, keyspace.index)
             return meter.used <= limit
         finally:
             store.current = current

@@ -43,7 +43,7 @@ def cmd_auth(session, argv):
     if len(argv) > 3:
         raise CommandError(SYNTAX)
     if len(argv) == 2:
-        if not auth_for(session.store).required:
+        if auth_for(session.store).default.nopass:
             raise CommandError("ERR AUTH <password> called without any password configured "
                                "for the default user. Are you sure your configuration is "
                                "correct?")

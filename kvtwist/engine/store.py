@@ -11,7 +11,8 @@ from kvtwist.engine.evict import OOM
 from kvtwist.engine.keyspace import FLUSH
 from kvtwist.engine.stats import Stats
 from kvtwist.engine.table import _LOOKUP, TABLE, arity_error, unknown_command, write_refused
-from kvtwist.engine.users import NOAUTH
+from kvtwist.engine.acl_check import denied as acl_denied
+from kvtwist.engine.users import NOAUTH, auth_for
 from kvtwist.engine.objects import touched
 from kvtwist.wire.replies import CommandError, Error
 
@@ -209,8 +210,9 @@ class Session:
         # (invalidations its own command caused); the protocol sends them after it.
         self.after_reply = []
         # Logged in: at once when the default user has no password (Redis's nopass).
-        auth = getattr(store, "auth", None)
-        self.authenticated = auth is None or not auth.required
+        auth = auth_for(store)
+        self.authenticated = not auth.required
+        self.user = auth.default  # the ACL user (engine/users.py); AUTH changes it
         self.auth_penalty_until = 0.0
 
     def select(self, index: int) -> None:
@@ -235,10 +237,16 @@ class Session:
             if self.multi is not None:
                 self.multi.failed = True
             return self.store.stats.rejected(command, arity_error(command.name))
-        if not self.authenticated and not command.no_auth:
+        if not self.authenticated and not command.no_auth and self.store.auth.required:
             if self.multi is not None:
                 self.multi.failed = True
             return self.store.stats.rejected(command, Error(NOAUTH))
+        if not self.user.all_allowed:  # ACL users (engine/acl_check.py)
+            refused = acl_denied(self, command, argv)
+            if refused is not None:
+                if self.multi is not None:
+                    self.multi.failed = True
+                return self.store.stats.rejected(command, refused)
         store = self.store
         if store.maxmemory and store.databases.meter.used > store.maxmemory:
             # Redis's performEvictions, before any command; only denyoom ones are refused.

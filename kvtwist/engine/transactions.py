@@ -5,6 +5,7 @@ from __future__ import annotations
 from kvtwist.engine.table import register, write_refused
 from kvtwist.engine.keyspace import FLUSH
 from kvtwist.engine.evict import OOM
+from kvtwist.engine.users import auth_for
 from kvtwist.wire.replies import NIL_ARRAY, OK, Error, Status
 
 QUEUED = Status(b"QUEUED")
@@ -235,4 +236,8 @@ def cmd_reset(session, argv):
     pubsub = getattr(session.store, "pubsub", None)
     if pubsub is not None:
         pubsub.leave_all(session)
+    # Logged out: the default user, authenticated only if it needs no password.
+    auth = auth_for(session.store)
+    session.user = auth.default
+    session.authenticated = not auth.required
     return RESET

@@ -69,6 +69,8 @@ class Options(ServerOptions):
         ["databases", None, str(DEFAULT_DATABASES), "number of databases (SELECT 0..N-1)"],
         ["requirepass", None, None,
          "the password clients must AUTH with (default: none); prefer --config for secrets"],
+        ["aclfile", None, None,
+         "the ACL file of users (ACL LOAD/SAVE), loaded at start; fixed while running"],
         ["inline-replies", None, "text",
          "how inline (telnet) requests are answered: text (readable) or resp (as Redis)"],
     ]
@@ -239,12 +241,19 @@ def makeService(options, reactor=None) -> service.MultiService:
     except (JournalError, OSError, DatabaseCountError) as e:
         raise SystemExit("kvstore: cannot open %s: %s" % (options["data"], e))
     store.set_journal(journal)
+    params = getattr(options, "params", [])
+    # The ACL file is loaded last, as Redis does: its default user wins over requirepass.
+    aclfile = [param for param in params if param[0].lower() == "aclfile"]
+    if options["aclfile"]:
+        aclfile = [("aclfile", os.path.abspath(options["aclfile"]), "--aclfile")]
     try:
-        config.configure(store, getattr(options, "params", []))
+        config.configure(store, [param for param in params if param[0].lower() != "aclfile"])
+        if options["requirepass"]:
+            auth_for(store).set_password(
+                options["requirepass"].encode("utf-8", "surrogateescape"))
+        config.configure(store, aclfile)
     except config.ConfigError as e:
         raise SystemExit("kvstore: %s" % (e,))
-    if options["requirepass"]:
-        auth_for(store).set_password(options["requirepass"].encode("utf-8", "surrogateescape"))
     StoreService.log.info(
         "kvstore {version}: {keys} keys loaded from {data} in {seconds:.3f}s (fsync {fsync})",
         version=__version__, keys=len(store.databases), data=os.path.abspath(options["data"]),

@@ -282,3 +282,26 @@ class DifferentialTests(SynchronousTestCase):
         got = kvstore_transcript(2, SCRIPT)
         for want, have in zip(expected, got):
             self.assertEqual(have, want, SCRIPT[want[0]])
+
+
+class EvictedEventTests(SynchronousTestCase):
+    """Evictions publish "evicted" events (class e) and do not break the writing command."""
+
+    def test_evicted_event(self) -> None:
+        """A SET over maxmemory evicts with allkeys-random and an "evicted" event is sent."""
+        store = Store(Clock())
+        listener = store.new_session()
+        got = []
+        listener.push = got.append
+        listener.execute([b"SUBSCRIBE", b"__keyevent@0__:evicted"])
+        writer = store.new_session()
+        writer.push = lambda reply: None
+        for key in range(20):
+            writer.execute([b"SET", b"key:%d" % key, b"x" * 100])
+        for args in ([b"notify-keyspace-events", b"Ee"], [b"maxmemory-policy", b"allkeys-random"],
+                     [b"maxmemory", b"2000"]):
+            self.assertEqual(writer.execute([b"CONFIG", b"SET"] + args), OK)
+        self.assertEqual(writer.execute([b"SET", b"new", b"v"]), OK)
+        evicted = [message[2] for message in got if message[0] == b"message"]
+        self.assertTrue(evicted)
+        self.assertEqual(len(evicted), store.evictor.evicted)

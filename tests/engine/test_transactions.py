@@ -124,6 +124,17 @@ class MultiExecTests(_Base):
         self.assertIsNone(self.one.name)
         self.assertEqual(run(self.one, b"EXEC"), Error("ERR EXEC without MULTI"))
 
+    def test_reset_logs_out(self):
+        """RESET makes the client the default user again, unauthenticated if it has a password."""
+        self.assertEqual(run(self.one, b"ACL SETUSER u on >pw +@all ~*"), OK)
+        self.assertEqual(run(self.one, b"AUTH u pw"), OK)
+        self.assertEqual(run(self.one, b"ACL WHOAMI"), b"u")
+        run(self.one, b"RESET")
+        self.assertEqual(run(self.one, b"ACL WHOAMI"), b"default")
+        self.assertEqual(run(self.one, b"CONFIG SET requirepass secret"), OK)
+        run(self.one, b"RESET")
+        self.assertEqual(run(self.one, b"GET a"), Error("NOAUTH Authentication required."))
+
     def test_writes_appended_in_one_call(self):
         """EXEC appends all its writes to the journal within the one call that runs it."""
         run(self.one, b"MULTI")

@@ -75,10 +75,14 @@ class GateTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(early.execute([b"PING"]), PONG)
 
     def test_wrongpass_and_penalty(self):
-        """A wrong password is refused and counted; AUTH fails unchecked for PENALTY seconds."""
+        """Wrong passwords are refused and counted; after FREE_FAILURES in a row AUTH fails
+        unchecked for PENALTY seconds."""
         self.assertEqual(self.error("auth", "nope"), WRONGPASS)
+        self.assertEqual(self.call("auth", "pw"), OK)  # a retry after a mistake is checked
+        for _ in range(users.FREE_FAILURES):
+            self.assertEqual(self.error("auth", "nope"), WRONGPASS)
         self.assertEqual(self.error("auth", "pw"), WRONGPASS)  # inside the penalty
-        self.assertEqual(auth_for(self.store).denied, 2)
+        self.assertEqual(auth_for(self.store).denied, 5)
         self.clock.advance(users.PENALTY)
         self.assertEqual(self.call("auth", "default", "pw"), OK)
 
@@ -133,3 +137,44 @@ class DifferentialTests(SynchronousTestCase):
         mixin.clock.advance(users.PENALTY)
         for argv in ([b"AUTH", b"default", b"pw"], [b"SET", b"k", b"v"], [b"GET", b"k"]):
             self.assertEqual(to_resp(ours.execute(argv)), theirs.call(argv), argv)
+
+
+class AclUserTests(SessionMixin, SynchronousTestCase):
+    """requirepass is the default user's password; AUTH logs ACL users in."""
+
+    def test_requirepass_is_default_password(self):
+        """Setting requirepass replaces the default user's passwords; empty means nopass."""
+        auth = auth_for(self.store)
+        auth.set_password(b"pw")
+        self.assertEqual(auth.default.passwords, [hashlib.sha256(b"pw").hexdigest()])
+        self.assertFalse(auth.default.nopass)
+        auth.set_password(b"")
+        self.assertTrue(auth.default.nopass)
+        self.assertEqual(auth.default.passwords, [])
+
+    def test_password_removed_lets_waiting_clients_in(self):
+        """An unauthenticated client may run commands once the default user is nopass."""
+        auth_for(self.store).set_password(b"pw")
+        session = self.store.new_session()
+        self.assertEqual(session.execute([b"GET", b"k"]), Error(NOAUTH))
+        self.call("config", "set", "requirepass", "")
+        self.assertIsNone(session.execute([b"GET", b"k"]))
+
+    def test_auth_acl_user(self):
+        """AUTH user pass logs in as that user; a failure is logged with reason auth."""
+        self.call("acl", "setuser", "alice", "on", ">pw", "+@all", "~*")
+        session = self.store.new_session()
+        self.assertEqual(session.execute([b"AUTH", b"alice", b"bad"]), Error(WRONGPASS))
+        self.clock.advance(users.PENALTY)
+        self.assertEqual(session.execute([b"AUTH", b"alice", b"pw"]), OK)
+        self.assertEqual(session.user.name, b"alice")
+        entry = self.store.acl_log.entries[0]
+        self.assertEqual((entry.reason, entry.object, entry.username),
+                         ("auth", b"AUTH", b"alice"))
+        self.assertEqual(auth_for(self.store).denied, 1)
+
+    def test_disabled_default_user_requires_auth(self):
+        """With the default user off, new connections must log in as another user."""
+        self.call("acl", "setuser", "default", "off")
+        session = self.store.new_session()
+        self.assertEqual(session.execute([b"PING"]), Error(NOAUTH))

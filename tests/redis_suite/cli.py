@@ -20,7 +20,8 @@ from tests.redis_suite.results import (
     compare, diff, merge_attempts, parse_expected, updated_expected)
 from tests.redis_suite.source import SHARED, cache_dir, locate
 from tests.redis_suite.runner import (
-    FILES, MODES, Job, Ports, Runner, kvstore_args, prepare_suite, tool_check)
+    FILES, MODES, OWN_FILES, Job, Ports, Runner, kvstore_args, pairs_to_run, prepare_suite,
+    tool_check)
 
 EXPECTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "expected.txt")
 
@@ -35,9 +36,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.redis_suite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", help="test files to run, comma/space separated "
-                        "(default: all %d)" % (len(FILES),))
+                        "(default: all %d)" % (len(FILES + OWN_FILES),))
     parser.add_argument("--modes", default=",".join(MODES),
-                        help="singledb (--singledb) and/or multidb (SELECT 9); default both")
+                        help="singledb (--singledb), multidb (SELECT 9) against a server the "
+                        "runner starts, and/or own: the files tagged external:skip (%s), whose "
+                        "harness starts src/redis-server (kvstore through "
+                        "tests/redis_suite/launcher.py); default all three"
+                        % (", ".join(name[5:] for name in OWN_FILES),))
     parser.add_argument("--kvstore-args", default=None,
                         help="extra twistd kvstore arguments (default: --inline-replies resp, "
                         "dropped when this kvstore lacks that option)")
@@ -62,11 +67,15 @@ def parse_args(argv=None):
                         help="rerun a file against a fresh kvstore this many times when it "
                         "shows regressions; a test passing on a retry is reported as flaky")
     args = parser.parse_args(argv)
-    args.files = _names(args.files, FILES) if args.files else list(FILES)
+    args.files = _names(args.files, FILES + OWN_FILES) if args.files else FILES + OWN_FILES
     args.modes = args.modes.replace(",", " ").split()
     for mode in args.modes:
         if mode not in MODES:
-            parser.error("unknown mode %r (singledb, multidb)" % (mode,))
+            parser.error("unknown mode %r (%s)" % (mode, ", ".join(MODES)))
+    args.pairs = pairs_to_run(args.files, args.modes)
+    if not args.pairs:
+        parser.error("none of these files runs in these modes (%s are own-mode files)"
+                     % (", ".join(OWN_FILES),))
     low, _, high = args.ports.partition("-")
     args.ports = (int(low), int(high or low))
     return args
@@ -94,10 +103,9 @@ def run_jobs(runner: Runner, jobs: list, workers: int) -> dict:
 def measure(args, runner: Runner, expected) -> tuple:
     """Run every file in every mode on both servers, retry the files with regressions; return
     (outcomes, flaky keys, (mode, file) pairs whose reference run broke)."""
-    jobs = [Job(server, file, mode) for mode in args.modes for file in args.files
-            for server in ("kvstore", "redis")]
+    pairs = args.pairs
+    jobs = [Job(server, file, mode) for mode, file in pairs for server in ("kvstore", "redis")]
     runs = run_jobs(runner, jobs, args.jobs)
-    pairs = [(mode, file) for mode in args.modes for file in args.files]
     outcomes, flaky, broken = {}, [], []
     for mode, file in pairs:
         redis, kv = runs[("redis", mode, file)], runs[("kvstore", mode, file)]
@@ -141,9 +149,9 @@ def main(argv=None) -> int:
         suite = prepare_suite(source, scratch)
         runner = Runner(suite, scratch, extra, Ports(*args.ports), args.helper_timeout,
                         args.file_timeout, log=lambda text: print(text, flush=True))
-        print("kvstore args: %s; %d file(s) x %s; %d at once; scratch %s" % (
-            " ".join(extra) or "(none)", len(args.files), "+".join(args.modes), args.jobs,
-            scratch), flush=True)
+        print("kvstore args: %s; %d run(s) of %d file(s) in %s; %d at once; scratch %s" % (
+            " ".join(extra) or "(none)", len(args.pairs), len(args.files),
+            "+".join(args.modes), args.jobs, scratch), flush=True)
         outcomes, flaky, broken = measure(args, runner, expected)
     except KeyboardInterrupt:
         if runner is not None:
@@ -158,7 +166,7 @@ def main(argv=None) -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
     seconds = time.monotonic() - started
-    ran = {(mode, file) for mode in args.modes for file in args.files} - set(broken)
+    ran = set(args.pairs) - set(broken)
     judged = [o for o in outcomes if (o.mode, o.file) in ran]
     result = diff(expected, judged, ran)
     print()

@@ -73,12 +73,14 @@ def markdown(outcomes: List[Outcome], seconds: float, notes: List[str]) -> str:
             bold, mode, bold, bold, file, bold, total.redis, total.both, _share(total)))
     failing = [o for o in outcomes if o.status == FAIL]
     out += ["", "### Tests kvstore fails (%d)" % (len(failing),)]
-    files = []
+    files, modes = [], []
     for outcome in outcomes:
         if outcome.file not in files:
             files.append(outcome.file)
+        if outcome.mode not in modes:
+            modes.append(outcome.mode)
     for file in files:
-        for mode in ("singledb", "multidb"):
+        for mode in modes:
             group = [o for o in failing if o.file == file and o.mode == mode]
             if group:
                 out += ["", "#### %s (%s): %d" % (file, mode, len(group)), ""]

@@ -1,9 +1,15 @@
 """Run Redis's own test suite (7.0.15) against a fresh kvstore and a fresh redis-server per
 test file and mode, and compare kvstore's passes with redis-server's (stdlib only).
 
+Modes: ``singledb`` and ``multidb`` run the helper against a server the runner starts
+(``--host``/``--port``, with and without ``--singledb``); ``own`` runs the files tagged
+``external:skip`` the way the suite runs by itself: its harness starts ``src/redis-server
+CONFIGFILE`` for every ``start_server`` block, where src/redis-server is the real one or, for
+kvstore, a script running tests/redis_suite/launcher.py.
+
 Every (file, mode, server) run is independent: its own copy of the patched suite, its own
-server on its own loopback port with its own data directory, its own helper process group,
-all stopped by PID when the run ends, fails or is interrupted.
+server(s) on its own loopback ports with their own data directories, its own helper process
+group, all stopped by PID (or process group) when the run ends, fails or is interrupted.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from tests.procs import ROOT, TwistdProcess, twistd_command
 from tests.redis_suite.results import FileRun, parse_output
@@ -29,7 +35,19 @@ FILES = [
     "unit/tracking", "unit/introspection", "unit/introspection-2", "unit/querybuf", "unit/dump",
     "unit/other",
 ]
-MODES = ["singledb", "multidb"]
+# Files that start their own servers (tagged external:skip): they run in the own mode only.
+OWN_FILES = ["unit/auth", "unit/acl", "unit/acl-v2", "unit/limits", "unit/maxmemory",
+             "unit/obuf-limits"]
+OWN = "own"
+MODES = ["singledb", "multidb", OWN]
+# An own-mode helper's ports: its own (the first), then OWN_SERVER_PORTS for its servers 32
+# further on (the harness looks for its own port in the 32 below --baseport).
+OWN_SERVER_PORTS = 8
+# Own-mode tests that start a replica (SLAVEOF) without the needs:repl tag in 7.0.15: left out
+# for both servers as the tagged ones are (the first two take 40 s or more under load).
+OWN_SKIP = ["slave buffer are counted correctly", "replica buffer don't induce eviction",
+            "MASTERAUTH test with binary password"]
+OWN_BLOCK = 32 + OWN_SERVER_PORTS
 DEFAULT_KVSTORE_ARGS = "--inline-replies resp"
 # Tests that need a replica or DEBUG are left out for both servers.
 TAGS = ["--tags", "-needs:repl", "--tags", "-needs:debug"]
@@ -71,21 +89,65 @@ class Ports:
         finally:
             probe.close()
 
-    def take(self, helper: bool = False) -> int:
-        """A free port (with ``helper``, one whose port + 10000 is free too); O(range)."""
+    def take(self, helper: bool = False, count: int = 1) -> int:
+        """The first of ``count`` consecutive ports none of which this runner hands out now,
+        the first bindable right now (with ``helper``, its port + 10000 too); O(range x
+        count)."""
         with self.lock:
-            for port in range(self.low, self.high + 1):
-                if port in self.taken or not self.bindable(port):
+            for port in range(self.low, self.high - count + 2):
+                if any(each in self.taken for each in range(port, port + count)):
                     continue
-                if helper and not self.bindable(port + 10000):
+                if not self.bindable(port) or (helper and not self.bindable(port + 10000)):
                     continue
-                self.taken.add(port)
+                self.taken.update(range(port, port + count))
                 return port
-        raise RuntimeError("no free port in %d-%d" % (self.low, self.high))
+        raise RuntimeError("no %d free port(s) in %d-%d" % (count, self.low, self.high))
 
-    def give_back(self, port: int) -> None:
+    def give_back(self, port: int, count: int = 1) -> None:
         with self.lock:
-            self.taken.discard(port)
+            self.taken.difference_update(range(port, port + count))
+
+
+def pairs_to_run(files: List[str], modes: List[str]) -> List[Tuple[str, str]]:
+    """(mode, file) pairs in mode order: a file of OWN_FILES runs in the own mode only, one of
+    FILES in the other modes only, any other file named in every mode asked for."""
+    def fits(mode: str, file: str) -> bool:
+        if file in OWN_FILES:
+            return mode == OWN
+        return mode != OWN or file not in FILES
+
+    return [(mode, file) for mode in modes for file in files if fits(mode, file)]
+
+
+LAUNCHER = """#!/bin/sh
+# kvstore in place of redis-server for Redis's own-server tests (tests/redis_suite/launcher.py).
+# Written by tests/redis_suite/runner.py; exec keeps the PID the harness started.
+PYTHONPATH=%(root)s${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 exec %(python)s -c %(code)s \\
+    %(args)s -- "$@"
+"""
+LAUNCHER_CODE = ("import sys; sys.path.insert(0, %r); from tests.redis_suite.launcher import "
+                 "main; sys.exit(main())")
+TOOLS = ("redis-server", "redis-cli", "redis-benchmark")
+
+
+def install_servers(copy: str, server: str, args: List[str]) -> None:
+    """Give the suite copy a src/ the harness runs: redis-cli and redis-benchmark link to the
+    real ones; src/redis-server to the real one too, or for kvstore the launcher script
+    (running this checkout's kvstore under this interpreter with ``args``)."""
+    src = os.path.join(copy, "src")
+    os.makedirs(src, exist_ok=True)
+    for tool in TOOLS:
+        path = shutil.which(tool)
+        target = os.path.join(src, tool)
+        if tool == "redis-server" and server == "kvstore":
+            with open(target, "w") as handle:
+                handle.write(LAUNCHER % {
+                    "root": shlex.quote(ROOT), "python": shlex.quote(sys.executable),
+                    "code": shlex.quote(LAUNCHER_CODE % (ROOT,)),
+                    "args": " ".join(shlex.quote(arg) for arg in args)})
+            os.chmod(target, 0o755)
+        elif path is not None:
+            os.symlink(os.path.realpath(path), target)
 
 
 class Processes:
@@ -155,20 +217,6 @@ def drop_option(args: List[str], option: str) -> List[str]:
     return kept
 
 
-def wait_for_port(port: int, process, seconds: float = 30.0) -> None:
-    """Poll until something accepts on 127.0.0.1:port (short waits: this is a tool)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("server exited with status %s" % (process.returncode,))
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nothing listens on port %d after %.0f s" % (port, seconds))
-
-
 class Job:
     """One run of the helper on one test file, in one mode, against one server."""
 
@@ -180,11 +228,52 @@ class Job:
         return "%s-%s-%s-%d" % (self.mode, self.file.replace("/", "_"), self.server, self.attempt)
 
 
-class _Server:
-    """A redis-server Popen in the shape of a TwistdProcess (``process``)."""
+class LoggedServer:
+    """A server we started (redis-server), its log read by a thread (``log``), so that its
+    start is awaited on its "Ready to accept connections" line rather than by polling."""
 
-    def __init__(self, process) -> None:
-        self.process = process
+    READY = b"Ready to accept connections"
+
+    def __init__(self, command: List[str], cwd: str) -> None:
+        self.process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: List[bytes] = []
+        self.changed = threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in iter(self.process.stdout.readline, b""):
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append(b"")  # the end of the log
+            self.changed.notify_all()
+
+    @property
+    def log(self) -> str:
+        return b"".join(self.lines).decode("utf-8", "replace")
+
+    def ready(self) -> bool:
+        return any(self.READY in line for line in self.lines)
+
+    def wait_ready(self, seconds: float = 30.0) -> None:
+        """Wait (on the reader's condition, no polling) until the server logs that it accepts
+        connections; RuntimeError if it exits or is silent for ``seconds``."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.ready() or (self.lines and not self.lines[-1]),
+                                  seconds)
+            if self.ready():
+                return
+        raise RuntimeError("the server %s:\n%s" % (
+            "exited" if self.lines and not self.lines[-1] else
+            "not ready after %.0f s" % (seconds,), self.log))
+
+    def close(self) -> None:
+        """After the process has ended: let the reader reach the end of the log."""
+        self.reader.join(10)
+        self.process.stdout.close()
 
 
 class Runner:
@@ -216,6 +305,9 @@ class Runner:
         os.makedirs(where)
         copy = os.path.join(where, "redis-tests")
         shutil.copytree(self.suite, copy)
+        if job.mode == OWN:  # the harness starts (and stops) the servers itself
+            install_servers(copy, job.server, self.kvstore_args)
+            return self._helper(job, None, copy, where)
         port = self.ports.take()
         server = None
         try:
@@ -234,8 +326,9 @@ class Runner:
         finally:
             if server is not None:
                 self._stop(server.process)
-                if isinstance(server, TwistdProcess):
-                    self._write(where, "kvstore.log", server.log)
+                if isinstance(server, LoggedServer):
+                    server.close()
+                self._write(where, "%s.log" % (job.server,), server.log)
             self.ports.give_back(port)
 
     def _start(self, kind: str, port: int, where: str):
@@ -250,17 +343,18 @@ class Runner:
                 self._write(where, "kvstore.log", process.log)
                 raise
             return process
-        log = open(os.path.join(where, "redis-server.log"), "wb")
+        server = LoggedServer(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", where], cwd=where)
+        self.processes.add(server.process)
         try:
-            process = subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--daemonize", "no", "--dir", where],
-                cwd=where, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        finally:
-            log.close()
-        self.processes.add(process)
-        wait_for_port(port, process)
-        return _Server(process)
+            server.wait_ready()
+        except RuntimeError:
+            self._stop(server.process)
+            server.close()
+            self._write(where, "redis.log", server.log)
+            raise
+        return server
 
     def _stop(self, process) -> None:
         """SIGTERM the server by PID, SIGKILL it if it lingers, reap it."""
@@ -278,15 +372,13 @@ class Runner:
             with open(os.path.join(where, name), "w") as handle:
                 handle.write(text)
 
-    def _helper(self, job: Job, port: int, copy: str, where: str) -> FileRun:
-        """Run tclsh test_helper.tcl for the job's file in its own process group, killed as a
-        group after ``file_timeout`` seconds of wall-clock time."""
-        base = self.ports.take(helper=True)
-        command = ["tclsh", "tests/test_helper.tcl", "--host", "127.0.0.1", "--port", str(port),
-                   "--single", job.file, "--durable", "--timeout", str(self.helper_timeout),
-                   "--baseport", str(base + 32), "--portcount", "1"] + TAGS
-        if job.mode == "singledb":
-            command.insert(6, "--singledb")
+    def _helper(self, job: Job, port: Optional[int], copy: str, where: str) -> FileRun:
+        """Run tclsh test_helper.tcl for the job's file in its own process group (with the
+        servers an own-mode harness starts), killed as a group after ``file_timeout`` seconds
+        of wall-clock time."""
+        count = OWN_BLOCK if job.mode == OWN else 1
+        base = self.ports.take(helper=True, count=count)
+        command = helper_command(job, port, base, self.helper_timeout)
         output_path = os.path.join(where, "helper.out")
         env = dict(os.environ, TERM="dumb")
         timed_out = False
@@ -304,7 +396,7 @@ class Runner:
                 _kill(helper, True)
                 self.processes.remove(helper)
         finally:
-            self.ports.give_back(base)
+            self.ports.give_back(base, count)
         with open(output_path, errors="replace") as handle:
             run = parse_output(handle.read(), job.file, job.mode)
         if timed_out:
@@ -314,6 +406,24 @@ class Runner:
             run.aborted = "the helper exited with status %s before the file ended" % (
                 helper.returncode,)
         return run
+
+
+def helper_command(job: Job, port: Optional[int], base: int, timeout: int) -> List[str]:
+    """tclsh's argv for a job: against the server on ``port``, or (own mode) one test client
+    starting servers on ports base + 32 .. base + 32 + OWN_SERVER_PORTS - 1; the helper's own
+    port is ``base``."""
+    command = ["tclsh", "tests/test_helper.tcl"]
+    if job.mode == OWN:
+        command += ["--clients", "1", "--dont-clean"]  # servers' logs stay in the scratch
+        for name in OWN_SKIP:
+            command += ["--skiptest", name]
+    else:
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+        command += ["--singledb"] if job.mode == "singledb" else []
+    command += ["--single", job.file, "--durable", "--timeout", str(timeout),
+                "--baseport", str(base + 32),
+                "--portcount", str(OWN_SERVER_PORTS if job.mode == OWN else 1)]
+    return command + TAGS
 
 
 def kvstore_args(text: Optional[str], log=print) -> List[str]:

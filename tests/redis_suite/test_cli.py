@@ -6,15 +6,20 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.redis_suite.cli import EXPECTED, measure, parse_args
 from tests.redis_suite.results import FileRun, parse_expected
-from tests.redis_suite.runner import FILES, MODES
+from tests.redis_suite.runner import FILES, MODES, OWN_FILES
 
 
 class ParseArgsTests(SynchronousTestCase):
     def test_defaults(self):
-        """By default every file runs in both modes, two at a time, against expected.txt."""
+        """By default every file runs in its modes (singledb and multidb, or own), two at a
+        time, against expected.txt."""
         args = parse_args([])
-        self.assertEqual(args.files, FILES)
-        self.assertEqual(args.modes, MODES)
+        self.assertEqual(args.files, FILES + OWN_FILES)
+        self.assertEqual(args.modes, ["singledb", "multidb", "own"])
+        self.assertEqual(MODES, args.modes)
+        self.assertEqual(len(args.pairs), 2 * len(FILES) + len(OWN_FILES))
+        self.assertIn(("own", "unit/acl"), args.pairs)
+        self.assertNotIn(("singledb", "unit/acl"), args.pairs)
         self.assertEqual((args.jobs, args.ports, args.expected), (2, (16100, 16199), EXPECTED))
         self.assertIsNone(args.kvstore_args)
 
@@ -29,6 +34,13 @@ class ParseArgsTests(SynchronousTestCase):
     def test_unknown_mode(self):
         """An unknown mode is a usage error."""
         self.assertRaises(SystemExit, parse_args, ["--modes", "cluster"])
+
+    def test_own_mode(self):
+        """--modes own runs the own-server files only; asking for an own-server file in an
+        external mode alone runs nothing, a usage error."""
+        args = parse_args(["--modes", "own", "--files", "acl, limits quit"])
+        self.assertEqual(args.pairs, [("own", "unit/acl"), ("own", "unit/limits")])
+        self.assertRaises(SystemExit, parse_args, ["--modes", "singledb", "--files", "auth"])
 
 
 class _FakeRunner:
@@ -74,3 +86,17 @@ class MeasureTests(SynchronousTestCase):
         self.assertEqual(broken, [("singledb", g)])
         self.assertEqual(runner.jobs[-1], ("kvstore", "singledb", f, 2))
         self.assertEqual(len(runner.jobs), 5)
+
+    def test_own_mode_runs(self):
+        """An own-mode file runs once per server in the own mode and is judged there."""
+        runner = _FakeRunner({
+            ("kvstore", "own", "unit/acl", 1): _file_run("own", "unit/acl", [("a", "err")]),
+            ("redis", "own", "unit/acl", 1): _file_run("own", "unit/acl", [("a", "ok")]),
+        })
+        args = parse_args(["--files", "acl", "--jobs", "1"])
+        expected = parse_expected("own\tunit/acl\ta\tfail\tx\n")
+        outcomes, flaky, broken = measure(args, runner, expected)
+        self.assertEqual([(o.mode, o.name, o.status) for o in outcomes], [("own", "a", "fail")])
+        self.assertEqual(sorted(runner.jobs), [("kvstore", "own", "unit/acl", 1),
+                                               ("redis", "own", "unit/acl", 1)])
+        self.assertEqual((flaky, broken), ([], []))

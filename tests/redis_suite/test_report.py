@@ -48,3 +48,10 @@ class ReportTests(SynchronousTestCase):
                       "- three: `ERR y` *(redis-server fails it too)*\n", text)
         self.assertIn("#### unit/a (multidb): 2\n\n- 2 test(s) not reached (exception in file: "
                       "ERR z): one; two\n", text)
+
+    def test_markdown_own_mode(self):
+        """Failing tests of the own mode are listed like the other modes'."""
+        text = markdown(OUTCOMES + [Outcome("own", "unit/b", "four", FAIL, "ERR w", True)], 1,
+                        [])
+        self.assertIn("| own | unit/b | 1 | 0 | 0.0% |", text)
+        self.assertIn("#### unit/b (own): 1\n\n- four: `ERR w`\n", text)

@@ -1,18 +1,22 @@
-"""Tests of the runner's pieces: the patched copy, ports, kvstore options and the hard timeout."""
+"""Tests of the runner's pieces: the patched copy, ports, kvstore options, the own mode's
+servers and helper command, the awaited server start and the hard timeout."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from unittest import skipIf
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.procs import ROOT
 from tests.redis_suite.runner import (
-    DEFAULT_KVSTORE_ARGS, Job, Ports, Runner, drop_option, kvstore_accepts, kvstore_args,
-    prepare_suite)
+    DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, OWN_SKIP, TAGS, Job,
+    LoggedServer, Ports, Runner, drop_option, helper_command, install_servers, kvstore_accepts,
+    kvstore_args, pairs_to_run, prepare_suite)
 
 SERVER_TCL = "proc start {} {\n    r flushall\n    r function flush\n}\n"
 
@@ -88,6 +92,102 @@ class PortsTests(SynchronousTestCase):
         self.assertEqual(ports.take(), port + 1)
 
 
+class PortBlockTests(SynchronousTestCase):
+    def test_block(self):
+        """A block of ports is handed out whole, never overlapping ports taken, and given
+        back whole."""
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        low = probe.getsockname()[1]
+        probe.close()
+        if low + 5 > 65535 or not all(Ports.bindable(p) for p in range(low, low + 6)):
+            self.skipTest("the neighbouring ports are busy")
+        ports = Ports(low, low + 5)
+        self.assertEqual(ports.take(), low)
+        self.assertEqual(ports.take(count=3), low + 1)
+        self.assertRaises(RuntimeError, ports.take, count=3)
+        ports.give_back(low + 1, 3)
+        ports.give_back(low)
+        self.assertEqual(ports.take(count=6), low)
+
+
+class OwnModeTests(SynchronousTestCase):
+    def test_pairs(self):
+        """Own-server files run in the own mode only, the other listed files in the external
+        modes only, and a file in neither list in every mode asked for."""
+        self.assertEqual(pairs_to_run(["unit/quit", "unit/acl", "unit/new"],
+                                      ["singledb", "own"]),
+                         [("singledb", "unit/quit"), ("singledb", "unit/new"),
+                          ("own", "unit/acl"), ("own", "unit/new")])
+        self.assertFalse(set(FILES) & set(OWN_FILES))
+
+    def test_helper_command(self):
+        """Own mode runs one test client starting its servers 32 ports above the helper's own
+        port, the replica tests left out; the external modes name the server, with
+        --singledb in singledb."""
+        own = helper_command(Job("kvstore", "unit/acl", OWN), None, 16100, 60)
+        self.assertEqual(own[:5], ["tclsh", "tests/test_helper.tcl", "--clients", "1",
+                                   "--dont-clean"])
+        self.assertEqual(own[own.index("--baseport") + 1], "16132")
+        self.assertEqual(own[own.index("--portcount") + 1], str(OWN_SERVER_PORTS))
+        self.assertEqual(OWN_BLOCK, 32 + OWN_SERVER_PORTS)
+        self.assertNotIn("--host", own)
+        self.assertEqual(own.count("--skiptest"), len(OWN_SKIP))
+        self.assertEqual(own[-len(TAGS):], TAGS)
+        single = helper_command(Job("redis", "unit/quit", "singledb"), 7000, 16100, 60)
+        self.assertEqual(single[2:7], ["--host", "127.0.0.1", "--port", "7000", "--singledb"])
+        self.assertEqual(single[single.index("--portcount") + 1], "1")
+        multi = helper_command(Job("redis", "unit/quit", "multidb"), 7000, 16100, 60)
+        self.assertNotIn("--singledb", multi)
+
+    def test_install_redis(self):
+        """For redis-server runs src/ links to the real redis-server and redis-cli."""
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        install_servers(root, "redis", [])
+        for tool in ("redis-server", "redis-cli"):
+            if shutil.which(tool):
+                self.assertEqual(os.path.realpath(os.path.join(root, "src", tool)),
+                                 os.path.realpath(shutil.which(tool)))
+
+    def test_install_kvstore(self):
+        """For kvstore runs src/redis-server is an executable script that execs the launcher
+        from this checkout under this interpreter, with the runner's kvstore options."""
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        install_servers(root, "kvstore", ["--inline-replies", "resp"])
+        path = os.path.join(root, "src", "redis-server")
+        self.assertFalse(os.path.islink(path))
+        self.assertTrue(os.access(path, os.X_OK))
+        with open(path) as handle:
+            text = handle.read()
+        self.assertTrue(text.startswith("#!/bin/sh\n"))
+        for part in (" exec " + sys.executable, "tests.redis_suite.launcher", ROOT,
+                     '--inline-replies resp -- "$@"'):
+            self.assertIn(part, text)
+
+
+class LoggedServerTests(SynchronousTestCase):
+    def test_ready_line(self):
+        """The start is awaited on the server's ready line, its log kept."""
+        server = LoggedServer(["sh", "-c", "echo starting; echo '* Ready to accept "
+                                           "connections'; exec cat"], cwd=ROOT)
+        self.addCleanup(server.close)
+        self.addCleanup(server.process.wait)
+        self.addCleanup(server.process.kill)
+        server.wait_ready(30)
+        self.assertIn("starting\n", server.log)
+
+    def test_exit_before_ready(self):
+        """A server exiting before it is ready is a RuntimeError with its log."""
+        server = LoggedServer(["sh", "-c", "echo cannot bind; exit 1"], cwd=ROOT)
+        self.addCleanup(server.close)
+        error = self.assertRaises(RuntimeError, server.wait_ready, 30)
+        self.assertIn("exited", str(error))
+        self.assertIn("cannot bind", str(error))
+        self.assertEqual(server.process.wait(), 1)
+
+
 @skipIf(shutil.which("tclsh") is None, "needs tclsh")
 class HardTimeoutTests(SynchronousTestCase):
     def test_hung_helper_is_killed(self):
@@ -118,8 +218,8 @@ def _alive(pid: int) -> bool:
 
 
 class _FixedPorts:
-    def take(self, helper=False):
+    def take(self, helper=False, count=1):
         return 20000
 
-    def give_back(self, port):
+    def give_back(self, port, count=1):
         pass
