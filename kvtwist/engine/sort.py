@@ -96,7 +96,9 @@ def lookup(keyspace, pattern: bytes, element: bytes):
 
 def hash_field(value, field: bytes):
     """Return ``field`` of a hash value, None when missing or when ``value`` is no hash."""
-    return None
+    if value.__class__ is bytes or value.type_name != b"hash":
+        return None
+    return value.fields.get(field)
 
 
 # -- the elements of each sortable type ---------------------------------------------------

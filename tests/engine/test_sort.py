@@ -107,6 +107,20 @@ class SortDifferentialTests(DifferentialMixin, SynchronousTestCase):
         for argv in cases:
             self.run_both(argv)
 
+    def test_hash_fields(self):
+        """BY and GET read hash fields with ``->``; a missing field, a non-hash key, a pattern
+        ending in ``->`` and a string where a hash is expected read nothing."""
+        self.setup_data()
+        for argv in ([b"hset", b"h_5", b"w", b"9", b"name", b"five"],
+                     [b"hset", b"h_3", b"w", b"4"], [b"hset", b"h_9", b"w", b"x"],
+                     [b"hset", b"h_1", b"name", b"one"], [b"set", b"s_9", b"str"],
+                     [b"sort", b"ints", b"by", b"h_*->w", b"get", b"#", b"get", b"h_*->name"],
+                     [b"sort", b"ints", b"by", b"h_*->name", b"alpha", b"desc"],
+                     [b"sort", b"ints", b"get", b"h_*->", b"get", b"s_*->w", b"get", b"h_*"],
+                     [b"sort", b"ints", b"by", b"h_*->w", b"limit", b"0", b"2"],
+                     [b"sort", b"ints", b"by", b"h_*->w", b"desc", b"limit", b"1", b"9"]):
+            self.run_both(argv)
+
     def test_nosort_hashtable_order(self):
         """BY nosort over a hashtable set gives its members in some order, as Redis."""
         self.setup_data()
