@@ -7,3 +7,5 @@ from __future__ import annotations
 import kvtwist.engine.types  # noqa: F401  (the registries, even with no family loaded)
 import kvtwist.engine.settype  # noqa: F401,E402
 import kvtwist.engine.hashtype  # noqa: F401
+import kvtwist.engine.hashtype  # noqa: F401  (hashes)
+import kvtwist.engine.zsettype  # noqa: F401  (sorted sets)

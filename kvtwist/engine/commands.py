@@ -31,8 +31,9 @@ from kvtwist.engine import (  # noqa: F401, I001
     sort,
     acl,
     t_hash,
+    t_zset, t_zsetrange, t_zsetops,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
-            t_set, sort, acl, t_hash)
+            t_set, sort, acl, t_hash, acl, t_hash, t_zset, t_zsetrange, t_zsetops)
