@@ -27,13 +27,13 @@ from kvtwist.engine import (  # noqa: F401, I001
     evict,
     objects,
     introspect,
-    t_set,
-    sort,
     acl,
     t_hash,
     t_zset, t_zsetrange, t_zsetops,
+    t_set,
+    sort,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
-            t_set, sort, acl, t_hash, acl, t_hash, t_zset, t_zsetrange, t_zsetops)
+            acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_set, sort)
