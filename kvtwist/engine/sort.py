@@ -105,15 +105,41 @@ def hash_field(value, field: bytes):
 
 
 def elements(value, dontsort: bool, desc: bool, start: int, end: int):
-    """Return ``(vector, start, end)``: the elements to sort (all of them, in the type's
-    native order), or for BY nosort over a list or sorted set only the LIMIT range, in
-    ASC/DESC order, with ``start``/``end`` moved to index that vector."""
-    if value.type_name == b"set":
+    """Return ``(vector, start, end)``: the elements to sort, in the type's native order
+    (a set's iteration order, a list's, a sorted set's members in any order); for BY
+    nosort over a list or a sorted set, only the LIMIT range in ASC/DESC order, with
+    ``start``/``end`` moved to index that vector. O(N), or O(range) (plus O(log N) for a
+    sorted set) for BY nosort over a list or sorted set."""
+    kind = value.type_name
+    if kind == b"set":
         return value.members(), start, end
+    length = len(value)
+    if kind == b"list":
+        if not dontsort:
+            return list(value.items), start, end
+        if end < start:
+            return [], 0, end - start
+        if desc:  # from index length - 1 - start towards the head
+            vector = value.range(length - 1 - end, length - 1 - start)
+            vector.reverse()
+        else:
+            vector = value.range(start, end)
+        return vector, 0, end - start
+    if kind == b"zset":
+        if not dontsort:
+            return list(value.scores), start, end
+        if end < start:
+            return [], 0, end - start
+        if desc:
+            pairs = value.items(length - 1 - end, length - start)
+            pairs.reverse()
+        else:
+            pairs = value.items(start, end + 1)
+        return [member for _, member in pairs], 0, end - start
     raise wrongtype()
 
 
-SORTABLE = (b"set",)
+SORTABLE = (b"set", b"list", b"zset")
 
 
 def _parse(argv, readonly: bool):

@@ -161,3 +161,22 @@ class SortDifferentialTests(DifferentialMixin, SynchronousTestCase):
                      b"sort abc get store store def", b"sort abc limit store x y"):
             self.run_both([b"command", b"getkeys"] + text.split())
             self.run_both([b"command", b"getkeysandflags"] + text.split())
+
+    def test_sorted_sets(self):
+        """A sorted set sorts by its members; BY nosort keeps score order (ASC/DESC, LIMIT);
+        BY and GET read hash fields for its members."""
+        for argv in ([b"zadd", b"z", b"1", b"a", b"5", b"b", b"2", b"c", b"10", b"d", b"3", b"e"],
+                     [b"zadd", b"zn", b"5", b"10", b"1", b"30", b"3", b"2", b"-inf", b"7"],
+                     [b"hset", b"h_a", b"w", b"2"], [b"hset", b"h_b", b"w", b"1"],
+                     [b"sort", b"z", b"alpha"], [b"sort", b"z"], [b"sort", b"z", b"by", b"nosort"],
+                     [b"sort", b"z", b"by", b"nosort", b"desc"],
+                     [b"sort", b"z", b"by", b"nosort", b"limit", b"1", b"2"],
+                     [b"sort", b"z", b"by", b"nosort", b"desc", b"limit", b"1", b"2"],
+                     [b"sort", b"z", b"by", b"nosort", b"limit", b"4", b"9"],
+                     [b"sort", b"z", b"by", b"nosort", b"limit", b"5", b"9"],
+                     [b"sort", b"z", b"by", b"nosort", b"limit", b"-10", b"100"],
+                     [b"sort", b"z", b"by", b"nosort", b"limit", b"0", b"0"],
+                     [b"sort", b"zn"], [b"sort", b"zn", b"desc", b"limit", b"1", b"2"],
+                     [b"sort", b"z", b"by", b"h_*->w", b"get", b"#", b"get", b"h_*->w"],
+                     [b"sort_ro", b"z", b"by", b"nosort", b"get", b"h_*->w"]):
+            self.run_both(argv)
