@@ -98,7 +98,13 @@ class SetValue(TypedValue):
     def encoding(self) -> bytes:
         return b"intset" if self.intset else b"hashtable"
 
-    def members(self) -> list:
+    @property
+    def members(self):
+        """The members, in no particular order (a live view of ``index``'s keys): O(1).
+        (ZUNION and the other sorted-set algebra read a set through it.)"""
+        return self.index.keys()
+
+    def in_order(self) -> list:
         """Return the members in Redis's iteration order (numeric for an intset): a new
         list, O(n) (O(n log n) for an intset, which has at most 512)."""
         if self.intset:

@@ -112,7 +112,7 @@ def elements(value, dontsort: bool, desc: bool, start: int, end: int):
     sorted set) for BY nosort over a list or sorted set."""
     kind = value.type_name
     if kind == b"set":
-        return value.members(), start, end
+        return value.in_order(), start, end
     length = len(value)
     if kind == b"list":
         if not dontsort:

@@ -112,7 +112,7 @@ def cmd_srem(session, argv):
 def cmd_smembers(session, argv):
     """SMEMBERS key: every member (a RESP3 set). O(N)."""
     value = session.keyspace.get_typed(argv[1], SetValue)
-    return set_reply(session, [] if value is None else value.members())
+    return set_reply(session, [] if value is None else value.in_order())
 
 
 @register("sismember", 3, "readonly fast", 1, 1, 1)
@@ -171,7 +171,7 @@ def cmd_spop(session, argv):
         else:
             # Redis draws the members that stay, then sends the rest in set order.
             stay = set(random.sample(items, remaining))
-            taken = [member for member in value.members() if member not in stay]
+            taken = [member for member in value.in_order() if member not in stay]
     keyspace.mutate(key, SetValue, SPOP, tuple(taken))
     return set_reply(session, taken)
 
@@ -206,7 +206,7 @@ def cmd_srandmember(session, argv):
                                "%d random members" % (MAX_PICKS,))
         return stream_array(random.choices(items, k=picks))
     if count >= len(items):
-        return stream_array(value.members())
+        return stream_array(value.in_order())
     return stream_array(random.sample(items, count))
 
 
@@ -245,7 +245,7 @@ def _intersection(session, keys, limit: int = 0, count_only: bool = False):
     first, others = sets[0], [value.index for value in sets[1:] if value is not sets[0]]
     found = []
     cardinality = 0
-    for member in first.members():
+    for member in first.in_order():
         for index in others:
             if member not in index:
                 break
@@ -377,7 +377,7 @@ def cmd_sscan(session, argv):
             pattern = None if argv[index + 1] == b"*" else compile_glob(argv[index + 1]).matches
         index += 2
     if value.intset:
-        cursor, members = 0, value.members()
+        cursor, members = 0, value.in_order()
     else:
         cursor, members = value.scan(cursor, count)
     if pattern is not None:

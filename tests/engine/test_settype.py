@@ -69,8 +69,8 @@ class ValueTests(SynchronousTestCase):
     def test_intset_members_in_numeric_order(self):
         """An intset lists its members in ascending numeric order, as Redis's intset."""
         value = SetValue([b"10", b"-3", b"2", b"100"])
-        self.assertEqual(value.members(), [b"-3", b"2", b"10", b"100"])
-        self.assertEqual(SetValue([b"b", b"a"]).members(), [b"b", b"a"])
+        self.assertEqual(value.in_order(), [b"-3", b"2", b"10", b"100"])
+        self.assertEqual(SetValue([b"b", b"a"]).in_order(), [b"b", b"a"])
 
     def test_nbytes(self):
         """nbytes is the members' bytes plus PER_MEMBER each, kept by every operation."""
@@ -87,7 +87,7 @@ class ValueTests(SynchronousTestCase):
         twin = value.copy()
         self.assertEqual(twin.encoding(), b"hashtable")
         apply(twin, SADD, b"2")
-        self.assertEqual(value.members(), [b"1"])
+        self.assertEqual(value.in_order(), [b"1"])
 
     def test_flat_round_trip(self):
         """flatten/from_flat round-trip through a TYPED record; empty or repeated are refused."""
@@ -340,3 +340,14 @@ class PersistenceTests(SynchronousTestCase):
             at = subprocess.run(["redis-cli", "-s", sock, "pexpiretime", key],
                                 capture_output=True).stdout.strip()
             self.assertEqual(int(at), expire or -1)
+
+
+class MembersViewTests(SynchronousTestCase):
+    """The members view the sorted-set algebra reads."""
+
+    def test_members_view(self):
+        """``members`` is a live view of the members."""
+        value = SetValue([b"a", b"b"])
+        view = value.members
+        apply(value, SADD, b"c")
+        self.assertEqual(sorted(view), [b"a", b"b", b"c"])
