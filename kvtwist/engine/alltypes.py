@@ -5,6 +5,7 @@ loader import this module. Each type family adds its value module here."""
 from __future__ import annotations
 
 import kvtwist.engine.types  # noqa: F401  (the registries, even with no family loaded)
+import kvtwist.engine.listtype  # noqa: F401  (lists)
 import kvtwist.engine.hashtype  # noqa: F401  (hashes)
 import kvtwist.engine.zsettype  # noqa: F401  (sorted sets)
 import kvtwist.engine.settype  # noqa: F401  (sets)

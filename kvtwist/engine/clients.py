@@ -62,6 +62,8 @@ def _flags(session, tracking, subscribed) -> bytes:
         flags += b"O"
     if any(subscribed):
         flags += b"P"
+    if session.blocked is not None:  # BLPOP...: engine/blocking.py
+        flags += b"b"
     if session.multi is not None:
         flags += b"x"
     if tracking is not None:
@@ -332,8 +334,8 @@ def _client_unpause(session, argv):
 def _client_unblock(session, argv):
     """CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 when a blocked client was woken, else 0.
 
-    Blocking commands register ``store.unblock(target, error)`` (returning whether the
-    target was blocked); none exist yet, so every client answers 0 as a non-blocked one.
+    engine/blocking.py installs ``store.unblock(target, error)`` (returning whether the
+    target was blocked) once a client first blocks; before that nobody is blocked.
     """
     if len(argv) > 4:
         raise subcommand_syntax(argv)

@@ -30,10 +30,13 @@ from kvtwist.engine import (  # noqa: F401, I001
     acl,
     t_hash,
     t_zset, t_zsetrange, t_zsetops,
+    t_list,
+    t_blist,
     t_set,
     sort,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
-            acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_set, sort)
+            acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_list, t_blist,
+            t_set, sort)

@@ -54,12 +54,12 @@ def cmd_copy(session, argv):
             replace = True
         elif option == b"db" and index + 1 < len(argv):
             target_db = parse_int(argv[index + 1])
+            if not 0 <= target_db < session.store.databases.count:
+                raise CommandError(OUT_OF_RANGE)  # at once, before later options (as Redis)
             index += 1
         else:
             raise CommandError(SYNTAX)
         index += 1
-    if not 0 <= target_db < session.store.databases.count:
-        raise CommandError(OUT_OF_RANGE)
     source, target = session.keyspace, session.store.databases[target_db]
     if target is source and argv[1] == argv[2]:
         raise CommandError(SAME_OBJECT)

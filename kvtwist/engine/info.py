@@ -30,32 +30,16 @@ SECTIONS = ("server", "clients", "memory", "persistence", "stats", "replication"
 NOT_DEFAULT = frozenset(["commandstats", "latencystats"])
 TITLES = {"cpu": "CPU"}
 
-_SAMPLE = 256  # keys sampled to estimate the keyspace's memory
-_DICT_SLOT = 48  # bytes a dict entry costs beyond its key and value objects (CPython)
-_PYPY_OBJECT = 40  # a bytes object's header where sys.getsizeof does not exist (PyPy)
+def _blocked_clients(store) -> int:
+    blocking = getattr(store, "blocking", None)  # engine/blocking.py, once a client blocks
+    return 0 if blocking is None else blocking.count()
 
 
-def _size(value) -> int:
-    try:
-        return sys.getsizeof(value)
-    except TypeError:  # PyPy
-        return len(value) + _PYPY_OBJECT
-
-
-def used_memory(keyspaces) -> int:
-    """Estimate the bytes the data takes: keys, values, expiries, from a sample.
-
-    O(256) per database: the mean size of up to 256 entries times the number of keys.
-    """
-    total = 0
-    for keyspace in keyspaces:
-        data = keyspace.data
-        if not data:
-            continue
-        sample = list(itertools.islice(data.items(), _SAMPLE))
-        each = sum(_size(key) + _size(value) for key, value in sample) / len(sample)
-        total += int(len(data) * (each + _DICT_SLOT) + len(keyspace.expires) * (_DICT_SLOT + 32))
-    return total
+def used_memory(store) -> int:
+    """Return the estimated bytes of the data: the meter maxmemory compares with (keys,
+    values, typed values' own estimates and a per-key overhead; see keyspace.Meter). O(1)."""
+    databases = getattr(store, "databases", None)
+    return databases.meter.used if databases is not None else 0
 
 
 def human(size: int) -> str:
@@ -107,7 +91,7 @@ def _run_id(store) -> str:
 
 
 def _memory(store, keyspaces) -> list:
-    used = used_memory(keyspaces)
+    used = used_memory(store)
     provider = getattr(store, "rss_provider", None)
     rss = provider() if provider is not None else 0
     peak = max(getattr(store, "used_memory_peak", 0), used)
@@ -259,7 +243,7 @@ def _section(store, name: str, keyspaces) -> list:
         return _server(store)
     if name == "clients":
         return [("connected_clients", len(store.clients)), ("cluster_connections", 0),
-                ("blocked_clients", 0),
+                ("blocked_clients", _blocked_clients(store)),
                 ("tracking_clients", len(_tracker_field(store, "tracking", ())))]
     if name == "memory":
         return _memory(store, keyspaces)

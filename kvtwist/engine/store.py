@@ -72,6 +72,7 @@ class Store:
         self.pause_end = 0.0
         self.maxmemory = 0  # bytes (CONFIG maxmemory); 0: no limit (see engine/evict.py)
         self.evictor = None
+        self.blocking = None  # blocked clients (engine/blocking.py), once one blocks
 
     def set_journal(self, journal) -> None:
         """Use ``journal`` from now on and log every keyspace effect to it.
@@ -142,6 +143,8 @@ class Store:
     def drop_session(self, session: "Session") -> None:
         """Forget a closed connection's Session."""
         self.clients.pop(session.id, None)
+        if self.blocking is not None:  # a blocked client that goes away loses nothing
+            self.blocking.cancel(session)
         pubsub = getattr(self, "pubsub", None)
         if pubsub is not None:  # a gone client's subscriptions end (NUMSUB, NUMPAT)
             pubsub.leave_all(session)
@@ -179,6 +182,7 @@ class Session:
 
     table = TABLE
     no_touch = False  # CLIENT NO-TOUCH ON: reads leave keys' access times alone (objects.py)
+    blocked = None  # the blocking.Blocked this client waits on (BLPOP...), if any
 
     def __init__(self, store: Store, id: int = 0, peer: str = "") -> None:
         self.store = store
@@ -277,4 +281,6 @@ class Session:
             store.tracker.after_command(self, command, argv)
         if store.monitors:  # MONITOR sees each command after it ran, as Redis's call()
             store.feed_monitors(self, command, argv)
+        if store.blocking is not None and store.blocking.ready and not self.in_exec:
+            store.blocking.serve_ready()  # after the command (EXEC: after all), as Redis
         return reply

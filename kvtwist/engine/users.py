@@ -47,10 +47,19 @@ class Auth:
 
     @property
     def denied(self) -> int:
-        """Failed logins so far (INFO's acl_access_denied_auth)."""
-        return self._log.denied[AUTH] if self._log is not None else 0
+        """Failed logins so far (INFO's acl_access_denied_auth): the store's ACL LOG counts
+        them; an Auth without one (kvproxy's) counts its own."""
+        return self._log.denied[AUTH] if self._log is not None else self._denied
+
+    @denied.setter
+    def denied(self, value: int) -> None:
+        if self._log is not None:
+            self._log.denied[AUTH] = value
+        else:
+            self._denied = value
 
     _log = None
+    _denied = 0
 
     def set_password(self, password: bytes) -> None:
         """Make ``password`` the default user's only one (empty: nopass), as requirepass does.

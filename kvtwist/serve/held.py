@@ -14,6 +14,7 @@ from collections import deque
 
 from kvtwist.engine.clients import pause_applies
 from kvtwist.engine.monitor import REPLICA_KEYSPACE, monitor_refuses
+from kvtwist.serve.blocking import Blocked, deferred_reply
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import (
     NO_REPLY, Error, Push, to_resp, to_resp3, to_resp3_push, to_text)
@@ -59,6 +60,8 @@ class HeldRequests:
         mode = getattr(session, "reply_mode", ON)
         if reply.__class__ is Push:
             return reply  # pub/sub confirmations are pushes: REPLY OFF does not stop them
+        if mode != ON and reply.__class__ is Blocked:
+            deferred_reply(self, reply)  # silenced, but what follows it must still resume
         if mode == b"off":
             return NO_REPLY
         if mode == b"skipping":
@@ -74,8 +77,8 @@ class HeldRequests:
     def _serve(self, argv, render) -> None:
         """Run one request now, or hold it behind others or while a pause applies."""
         store = self._control
-        if self._held or (store.pause_mode is not None
-                          and pause_applies(store, self.session, argv)):
+        if self._held or getattr(self.session, "blocked", None) is not None or (
+                store.pause_mode is not None and pause_applies(store, self.session, argv)):
             self._hold(argv, render)
             return
         self._run(argv, self._render_for(render))
@@ -124,6 +127,8 @@ class HeldRequests:
         store = self._control
         while held and not self._closing:
             argv, render = held[0]
+            if getattr(self.session, "blocked", None) is not None:
+                return  # a blocking command waits: the rest once it is served
             if argv is None:  # a protocol error read after held requests
                 held.popleft()
                 self._chunk.parts.append(b"-ERR %s\r\n" % str(render).encode("utf-8"))
@@ -145,6 +150,7 @@ class HeldRequests:
         session = self.session
         store = self._control
         self._slow = bool(self._held) or getattr(session, "reply_mode", ON) != ON or (
+            getattr(session, "blocked", None) is not None) or (
             bool(store.monitors) and session in store.monitors)
 
     def resume(self) -> None:

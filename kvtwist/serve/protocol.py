@@ -16,6 +16,7 @@ from kvtwist.wire.replies import (NO_REPLY, OK, Error, Streamed, resp_pieces, te
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import ReplyStream
 from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
+from kvtwist.serve.blocking import Blocked, deferred_reply
 
 TEXT, RESP, JSON = "text", "resp", "json"
 
@@ -135,6 +136,8 @@ class KVProtocol(HeldRequests, protocol.Protocol):
                 else:
                     # HELLO may switch the session to RESP3 mid-read, so ask each time.
                     render = to_resp3 if getattr(session, "protocol", 2) == 3 else to_resp
+                    if reply.__class__ is Blocked:  # BLPOP... waits (serve/blocking.py)
+                        reply = deferred_reply(self, reply)
                     if isinstance(reply, Deferred):
                         self._add_deferred(reply, render)
                     elif reply.__class__ is Streamed:
@@ -298,6 +301,8 @@ class KVProtocol(HeldRequests, protocol.Protocol):
         before = journal.appended
         session = self.session
         reply = self._execute(session, argv)
+        if reply.__class__ is Blocked:
+            reply = deferred_reply(self, reply)
         if reply is NO_REPLY:
             pass
         elif isinstance(reply, Deferred):

@@ -102,6 +102,10 @@ class MoveCopyTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(self.error("copy", "a", "b", "db", "x"),
                          "ERR value is not an integer or out of range")
         self.assertEqual(self.error("copy", "a", "b", "bogus"), "ERR syntax error")
+        # Options are checked in order, the DB index as soon as it is read (as Redis).
+        self.assertEqual(self.error("copy", "a", "b", "db", "16", "bogus"),
+                         "ERR DB index is out of range")
+        self.assertEqual(self.error("copy", "a", "b", "bogus", "db", "16"), "ERR syntax error")
 
 
 class SwapFlushTests(SessionMixin, SynchronousTestCase):

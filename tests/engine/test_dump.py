@@ -154,8 +154,8 @@ class RestoreTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(seen, [(b"bar", 1000, -1), (b"bar", -1, 100)])
 
     def test_other_types_are_refused(self):
-        """A valid payload of another type (here a list from redis-server) is Bad data format."""
-        payload = bytes.fromhex("1201020c0c00000002008161020101ff0a0094962b23ac17aa85")
+        """A valid payload of another type (here a set from redis-server) is Bad data format."""
+        payload = bytes.fromhex("0202017901780a000cdf6b3db330bcf0")
         self.assertEqual(self.error("restore", "k", "0", payload), "ERR Bad data format")
 
 

@@ -104,6 +104,14 @@ class InfoTests(SessionMixin, SynchronousTestCase):
         self.assertGreater(used, 10000)
         self.assertIn(b"used_memory_rss:5242880\r\nused_memory_rss_human:5.00M\r\n", text)
 
+    def test_memory_is_the_maxmemory_figure(self):
+        """used_memory is the figure maxmemory compares with, typed values' sizes included."""
+        self.call("hset", "h", *["f%d" % i for i in range(2000)])
+        text = self.call("info", "memory")
+        used = int(text.split(b"used_memory:")[1].split(b"\r\n")[0])
+        self.assertEqual(used, self.store.databases.meter.used)
+        self.assertGreater(used, 1000 * 10)
+
     def test_instantaneous_ops(self):
         """instantaneous_ops_per_sec averages the rates sampled by store.stats.sample."""
         stats = self.store.stats

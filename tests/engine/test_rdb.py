@@ -264,12 +264,6 @@ class LoadTests(SynchronousTestCase):
             error = self.assertRaises(rdb.BadPayload, rdb.load, payload(body))
             self.assertEqual(str(error), "ERR Bad data format", body)
 
-    def test_other_types_are_bad_data_format_for_now(self):
-        """A valid list payload is refused as bad data."""
-        for hexed in ("1201020c0c00000002008161020101ff0a0094962b23ac17aa85",):
-            error = self.assertRaises(rdb.BadPayload, rdb.load, bytes.fromhex(hexed))
-            self.assertEqual(str(error), "ERR Bad data format")
-
     def test_redis_quirks(self):
         """As in Redis: bytes after the value are ignored, a string may read into the footer,
         and an LZF string of declared length 0 is empty whatever its compressed bytes."""

@@ -1,0 +1,49 @@
+"""Blocked clients in the serve layer: a blocking command's reply as a Deferred, held until
+the pop made for the client is durable, and the client's later requests held meanwhile.
+
+The engine (kvtwist/engine/blocking.py) answers a blocking command that must wait with a
+``Blocked``; the protocol hands it to ``deferred_reply``, which returns the Deferred it
+waits on as on any other deferred reply (serve/protocol.py keeps replies in order). When
+the engine serves the client (a push woke it, its timeout ran out, CLIENT UNBLOCK), the
+reply is sent only once the journal has acknowledged the pop made for it
+(``Blocked.seq``), the same guarantee every reply to a write has; if the disk refused
+that write, the pop was rolled back (the element is still in the list) and the client
+gets the "persistence failed" error instead. Requests the client sent after the blocking
+command wait in the connection's held queue (serve/held.py) while ``session.blocked`` is
+set, and are served once it is not, in the next reactor turn, as Redis serves an
+unblocked client's pending input.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+
+from kvtwist.engine.blocking import Blocked
+from kvtwist.wire.replies import Error
+
+__all__ = ["Blocked", "deferred_reply"]
+
+
+def deferred_reply(protocol, blocked: Blocked) -> Deferred:
+    """Return the Deferred reply of ``blocked`` for ``protocol``'s connection."""
+    d = Deferred()
+    journal = protocol._journal
+
+    def acked(failure_for, blocked: Blocked) -> None:
+        reason = failure_for(blocked.seq)
+        if reason is None:
+            d.callback(blocked.reply)
+        else:
+            d.callback(Error("ERR persistence failed: %s" % (reason,)))
+
+    def resolved(blocked: Blocked) -> None:
+        # The requests held behind the blocking one run in the next turn; the store's clock
+        # is the reactor (a Clock in tests).
+        protocol._store.clock.callLater(0, protocol.resume)
+        if blocked.seq:
+            journal.on_acked(blocked.seq, acked, blocked)
+        else:
+            d.callback(blocked.reply)
+
+    blocked.add_callback(resolved)
+    return d
