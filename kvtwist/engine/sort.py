@@ -21,6 +21,7 @@ import re
 
 from kvtwist.engine import events
 from kvtwist.engine.keyspace import DEL, SET as SET_EFFECT
+from kvtwist.engine.listtype import ListValue
 from kvtwist.engine.table import SYNTAX, c_lower, parse_int, register
 from kvtwist.engine.types import wrongtype
 from kvtwist.wire.replies import CommandError
@@ -259,11 +260,13 @@ def sort_generic(session, argv, readonly: bool):
 
 
 def store_list(keyspace, destination: bytes, items: list) -> int:
-    """Write ``items`` to ``destination`` as a new list, or delete it when there are none."""
+    """Write ``items`` to ``destination`` as a new list (no expiry), or delete it when there
+    are none; return how many. O(len(items))."""
     if not items:
         keyspace.delete(destination)
         return 0
-    raise CommandError("ERR SORT ... STORE needs the list type, which this kvstore lacks")
+    keyspace.set(destination, ListValue(items), 0)
+    return len(items)
 
 
 @register("sort", -2, "write denyoom movablekeys", 1, 1, 1)

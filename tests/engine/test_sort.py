@@ -103,7 +103,9 @@ class SortDifferentialTests(DifferentialMixin, SynchronousTestCase):
                  [b"sort", b"ints", b"by", b"nosort", b"desc"],
                  [b"sort", b"none", b"store", b"d"], [b"sort", b"ints", b"limit", b"9", b"9",
                                                       b"store", b"d"], [b"exists", b"d"],
-                 [b"sort", b"ints", b"by", b"nosort", b"get", b"v_*"]]
+                 [b"sort", b"ints", b"by", b"nosort", b"get", b"v_*"],
+                 [b"sort", b"ints", b"by", b"nosort", b"store", b"d"],
+                 [b"lrange", b"d", b"0", b"-1"]]
         for argv in cases:
             self.run_both(argv)
 
@@ -179,4 +181,50 @@ class SortDifferentialTests(DifferentialMixin, SynchronousTestCase):
                      [b"sort", b"zn"], [b"sort", b"zn", b"desc", b"limit", b"1", b"2"],
                      [b"sort", b"z", b"by", b"h_*->w", b"get", b"#", b"get", b"h_*->w"],
                      [b"sort_ro", b"z", b"by", b"nosort", b"get", b"h_*->w"]):
+            self.run_both(argv)
+
+
+class SortTypesDifferentialTests(DifferentialMixin, SynchronousTestCase):
+    """SORT over lists and sorted sets, BY/GET on hash fields, STORE writing a list."""
+
+    run_both = SortDifferentialTests.run_both
+
+    def test_lists_zsets_hashes_store(self):
+        """Native orders with BY nosort (ASC/DESC, LIMIT), sorted sets by member, hash fields
+        in BY and GET, and STORE's list (GET misses stored as empty strings)."""
+        setup = [[b"rpush", b"l", b"3", b"1", b"20", b"-4", b"1", b"0x8"],
+                 [b"zadd", b"z", b"1", b"a", b"5", b"b", b"2", b"c", b"10", b"d", b"3", b"e"],
+                 [b"zadd", b"zn", b"5", b"10", b"1", b"30", b"3", b"2"],
+                 [b"hset", b"h_3", b"w", b"9", b"name", b"three"],
+                 [b"hset", b"h_1", b"w", b"4"], [b"hset", b"h_20", b"w", b"x"],
+                 [b"set", b"s_-4", b"1"], [b"hset", b"h_a", b"w", b"2"],
+                 [b"hset", b"h_b", b"w", b"1"]]
+        cases = [[b"sort", b"l"], [b"sort", b"l", b"desc"], [b"sort", b"l", b"alpha"],
+                 [b"sort", b"l", b"by", b"nosort"], [b"sort", b"l", b"by", b"nosort", b"desc"],
+                 [b"sort", b"l", b"by", b"nosort", b"limit", b"1", b"3"],
+                 [b"sort", b"l", b"by", b"nosort", b"desc", b"limit", b"1", b"3"],
+                 [b"sort", b"l", b"by", b"nosort", b"limit", b"9", b"3"],
+                 [b"sort", b"l", b"by", b"nosort", b"limit", b"-3", b"2"],
+                 [b"sort", b"z", b"alpha"], [b"sort", b"z", b"by", b"nosort"],
+                 [b"sort", b"z", b"by", b"nosort", b"desc"],
+                 [b"sort", b"z", b"by", b"nosort", b"limit", b"1", b"2"],
+                 [b"sort", b"z", b"by", b"nosort", b"desc", b"limit", b"1", b"2"],
+                 [b"sort", b"z", b"by", b"nosort", b"limit", b"4", b"9"], [b"sort", b"zn"],
+                 [b"sort", b"zn", b"desc"], [b"sort", b"z"],
+                 [b"sort", b"l", b"by", b"h_*->w"], [b"sort", b"l", b"by", b"h_*->w", b"alpha"],
+                 [b"sort", b"l", b"by", b"h_*->w", b"get", b"#", b"get", b"h_*->name",
+                  b"get", b"h_*->", b"get", b"s_*"],
+                 [b"sort", b"z", b"by", b"h_*->w", b"get", b"h_*->w"],
+                 [b"sort", b"l", b"by", b"h_*"], [b"sort", b"l", b"get", b"h_*"],
+                 [b"sort", b"l", b"store", b"dst"], [b"lrange", b"dst", b"0", b"-1"],
+                 [b"type", b"dst"], [b"sort", b"l", b"get", b"h_*->name", b"store", b"dst"],
+                 [b"lrange", b"dst", b"0", b"-1"], [b"sort", b"z", b"by", b"nosort",
+                                                    b"store", b"dst"],
+                 [b"lrange", b"dst", b"0", b"-1"], [b"sadd", b"st", b"b", b"a", b"c"],
+                 [b"sort", b"st", b"by", b"nosort", b"store", b"dst"],
+                 [b"lrange", b"dst", b"0", b"-1"], [b"sort", b"nothing", b"store", b"dst"],
+                 [b"exists", b"dst"], [b"sort", b"l", b"store", b"dst"],
+                 [b"expire", b"dst", b"100"], [b"sort", b"l", b"store", b"dst"],
+                 [b"ttl", b"dst"], [b"sort", b"h_3"]]
+        for argv in setup + cases:
             self.run_both(argv)
