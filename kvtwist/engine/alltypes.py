@@ -8,3 +8,4 @@ import kvtwist.engine.types  # noqa: F401  (the registries, even with no family 
 import kvtwist.engine.listtype  # noqa: F401  (lists)
 import kvtwist.engine.hashtype  # noqa: F401  (hashes)
 import kvtwist.engine.zsettype  # noqa: F401  (sorted sets)
+import kvtwist.engine.settype  # noqa: F401  (sets)

@@ -33,8 +33,11 @@ from kvtwist.engine import (  # noqa: F401, I001
     t_zset, t_zsetrange, t_zsetops,
     t_list,
     t_blist,
+    t_set,
+    sort,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, limits, slowlog, evict, objects,
-            introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_list, t_blist)
+            introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_list, t_blist, t_set,
+            sort)

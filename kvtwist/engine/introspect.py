@@ -245,6 +245,25 @@ def _set_keys(argv):
     return [(1, ["OW", "update"])]
 
 
+def _sort_keys(argv):
+    # Redis's sortGetKeys / sortROGetKeys: the key, and SORT's last STORE destination.
+    found = [(1, ["RO", "access"])]
+    if argv[0].lower() == b"sort_ro":
+        return found
+    store = None
+    index = 2
+    while index < len(argv):
+        option = argv[index].split(b"\0", 1)[0].lower()
+        if option == b"limit":
+            index += 2
+        elif option == b"store" and index + 1 < len(argv):
+            store = index + 1
+        elif option in (b"get", b"by"):
+            index += 1
+        index += 1
+    return found + ([(store, ["OW", "update"])] if store is not None else [])
+
+
 def _getkeys(session, argv, with_flags: bool):
     target = argv[2:]
     entry = lookup(target[0]) if b"|" not in target[0] else None
@@ -269,6 +288,8 @@ def _getkeys(session, argv, with_flags: bool):
                      for index in range(entry["first"], last + 1, entry["step"] or 1)]
     elif entry["name"] == "set":
         positions = _set_keys(target)
+    elif entry["name"] in ("sort", "sort_ro"):
+        positions = _sort_keys(target)
     else:
         positions = _spec_keys(entry, target)
     if positions is None:

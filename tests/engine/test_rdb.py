@@ -264,14 +264,6 @@ class LoadTests(SynchronousTestCase):
             error = self.assertRaises(rdb.BadPayload, rdb.load, payload(body))
             self.assertEqual(str(error), "ERR Bad data format", body)
 
-    def test_other_types_are_bad_data_format_for_now(self):
-        """Valid set and intset payloads are refused as bad data (lists load:
-        tests/engine/test_listtype.py)."""
-        for hexed in ("0b0c0200000002000000010002000a006f7938b134eb202e",
-                      "0202017901780a000cdf6b3db330bcf0"):
-            error = self.assertRaises(rdb.BadPayload, rdb.load, bytes.fromhex(hexed))
-            self.assertEqual(str(error), "ERR Bad data format")
-
     def test_redis_quirks(self):
         """As in Redis: bytes after the value are ignored, a string may read into the footer,
         and an LZF string of declared length 0 is empty whatever its compressed bytes."""
