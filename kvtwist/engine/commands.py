@@ -29,11 +29,11 @@ from kvtwist.engine import (  # noqa: F401, I001
     introspect,
     acl,
     t_hash,
-    t_zset, t_zsetrange, t_zsetops,
+    t_zset, t_zsetrange, t_zsetops, t_zsetblock,
     t_list,
     t_blist,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, slowlog, evict, objects, introspect,
-            acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_list, t_blist)
+            acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_zsetblock, t_list, t_blist)
