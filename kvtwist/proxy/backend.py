@@ -182,6 +182,7 @@ class Backend(service.MultiService):
                  login=None) -> None:
         service.MultiService.__init__(self)
         self.clock = reactor if clock is None else clock
+        self.endpoint = endpoint  # also for connections of a client's own (WATCH)
         self.address = address
         self.timeout = timeout
         self.state = "connecting"

@@ -49,6 +49,10 @@ class ShardedSession(ProxySession):
         if self._queued is not None:  # inside MULTI
             return self._queue(argv)
         name = argv[0].upper()
+        if self._pinned is not None:  # watching: on the client's own connection
+            reply = self._pinned_execute(argv, name)
+            if reply is not None:
+                return reply
         proxy = self.proxy
         db = self.db
         if name == b"GET" and len(argv) == 2:
@@ -211,6 +215,23 @@ class ShardedStore(ProxyStore):
     def forward(self, argv: list, checked: bool = False, db=None):
         """A client's SELECT: sent to every live server (``multikey.selected``)."""
         return multikey.broadcast(self, argv, db)
+
+    def pin_target(self, keys):
+        """The Shard a WATCH of ``keys`` pins its client to (or the error)."""
+        return self.route(keys)
+
+    def pinned_here(self, shard, keys) -> bool:
+        """Whether every key of a watching client's command lives on its pinned server
+        (a keyless command goes the usual way)."""
+        return bool(keys) and self.route(keys) is shard
+
+    def pin_crossslot(self, shards) -> Error:
+        """The error for a watching client's keys on another server."""
+        unique = []
+        for shard in shards:
+            if shard.__class__ is not Error and shard not in unique:
+                unique.append(shard)
+        return crossslot(sorted(unique, key=lambda shard: shard.index), "transaction")
 
     def transaction(self, commands: list, db: int):
         """Send a client's transaction to the server of its keys (or the first live one

@@ -13,6 +13,7 @@ from kvtwist.proxy.commands import (
 from kvtwist.proxy.databases import Selecting, invalidate
 from kvtwist.proxy.reads import Reads
 from kvtwist.proxy.transactions import Transacting, send_transaction
+from kvtwist.proxy.watching import Watching
 from kvtwist.wire.replies import OK, PONG, Error
 
 
@@ -34,7 +35,7 @@ class BackendUnavailable(Exception):
     """The backend could not be reached; the request was not sent."""
 
 
-class ProxySession(Selecting, Authenticating, Transacting):
+class ProxySession(Selecting, Authenticating, Watching, Transacting):
     """One client of the proxy: ``execute(argv)`` returns a reply or a Deferred of one.
 
     ``db`` is its database (``Selecting``): every request it sends runs there. While
@@ -65,6 +66,10 @@ class ProxySession(Selecting, Authenticating, Transacting):
         if self._queued is not None:  # inside MULTI
             return self._queue(argv)
         name = argv[0].upper()
+        if self._pinned is not None:  # watching: on the client's own connection
+            reply = self._pinned_execute(argv, name)
+            if reply is not None:
+                return reply
         db = self.db
         if name == b"GET" and len(argv) == 2:
             return self._reads.get(argv[1], db)
@@ -181,8 +186,9 @@ class ProxyStore:
     session_class = ProxySession
 
     def drop_session(self, session: ProxySession) -> None:
-        """Forget a disconnected client's session."""
+        """Forget a disconnected client's session (closing its WATCH connection)."""
         self.clients.pop(session.id, None)
+        session.unpin()
 
     @property
     def caching(self) -> bool:
@@ -227,6 +233,15 @@ class ProxyStore:
         if isinstance(result, Failure):
             return self.failed(result)
         return result
+
+    def pin_target(self, keys):
+        """Where a WATCH of ``keys`` pins its client: the one backend."""
+        return self
+
+    def pinned_here(self, store, keys) -> bool:
+        """Whether a watching client's command on ``keys`` goes on its connection: with
+        one backend, every one."""
+        return True
 
     def transaction(self, commands: list, db: int):
         """Run a client's MULTI ... EXEC (``transactions.send_transaction``)."""

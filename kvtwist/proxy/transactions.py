@@ -14,8 +14,8 @@ Differences from Redis, by construction: a command's queue-time errors that only
 sees (arity, unknown command) come back as EXEC's ``EXECABORT`` rather than in place of
 its QUEUED; commands that would change the shared connection (SELECT, AUTH, HELLO, CLIENT,
 RESET, SUBSCRIBE, ...) are refused inside MULTI, which aborts the transaction, as Redis
-does for a queue-time error. WATCH is refused: it would need a connection of the client's
-own for as long as it watches.
+does for a queue-time error. A watching client's transaction goes on its own connection
+(``proxy.watching``).
 """
 
 from __future__ import annotations
@@ -101,6 +101,9 @@ class Transacting:
             return Error("ERR wrong number of arguments for 'exec' command")
         if aborted:
             return EXECABORT
+        return self._transaction(commands)
+
+    def _transaction(self, commands: list):
         return self.proxy.transaction(commands, self.db)
 
     def _discard(self, argv):
@@ -108,25 +111,24 @@ class Transacting:
             return Error("ERR DISCARD without MULTI")
         self._queued = None
         self._aborted = False
+        self.unpin()  # DISCARD unwatches, as EXEC does
         return OK
 
-    def _watch(self, argv):
-        return Error("ERR WATCH is not supported through kvproxy (it needs a backend "
-                     "connection of the client's own)")
-
-    def _unwatch(self, argv):
-        return OK  # nothing is ever watched through kvproxy
+    def unpin(self) -> None:
+        """Stop watching (``watching.Watching``); nothing to do without it."""
 
 
-def send_transaction(store, commands: list, db: int):
+def send_transaction(store, commands: list, db: int, request=None):
     """Send MULTI, ``commands`` and EXEC back to back on ``store``'s backend connection
-    to run in database ``db``, dropping what they write from the cache as a write does;
-    the Deferred delivers EXEC's reply. O(total arguments)."""
+    (or with ``request``, a watching client's own connection) to run in database ``db``,
+    dropping what they write from the cache as a write does; the Deferred delivers EXEC's
+    reply. O(total arguments)."""
     targets = transaction_scope(commands, db)
     store.reads.before_write(targets)
     invalidate(store.cache, targets)
     store.forwarded += 1
-    request = store.backend.request
+    if request is None:
+        request = store.backend.request
     request([b"MULTI"], db=db).addBoth(_discard)
     for argv in commands:
         request(argv, db=db).addBoth(_discard)

@@ -59,9 +59,10 @@ class OneBackendTests(ProxyCase):
         self.assertEqual(self.session.execute([b"DISCARD"]), OK)
         self.assertEqual(self.backend.sent, [])
 
-    def test_watch_refused(self) -> None:
-        """WATCH is refused with a clear error; UNWATCH is OK."""
-        self.assertIn("WATCH is not supported", self.session.execute([b"WATCH", b"k"]).message)
+    def test_watch_arity_and_unwatch(self) -> None:
+        """WATCH without a key is an arity error; UNWATCH with nothing watched is OK."""
+        self.assertEqual(self.session.execute([b"WATCH"]).message,
+                         "ERR wrong number of arguments for 'watch' command")
         self.assertEqual(self.session.execute([b"UNWATCH"]), OK)
 
 
