@@ -83,6 +83,7 @@ def mget(proxy, argv, db):
     shards = proxy.shards
     if len(groups) == 1:
         return shards[next(iter(groups))].reads.mget(keys, db)
+    proxy.fragments += len(groups)
     parts = [shards[where].reads.mget([keys[p] for p in positions], db)
              for where, positions in groups.items()]
     layout = list(groups.values())
@@ -112,6 +113,7 @@ def mset(proxy, argv, db):
         parts.append(shards[where].write(part, [(db, part[1::2])], db))
     if len(parts) == 1:
         return parts[0]
+    proxy.fragments += len(parts)
 
     def combine(replies):
         error = first_error(replies)
@@ -135,6 +137,7 @@ def _counting(write: bool):
                 parts.append(shards[where].forward(part, db=db))
         if len(parts) == 1:
             return parts[0]
+        proxy.fragments += len(parts)
         return gather(parts, _sum)
     return split
 

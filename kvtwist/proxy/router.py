@@ -124,6 +124,7 @@ class ShardedStore(ProxyStore):
         for shard in shards:
             shard.ring = self
         self._retry_calls = {}
+        self.fragments = 0  # the parts of commands split over servers
 
     # -- routing -------------------------------------------------------------------
 
@@ -273,6 +274,7 @@ class ShardedStore(ProxyStore):
             "backend_fetches:%d" % (total(shard.reads.fetches for shard in shards),),
             "backend_errors:%d" % (total(shard.backend_errors for shard in shards),),
             "stale_served:%d" % (total(shard.stale_served for shard in shards),),
+            "fragments:%d" % (self.fragments,),
         ]
         for shard in shards:
             lines += shard_info(shard)
@@ -295,6 +297,8 @@ def shard_info(shard) -> list:
         ("failures", shard.failures),
         ("ejections", shard.ejections),
         ("in_flight", shard.in_flight),
+        ("bytes_in", shard.bytes_in),
+        ("bytes_out", shard.bytes_out),
         ("retry_in", "%.3f" % (max(0.0, shard.retry_at - shard.clock.seconds())
                                if shard.ejected else 0.0)),
         ("cache_invalidation_link", listener.link if listener is not None else "off"),

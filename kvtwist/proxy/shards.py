@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from twisted.python.failure import Failure
 
-from kvtwist.client import ClientDisconnected, RequestTimeout
+from kvtwist.client import ClientDisconnected, KVClient, RequestTimeout, RespClientFactory
 from kvtwist.proxy.backend import Backend
 from kvtwist.proxy.cache import slot
 from kvtwist.proxy.invalidation import InvalidationListener
@@ -24,11 +24,41 @@ from kvtwist.wire.replies import Error
 SERVER_FAILURES = (BackendUnavailable, RequestTimeout, ClientDisconnected)
 
 
+class CountingClient(KVClient):
+    """A backend connection counting the bytes it receives and sends (``counter``: its
+    Shard's ``bytes_in`` / ``bytes_out``); O(1) per read, O(requests) per write."""
+
+    counter = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.counter.bytes_in += len(data)
+        KVClient.dataReceived(self, data)
+
+    def flush_writes(self) -> None:
+        if self._outgoing and self.transport is not None:
+            self.counter.bytes_out += sum(map(len, self._outgoing))
+        KVClient.flush_writes(self)
+
+
+class CountingFactory(RespClientFactory):
+    """Builds CountingClients for one Shard (``shard``)."""
+
+    protocol = CountingClient
+    shard = None
+
+    def buildProtocol(self, addr):
+        proto = RespClientFactory.buildProtocol(self, addr)
+        proto.counter = self.shard
+        return proto
+
+
 class ShardBackend(Backend):
     """A Backend that reports each request's outcome and each failed connection attempt to
-    its shard (requests, errors, in-flight, consecutive failures); O(1) per request."""
+    its shard (requests, errors, in-flight, consecutive failures, bytes); O(1) per
+    request."""
 
     shard = None
+    factory_class = CountingFactory
 
     def request(self, argv: list, db=None, **options):
         shard = self.shard
@@ -88,7 +118,12 @@ class Shard(ProxyStore):
         self.stale = None  # slot -> value kept when the link went down (--serve-stale)
         self.stale_until = 0.0
         self.stale_served = 0
+        self.bytes_in = 0  # bytes received from the server (a ShardBackend counts them)
+        self.bytes_out = 0  # bytes sent to it
         backend.shard = self
+        factory = getattr(backend, "factory", None)
+        if factory is not None and factory.__class__ is CountingFactory:
+            factory.shard = self
         if listener is not None:
             listener.shard = self
 

@@ -15,9 +15,11 @@ from kvtwist.proxy.backend import Backend
 from kvtwist.proxy.cache import Cache
 from kvtwist.client import endpoint_from_string
 from kvtwist.proxy.invalidation import InvalidationListener
-from kvtwist.proxy.pool import Pool, PoolError, backend_server, listen_endpoint, parse_pool
+from kvtwist.proxy.pool import (
+    EndpointServer, Pool, PoolError, backend_server, listen_endpoint, parse_pool)
 from kvtwist.proxy.router import ShardedStore
 from kvtwist.proxy.shards import Shard, ShardBackend, ShardListener
+from kvtwist.proxy.stats import StatsFactory
 from kvtwist.proxy.store import ProxyStore
 from kvtwist.serve.factory import KVFactory
 
@@ -27,7 +29,8 @@ DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
             "miss-ttl": 5.0, "max-entries": 100000, "timeout": 5.0, "no-tracking": False,
             "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False,
             "cache-bytes": 0, "requirepass": None, "backend-user": None,
-            "backend-password": None, "backends": None, "pool": None, "serve-stale": 0.0}
+            "backend-password": None, "backends": None, "pool": None, "serve-stale": 0.0,
+            "stats": None}
 
 # --cache-bytes takes Redis's memory units (64mb, 1gb, 100000).
 parse_bytes = memory(0, 2 ** 63 - 1)
@@ -80,6 +83,9 @@ class Options(ServerOptions):
         ["pool", None, None,
          "a nutcracker YAML file describing the pool of servers (one pool; its listen is "
          "kvproxy's unless --listen is given, its redis_auth the backend password)"],
+        ["stats", None, None,
+         "a server endpoint (tcp:22222:interface=127.0.0.1) where each connection gets a "
+         "JSON document of the pool's and every server's counters, as nutcracker's"],
         ["serve-stale", None, "0",
          "seconds a cached GET may still be answered while its server is unreachable"],
         ["ttl", None, "60", "seconds a cached value lives"],
@@ -234,8 +240,11 @@ def makeService(options, reactor=None) -> ProxyService:
     pool = settings["pool"]
     backends = settings["backends"] or [settings["backend"]]
     serve_stale = float(settings["serve-stale"])
-    if pool is None and len(backends) == 1 and not serve_stale:
-        address = backend_server(backends[0]).endpoint()
+    if pool is None and len(backends) == 1 and not serve_stale and not settings["stats"]:
+        server = backend_server(backends[0])
+        # An endpoint string, or host:port, is used as given (today's backend_address).
+        address = (backends[0] if server.__class__ is EndpointServer
+                   or backends[0].strip() == server.address else server.endpoint())
         backend = Backend(reactor, endpoint_from_string(reactor, address), address, timeout,
                           identify=True, login=login)
         listener = None
@@ -258,6 +267,9 @@ def makeService(options, reactor=None) -> ProxyService:
     factory = KVFactory(store, reactor=reactor)
     for description in settings["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
+    if settings["stats"]:
+        strports.service(settings["stats"], StatsFactory(store),
+                         reactor=reactor).setServiceParent(top)
     return top
 
 

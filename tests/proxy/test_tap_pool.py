@@ -71,8 +71,8 @@ class PoolOptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, self.parse, "--serve-stale", "-1")
 
     def test_make_service(self) -> None:
-        """One backend serves as before (a ProxyStore); several, a pool or --serve-stale
-        make a ShardedStore with a backend (and an invalidation link) per server."""
+        """One backend serves as before (a ProxyStore); several, a pool, --serve-stale or
+        --stats make a ShardedStore with a backend (and an invalidation link) per server."""
         reactor = MemoryReactorClock()
         top = proxytap.makeService(self.parse("--listen", "tcp:0", "-b", "127.0.0.1:1"),
                                    reactor)
@@ -90,3 +90,7 @@ class PoolOptionsTests(SynchronousTestCase):
         top = proxytap.makeService(self.parse("--listen", "tcp:0", "-b", "127.0.0.1:1",
                                               "--serve-stale", "5"), reactor)
         self.assertEqual(top.store.shards[0].serve_stale, 5.0)
+        top = proxytap.makeService(self.parse("--listen", "tcp:0", "-b", "127.0.0.1:1",
+                                              "--stats", "tcp:0"), reactor)
+        self.assertIsInstance(top.store, ShardedStore)
+        self.assertEqual(len(list(top)), 4)  # backend, listener, port, stats port
