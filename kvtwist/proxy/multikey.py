@@ -206,7 +206,7 @@ def _scan(session, argv):
     count = len(proxy.shards)
     try:
         cursor = int(argv[1])
-        if cursor < 0 or argv[1] != b"%d" % (cursor,):
+        if cursor < 0:
             raise ValueError
     except ValueError:
         return Error("ERR invalid cursor")
@@ -288,7 +288,7 @@ def broadcast(proxy, argv, db):
     server said OK."""
     shards = proxy.live()
     if not shards:
-        return proxy.no_server()
+        return succeed(proxy.no_server())
     d = gather([shard.forward(argv, db=db) for shard in shards], _first_or_error)
     if not isinstance(d, Deferred):
         d = succeed(d)

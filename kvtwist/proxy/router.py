@@ -178,9 +178,9 @@ class ShardedStore(ProxyStore):
     def failed_too_often(self, shard) -> None:
         """``shard`` failed ``server_failure_limit`` times in a row: with auto_eject_hosts
         its keys go to the other servers until ``server_retry_timeout`` has passed."""
-        shard.failures = 0
         if not self.pool.auto_eject_hosts:
-            return
+            return  # its keys keep failing, fast, while it is down
+        shard.failures = 0
         shard.ejected = True
         shard.ejections += 1
         shard.retry_at = self.clock.seconds() + self.pool.server_retry_timeout

@@ -123,7 +123,7 @@ class KilledServerTests(SynchronousTestCase):
         path = os.path.join(self.stores[0].data, "pool-%s.yml" % (eject,))
         with open(path, "w") as handle:
             handle.write("\n".join([
-                "pool:", "  listen: 127.0.0.1:1", "  redis: true", "  hash: fnv1a_64",
+                "pool:", "  listen: 127.0.0.1:1", "  redis: true", "  hash: md5",
                 "  distribution: ketama", "  timeout: 2000",
                 "  auto_eject_hosts: %s" % ("true" if eject else "false"),
                 "  server_failure_limit: 2", "  server_retry_timeout: %d" % (retry_ms,),

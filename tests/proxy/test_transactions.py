@@ -123,7 +123,8 @@ class PipelineTests(SynchronousTestCase):
         EXEC fails with the CROSSSLOT error."""
         path = os.path.join(tempfile.mkdtemp(prefix="kvtwist-tx-"), "pool.yml")
         with open(path, "w") as handle:
-            handle.write("\n".join(["pool:", "  redis: true", "  hash_tag: \"{}\"",
+            handle.write("\n".join(["pool:", "  redis: true", "  hash: md5",
+                                    "  hash_tag: \"{}\"",
                                     "  servers:"] + ["   - 127.0.0.1:%d:1" % store.port
                                                      for store in self.stores]) + "\n")
         proxy = TwistdProcess("kvproxy", ["--pool", path, "--listen",

@@ -72,7 +72,8 @@ class WatchTests(SynchronousTestCase):
         servers is refused naming them."""
         path = os.path.join(tempfile.mkdtemp(prefix="kvtwist-watch-"), "pool.yml")
         with open(path, "w") as handle:
-            handle.write("\n".join(["pool:", "  redis: true", "  hash_tag: \"{}\"",
+            handle.write("\n".join(["pool:", "  redis: true", "  hash: md5",
+                                    "  hash_tag: \"{}\"",
                                     "  servers:"] + ["   - 127.0.0.1:%d:1" % store.port
                                                      for store in self.stores]) + "\n")
         proxy = TwistdProcess("kvproxy", ["--pool", path, "--listen",
