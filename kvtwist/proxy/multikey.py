@@ -61,7 +61,7 @@ def first_error(replies):
 def _groups(proxy, keys: list, stride: int = 1):
     """{shard index: [positions in ``keys``]} in first-seen order, or the Error when no
     server is live; every ``stride``-th key is routed (the others follow it). O(keys)."""
-    index = proxy.distribution.index
+    index = proxy.shard_index
     groups = {}
     fixed = index(keys[0]) if proxy.random else None
     for position in range(0, len(keys), stride):

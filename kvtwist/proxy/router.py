@@ -27,6 +27,9 @@ from kvtwist.wire.replies import Error
 
 log = Logger()
 
+# The most keys whose server is remembered (``ShardedStore.shard_index``).
+PLACED_LIMIT = 100000
+
 
 def crossslot(shards, what: str = "command") -> Error:
     """The error for keys of one command (or transaction) on several servers."""
@@ -125,23 +128,34 @@ class ShardedStore(ProxyStore):
             shard.ring = self
         self._retry_calls = {}
         self.fragments = 0  # the parts of commands split over servers
+        # key -> server index, for the keys placed lately (hashing in Python costs
+        # microseconds a key); emptied when the distribution changes or it is full.
+        self._placed = {}
 
     # -- routing -------------------------------------------------------------------
 
     def shard_index(self, key: bytes):
-        """The index of ``key``'s server, or None when every server is ejected."""
-        return self.distribution.index(key)
+        """The index of ``key``'s server, or None when every server is ejected: O(1) for
+        a key placed lately, else O(len(key)) plus O(log points) for ketama."""
+        index = self._placed.get(key)
+        if index is None:
+            index = self.distribution.index(key)
+            if index is not None and not self.random:
+                placed = self._placed
+                if len(placed) >= PLACED_LIMIT:
+                    placed.clear()
+                placed[key] = index
+        return index
 
     def shard(self, key: bytes):
-        """The Shard ``key`` lives on, or None when every server is ejected (O(len(key))
-        plus O(log points) for ketama)."""
-        index = self.distribution.index(key)
+        """The Shard ``key`` lives on, or None when every server is ejected."""
+        index = self.shard_index(key)
         return None if index is None else self.shards[index]
 
     def route(self, keys: list):
         """The one Shard all ``keys`` live on, or the Error a client gets (CROSSSLOT, or
         no server); O(total key length)."""
-        index = self.distribution.index
+        index = self.shard_index
         first = index(keys[0])
         if first is None:
             return self.no_server()
@@ -202,6 +216,7 @@ class ShardedStore(ProxyStore):
         # Keys moved between servers: what the cache holds for them came from another
         # server, so it is all dropped (O(entries)).
         self.distribution.update([shard.index for shard in self.shards if not shard.ejected])
+        self._placed.clear()
         self.cache.invalidate_all()
 
     def stop(self) -> None:

@@ -74,6 +74,7 @@ class EjectionTests(ShardedCase):
         """After two failures the server's keys go to the others; after the retry timeout
         they come back."""
         key = self.key_on(1)
+        self.assertEqual(self.proxy.shard_index(key), 1)  # remembered from now on
         shard = self.shards[1]
         shard.answered(OK)
         from twisted.python.failure import Failure
@@ -82,13 +83,14 @@ class EjectionTests(ShardedCase):
         shard.answered(Failure(BackendUnavailable("down")))
         self.assertTrue(shard.ejected)
         self.assertNotEqual(self.pool.distribution.index(key), 1)
+        self.assertNotEqual(self.proxy.shard_index(key), 1)
         info = self.session.execute([b"INFO"]).decode()
         self.assertIn("server1_status:ejected\r\n", info)
         self.assertIn("server1_ejections:1\r\n", info)
         self.assertIn("pool_live_servers:2\r\n", info)
         self.clock.advance(30)
         self.assertFalse(shard.ejected)
-        self.assertEqual(self.pool.distribution.index(key), 1)
+        self.assertEqual(self.proxy.shard_index(key), 1)
 
     def test_a_reply_resets_the_count(self) -> None:
         """Failures must be consecutive: a reply in between starts the count again."""
