@@ -177,11 +177,14 @@ class Backend(service.MultiService):
     is): the connection's ``Selection`` SELECTs it first when needed.
     """
 
+    factory_class = RespClientFactory
+
     def __init__(self, reactor, endpoint, address: str = "", timeout=None, clock=None,
                  prepare=None, on_lost=None, retry=None, identify=False,
                  login=None) -> None:
         service.MultiService.__init__(self)
         self.clock = reactor if clock is None else clock
+        self.endpoint = endpoint  # also for connections of a client's own (WATCH)
         self.address = address
         self.timeout = timeout
         self.state = "connecting"
@@ -197,7 +200,8 @@ class Backend(service.MultiService):
                 raise ValueError("Backend takes prepare or identify, not both")
             prepare = self._identify
         self._prepare = prepare
-        factory = RespClientFactory(self.clock, timeout, MAX_REPLY_DEPTH, TOO_DEEP)
+        self.factory = factory = self.factory_class(self.clock, timeout, MAX_REPLY_DEPTH,
+                                                    TOO_DEEP)
         self._watch_call = None
         self._waiting = deque()  # _Waiting requests, for the next connection
         self.service = ClientService(

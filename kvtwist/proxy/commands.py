@@ -115,13 +115,15 @@ READ_ONLY = frozenset(
 # for every client behind it (twemproxy refuses the same).
 REFUSED = frozenset(
     b"SUBSCRIBE PSUBSCRIBE UNSUBSCRIBE PUNSUBSCRIBE SSUBSCRIBE SUNSUBSCRIBE MONITOR "
-    b"MULTI EXEC DISCARD WATCH UNWATCH RESET BLPOP BRPOP BLMOVE BRPOPLPUSH "
+    b"RESET BLPOP BRPOP BLMOVE BRPOPLPUSH "
     b"BLMPOP BZPOPMIN BZPOPMAX BZMPOP WAIT WAITAOF SYNC PSYNC REPLCONF READONLY READWRITE "
     b"ASKING".split())
 
 # Commands kvproxy handles itself (kvtwist.proxy.store and .auth have their handlers): SELECT is
-# forwarded from there, and changes its client's database (kvtwist.proxy.databases).
-LOCAL = frozenset(b"PING QUIT EXIT INFO SELECT CLIENT HELLO AUTH".split())
+# forwarded from there, and changes its client's database (kvtwist.proxy.databases); a
+# transaction is queued in kvproxy and sent at EXEC (kvtwist.proxy.transactions).
+LOCAL = frozenset(b"PING QUIT EXIT INFO SELECT CLIENT HELLO AUTH "
+                  b"MULTI EXEC DISCARD WATCH UNWATCH".split())
 
 # XREAD and XREADGROUP block the connection when given BLOCK; without it they answer at
 # once (XREADGROUP updates its group's state, which no GET sees).

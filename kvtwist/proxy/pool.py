@@ -197,3 +197,40 @@ def listen_endpoint(listen: str) -> str:
         raise PoolError("bad listen %r: use host:port" % (listen,))
     host = match.group("host").strip("[]").replace(":", "\\:")
     return "tcp:%s:interface=%s" % (match.group("port"), host)
+
+
+# Twisted client endpoint types: a --backend starting with one is an endpoint string.
+ENDPOINT_TYPES = ("tcp", "tcp6", "tls", "ssl", "unix", "systemd", "tor", "onion")
+_TCP_ENDPOINT = re.compile(r"^(?:tcp|tcp6|tls|ssl):(?:host=)?(?P<host>[^:=]+):(?:port=)?"
+                           r"(?P<port>\d+)(?::|$)")
+
+
+class EndpointServer(Server):
+    """A server given as a Twisted client endpoint string (``--backend tls:...``): named
+    "host:port" when the string says them (as nutcracker names it), else by the string."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        match = _TCP_ENDPOINT.match(text)
+        if match is not None:
+            Server.__init__(self, match.group("host"), int(match.group("port")))
+        else:
+            Server.__init__(self, text, 0, 1, text)
+        self.text = text
+
+    @property
+    def address(self) -> str:
+        return self.name if self.port == 0 else Server.address.fget(self)
+
+    def endpoint(self) -> str:
+        return self.text
+
+
+def backend_server(text: str) -> Server:
+    """The Server a ``--backend`` names: an endpoint string (``tcp:host:port``, ``tls:...``,
+    ``unix:...``) or nutcracker's ``host:port[:weight] [name]``."""
+    prefix = text.split(":", 1)[0].lower()
+    if prefix in ENDPOINT_TYPES:
+        return EndpointServer(text)
+    return parse_server(text)

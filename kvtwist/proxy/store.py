@@ -12,6 +12,8 @@ from kvtwist.proxy.commands import (
     CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks, scope)
 from kvtwist.proxy.databases import Selecting, invalidate
 from kvtwist.proxy.reads import Reads
+from kvtwist.proxy.transactions import Transacting, send_transaction
+from kvtwist.proxy.watching import Watching
 from kvtwist.wire.replies import OK, PONG, Error
 
 
@@ -33,7 +35,7 @@ class BackendUnavailable(Exception):
     """The backend could not be reached; the request was not sent."""
 
 
-class ProxySession(Selecting, Authenticating):
+class ProxySession(Selecting, Authenticating, Watching, Transacting):
     """One client of the proxy: ``execute(argv)`` returns a reply or a Deferred of one.
 
     ``db`` is its database (``Selecting``): every request it sends runs there. While
@@ -61,7 +63,13 @@ class ProxySession(Selecting, Authenticating):
             return NOAUTH_ERROR
         if self._held is not None:  # behind a SELECT in flight
             return self._hold(argv)
+        if self._queued is not None:  # inside MULTI
+            return self._queue(argv)
         name = argv[0].upper()
+        if self._pinned is not None:  # watching: on the client's own connection
+            reply = self._pinned_execute(argv, name)
+            if reply is not None:
+                return reply
         db = self.db
         if name == b"GET" and len(argv) == 2:
             return self._reads.get(argv[1], db)
@@ -135,6 +143,11 @@ _LOCAL = {
     b"CLIENT": ProxySession._client,
     b"HELLO": ProxySession._hello,
     b"AUTH": ProxySession._auth,
+    b"MULTI": ProxySession._multi,
+    b"EXEC": ProxySession._exec,
+    b"DISCARD": ProxySession._discard,
+    b"WATCH": ProxySession._watch,
+    b"UNWATCH": ProxySession._unwatch,
 }
 
 
@@ -166,12 +179,16 @@ class ProxyStore:
     def new_session(self, peer: str = "") -> ProxySession:
         """Return a new session for a connected client."""
         self._next_id += 1
-        session = self.clients[self._next_id] = ProxySession(self, self._next_id, peer)
+        session = self.session_class(self, self._next_id, peer)
+        self.clients[self._next_id] = session
         return session
 
+    session_class = ProxySession
+
     def drop_session(self, session: ProxySession) -> None:
-        """Forget a disconnected client's session."""
+        """Forget a disconnected client's session (closing its WATCH connection)."""
         self.clients.pop(session.id, None)
+        session.unpin()
 
     @property
     def caching(self) -> bool:
@@ -217,6 +234,19 @@ class ProxyStore:
             return self.failed(result)
         return result
 
+    def pin_target(self, keys):
+        """Where a WATCH of ``keys`` pins its client: the one backend."""
+        return self
+
+    def pinned_here(self, store, keys) -> bool:
+        """Whether a watching client's command on ``keys`` goes on its connection: with
+        one backend, every one."""
+        return True
+
+    def transaction(self, commands: list, db: int):
+        """Run a client's MULTI ... EXEC (``transactions.send_transaction``)."""
+        return send_transaction(self, commands, db)
+
     def failed(self, failure) -> Error:
         """Count a request the backend did not answer; return the error its client gets.
 
@@ -256,26 +286,33 @@ class ProxyStore:
             "invalidation_messages:%d" % (getattr(listener, "messages", 0),),
             "cache_invalidation_link:%s" % (listener.link if listener is not None else "off",),
             "cache_invalidation_reconnects:%d" % (getattr(listener, "reconnects", 0),),
-            "",
-            "# Cache",
-            "cache_hits:%d" % (stats["hits"],),
-            "cache_misses:%d" % (stats["misses"],),
-            "cache_hit_ratio:%.4f" % (stats["hit_ratio"],),
-            "cache_coalesced:%d" % (reads.coalesced,),
-            "cache_entries:%d" % (stats["entries"],),
         ]
-        lines.extend("cache_db%d:entries=%d" % (db, count)
-                     for db, count in stats["databases"].items())
-        lines += [
-            "cache_max_entries:%d" % (stats["max_entries"],),
-            "cache_bytes:%d" % (stats["bytes"],),
-            "cache_max_bytes:%d" % (stats["max_bytes"],),
-            "cache_evictions:%d" % (stats["evictions"],),
-            "cache_expirations:%d" % (stats["expirations"],),
-            "cache_invalidations:%d" % (stats["invalidations"],),
-            "cache_flushes:%d" % (stats["flushes"],),
-            "cache_ttl:%g" % (stats["ttl"],),
-            "cache_miss_ttl:%g" % (stats["miss_ttl"],),
-        ]
+        lines += cache_info(stats, reads.coalesced)
         return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
+
+def cache_info(stats: dict, coalesced: int) -> list:
+    """INFO's ``# Cache`` section (with the blank line before it) from ``Cache.stats()``."""
+    lines = [
+        "",
+        "# Cache",
+        "cache_hits:%d" % (stats["hits"],),
+        "cache_misses:%d" % (stats["misses"],),
+        "cache_hit_ratio:%.4f" % (stats["hit_ratio"],),
+        "cache_coalesced:%d" % (coalesced,),
+        "cache_entries:%d" % (stats["entries"],),
+    ]
+    lines.extend("cache_db%d:entries=%d" % (db, count)
+                 for db, count in stats["databases"].items())
+    lines += [
+        "cache_max_entries:%d" % (stats["max_entries"],),
+        "cache_bytes:%d" % (stats["bytes"],),
+        "cache_max_bytes:%d" % (stats["max_bytes"],),
+        "cache_evictions:%d" % (stats["evictions"],),
+        "cache_expirations:%d" % (stats["expirations"],),
+        "cache_invalidations:%d" % (stats["invalidations"],),
+        "cache_flushes:%d" % (stats["flushes"],),
+        "cache_ttl:%g" % (stats["ttl"],),
+        "cache_miss_ttl:%g" % (stats["miss_ttl"],),
+    ]
+    return lines

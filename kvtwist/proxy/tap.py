@@ -15,6 +15,11 @@ from kvtwist.proxy.backend import Backend
 from kvtwist.proxy.cache import Cache
 from kvtwist.client import endpoint_from_string
 from kvtwist.proxy.invalidation import InvalidationListener
+from kvtwist.proxy.pool import (
+    EndpointServer, Pool, PoolError, backend_server, listen_endpoint, parse_pool)
+from kvtwist.proxy.router import ShardedStore
+from kvtwist.proxy.shards import Shard, ShardBackend, ShardListener
+from kvtwist.proxy.stats import StatsFactory
 from kvtwist.proxy.store import ProxyStore
 from kvtwist.serve.factory import KVFactory
 
@@ -24,7 +29,8 @@ DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
             "miss-ttl": 5.0, "max-entries": 100000, "timeout": 5.0, "no-tracking": False,
             "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False,
             "cache-bytes": 0, "requirepass": None, "backend-user": None,
-            "backend-password": None}
+            "backend-password": None, "backends": None, "pool": None, "serve-stale": 0.0,
+            "stats": None}
 
 # --cache-bytes takes Redis's memory units (64mb, 1gb, 100000).
 parse_bytes = memory(0, 2 ** 63 - 1)
@@ -53,14 +59,35 @@ class Options(ServerOptions):
 
     default_listen = DEFAULT_LISTEN
 
-    synopsis = ("[--listen ENDPOINT]... [--backend ENDPOINT] [--ttl SECONDS] "
-                "[--requirepass PASSWORD] [--backend-password PASSWORD]")
+    synopsis = ("[--listen ENDPOINT]... [--backend ENDPOINT|host:port[:weight] [name]]... "
+                "[--pool FILE] [--ttl SECONDS] [--requirepass PASSWORD] "
+                "[--backend-password PASSWORD]")
     longdesc = ("A caching proxy in front of kvstore or any Redis server: GET results are "
                 "cached and kept coherent through the backend's invalidation messages "
                 "(CLIENT TRACKING BCAST) where it has them, by TTL alone otherwise.")
 
+    def __init__(self) -> None:
+        ServerOptions.__init__(self)
+        self["backends"] = []
+        self["backend"] = DEFAULT_BACKEND
+
+    def opt_backend(self, text: str) -> None:
+        """a backend: a client endpoint (tcp:, tls:, unix:) or host:port[:weight] [name];
+        repeat it for a pool of servers keys are sharded over, as nutcracker's"""
+        self["backends"].append(text)
+        self["backend"] = self["backends"][0]
+
+    opt_b = opt_backend
+
     optParameters = [
-        ["backend", "b", DEFAULT_BACKEND, "client endpoint of the backend (tcp:, tls:, unix:)"],
+        ["pool", None, None,
+         "a nutcracker YAML file describing the pool of servers (one pool; its listen is "
+         "kvproxy's unless --listen is given, its redis_auth the backend password)"],
+        ["stats", None, None,
+         "a server endpoint (tcp:22222:interface=127.0.0.1) where each connection gets a "
+         "JSON document of the pool's and every server's counters, as nutcracker's"],
+        ["serve-stale", None, "0",
+         "seconds a cached GET may still be answered while its server is unreachable"],
         ["ttl", None, "60", "seconds a cached value lives"],
         ["miss-ttl", None, "5", "seconds a cached miss (nil) lives; at most --ttl"],
         ["max-entries", None, "100000", "most entries cached (least recently used go first)"],
@@ -88,9 +115,12 @@ class Options(ServerOptions):
     ]
 
     def postOptions(self) -> None:
+        if self["pool"] is not None:
+            self._read_pool()
         ServerOptions.postOptions(self)
         try:
-            for name in ("ttl", "miss-ttl", "timeout", "heartbeat", "heartbeat-timeout"):
+            for name in ("ttl", "miss-ttl", "timeout", "heartbeat", "heartbeat-timeout",
+                         "serve-stale"):
                 self[name] = float(self[name])
             self["max-entries"] = int(self["max-entries"])
         except ValueError as e:
@@ -106,11 +136,38 @@ class Options(ServerOptions):
                 self[name] = read_secret(self[file_option])
         if self["backend-user"] is not None and self["backend-password"] is None:
             raise usage.UsageError("--backend-user needs --backend-password")
-        for name in ("ttl", "miss-ttl", "timeout", "max-entries", "heartbeat"):
+        for name in ("ttl", "miss-ttl", "timeout", "max-entries", "heartbeat", "serve-stale"):
             if self[name] < 0:
                 raise usage.UsageError("--%s must not be negative" % (name,))
         if self["heartbeat-timeout"] <= 0:
             raise usage.UsageError("--heartbeat-timeout must be positive")
+        try:
+            for text in self["backends"]:
+                backend_server(text)
+        except PoolError as e:
+            raise usage.UsageError(str(e))
+
+    def _read_pool(self) -> None:
+        if self["backends"]:
+            raise usage.UsageError("give --pool or --backend, not both")
+        try:
+            with open(self["pool"], "r", encoding="utf-8") as f:
+                pool = parse_pool(f.read())
+            listen = listen_endpoint(pool.listen) if pool.listen else None
+        except OSError as e:
+            raise usage.UsageError("cannot read %s: %s" % (self["pool"], e.strerror))
+        except PoolError as e:
+            raise usage.UsageError("%s: %s" % (self["pool"], e))
+        self["pool"] = pool
+        if listen is not None and not self["listen"]:
+            self["listen"] = ["%s:backlog=%d" % (listen, pool.backlog)]
+        if pool.redis_auth:
+            if self["backend-password"] is not None or self["backend-password-file"]:
+                raise usage.UsageError("the pool's redis_auth is its backend password: "
+                                       "give it there or with --backend-password, not both")
+            self["backend-password"] = pool.redis_auth
+        if pool.timeout is not None:
+            self["timeout"] = pool.timeout
 
 
 # CPython's cyclic collector scans every tracked object on a full (oldest-generation)
@@ -155,6 +212,9 @@ class ProxyService(service.MultiService):
         return d
 
     def _stopped(self, result):
+        stop = getattr(self.store, "stop", None)
+        if stop is not None:
+            stop()
         self.store.cache.stop()
         if self.saved_gc_thresholds is not None:
             gc.set_threshold(*self.saved_gc_thresholds)
@@ -172,28 +232,67 @@ def makeService(options, reactor=None) -> ProxyService:
     if isinstance(settings["listen"], str):
         settings["listen"] = [settings["listen"]]
     timeout = float(settings["timeout"]) or None
-    address = settings["backend"]
     cache = Cache(reactor, ttl=float(settings["ttl"]), miss_ttl=float(settings["miss-ttl"]),
                   max_entries=int(settings["max-entries"]),
                   max_bytes=int(settings["cache-bytes"]))
     login = login_command(secret(settings["backend-user"]),
                           secret(settings["backend-password"]))
-    backend = Backend(reactor, endpoint_from_string(reactor, address), address, timeout,
-                      identify=True, login=login)
-    listener = None
-    if not settings["no-tracking"]:
-        listener = InvalidationListener(
-            reactor, endpoint_from_string(reactor, address), cache, address, timeout,
-            heartbeat=float(settings["heartbeat"]),
-            heartbeat_timeout=float(settings["heartbeat-timeout"]), login=login)
-    store = ProxyStore(reactor, cache, backend, listener,
-                       allow_admin=bool(settings["allow-admin"]),
-                       requirepass=secret(settings["requirepass"]) or b"")
+    pool = settings["pool"]
+    backends = settings["backends"] or [settings["backend"]]
+    serve_stale = float(settings["serve-stale"])
+    if pool is None and len(backends) == 1 and not serve_stale and not settings["stats"]:
+        server = backend_server(backends[0])
+        # An endpoint string, or host:port, is used as given (today's backend_address).
+        address = (backends[0] if server.__class__ is EndpointServer
+                   or backends[0].strip() == server.address else server.endpoint())
+        backend = Backend(reactor, endpoint_from_string(reactor, address), address, timeout,
+                          identify=True, login=login)
+        listener = None
+        if not settings["no-tracking"]:
+            listener = InvalidationListener(
+                reactor, endpoint_from_string(reactor, address), cache, address, timeout,
+                heartbeat=float(settings["heartbeat"]),
+                heartbeat_timeout=float(settings["heartbeat-timeout"]), login=login)
+        store = ProxyStore(reactor, cache, backend, listener,
+                           allow_admin=bool(settings["allow-admin"]),
+                           requirepass=secret(settings["requirepass"]) or b"")
+        children = [backend] if listener is None else [listener, backend]
+    else:
+        if pool is None:
+            pool = Pool([backend_server(text) for text in backends], timeout=timeout)
+        store, children = sharded_store(reactor, settings, pool, cache, login, timeout)
     top = ProxyService(store)
-    if listener is not None:
-        listener.setServiceParent(top)
-    backend.setServiceParent(top)
+    for child in children:
+        child.setServiceParent(top)
     factory = KVFactory(store, reactor=reactor)
     for description in settings["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
+    if settings["stats"]:
+        strports.service(settings["stats"], StatsFactory(store),
+                         reactor=reactor).setServiceParent(top)
     return top
+
+
+def sharded_store(reactor, settings: dict, pool: Pool, cache, login, timeout):
+    """A ShardedStore over ``pool``'s servers, and the services to start (each server's
+    backend link and invalidation link)."""
+    shards = []
+    children = []
+    for index, server in enumerate(pool.servers):
+        address = server.endpoint()
+        backend = ShardBackend(reactor, endpoint_from_string(reactor, address), address,
+                               timeout, identify=True, login=login)
+        listener = None
+        if not settings["no-tracking"]:
+            listener = ShardListener(
+                reactor, endpoint_from_string(reactor, address), cache, address, timeout,
+                heartbeat=float(settings["heartbeat"]),
+                heartbeat_timeout=float(settings["heartbeat-timeout"]), login=login)
+            children.append(listener)
+        children.append(backend)
+        shards.append(Shard(reactor, cache, backend, listener, server, index,
+                            pool.server_failure_limit, float(settings["serve-stale"])))
+    store = ShardedStore(reactor, cache, pool, shards,
+                         allow_admin=bool(settings["allow-admin"]),
+                         requirepass=secret(settings["requirepass"]) or b"")
+    return store, children

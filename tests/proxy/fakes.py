@@ -230,3 +230,41 @@ class FakeEndpoint:
     def close(self, index: int = -1) -> None:
         """End connection ``index`` as the reactor would once its transport closed."""
         self.connections[index][0].connectionLost(Failure(ConnectionDone()))
+
+
+class ShardedCase(SynchronousTestCase):
+    """A ShardedStore over three FakeBackends (servers a:1, b:2, c:3, ketama fnv1a_64 with
+    hash tags "{}") on a Clock, with one session; the cache stops after."""
+
+    pool_options: dict = {}
+    serve_stale = 0.0
+
+    def setUp(self) -> None:
+        from kvtwist.proxy.pool import Pool, Server
+        from kvtwist.proxy.router import ShardedStore
+        from kvtwist.proxy.shards import Shard
+
+        self.clock = Clock()
+        self.cache = Cache(self.clock)
+        self.addCleanup(self.cache.stop)
+        servers = [Server("a", 1), Server("b", 2), Server("c", 3)]
+        options = dict(hash_tag="{}")
+        options.update(self.pool_options)
+        self.pool = Pool(servers, **options)
+        self.backends = [FakeBackend() for _ in servers]
+        for backend, server in zip(self.backends, servers):
+            backend.address = server.address
+        self.shards = [Shard(self.clock, self.cache, backend, FakeListener(), server, index,
+                             self.pool.server_failure_limit, self.serve_stale)
+                       for index, (backend, server) in enumerate(zip(self.backends, servers))]
+        self.proxy = ShardedStore(self.clock, self.cache, self.pool, self.shards)
+        self.addCleanup(self.proxy.stop)
+        self.session = self.proxy.new_session("peer")
+
+    def key_on(self, index: int, prefix: bytes = b"k") -> bytes:
+        """A key the pool places on server ``index``."""
+        for number in range(1000):
+            key = b"%s%d" % (prefix, number)
+            if self.pool.distribution.index(key) == index:
+                return key
+        raise AssertionError("no key for server %d" % (index,))

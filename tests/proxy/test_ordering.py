@@ -266,3 +266,92 @@ class RedisBackendTests(SynchronousTestCase):
             self.assertIsNotNone(linearization(ops), "no order explains:\n" + explain(ops))
 
         check()
+
+
+class ShardedHarness(Harness):
+    """A ShardedStore over two PipelineBackends (servers s0, s1; modula places a and c on
+    s0, b on s1), each a Store of its own, with several sessions, on a Clock."""
+
+    def __init__(self, clients: int, strings_only: bool) -> None:
+        from kvtwist.proxy.pool import Pool, Server
+        from kvtwist.proxy.router import ShardedStore
+        from kvtwist.proxy.shards import Shard
+
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60, miss_ttl=5)
+        servers = [Server("h", 1, 1, "s0"), Server("h", 2, 1, "s1")]
+        self.pool = Pool(servers, distribution="modula")
+        self.backends = [PipelineBackend(Databases(self.clock)) for _ in servers]
+        self.listeners = [FakeListener() for _ in servers]
+        shards = []
+        for index, (backend, listener) in enumerate(zip(self.backends, self.listeners)):
+            backend.strings_only = strings_only
+            shards.append(Shard(self.clock, self.cache, backend, listener, servers[index],
+                                index))
+        self.proxy = ShardedStore(self.clock, self.cache, self.pool, shards)
+        self.sessions = [self.proxy.new_session() for _ in range(clients)]
+        self.now = itertools.count(1)
+        self.ops = []
+
+    def act(self, action) -> None:
+        kind = action[0]
+        if kind == "deliver":
+            for backend in self.backends:
+                backend.deliver(action[1])
+        elif kind == "link":
+            self.cache.invalidate_all()
+            for listener in self.listeners:
+                listener.caching = action[1]
+        else:
+            Harness.act(self, action)
+
+    def finish(self) -> list:
+        while True:
+            self.clock.advance(0)
+            if not sum(backend.deliver() for backend in self.backends):
+                break
+        self.cache.stop()
+        return self.ops
+
+
+sharded_keys = st.sampled_from((b"a", b"b", b"c"))
+sharded_requests = st.one_of(
+    st.tuples(st.just(b"GET"), sharded_keys),
+    st.one_of(
+        st.tuples(st.just(b"MGET"), sharded_keys, sharded_keys),
+        st.tuples(st.just(b"SET"), sharded_keys, st.sampled_from(VALUES)),
+        st.tuples(st.just(b"DEL"), sharded_keys),
+        st.tuples(st.just(b"INCR"), sharded_keys),
+        st.tuples(st.just(b"SELECT"), st.sampled_from(INDEXES))),
+).map(list)
+sharded_sends = st.tuples(st.just("send"), st.integers(0, 2),
+                          st.lists(sharded_requests, min_size=1, max_size=5))
+sharded_actions = st.lists(st.one_of(
+    sharded_sends,
+    sharded_sends,
+    st.tuples(st.just("turn")),
+    st.tuples(st.just("deliver"), st.integers(1, 4)),
+    st.tuples(st.just("invalidate"), sharded_keys),
+    st.tuples(st.just("link"), st.booleans()),
+), max_size=14)
+
+
+class ShardedModelTests(SynchronousTestCase):
+    """The same model through a pool of two servers (proxy.router): every key on one
+    server, SELECT on both, MGET split and merged."""
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.integers(1, 3), st.booleans(), sharded_actions)
+    @example(2, False, [("send", 0, [[b"MGET", b"a", b"b"], [b"SET", b"b", b"1"]]),
+                        ("send", 1, [[b"SELECT", b"1"], [b"GET", b"b"], [b"SET", b"a", b"x"]]),
+                        ("turn",), ("deliver", 1)])
+    def test_everyRunIsLinearizable(self, clients, strings_only, steps) -> None:
+        """Whatever the interleaving over both servers, every client's replies are
+        explained by one order that keeps its own request order."""
+        harness = ShardedHarness(clients, strings_only)
+        for step in steps:
+            harness.act(step)
+        ops = harness.finish()
+        self.assertEqual([op for op in ops if op.returned is None], [])
+        visible(ops)
+        self.assertIsNotNone(linearization(ops), "no order explains:\n" + explain(ops))

@@ -267,7 +267,7 @@ class ProxyLocalCommandTests(ProxyCase):
 
     def test_refused(self) -> None:
         """Connection-state and blocking commands are refused with a clear error."""
-        for argv in ([b"SUBSCRIBE", b"c"], [b"MULTI"], [b"BLPOP", b"l", b"0"]):
+        for argv in ([b"SUBSCRIBE", b"c"], [b"MONITOR"], [b"BLPOP", b"l", b"0"]):
             reply = self.session.execute(argv)
             self.assertIn("not supported through kvproxy", reply.message)
         self.assertEqual(self.backend.sent, [])
