@@ -15,6 +15,7 @@ import platform
 import sys
 
 import kvtwist
+from kvtwist.engine.types import TYPES
 from kvtwist.engine.config import text_of
 from kvtwist.engine.table import PARAMS, register
 
@@ -79,7 +80,8 @@ def _server(store) -> list:
             ("config_file", getattr(store, "config_file", None) or ""),
             ("kvtwist_version", kvtwist.__version__),
             # kvproxy trusts MGET's nils only from a backend saying it holds strings only.
-            ("kvtwist_value_types", "string"),
+            ("kvtwist_value_types", ",".join(
+                ["string"] + [TYPES[code].type_name.decode() for code in sorted(TYPES)])),
             ("python_implementation", platform.python_implementation())]
 
 

@@ -174,3 +174,13 @@ class DifferentialInfoTests(SynchronousTestCase):
                 self.assertEqual(names, theirs[section] & names, section)
                 continue
             self.assertEqual(names - own - theirs[section], set(), section)
+
+
+class ValueTypesTests(SessionMixin, SynchronousTestCase):
+    """INFO server names the value types kvstore holds (kvproxy reads it)."""
+
+    def test_value_types(self):
+        """Every registered type is listed after string, so kvproxy re-reads MGET's nils."""
+        text = self.call("info", "server")
+        line = text.split(b"kvtwist_value_types:")[1].split(b"\r\n")[0]
+        self.assertEqual(line.split(b","), [b"string", b"hash", b"list", b"set", b"zset"])
