@@ -11,10 +11,9 @@ from twisted.python.failure import Failure
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer
-from kvtwist.wire.replies import (NO_REPLY, OK, Error, Streamed, resp_pieces, text_pieces,
-                                  to_resp, to_resp3, to_text)
+from kvtwist.wire.replies import NO_REPLY, OK, Error, Streamed, to_resp, to_resp3, to_text
 from kvtwist.wire.resp import RequestParser
-from kvtwist.serve.streaming import ReplyStream
+from kvtwist.serve.streaming import StreamedReplies
 from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
 from kvtwist.serve.limits import READ_OUTPUT, LimitedOutput, OutputGate, close_over_query
 from kvtwist.serve.lines import JSON, MAX_LINE, RESP, TEXT, LineDialects
@@ -46,7 +45,8 @@ class _Chunk:
         self.stream = None  # a streamed reply's rendered pieces (an iterator of bytes)
 
 
-class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
+class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
+                 protocol.Protocol):
     """Serve one client; its first byte picks the dialect (``*`` RESP2, ``{`` JSON, else text)."""
 
     chunk_type = _Chunk
@@ -440,61 +440,6 @@ class KVProtocol(LimitedOutput, LineDialects, HeldRequests, protocol.Protocol):
             close_connection()
         if self._paused:
             self._apply_backpressure()
-
-    # -- streamed replies: a piece per reactor turn, paced by the transport ----------
-
-    def _seal(self, reply: Streamed) -> _Chunk:
-        """End the open chunk with streamed ``reply``; open the next chunk and return it.
-
-        The sealed chunk is held, written or queued as a read's chunk is (dataReceived):
-        its reply starts once every reply before it is written and no write it may have
-        seen can still fail, and every reply after it waits for its end. A streamed reply
-        comes from a read-only command (KEYS, DUMP), so no write is noted against it.
-        """
-        chunk = self._chunk
-        chunk.stream = self._pieces(reply)
-        journal = self._journal
-        if journal.appended > journal.acked:
-            self._gate(chunk)
-        queue = self._queue
-        if queue:
-            self._enqueue(chunk)
-        else:
-            chunk.size = 0
-            queue.append(chunk)
-            if not chunk.gated and not chunk.pending:
-                self._flush(self._write, self._close)
-        if self._queued_bytes > HIGH_WATER and not self._paused:
-            self._apply_backpressure()
-        chunk = self._chunk = _Chunk([])
-        return chunk
-
-    def _pieces(self, reply: Streamed):
-        # The streamed reply rendered in this connection's dialect, a bytes per slice.
-        if self.dialect is RESP:
-            return resp_pieces(reply, getattr(self.session, "protocol", 2) == 3)
-        if self.dialect is JSON:
-            return jsonlines.stream_pieces(reply)
-        return text_pieces(reply)
-
-    def _start_stream(self, chunk: _Chunk) -> None:
-        # The queue's head ``chunk`` is ready and its parts written: stream its reply.
-        pieces, chunk.stream = chunk.stream, None
-        reactor = self.factory.reactor
-        if reactor is None:
-            from twisted.internet import reactor
-        # Pieces go through the outbox like every reply, so they follow what is queued
-        # there; the next piece is rendered only in a later turn.
-        self._stream = ReplyStream(pieces, self._stream_writer(), self._stream_done,
-                                   reactor.callLater)
-        self._outgate.attach(self._stream)  # the transport's producer paces it
-        self._stream.start()
-
-    def _stream_done(self) -> None:
-        self._stream = None
-        self._outgate.detach()
-        self._queue.popleft()  # the streamed chunk, kept at the head until now
-        self._flush(self._write, self._close)
 
     def _enqueue(self, chunk: _Chunk) -> None:
         parts = chunk.parts

@@ -7,6 +7,10 @@ from zope.interface import implementer
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IPushProducer
 
+from kvtwist.serve.lines import JSON, RESP
+from kvtwist.wire import jsonlines
+from kvtwist.wire.replies import Streamed, resp_pieces, text_pieces
+
 
 @implementer(IPushProducer)
 class ReplyStream:
@@ -71,6 +75,62 @@ class ReplyStream:
         if self._call is not None:
             call, self._call = self._call, None
             call.cancel()
+
+
+class StreamedReplies:
+    """Mixed into KVProtocol: a streamed reply (KEYS, DUMP) in order with the others."""
+
+    def _seal(self, reply: Streamed):
+        """End the open chunk with streamed ``reply``; open the next chunk and return it.
+
+        The sealed chunk is held, written or queued as a read's chunk is (dataReceived):
+        its reply starts once every reply before it is written and no write it may have
+        seen can still fail, and every reply after it waits for its end. A streamed reply
+        comes from a read-only command (KEYS, DUMP), so no write is noted against it.
+        """
+        chunk = self._chunk
+        chunk.stream = self._pieces(reply)
+        journal = self._journal
+        if journal.appended > journal.acked:
+            self._gate(chunk)
+        queue = self._queue
+        if queue:
+            self._enqueue(chunk)
+        else:
+            chunk.size = 0
+            queue.append(chunk)
+            if not chunk.gated and not chunk.pending:
+                self._flush(self._write, self._close)
+        self._apply_backpressure()  # pauses reading past the high-water mark
+        chunk = self._chunk = self.chunk_type([])
+        return chunk
+
+    def _pieces(self, reply: Streamed):
+        # The streamed reply rendered in this connection's dialect, a bytes per slice.
+        if self.dialect is RESP:
+            return resp_pieces(reply, getattr(self.session, "protocol", 2) == 3)
+        if self.dialect is JSON:
+            return jsonlines.stream_pieces(reply)
+        return text_pieces(reply)
+
+    def _start_stream(self, chunk) -> None:
+        # The queue's head ``chunk`` is ready and its parts written: stream its reply.
+        pieces, chunk.stream = chunk.stream, None
+        reactor = self.factory.reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        # Pieces go through the outbox like every reply, so they follow what is queued
+        # there; the next piece is rendered only in a later turn.
+        self._stream = ReplyStream(pieces, self._stream_writer(), self._stream_done,
+                                   reactor.callLater)
+        self._outgate.attach(self._stream)  # the transport's producer paces it
+        self._stream.start()
+
+    def _stream_done(self) -> None:
+        self._stream = None
+        self._outgate.detach()
+        self._queue.popleft()  # the streamed chunk, kept at the head until now
+        self._flush(self._write, self._close)
 
 
 def join_off_loop(reactor, parts: list):

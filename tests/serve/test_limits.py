@@ -356,7 +356,7 @@ def _closed_within(sock, seconds: float) -> bytes:
 class KVStoreProcessTests(SynchronousTestCase):
     """The limits of a real ``twistd kvstore`` process, over loopback sockets."""
 
-    def start(self, *config_lines: str):
+    def start(self, *config_lines: str, args=()):
         import os
         import shutil
         import tempfile
@@ -368,7 +368,7 @@ class KVStoreProcessTests(SynchronousTestCase):
         path = os.path.join(data, "kvstore.conf")
         with open(path, "w") as f:
             f.write("".join(line + "\n" for line in config_lines))
-        proc = start_kvstore(os.path.join(data, "db"), "--config", path, "--fsync", "no")
+        proc = start_kvstore(os.path.join(data, "db"), "--config", path, "--fsync", "no", *args)
         self.addCleanup(proc.stop)
         return proc
 
@@ -394,6 +394,15 @@ class KVStoreProcessTests(SynchronousTestCase):
         self.assertEqual(_closed_within(sixth, 10), b"-ERR max number of clients reached\r\n")
         info = self.call(clients[0], b"INFO", b"stats")
         self.assertIn(b"rejected_connections:1\r\n", info)
+
+    def test_protected_mode_option_and_backlog(self) -> None:
+        """--protected-mode no and a config file's tcp-backlog are the running values."""
+        proc = self.start("tcp-backlog 100", args=("--protected-mode", "no"))
+        sock = self.client(proc.port)
+        self.assertEqual(self.call(sock, b"CONFIG", b"GET", b"protected-mode"),
+                         b"*2\r\n$14\r\nprotected-mode\r\n$2\r\nno\r\n")
+        self.assertEqual(self.call(sock, b"CONFIG", b"GET", b"tcp-backlog"),
+                         b"*2\r\n$11\r\ntcp-backlog\r\n$3\r\n100\r\n")
 
     def test_idle_client_closed(self) -> None:
         """With timeout 1, an idle client is closed within a few seconds; others stay."""

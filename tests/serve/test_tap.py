@@ -635,3 +635,26 @@ class ConfigFileServerTests(SynchronousTestCase):
         self.assertIn("%s:2: 'slowlog-max-len many': argument couldn't be parsed into an "
                       "integer" % (path,), line + proc.log)
         self.assertNotEqual(proc.stop(), 0)
+
+
+class LimitsOptionsTests(SynchronousTestCase):
+    """twistd kvstore's listen backlog and --protected-mode."""
+
+    def test_backlog_added_to_listen_descriptions(self) -> None:
+        """tcp-backlog is added to tcp, ssl and unix endpoints that do not name one."""
+        self.assertEqual(tap.with_backlog("tcp:7379:interface=127.0.0.1", 511),
+                         "tcp:7379:interface=127.0.0.1:backlog=511")
+        self.assertEqual(tap.with_backlog("unix:/tmp/kv.sock", 100),
+                         "unix:/tmp/kv.sock:backlog=100")
+        self.assertEqual(tap.with_backlog("tcp:7379:backlog=5", 511), "tcp:7379:backlog=5")
+        self.assertEqual(tap.with_backlog("systemd:domain=INET:index=0", 511),
+                         "systemd:domain=INET:index=0")
+
+    def test_protected_mode_option(self) -> None:
+        """--protected-mode takes yes or no and is left unset by default."""
+        options = tap.Options()
+        options.parseOptions(["--protected-mode", "no"])
+        self.assertEqual(options["protected-mode"], "no")
+        options = tap.Options()
+        options.parseOptions([])
+        self.assertIsNone(options["protected-mode"])
