@@ -258,6 +258,20 @@ class ZsetBlockingTests(SessionMixin, SynchronousTestCase):
         self.assertEqual(got, [[b"z2", b"a", b"1"]])
         self.assertEqual(self.run_on(self.other, "ZCARD", "z2"), 1)
 
+    def test_rename_and_swapdb_wake(self):
+        """A sorted set renamed onto the key, or swapped in by SWAPDB, serves the waiter."""
+        renamed = self.replies(self.call("BZPOPMIN", "k", "0"))
+        self.run_on(self.other, "ZADD", "tmp", "1", "a")
+        self.run_on(self.other, "RENAME", "tmp", "k")
+        self.assertEqual(renamed, [[b"k", b"a", b"1"]])
+        swapped = self.replies(self.call("BZPOPMAX", "k", "0"))
+        self.run_on(self.other, "SELECT", "1")
+        self.run_on(self.other, "ZADD", "k", "1", "m", "2", "n")
+        self.assertEqual(swapped, [])
+        self.run_on(self.other, "SWAPDB", "0", "1")
+        self.assertEqual(swapped, [[b"k", b"n", b"2"]])
+        self.assertEqual(self.call("ZRANGE", "k", "0", "-1"), [b"m"])
+
     def test_non_key_arguments_do_not_wake(self):
         """BZMPOP waits on its keys only, not on its timeout, numkeys, MIN or COUNT words."""
         got = self.replies(self.call("BZMPOP", "0", "1", "myzset", "MIN", "COUNT", "10"))
