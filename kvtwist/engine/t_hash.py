@@ -25,6 +25,9 @@ from kvtwist.wire.replies import (
 # distinct fields (Redis's HRANDFIELD_SUB_STRATEGY_MUL); above it, sample the whole hash.
 _SUB_STRATEGY_MUL = 3
 
+# The most fields a negative count may ask for (its reply is built whole).
+MAX_PICKS = 1 << 27
+
 
 def _get(session, key):
     return session.keyspace.get_typed(key, Hash)
@@ -221,6 +224,9 @@ def cmd_hrandfield(session, argv):
     size = len(fields)
     if count < 0 or count == 1:
         count = abs(count)
+        if count > MAX_PICKS:  # Redis would stream them; a list of them all would not fit
+            raise CommandError("ERR HRANDFIELD count is too large: kvstore sends at most "
+                               "%d random fields" % (MAX_PICKS,))
         listed = list(fields) if size <= STREAM_MIN or count >= size else None
         picked = [_random_field(value, listed) for _ in range(count)]
     elif count >= size:

@@ -24,6 +24,9 @@ RANGE_NOT_FLOAT = "ERR min or max is not a float"
 RANGE_NOT_LEX = "ERR min or max not valid string range item"
 LONG_MAX = LLONG_MAX
 
+# The most members a negative count may ask for (its reply is built whole).
+MAX_PICKS = 1 << 27
+
 
 def parse_range_long(text: bytes, low: int, high: int, message=None) -> int:
     """Return an integer as getRangeLongFromObjectOrReply: ``message`` (when given) for
@@ -365,6 +368,9 @@ def _random_members(session, key: bytes, count: int, withscores: bool):
     size = len(order)
     if count < 0 or count == 1:
         count = abs(count)
+        if count > MAX_PICKS:  # Redis would stream them; a list of them all would not fit
+            raise CommandError("ERR ZRANDMEMBER count is too large: kvstore sends at most "
+                               "%d random members" % (MAX_PICKS,))
         if count < 64:
             picks = [order[random.randrange(size)] for _ in range(count)]
         else:

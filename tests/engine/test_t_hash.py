@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from kvtwist.engine import hashtype
 from kvtwist.engine.store import Store
 from kvtwist.wire.replies import NIL_ARRAY, OK, Error, Pairs, Streamed, to_resp
+from tests.helpers import SessionMixin
 from tests.redisref import DifferentialMixin
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -369,3 +370,13 @@ class HashNotifyTests(SynchronousTestCase):
         self.assertEqual(len(got), len(expected))
         for want, have in zip(expected, got):
             self.assertEqual(have, want, NOTIFY_SCRIPT[want[0]])
+
+
+class HugeCountTests(SessionMixin, SynchronousTestCase):
+    """A negative count beyond what a reply can hold is refused, not built."""
+
+    def test_hrandfield_huge_negative_count(self):
+        """HRANDFIELD h -999999999 answers an error at once (Redis would stream them)."""
+        self.call("hset", "h", "f", "v")
+        reply = self.session.execute([b"HRANDFIELD", b"h", b"-999999999"])
+        self.assertIn("count is too large", reply.message)

@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 import kvtwist.engine.commands  # noqa: F401  (the table, loaded)
 from kvtwist.engine.table import TABLE
 from kvtwist.engine.zsettype import LIMITS
+from tests.helpers import SessionMixin
 from tests.redisref import DifferentialMixin
 
 # Plain sets are inputs of the set algebra once the set family is there.
@@ -340,3 +341,13 @@ class ZsetDifferentialTests(DifferentialMixin, SynchronousTestCase):
             members += [b"%d" % index, b"m%d" % index]
         self.compare([b"zadd", b"big"] + members)
         self.compare([b"object", b"encoding", b"big"])
+
+
+class HugeCountTests(SessionMixin, SynchronousTestCase):
+    """A negative count beyond what a reply can hold is refused, not built."""
+
+    def test_zrandmember_huge_negative_count(self):
+        """ZRANDMEMBER z -999999999 answers an error at once (Redis would stream them)."""
+        self.session.execute([b"ZADD", b"z", b"1", b"m"])
+        reply = self.session.execute([b"ZRANDMEMBER", b"z", b"-999999999"])
+        self.assertIn("count is too large", reply.message)
