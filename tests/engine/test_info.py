@@ -183,4 +183,5 @@ class ValueTypesTests(SessionMixin, SynchronousTestCase):
         """Every registered type is listed after string, so kvproxy re-reads MGET's nils."""
         text = self.call("info", "server")
         line = text.split(b"kvtwist_value_types:")[1].split(b"\r\n")[0]
-        self.assertEqual(line.split(b","), [b"string", b"hash", b"list", b"set", b"zset"])
+        # (Test-only types other tests register may follow.)
+        self.assertEqual(line.split(b",")[:5], [b"string", b"hash", b"list", b"set", b"zset"])
