@@ -48,7 +48,7 @@ class RQTests(SynchronousTestCase):
         directory = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, directory, True)
         self.server = start_kvstore(directory)
-        self.addCleanup(self.server.stop)
+        self.addCleanup(lambda: self.server.stop())  # the current one: tests restart it
         self.connection = redis.Redis(port=self.server.port)
         self.addCleanup(self.connection.close)
         raw = Connection(self.server.port)

@@ -527,7 +527,7 @@ class ClientTests(SynchronousTestCase):
         self.data = tempfile.mkdtemp(prefix="kvtwist-bzpop-")
         self.addCleanup(shutil.rmtree, self.data, True)
         self.server = start_kvstore(self.data)
-        self.addCleanup(self.server.stop)
+        self.addCleanup(lambda: self.server.stop())  # the current one: tests restart it
 
     def client(self):
         client = redis.Redis(host="127.0.0.1", port=self.server.port)

@@ -26,7 +26,7 @@ class HashClientTests(SynchronousTestCase):
         self.data = tempfile.mkdtemp(prefix="kvtwist-hash-")
         self.addCleanup(shutil.rmtree, self.data, True)
         self.server = start_kvstore(self.data)
-        self.addCleanup(self.server.stop)
+        self.addCleanup(lambda: self.server.stop())  # the current one: tests restart it
 
     def client(self, **kwargs):
         """Return a redis-py client of the running kvstore, closed at cleanup."""
