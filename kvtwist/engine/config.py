@@ -13,6 +13,7 @@ from __future__ import annotations
 from kvtwist.engine import configfile
 from kvtwist.engine.databases import DEFAULT_DATABASES
 from kvtwist.engine.glob import compile_glob
+from kvtwist.engine.table import integer_parameter
 from kvtwist.engine.table import (
     PARAMS, SYNTAX, define_config, register, sub_dispatch, subcommands)
 from kvtwist.wire.replies import OK, CommandError, Pairs, Status
@@ -29,17 +30,7 @@ class ConfigError(Exception):
 # -- parsers (each raises ValueError with Redis's reason text) ------------------------
 
 
-def integer(low: int, high: int):
-    """Return a parser of Redis's integer parameters between ``low`` and ``high``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-            if "%d" % value != text.strip() or text != text.strip():
-                raise ValueError(text)
-        except ValueError:
-            raise ValueError("argument couldn't be parsed into an integer")
-        return _in_range(value, low, high)
-    return parse
+integer = integer_parameter  # Redis's integer parameters (engine/table.py)
 
 
 def _in_range(value: int, low: int, high: int) -> int:

@@ -14,6 +14,7 @@ from kvtwist.engine import events
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.hashtype import LIMITS, OP_HDEL, OP_HPUT, OP_HSET, Hash
 from kvtwist.engine.strings import add_long_double, parse_long_double
+from kvtwist.engine.table import SIZE_T
 from kvtwist.engine.table import (
     LLONG_MAX, LLONG_MIN, SYNTAX, arity_error, c_lower, define_config, parse_int,
     register)
@@ -298,28 +299,15 @@ def cmd_hscan(session, argv):
 # -- configuration: the encoding thresholds ------------------------------------------------
 
 
-def _size(text: str) -> int:
-    # Redis's size_t parameters of 0..LONG_MAX (createSizeTConfig).
-    try:
-        number = int(text)
-        if "%d" % number != text:
-            raise ValueError(text)
-    except ValueError:
-        raise ValueError("argument couldn't be parsed into an integer")
-    if not 0 <= number <= LLONG_MAX:
-        raise ValueError("argument must be between 0 and %d inclusive" % (LLONG_MAX,))
-    return number
-
-
 def _limit(name: str):
     def apply(store, number: int) -> None:
         LIMITS[name] = number
     return apply
 
 
-define_config("hash-max-listpack-entries", "512", _size, _limit("entries"),
+define_config("hash-max-listpack-entries", "512", SIZE_T, _limit("entries"),
               aliases=("hash-max-ziplist-entries",), show=str)
-define_config("hash-max-listpack-value", "64", _size, _limit("value"),
+define_config("hash-max-listpack-value", "64", SIZE_T, _limit("value"),
               aliases=("hash-max-ziplist-value",), show=str)
 
 # -- keyspace notifications ------------------------------------------------------------------

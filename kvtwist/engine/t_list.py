@@ -11,6 +11,7 @@ from kvtwist.engine import events, listtype
 from kvtwist.engine.listtype import (
     INSERT_AT, POP_LEFT, POP_RIGHT, PUSH_LEFT, PUSH_RIGHT, REMOVE, ROTATE, SET_AT, TRIM,
     ListValue)
+from kvtwist.engine.table import integer_parameter
 from kvtwist.engine.table import (
     LLONG_MAX, SYNTAX, arity_error, define_config, parse_int, register)
 from kvtwist.engine.types import LIST
@@ -373,29 +374,15 @@ events.declare_reads(b"llen", b"lrange", b"lindex", b"lpos")
 # -- configuration --------------------------------------------------------------------------
 
 
-def _int_parameter(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-            if "%d" % value != text:
-                raise ValueError(text)
-        except ValueError:
-            raise ValueError("argument couldn't be parsed into an integer")
-        if not low <= value <= 2 ** 31 - 1:
-            raise ValueError("argument must be between %d and 2147483647 inclusive" % low)
-        return value
-    return parse
-
-
 def _node_fill(store, value: int) -> None:
     listtype.NODE_FILL = value
 
 
 # How many elements (positive) or bytes (-1..-5: 4 to 64 KB) one quicklist node holds:
 # the nodes DUMP writes. Redis 7.0 answers OBJECT ENCODING quicklist for every list.
-define_config("list-max-listpack-size", "-2", _int_parameter(-2 ** 31), _node_fill, show=str,
-              aliases=("list-max-ziplist-size",))
+define_config("list-max-listpack-size", "-2", integer_parameter(-2 ** 31, 2 ** 31 - 1),
+              _node_fill, show=str, aliases=("list-max-ziplist-size",))
 # Redis compresses inner quicklist nodes to save memory; its only effect is on memory
 # (a DUMP is the same bytes either way). kvstore keeps lists uncompressed: the value is
 # kept and shown, and changes nothing.
-define_config("list-compress-depth", "0", _int_parameter(0), show=str)
+define_config("list-compress-depth", "0", integer_parameter(0, 2 ** 31 - 1), show=str)

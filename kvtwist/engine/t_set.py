@@ -18,6 +18,7 @@ from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.keyspace import DEL, SET as SET_EFFECT
 from kvtwist.engine.settype import (
     MAX_INTSET, SADD, SPOP, SREM, SPOP_MOVE_STRATEGY_MUL, SetValue, intset_fits)
+from kvtwist.engine.table import SIZE_T
 from kvtwist.engine.table import (
     LLONG_MAX, SYNTAX, define_config, parse_int, register)
 from kvtwist.engine.types import SET
@@ -388,24 +389,12 @@ def cmd_sscan(session, argv):
 # -- configuration, events -----------------------------------------------------------------
 
 
-def _intset_entries(text: str) -> int:
-    try:
-        number = int(text)
-        if "%d" % number != text:
-            raise ValueError(text)
-    except ValueError:
-        raise ValueError("argument couldn't be parsed into an integer")
-    if not 0 <= number <= LONG_MAX:
-        raise ValueError("argument must be between 0 and %d inclusive" % (LONG_MAX,))
-    return number
-
-
 def _apply_intset_entries(store, value: int) -> None:
     # Process-wide: the encoding rule lives with the values (engine/settype.py).
     MAX_INTSET[0] = value
 
 
-define_config("set-max-intset-entries", "512", _intset_entries, _apply_intset_entries,
+define_config("set-max-intset-entries", "512", SIZE_T, _apply_intset_entries,
               show=str)
 
 _S = events.SET_CLASS

@@ -11,7 +11,7 @@ import random
 
 from kvtwist.engine import events, zsetrdb  # noqa: F401  (zsetrdb: DUMP/RESTORE codec)
 from kvtwist.engine.glob import compile_glob
-from kvtwist.engine.table import LLONG_MAX, SYNTAX, define_config, parse_int, register
+from kvtwist.engine.table import SIZE_T, LLONG_MAX, SYNTAX, define_config, parse_int, register
 from kvtwist.engine.types import ZSET
 from kvtwist.engine.zsetscore import parse_bound, parse_lex, parse_score
 from kvtwist.engine.zsettype import (
@@ -384,19 +384,6 @@ def _random_members(session, key: bytes, count: int, withscores: bool):
 # -- configuration -------------------------------------------------------------------------
 
 
-def _size(text: str) -> int:
-    # A size_t parameter from 0 to LONG_MAX, as Redis's createSizeTConfig.
-    try:
-        value = int(text)
-        if "%d" % value != text:
-            raise ValueError(text)
-    except ValueError:
-        raise ValueError("argument couldn't be parsed into an integer")
-    if not 0 <= value <= LONG_MAX:
-        raise ValueError("argument must be between 0 and %d inclusive" % LONG_MAX)
-    return value
-
-
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2,
           "g": 1000 ** 3, "gb": 1024 ** 3}
 
@@ -420,7 +407,7 @@ def _limit(name: str):
     return apply
 
 
-define_config("zset-max-listpack-entries", "128", _size, _limit("entries"),
+define_config("zset-max-listpack-entries", "128", SIZE_T, _limit("entries"),
               aliases=("zset-max-ziplist-entries",), show=str)
 define_config("zset-max-listpack-value", "64", _memory, _limit("value"),
               aliases=("zset-max-ziplist-value",), show=str)

@@ -181,6 +181,26 @@ class Param:
 PARAMS: dict = {}
 
 
+def integer_parameter(low: int, high: int):
+    """Return a parser of Redis's integer configuration parameters between ``low`` and
+    ``high`` (createIntConfig, createSizeTConfig...), with Redis's error texts."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+            if "%d" % value != text:
+                raise ValueError(text)
+        except ValueError:
+            raise ValueError("argument couldn't be parsed into an integer")
+        if not low <= value <= high:
+            raise ValueError("argument must be between %d and %d inclusive" % (low, high))
+        return value
+    return parse
+
+
+# Redis's size_t parameters (createSizeTConfig): 0 to LONG_MAX.
+SIZE_T = integer_parameter(0, LLONG_MAX)
+
+
 def define_config(name: str, default: str, parse=str, apply=None, mutable: bool = True,
                   aliases=(), show=None) -> Param:
     """Register a configuration parameter that kvstore really implements."""
