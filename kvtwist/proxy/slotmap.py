@@ -139,3 +139,18 @@ class SlotMap:
                 runs.append((start, slot - 1, owners[start]))
                 start = slot
         return runs
+
+
+def redirection(message: str):
+    """(kind, slot, address) of a ``MOVED`` / ``ASK`` error's text, else None (O(1))."""
+    parts = message.split(" ")
+    if len(parts) != 3 or parts[0] not in ("MOVED", "ASK"):
+        return None
+    try:
+        slot = int(parts[1])
+    except ValueError:
+        return None
+    host, _, port = parts[2].rpartition(":")
+    if not 0 <= slot < 16384 or not port.isdigit():
+        return None
+    return parts[0], slot, _address(host.strip("[]"), port, "")
