@@ -156,20 +156,19 @@ class RedisCluster:
     def reshard(self, source, target, slots: int) -> str:
         """Move ``slots`` slots from ``source`` to ``target`` with ``redis-cli --cluster
         reshard``; its output."""
-        done = subprocess.run(
-            [self.cli, "--cluster", "reshard", self.address(source), "--cluster-from",
-             source.node_id, "--cluster-to", target.node_id, "--cluster-slots", str(slots),
-             "--cluster-yes"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        done = subprocess.run(self.reshard_command(source, target, slots),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         output = done.stdout.decode("utf-8", "replace")
         if done.returncode != 0:
             raise RuntimeError("redis-cli --cluster reshard failed:\n%s" % (output,))
         return output
 
-    def reshard_command(self, source, target, slots: int) -> list:
-        """The argv of ``redis-cli --cluster reshard`` moving ``slots`` slots."""
+    def reshard_command(self, source, target, slots: int, pipeline: int = 10) -> list:
+        """The argv of ``redis-cli --cluster reshard`` moving ``slots`` slots (the lowest
+        of ``source``'s), ``pipeline`` keys per MIGRATE."""
         return [self.cli, "--cluster", "reshard", self.address(source), "--cluster-from",
                 source.node_id, "--cluster-to", target.node_id, "--cluster-slots",
-                str(slots), "--cluster-yes"]
+                str(slots), "--cluster-pipeline", str(pipeline), "--cluster-yes"]
 
     def stop(self) -> None:
         """Stop every node by its PID and remove the working directory."""
