@@ -189,6 +189,7 @@ class ClusterStore(ProxyStore):
         self.service = ClusterService(self)
         self.nodes = {}  # address -> ClusterNode
         self.slotmap = None  # the SlotMap, once read
+        self._primaries = []  # the addresses serving slots, sorted
         self.shards = SlotNodes(self)
         self.random = False
         self.fragments = 0
@@ -237,10 +238,7 @@ class ClusterStore(ProxyStore):
 
     def live(self) -> list:
         """The nodes serving slots, in address order."""
-        slotmap = self.slotmap
-        if slotmap is None:
-            return []
-        return [self.nodes[address] for address in slotmap.primaries()]
+        return [self.nodes[address] for address in self._primaries]
 
     def first_live(self):
         nodes = self.live()
@@ -322,6 +320,8 @@ class ClusterStore(ProxyStore):
         if slotmap is not None and slotmap.owners[slot] != address:
             slotmap.assign(slot, address)
             self._moved_slots.add(slot)
+            if address not in self._primaries:
+                self._primaries = sorted(self._primaries + [address])
         self.schedule_refresh()
         return node
 
@@ -432,11 +432,13 @@ class ClusterStore(ProxyStore):
         self._moved_slots = set()
         if old is not None:
             changed |= old.changed(new)
-        for address in new.primaries():
+        primaries = new.primaries()
+        for address in primaries:
             self.node(address)
         self.slotmap = new
+        self._primaries = primaries
         for address in list(self.nodes):
-            if address not in new.primaries():
+            if address not in primaries:
                 self._forget(address)
         if changed:
             self.slots_invalidated += len(changed)

@@ -50,11 +50,11 @@ def tcp_endpoint(address: str) -> str:
     return "tcp:%s:%s" % (host.strip("[]").replace(":", "\\:"), port)
 
 
-def cluster_store(reactor, settings: dict, cache, login, timeout) -> ClusterStore:
+def cluster_store(reactor, settings: dict, cache, login, timeout,
+                  requirepass: bytes = b"") -> ClusterStore:
     """A ClusterStore reading the map from ``settings["cluster"]``'s seeds, opening a
-    backend link (and, unless --no-tracking, an invalidation link) to each primary."""
-    from kvtwist.proxy.tap import secret
-
+    backend link (and, unless --no-tracking, an invalidation link) to each primary;
+    ``requirepass`` is the password kvproxy's clients must give."""
     def connect_node(address, node_cache):
         endpoint = tcp_endpoint(address)
         backend = Backend(reactor, endpoint_from_string(reactor, endpoint), address, timeout,
@@ -78,7 +78,7 @@ def cluster_store(reactor, settings: dict, cache, login, timeout) -> ClusterStor
         seeds = [seeds]
     return ClusterStore(reactor, cache, seeds, connect_node, open_seed,
                         allow_admin=bool(settings["allow-admin"]),
-                        requirepass=secret(settings["requirepass"]) or b"")
+                        requirepass=requirepass)
 
 
 def _logged_in(client, login):

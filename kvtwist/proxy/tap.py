@@ -250,7 +250,8 @@ def makeService(options, reactor=None) -> ProxyService:
     backends = settings["backends"] or [settings["backend"]]
     serve_stale = float(settings["serve-stale"])
     if settings["cluster"]:
-        store = cluster_store(reactor, settings, cache, login, timeout)
+        store = cluster_store(reactor, settings, cache, login, timeout,
+                              secret(settings["requirepass"]) or b"")
         children = [store.service]
     elif pool is None and len(backends) == 1 and not serve_stale and not settings["stats"]:
         server = backend_server(backends[0])
