@@ -67,13 +67,21 @@ class NodeLink:
     def __init__(self, inner, cluster) -> None:
         self.inner = inner
         self.cluster = cluster
+        self.sent = 0  # requests sent on the link, and those answered (or failed)
+        self.answered = 0
 
     def request(self, argv: list, db=None, hops: int = MAX_REDIRECTS, tries: int = 0,
                 **options):
         """Send ``argv`` (as ``Backend.request``); the Deferred delivers the reply of the
         node that finally answered it. O(1) beyond the inner request."""
+        self.sent += 1
         d = self.inner.request(argv, db=db, **options)
+        d.addBoth(self._answered)
         return d.addCallback(self.cluster.follow, argv, db, options, hops, tries, self)
+
+    def _answered(self, result):
+        self.answered += 1
+        return result
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -146,8 +154,7 @@ class SlotNodes:
         self.cluster = cluster
 
     def __getitem__(self, slot: int):
-        cluster = self.cluster
-        return cluster.nodes[cluster.slotmap.owners[slot]]
+        return self.cluster.owner(slot)
 
 
 class ClusterService(service.MultiService):
@@ -200,6 +207,9 @@ class ClusterStore(ProxyStore):
         self.refresh_errors = 0
         self.slots_invalidated = 0
         self._moved_slots = set()  # slots MOVED moved since the last map read
+        # slot -> (its old owner's node, how many requests had been sent on its link)
+        # when the slot moved: see ``owner``.
+        self._barriers = {}
         self._refreshing = False
         self._again = False
         self._timer = None
@@ -215,13 +225,37 @@ class ClusterStore(ProxyStore):
         slot = key_slot(key)
         return slot if slotmap.owners[slot] is not None else None
 
+    def owner(self, slot: int):
+        """The node to send a request of ``slot`` to, or None: the map's owner, except
+        while requests sent to the slot's previous owner before the slot moved are
+        unanswered. Then it is that previous owner, which redirects it after them, so a
+        request never overtakes one sent before it. O(1)."""
+        barriers = self._barriers
+        if barriers:
+            barrier = barriers.get(slot)
+            if barrier is not None:
+                node, sent = barrier
+                link = node.backend
+                if link.answered < sent and self.nodes.get(node.address) is node:
+                    return node
+                del barriers[slot]
+        owner = self.slotmap.owners[slot]
+        return None if owner is None else self.nodes[owner]
+
+    def _moving(self, slot: int, previous) -> None:
+        """``slot`` leaves node address ``previous``: hold its requests behind those in
+        flight there (``owner``)."""
+        node = self.nodes.get(previous) if previous is not None else None
+        if node is not None:
+            link = node.backend
+            if link.answered < link.sent:
+                self._barriers[slot] = (node, link.sent)
+
     def shard(self, key: bytes):
         """The node serving ``key``, or None."""
-        slotmap = self.slotmap
-        if slotmap is None:
+        if self.slotmap is None:
             return None
-        owner = slotmap.owners[key_slot(key)]
-        return None if owner is None else self.nodes[owner]
+        return self.owner(key_slot(key))
 
     def route(self, keys: list):
         """The node serving every one of ``keys`` (one slot), or the Error a client gets:
@@ -230,11 +264,10 @@ class ClusterStore(ProxyStore):
         for key in keys[1:]:
             if key_slot(key) != slot:
                 return CROSSSLOT
-        slotmap = self.slotmap
-        if slotmap is None:
+        if self.slotmap is None:
             return NO_MAP
-        owner = slotmap.owners[slot]
-        return NOT_SERVED if owner is None else self.nodes[owner]
+        node = self.owner(slot)
+        return NOT_SERVED if node is None else node
 
     def live(self) -> list:
         """The nodes serving slots, in address order."""
@@ -318,6 +351,7 @@ class ClusterStore(ProxyStore):
         node = self.node(address)
         slotmap = self.slotmap
         if slotmap is not None and slotmap.owners[slot] != address:
+            self._moving(slot, slotmap.owners[slot])
             slotmap.assign(slot, address)
             self._moved_slots.add(slot)
             if address not in self._primaries:
@@ -431,7 +465,10 @@ class ClusterStore(ProxyStore):
         changed = self._moved_slots
         self._moved_slots = set()
         if old is not None:
-            changed |= old.changed(new)
+            moving = old.changed(new)
+            for slot in moving:
+                self._moving(slot, old.owners[slot])
+            changed |= moving
         primaries = new.primaries()
         for address in primaries:
             self.node(address)

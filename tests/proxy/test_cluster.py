@@ -299,3 +299,50 @@ class CacheTests(ClusterCase):
         d = self.session.execute([b"GET", key])
         self.clock.advance(0)
         self.assertEqual(self.sent("b:2")[-1], [b"GET", key])
+
+
+class OrderTests(ClusterCase):
+    """Requests of a slot whose owner changed do not overtake those sent before."""
+
+    def test_moved_keeps_order(self) -> None:
+        """While requests sent to the old owner before a MOVED are unanswered, later ones
+        of that slot go there too (to be redirected after them); then to the new owner."""
+        key = key_on("a:1")
+        slot = key_slot(key)
+        first = self.session.execute([b"SET", key, b"1"])
+        self.proxy.moved_to(slot, "b:2")  # another request's MOVED moved the slot
+        second = self.session.execute([b"GET", key])
+        self.clock.advance(0)
+        sent = self.sent("a:1")
+        self.assertEqual([argv for argv in sent if argv[0] != b"CLUSTER"],
+                         [[b"SET", key, b"1"], [b"GET", key]])
+        self.assertEqual(self.sent("b:2"), [])
+        backend = self.backends["a:1"]
+        backend.answer(0, Error("MOVED %d b:2" % (slot,)))
+        backend.answer(sent.index([b"GET", key]), Error("MOVED %d b:2" % (slot,)))
+        self.assertEqual(self.sent("b:2"), [[b"SET", key, b"1"], [b"GET", key]])
+        self.backends["b:2"].answer(0, OK)
+        self.backends["b:2"].answer(1, b"1")
+        self.assertEqual((result_of(first), result_of(second)), (OK, b"1"))
+        third = self.session.execute([b"SET", key, b"3"])
+        self.assertEqual(self.sent("b:2")[-1], [b"SET", key, b"3"])
+        self.answer_last("b:2", OK)
+        self.assertEqual(result_of(third), OK)
+
+    def test_new_map_keeps_order(self) -> None:
+        """A map moving a slot with requests in flight on its old owner waits the same
+        way."""
+        key = key_on("a:1")
+        slot = key_slot(key)
+        self.session.execute([b"SET", key, b"1"])
+        ranges = [(0, slot, "c:3"), (slot + 1, 5460, "a:1")] + RANGES[1:]
+        self.proxy.install([r for r in ranges if r[0] <= r[1]])
+        self.session.execute([b"INCR", key])
+        self.assertEqual(self.sent("a:1")[-1], [b"INCR", key])
+        self.assertEqual(self.sent("c:3"), [])
+        self.backends["a:1"].answer(0, OK)
+        self.backends["a:1"].answer(1, Error("MOVED %d c:3" % (slot,)))
+        self.assertEqual(self.sent("c:3"), [[b"INCR", key]])
+        self.session.execute([b"GET", key])
+        self.clock.advance(0)
+        self.assertEqual(self.sent("c:3")[-1], [b"GET", key])
