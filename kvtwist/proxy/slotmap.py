@@ -4,15 +4,20 @@
 (what lies between the first ``{`` and the next ``}``, when that is not empty), modulo
 16384. ``SlotMap`` says which primary ("host:port") serves each slot; it is read from
 ``CLUSTER SLOTS`` (``parse_slots``) or, where that is missing, ``CLUSTER SHARDS``
-(``parse_shards``), and compared with the next one (``changed``) so the cache can drop the
-keys of slots whose owner changed.
+(``parse_shards``) (``ask_map`` asks for either), and compared with the next one
+(``changed``) so the cache can drop the keys of slots whose owner changed.
+``redirection`` reads a ``MOVED`` / ``ASK`` error.
 """
 
 from __future__ import annotations
 
 from binascii import crc_hqx
 
+from kvtwist.wire.replies import Error
+
 SLOTS = 16384
+SLOTS_ARGV = [b"CLUSTER", b"SLOTS"]
+SHARDS_ARGV = [b"CLUSTER", b"SHARDS"]
 
 
 def key_slot(key: bytes) -> int:
@@ -154,3 +159,19 @@ def redirection(message: str):
     if not 0 <= slot < 16384 or not port.isdigit():
         return None
     return parts[0], slot, _address(host.strip("[]"), port, "")
+
+
+def ask_map(request, host: str):
+    """Ask ``CLUSTER SLOTS`` with ``request(argv)`` (``CLUSTER SHARDS`` if that is
+    refused); the Deferred delivers the map's ranges, or fails with SlotMapError. ``host``
+    stands for a node that does not know its own address."""
+    def slots(reply):
+        if reply.__class__ is Error:
+            return request(SHARDS_ARGV).addCallback(shards)
+        return parse_slots(reply, host)
+
+    def shards(reply):
+        if reply.__class__ is Error:
+            raise SlotMapError("CLUSTER SLOTS and SHARDS refused: %s" % (reply.message,))
+        return parse_shards(reply, host)
+    return request(SLOTS_ARGV).addCallback(slots)

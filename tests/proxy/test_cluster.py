@@ -9,7 +9,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.proxy.cache import Cache
-from kvtwist.proxy.cluster import MAX_REDIRECTS, TRYAGAIN_DELAY, ClusterStore
+from kvtwist.proxy.cluster import TRYAGAIN_DELAY, ClusterStore
+from kvtwist.proxy.clusternode import MAX_REDIRECTS
 from kvtwist.proxy.slotmap import key_slot
 from kvtwist.wire.replies import OK, Error
 from tests.proxy.fakes import FakeBackend, result_of
