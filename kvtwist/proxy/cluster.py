@@ -278,9 +278,6 @@ class ClusterStore(ProxyStore):
     def schedule_refresh(self) -> None:
         """Read the map again soon (a MOVED, a CLUSTERDOWN, a node that failed): at once,
         or after the read in flight (one more for any number of calls meanwhile)."""
-        if self._refreshing:
-            self._again = True
-            return
         self.refresh()
 
     def _later(self, delay: float) -> None:
@@ -293,8 +290,8 @@ class ClusterStore(ProxyStore):
     def refresh(self) -> defer.Deferred:
         """Read the map from a primary whose link is up, else from the seeds in turn;
         the Deferred fires (with None) once it is installed or the read failed."""
-        if self._refreshing:
-            self._again = True
+        if self._refreshing or not self._running:
+            self._again = self._refreshing
             return defer.succeed(None)
         self._refreshing = True
         self._again = False

@@ -122,6 +122,13 @@ class MapTests(ClusterCase):
         self.answer_last("a:1", SLOTS_REPLY)
         self.assertEqual(self.proxy.refreshes, 2)
 
+    def test_no_read_once_stopped(self) -> None:
+        """Once kvproxy is stopping, a MOVED reads no map."""
+        self.proxy.stop()
+        self.proxy.moved_to(0, "b:2")
+        self.assertEqual(self.sent("a:1"), [])
+        self.assertEqual(self.proxy.slotmap.owner(0), "b:2")
+
     def test_shards_when_slots_refused(self) -> None:
         """A node refusing CLUSTER SLOTS is asked CLUSTER SHARDS."""
         self.clock.advance(self.proxy.refresh_interval)

@@ -74,4 +74,3 @@ class NodeTests(ClusterCase):
         for index, (argv, _) in enumerate(backend.sent):
             backend.answer(index, [b"x"] * 3 if argv[0] == b"MGET" else b"y")
         self.assertEqual([result_of(reply) for reply in replies], [b"x", b"x", b"x", b"y"])
-
