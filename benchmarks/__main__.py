@@ -11,13 +11,13 @@ import sys
 import tempfile
 import time
 
-from benchmarks import durability, procs, proxying, report, stalls, suites
+from benchmarks import cluster, durability, procs, proxying, report, stalls, suites
 
 RUNNERS = (("core", suites.core), ("pypy", suites.core), ("dialects", suites.dialects),
            ("fsync", durability.fsync), ("fsync", durability.fsync_rounds),
            ("memory", durability.memory),
            ("restart", durability.restart), ("proxy", proxying.proxy),
-           ("stalls", stalls.stalls))
+           ("stalls", stalls.stalls), ("cluster", cluster.cluster))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

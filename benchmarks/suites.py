@@ -12,7 +12,8 @@ import time
 from benchmarks import procs, redisbench
 from benchmarks.report import Row
 
-SUITES = ("core", "dialects", "fsync", "memory", "restart", "proxy", "stalls", "pypy")
+SUITES = ("core", "dialects", "fsync", "memory", "restart", "proxy", "stalls", "pypy",
+          "cluster")
 CONFIGS = ((50, 1), (50, 16), (1, 1))  # (-c, -P)
 REDIS = "redis-server"
 CPY, PYPY = "CPython", "PyPy"

@@ -13,6 +13,7 @@ from kvtwist.serve.daemon import ServerOptions
 from kvtwist.proxy.auth import login_command
 from kvtwist.proxy.backend import Backend
 from kvtwist.proxy.cache import Cache
+from kvtwist.proxy.clustertap import cluster_seeds, cluster_store
 from kvtwist.client import endpoint_from_string
 from kvtwist.proxy.invalidation import InvalidationListener
 from kvtwist.proxy.pool import (
@@ -30,7 +31,7 @@ DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
             "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False,
             "cache-bytes": 0, "requirepass": None, "backend-user": None,
             "backend-password": None, "backends": None, "pool": None, "serve-stale": 0.0,
-            "stats": None}
+            "stats": None, "cluster": None}
 
 # --cache-bytes takes Redis's memory units (64mb, 1gb, 100000).
 parse_bytes = memory(0, 2 ** 63 - 1)
@@ -70,6 +71,12 @@ class Options(ServerOptions):
         ServerOptions.__init__(self)
         self["backends"] = []
         self["backend"] = DEFAULT_BACKEND
+        self["cluster"] = []
+
+    def opt_cluster(self, text: str) -> None:
+        """a Redis Cluster node (host:port or tcp:host:port) to read the slot map from;
+        repeat it for more seeds: kvproxy then fronts the whole cluster"""
+        self["cluster"].append(text)
 
     def opt_backend(self, text: str) -> None:
         """a backend: a client endpoint (tcp:, tls:, unix:) or host:port[:weight] [name];
@@ -146,6 +153,8 @@ class Options(ServerOptions):
                 backend_server(text)
         except PoolError as e:
             raise usage.UsageError(str(e))
+        if self["cluster"]:
+            self["cluster"] = cluster_seeds(self)
 
     def _read_pool(self) -> None:
         if self["backends"]:
@@ -240,7 +249,11 @@ def makeService(options, reactor=None) -> ProxyService:
     pool = settings["pool"]
     backends = settings["backends"] or [settings["backend"]]
     serve_stale = float(settings["serve-stale"])
-    if pool is None and len(backends) == 1 and not serve_stale and not settings["stats"]:
+    if settings["cluster"]:
+        store = cluster_store(reactor, settings, cache, login, timeout,
+                              secret(settings["requirepass"]) or b"")
+        children = [store.service]
+    elif pool is None and len(backends) == 1 and not serve_stale and not settings["stats"]:
         server = backend_server(backends[0])
         # An endpoint string, or host:port, is used as given (today's backend_address).
         address = (backends[0] if server.__class__ is EndpointServer
