@@ -347,8 +347,10 @@ def _config_rewrite(session, argv):
     if path is None:
         raise CommandError("ERR The server is running without a config file")
     try:
+        from kvtwist.engine.acl_file import rewrite_lines
+
         configfile.rewrite(path, [(param, text_of(session.store, param)) for param in params()],
-                           MULTI_ARG)
+                           MULTI_ARG, {"user": rewrite_lines(session.store)})
     except OSError as e:
         raise CommandError("ERR Rewriting config file: %s" % (e.strerror or e,))
     return OK

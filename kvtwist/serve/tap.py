@@ -101,6 +101,7 @@ class Options(ServerOptions):
 
     def postOptions(self) -> None:
         self.params = []  # (name, text, where) of --config's parameter directives
+        self.users = []  # (words after "user", where) of --config's user directives
         if self["config"] is not None:
             self._read_config(self["config"])
         ServerOptions.postOptions(self)
@@ -142,6 +143,9 @@ class Options(ServerOptions):
                 port = args[0]
             elif name == "bind" and args:
                 binds = args
+            elif name == "user" and args:
+                self.users.append(([arg.encode("utf-8", "surrogateescape") for arg in args],
+                                   where))
             elif name in _FILE_OPTIONS and len(args) == 1:
                 option = _FILE_OPTIONS[name]
                 if option not in given:
@@ -254,6 +258,7 @@ def makeService(options, reactor=None) -> service.MultiService:
         if options["requirepass"]:
             auth_for(store).set_password(
                 options["requirepass"].encode("utf-8", "surrogateescape"))
+        _configured_users(store, getattr(options, "users", []), aclfile)
         config.configure(store, aclfile)
     except config.ConfigError as e:
         raise SystemExit("kvstore: %s" % (e,))
@@ -281,6 +286,26 @@ def makeService(options, reactor=None) -> service.MultiService:
     store.hooks.attach(journal, top._sweeper, SWEEP_INTERVAL, reactor.stop,
                        os.path.abspath(options["data"]))
     return top
+
+
+def _configured_users(store, users: list, aclfile: list) -> None:
+    # The config file's "user" directives (ACLLoadUsersAtStartup): not with an ACL file.
+    from kvtwist.engine import acl_file, config
+
+    if not users:
+        return
+    if any(param[1] for param in aclfile):
+        raise config.ConfigError(acl_file.BOTH)
+    seen, declared = set(), []
+    for words, where in users:
+        try:
+            declared.append((words[0], acl_file.check_config_user(store, words, seen)))
+        except ValueError as e:
+            raise config.ConfigError("%s: %s" % (where, e))
+    try:
+        acl_file.load_config_users(store, declared)
+    except ValueError as e:
+        raise config.ConfigError(str(e))
 
 
 def with_backlog(description: str, backlog: int) -> str:
