@@ -20,10 +20,66 @@ class ParseTests(SynchronousTestCase):
                          [100, 1000, 1024, 2 * 1024 ** 2, 1000 ** 3])
         self.assertRaises(ValueError, evict.parse_memory, "lots")
 
-    def test_lfu_is_refused(self):
-        """The LFU policies are refused, not accepted and ignored."""
-        self.assertRaises(ValueError, evict._parse_policy, "allkeys-lfu")
+    def test_policies(self):
+        """Redis's eight policies are accepted (any case); others get Redis's list."""
         self.assertEqual(evict._parse_policy("ALLKEYS-LRU"), "allkeys-lru")
+        self.assertEqual(evict._parse_policy("volatile-lfu"), "volatile-lfu")
+        error = self.assertRaises(ValueError, evict._parse_policy, "lfu")
+        self.assertEqual(str(error), "argument(s) must be one of the following: volatile-lru, "
+                         "volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, "
+                         "allkeys-lfu, allkeys-random, noeviction")
+
+
+class LfuTests(SessionMixin, SynchronousTestCase):
+    """The LFU policies keep Redis's logarithmic access counters (OBJECT FREQ)."""
+
+    def test_counter_grows_and_decays(self):
+        """A new key starts at 5, accesses raise it (the first ones surely), each
+        lfu-decay-time minutes idle take one off; OBJECT IDLETIME is refused under LFU and
+        FREQ outside it."""
+        self.call("set", "k", "v")
+        self.assertIn("LFU maxmemory policy is not selected",
+                      self.call("object", "freq", "k").message)
+        self.call("config", "set", "maxmemory-policy", "allkeys-lfu")
+        self.call("del", "k")
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("object", "freq", "k"), 5)
+        self.call("get", "k")
+        self.assertEqual(self.call("object", "freq", "k"), 6)
+        for _ in range(200):
+            self.call("get", "k")
+        grown = self.call("object", "freq", "k")
+        self.assertTrue(6 < grown < 100, grown)
+        self.clock.advance(3 * 60)
+        self.assertEqual(self.call("object", "freq", "k"), grown - 3)
+        self.assertIn("LFU maxmemory policy is selected",
+                      self.call("object", "idletime", "k").message)
+        self.call("config", "set", "lfu-decay-time", "0")
+        self.assertEqual(self.call("object", "freq", "k"), grown)
+        self.call("config", "set", "maxmemory-policy", "allkeys-lru")
+        self.assertIn("LFU maxmemory policy is not selected",
+                      self.call("object", "freq", "k").message)
+
+    def test_least_frequently_used_evicted(self):
+        """allkeys-lfu evicts the keys read least often; volatile-lfu only expiring ones."""
+        self.call("config", "set", "maxmemory-policy", "allkeys-lfu")
+        self.call("config", "set", "maxmemory-samples", "64")
+        for i in range(20):
+            self.call("set", "key:%02d" % i, "x" * 100)
+        for _ in range(30):
+            for i in range(10):
+                self.call("get", "key:%02d" % i)
+        used = self.store.databases.meter.used
+        evict._set_maxmemory(self.store, used * 3 // 4)
+        self.assertTrue(all(self.call("exists", "key:%02d" % i) for i in range(10)))
+        self.assertGreater(self.store.evictor.evicted, 0)
+        self.call("flushall")
+        evict._set_maxmemory(self.store, 0)
+        self.call("config", "set", "maxmemory-policy", "volatile-lfu")
+        self.call("set", "keep", "x" * 1000)
+        self.call("set", "temp", "x" * 1000, "ex", "100")
+        evict._set_maxmemory(self.store, self.store.databases.meter.used - 10)
+        self.assertEqual((self.call("exists", "keep"), self.call("exists", "temp")), (1, 0))
 
 
 class EvictionTests(SessionMixin, SynchronousTestCase):
