@@ -339,7 +339,19 @@ def _config_resetstat(session, argv):
     for keyspace in getattr(store, "databases", [store.keyspace]):
         keyspace.expired_keys = 0
     store.stats.reset()
+    _reset_limit_stats(store)
     return OK
+
+
+def _reset_limit_stats(store) -> None:
+    # resetServerStats's eviction and client-limit counters.
+    from kvtwist.engine.limits import limits_of
+
+    if getattr(store, "evictor", None) is not None:
+        store.evictor.evicted = 0
+    limits = limits_of(store)
+    limits.evicted_clients = limits.rejected_connections = 0
+    limits.query_buffer_disconnections = limits.output_buffer_disconnections = 0
 
 
 def _config_rewrite(session, argv):

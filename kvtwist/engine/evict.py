@@ -49,18 +49,33 @@ class Evictor:
         self.policy = "noeviction"
         self.samples = 5
         self.evicted = 0
+        self.tenacity = 10  # maxmemory-eviction-tenacity
+
+    def over(self) -> bool:
+        """Whether the memory counted for eviction (the data, and what clients hold in
+        buffers as the serve layer measures it) is over ``maxmemory``. O(1)."""
+        store = self.store
+        return store.databases.meter.used + clients_memory(store) > store.maxmemory
 
     def make_room(self) -> bool:
-        """Evict until the data fits; return whether it does now."""
+        """Evict until the data and the clients' buffers fit; return whether they do now,
+        or whether eviction ran out of its time (maxmemory-eviction-tenacity: it goes on
+        before the next command, as Redis's does in a timer, and this one runs).
+        O(evictions x samples)."""
         store = self.store
-        meter, limit = store.databases.meter, store.maxmemory
+        meter, limit = store.databases.meter, store.maxmemory - clients_memory(store)
         if self.policy == "noeviction":
             return meter.used <= limit
+        clock = store.clock
+        deadline = None if self.tenacity >= 100 else clock.seconds() + time_limit(
+            self.tenacity)
         current, store.current = store.current, None  # evictions are nobody's writes
         try:
-            for _ in range(_MAX_EVICTIONS):
+            for count in range(_MAX_EVICTIONS):
                 if meter.used <= limit:
                     return True
+                if deadline is not None and not count & 15 and clock.seconds() > deadline:
+                    return True  # EVICT_RUNNING: not a failure
                 victim = self._choose()
                 if victim is None:
                     return False
@@ -121,6 +136,21 @@ class Evictor:
         return random.random()
 
 
+def clients_memory(store) -> int:
+    """What clients hold in query and output buffers: ``store.clients_memory()``, the serve
+    layer's measure (refreshed at most every few ms), or 0 without one."""
+    measure = getattr(store, "clients_memory", None)
+    return measure() if measure is not None else 0
+
+
+def time_limit(tenacity: int) -> float:
+    """evictionTimeLimitUs: seconds one command's eviction may take (50 us per step up to
+    10, then 15 % more per step)."""
+    if tenacity <= 10:
+        return 50e-6 * tenacity
+    return 500e-6 * 1.15 ** (tenacity - 10)
+
+
 def evictor_for(store) -> Evictor:
     """Return the store's Evictor, made on first use."""
     evictor = store.evictor
@@ -146,9 +176,9 @@ def parse_memory(text: str) -> int:
 
 def _set_maxmemory(store, value: int) -> None:
     store.maxmemory = value
-    evictor_for(store)
-    if value and store.databases.meter.used > value:
-        store.evictor.make_room()
+    evictor = evictor_for(store)
+    if value and evictor.over():
+        evictor.make_room()
 
 
 def _parse_policy(text: str) -> str:
@@ -236,3 +266,5 @@ define_config("lfu-log-factor", "10", integer_parameter(0, INT_MAX), _setter("lf
               show=str)
 define_config("lfu-decay-time", "1", integer_parameter(0, INT_MAX), _setter("lfu_decay_time"),
               show=str)
+define_config("maxmemory-eviction-tenacity", "10", integer_parameter(0, 100),
+              lambda store, value: setattr(evictor_for(store), "tenacity", value), show=str)

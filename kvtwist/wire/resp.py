@@ -166,6 +166,12 @@ class RequestParser(_Buffer):
         self._quick = (min(self.max_args, 255)
                        if self.max_bulk >= 255 and self.max_inline >= 4 else 0)
 
+    def memory(self) -> int:
+        """Bytes held for requests not complete yet: unparsed input and the arguments of a
+        partly received request (Redis's query buffer and argv). O(its arguments)."""
+        args = self._args
+        return self.buffered() + (sum(map(len, args)) if args else 0)
+
     def _too_many(self, what: str) -> str:
         if self._unauthenticated is not None:
             return "Protocol error: unauthenticated %s length" % (what,)

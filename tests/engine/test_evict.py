@@ -169,3 +169,31 @@ class EvictionTests(SessionMixin, SynchronousTestCase):
 def evict_overhead() -> int:
     from kvtwist.engine.keyspace import PER_KEY
     return PER_KEY
+
+
+class TenacityTests(SessionMixin, SynchronousTestCase):
+    """maxmemory-eviction-tenacity bounds one command's eviction time, as Redis's."""
+
+    def test_time_limits(self):
+        """Up to 10: 50 us a step; then 15 % more a step; 100 is unlimited (Redis's)."""
+        self.assertAlmostEqual(evict.time_limit(10), 500e-6)
+        self.assertAlmostEqual(evict.time_limit(11), 575e-6)
+        self.assertIn("between 0 and 100", self.call(
+            "config", "set", "maxmemory-eviction-tenacity", "101").message)
+        self.assertEqual(self.call("config", "set", "maxmemory-eviction-tenacity", "100"), OK)
+        self.assertEqual(self.store.evictor.tenacity, 100)
+
+    def test_out_of_time_is_not_a_failure(self):
+        """When the time runs out eviction stops and the command still runs (EVICT_RUNNING);
+        the next command evicts more."""
+        self.call("config", "set", "maxmemory-policy", "allkeys-random")
+        for i in range(100):
+            self.call("set", "key:%03d" % i, "x" * 100)
+        clock = self.clock
+        real = clock.seconds
+        ticks = iter(range(10 ** 6))
+        clock.seconds = lambda: real() + next(ticks)  # every reading a second later
+        self.addCleanup(setattr, clock, "seconds", real)
+        evict._set_maxmemory(self.store, 1000)
+        self.assertEqual(self.call("set", "new", "v"), OK)
+        self.assertGreater(self.call("dbsize"), 10)
