@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from kvtwist.engine.acl_rules import RuleError, User, default_user, has_spaces, merge_selectors
+from kvtwist.engine.config import REWRITE_DIRECTIVES
 from kvtwist.engine.table import define_config
 
 
@@ -229,3 +230,6 @@ def rewrite_lines(store) -> list:
     if store.config.get("aclfile", ""):
         return []
     return [line.decode("utf-8", "surrogateescape") for line in user_lines(store)]
+
+
+REWRITE_DIRECTIVES["user"] = rewrite_lines

@@ -110,6 +110,11 @@ def _save(text: str) -> str:
 # -- what setting a parameter does ----------------------------------------------------
 
 
+# Directives that are not parameters, by name: a function of the store giving their lines
+# for CONFIG REWRITE (acl_file adds "user").
+REWRITE_DIRECTIVES: dict = {}
+
+
 def watch(store, name: str, callback) -> None:
     """Call ``callback(value)`` each time parameter ``name`` is set (the serve layer's part)."""
     store.__dict__.setdefault("config_watchers", {}).setdefault(name, []).append(callback)
@@ -344,12 +349,12 @@ def _config_resetstat(session, argv):
 
 
 def _reset_limit_stats(store) -> None:
-    # resetServerStats's eviction and client-limit counters.
-    from kvtwist.engine.limits import limits_of
-
+    # resetServerStats's eviction and client-limit counters (engine/limits.py's Limits).
     if getattr(store, "evictor", None) is not None:
         store.evictor.evicted = 0
-    limits = limits_of(store)
+    limits = getattr(store, "limits", None)
+    if limits is None:
+        return
     limits.evicted_clients = limits.rejected_connections = 0
     limits.query_buffer_disconnections = limits.output_buffer_disconnections = 0
 
@@ -359,10 +364,9 @@ def _config_rewrite(session, argv):
     if path is None:
         raise CommandError("ERR The server is running without a config file")
     try:
-        from kvtwist.engine.acl_file import rewrite_lines
-
         configfile.rewrite(path, [(param, text_of(session.store, param)) for param in params()],
-                           MULTI_ARG, {"user": rewrite_lines(session.store)})
+                           MULTI_ARG, {name: lines(session.store)
+                                       for name, lines in REWRITE_DIRECTIVES.items()})
     except OSError as e:
         raise CommandError("ERR Rewriting config file: %s" % (e.strerror or e,))
     return OK

@@ -18,7 +18,7 @@ once for every connection. The names, ranges, defaults and error texts are Redis
 
 from __future__ import annotations
 
-from kvtwist.engine.config import integer, memory, show_yes_no, yes_no
+from kvtwist.engine.config import _notifier, integer, memory, show_yes_no, yes_no
 from kvtwist.engine.table import define_config
 
 INT_MAX = 2 ** 31 - 1
@@ -171,3 +171,23 @@ def client_eviction_limit(store) -> int:
 
 define_config("maxmemory-clients", "0", _parse_memory_or_percent, _setter("maxmemory_clients"),
               show=_show_memory_or_percent)
+
+
+# -- TLS client authentication (kvtwist.serve.tls applies them to the TLS listeners) --------
+
+TLS_AUTH_CLIENTS = ("no", "yes", "optional")
+
+
+def _tls_auth_clients(text: str) -> str:
+    mode = text.lower()
+    if mode not in TLS_AUTH_CLIENTS:
+        raise ValueError("argument(s) must be one of the following: no, yes, optional")
+    return mode
+
+
+# tls-auth-clients: yes (Redis's default) requires a client certificate signed by the CA of
+# tls-ca-cert-file, optional checks one when given, no asks for none. The serve layer
+# (watching them) refuses a change its TLS listeners cannot apply.
+define_config("tls-auth-clients", "yes", _tls_auth_clients, _notifier("tls-auth-clients"),
+              show=str)
+define_config("tls-ca-cert-file", "", str, _notifier("tls-ca-cert-file"))

@@ -6,6 +6,7 @@ import os
 import time
 
 from twisted.application import service, strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import task
 from twisted.logger import Logger
 from twisted.python import usage
@@ -19,6 +20,7 @@ from kvtwist.serve.daemon import ServerOptions
 from kvtwist.storage.journal import POLICIES as FSYNC_POLICIES
 from kvtwist.storage.journal import WRITERS as JOURNAL_WRITERS
 from kvtwist.serve.factory import KVFactory
+from kvtwist.serve.tls import TLSError, tls_endpoint
 
 DEFAULT_LISTEN = "tcp:7379:interface=127.0.0.1"
 MAX_DATABASES = 1 << 16
@@ -76,6 +78,11 @@ class Options(ServerOptions):
          "how inline (telnet) requests are answered: text (readable) or resp (as Redis)"],
         ["protected-mode", None, None,
          "yes (the default) or no: refuse clients from other hosts while no password is set"],
+        ["tls-auth-clients", None, None,
+         "yes (the default), optional or no: whether ssl: listeners require a client "
+         "certificate signed by --tls-ca-cert-file"],
+        ["tls-ca-cert-file", None, None,
+         "PEM file of the CA(s) whose client certificates ssl: listeners accept"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
@@ -262,12 +269,12 @@ def makeService(options, reactor=None) -> service.MultiService:
         config.configure(store, aclfile)
     except config.ConfigError as e:
         raise SystemExit("kvstore: %s" % (e,))
-    if options["protected-mode"] is not None:
-        try:
-            config.configure(store, [("protected-mode", options["protected-mode"],
-                                      "--protected-mode")])
-        except config.ConfigError as e:
-            raise SystemExit("kvstore: %s" % (e,))
+    for name in ("protected-mode", "tls-auth-clients", "tls-ca-cert-file"):
+        if options.get(name) is not None:
+            try:
+                config.configure(store, [(name, options[name], "--" + name)])
+            except config.ConfigError as e:
+                raise SystemExit("kvstore: %s" % (e,))
     StoreService.log.info(
         "kvstore {version}: {keys} keys loaded from {data} in {seconds:.3f}s (fsync {fsync})",
         version=__version__, keys=len(store.databases), data=os.path.abspath(options["data"]),
@@ -280,6 +287,13 @@ def makeService(options, reactor=None) -> service.MultiService:
         top.set_hz(int(store.config["hz"]))
     backlog = limits_of(store).backlog
     for description in options["listen"]:
+        if description.split(":", 1)[0] == "ssl":  # Redis's TLS client authentication
+            try:
+                endpoint = tls_endpoint(reactor, description, store, backlog)
+            except TLSError as e:
+                raise SystemExit("kvstore: %s" % (e,))
+            StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+            continue
         strports.service(with_backlog(description, backlog), factory,
                          reactor=reactor).setServiceParent(top)
     # SHUTDOWN stops the reactor: the service stops, committing the journal, as on SIGTERM.
