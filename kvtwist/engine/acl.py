@@ -148,6 +148,8 @@ def _dryrun(session, argv):
         raise CommandError("ERR User '%s' not found" % (_c(argv[2]),))
     target = argv[3:]
     command = _LOOKUP.get(target[0]) or _LOOKUP.get(target[0].lower())
+    if command is None:  # a Redis command kvstore lacks: its rules still apply
+        command = _absent(target[0])
     info = universe().resolve(command, target) if command is not None else None
     if info is None:
         raise CommandError("ERR Command '%s' not found" % (_c(target[0]),))
@@ -159,10 +161,31 @@ def _dryrun(session, argv):
 
 
 def _sub_arity(command, info) -> int:
-    from kvtwist.engine.introspect import lookup
+    from kvtwist.engine.introspect import command_data, lookup
 
-    entry = lookup(info.name.encode())
+    entry = lookup(info.name.encode()) or command_data().get(info.name)
     return entry["arity"] if entry is not None else command.arity
+
+
+class _Absent:
+    """A Redis 7.0 command kvstore does not implement, as ACL DRYRUN sees it."""
+
+    no_auth = False
+
+    def __init__(self, name: bytes, entry: dict) -> None:
+        self.name = name
+        self.arity = entry["arity"]
+        self.no_auth = "no_auth" in entry["flags"]
+
+
+def _absent(name: bytes):
+    from kvtwist.engine.introspect import command_data
+
+    lowered = name.lower()
+    entry = command_data().get(lowered.decode("utf-8", "replace"))
+    if entry is None or b"|" in lowered:
+        return None
+    return _Absent(lowered, entry)
 
 
 def _log(session, argv):

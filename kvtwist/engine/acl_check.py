@@ -169,3 +169,21 @@ def _remember(user, command) -> None:
         matcher = selector.matchers.get(need) or selector.key_matcher(need)
         user.plans[command.name] = (position, selector.prefixes[need], matcher)
 
+
+
+def unrestricted_key_access(user, argv) -> bool:
+    """ACLUserCheckCmdWithUnrestrictedKeyAccess for SORT's BY and GET: whether a selector
+    that allows this SORT call also grants reading every key (allkeys, ``~*``, ``%R~*``).
+    O(selectors x their patterns)."""
+    from kvtwist.engine.acl_commands import READ
+    from kvtwist.engine.table import TABLE
+
+    command = TABLE[argv[0].lower()]
+    info = CURRENT.get(command.name) or universe().by_command.get(command.name)
+    for selector in user.selectors:
+        if info is not None and selector_check(selector, info, command, argv) is not OK:
+            continue
+        if selector.allkeys or any(entry[0] == b"*" and entry[1] & READ
+                                   for entry in selector.patterns):
+            return True
+    return False

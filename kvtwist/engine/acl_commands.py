@@ -14,7 +14,7 @@ needs: READ when its spec says ``access``, WRITE when ``insert``, ``delete`` or 
 
 from __future__ import annotations
 
-from kvtwist.engine.introspect import lookup, subcommand_names
+from kvtwist.engine.introspect import command_data, lookup, subcommand_names
 from kvtwist.engine.table import SUBCOMMANDS, TABLE
 
 READ, WRITE = 1, 2
@@ -62,17 +62,24 @@ class Universe:
         self.by_name = {}
         self.by_command = {}  # table name (bytes) -> CommandInfo
         self.version = _version()
-        for name in TABLE:
+        data = command_data()
+        # Redis 7.0's commands first (in its table's order), then kvstore's own: rules
+        # written for Redis (+eval, ~ on PFCOUNT's key...) apply whether or not kvstore
+        # implements the command, which then answers "unknown command" by itself.
+        names = [full.encode() for full in data if "|" not in full]
+        names.extend(name for name in TABLE if name.decode("utf-8", "replace") not in data)
+        for name in names:
             text = name.decode("utf-8", "replace")
-            entry = lookup(name)
+            entry = lookup(name) or data[text]
             info = CommandInfo(text, entry, None)
             info.channels = CHANNELS.get(name)
             self.top.append(info)
             self.ordered.append(info)
             self.by_name[text] = info
             self.by_command[name] = info
-            for full in subcommand_names(text):
-                sub_entry = lookup(full.encode())
+            present = name in TABLE
+            for full in (subcommand_names(text) if present else entry["subcommands"]):
+                sub_entry = lookup(full.encode()) if present else data.get(full)
                 if sub_entry is None:
                     continue
                 sub = CommandInfo(full, sub_entry, info)

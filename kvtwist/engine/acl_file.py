@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from kvtwist.engine.acl_rules import RuleError, User, default_user, has_spaces, merge_selectors
+from kvtwist.engine.config import REWRITE_DIRECTIVES
 from kvtwist.engine.table import define_config
 
 
@@ -25,7 +26,7 @@ def parse_file(store, path: str):
 
     auth = auth_for(store)
     try:
-        with open(path, "rb") as handle:
+        with open(acl_path(store, path), "rb") as handle:
             data = handle.read()
     except OSError as e:
         return None, "Error loading ACLs, opening file '%s': %s" % (path, e.strerror)
@@ -93,6 +94,7 @@ def save_file(store, path: str) -> None:
     """ACL SAVE: write every user's ACL LIST line to ``path`` through a temporary file;
     raise OSError on failure."""
     data = b"".join(line + b"\n" for line in user_lines(store))
+    path = acl_path(store, path)
     temporary = "%s.tmp-%d-%d" % (path, os.getpid(), int(store.clock.seconds() * 1000))
     try:
         with open(temporary, "wb") as handle:
@@ -133,6 +135,12 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def acl_path(store, path: str) -> str:
+    """Return where ``aclfile`` is: a relative path is under ``dir``, the directory
+    redis-server works in (it chdirs there), whatever kvstore's own working directory."""
+    return os.path.join(store.config.get("dir", "") or ".", path)
+
+
 def _load_at_start(store, path: str) -> None:
     # Redis aborts its start-up when the ACL file cannot be loaded.
     if path:
@@ -158,3 +166,70 @@ def _set_pubsub_default(store, value: bool) -> None:
 define_config("aclfile", "", str, _load_at_start, mutable=False)
 define_config("acl-pubsub-default", "resetchannels", _pubsub_default, _set_pubsub_default,
               show=lambda value: "allchannels" if value else "resetchannels")
+
+
+# -- "user" directives of the config file ---------------------------------------------------
+
+DUPLICATE = "Duplicate user found. A user can only be defined once in config files"
+BOTH = ("Configuring Redis with users defined in redis.conf and at the same setting an ACL "
+        "file path is invalid. This setup is very likely to lead to configuration errors and "
+        "security holes, please define either an ACL file or declare users directly in your "
+        "redis.conf, but not both.")
+
+
+def check_config_user(store, words: list, seen: set) -> list:
+    """ACLAppendUserForLoading: check a config file's ``user NAME rules...`` (``words``
+    without ``user``) and return its rules merged; raise ValueError with Redis's "Error in
+    user declaration" text. ``seen`` collects the names. O(rules x commands)."""
+    from kvtwist.engine.users import auth_for
+
+    name = words[0]
+    if name in seen:
+        raise ValueError("Error in user declaration '%s': %s" % (_text(name), DUPLICATE))
+    merged = merge_selectors(words[1:])
+    if isinstance(merged, int):
+        raise ValueError("Error in user declaration '%s': Unmatched parenthesis in acl "
+                         "selector starting at '%s'." % (_text(words[1 + merged]),
+                                                         _text(words[1 + merged])))
+    fake = User(name, auth_for(store).pubsub_default)
+    for op in merged:
+        try:
+            fake.apply(op, auth_for(store).pubsub_default)
+        except RuleError as e:
+            if not e.reason.startswith("Unknown command"):  # checked again at load
+                raise ValueError("Error in user declaration '%s': %s" % (_text(op), e.reason))
+    seen.add(name)
+    return merged
+
+
+def load_config_users(store, declared: list) -> None:
+    """ACLLoadConfiguredUsers: create each (name, merged rules) user; ``default`` is reset
+    first. Raise ValueError naming a name with spaces. O(users x rules x commands)."""
+    from kvtwist.engine.users import DEFAULT_USER, auth_for
+
+    auth = auth_for(store)
+    for name, rules in declared:
+        if has_spaces(name):
+            raise ValueError("Spaces not allowed in ACL usernames")
+        user = auth.users.get(name)
+        if user is None:
+            user = auth.users[name] = User(name, auth.pubsub_default)
+        elif name == DEFAULT_USER:
+            user.apply(b"reset", auth.pubsub_default)
+        for op in rules:
+            try:
+                user.apply(op, auth.pubsub_default)
+            except RuleError as e:
+                raise ValueError("Error loading ACL rule '%s' for the user named '%s': %s"
+                                 % (_text(op), _text(name), e.reason))
+
+
+def rewrite_lines(store) -> list:
+    """CONFIG REWRITE's ``user`` lines (rewriteConfigUserOption): none with an ACL file
+    (which holds the users), else every user's ACL LIST line."""
+    if store.config.get("aclfile", ""):
+        return []
+    return [line.decode("utf-8", "surrogateescape") for line in user_lines(store)]
+
+
+REWRITE_DIRECTIVES["user"] = rewrite_lines

@@ -94,7 +94,7 @@ def log_for(store) -> AclLog:
 
 def client_info(session, argv=None) -> bytes:
     """Return CLIENT LIST's line for ``session`` running ``argv`` (its current command by
-    default), naming its user."""
+    default)."""
     from kvtwist.engine.clients import client_line
 
     store = session.store
@@ -105,9 +105,6 @@ def client_info(session, argv=None) -> bytes:
         line = client_line(session)
     finally:
         session.last_argv, store.current = saved
-    name = session.user.name
-    if name != b"default":
-        line = line.replace(b" user=default ", b" user=" + name + b" ", 1)
     return line
 
 

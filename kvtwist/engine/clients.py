@@ -110,7 +110,7 @@ def client_line(session) -> bytes:
     omem = output() if output is not None else 0
     return (b"id=%d addr=%s laddr=%s fd=%d name=%s age=%d idle=%d flags=%s db=%d sub=%d "
             b"psub=%d ssub=%d multi=%d qbuf=%d qbuf-free=%d argv-mem=%d multi-mem=%d rbs=%d "
-            b"rbp=%d obl=0 oll=0 omem=%d tot-mem=%d events=r cmd=%s user=default redir=%d "
+            b"rbp=%d obl=0 oll=0 omem=%d tot-mem=%d events=r cmd=%s user=%s redir=%d "
             b"resp=%d lib-name=%s lib-ver=%s" % (
                 session.id, session.peer.encode("utf-8", "replace"),
                 session.laddr.encode("utf-8", "replace"), fd, session.name or b"",
@@ -120,7 +120,7 @@ def client_line(session) -> bytes:
                 -1 if multi is None else len(multi.queued), qbuf,
                 0 if not qbuf else max(0, 20474 - qbuf), argv_mem, multi_mem,
                 1024, 1024, omem, 2048 + qbuf + argv_mem + multi_mem + omem,
-                full_name(session.last_argv), redirect, session.protocol,
+                full_name(session.last_argv), session.user.name, redirect, session.protocol,
                 session.lib_name, session.lib_ver))
 
 

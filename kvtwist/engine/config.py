@@ -110,6 +110,11 @@ def _save(text: str) -> str:
 # -- what setting a parameter does ----------------------------------------------------
 
 
+# Directives that are not parameters, by name: a function of the store giving their lines
+# for CONFIG REWRITE (acl_file adds "user").
+REWRITE_DIRECTIVES: dict = {}
+
+
 def watch(store, name: str, callback) -> None:
     """Call ``callback(value)`` each time parameter ``name`` is set (the serve layer's part)."""
     store.__dict__.setdefault("config_watchers", {}).setdefault(name, []).append(callback)
@@ -339,7 +344,19 @@ def _config_resetstat(session, argv):
     for keyspace in getattr(store, "databases", [store.keyspace]):
         keyspace.expired_keys = 0
     store.stats.reset()
+    _reset_limit_stats(store)
     return OK
+
+
+def _reset_limit_stats(store) -> None:
+    # resetServerStats's eviction and client-limit counters (engine/limits.py's Limits).
+    if getattr(store, "evictor", None) is not None:
+        store.evictor.evicted = 0
+    limits = getattr(store, "limits", None)
+    if limits is None:
+        return
+    limits.evicted_clients = limits.rejected_connections = 0
+    limits.query_buffer_disconnections = limits.output_buffer_disconnections = 0
 
 
 def _config_rewrite(session, argv):
@@ -348,7 +365,8 @@ def _config_rewrite(session, argv):
         raise CommandError("ERR The server is running without a config file")
     try:
         configfile.rewrite(path, [(param, text_of(session.store, param)) for param in params()],
-                           MULTI_ARG)
+                           MULTI_ARG, {name: lines(session.store)
+                                       for name, lines in REWRITE_DIRECTIVES.items()})
     except OSError as e:
         raise CommandError("ERR Rewriting config file: %s" % (e.strerror or e,))
     return OK

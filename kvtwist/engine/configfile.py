@@ -80,11 +80,14 @@ def line_for(param, text: str, multi) -> str:
     return "%s %s" % (param.name, quote(text))
 
 
-def rewrite(path: str, items, multi) -> None:
+def rewrite(path: str, items, multi, directives=None) -> None:
     """Write ``items`` ([(param, text)]) into the file at ``path``: O(its size + items).
 
-    The file is replaced atomically (a temporary file renamed over it).
+    ``directives`` maps a directive that is not a parameter (``user``) to its new lines:
+    they replace all its old ones (none: the old ones go). The file is replaced
+    atomically (a temporary file renamed over it).
     """
+    directives = directives or {}
     try:
         with open(path, "rb") as f:
             lines = f.read().decode("utf-8", "surrogateescape").split("\n")
@@ -104,9 +107,12 @@ def rewrite(path: str, items, multi) -> None:
             except UnbalancedQuotes:
                 argv = []
             if argv:
-                param = PARAMS.get(argv[0].decode("utf-8", "replace").lower())
+                name = argv[0].decode("utf-8", "replace").lower()
+                param = PARAMS.get(name)
                 if param is not None:
                     positions.setdefault(param.name, []).append(len(kept))
+                elif name in directives:
+                    positions.setdefault(name, []).append(len(kept))
         kept.append(line)
     appended = []
     dropped = set()
@@ -118,6 +124,14 @@ def rewrite(path: str, items, multi) -> None:
             dropped.update(where[1:])
         elif text != param.default:
             appended.append(line)
+    for name, lines in directives.items():
+        where = positions.get(name, [])
+        dropped.update(where)
+        if where and lines:  # the first old line's place holds them all
+            dropped.discard(where[0])
+            kept[where[0]] = "\n".join(lines)
+        elif lines:
+            appended.extend(lines)
     out = [line for index, line in enumerate(kept) if index not in dropped]
     if appended:
         out.append(SIGNATURE)

@@ -12,8 +12,14 @@ notification, and counted in INFO's ``evicted_keys``.
 Policies (each picks the best of ``maxmemory-samples`` random keys, as Redis's
 approximated algorithms do): ``allkeys-lru`` / ``volatile-lru`` (least recently used, from
 the access times OBJECT IDLETIME reports), ``allkeys-random`` / ``volatile-random``,
-``volatile-ttl`` (nearest expiry). The LFU policies need access counters kvstore does not
-keep: they are refused. Cost: O(samples) per key evicted.
+``volatile-ttl`` (nearest expiry), ``allkeys-lfu`` / ``volatile-lfu`` (least frequently
+used: Redis's 8-bit logarithmic access counter, see ``lfu_touch``). Cost: O(samples) per
+key evicted.
+
+Under an LFU policy a key's entry in ``keyspace.access`` holds its LFU state instead of
+its access time, encoded as a negative float (Redis likewise reuses the object's 24 LRU
+bits): ``-(1 + (counter << 16 | minutes))``. Switching between LRU and LFU leaves the
+other kind of data in place until keys are accessed again, as Redis warns.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from __future__ import annotations
 import random
 
 from kvtwist.engine.events import EVICTED
-from kvtwist.engine.table import define_config
+from kvtwist.engine.table import define_config, integer_parameter
+
+INT_MAX = 2 ** 31 - 1
 
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
-POLICIES = ("noeviction", "allkeys-lru", "volatile-lru", "allkeys-random", "volatile-random",
-            "volatile-ttl")
-REFUSED_POLICIES = ("allkeys-lfu", "volatile-lfu")
+POLICIES = ("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
+            "allkeys-lfu", "allkeys-random", "noeviction")
+LFU_INIT_VAL = 5
 # The most keys one command's eviction may remove: a bound on the pause it causes.
 _MAX_EVICTIONS = 10000
 # Draws of the scan order per sample before giving up on finding an expiring key.
@@ -41,18 +49,33 @@ class Evictor:
         self.policy = "noeviction"
         self.samples = 5
         self.evicted = 0
+        self.tenacity = 10  # maxmemory-eviction-tenacity
+
+    def over(self) -> bool:
+        """Whether the memory counted for eviction (the data, and what clients hold in
+        buffers as the serve layer measures it) is over ``maxmemory``. O(1)."""
+        store = self.store
+        return store.databases.meter.used + clients_memory(store) > store.maxmemory
 
     def make_room(self) -> bool:
-        """Evict until the data fits; return whether it does now."""
+        """Evict until the data and the clients' buffers fit; return whether they do now,
+        or whether eviction ran out of its time (maxmemory-eviction-tenacity: it goes on
+        before the next command, as Redis's does in a timer, and this one runs).
+        O(evictions x samples)."""
         store = self.store
-        meter, limit = store.databases.meter, store.maxmemory
+        meter, limit = store.databases.meter, store.maxmemory - clients_memory(store)
         if self.policy == "noeviction":
             return meter.used <= limit
+        clock = store.clock
+        deadline = None if self.tenacity >= 100 else clock.seconds() + time_limit(
+            self.tenacity)
         current, store.current = store.current, None  # evictions are nobody's writes
         try:
-            for _ in range(_MAX_EVICTIONS):
+            for count in range(_MAX_EVICTIONS):
                 if meter.used <= limit:
                     return True
+                if deadline is not None and not count & 15 and clock.seconds() > deadline:
+                    return True  # EVICT_RUNNING: not a failure
                 victim = self._choose()
                 if victim is None:
                     return False
@@ -99,7 +122,10 @@ class Evictor:
         return keys[random.randrange(len(keys))] if keys else None
 
     def _score(self, keyspace, key) -> float:
-        """Lower is evicted first: last access time (LRU), expiry time (TTL), or random."""
+        """Lower is evicted first: last access time (LRU), access frequency (LFU), expiry
+        time (TTL), or random."""
+        if self.policy.endswith("lfu"):
+            return lfu_counter(keyspace, key, self.store)
         if self.policy.endswith("lru"):
             access = getattr(keyspace, "access", None)
             if access is not None:
@@ -108,6 +134,21 @@ class Evictor:
         if self.policy == "volatile-ttl":
             return keyspace.expires.get(key, 0)
         return random.random()
+
+
+def clients_memory(store) -> int:
+    """What clients hold in query and output buffers: ``store.clients_memory()``, the serve
+    layer's measure (refreshed at most every few ms), or 0 without one."""
+    measure = getattr(store, "clients_memory", None)
+    return measure() if measure is not None else 0
+
+
+def time_limit(tenacity: int) -> float:
+    """evictionTimeLimitUs: seconds one command's eviction may take (50 us per step up to
+    10, then 15 % more per step)."""
+    if tenacity <= 10:
+        return 50e-6 * tenacity
+    return 500e-6 * 1.15 ** (tenacity - 10)
 
 
 def evictor_for(store) -> Evictor:
@@ -135,22 +176,76 @@ def parse_memory(text: str) -> int:
 
 def _set_maxmemory(store, value: int) -> None:
     store.maxmemory = value
-    evictor_for(store)
-    if value and store.databases.meter.used > value:
-        store.evictor.make_room()
+    evictor = evictor_for(store)
+    if value and evictor.over():
+        evictor.make_room()
 
 
 def _parse_policy(text: str) -> str:
     policy = text.lower()
-    if policy in REFUSED_POLICIES:
-        raise ValueError("the LFU policies are not implemented by kvstore (no access counters)")
     if policy not in POLICIES:
         raise ValueError("argument(s) must be one of the following: " + ", ".join(POLICIES))
     return policy
 
 
 def _set_policy(store, value: str) -> None:
-    evictor_for(store).policy = value
+    evictor = evictor_for(store)
+    evictor.policy = value
+    # Keyspace.lfu: the Evictor (holding the store's LFU parameters) under an LFU policy.
+    lfu = evictor if value.endswith("lfu") else False
+    for keyspace in store.databases:
+        keyspace.lfu = lfu
+
+
+# -- LFU (Redis's evict.c LFU functions) ----------------------------------------------------
+
+
+def _minutes(keyspace) -> int:
+    return int(keyspace.clock.seconds() // 60) & 65535
+
+
+def _decode(keyspace, key):
+    # (counter, minutes) of a key: a new key, or one stamped by LRU, starts at LFU_INIT_VAL.
+    stamp = keyspace.access.get(key)
+    if stamp is None or stamp >= 0:
+        return LFU_INIT_VAL, _minutes(keyspace)
+    packed = int(-stamp) - 1
+    return packed >> 16, packed & 65535
+
+
+def _decayed(keyspace, counter: int, minutes: int, store) -> int:
+    # LFUDecrAndReturn: the counter less one per lfu-decay-time minutes elapsed.
+    decay = getattr(store, "lfu_decay_time", 1) if store is not None else 1
+    now = _minutes(keyspace)
+    elapsed = now - minutes if now >= minutes else 65535 - minutes + now
+    periods = elapsed // decay if decay else 0
+    return 0 if periods > counter else counter - periods
+
+
+def lfu_counter(keyspace, key, store=None) -> int:
+    """OBJECT FREQ: the key's access counter, decayed to now (not stored). O(1)."""
+    counter, minutes = _decode(keyspace, key)
+    return _decayed(keyspace, counter, minutes, store)
+
+
+def lfu_touch(keyspace, key, store=None) -> None:
+    """updateLFU: decay the key's counter, then increment it with probability
+    1 / ((counter - LFU_INIT_VAL) x lfu-log-factor + 1), saturating at 255. A key seen for
+    the first time starts at LFU_INIT_VAL. O(1)."""
+    stamp = keyspace.access.get(key)
+    if stamp is None or stamp >= 0:
+        counter = LFU_INIT_VAL
+    else:
+        counter = lfu_counter(keyspace, key, store)
+        if counter < 255:
+            factor = getattr(store, "lfu_log_factor", 10) if store is not None else 10
+            if random.random() < 1.0 / (max(counter - LFU_INIT_VAL, 0) * factor + 1):
+                counter += 1
+    keyspace.access[key] = -float(1 + (counter << 16 | _minutes(keyspace)))
+
+
+def _setter(attribute: str):
+    return lambda store, value: setattr(store, attribute, value)
 
 
 def _parse_samples(text: str) -> int:
@@ -167,3 +262,9 @@ def _set_samples(store, value: int) -> None:
 define_config("maxmemory", "0", parse_memory, _set_maxmemory)
 define_config("maxmemory-policy", "noeviction", _parse_policy, _set_policy)
 define_config("maxmemory-samples", "5", _parse_samples, _set_samples)
+define_config("lfu-log-factor", "10", integer_parameter(0, INT_MAX), _setter("lfu_log_factor"),
+              show=str)
+define_config("lfu-decay-time", "1", integer_parameter(0, INT_MAX), _setter("lfu_decay_time"),
+              show=str)
+define_config("maxmemory-eviction-tenacity", "10", integer_parameter(0, 100),
+              lambda store, value: setattr(evictor_for(store), "tenacity", value), show=str)

@@ -40,7 +40,10 @@ def used_memory(store) -> int:
     """Return the estimated bytes of the data: the meter maxmemory compares with (keys,
     values, typed values' own estimates and a per-key overhead; see keyspace.Meter). O(1)."""
     databases = getattr(store, "databases", None)
-    return databases.meter.used if databases is not None else 0
+    if databases is None:
+        return 0
+    measure = getattr(store, "clients_memory", None)  # clients' buffers (serve/limits.py)
+    return databases.meter.used + (measure() if measure is not None else 0)
 
 
 def human(size: int) -> str:
@@ -101,7 +104,7 @@ def _memory(store, keyspaces) -> list:
     return [("used_memory", used), ("used_memory_human", human(used)),
             ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
             ("used_memory_peak", peak), ("used_memory_peak_human", human(peak)),
-            ("used_memory_dataset", used), ("maxmemory", store.maxmemory),
+            ("used_memory_dataset", store.databases.meter.used), ("maxmemory", store.maxmemory),
             ("maxmemory_human", human(store.maxmemory)),
             ("maxmemory_policy", _evictor_field(store, "policy", "noeviction")),
             # the estimate maxmemory is compared with (engine/evict.py, keyspace.Meter)
@@ -161,6 +164,7 @@ def _stats(store, keyspaces) -> list:
             ("rejected_connections", _limit(store, "rejected_connections", 0)),
             ("expired_keys", sum(keyspace.expired_keys for keyspace in keyspaces)),
             ("evicted_keys", _evictor_field(store, "evicted", 0)),
+            ("evicted_clients", _limit(store, "evicted_clients", 0)),
             ("keyspace_hits", stats.hits),
             ("keyspace_misses", stats.misses), ("total_error_replies", stats.error_replies),
             ("unexpected_error_replies", 0),

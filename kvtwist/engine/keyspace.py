@@ -78,6 +78,8 @@ class Keyspace(TypedKeys, ScanOrder):
     RANDOMKEY walk the scan order (engine/scanorder.py).
     """
 
+    lfu = False  # the Evictor while maxmemory-policy is an LFU one (engine/evict.py)
+
     def __init__(self, clock, log=None, index: int = 0, meter=None) -> None:
         self.clock = clock
         self.meter = meter if meter is not None else Meter()

@@ -18,7 +18,7 @@ once for every connection. The names, ranges, defaults and error texts are Redis
 
 from __future__ import annotations
 
-from kvtwist.engine.config import integer, memory, show_yes_no, yes_no
+from kvtwist.engine.config import _notifier, integer, memory, show_yes_no, yes_no
 from kvtwist.engine.table import define_config
 
 INT_MAX = 2 ** 31 - 1
@@ -51,6 +51,8 @@ class Limits:
         self.rejected_connections = 0
         self.query_buffer_disconnections = 0
         self.output_buffer_disconnections = 0
+        self.maxmemory_clients = 0  # bytes; negative: a percentage of maxmemory
+        self.evicted_clients = 0  # INFO stats: closed by maxmemory-clients
 
 
 def limits_of(store) -> Limits:
@@ -128,3 +130,64 @@ define_config("client-output-buffer-limit", DEFAULT_OBUF, parse_output_limits, _
 define_config("protected-mode", "yes", yes_no, _setter("protected_mode"), show=show_yes_no)
 define_config("enable-protected-configs", "no", _protected_action,
               _setter("protected_configs"), mutable=False, show=str)
+
+
+# -- maxmemory-clients (client eviction) --------------------------------------------------
+
+MIN_CLIENT_EVICTION = 128 * 1024  # Redis's floor, so a bad value cannot lock everyone out
+
+
+def _parse_memory_or_percent(text: str) -> int:
+    if text.endswith("%"):
+        digits = text[:-1]
+        if not digits.isdigit():
+            raise ValueError("argument must be a memory or percent value")
+        if int(digits) > 100:
+            raise ValueError("percentage argument must be less or equal to 100")
+        return -int(digits)
+    try:
+        return _memtoull(text)
+    except ValueError:
+        raise ValueError("argument must be a memory or percent value")
+
+
+def _show_memory_or_percent(value: int) -> str:
+    return "%d%%" % (-value,) if value < 0 else str(value)
+
+
+def client_eviction_limit(store) -> int:
+    """getClientEvictionLimit: the bytes all clients together may hold before the largest
+    are closed (0: no client eviction). A percentage is of ``maxmemory``; at least
+    MIN_CLIENT_EVICTION."""
+    value = limits_of(store).maxmemory_clients
+    if value < 0 and getattr(store, "maxmemory", 0):
+        actual = store.maxmemory * -value // 100
+    elif value > 0:
+        actual = value
+    else:
+        return 0
+    return max(actual, MIN_CLIENT_EVICTION)
+
+
+define_config("maxmemory-clients", "0", _parse_memory_or_percent, _setter("maxmemory_clients"),
+              show=_show_memory_or_percent)
+
+
+# -- TLS client authentication (kvtwist.serve.tls applies them to the TLS listeners) --------
+
+TLS_AUTH_CLIENTS = ("no", "yes", "optional")
+
+
+def _tls_auth_clients(text: str) -> str:
+    mode = text.lower()
+    if mode not in TLS_AUTH_CLIENTS:
+        raise ValueError("argument(s) must be one of the following: no, yes, optional")
+    return mode
+
+
+# tls-auth-clients: yes (Redis's default) requires a client certificate signed by the CA of
+# tls-ca-cert-file, optional checks one when given, no asks for none. The serve layer
+# (watching them) refuses a change its TLS listeners cannot apply.
+define_config("tls-auth-clients", "yes", _tls_auth_clients, _notifier("tls-auth-clients"),
+              show=str)
+define_config("tls-ca-cert-file", "", str, _notifier("tls-ca-cert-file"))

@@ -8,14 +8,22 @@ client and shows it its own commands after their replies (kvtwist.serve.held).
 from __future__ import annotations
 
 from kvtwist.engine.hooks import INTERRUPT
+from kvtwist.engine.introspect import command_data
 from kvtwist.engine.table import TABLE, register
 from kvtwist.wire.replies import NO_REPLY, OK, CommandError, Status
 
-# Subcommands Redis 7.0 flags "admin": MONITOR does not show them (nor any admin command).
-_ADMIN_SUBCOMMANDS = {
-    b"client": frozenset([b"kill", b"list", b"no-evict", b"pause", b"unblock", b"unpause"]),
-    b"config": frozenset([b"get", b"set", b"resetstat", b"rewrite"]),
-}
+
+
+def _hidden(command, argv) -> bool:
+    # MONITOR does not show admin (nor skip_monitor) commands and subcommands: a
+    # subcommand's flags are Redis 7.0's (ACL SETUSER, CONFIG SET... are admin).
+    flags = command.flags
+    if len(argv) >= 2:
+        entry = command_data().get("%s|%s" % (command.name.decode("utf-8", "replace"),
+                                               argv[1].lower().decode("utf-8", "replace")))
+        if entry is not None:
+            flags = entry["flags"]
+    return "admin" in flags or "skip_monitor" in flags
 
 
 
@@ -50,13 +58,11 @@ def monitor_line(session, argv, now: float) -> bytes:
 
 def feed_monitors(session, command, argv) -> None:
     """Send every MONITOR client the line of a command that just ran (not admin ones)."""
-    if "admin" in command.flags or "skip_monitor" in command.flags:
-        admin = _ADMIN_SUBCOMMANDS.get(command.name)
-        if admin is None or len(argv) < 2 or argv[1].lower() in admin:
-            return
+    if _hidden(command, argv):
+        return
     store = session.store
-    if command.name in (b"hello", b"auth"):
-        argv = _redacted(command.name, argv)
+    if command.name in REDACTING:
+        argv = redacted(argv)
     line = Status(monitor_line(session, argv, store.clock.seconds()))
     for monitor in list(store.monitors):
         if monitor.id not in store.clients:
@@ -67,14 +73,89 @@ def feed_monitors(session, command, argv) -> None:
             monitor.push(line)
 
 
-def _redacted(name: bytes, argv) -> list:
-    argv = list(argv)
-    if name == b"auth":
-        return argv[:1] + [b"(redacted)"] * (len(argv) - 1)
-    for index in range(2, len(argv) - 2):
-        if argv[index].lower() == b"auth":
-            argv[index + 1] = argv[index + 2] = b"(redacted)"
-    return argv
+REDACTED = b"(redacted)"
+# CONFIG SET's SENSITIVE_CONFIG parameters.
+SENSITIVE_CONFIGS = frozenset([b"requirepass", b"masterauth", b"masteruser"])
+
+
+def redacted(argv) -> list:
+    """Return ``argv`` as SLOWLOG and MONITOR show it: the arguments Redis 7.0 redacts
+    (redactClientCommandArgument) replaced by ``(redacted)``: AUTH's, HELLO's AUTH user and
+    password, every ACL SETUSER argument after SETUSER, MIGRATE's AUTH / AUTH2 credentials
+    and the values of CONFIG SET requirepass, masterauth and masteruser. Redis redacts
+    while parsing, so arguments after a syntax error stay as they are. O(len(argv))."""
+    handler = REDACTING.get(argv[0].lower()) if argv else None
+    if handler is None:
+        return argv
+    positions = handler(argv)
+    if not positions:
+        return argv
+    out = list(argv)
+    for index in positions:
+        out[index] = REDACTED
+    return out
+
+
+def _auth(argv) -> list:
+    return [] if len(argv) > 3 else list(range(1, len(argv)))
+
+
+def _hello(argv) -> list:
+    if len(argv) < 2:
+        return []
+    try:
+        version = int(argv[1])
+    except ValueError:
+        return []
+    if version not in (2, 3):
+        return []
+    found, index = [], 2
+    while index < len(argv):
+        more = len(argv) - 1 - index
+        option = argv[index].lower()
+        if option == b"auth" and more >= 2:
+            found += [index + 1, index + 2]
+            index += 3
+        elif option == b"setname" and more:
+            index += 2
+        else:
+            break
+    return found
+
+
+def _acl(argv) -> list:
+    if len(argv) >= 3 and argv[1].lower() == b"setuser":
+        return list(range(2, len(argv)))
+    return []
+
+
+def _config(argv) -> list:
+    if len(argv) < 4 or len(argv) % 2 or argv[1].lower() != b"set":
+        return []
+    return [index + 1 for index in range(2, len(argv), 2)
+            if argv[index].lower() in SENSITIVE_CONFIGS]
+
+
+def _migrate(argv) -> list:
+    found, index = [], 6
+    while index < len(argv):
+        more = len(argv) - 1 - index
+        option = argv[index].lower()
+        if option in (b"copy", b"replace"):
+            index += 1
+        elif option == b"auth" and more:
+            found.append(index + 1)
+            index += 2
+        elif option == b"auth2" and more >= 2:
+            found += [index + 1, index + 2]
+            index += 3
+        else:
+            break
+    return found
+
+
+REDACTING = {b"auth": _auth, b"hello": _hello, b"acl": _acl, b"config": _config,
+             b"migrate": _migrate}
 
 
 @register("monitor", 1, "admin noscript loading stale", 0, 0, 0)
@@ -96,7 +177,5 @@ def monitor_refuses(session, argv) -> bool:
     command = TABLE.get(argv[0].lower()) if argv else None
     return command is not None and (command.first_key != 0 or command.write)
 
-
-REPLICA_KEYSPACE = "ERR Replica can't interact with the keyspace"
 
 REPLICA_KEYSPACE = "ERR Replica can't interact with the keyspace"

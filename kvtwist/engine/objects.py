@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import weakref
 
+from kvtwist.engine.evict import lfu_counter, lfu_touch
 from kvtwist.engine.table import register, sub_dispatch, subcommands
 from kvtwist.wire.replies import CommandError, Error, Status
 
@@ -86,7 +87,10 @@ def touched(session, command, argv, reply) -> None:
             keyspace = session.keyspace
             key = argv[1]
             if key in keyspace.data:
-                keyspace.access[key] = keyspace.clock.seconds()
+                if keyspace.lfu:
+                    lfu_touch(keyspace, key, keyspace.lfu.store)
+                else:
+                    keyspace.access[key] = keyspace.clock.seconds()
         return
     if plan is _UNPLANNED:
         plan = _PLANS[command] = _plan(command)
@@ -96,7 +100,10 @@ def touched(session, command, argv, reply) -> None:
     if plan is _SINGLE or plan is _SINGLE_WRITE:
         key = argv[1]
         if not session.no_touch and key in keyspace.data:
-            keyspace.access[key] = keyspace.clock.seconds()
+            if keyspace.lfu:
+                lfu_touch(keyspace, key, keyspace.lfu.store)
+            else:
+                keyspace.access[key] = keyspace.clock.seconds()
         if _ANY_MARKS and plan is _SINGLE_WRITE:
             _unmark(keyspace, (key,))
         return
@@ -110,7 +117,10 @@ def touched(session, command, argv, reply) -> None:
         access = keyspace.access
         for key in keys:
             if key in data:
-                access[key] = now
+                if keyspace.lfu:
+                    lfu_touch(keyspace, key, keyspace.lfu.store)
+                else:
+                    access[key] = now
     if shape is not None:
         _mark(keyspace, command.name, argv, reply, shape)
     elif replaces and _ANY_MARKS:
@@ -243,16 +253,42 @@ def _object_key(method):
     return handler
 
 
+LFU_SELECTED = ("ERR An LFU maxmemory policy is selected, idle time not tracked. Please "
+                "note that when switching between policies at runtime LRU and LFU data will "
+                "take some time to adjust.")
+
+
 def _freq(keyspace, key, value):
-    # maxmemory-policy (and so the LFU policies) is not implemented: always Redis's refusal.
-    raise CommandError(LFU_NOT_SELECTED)
+    # OBJECT FREQ: the decayed LFU counter, only under an LFU maxmemory-policy.
+    if not keyspace.lfu:
+        raise CommandError(LFU_NOT_SELECTED)
+    return lfu_counter(keyspace, key, keyspace.lfu.store)
+
+
+def _refcount(session, argv):
+    # With maxmemory and an LRU or LFU policy Redis shares no integers (each value needs its
+    # own access data): decided here when asked, where Redis decides when storing.
+    value = session.keyspace.get(argv[2])
+    if value is None:
+        return None
+    store = session.store
+    evictor = getattr(store, "evictor", None)
+    if store.maxmemory and evictor is not None and evictor.policy[-3:] in ("lru", "lfu"):
+        return 1
+    return refcount(session.keyspace, argv[2], value)
+
+
+def _idletime(keyspace, key, value):
+    if keyspace.lfu:
+        raise CommandError(LFU_SELECTED)
+    return idle_seconds(keyspace, key)
 
 
 OBJECT_SUBCOMMANDS = subcommands("object")
 OBJECT_SUBCOMMANDS.update({
     b"encoding": (3, _object_key(encoding)),
-    b"refcount": (3, _object_key(refcount)),
-    b"idletime": (3, _object_key(lambda keyspace, key, value: idle_seconds(keyspace, key))),
+    b"refcount": (3, lambda session, argv: _refcount(session, argv)),
+    b"idletime": (3, _object_key(_idletime)),
     b"freq": (3, _object_key(_freq)),
     b"help": (2, lambda session, argv: [Status(line.encode()) for line in [
         "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"] + _HELP]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 
+from kvtwist.engine.monitor import REDACTING, redacted
 from kvtwist.engine.table import TABLE, register, sub_dispatch, subcommands
 from kvtwist.wire.replies import OK, CommandError, Pairs, Status
 
@@ -33,6 +34,8 @@ class SlowLog:
 
     def push(self, session, argv, duration_us: int, now: int) -> None:
         """Log one command; O(len(argv)) for its (truncated) arguments."""
+        if argv and argv[0].lower() in REDACTING:  # passwords never reach the log
+            argv = redacted(argv)
         argc = len(argv)
         kept = argv[:MAX_ARGC]
         logged = [arg if len(arg) <= MAX_STRING

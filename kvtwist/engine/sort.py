@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 
 from kvtwist.engine import events
+from kvtwist.engine.acl_check import unrestricted_key_access
 from kvtwist.engine.keyspace import DEL, SET as SET_EFFECT
 from kvtwist.engine.listtype import ListValue
 from kvtwist.engine.table import SYNTAX, c_lower, parse_int, register
@@ -141,10 +142,14 @@ def elements(value, dontsort: bool, desc: bool, start: int, end: int):
 
 
 SORTABLE = (b"set", b"list", b"zset")
+ACL_DENIED = "ERR %s option of SORT denied due to insufficient ACL permissions."
 
 
-def _parse(argv, readonly: bool):
-    """Parse SORT's options in Redis's order; return them as a dict."""
+def _parse(argv, readonly: bool, session=None):
+    """Parse SORT's options in Redis's order; return them as a dict. BY with a pattern and
+    GET need the user's read access to every key (Redis's ACL rule)."""
+    full_access = session is None or session.user.all_allowed or \
+        unrestricted_key_access(session.user, argv)
     options = {"desc": False, "alpha": False, "start": 0, "count": -1, "store": None,
                "by": None, "dontsort": False, "gets": []}
     index = 2
@@ -167,8 +172,12 @@ def _parse(argv, readonly: bool):
         elif option == b"by" and left >= 1:
             options["by"] = argv[index + 1]
             options["dontsort"] = b"*" not in argv[index + 1].split(b"\0", 1)[0]
+            if not options["dontsort"] and not full_access:
+                raise CommandError(ACL_DENIED % ("BY",))
             index += 1
         elif option == b"get" and left >= 1:
+            if not full_access:
+                raise CommandError(ACL_DENIED % ("GET",))
             options["gets"].append(argv[index + 1])
             index += 1
         else:
@@ -222,7 +231,7 @@ def _first(pair):
 def sort_generic(session, argv, readonly: bool):
     """SORT/SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC]
     [ALPHA] [STORE destination] (see the module docstring for the cost)."""
-    options = _parse(argv, readonly)
+    options = _parse(argv, readonly, session)
     keyspace = session.keyspace
     value = keyspace.get(argv[1])
     if value is not None and (value.__class__ is bytes or value.type_name not in SORTABLE):

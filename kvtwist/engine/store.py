@@ -252,7 +252,7 @@ class Session:
                     self.multi.failed = True
                 return self.store.stats.rejected(command, refused)
         store = self.store
-        if store.maxmemory and store.databases.meter.used > store.maxmemory:
+        if store.maxmemory and store.evictor.over():
             # Redis's performEvictions, before any command; only denyoom ones are refused.
             if not store.evictor.make_room() and command.denyoom:
                 if self.multi is not None:

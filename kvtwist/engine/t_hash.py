@@ -223,6 +223,8 @@ def cmd_hrandfield(session, argv):
         return []
     fields = value.fields
     size = len(fields)
+    if count < 0 and -count > STREAM_MIN and not (withvalues and session.protocol == 3):
+        return _streamed_picks(fields, -count, withvalues)
     if count < 0 or count == 1:
         count = abs(count)
         if count > MAX_PICKS:  # Redis would stream them; a list of them all would not fit
@@ -245,6 +247,23 @@ def cmd_hrandfield(session, argv):
     if session.protocol == 3:
         return [[field, fields[field]] for field in picked]
     return [item for field in picked for item in (field, fields[field])]
+
+
+def _streamed_picks(fields: dict, count: int, withvalues: bool) -> Streamed:
+    # A negative count's picks (repeats allowed), made a slice at a time from a snapshot
+    # of the hash taken now (O(n)): as Redis, which builds the whole reply, a client with an
+    # output buffer limit under its size is closed mid-run; without one it is all sent,
+    # paced by what the client reads.
+    snapshot = list(fields.items()) if withvalues else list(fields)
+
+    def slices():
+        left = count
+        choice = random.choice
+        while left:
+            step = min(left, SLICE)
+            left -= step
+            yield [choice(snapshot) for _ in range(step)]
+    return Streamed(count, slices(), pairs=withvalues)
 
 
 # -- HSCAN -------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 
 from kvtwist.engine.clients import client_line
-from kvtwist.engine.limits import limits_of
+from kvtwist.engine.limits import client_eviction_limit, limits_of
 
 log = Logger(namespace="kvtwist.serve.limits")
 
@@ -68,6 +68,8 @@ DENIED = (
 # client has taken them (small replies are counted from 4 KB on: see KVProtocol).
 READ_OUTPUT = 1024 * 1024
 CRON_INTERVAL = 1.0
+# Seconds per connection between two measures of what clients hold (see clients_memory).
+MEASURE_EVERY = 1e-5
 
 
 def is_loopback(address) -> bool:
@@ -187,6 +189,9 @@ class Watchdog:
         self.protect = False  # protected mode applies (twistd kvstore's listeners)
         self._cron = task.LoopingCall(self.cron)
         self._cron.clock = clock
+        self._measured = None  # (when, bytes) of the last measure of the clients' buffers
+        # The engine's eviction and INFO used_memory count the clients' buffers too.
+        store.clients_memory = self.clients_memory
 
     def start(self) -> None:
         """Run the cron every CRON_INTERVAL seconds."""
@@ -215,10 +220,53 @@ class Watchdog:
         set_keepalive(transport, limits.keepalive)
         return None
 
+    def clients_memory(self) -> int:
+        """Bytes the clients hold in query and output buffers, measured again when the last
+        measure is older than MEASURE_EVERY seconds per client (at least 10 ms): the
+        engine asks before each command while ``maxmemory`` is set. Measuring is
+        O(clients) and closes clients over ``maxmemory-clients``."""
+        now = self.clock.seconds()
+        measured = self._measured
+        if measured is not None and now - measured[0] < max(
+                0.01, MEASURE_EVERY * len(self.connections)):
+            return measured[1]
+        return self.measure(now)
+
+    def measure(self, now: float) -> int:
+        """Measure what every client holds (and evict clients over maxmemory-clients)."""
+        sizes = []
+        for protocol in self.connections:
+            if protocol._closing or protocol.session is None:
+                continue
+            sizes.append((client_memory(protocol), protocol))
+        total = sum(size for size, _ in sizes)
+        limit = client_eviction_limit(self.store)
+        if limit and total > limit:
+            total = self._evict_clients(sizes, total, limit)
+        self._measured = (now, total)
+        return total
+
+    def _evict_clients(self, sizes: list, total: int, limit: int) -> int:
+        # evictClients: the clients holding most go first until the rest fit; never those
+        # with CLIENT NO-EVICT on. O(clients log clients).
+        for size, protocol in sorted(sizes, key=_first, reverse=True):
+            if total <= limit:
+                break
+            if protocol.session.no_evict or not size:
+                continue
+            self.limits.evicted_clients += 1
+            log.info("Evicting client: {client}",
+                     client=client_line(protocol.session).decode("utf-8", "replace"))
+            abort(protocol)
+            total -= size
+        return total
+
     def cron(self) -> None:
-        """Close idle clients (``timeout``) and clients over their output limits: O(clients)."""
+        """Close idle clients (``timeout``) and clients over their output limits, measure
+        the clients' buffers (client eviction): O(clients)."""
         limits = self.limits
         now = self.clock.seconds()
+        self.measure(now)
         idle = limits.timeout
         for protocol in list(self.connections):
             if protocol._closing or protocol.session is None:
@@ -230,6 +278,22 @@ class Watchdog:
                 continue
             if over_output_limit(protocol, limits, now):
                 close_over_output(protocol, limits)
+
+
+def client_memory(protocol) -> int:
+    """What a connection holds for its client: its output (see output_size) and its query
+    buffer (a partly received request)."""
+    parser = getattr(protocol, "_parser", None)
+    if parser is not None:
+        held = parser.memory()
+    else:
+        framer = protocol._lines  # a line dialect's unfinished line
+        held = framer.limit - framer._room if framer is not None else 0
+    return output_size(protocol) + held
+
+
+def _first(pair):
+    return pair[0]
 
 
 def _has_password(store) -> bool:
@@ -382,6 +446,9 @@ class LimitedOutput:
             return self._write
         write = self._write
         streamed = [0]
+        hard = limits.output.get(client_class(self), (0, 0, 0))[0]
+        if hard:
+            return self._held_stream(limits, hard)
 
         def limited(piece: bytes) -> None:
             streamed[0] += len(piece)
@@ -395,3 +462,31 @@ class LimitedOutput:
                 return
             write(piece)
         return limited
+
+    def _held_stream(self, limits, hard: int):
+        # With a hard limit, as Redis (which builds a reply whole before writing any of
+        # it), nothing is written until the reply is complete: a client whose reply passes
+        # its hard limit is closed having received none of it. At most ``hard`` bytes are
+        # held. ``finish`` (called when the stream ends) writes them.
+        held = []
+        size = [0]
+
+        def holding(piece: bytes) -> None:
+            if self._closing:
+                return
+            size[0] += len(piece)
+            if over_output_limit(self, limits, self._seconds(), size[0]):
+                del held[:]
+                stream = self._stream
+                close_over_output(self, limits)
+                if stream is not None:
+                    stream.stopProducing()
+                return
+            held.append(piece)
+
+        def finish() -> None:
+            if held and not self._closing:
+                self._write(b"".join(held))
+            del held[:]
+        holding.finish = finish
+        return holding

@@ -140,8 +140,10 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             # RESP, the dialect of every client library, is handled here rather than in
             # a method of its own, and so is the end of the read: two calls less per read.
             parser = self._parser
-            if parser.max_bulk != self.factory.max_bulk:  # CONFIG SET proto-max-bulk-len
-                parser.max_bulk = self.factory.max_bulk
+            must_auth = not getattr(session, "authenticated", True)
+            if must_auth or parser.max_bulk != self.factory.max_bulk:
+                # Before AUTH, or CONFIG SET proto-max-bulk-len since the last read.
+                parser.unauthenticated(must_auth, self.factory.max_bulk)
             requests, error = parser.drain(data)
             # Only a read completing no request can grow an unfinished one much (a read
             # holds at most 64 KB), so the query buffer is measured then.

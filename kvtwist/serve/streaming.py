@@ -121,8 +121,14 @@ class StreamedReplies:
             from twisted.internet import reactor
         # Pieces go through the outbox like every reply, so they follow what is queued
         # there; the next piece is rendered only in a later turn.
-        self._stream = ReplyStream(pieces, self._stream_writer(), self._stream_done,
-                                   reactor.callLater)
+        writer = self._stream_writer()
+        done = self._stream_done
+        finish = getattr(writer, "finish", None)  # a writer holding the reply until its end
+        if finish is not None:
+            def done():
+                finish()
+                self._stream_done()
+        self._stream = ReplyStream(pieces, writer, done, reactor.callLater)
         self._outgate.attach(self._stream)  # the transport's producer paces it
         self._stream.start()
 

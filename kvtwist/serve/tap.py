@@ -6,6 +6,7 @@ import os
 import time
 
 from twisted.application import service, strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import task
 from twisted.logger import Logger
 from twisted.python import usage
@@ -19,6 +20,7 @@ from kvtwist.serve.daemon import ServerOptions
 from kvtwist.storage.journal import POLICIES as FSYNC_POLICIES
 from kvtwist.storage.journal import WRITERS as JOURNAL_WRITERS
 from kvtwist.serve.factory import KVFactory
+from kvtwist.serve.tls import TLSError, tls_endpoint
 
 DEFAULT_LISTEN = "tcp:7379:interface=127.0.0.1"
 MAX_DATABASES = 1 << 16
@@ -76,6 +78,11 @@ class Options(ServerOptions):
          "how inline (telnet) requests are answered: text (readable) or resp (as Redis)"],
         ["protected-mode", None, None,
          "yes (the default) or no: refuse clients from other hosts while no password is set"],
+        ["tls-auth-clients", None, None,
+         "yes (the default), optional or no: whether ssl: listeners require a client "
+         "certificate signed by --tls-ca-cert-file"],
+        ["tls-ca-cert-file", None, None,
+         "PEM file of the CA(s) whose client certificates ssl: listeners accept"],
     ]
     optFlags = [
         ["repair", None, "keep the longest valid prefix of a corrupt journal and start"],
@@ -101,6 +108,7 @@ class Options(ServerOptions):
 
     def postOptions(self) -> None:
         self.params = []  # (name, text, where) of --config's parameter directives
+        self.users = []  # (words after "user", where) of --config's user directives
         if self["config"] is not None:
             self._read_config(self["config"])
         ServerOptions.postOptions(self)
@@ -142,6 +150,9 @@ class Options(ServerOptions):
                 port = args[0]
             elif name == "bind" and args:
                 binds = args
+            elif name == "user" and args:
+                self.users.append(([arg.encode("utf-8", "surrogateescape") for arg in args],
+                                   where))
             elif name in _FILE_OPTIONS and len(args) == 1:
                 option = _FILE_OPTIONS[name]
                 if option not in given:
@@ -254,15 +265,16 @@ def makeService(options, reactor=None) -> service.MultiService:
         if options["requirepass"]:
             auth_for(store).set_password(
                 options["requirepass"].encode("utf-8", "surrogateescape"))
+        _configured_users(store, getattr(options, "users", []), aclfile)
         config.configure(store, aclfile)
     except config.ConfigError as e:
         raise SystemExit("kvstore: %s" % (e,))
-    if options["protected-mode"] is not None:
-        try:
-            config.configure(store, [("protected-mode", options["protected-mode"],
-                                      "--protected-mode")])
-        except config.ConfigError as e:
-            raise SystemExit("kvstore: %s" % (e,))
+    for name in ("protected-mode", "tls-auth-clients", "tls-ca-cert-file"):
+        if options.get(name) is not None:
+            try:
+                config.configure(store, [(name, options[name], "--" + name)])
+            except config.ConfigError as e:
+                raise SystemExit("kvstore: %s" % (e,))
     StoreService.log.info(
         "kvstore {version}: {keys} keys loaded from {data} in {seconds:.3f}s (fsync {fsync})",
         version=__version__, keys=len(store.databases), data=os.path.abspath(options["data"]),
@@ -275,12 +287,39 @@ def makeService(options, reactor=None) -> service.MultiService:
         top.set_hz(int(store.config["hz"]))
     backlog = limits_of(store).backlog
     for description in options["listen"]:
+        if description.split(":", 1)[0] == "ssl":  # Redis's TLS client authentication
+            try:
+                endpoint = tls_endpoint(reactor, description, store, backlog)
+            except TLSError as e:
+                raise SystemExit("kvstore: %s" % (e,))
+            StreamServerEndpointService(endpoint, factory).setServiceParent(top)
+            continue
         strports.service(with_backlog(description, backlog), factory,
                          reactor=reactor).setServiceParent(top)
     # SHUTDOWN stops the reactor: the service stops, committing the journal, as on SIGTERM.
     store.hooks.attach(journal, top._sweeper, SWEEP_INTERVAL, reactor.stop,
                        os.path.abspath(options["data"]))
     return top
+
+
+def _configured_users(store, users: list, aclfile: list) -> None:
+    # The config file's "user" directives (ACLLoadUsersAtStartup): not with an ACL file.
+    from kvtwist.engine import acl_file, config
+
+    if not users:
+        return
+    if any(param[1] for param in aclfile):
+        raise config.ConfigError(acl_file.BOTH)
+    seen, declared = set(), []
+    for words, where in users:
+        try:
+            declared.append((words[0], acl_file.check_config_user(store, words, seen)))
+        except ValueError as e:
+            raise config.ConfigError("%s: %s" % (where, e))
+    try:
+        acl_file.load_config_users(store, declared)
+    except ValueError as e:
+        raise config.ConfigError(str(e))
 
 
 def with_backlog(description: str, backlog: int) -> str:

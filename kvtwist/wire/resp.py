@@ -124,7 +124,11 @@ class RequestParser(_Buffer):
     """
 
     __slots__ = ("max_bulk", "max_args", "max_inline", "_args", "_left", "_bulk", "_quick",
-                 "defer_large", "joining")
+                 "defer_large", "joining", "_unauthenticated")
+
+    # redis-server's limits on a client that must still AUTH (processMultibulkBuffer).
+    UNAUTHENTICATED_ARGS = 10
+    UNAUTHENTICATED_BULK = 16384
 
     def __init__(self, max_bulk: int = 512 * 1024 * 1024, max_args: int = 1024 * 1024,
                  max_inline: int = 64 * 1024, defer_large: bool = False) -> None:
@@ -143,6 +147,35 @@ class RequestParser(_Buffer):
         # The most arguments a request cut by drain's one-request check may have: its
         # headers are at most "*255" and "$255", so the limits must allow those.
         self._quick = min(max_args, 255) if max_bulk >= 255 and max_inline >= 4 else 0
+        self._unauthenticated = None  # the limits it had while the client must AUTH
+
+    def unauthenticated(self, must_auth: bool, max_bulk: int) -> None:
+        """Apply redis-server's limits on a client that must still AUTH (at most 10
+        arguments of 16384 bytes, refused as "unauthenticated multibulk/bulk length"),
+        or once it need not, the limits ``max_args`` and ``max_bulk`` again."""
+        if must_auth:
+            if self._unauthenticated is None:
+                self._unauthenticated = self.max_args
+                self.max_args = min(self.max_args, self.UNAUTHENTICATED_ARGS)
+            self.max_bulk = min(max_bulk, self.UNAUTHENTICATED_BULK)
+        else:
+            if self._unauthenticated is not None:
+                self.max_args = self._unauthenticated
+                self._unauthenticated = None
+            self.max_bulk = max_bulk
+        self._quick = (min(self.max_args, 255)
+                       if self.max_bulk >= 255 and self.max_inline >= 4 else 0)
+
+    def memory(self) -> int:
+        """Bytes held for requests not complete yet: unparsed input and the arguments of a
+        partly received request (Redis's query buffer and argv). O(its arguments)."""
+        args = self._args
+        return self.buffered() + (sum(map(len, args)) if args else 0)
+
+    def _too_many(self, what: str) -> str:
+        if self._unauthenticated is not None:
+            return "Protocol error: unauthenticated %s length" % (what,)
+        return "Protocol error: invalid %s length" % (what,)
 
     # An awaited argument at least this long is cut out of the received pieces directly.
     LARGE_BULK = 1 << 20
@@ -201,7 +234,7 @@ class RequestParser(_Buffer):
                 raise self._fail("Protocol error: invalid multibulk length")
             count = int(text)
             if count > self.max_args:
-                raise self._fail("Protocol error: invalid multibulk length")
+                raise self._fail(self._too_many("multibulk"))
             if count:
                 args = []
                 self._left = count
@@ -229,7 +262,7 @@ class RequestParser(_Buffer):
                     raise self._fail("Protocol error: invalid bulk length")
                 bulk = int(text)
                 if bulk > max_bulk:
-                    raise self._fail("Protocol error: invalid bulk length")
+                    raise self._fail(self._too_many("bulk"))
                 pos = nl + 2
             stop = pos + bulk
             if stop + 2 > end:

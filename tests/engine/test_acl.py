@@ -254,3 +254,36 @@ class SelectorTests(SynchronousTestCase):
         admin(b"ACL", b"SETUSER", b"s", b"(bogus)")
         admin(b"ACL", b"SETUSER", b"s", b"clearselectors")
         admin(b"ACL", b"LIST")
+
+
+class RedisOnlyCommandTests(SynchronousTestCase):
+    """Rules and DRYRUN name Redis commands kvstore lacks; SORT's BY and GET need full
+    read access."""
+
+    def setUp(self):
+        self.pair = Pair(self)
+
+    def test_rules_for_commands_kvstore_lacks(self):
+        """+eval, -@scripting, +xadd are accepted and DRYRUN checks them, as in Redis."""
+        admin = self.pair.admin
+        admin(b"ACL", b"SETUSER", b"one", b"+eval")
+        admin(b"ACL", b"GETUSER", b"one")  # (with more, the order is Redis's hash order)
+        admin(b"ACL", b"SETUSER", b"u", b"on", b"nopass", b"+eval", b"+xlen", b"%R~r*",
+              b"+pfcount", b"+migrate")
+        for argv in ([b"EVAL", b"return 1", b"0"], [b"XLEN", b"r1"], [b"XLEN", b"w1"],
+                     [b"PFCOUNT", b"r1", b"w"], [b"MIGRATE", b"h", b"1", b"r", b"0", b"5"],
+                     [b"XADD", b"r", b"*", b"f", b"v"], [b"XLEN"], [b"NOSUCH"]):
+            admin(b"ACL", b"DRYRUN", b"u", *argv)
+
+    def test_sort_by_and_get_need_full_read_access(self):
+        """SORT BY a pattern and GET are refused without read access to every key."""
+        admin, user = self.pair.admin, self.pair.user
+        admin(b"RPUSH", b"mylist", b"1")
+        admin(b"SET", b"v1", b"1")
+        for rules in ([b"(+sort ~mylist)"], [b"(+sort ~mylist ~v*)"],
+                      [b"(+sort ~mylist %W~*)"], [b"(+sort ~mylist %R~*)"]):
+            admin(b"ACL", b"SETUSER", b"s", b"reset", b"on", b"nopass", *rules)
+            user(b"AUTH", b"s", b"x")
+            user(b"SORT", b"mylist", b"BY", b"v*")
+            user(b"SORT", b"mylist", b"BY", b"nosort")
+            user(b"SORT", b"mylist", b"GET", b"v*")

@@ -94,22 +94,31 @@ class UniverseTests(SynchronousTestCase):
         self.assertIsNone(universe().find(b"\xff"))
 
     def test_rebuilt_when_table_grows(self):
-        """A command registered later gets its categories from Redis's table by name."""
+        """A command registered later joins the universe, described by its table flags."""
         from kvtwist.engine.table import _LOOKUP, register
 
-        # XADD: a Redis command kvstore does not register (streams are not a kvstore type).
-        self.assertIsNone(universe().find(b"xadd"))
+        self.assertIsNone(universe().find(b"kvtestonly"))
 
         def cleanup():
-            for name in (b"xadd", b"XADD"):
+            for name in (b"kvtestonly", b"KVTESTONLY"):
                 TABLE.pop(name, None)
                 _LOOKUP.pop(name, None)
             acl_commands._UNIVERSE[:] = []
         self.addCleanup(cleanup)
-        register("xadd", -5, "write denyoom fast", 1, 1, 1)(lambda session, argv: 0)
+        register("kvtestonly", -2, "write fast", 1, 1, 1)(lambda session, argv: 0)
+        info = universe().find(b"kvtestonly")
+        self.assertEqual(info.categories, frozenset(["write", "fast"]))
+        self.assertEqual(info.keys([b"kvtestonly", b"s"]), [(1, 3)])
+
+    def test_redis_commands_kvstore_lacks(self):
+        """Redis 7.0 commands kvstore does not implement (XADD, EVAL) are in the universe
+        with Redis's categories and keys, so rules written for Redis apply."""
+        self.assertNotIn(b"xadd", TABLE)
         info = universe().find(b"xadd")
         self.assertEqual(info.categories, frozenset(["write", "stream", "fast"]))
         self.assertEqual(info.keys([b"xadd", b"s", b"*", b"f", b"v"]), [(1, WRITE)])
+        self.assertIn("scripting", universe().find(b"eval").categories)
+        self.assertIsNotNone(universe().find(b"function|list"))
 
     def test_category_names(self):
         """Category names are case-insensitive; unknown ones are None."""

@@ -103,3 +103,52 @@ class StartTests(SynchronousTestCase):
         self.assertTrue(app.closing)
         self.assertFalse(default.closing)
         self.assertEqual(app.user.name, b"default")
+
+
+class RelativeAndConfigUserTests(SynchronousTestCase):
+    """A relative aclfile is under ``dir``; the config file's ``user`` directives."""
+
+    def setUp(self):
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.directory, True)
+
+    def test_relative_aclfile_is_under_dir(self):
+        """``aclfile users.acl`` is read from and saved to ``dir``, as redis-server (which
+        works in ``dir``) does; errors still name the configured path."""
+        with open(os.path.join(self.directory, "users.acl"), "w") as handle:
+            handle.write("user app on nopass ~a* +get\n")
+        store = Store(Clock(), config={"dir": self.directory})
+        configure(store, [("aclfile", "users.acl")])
+        session = store.new_session()
+        self.assertEqual(to_resp(session.execute([b"AUTH", b"app", b"x"])), b"+OK\r\n")
+        self.assertEqual(to_resp(store.new_session().execute([b"ACL", b"SAVE"])),
+                         b"+OK\r\n")
+        os.unlink(os.path.join(self.directory, "users.acl"))
+        reply = store.new_session().execute([b"ACL", b"LOAD"])
+        self.assertIn("opening file 'users.acl'", reply.message)
+
+    def test_config_users_and_rewrite(self):
+        """``user`` lines create users at start (default reset first), a duplicate is
+        refused with Redis's text, and CONFIG REWRITE writes every user's line."""
+        from kvtwist.engine.acl_file import check_config_user, load_config_users
+
+        store = Store(Clock())
+        seen = set()
+        rules = check_config_user(store, [b"default", b"on", b"nopass", b"~*", b"+@all",
+                                          b"-flushdb"], seen)
+        error = self.assertRaises(ValueError, check_config_user, store,
+                                  [b"default", b"on"], seen)
+        self.assertEqual(str(error), "Error in user declaration 'default': Duplicate user "
+                         "found. A user can only be defined once in config files")
+        load_config_users(store, [(b"default", rules)])
+        session = store.new_session()
+        self.assertIn("NOPERM", session.execute([b"FLUSHDB"]).message)
+        path = os.path.join(self.directory, "kv.conf")
+        with open(path, "w") as handle:
+            handle.write("user default on nopass ~* +@all -flushdb\nhz 10\n")
+        store.config_file = path
+        self.assertEqual(to_resp(session.execute([b"CONFIG", b"REWRITE"])), b"+OK\r\n")
+        with open(path) as handle:
+            self.assertEqual(handle.read(),
+                             "user default on nopass sanitize-payload ~* resetchannels "
+                             "-@all +@all -flushdb\nhz 10\n".replace(" -@all +@all", " +@all"))

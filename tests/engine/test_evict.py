@@ -20,10 +20,66 @@ class ParseTests(SynchronousTestCase):
                          [100, 1000, 1024, 2 * 1024 ** 2, 1000 ** 3])
         self.assertRaises(ValueError, evict.parse_memory, "lots")
 
-    def test_lfu_is_refused(self):
-        """The LFU policies are refused, not accepted and ignored."""
-        self.assertRaises(ValueError, evict._parse_policy, "allkeys-lfu")
+    def test_policies(self):
+        """Redis's eight policies are accepted (any case); others get Redis's list."""
         self.assertEqual(evict._parse_policy("ALLKEYS-LRU"), "allkeys-lru")
+        self.assertEqual(evict._parse_policy("volatile-lfu"), "volatile-lfu")
+        error = self.assertRaises(ValueError, evict._parse_policy, "lfu")
+        self.assertEqual(str(error), "argument(s) must be one of the following: volatile-lru, "
+                         "volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, "
+                         "allkeys-lfu, allkeys-random, noeviction")
+
+
+class LfuTests(SessionMixin, SynchronousTestCase):
+    """The LFU policies keep Redis's logarithmic access counters (OBJECT FREQ)."""
+
+    def test_counter_grows_and_decays(self):
+        """A new key starts at 5, accesses raise it (the first ones surely), each
+        lfu-decay-time minutes idle take one off; OBJECT IDLETIME is refused under LFU and
+        FREQ outside it."""
+        self.call("set", "k", "v")
+        self.assertIn("LFU maxmemory policy is not selected",
+                      self.call("object", "freq", "k").message)
+        self.call("config", "set", "maxmemory-policy", "allkeys-lfu")
+        self.call("del", "k")
+        self.call("set", "k", "v")
+        self.assertEqual(self.call("object", "freq", "k"), 5)
+        self.call("get", "k")
+        self.assertEqual(self.call("object", "freq", "k"), 6)
+        for _ in range(200):
+            self.call("get", "k")
+        grown = self.call("object", "freq", "k")
+        self.assertTrue(6 < grown < 100, grown)
+        self.clock.advance(3 * 60)
+        self.assertEqual(self.call("object", "freq", "k"), grown - 3)
+        self.assertIn("LFU maxmemory policy is selected",
+                      self.call("object", "idletime", "k").message)
+        self.call("config", "set", "lfu-decay-time", "0")
+        self.assertEqual(self.call("object", "freq", "k"), grown)
+        self.call("config", "set", "maxmemory-policy", "allkeys-lru")
+        self.assertIn("LFU maxmemory policy is not selected",
+                      self.call("object", "freq", "k").message)
+
+    def test_least_frequently_used_evicted(self):
+        """allkeys-lfu evicts the keys read least often; volatile-lfu only expiring ones."""
+        self.call("config", "set", "maxmemory-policy", "allkeys-lfu")
+        self.call("config", "set", "maxmemory-samples", "64")
+        for i in range(20):
+            self.call("set", "key:%02d" % i, "x" * 100)
+        for _ in range(30):
+            for i in range(10):
+                self.call("get", "key:%02d" % i)
+        used = self.store.databases.meter.used
+        evict._set_maxmemory(self.store, used * 3 // 4)
+        self.assertTrue(all(self.call("exists", "key:%02d" % i) for i in range(10)))
+        self.assertGreater(self.store.evictor.evicted, 0)
+        self.call("flushall")
+        evict._set_maxmemory(self.store, 0)
+        self.call("config", "set", "maxmemory-policy", "volatile-lfu")
+        self.call("set", "keep", "x" * 1000)
+        self.call("set", "temp", "x" * 1000, "ex", "100")
+        evict._set_maxmemory(self.store, self.store.databases.meter.used - 10)
+        self.assertEqual((self.call("exists", "keep"), self.call("exists", "temp")), (1, 0))
 
 
 class EvictionTests(SessionMixin, SynchronousTestCase):
@@ -113,3 +169,31 @@ class EvictionTests(SessionMixin, SynchronousTestCase):
 def evict_overhead() -> int:
     from kvtwist.engine.keyspace import PER_KEY
     return PER_KEY
+
+
+class TenacityTests(SessionMixin, SynchronousTestCase):
+    """maxmemory-eviction-tenacity bounds one command's eviction time, as Redis's."""
+
+    def test_time_limits(self):
+        """Up to 10: 50 us a step; then 15 % more a step; 100 is unlimited (Redis's)."""
+        self.assertAlmostEqual(evict.time_limit(10), 500e-6)
+        self.assertAlmostEqual(evict.time_limit(11), 575e-6)
+        self.assertIn("between 0 and 100", self.call(
+            "config", "set", "maxmemory-eviction-tenacity", "101").message)
+        self.assertEqual(self.call("config", "set", "maxmemory-eviction-tenacity", "100"), OK)
+        self.assertEqual(self.store.evictor.tenacity, 100)
+
+    def test_out_of_time_is_not_a_failure(self):
+        """When the time runs out eviction stops and the command still runs (EVICT_RUNNING);
+        the next command evicts more."""
+        self.call("config", "set", "maxmemory-policy", "allkeys-random")
+        for i in range(100):
+            self.call("set", "key:%03d" % i, "x" * 100)
+        clock = self.clock
+        real = clock.seconds
+        ticks = iter(range(10 ** 6))
+        clock.seconds = lambda: real() + next(ticks)  # every reading a second later
+        self.addCleanup(setattr, clock, "seconds", real)
+        evict._set_maxmemory(self.store, 1000)
+        self.assertEqual(self.call("set", "new", "v"), OK)
+        self.assertGreater(self.call("dbsize"), 10)

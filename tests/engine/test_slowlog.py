@@ -9,6 +9,7 @@ from kvtwist.engine.store import Store
 from kvtwist.wire.replies import OK, Pairs, Status, to_resp
 from tests.helpers import SessionMixin
 from tests.redisref import RawConnection, start_redis_or_skip
+from tests.respparse import parse_reply
 
 
 class FakeTimer:
@@ -156,3 +157,60 @@ class DifferentialSlowlogTests(SynchronousTestCase):
         ours = to_resp(session.execute([b"slowlog", b"get", b"1"]))
         self.assertEqual(ours.split(b"\r\n")[:2], theirs.split(b"\r\n")[:2])
         self.assertEqual(ours.split(b"\r\n")[5:10], theirs.split(b"\r\n")[5:10])
+
+
+class RedactionTests(SynchronousTestCase):
+    """SLOWLOG and MONITOR redact credentials as redis-server 7.0 does."""
+
+    COMMANDS = ([b"acl", b"setuser", b"bob", b"on", b">pw", b"~*", b"+@all"],
+                [b"auth", b"bob", b"pw"], [b"auth", b"pw"], [b"auth", b"a", b"b", b"c"],
+                [b"hello", b"2", b"auth", b"bob", b"pw", b"setname", b"n"],
+                [b"hello", b"3", b"AUTH", b"bob", b"wrong"], [b"hello", b"9", b"auth", b"x", b"y"],
+                [b"config", b"set", b"requirepass", b"foo"], [b"auth", b"foo"],
+                [b"config", b"set", b"requirepass", b"", b"maxmemory-samples", b"5"],
+                [b"acl", b"whoami"], [b"set", b"x", b"y"])
+
+    def test_slowlog_arguments_match_redis(self):
+        """The arguments SLOWLOG keeps of AUTH, HELLO AUTH, ACL SETUSER and CONFIG SET
+        requirepass are redis-server's, passwords as (redacted)."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        redis = RawConnection(server.port)
+        self.addCleanup(redis.close)
+        session = Store(Clock()).new_session()
+        for argv in [[b"config", b"set", b"slowlog-log-slower-than", b"0"]] + list(
+                self.COMMANDS):
+            redis.call(list(argv))
+            session.execute(list(argv))
+        theirs = redis.call([b"slowlog", b"get", b"-1"])
+        ours = to_resp(session.execute([b"slowlog", b"get", b"-1"]))
+
+        def arguments(reply):
+            return [entry[3] for entry in parse_reply(reply)]
+        self.assertEqual(arguments(ours), arguments(theirs))
+        self.assertIn(b"(redacted)", ours)
+        self.assertNotIn(b">pw", ours)
+
+    def test_monitor_lines_match_redis(self):
+        """MONITOR shows AUTH and HELLO with (redacted) credentials and hides the admin ACL
+        SETUSER and CONFIG SET, as redis-server 7.0."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        watcher, redis = RawConnection(server.port), RawConnection(server.port)
+        self.addCleanup(watcher.close)
+        self.addCleanup(redis.close)
+        watcher.call([b"monitor"])
+        store = Store(Clock())
+        monitor, session = store.new_session(), store.new_session()
+        lines = []
+        monitor.push = lines.append
+        monitor.execute([b"monitor"])
+        for argv in self.COMMANDS:
+            redis.call(list(argv))
+            session.execute(list(argv))
+        received = watcher.buffer
+        while received.count(b"\r\n") < 9:
+            received += watcher.sock.recv(65536)
+        theirs = [line.split(b"] ", 1)[1] for line in received.split(b"\r\n")[:9]]
+        ours = [line.text.split(b"] ", 1)[1] for line in lines]
+        self.assertEqual(ours, theirs)

@@ -373,10 +373,21 @@ class HashNotifyTests(SynchronousTestCase):
 
 
 class HugeCountTests(SessionMixin, SynchronousTestCase):
-    """A negative count beyond what a reply can hold is refused, not built."""
+    """A huge negative count is streamed a slice at a time, not built."""
 
     def test_hrandfield_huge_negative_count(self):
-        """HRANDFIELD h -999999999 answers an error at once (Redis would stream them)."""
+        """HRANDFIELD h -999999999 streams its picks from a snapshot (the server paces them,
+        an output buffer limit closes the client mid-run as in Redis); RESP3 WITHVALUES
+        (pairs of arrays) is still refused."""
+        from kvtwist.wire.replies import Streamed
+
         self.call("hset", "h", "f", "v")
         reply = self.session.execute([b"HRANDFIELD", b"h", b"-999999999"])
+        self.assertIsInstance(reply, Streamed)
+        self.assertEqual(reply.count, 999999999)
+        self.assertEqual(next(reply.slices)[:3], [b"f", b"f", b"f"])
+        reply = self.session.execute([b"HRANDFIELD", b"h", b"-5000", b"WITHVALUES"])
+        self.assertEqual(to_resp(reply.whole())[:20], b"*10000\r\n$1\r\nf\r\n$1\r\nv")
+        self.session.protocol = 3
+        reply = self.session.execute([b"HRANDFIELD", b"h", b"-999999999", b"WITHVALUES"])
         self.assertIn("count is too large", reply.message)

@@ -178,3 +178,18 @@ class AclUserTests(SessionMixin, SynchronousTestCase):
         self.call("acl", "setuser", "default", "off")
         session = self.store.new_session()
         self.assertEqual(session.execute([b"PING"]), Error(NOAUTH))
+
+
+class ClientUserTests(SessionMixin, SynchronousTestCase):
+    """CLIENT LIST and CLIENT INFO name the user each connection is logged in as."""
+
+    def test_user_field(self):
+        """``user=`` is default, then the user AUTH logged in as, for that connection only."""
+        self.call("acl", "setuser", "app", "on", ">pw", "+@all", "~*")
+        other = self.store.new_session()
+        self.assertIn(b" user=default ", self.call("client", "info"))
+        self.assertEqual(other.execute([b"AUTH", b"app", b"pw"]), OK)
+        self.assertIn(b" user=app ", other.execute([b"CLIENT", b"INFO"]))
+        listing = self.call("client", "list").splitlines()
+        self.assertEqual([line.split(b" user=")[1].split(b" ")[0] for line in listing],
+                         [b"default", b"app"])

@@ -37,7 +37,7 @@ class TLSTests(SynchronousTestCase):
                                                                              self.cert)
         self.store = TwistdProcess("kvstore", [
             "--data", os.path.join(self.directory, "data"), "--fsync", "no",
-            "--listen", self.listen, "--requirepass", "back"])
+            "--listen", self.listen, "--requirepass", "back", "--tls-auth-clients", "no"])
         self.addCleanup(self.store.stop)
         self.store_port = self.store.wait_for_ports(1)[0]
 

@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine.limits import limits_of
+from kvtwist.engine.limits import client_eviction_limit, limits_of
 from kvtwist.engine.store import Store
 from kvtwist.serve.factory import KVFactory
 from kvtwist.serve.limits import DENIED, MAX_CLIENTS, READ_OUTPUT, set_keepalive, buffered
@@ -222,6 +222,67 @@ class LimitsTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertLess(len(transport.value()), 110000)
         self.assertEqual(limits_of(self.store).output_buffer_disconnections, 1)
+
+    def test_streamed_reply_under_hard_limit_held_then_written(self) -> None:
+        """With a hard limit, a streamed reply is written whole once done; one passing the
+        limit (HRANDFIELD's huge count) closes the client having sent none of it."""
+        self.call(b"CONFIG", b"SET", b"client-output-buffer-limit", b"normal 1000000 0 0")
+        self.call(b"HSET", b"h", b"a", b"b")
+        proto, transport = self.connect(port=5001)
+        proto.dataReceived(resp(b"HRANDFIELD", b"h", b"-3000"))
+        for _ in range(100):
+            self.clock.advance(0)
+        self.assertEqual(transport.value(), b"*3000\r\n" + b"$1\r\na\r\n" * 3000)
+        proto, transport = self.connect(port=5002)
+        proto.dataReceived(resp(b"HRANDFIELD", b"h", b"-999999999"))
+        for _ in range(10000):
+            if transport.disconnecting:
+                break
+            self.clock.advance(0)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.value(), b"")
+
+    def test_clients_memory_counts_for_maxmemory(self) -> None:
+        """Partly received requests count in used_memory and for eviction, as Redis's
+        query buffers do; maxmemory-clients closes the biggest clients instead, never a
+        CLIENT NO-EVICT one, counted in evicted_clients (CONFIG RESETSTAT zeroes it)."""
+        self.call(b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru")
+        for n in range(10):
+            self.call(b"SET", b"k%d" % n, b"x" * 10000)
+        used = int(self.info_field(b"memory", b"used_memory"))
+        self.call(b"CONFIG", b"SET", b"maxmemory", b"%d" % (used + 200000))
+        hog, hog_out = self.connect(port=5001)
+        hog.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$500000\r\n" + b"x" * 150000)
+        self.clock.advance(1)
+        self.assertGreater(int(self.info_field(b"memory", b"used_memory")), used + 150000)
+        self.assertEqual(self.call(b"DBSIZE"), b":10\r\n")  # under: nothing evicted
+        hog.dataReceived(b"x" * 100000)
+        self.clock.advance(1)
+        self.assertLess(int(self.call(b"DBSIZE")[1:-2]), 10)
+        self.assertNotEqual(self.info_field(b"stats", b"evicted_keys"), b"0")
+        self.call(b"CONFIG", b"RESETSTAT")
+        self.assertEqual(self.info_field(b"stats", b"evicted_keys"), b"0")
+        self.assertFalse(hog_out.disconnecting)
+        self.call(b"CLIENT", b"NO-EVICT", b"on")
+        self.call(b"CONFIG", b"SET", b"maxmemory-clients", b"200kb")
+        self.clock.advance(1)
+        self.assertTrue(hog_out.disconnecting)
+        self.assertEqual(self.info_field(b"stats", b"evicted_clients"), b"1")
+        self.assertFalse(self.admin_out.disconnecting)
+
+    def test_maxmemory_clients_values(self) -> None:
+        """maxmemory-clients takes bytes or a percentage of maxmemory, as Redis."""
+        self.assertEqual(self.call(b"CONFIG", b"SET", b"maxmemory-clients", b"10%"), b"+OK\r\n")
+        self.assertEqual(self.call(b"CONFIG", b"GET", b"maxmemory-clients"),
+                         b"*2\r\n$17\r\nmaxmemory-clients\r\n$3\r\n10%\r\n")
+        self.assertIn(b"percentage argument must be less or equal to 100",
+                      self.call(b"CONFIG", b"SET", b"maxmemory-clients", b"101%"))
+        self.assertIn(b"argument must be a memory or percent value",
+                      self.call(b"CONFIG", b"SET", b"maxmemory-clients", b"foo"))
+        self.call(b"CONFIG", b"SET", b"maxmemory", b"10mb")
+        self.assertEqual(client_eviction_limit(self.store), 1024 * 1024)
+        self.call(b"CONFIG", b"SET", b"maxmemory-clients", b"1000")
+        self.assertEqual(client_eviction_limit(self.store), 128 * 1024)
 
     def test_pubsub_hard_limit(self) -> None:
         """A subscriber that does not read is closed once its unsent output passes the limit."""

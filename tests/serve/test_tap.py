@@ -448,12 +448,13 @@ class TLSTests(SynchronousTestCase):
     """The ssl: endpoint works out of the box: twisted[tls] is a dependency."""
 
     def test_tls_listener(self) -> None:
-        """kvstore on an ssl: endpoint serves redis-py over TLS and redis-cli --tls."""
+        """kvstore on an ssl: endpoint serves redis-py over TLS and redis-cli --tls
+        (without client certificates: --tls-auth-clients no)."""
         directory = tempfile.mkdtemp(prefix="kvtwist-tls-")
         self.addCleanup(shutil.rmtree, directory, True)
         key, cert = write_self_signed(directory)
         proc = TwistdProcess("kvstore", [
-            "--data", os.path.join(directory, "data"), "--listen",
+            "--data", os.path.join(directory, "data"), "--tls-auth-clients", "no", "--listen",
             "ssl:0:interface=127.0.0.1:privateKey=%s:certKey=%s" % (key, cert)])
         self.addCleanup(proc.stop)
         port = proc.wait_for_ports(1)[0]

@@ -151,6 +151,23 @@ class RequestParserTests(SynchronousTestCase):
                                    RequestParser(max_args=3)),
                          [[b"a", b"b", b"c"]])
 
+    def test_unauthenticated_limits(self) -> None:
+        """Before AUTH, more than 10 arguments or one over 16384 bytes are refused with
+        redis-server's "unauthenticated" texts; after it the usual limits are back."""
+        def restricted():
+            parser = RequestParser()
+            parser.unauthenticated(True, 512 * 1024 * 1024)
+            return parser
+        self.assertEqual(_error(b"*100\r\n", restricted()),
+                         "Protocol error: unauthenticated multibulk length")
+        self.assertEqual(_error(b"*1\r\n$100000000\r\n", restricted()),
+                         "Protocol error: unauthenticated bulk length")
+        self.assertEqual(_requests(b"*2\r\n$4\r\nAUTH\r\n$16384\r\n" + b"p" * 16384
+                                   + b"\r\n", restricted()), [[b"AUTH", b"p" * 16384]])
+        parser = restricted()
+        parser.unauthenticated(False, 512 * 1024 * 1024)
+        self.assertEqual(_requests(b"*11\r\n" + b"$1\r\na\r\n" * 11, parser), [[b"a"] * 11])
+
     def test_expected_dollar(self) -> None:
         """An argument not starting with $ names the offending byte."""
         self.assertEqual(_error(b"*1\r\nx\r\n"), "Protocol error: expected '$', got 'x'")
