@@ -12,14 +12,20 @@ from benchmarks import procs
 from benchmarks.report import Row
 from benchmarks.suites import CPY, Run, _guard
 
-PING_EVERY = 0.005  # seconds between the watching client's PINGs
+PING_EVERY = 0.010  # seconds between the watching client's requests (the issue's 10 ms)
+# What the watching client sends, and the whole reply it expects.
+PING_WATCH = (b"*1\r\n$4\r\nPING\r\n", b"+PONG\r\n")
+# A read of data (a small key that does not exist): unlike PING's, its reply waits for
+# writes other clients made before it to be durable (fsync always), a large one's too.
+GET_WATCH = (b"*2\r\n$3\r\nGET\r\n$14\r\nstalls:watcher\r\n", b"$-1\r\n")
 
 
 class Watcher:
-    """A second client that PINGs every few ms and records each round trip, in a thread."""
+    """A second client that sends a request every 10 ms and records each round trip, in a thread."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, watch: tuple = PING_WATCH) -> None:
         self.port = port
+        self.request, self.expected = watch
         self.waits = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -37,9 +43,9 @@ class Watcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
-            self._sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            if self._sock.recv(64) != b"+PONG\r\n":
-                raise procs.ServerError("PING answered otherwise")
+            self._sock.sendall(self.request)
+            if self._sock.recv(64) != self.expected:
+                raise procs.ServerError("the watcher's request was answered otherwise")
             self.waits.append(time.monotonic() - began)
             time.sleep(PING_EVERY)
 
@@ -57,47 +63,64 @@ def _request(sock, *args) -> bytes:
 
 
 def workloads(quick: bool) -> list:
-    """Return ``[(test name, setup(sock), work(sock))]``: each work is the costly request."""
+    """Return ``[(test name, setup(sock), work(sock), watch)]``: each work is the costly
+    request, ``watch`` what the other client sends meanwhile (PING_WATCH or GET_WATCH).
+
+    The full run adds the issue's target, a 512 MB SET (proto-max-bulk-len's limit), watched
+    by PINGs and by GETs; the server and the client each hold the value two or three times.
+    """
     big = (32 if quick else 128) * 2**20
     grown = (16 if quick else 64) * 2**20
     long_key = b"a" * 10240
     pattern = b"*a" * 40 + b"b"
-    return [
-        ("SET %d MB" % (big >> 20), lambda s: None,
-         lambda s: _request(s, b"SET", b"big", b"v" * big)),
+
+    def set_of(size: int):
+        return lambda s: _request(s, b"SET", b"big", b"v" * size)
+
+    rows = [
+        ("SET %d MB" % (big >> 20), lambda s: None, set_of(big), PING_WATCH),
         ("APPEND 1 B to %d MB x5" % (grown >> 20),
          lambda s: _request(s, b"SET", b"grown", b"v" * grown),
-         lambda s: [_request(s, b"APPEND", b"grown", b"x") for _ in range(5)]),
+         lambda s: [_request(s, b"APPEND", b"grown", b"x") for _ in range(5)], PING_WATCH),
         ("KEYS (*a)x40 b, 10 kB key",
          lambda s: _request(s, b"SET", long_key, b"1"),
-         lambda s: _request(s, b"KEYS", pattern)),
+         lambda s: _request(s, b"KEYS", pattern), PING_WATCH),
     ]
+    if not quick:
+        largest = 512 * 2**20
+        rows.append(("SET 512 MB", lambda s: None, set_of(largest), PING_WATCH))
+    else:
+        largest = big
+    rows.append(("SET %d MB, GET watcher" % (largest >> 20), lambda s: None, set_of(largest),
+                 GET_WATCH))
+    return rows
 
 
 def stalls(run: Run) -> None:
-    """The longest and p99 PING wait of a second client while each costly request runs."""
+    """The longest and p99 wait of another client's PING (or GET) during each costly request."""
     group = "stalls (other client's PING wait)"
     reference = "redis-server appendfsync always"
     run.references[group] = reference
     label = "kvstore (CPython) --fsync always"
-    for test, setup, work in workloads(run.quick):
+    for test, setup, work, watch in workloads(run.quick):
         _guard(run, group, reference, test, functools.partial(
-            _measure, run, group, reference, test, setup, work,
+            _measure, run, group, reference, test, setup, work, watch,
             run.redis(appendfsync="always")), unit="ms")
         if not procs.kvstore_available():
             run.failed(group, label, test, "kvtwist/serve/tap.py not in this checkout yet",
                        unit="ms")
             continue
         _guard(run, group, label, test, functools.partial(
-            _measure, run, group, label, test, setup, work, run.kvstore(CPY, fsync="always")),
-            unit="ms")
+            _measure, run, group, label, test, setup, work, watch,
+            run.kvstore(CPY, fsync="always")), unit="ms")
 
 
-def _measure(run: Run, group: str, label: str, test: str, setup, work, server) -> None:
+def _measure(run: Run, group: str, label: str, test: str, setup, work, watch,
+             server) -> None:
     with server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=300) as sock:
             setup(sock)
-            with Watcher(server.port) as watcher:
+            with Watcher(server.port, watch) as watcher:
                 time.sleep(0.2)
                 began = time.monotonic()
                 work(sock)
@@ -107,9 +130,10 @@ def _measure(run: Run, group: str, label: str, test: str, setup, work, server) -
     if not waits:
         raise procs.ServerError("no PING answered")
     p99 = waits[min(len(waits) - 1, int(len(waits) * 0.99))] * 1000
-    note = "request took %.2f s; %d PINGs, median %.1f ms" % (
-        took, len(waits), statistics.median(waits) * 1000)
+    note = "request took %.2f s; %d %ss, median %.1f ms" % (
+        took, len(waits), "PING" if watch is PING_WATCH else "GET",
+        statistics.median(waits) * 1000)
     run.rows.append(Row(group, label, test, waits[-1] * 1000, "ms", p50=None, p99=p99,
                         note=note))
-    run.progress("%s: %s %s: longest PING wait %.1f ms (p99 %.1f ms)" % (
+    run.progress("%s: %s %s: longest wait %.1f ms (p99 %.1f ms)" % (
         group, label, test, waits[-1] * 1000, p99))

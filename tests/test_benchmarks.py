@@ -579,7 +579,39 @@ class StallsTests(SynchronousTestCase):
         """--quick shrinks the large values; every workload names its size."""
         from benchmarks import stalls
 
-        self.assertEqual([name for name, _, _ in stalls.workloads(True)][:2],
-                         ["SET 32 MB", "APPEND 1 B to 16 MB x5"])
-        self.assertEqual([name for name, _, _ in stalls.workloads(False)][:2],
-                         ["SET 128 MB", "APPEND 1 B to 64 MB x5"])
+        self.assertEqual([name for name, _, _, _ in stalls.workloads(True)],
+                         ["SET 32 MB", "APPEND 1 B to 16 MB x5", "KEYS (*a)x40 b, 10 kB key",
+                          "SET 32 MB, GET watcher"])
+        self.assertEqual([name for name, _, _, _ in stalls.workloads(False)],
+                         ["SET 128 MB", "APPEND 1 B to 64 MB x5", "KEYS (*a)x40 b, 10 kB key",
+                          "SET 512 MB", "SET 512 MB, GET watcher"])
+
+    def test_watcher_sends_its_request(self) -> None:
+        """A GET watcher sends GET of a small key and takes the nil bulk as the answer."""
+        import socket
+        import threading
+
+        from benchmarks import stalls
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+        seen = []
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while True:
+                    data = conn.recv(64)
+                    if not data:
+                        return
+                    seen.append(data)
+                    conn.sendall(b"$-1\r\n")
+
+        threading.Thread(target=serve, daemon=True).start()
+        watcher = stalls.Watcher(listener.getsockname()[1], stalls.GET_WATCH)
+        with watcher:
+            while len(watcher.waits) < 2:
+                threading.Event().wait(0.01)
+        self.assertEqual(seen[0], stalls.GET_WATCH[0])

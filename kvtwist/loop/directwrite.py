@@ -14,7 +14,7 @@ log = Logger(namespace="kvtwist.loop.directwrite")
 # Bigger writes take Twisted's path: a partial send would copy the rest anyway.
 DIRECT_LIMIT = 64 * 1024
 # A child's pipe is fed writes bigger than this a slice at a time (see child_writer).
-CHILD_SLICE = 256 * 1024
+CHILD_SLICE = 1024 * 1024
 
 
 def direct_writer(transport):

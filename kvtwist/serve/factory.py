@@ -51,8 +51,12 @@ class KVFactory(protocol.Factory):
             store.hooks = ServeHooks(clock)
 
     def join_large(self, parts: list):
-        """Return a Deferred firing with ``b"".join(parts)``, joined in a thread."""
-        return join_off_loop(self.reactor, parts)
+        """Return a Deferred firing with ``b"".join(parts)``, joined in a thread.
+
+        Where a journal records writes, the value's CRC is computed there too (see
+        serve.streaming.join_pieces).
+        """
+        return join_off_loop(self.reactor, parts, checksum=self.journal is not _NoJournal)
 
     def startFactory(self) -> None:
         if self.watchdog is not None:

@@ -13,7 +13,7 @@ from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer
 from kvtwist.wire.replies import NO_REPLY, OK, Error, Streamed, to_resp, to_resp3, to_text
 from kvtwist.wire.resp import RequestParser
-from kvtwist.serve.streaming import StreamedReplies
+from kvtwist.serve.streaming import StreamedReplies, forget_checksum
 from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
 from kvtwist.serve.limits import READ_OUTPUT, LimitedOutput, OutputGate, close_over_query
 from kvtwist.serve.lines import JSON, MAX_LINE, RESP, TEXT, LineDialects
@@ -24,6 +24,11 @@ from kvtwist.serve.blocking import Blocked, deferred_reply
 # bound: past this many queued bytes we stop reading from it (Redis disconnects such
 # clients; pausing is gentler and loses nothing).
 HIGH_WATER = 4 * 1024 * 1024
+
+# Commands whose replies show nothing of the data: a read of only these need not wait for
+# other clients' writes to be durable (a large one takes seconds; Redis's PING is the
+# liveness check of clients, proxies and load balancers).
+_BLIND = frozenset((b"PING", b"ECHO"))
 
 
 class _Chunk:
@@ -134,6 +139,7 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             self._choose_dialect(data[:1])
         session = self.session
         session.last_interaction = self._seconds()
+        requests = None  # RESP: the read's requests (see _blind)
         if self.dialect is RESP:
             parts = []
             chunk = self._chunk = _Chunk(parts)
@@ -234,7 +240,8 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         if limits is not None and limits.normal_limited and self._over_limit(parts):
             return
         journal = self._journal
-        if journal.appended > journal.acked:
+        if journal.appended > journal.acked and not (
+                requests and self._blind(requests, chunk)):
             self._gate(chunk)
         queue = self._queue
         if not queue:
@@ -269,6 +276,18 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             self._render = to_text
             self._lines = LineFramer(MAX_LINE)
 
+    def _blind(self, requests: list, chunk: _Chunk) -> bool:
+        # Whether the chunk is only the replies of _BLIND commands: then no pending write
+        # can show in it, and it need not be gated. O(requests) (only while writes are
+        # pending); anything else in it (a push, a held request's reply) makes it not.
+        if (chunk.pending or chunk.stream is not None or chunk.writes is not None
+                or self._slow or self._held or len(chunk.parts) != len(requests)):
+            return False
+        for argv in requests:
+            if argv[0].upper() not in _BLIND:
+                return False
+        return True
+
     def _join_large(self) -> None:
         # The parser holds a large argument's pieces: they are joined off the event loop
         # (factory.join_large), and parsing goes on once the bytes are back.
@@ -279,7 +298,10 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         self._joining = False
         if not self._closing:
             self._parser.joined(value)
-            self.dataReceived(b"")
+            try:
+                self.dataReceived(b"")
+            finally:
+                forget_checksum()  # its request was executed (or waits): not kept alive
 
     def _run(self, argv: list, render) -> None:
         journal = self._journal

@@ -50,13 +50,14 @@ class FileOps:
         """Return a write descriptor for ``path``, created if missing, not truncated."""
         return os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
 
-    def write(self, fd: int, data: bytes, offset: int) -> None:
-        """Write all of ``data`` at ``offset``."""
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(fd, view, offset)
-            view = view[written:]
-            offset += written
+    def write(self, fd: int, data, offset: int) -> None:
+        """Write all of ``data`` (bytes, or a list of pieces, one after the other) at ``offset``."""
+        for piece in (data if data.__class__ is list else (data,)):
+            view = memoryview(piece)
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view = view[written:]
+                offset += written
 
     def fsync(self, fd: int) -> None:
         """Flush ``fd``'s data, and the size needed to read it, to stable storage.

@@ -62,10 +62,13 @@ class FrameParser:
 
     Linear in its input: a payload that spans several feeds is kept as the pieces it came
     in and joined once when complete, so each byte is copied at most twice (once when
-    its piece is cut from a read, once by that join) whatever the payload's size.
+    its piece is cut from a read, once by that join) whatever the payload's size. With
+    ``keep_pieces`` an append's payload is not joined: it is handed on as the list of its
+    pieces (the writer writes them as they are).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep_pieces: bool = False) -> None:
+        self._keep = _APPENDS if keep_pieces else ()
         self._head = b""  # the first bytes (fewer than 5) of a frame whose head is unfinished
         self._kind = None  # the kind of the frame whose payload is being collected
         self._missing = 0  # payload bytes that frame still needs
@@ -124,7 +127,13 @@ class FrameParser:
             self._held += take
         if not self._missing:
             pieces = self._pieces
-            frames.append((self._kind, pieces[0] if len(pieces) == 1 else b"".join(pieces)))
+            if len(pieces) == 1:
+                payload = pieces[0]
+            elif self._kind in self._keep:
+                payload = pieces
+            else:
+                payload = b"".join(pieces)
+            frames.append((self._kind, payload))
             self._kind, self._pieces, self._held = None, [], 0
         return pos + take
 
@@ -183,8 +192,7 @@ class Child:
             reason = "not written: an earlier append failed (%s)" % (self.refusing,)
         else:
             try:
-                self.file.append(b"".join(payload for _, payload in run),
-                                 any(kind == APPEND for kind, _ in run))
+                self.file.append(_merged(run), any(kind == APPEND for kind, _ in run))
                 reason = None
             except JournalError as exc:
                 reason = self.refusing = str(exc)
@@ -192,7 +200,7 @@ class Child:
             return [encode(ERROR, reason.encode("utf-8", "replace"))] * len(run)
         replies = []
         for _kind, payload in run:
-            size += len(payload)
+            size += len(payload) if payload.__class__ is not list else sum(map(len, payload))
             replies.append(encode_size(OK, size))
         return replies
 
@@ -222,6 +230,20 @@ class Child:
             return encode(ERROR, str(exc).encode("utf-8", "replace"))
 
 
+def _merged(run: list):
+    # The payloads of a run of appends as one write: bytes, or a list of pieces when a
+    # payload came as pieces (a large record: written without joining it, O(pieces)).
+    if all(payload.__class__ is not list for _, payload in run):
+        return b"".join(payload for _, payload in run)
+    pieces = []
+    for _, payload in run:
+        if payload.__class__ is list:
+            pieces.extend(payload)
+        else:
+            pieces.append(payload)
+    return pieces
+
+
 def serve(child: Child, read, write) -> None:
     """Answer requests from ``read(n)`` through ``write(data)`` until end of input or CLOSE.
 
@@ -229,7 +251,7 @@ def serve(child: Child, read, write) -> None:
     Child) before the replies go back in one write, so a burst costs one wake-up of the
     parent.
     """
-    parser = FrameParser()
+    parser = FrameParser(keep_pieces=True)
     while not child.closed:
         data = read(1 << 20)
         if not data:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import fcntl
 import os
 import sys
 
@@ -22,6 +23,11 @@ log = Logger(namespace="kvtwist.storage.journal")
 
 # Requests with a payload at least this long are written as two pieces (see _request).
 LARGE_PAYLOAD = 1 << 20
+# The pipe to the writer is widened to this (Linux caps it at /proc/sys/fs/pipe-max-size,
+# 1 MB by default): with the default 64 kB a large record costs the reactor a poll round
+# and the writer a wake-up per 64 kB (8192 of each for 512 MB), which took seconds.
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # PyPy 3.9's fcntl lacks the name
 
 
 class ProcessLog:
@@ -90,6 +96,7 @@ class ProcessLog:
              str(self.size), str(self.generation)],
             env=env, childFDs=child_fds)
         self.pid = self._protocol.transport.pid
+        _widen(self._protocol.transport.pipes.get(0))
         self._write = directwrite.child_writer(self._protocol.transport, 0)
         self.started += 1
 
@@ -189,6 +196,23 @@ class ProcessLog:
                 done(False, JournalError(message))
         if stopping is not None:
             stopping.callback(None)
+
+
+def _widen(pipe) -> None:
+    # PIPE_SIZE, or the most an unprivileged process may ask for; a system without
+    # F_SETPIPE_SZ keeps its default (slower for large records, still correct).
+    if pipe is None or not sys.platform.startswith("linux"):
+        return
+    size = PIPE_SIZE
+    try:
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            size = min(size, int(limit.read()))
+    except (OSError, ValueError):
+        pass
+    try:
+        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, size)
+    except OSError:
+        pass
 
 
 def _ignore(*args) -> None:

@@ -8,6 +8,7 @@ import zlib
 from kvtwist.engine.databases import DBMAP, IN_DB, SELECT, SWAPDB
 from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, MUTATE, PERSIST, SET, SETRANGE
 from kvtwist.storage import typedrecords
+from kvtwist.storage.checksums import crc32_combine, crc_of
 from kvtwist.storage.typedrecords import SKIP, TYPED
 
 # File layout:
@@ -181,7 +182,7 @@ def _encode_in_db(label: int, effect: tuple):
     if effect[0] == SET and effect[2].__class__ is bytes and len(effect[2]) >= LARGE_VALUE:
         key, value = effect[1], effect[2]
         head = prefix + _set_pack(SET, len(key), len(value), effect[3]) + key
-        crc = _crc32(value, _crc32(head))
+        crc = crc32_combine(_crc32(head), crc_of(value), len(value))
         return [_head_pack(len(head) + len(value), crc) + head, value]
     payload = prefix + _payload(effect)
     return _head_pack(len(payload), _crc32(payload)) + payload
@@ -196,7 +197,7 @@ def encode_marker(marker: tuple) -> bytes:
 def _encode_large_set(key: bytes, value: bytes, expire_at_ms: int) -> list:
     # The record as pieces: its head and fields, then the value uncopied (checksummed only).
     prefix = _set_pack(SET, len(key), len(value), expire_at_ms) + key
-    crc = _crc32(value, _crc32(prefix))
+    crc = crc32_combine(_crc32(prefix), crc_of(value), len(value))
     return [_head_pack(len(prefix) + len(value), crc) + prefix, value]
 
 

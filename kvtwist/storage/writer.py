@@ -21,8 +21,10 @@ class LogFile:
         self.dirty = False  # bytes past ``size`` may remain from a failed write
         self.unsynced = False
 
-    def append(self, data: bytes, fsync: bool) -> int:
+    def append(self, data, fsync: bool) -> int:
         """Write ``data`` at the good length (and fsync it when asked); return the new good length.
+
+        ``data`` is bytes, or a list of pieces written one after the other (not joined).
 
         On any error the file is cut back to the good length, so no torn record is ever
         followed by good ones; raises JournalError naming the file.
@@ -43,7 +45,7 @@ class LogFile:
             except OSError:
                 self.dirty = True
             raise JournalError(describe(exc, self.path)) from None
-        self.size += len(data)
+        self.size += len(data) if data.__class__ is not list else sum(map(len, data))
         return self.size
 
     def sync(self) -> bool:

@@ -214,6 +214,37 @@ class ProtocolTests(SynchronousTestCase):
         self.journal.commit()
         self.assertEqual(reader_transport.value(), b'"v"\r\n')
 
+    def test_ping_does_not_wait_for_other_clients_write(self) -> None:
+        """PINGs reveal no data: another client's pending write does not hold their replies.
+
+        Before, every reply waited for every pending write: a 512 MB SET being made durable
+        held all clients' PINGs for seconds.
+        """
+        writer, _ = self.connect()
+        pinger, pinger_transport = self.connect()
+        writer.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        pinger.dataReceived(b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nping\r\n$2\r\nhi\r\n")
+        self.assertEqual(pinger_transport.value(), b"+PONG\r\n+PONG\r\n")
+
+    def test_ping_beside_a_read_waits(self) -> None:
+        """A PING read together with a GET waits, as the GET may show the pending write."""
+        writer, _ = self.connect()
+        reader, reader_transport = self.connect()
+        writer.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        reader.dataReceived(b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+        self.assertEqual(reader_transport.value(), b"")
+        self.journal.commit()
+        self.assertEqual(reader_transport.value(), b"+PONG\r\n$1\r\nv\r\n")
+
+    def test_ping_after_own_write_waits_its_turn(self) -> None:
+        """A PING behind its own client's pending write is answered after that write's reply."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+        proto.dataReceived(b"*1\r\n$4\r\nPING\r\n")
+        self.assertEqual(transport.value(), b"")
+        self.journal.commit()
+        self.assertEqual(transport.value(), b"+OK\r\n+PONG\r\n")
+
     def test_replies_stay_in_order_across_gates(self) -> None:
         """A read sent after a pending write is answered after it, not before."""
         proto, transport = self.connect()
@@ -730,6 +761,8 @@ class LargeArgumentTests(SynchronousTestCase):
         from twisted.internet.defer import Deferred
 
         from kvtwist.engine.store import Store
+        from kvtwist.serve.streaming import join_pieces
+        from kvtwist.storage import checksums
         from kvtwist.wire.resp import RequestParser
 
         self.patch(RequestParser, "LARGE_BULK", 16)
@@ -753,6 +786,8 @@ class LargeArgumentTests(SynchronousTestCase):
             proto.dataReceived(data[start:start + 30])
         self.assertEqual(transport.value(), b"+PONG\r\n")
         self.assertEqual(len(joins), 1)
-        joins[0].callback(b"".join(joins[0].parts))
+        joins[0].callback(join_pieces(joins[0].parts, checksum=True))
         self.assertEqual(transport.value(), b"+PONG\r\n+OK\r\n$100\r\n" + value + b"\r\n")
         self.assertEqual(store.keyspace.get(b"k"), value)
+        # The value's CRC, computed with the join, is not kept once its SET ran.
+        self.assertIsNone(checksums._known)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
+
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from kvtwist.serve import streaming
 from kvtwist.serve.streaming import ReplyStream
+from kvtwist.storage import checksums
 
 
 class ReplyStreamTests(SynchronousTestCase):
@@ -91,3 +95,30 @@ class ReplyStreamTests(SynchronousTestCase):
         self.assertEqual(self.clock.calls, [])
         self.assertEqual(self.written, [b"a"])
         self.assertEqual(self.done, [])
+
+
+class JoinPiecesTests(SynchronousTestCase):
+    """join_pieces joins a large argument's pieces as exact bytes, its CRC remembered on request."""
+
+    def tearDown(self) -> None:
+        checksums.forget()
+
+    def test_memoryview_pieces_become_bytes(self) -> None:
+        """Pieces that are memoryviews (the parser's cut ends) are joined as bytes.
+
+        bytes.join keeps the GIL for the whole copy when a piece is not exact bytes: a
+        512 MB SET held the reactor for 0.3-1.7 s in that copy.
+        """
+        parts = [b"ab", memoryview(b"xcdx")[1:3], b"ef"]
+        value = streaming.join_pieces(parts)
+        self.assertEqual((value, value.__class__), (b"abcdef", bytes))
+        self.assertEqual(streaming.joinable(parts), [b"ab", b"cd", b"ef"])
+        self.assertEqual({part.__class__ for part in streaming.joinable(parts)}, {bytes})
+
+    def test_checksum_is_remembered(self) -> None:
+        """With checksum, the joined value's CRC-32 is remembered for the journal's record."""
+        value = streaming.join_pieces([b"ab", b"cd"], checksum=True)
+        self.assertIs(checksums._known[0], value)
+        self.assertEqual(checksums._known[1], zlib.crc32(b"abcd"))
+        streaming.join_pieces([b"ab", b"cd"])
+        self.assertIs(checksums._known[0], value)  # without checksum: left as it was

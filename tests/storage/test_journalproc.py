@@ -92,6 +92,27 @@ class FrameTests(SynchronousTestCase):
                          [(APPEND, b"".join(pieces)), (SYNC, b"")])
         self.assertEqual(parser.pending, 0)
 
+    def test_kept_pieces_are_not_joined(self) -> None:
+        """With keep_pieces, an append's payload fed in pieces is handed on as those pieces.
+
+        The writer then writes them as they are: before, it joined a 512 MB record into one
+        more copy (0.35 s idle, 3 s under load) before writing it.
+        """
+        parser = FrameParser(keep_pieces=True)
+        pieces = [bytes([n]) * 1000 for n in range(5)]
+        self.assertEqual(parser.feed(encode(APPEND, b"".join(pieces))[:5]), [])
+        for piece in pieces[:-1]:
+            self.assertEqual(parser.feed(piece), [])
+        [(kind, payload)] = parser.feed(pieces[-1])
+        self.assertEqual(kind, APPEND)
+        self.assertIsInstance(payload, list)
+        self.assertTrue(all(a is b for a, b in zip(payload, pieces)), "pieces were copied")
+        # Other frames, and a payload that came whole, are bytes as without keep_pieces.
+        self.assertEqual(parser.feed(encode(APPEND, b"whole") + encode(OK, b"ok")),
+                         [(APPEND, b"whole"), (OK, b"ok")])
+        self.assertEqual(parser.feed(encode(ROTATE, b"12345678")[:7]), [])
+        self.assertEqual(parser.feed(b"345678"), [(ROTATE, b"12345678")])
+
     def test_decode_size(self) -> None:
         """A size payload is exactly 8 bytes."""
         self.assertEqual(decode_size(pack_size(2**40 + 7)), 2**40 + 7)
@@ -213,6 +234,15 @@ class ChildTests(SynchronousTestCase):
                                    encode_size(OK, base + 6), encode(OK, b"\x00"),
                                    encode_size(OK, base + 7), encode_size(OK, base + 8)])
         self.assertEqual(self.ops.calls, ["write", "fsync", "write"])
+        self.assertEqual(self.contents(), b"abcdefgh")
+
+    def test_appends_in_pieces(self) -> None:
+        """Appends whose payloads are lists of pieces are written as their joined bytes."""
+        replies = self.child.handle_all([(APPEND, [b"ab", b"cd"]), (APPEND_NOSYNC, b"e"),
+                                         (APPEND, [b"f", b"gh"])])
+        base = records.HEADER_SIZE
+        self.assertEqual(replies, [encode_size(OK, base + 4), encode_size(OK, base + 5),
+                                   encode_size(OK, base + 8)])
         self.assertEqual(self.contents(), b"abcdefgh")
 
     def test_a_failed_group_commit_fails_each_append(self) -> None:

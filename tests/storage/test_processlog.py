@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import shutil
@@ -12,7 +13,7 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import TestCase
 
-from kvtwist.storage import datadir, records, writer
+from kvtwist.storage import datadir, processlog, records, writer
 from kvtwist.storage.datadir import FileOps, JournalError
 from kvtwist.storage.journal import Journal
 from kvtwist.engine.keyspace import Keyspace
@@ -95,6 +96,15 @@ class ProcessLogTests(TestCase):
         self.assertIsNone(self.log.pid)
         self.assertEqual(self.contents(), b"onetwo")
         self.assertEqual(self.contents(datadir.journal_path(self.dir, 2)), b"three")
+
+    def test_pipe_to_the_writer_is_widened(self):
+        """The pipe to the writer holds PIPE_SIZE bytes (or the system's most), not 64 kB."""
+        pipe = self.log._protocol.transport.pipes[0]
+        size = fcntl.fcntl(pipe.fileno(), 1032)  # F_GETPIPE_SZ
+        with open("/proc/sys/fs/pipe-max-size") as limit:
+            wanted = min(processlog.PIPE_SIZE, int(limit.read()))
+        self.assertGreaterEqual(size, wanted)
+        self.assertGreater(size, 64 * 1024)
 
     @inlineCallbacks
     def test_requests_are_answered_in_order(self):
