@@ -104,6 +104,9 @@ def _memory(store, keyspaces) -> list:
             ("used_memory_dataset", used), ("maxmemory", store.maxmemory),
             ("maxmemory_human", human(store.maxmemory)),
             ("maxmemory_policy", _evictor_field(store, "policy", "noeviction")),
+            # no replication or AOF buffers; values are freed at once (never lazily)
+            ("mem_not_counted_for_evict", 0), ("lazyfree_pending_objects", 0),
+            ("lazyfreed_objects", 0),
             # the estimate maxmemory is compared with (engine/evict.py, keyspace.Meter)
             ("kvtwist_data_estimate", store.databases.meter.used)]
 
