@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 
+from kvtwist.engine import events
 from kvtwist.engine.t_zset import NOT_FLOAT, _zadd
 from kvtwist.engine.table import SYNTAX, register
+from kvtwist.engine.types import ZSET
 from kvtwist.engine.zsetscore import parse_score
-from kvtwist.engine.zsettype import ZSet
+from kvtwist.engine.zsettype import OP_ADD, ZSet
 from kvtwist.wire.replies import NIL_ARRAY, CommandError, Double
 
 LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
@@ -192,3 +194,9 @@ def cmd_geohash(session, argv):
         text = bytes(ALPHABET[(bits >> (52 - (i + 1) * 5)) & 0x1F] for i in range(10))
         reply.append(text + b"0")
     return reply
+
+
+# -- keyspace events: GEOADD is ZADD's "zadd"; the readers' lookups are reads ("keymiss") --
+
+events.declare(b"geoadd", ((ZSET, OP_ADD), events.ZSET, "zadd"))
+events.declare_reads(b"geopos", b"geodist", b"geohash")

@@ -8,7 +8,8 @@ import random
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers import SessionMixin
-from tests.redisref import DifferentialMixin
+from tests.pubsubref import kvstore_transcript, redis_transcript
+from tests.redisref import DifferentialMixin, start_redis_or_skip
 
 COORDS = [b"0", b"13.361389", b"38.115556", b"15.087269", b"37.502669", b"-180", b"180",
           b"85.05112878", b"-85.05112878", b"85.05112879", b"180.0001", b"-73.9857",
@@ -16,6 +17,21 @@ COORDS = [b"0", b"13.361389", b"38.115556", b"15.087269", b"37.502669", b"-180",
           b"139.6917", b"35.6895", b"-122.4194", b"37.7749", b"0.0000001"]
 MEMBERS = [b"Palermo", b"Catania", b"a", b"b", b"c", b"", b"nope"]
 UNITS = [b"m", b"km", b"ft", b"mi", b"KM", b"Mi", b"yd"]
+
+
+EVENTS_SCRIPT = [
+    (0, [b"PSUBSCRIBE", b"__key*__:*"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"KEAnm"]),
+    (1, [b"GEOADD", b"g", b"13.361389", b"38.115556", b"Palermo"]),
+    (1, [b"GEOADD", b"g", b"XX", b"CH", b"15.087269", b"37.502669", b"Palermo"]),
+    (1, [b"GEOADD", b"g", b"NX", b"15.087269", b"37.502669", b"Palermo"]),
+    (1, [b"GEOADD", b"g", b"200", b"0", b"bad"]),
+    (1, [b"GEOPOS", b"missing", b"a"]),
+    (1, [b"GEODIST", b"missing", b"a", b"b"]),
+    (1, [b"GEOHASH", b"missing", b"a"]),
+    (1, [b"GEOPOS", b"g", b"Palermo"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b""]),
+]
 
 
 def _pick(rng, items):
@@ -74,6 +90,18 @@ class GeoDifferentialTests(DifferentialMixin, SynchronousTestCase):
         self.compare([b"GEOHASH", b"Sicily", b"Palermo", b"Catania"])
         self.compare([b"GEOADD", b"Sicily", b"200", b"0", b"x"])
         self.compare([b"GEOADD", b"Sicily", b"xx", b"nx", b"1", b"1", b"x"])
+
+
+class GeoEventTests(SynchronousTestCase):
+    def test_script(self):
+        """GEOADD sends ZADD's "zadd" event (and "new"), the readers "keymiss" on a missing
+        key, as Redis 7.0's geo commands do."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        expected = redis_transcript(server.port, 2, EVENTS_SCRIPT)
+        got = kvstore_transcript(2, EVENTS_SCRIPT)
+        for want, have in zip(expected, got):
+            self.assertEqual(have, want, EVENTS_SCRIPT[want[0]])
 
 
 class GeoStatsTests(SessionMixin, SynchronousTestCase):
