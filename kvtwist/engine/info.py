@@ -167,6 +167,7 @@ def _stats(store, keyspaces) -> list:
             ("keyspace_hits", stats.hits),
             ("keyspace_misses", stats.misses), ("total_error_replies", stats.error_replies),
             ("unexpected_error_replies", 0),
+            ("migrate_cached_sockets", 0),  # no MIGRATE: no connections to other servers
             ("tracking_total_keys", len(_tracker_field(store, "table", ()))),
             ("tracking_total_items", sum(map(len, _tracker_field(store, "table", {}).values()))),
             ("tracking_total_prefixes", len(set(

@@ -114,6 +114,11 @@ class InfoTests(SessionMixin, SynchronousTestCase):
                      b"lazyfreed_objects:0"):
             self.assertIn(b"\r\n" + line + b"\r\n", text)
 
+    def test_no_migrate_sockets(self):
+        """INFO stats has migrate_cached_sockets:0: kvstore has no MIGRATE, so it never caches
+        a connection to another server (unit/dump waits for Redis's to reach 0)."""
+        self.assertIn(b"\r\nmigrate_cached_sockets:0\r\n", self.call("info", "stats"))
+
     def test_memory_is_the_maxmemory_figure(self):
         """used_memory is the figure maxmemory compares with, typed values' sizes included."""
         self.call("hset", "h", *["f%d" % i for i in range(2000)])
