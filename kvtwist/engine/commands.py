@@ -31,6 +31,7 @@ from kvtwist.engine import (  # noqa: F401, I001
     acl,
     t_hash,
     t_zset, t_zsetrange, t_zsetops, t_zsetblock,
+    t_geo,
     t_list,
     t_blist,
     t_set,
@@ -39,5 +40,5 @@ from kvtwist.engine import (  # noqa: F401, I001
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, limits, slowlog, evict, objects,
-            introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_zsetblock, t_list, t_blist,
-            t_set, sort)
+            introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_zsetblock, t_geo, t_list,
+            t_blist, t_set, sort)

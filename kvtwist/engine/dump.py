@@ -5,17 +5,14 @@ DUMP (and its alias PRINT) with no argument is kvstore's own: it lists every pai
 
 from __future__ import annotations
 
-from kvtwist.engine import rdb
+from kvtwist.engine import objects, rdb
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, arity_error, parse_int, register
 from kvtwist.wire.replies import OK, CommandError, sorted_pairs
 
 BUSYKEY = "BUSYKEY Target key name already exists."
-# IDLETIME and FREQ take effect only through the store's hook
-# ``store.restore_access(keyspace, key, idle_seconds, freq)`` (-1: not given), Redis's
-# objectSetLRUOrLFU, which the family keeping per-key access times (OBJECT IDLETIME/FREQ)
-# provides. Without it they could not take effect, so they are refused.
-NO_LRU_LFU = ("ERR RESTORE %s is not supported: kvstore keeps no per-key access time "
-              "or frequency (LRU/LFU)")
+# IDLETIME sets the key's access time (engine/objects.py, OBJECT IDLETIME); FREQ is refused:
+# kvstore has no LFU policy, so it keeps no access frequency to set.
+NO_LFU = "ERR RESTORE FREQ is not supported: kvstore keeps no per-key access frequency (LFU)"
 
 
 @register("dump", -1, "readonly", 1, 1, 1, aliases="print")
@@ -41,8 +38,8 @@ def cmd_dump(session, argv):
     return rdb.dump_value(value)
 
 
-def _restore_options(argv, hook):
-    """Parse RESTORE's options as restoreCommand does; return (replace, absttl, idle, freq)."""
+def _restore_options(argv):
+    """Parse RESTORE's options as restoreCommand does; return (replace, absttl, idle)."""
     replace = absttl = False
     idle = freq = -1
     index = 4
@@ -66,12 +63,9 @@ def _restore_options(argv, hook):
         else:
             raise CommandError(SYNTAX)
         index += 1
-    if hook is None:
-        if idle != -1:
-            raise CommandError(NO_LRU_LFU % ("IDLETIME",))
-        if freq != -1:
-            raise CommandError(NO_LRU_LFU % ("FREQ",))
-    return replace, absttl, idle, freq
+    if freq != -1:
+        raise CommandError(NO_LFU)
+    return replace, absttl, idle
 
 
 @register("restore", -4, "write denyoom", 1, 1, 1)
@@ -81,8 +75,7 @@ def cmd_restore(session, argv):
     Checks in Redis's order: options, the key's absence (BUSYKEY), the TTL, the payload's
     version and CRC64, its decoding. O(len(payload)) (see rdb.load).
     """
-    hook = getattr(session.store, "restore_access", None)
-    replace, absttl, idle, freq = _restore_options(argv, hook)
+    replace, absttl, idle = _restore_options(argv)
     keyspace, key = session.keyspace, argv[1]
     if not replace and keyspace.exists(key):
         raise CommandError(BUSYKEY)
@@ -104,6 +97,5 @@ def cmd_restore(session, argv):
             keyspace.delete(key)
         return OK
     keyspace.set(key, value, ttl)
-    if hook is not None and (idle != -1 or freq != -1):
-        hook(keyspace, key, idle, freq)
+    objects.restored(keyspace, key, idle)
     return OK

@@ -107,6 +107,9 @@ def _memory(store, keyspaces) -> list:
             ("used_memory_dataset", store.databases.meter.used), ("maxmemory", store.maxmemory),
             ("maxmemory_human", human(store.maxmemory)),
             ("maxmemory_policy", _evictor_field(store, "policy", "noeviction")),
+            # no replication or AOF buffers; values are freed at once (never lazily)
+            ("mem_not_counted_for_evict", 0), ("lazyfree_pending_objects", 0),
+            ("lazyfreed_objects", 0),
             # the estimate maxmemory is compared with (engine/evict.py, keyspace.Meter)
             ("kvtwist_data_estimate", store.databases.meter.used)]
 
@@ -168,6 +171,7 @@ def _stats(store, keyspaces) -> list:
             ("keyspace_hits", stats.hits),
             ("keyspace_misses", stats.misses), ("total_error_replies", stats.error_replies),
             ("unexpected_error_replies", 0),
+            ("migrate_cached_sockets", 0),  # no MIGRATE: no connections to other servers
             ("tracking_total_keys", len(_tracker_field(store, "table", ()))),
             ("tracking_total_items", sum(map(len, _tracker_field(store, "table", {}).values()))),
             ("tracking_total_prefixes", len(set(

@@ -126,7 +126,9 @@ class Notifier:
         """Use ``flags`` from now on; observe the store only while they can publish."""
         self.flags = flags
         store = self.store
-        databases = getattr(store, "databases", None) or [store.keyspace]
+        databases = getattr(store, "databases", None)
+        if databases is None:  # (len(databases) counts keys: no databases is not "empty")
+            databases = [store.keyspace]
         active = bool(flags & (KEYSPACE | KEYEVENT)) and bool(flags & ~(KEYSPACE | KEYEVENT))
         if active:
             store.observe(self._effect)

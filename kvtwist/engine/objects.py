@@ -25,8 +25,9 @@ from kvtwist.engine.table import register, sub_dispatch, subcommands
 from kvtwist.wire.replies import CommandError, Error, Status
 
 # Keyed commands that leave the access time alone (Redis's LOOKUP_NOTOUCH lookups).
+# RESTORE sets its key's access time itself (``restored``).
 NO_TOUCH = frozenset([b"type", b"ttl", b"pttl", b"expiretime", b"pexpiretime", b"exists",
-                      b"object", b"watch"])
+                      b"object", b"watch", b"restore"])
 # Commands that stamp their keys even for a client in CLIENT NO-TOUCH mode.
 ALWAYS_TOUCH = frozenset([b"touch"])
 
@@ -208,6 +209,14 @@ def refcount(keyspace, key, value) -> int:
         if number is not None and 0 <= number < OBJ_SHARED_INTEGERS:
             return OBJ_SHARED_REFCOUNT
     return 1
+
+
+def restored(keyspace, key, idle: int) -> None:
+    """RESTORE stored a new value at ``key``: it was accessed ``idle`` seconds ago (IDLETIME),
+    or now (-1), as Redis's objectSetLRUOrLFU sets the new object's LRU clock."""
+    keyspace.access[key] = keyspace.clock.seconds() - max(idle, 0)
+    if _ANY_MARKS:
+        _unmark(keyspace, (key,))
 
 
 def idle_seconds(keyspace, key) -> int:

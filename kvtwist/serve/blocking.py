@@ -29,21 +29,29 @@ def deferred_reply(protocol, blocked: Blocked) -> Deferred:
     d = Deferred()
     journal = protocol._journal
 
-    def acked(failure_for, blocked: Blocked) -> None:
+    def answer(reply, pushes: list) -> None:
+        d.callback(reply)
+        for push in pushes:  # what serving it caused for this client follows its reply
+            protocol.push(push)
+
+    def acked(failure_for, waiting: tuple) -> None:
+        blocked, pushes = waiting
         reason = failure_for(blocked.seq)
         if reason is None:
-            d.callback(blocked.reply)
+            answer(blocked.reply, pushes)
         else:
-            d.callback(Error("ERR persistence failed: %s" % (reason,)))
+            answer(Error("ERR persistence failed: %s" % (reason,)), pushes)
 
     def resolved(blocked: Blocked) -> None:
         # The requests held behind the blocking one run in the next turn; the store's clock
         # is the reactor (a Clock in tests).
         protocol._store.clock.callLater(0, protocol.resume)
+        session = protocol.session
+        pushes, session.after_reply = session.after_reply, []
         if blocked.seq:
-            journal.on_acked(blocked.seq, acked, blocked)
+            journal.on_acked(blocked.seq, acked, (blocked, pushes))
         else:
-            d.callback(blocked.reply)
+            answer(blocked.reply, pushes)
 
     blocked.add_callback(resolved)
     return d

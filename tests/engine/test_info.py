@@ -104,6 +104,21 @@ class InfoTests(SessionMixin, SynchronousTestCase):
         self.assertGreater(used, 10000)
         self.assertIn(b"used_memory_rss:5242880\r\nused_memory_rss_human:5.00M\r\n", text)
 
+    def test_memory_lazyfree_fields(self):
+        """INFO memory has Redis's mem_not_counted_for_evict and lazyfree fields, all 0: kvstore
+        frees every value at once and keeps no replication or AOF buffers."""
+        self.call("set", "k", "v")
+        self.call("unlink", "k")
+        text = self.call("info", "memory")
+        for line in (b"mem_not_counted_for_evict:0", b"lazyfree_pending_objects:0",
+                     b"lazyfreed_objects:0"):
+            self.assertIn(b"\r\n" + line + b"\r\n", text)
+
+    def test_no_migrate_sockets(self):
+        """INFO stats has migrate_cached_sockets:0: kvstore has no MIGRATE, so it never caches
+        a connection to another server (unit/dump waits for Redis's to reach 0)."""
+        self.assertIn(b"\r\nmigrate_cached_sockets:0\r\n", self.call("info", "stats"))
+
     def test_memory_is_the_maxmemory_figure(self):
         """used_memory is the figure maxmemory compares with, typed values' sizes included."""
         self.call("hset", "h", *["f%d" % i for i in range(2000)])

@@ -129,6 +129,18 @@ class EventTests(SynchronousTestCase):
                          [(b"__keyevent@0__:new", b"n"), (b"__keyevent@0__:set", b"n")])
         self.assertEqual(self.events(b"SET", b"n", b"w"), [(b"__keyevent@0__:set", b"n")])
 
+    def test_every_database_when_all_are_empty(self) -> None:
+        """Configured while every database is empty, new-key, miss and expired events still
+        come from every database, not only database 0 (unit/pubsub's new key test in db 9)."""
+        self.writer.execute([b"SELECT", b"9"])
+        self.configure(b"Enmx")
+        self.assertEqual(self.events(b"SET", b"k", b"v", b"PX", b"100"),
+                         [(b"__keyevent@9__:new", b"k")])
+        self.assertEqual(self.events(b"GET", b"nope"), [(b"__keyevent@9__:keymiss", b"nope")])
+        self.clock.advance(0.2)
+        self.assertEqual(self.events(b"GET", b"k"), [(b"__keyevent@9__:expired", b"k"),
+                                                     (b"__keyevent@9__:keymiss", b"k")])
+
     def test_keymiss(self) -> None:
         """With m, a read command's lookup of a missing key sends "keymiss"; a write's does not."""
         self.configure(b"Em")

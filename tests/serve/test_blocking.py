@@ -77,6 +77,22 @@ class BlockedReplyTests(SynchronousTestCase):
         self.assertEqual(waiter_out.value(),
                          b"*2\r\n$1\r\nq\r\n$1\r\na\r\n:1\r\n+PONG\r\n")
 
+    def test_invalidation_after_the_woken_reply(self):
+        """A tracking client woken by a push hears of the key its BLMOVE changed after the
+        BLMOVE's reply, as Redis 7.0 sends it (unit/tracking's unblocked BLMOVE test)."""
+        waiter, waiter_out = self.connect()
+        pusher, _ = self.connect()
+        pusher.dataReceived(resp(b"RPUSH", b"dst", b"a"))
+        waiter.dataReceived(resp(b"HELLO", b"3") + resp(b"CLIENT", b"TRACKING", b"on")
+                            + resp(b"LRANGE", b"dst", b"0", b"-1"))
+        self.journal.commit()
+        waiter_out.clear()
+        waiter.dataReceived(resp(b"BLMOVE", b"src", b"dst", b"left", b"left", b"0"))
+        pusher.dataReceived(resp(b"RPUSH", b"src", b"foo"))
+        self.journal.commit()
+        self.assertEqual(waiter_out.value(),
+                         b"$3\r\nfoo\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\ndst\r\n")
+
     def test_timeout_over_the_wire(self):
         """A timed-out BLPOP answers *-1 in RESP2."""
         waiter, waiter_out = self.connect()
