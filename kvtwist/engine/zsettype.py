@@ -29,7 +29,6 @@ from zlib import crc32
 
 from sortedcontainers import SortedList
 
-from kvtwist.engine.events import GENERIC as _GENERIC
 from kvtwist.engine.types import ZSET, TypedValue, register_op, register_type
 from kvtwist.engine.zsetscore import format_score, lex_empty, lex_gte_min, lex_lte_max
 from kvtwist.wire.replies import Double, stream_array
@@ -388,14 +387,6 @@ def scan_step(value: ZSet, cursor: int, count: int) -> tuple:
 
 
 # -- replies ----------------------------------------------------------------------------
-
-
-def tell_emptied(session, key: bytes) -> None:
-    """After a write: if it emptied (so removed) ``key``, send the generic "del" event Redis
-    sends then (the keyspace removes an emptied value without a logged DEL)."""
-    notifier = getattr(session.store, "notifier", None)
-    if notifier is not None and notifier.active and key not in session.keyspace.data:
-        notifier.notify(_GENERIC, "del", key, session.db)
 
 
 def score_reply(score: float) -> Double:
