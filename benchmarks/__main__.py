@@ -11,13 +11,15 @@ import sys
 import tempfile
 import time
 
-from benchmarks import cluster, durability, procs, proxying, report, stalls, suites
+from benchmarks import (
+    acl, cluster, datatypes, durability, procs, proxying, report, stalls, suites)
 
 RUNNERS = (("core", suites.core), ("pypy", suites.core), ("dialects", suites.dialects),
            ("fsync", durability.fsync), ("fsync", durability.fsync_rounds),
            ("memory", durability.memory),
            ("restart", durability.restart), ("proxy", proxying.proxy),
-           ("stalls", stalls.stalls), ("cluster", cluster.cluster))
+           ("stalls", stalls.stalls), ("types", datatypes.types),
+           ("typememory", datatypes.typememory), ("acl", acl.acl), ("cluster", cluster.cluster))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -53,6 +53,7 @@ class Server:
         self.ready_timeout = ready_timeout
         self.proc = None
         self.ready_after = None
+        self.auth = ()  # the redis-benchmark arguments that log in (-a, --user)
 
     def start(self) -> float:
         """Start the child and return the seconds until it answered PING with +PONG."""
@@ -101,7 +102,8 @@ def _slug(label: str) -> str:
 
 
 def wait_for_pong(port: int, timeout: float, proc=None) -> None:
-    """Return once 127.0.0.1:port answers a RESP PING with +PONG.
+    """Return once 127.0.0.1:port answers a RESP PING with +PONG (or, with a password
+    set, with -NOAUTH: it is serving).
 
     Raises ServerError if ``proc`` exits first or ``timeout`` seconds pass.
     """
@@ -113,13 +115,16 @@ def wait_for_pong(port: int, timeout: float, proc=None) -> None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
                 sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-                if _read_line(sock) == b"+PONG":
+                if _read_line(sock) in (b"+PONG", _NOAUTH):
                     return
         except OSError:
             pass
         if time.monotonic() > deadline:
             raise ServerError("no PONG from 127.0.0.1:%d within %.0fs" % (port, timeout))
         time.sleep(0.01)
+
+
+_NOAUTH = b"-NOAUTH Authentication required."
 
 
 def _read_line(sock) -> bytes:

@@ -6,8 +6,12 @@ import csv
 import io
 import subprocess
 
-# redis-benchmark 7 names MSET after its key count; the table uses the short name.
-_TEST_NAMES = {"MSET (10 keys)": "MSET"}
+# redis-benchmark 7 names MSET after its key count and LRANGE after its range; the table
+# uses the short names.
+_TEST_NAMES = {"MSET (10 keys)": "MSET", "LRANGE_100 (first 100 elements)": "LRANGE_100",
+               "LRANGE_300 (first 300 elements)": "LRANGE_300",
+               "LRANGE_500 (first 500 elements)": "LRANGE_500",
+               "LRANGE_600 (first 600 elements)": "LRANGE_600"}
 
 
 class BenchmarkError(Exception):
@@ -46,20 +50,21 @@ def _float_or_none(value):
 
 
 def command(port: int, tests, clients: int, pipeline: int, requests: int,
-            keyspace: int = 100000, data_size: int = 32) -> list:
-    """Return the redis-benchmark argv for one run against 127.0.0.1:port."""
+            keyspace: int = 100000, data_size: int = 32, auth=()) -> list:
+    """Return the redis-benchmark argv for one run against 127.0.0.1:port (``auth``: the
+    arguments that log in, such as ``("--user", name, "-a", password)``)."""
     return ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-t", ",".join(tests),
             "-c", str(clients), "-P", str(pipeline), "-n", str(requests),
-            "-r", str(keyspace), "-d", str(data_size), "-q", "--csv"]
+            "-r", str(keyspace), "-d", str(data_size)] + list(auth) + ["-q", "--csv"]
 
 
 def run(port: int, tests, clients: int, pipeline: int, requests: int,
-        timeout: float, keyspace: int = 100000) -> dict:
+        timeout: float, keyspace: int = 100000, auth=()) -> dict:
     """Run redis-benchmark and return ``parse_csv`` of its output.
 
     Raises BenchmarkError if it exits non-zero or overruns ``timeout`` seconds.
     """
-    argv = command(port, tests, clients, pipeline, requests, keyspace)
+    argv = command(port, tests, clients, pipeline, requests, keyspace, auth=auth)
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

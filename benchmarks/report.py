@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 UNITS = {"ops/s": "{:,.0f} ops/s", "bytes/key": "{:,.1f} B/key", "s": "{:.2f} s",
-         "ms": "{:,.1f} ms"}
+         "ms": "{:,.1f} ms", "bytes/element": "{:,.1f} B/element"}
 
 
 @dataclass

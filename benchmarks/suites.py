@@ -12,8 +12,8 @@ import time
 from benchmarks import procs, redisbench
 from benchmarks.report import Row
 
-SUITES = ("core", "dialects", "fsync", "memory", "restart", "proxy", "stalls", "pypy",
-          "cluster")
+SUITES = ("core", "dialects", "fsync", "memory", "restart", "proxy", "stalls", "types",
+          "typememory", "acl", "cluster", "pypy")
 CONFIGS = ((50, 1), (50, 16), (1, 1))  # (-c, -P)
 REDIS = "redis-server"
 CPY, PYPY = "CPython", "PyPy"
@@ -202,7 +202,7 @@ def interleaved(run: Run, group: str, servers: list, test: str, conns: int, pipe
             before = procs.cpu_seconds(server.pid) if cpu else {}
             try:
                 got = redisbench.run(server.port, (test,), conns, pipeline, requests,
-                                     timeout=120.0, keyspace=keyspace)
+                                     timeout=120.0, keyspace=keyspace, auth=server.auth)
                 found[label].append(got[name])
             except (redisbench.BenchmarkError, KeyError) as e:
                 run.progress("  %s failed: %s" % (label, e))

@@ -70,6 +70,21 @@ class ParseCsvTests(SynchronousTestCase):
             self.assertIn(part, joined)
 
 
+    def test_lrange_short_names(self):
+        """LRANGE rows are named LRANGE_<n> as the -t test; its LPUSH fill keeps its name."""
+        found = redisbench.parse_csv(
+            '"test","rps"\n"LPUSH (needed to benchmark LRANGE)","9"\n'
+            '"LRANGE_100 (first 100 elements)","5"\n"LRANGE_600 (first 600 elements)","2"\n')
+        self.assertEqual(sorted(found), ["LPUSH (needed to benchmark LRANGE)", "LRANGE_100",
+                                         "LRANGE_600"])
+
+    def test_command_logs_in(self):
+        """auth arguments (-a, --user) go on redis-benchmark's command line."""
+        argv = redisbench.command(6400, ("get",), 50, 1, 10, auth=("--user", "u", "-a", "p"))
+        self.assertIn("--user u -a p", " ".join(argv))
+        self.assertNotIn("-a", redisbench.command(6400, ("get",), 50, 1, 10))
+
+
 class PercentileTests(SynchronousTestCase):
     """Nearest-rank percentiles of load-generator latencies."""
 
@@ -383,13 +398,15 @@ class InterleavedTests(SynchronousTestCase):
     def test_rows_ratios_and_cpu(self) -> None:
         """A row per server: its median, its per-round ratio to the first, and its CPU."""
         class Server:
+            auth = ()
+
             def __init__(self, port):
                 self.port = self.pid = port
 
         rates = {1: iter([100.0, 200.0]), 2: iter([50.0])}  # the other's first round fails
         calls = []
 
-        def bench(port, tests, conns, pipeline, n, timeout, keyspace):
+        def bench(port, tests, conns, pipeline, n, timeout, keyspace, auth):
             calls.append((port, tests, conns, pipeline, n, keyspace))
             if port == 2 and len(calls) == 2:
                 raise redisbench.BenchmarkError("lost")
@@ -495,6 +512,25 @@ class ProcsTests(SynchronousTestCase):
         self.assertIn("redis: true", text)
         self.assertIn("- 127.0.0.1:7001:1", text)
         self.assertEqual(argv[1:3], ["-c", path])
+
+    def test_pong_or_noauth(self):
+        """wait_for_pong returns when a server with a password answers PING with -NOAUTH."""
+        import socket
+        import threading
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.addCleanup(listener.close)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"-NOAUTH Authentication required.\r\n")
+
+        threading.Thread(target=serve, daemon=True).start()
+        procs.wait_for_pong(listener.getsockname()[1], 10.0)
 
     def test_encode(self):
         """encode builds a RESP multibulk from str and bytes items."""

@@ -4,7 +4,8 @@
 Events are derived, not emitted by each command: while notifications are on, the
 L{Notifier} observes the store's effect stream and names each effect by the command that
 logged it (``store.current.last_command``) as Redis's command would (``EVENTS``); keys
-expiring come from each keyspace's ``on_expired`` hook, new keys ("n") from a check the
+expiring come from each keyspace's ``on_expired`` hook, typed values emptied by a write
+("del") from its ``on_emptied`` hook, new keys ("n") from a check the
 notifier adds to each keyspace's ``set``/``setrange`` while that class is on, and key misses
 ("m") from one it adds to ``get``/``exists``, counted for read commands only. With
 ``notify-keyspace-events`` empty (or naming no event class, or neither K nor E, with which
@@ -141,6 +142,7 @@ class Notifier:
                 keyspace.on_expired = self._expired
             elif keyspace.on_expired == self._expired:
                 keyspace.on_expired = None
+            keyspace.on_emptied = self._emptied if active and flags & GENERIC else None
         self._unwrap()
         if active and flags & (NEW | KEY_MISS):
             for keyspace in databases:
@@ -198,6 +200,11 @@ class Notifier:
 
     def _expired(self, keyspace, key: bytes) -> None:
         self.notify(EXPIRED, "expired", key, keyspace.index)
+
+    def _emptied(self, keyspace, key: bytes) -> None:
+        # A typed-value write emptied (so removed) the key: Redis tells "del" after the
+        # command's own event (engine/typedkeys.py).
+        self.notify(GENERIC, "del", key, keyspace.index)
 
     # -- new keys ("n"): told before the write that creates them, as Redis's dbAdd -------
 

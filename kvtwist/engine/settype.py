@@ -32,6 +32,8 @@ object header, 78 of dict entry, list slot and position int.
 
 from __future__ import annotations
 
+from functools import partial
+
 from kvtwist.engine import rdb
 from kvtwist.engine.types import SET, TypedValue, register_op, register_type
 
@@ -198,37 +200,38 @@ def op_sadd(value: SetValue, args: tuple):
         if member not in index:  # (a member given twice is added once)
             value._add(member)
             added += 1
-    count = len(value.items)
-
-    def inverse() -> None:
-        # The added members are the last ones, in order: pop them back off.
-        items = value.items
-        while len(items) > count - added:
-            member = items.pop()
-            del value.index[member]
-            value.nbytes -= len(member) + PER_MEMBER
-        value.intset = intset
-    return added, inverse
+    # (Inverses are partials, not closures: see listtype.py on the garbage collector.)
+    return added, partial(_unadd, value, len(value.items) - added, intset)
 
 
-def _remove_all(value: SetValue, args: tuple):
-    # Swap-remove each present member; return (count, inverse).
+def _unadd(value: SetValue, kept: int, intset) -> None:
+    # The added members are the last ones, in order: pop them back off.
+    items = value.items
+    while len(items) > kept:
+        member = items.pop()
+        del value.index[member]
+        value.nbytes -= len(member) + PER_MEMBER
+    value.intset = intset
+
+
+def _remove_all(value: SetValue, args: tuple) -> list:
+    # Swap-remove each present member; return [(member, its old position)].
     index = value.index
-    removed = []
-    for member in args:
-        if member in index:
-            removed.append((member, value._remove(member)))
+    return [(member, value._remove(member)) for member in args if member in index]
 
-    def inverse() -> None:
-        for member, position in reversed(removed):
-            value._put_back(member, position)
-    return len(removed), inverse
+
+def _put_all_back(value: SetValue, removed: list, intset) -> None:
+    for member, position in reversed(removed):
+        value._put_back(member, position)
+    value.intset = intset
 
 
 @register_op(SetValue, SREM)
 def op_srem(value: SetValue, args: tuple):
     """Remove the members in the set: O(len(args))."""
-    return _remove_all(value, args)
+    intset = value.intset
+    removed = _remove_all(value, args)
+    return len(removed), partial(_put_all_back, value, removed, intset)
 
 
 @register_op(SetValue, SPOP)
@@ -236,15 +239,12 @@ def op_spop(value: SetValue, args: tuple):
     """Remove SPOP's members; when Redis would rebuild the set from the few remaining,
     judge the encoding afresh: O(len(args))."""
     size, intset = len(value.items), value.intset
-    count, undo = _remove_all(value, args)
+    removed = _remove_all(value, args)
+    count = len(removed)
     remaining = size - count
     if remaining and remaining * SPOP_MOVE_STRATEGY_MUL <= count:
         value.intset = intset_fits(value.items)
-
-    def inverse() -> None:
-        undo()
-        value.intset = intset
-    return count, inverse
+    return count, partial(_put_all_back, value, removed, intset)
 
 
 # -- RDB codec (DUMP and RESTORE) ---------------------------------------------------------

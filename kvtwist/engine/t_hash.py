@@ -87,13 +87,7 @@ def cmd_hdel(session, argv):
     fields = value.fields
     if not any(field in fields for field in argv[2:]):
         return 0
-    removed = keyspace.mutate(key, Hash, OP_HDEL, tuple(argv[2:]))
-    if not fields:
-        # Redis tells "del" after "hdel" when the hash is gone.
-        notifier = getattr(session.store, "notifier", None)
-        if notifier is not None:
-            notifier.notify(events.GENERIC, "del", key, session.db)
-    return removed
+    return keyspace.mutate(key, Hash, OP_HDEL, tuple(argv[2:]))
 
 
 @register("hexists", 3, "readonly fast", 1, 1, 1)

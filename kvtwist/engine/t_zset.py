@@ -15,7 +15,7 @@ from kvtwist.engine.table import SIZE_T, LLONG_MAX, SYNTAX, define_config, parse
 from kvtwist.engine.types import ZSET
 from kvtwist.engine.zsetscore import parse_bound, parse_lex, parse_score
 from kvtwist.engine.zsettype import (
-    LIMITS, OP_ADD, OP_INCR, OP_REM, ZSet, scan_step, score_reply, scored_reply, tell_emptied)
+    LIMITS, OP_ADD, OP_INCR, OP_REM, ZSet, scan_step, score_reply, scored_reply)
 from kvtwist.wire.replies import CommandError
 
 NOT_FLOAT = "ERR value is not a valid float"
@@ -168,9 +168,7 @@ def cmd_zrem(session, argv):
     present = tuple(dict.fromkeys(member for member in argv[2:] if member in scores))
     if not present:
         return 0
-    removed = keyspace.mutate(key, ZSet, OP_REM, present)
-    tell_emptied(session, key)
-    return removed
+    return keyspace.mutate(key, ZSet, OP_REM, present)
 
 
 @register("zcard", 2, "readonly fast", 1, 1, 1)

@@ -12,7 +12,7 @@ from kvtwist.engine.table import LLONG_MAX, SYNTAX, parse_int, register
 from kvtwist.engine.types import ZSET, wrongtype
 from kvtwist.engine.zsetscore import parse_score
 from kvtwist.engine.zsettype import (
-    OP_POPMAX, OP_POPMIN, ZSet, score_reply, scored_reply, tell_emptied)
+    OP_POPMAX, OP_POPMIN, ZSet, score_reply, scored_reply)
 from kvtwist.wire.replies import NIL_ARRAY, CommandError
 
 UNION, INTER, DIFF = 1, 2, 3
@@ -50,7 +50,6 @@ def pop(session, keys, highest: bool, count: int):
         else:
             first, opcode = 0, OP_POPMIN
         taken = keyspace.mutate(key, ZSet, opcode, (b"%d" % first, b"%d" % (first + count - 1)))
-        tell_emptied(session, key)
         return key, taken[::-1] if highest else taken
     return None
 

@@ -14,7 +14,7 @@ from kvtwist.engine.keyspace import DEL, SET
 from kvtwist.engine.table import SYNTAX, parse_int, register
 from kvtwist.engine.types import ZSET
 from kvtwist.engine.zsetscore import parse_bound, parse_lex
-from kvtwist.engine.zsettype import OP_REMRANK, ZSet, scored_reply, tell_emptied
+from kvtwist.engine.zsettype import OP_REMRANK, ZSet, scored_reply
 from kvtwist.wire.replies import CommandError
 
 RANK, SCORE, LEX = 1, 2, 3
@@ -189,7 +189,6 @@ def _remrange(session, argv, kind: int) -> int:
     if end <= start:
         return 0
     keyspace.mutate(key, ZSet, OP_REMRANK, (b"%d" % start, b"%d" % (end - 1)))
-    tell_emptied(session, key)
     return end - start
 
 

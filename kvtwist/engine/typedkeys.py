@@ -22,6 +22,10 @@ class TypedKeys:
 
     # Whether this keyspace ever held a typed value (so string-only paths stay C-level).
     typed_keys = False
+    # Called as ``on_emptied(keyspace, key)`` after an operation emptied (so removed) ``key``
+    # and was logged: the notifier's generic "del" event, which Redis tells after the
+    # command's own. None (no cost) while nobody listens.
+    on_emptied = None
 
     def get_string(self, key):
         """Return a live key's string value, None when missing; raise WRONGTYPE otherwise."""
@@ -55,6 +59,7 @@ class TypedKeys:
         before = value.nbytes
         result, inverse = OPS[(cls.code, opcode)](value, args)
         meter = self.meter
+        emptied = False
         if not existed:
             if not len(value):
                 return result
@@ -68,10 +73,13 @@ class TypedKeys:
             meter.used += value.nbytes - before
             if not len(value):
                 self._remove_emptied(key, value)
+                emptied = True
         if self.undo is not None:
             self.undo.append((self, key, MUTATED, (value, inverse, at, existed)))
         if self.log is not None:
             self.log((MUTATE, key, cls.code, opcode, args))
+        if emptied and self.on_emptied is not None:
+            self.on_emptied(self, key)
         return result
 
     def _remove_emptied(self, key, value) -> None:

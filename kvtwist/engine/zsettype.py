@@ -25,11 +25,11 @@ but a value built whole, by a STORE command, RESTORE or a reload, is judged afre
 
 from __future__ import annotations
 
+from functools import partial
 from zlib import crc32
 
 from sortedcontainers import SortedList
 
-from kvtwist.engine.events import GENERIC as _GENERIC
 from kvtwist.engine.types import ZSET, TypedValue, register_op, register_type
 from kvtwist.engine.zsetscore import format_score, lex_empty, lex_gte_min, lex_lte_max
 from kvtwist.wire.replies import Double, stream_array
@@ -273,8 +273,14 @@ def _insert(value: ZSet, member: bytes, score: float) -> None:
 
 def _discard(value: ZSet, member: bytes) -> float:
     # Remove a member in the set; return its score.
-    score = value.scores.pop(member)
+    score = _forget(value, member)
     value.order.remove((score, member))
+    return score
+
+
+def _forget(value: ZSet, member: bytes) -> float:
+    # Remove a member from all but the order (its caller's to do); return its score.
+    score = value.scores.pop(member)
     value.nbytes -= len(member) + PER_MEMBER
     if value.scan_index is not None:
         value.scan_index.remove((crc32(member), member))
@@ -306,22 +312,25 @@ def op_add(value: ZSet, args: tuple):
             _insert(value, member, score)
             undo.append((member, None))
             added += 1
-        else:
+        elif old != score:  # (an equal score stays as it is, as in Redis's zsetAdd)
             order.remove((old, member))
             scores[member] = score
             order.add((score, member))
             undo.append((member, old))
+    # (Inverses are partials, not closures: see listtype.py on the garbage collector.)
+    return added, partial(_unadd, value, undo, was_big)
 
-    def inverse() -> None:
-        for member, old in reversed(undo):
-            if old is None:
-                _discard(value, member)
-            else:
-                order.remove((scores[member], member))
-                scores[member] = old
-                order.add((old, member))
-        value.big = was_big
-    return added, inverse
+
+def _unadd(value: ZSet, undo: list, was_big: bool) -> None:
+    scores, order = value.scores, value.order
+    for member, old in reversed(undo):
+        if old is None:
+            _discard(value, member)
+        else:
+            order.remove((scores[member], member))
+            scores[member] = old
+            order.add((old, member))
+    value.big = was_big
 
 
 register_op(ZSet, OP_INCR)(op_add)
@@ -330,12 +339,14 @@ register_op(ZSet, OP_INCR)(op_add)
 @register_op(ZSet, OP_REM)
 def op_rem(value: ZSet, args: tuple):
     """Remove members (each present): O(k log n). Returns the number removed."""
-    removed = [(member, _discard(value, member)) for member in args]
+    removed = [(_discard(value, member), member) for member in args]
+    return len(removed), partial(_reinsert, value, removed)
 
-    def inverse() -> None:
-        for member, score in reversed(removed):
-            _insert(value, member, score)
-    return len(removed), inverse
+
+def _reinsert(value: ZSet, removed: list) -> None:
+    # Put back removed ``(score, member)``s, newest first.
+    for score, member in reversed(removed):
+        _insert(value, member, score)
 
 
 @register_op(ZSet, OP_REMRANK)
@@ -350,13 +361,10 @@ def op_remrank(value: ZSet, args: tuple):
         if value.scan_index is not None:
             value.scan_index.clear()
     else:
+        del value.order[start:stop + 1]  # (one cut: cheaper than removing each by value)
         for _, member in taken:
-            _discard(value, member)
-
-    def inverse() -> None:
-        for score, member in taken:
-            _insert(value, member, score)
-    return taken, inverse
+            _forget(value, member)
+    return taken, partial(_reinsert, value, taken)
 
 
 register_op(ZSet, OP_POPMIN)(op_remrank)
@@ -388,14 +396,6 @@ def scan_step(value: ZSet, cursor: int, count: int) -> tuple:
 
 
 # -- replies ----------------------------------------------------------------------------
-
-
-def tell_emptied(session, key: bytes) -> None:
-    """After a write: if it emptied (so removed) ``key``, send the generic "del" event Redis
-    sends then (the keyspace removes an emptied value without a logged DEL)."""
-    notifier = getattr(session.store, "notifier", None)
-    if notifier is not None and notifier.active and key not in session.keyspace.data:
-        notifier.notify(_GENERIC, "del", key, session.db)
 
 
 def score_reply(score: float) -> Double:

@@ -197,6 +197,7 @@ class EventTests(SynchronousTestCase):
             self.configure(off)
             self.assertEqual(self.store.keyspace.log, append)
             self.assertIsNone(self.store.keyspace.on_expired)
+            self.assertIsNone(self.store.keyspace.on_emptied)
             self.assertNotIn("set", self.store.keyspace.__dict__)
             self.assertNotIn("get", self.store.keyspace.__dict__)
             self.assertIs(TABLE[b"set"].handler, set_handler)

@@ -49,6 +49,18 @@ class MutateTests(SynchronousTestCase):
         self.assertEqual(ks.expires, {})
         self.assertEqual(ks.meter.used, 0)
 
+    def test_on_emptied_after_the_log(self) -> None:
+        """on_emptied is called once, after the emptying operation's log, and only then."""
+        seen = []
+        ks = keyspace(lambda effect: seen.append(effect[0]))
+        ks.on_emptied = lambda space, key: seen.append((space is ks, key))
+        ks.mutate(b"k", Bag, ADD, (b"a", b"b"))
+        ks.mutate(b"k", Bag, TAKE, (b"1",))
+        ks.mutate(b"nope", Bag, TAKE, (b"1",))
+        self.assertEqual(seen, [MUTATE, MUTATE])
+        ks.mutate(b"k", Bag, TAKE, (b"1",))
+        self.assertEqual(seen, [MUTATE, MUTATE, MUTATE, (True, b"k")])
+
     def test_wrongtype(self) -> None:
         """An operation on a string raises WRONGTYPE and changes nothing."""
         log = []
@@ -198,3 +210,77 @@ class GenericCommandTests(SynchronousTestCase):
         self.run_command("move", "b2", "3")
         self.run_command("select", "3")
         self.assertEqual(self.run_command("type", "b2"), Status(b"bag"))
+
+
+# -- the "del" event of an emptied value, against a real redis-server --------------------
+
+EMPTYING = [
+    (0, [b"PSUBSCRIBE", b"__key*__:*"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"]),
+    (1, [b"RPUSH", b"l", b"a", b"b"]),
+    (1, [b"LPOP", b"l"]),
+    (1, [b"RPOP", b"l"]),
+    (1, [b"RPUSH", b"l", b"a", b"b"]),
+    (1, [b"LPOP", b"l", b"5"]),
+    (1, [b"RPUSH", b"l", b"a", b"b"]),
+    (1, [b"RPOP", b"l", b"2"]),
+    (1, [b"RPUSH", b"l", b"a", b"b"]),
+    (1, [b"LTRIM", b"l", b"5", b"10"]),
+    (1, [b"RPUSH", b"l", b"a", b"a"]),
+    (1, [b"LREM", b"l", b"0", b"a"]),
+    (1, [b"RPUSH", b"l", b"a"]),
+    (1, [b"LMOVE", b"l", b"l2", b"LEFT", b"RIGHT"]),
+    (1, [b"RPOPLPUSH", b"l2", b"l3"]),
+    (1, [b"LMPOP", b"1", b"l3", b"LEFT"]),
+    (1, [b"RPUSH", b"l", b"x"]),
+    (1, [b"BLPOP", b"l", b"0"]),
+    (1, [b"RPUSH", b"l", b"x"]),
+    (1, [b"BLMOVE", b"l", b"l4", b"RIGHT", b"LEFT", b"0"]),
+    (1, [b"SADD", b"s", b"a", b"b"]),
+    (1, [b"SREM", b"s", b"a", b"b"]),
+    (1, [b"SADD", b"s", b"a"]),
+    (1, [b"SPOP", b"s"]),
+    (1, [b"SADD", b"s", b"a"]),
+    (1, [b"SPOP", b"s", b"5"]),
+    (1, [b"HSET", b"h", b"f", b"v", b"g", b"w"]),
+    (1, [b"HDEL", b"h", b"f", b"g"]),
+    (1, [b"ZADD", b"z", b"1", b"a"]),
+    (1, [b"ZREM", b"z", b"a"]),
+    (1, [b"ZADD", b"z", b"1", b"a", b"2", b"b"]),
+    (1, [b"ZPOPMIN", b"z", b"5"]),
+    (1, [b"ZADD", b"z", b"1", b"a"]),
+    (1, [b"ZPOPMAX", b"z"]),
+    (1, [b"ZADD", b"z", b"1", b"a"]),
+    (1, [b"ZREMRANGEBYSCORE", b"z", b"-inf", b"+inf"]),
+    (1, [b"ZADD", b"z", b"1", b"a"]),
+    (1, [b"ZREMRANGEBYRANK", b"z", b"0", b"-1"]),
+    (1, [b"ZADD", b"z", b"0", b"a"]),
+    (1, [b"ZREMRANGEBYLEX", b"z", b"-", b"+"]),
+    (1, [b"ZADD", b"z", b"1", b"a"]),
+    (1, [b"BZPOPMIN", b"z", b"0"]),
+    (1, [b"ZADD", b"z", b"1", b"a"]),
+    (1, [b"ZMPOP", b"1", b"z", b"MIN"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"El"]),
+    (1, [b"RPUSH", b"l", b"a"]),
+    (1, [b"LPOP", b"l"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b"Kg"]),
+    (1, [b"RPUSH", b"l", b"a"]),
+    (1, [b"LPOP", b"l"]),
+    (1, [b"CONFIG", b"SET", b"notify-keyspace-events", b""]),
+]
+
+
+class EmptiedEventTests(SynchronousTestCase):
+    """A typed-value write that empties its key tells its own event, then "del", as Redis."""
+
+    def test_against_redis(self) -> None:
+        """Every step's keyspace messages match a redis-server's, byte for byte."""
+        from tests.pubsubref import kvstore_transcript, redis_transcript
+        from tests.redisref import start_redis_or_skip
+
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        expected = redis_transcript(server.port, 2, EMPTYING)
+        got = kvstore_transcript(2, EMPTYING)
+        for want, have in zip(expected, got):
+            self.assertEqual(have, want, EMPTYING[want[0]])

@@ -59,6 +59,19 @@ class OperationTests(SynchronousTestCase):
                 inverse()
                 self.assertEqual(state(value), before)
 
+    def test_equal_score_changes_nothing(self):
+        """A score equal to the member's (even -0 for 0) leaves it as it was, as Redis's
+        zsetAdd, and its inverse changes nothing either."""
+        value = ZSet()
+        value.big = True
+        OPS[(ZSET, OP_ADD)](value, (b"0", b"a", b"2", b"b"))
+        before = state(value)
+        added, inverse = OPS[(ZSET, OP_ADD)](value, (b"-0.0", b"a", b"2", b"b"))
+        self.assertEqual((added, state(value)), (0, before))
+        self.assertEqual(repr(value.scores[b"a"]), "0.0")
+        inverse()
+        self.assertEqual(state(value), before)
+
     def test_nbytes_and_encoding(self):
         """nbytes counts member bytes plus PER_MEMBER; a long member or too many members
         make it a skiplist for good, and a listpack stores -0 as 0."""
