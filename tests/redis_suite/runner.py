@@ -7,6 +7,10 @@ Modes: ``singledb`` and ``multidb`` run the helper against a server the runner s
 CONFIGFILE`` for every ``start_server`` block, where src/redis-server is the real one or, for
 kvstore, a script running tests/redis_suite/launcher.py.
 
+With ``--through-proxy redis|kvstore`` (``proxied``) the candidate is ``twistd kvproxy
+--backend`` in front of a redis-server or a kvstore the runner starts for the run, still
+compared with redis-server directly: a client should not tell kvproxy from its backend.
+
 Every (file, mode, server) run is independent: its own copy of the patched suite, its own
 server(s) on its own loopback ports with their own data directories, its own helper process
 group, all stopped by PID (or process group) when the run ends, fails or is interrupted.
@@ -50,6 +54,11 @@ OWN_SKIP = ["slave buffer are counted correctly", "replica buffer don't induce e
             "MASTERAUTH test with binary password"]
 OWN_BLOCK = 32 + OWN_SERVER_PORTS
 DEFAULT_KVSTORE_ARGS = "--inline-replies resp"
+# kvproxy's candidates (``--through-proxy``): kvproxy in front of one of these backends.
+PROXY = "kvproxy-"
+PROXIED_BACKENDS = ("redis", "kvstore")
+# The suite CONFIG SETs, FLUSHALLs and DEBUGs: kvproxy refuses them without --allow-admin.
+DEFAULT_PROXY_ARGS = "--allow-admin"
 # Tests that need a replica or DEBUG are left out for both servers.
 TAGS = ["--tags", "-needs:repl", "--tags", "-needs:debug"]
 FLUSH_LINE = "    r function flush\n"
@@ -196,6 +205,37 @@ def _kill(process, group: bool) -> None:
 
 
 @functools.lru_cache(maxsize=None)
+def proxied(backend: Optional[str]) -> str:
+    """The candidate server's name: kvstore, or kvproxy in front of ``backend``."""
+    if backend is None:
+        return "kvstore"
+    if backend not in PROXIED_BACKENDS:
+        raise ValueError("kvproxy's backend is one of %s, not %r"
+                         % (", ".join(PROXIED_BACKENDS), backend))
+    return PROXY + backend
+
+
+def proxy_command(port: int, backend_port: int, args: List[str]) -> List[str]:
+    """twistd kvproxy's arguments: listening on loopback ``port`` in front of the backend on
+    loopback ``backend_port``, with ``args``."""
+    return ["--listen", "tcp:%d:interface=127.0.0.1" % (port,),
+            "--backend", "tcp:127.0.0.1:%d" % (backend_port,)] + list(args)
+
+
+class Proxied:
+    """kvproxy (``proxy``, a TwistdProcess) in front of a backend server we started; its
+    ``process`` is kvproxy's, its ``log`` both logs."""
+
+    def __init__(self, proxy, backend, backend_port: int) -> None:
+        self.proxy, self.backend, self.backend_port = proxy, backend, backend_port
+        self.process = proxy.process
+
+    @property
+    def log(self) -> str:
+        return "=== kvproxy\n%s\n=== backend\n%s" % (self.proxy.log, self.backend.log)
+
+
+@functools.lru_cache(maxsize=None)
 def kvstore_accepts(option: str) -> bool:
     """Whether this checkout's ``twistd kvstore`` knows ``option`` (from its --help, asked
     once per process)."""
@@ -281,9 +321,11 @@ class Runner:
     """Runs jobs: settings shared by all of them, and the processes alive now."""
 
     def __init__(self, suite: str, scratch: str, kvstore_args: List[str], ports: Ports,
-                 helper_timeout: int, file_timeout: float, log=print) -> None:
+                 helper_timeout: int, file_timeout: float, log=print,
+                 proxy_args: Optional[List[str]] = None) -> None:
         self.suite, self.scratch = suite, scratch
         self.kvstore_args = kvstore_args
+        self.proxy_args = shlex.split(DEFAULT_PROXY_ARGS) if proxy_args is None else proxy_args
         self.ports = ports
         self.helper_timeout, self.file_timeout = helper_timeout, file_timeout
         self.processes = Processes()
@@ -326,13 +368,24 @@ class Runner:
             return run
         finally:
             if server is not None:
-                self._stop(server.process)
-                if isinstance(server, LoggedServer):
-                    server.close()
+                self._stop_server(server)
                 self._write(where, "%s.log" % (job.server,), server.log)
             self.ports.give_back(port)
 
+    def _stop_server(self, server) -> None:
+        """Stop a server _start started (kvproxy first, then its backend)."""
+        self._stop(server.process)
+        if isinstance(server, LoggedServer):
+            server.close()
+        if isinstance(server, Proxied):
+            try:
+                self._stop_server(server.backend)
+            finally:
+                self.ports.give_back(server.backend_port)
+
     def _start(self, kind: str, port: int, where: str):
+        if kind.startswith(PROXY):
+            return self._start_proxied(kind[len(PROXY):], port, where)
         if kind == "kvstore":
             data = os.path.join(where, "data")
             args = ["--listen", "tcp:%d:interface=127.0.0.1" % (port,), "--data", data]
@@ -356,6 +409,31 @@ class Runner:
             self._write(where, "redis.log", server.log)
             raise
         return server
+
+    def _start_proxied(self, backend_kind: str, port: int, where: str) -> Proxied:
+        """Start the backend on a port of its own, then kvproxy on ``port`` in front of it."""
+        backend_port = self.ports.take()
+        try:
+            backend = self._start(backend_kind, backend_port, where)
+        except BaseException:
+            self.ports.give_back(backend_port)
+            raise
+        proxy = None
+        try:
+            proxy = TwistdProcess("kvproxy", proxy_command(port, backend_port,
+                                                           self.proxy_args), cwd=where)
+            self.processes.add(proxy.process)
+            proxy.wait_for_ports(1, timeout=60)
+        except BaseException:  # wait_for_ports stopped kvproxy
+            if proxy is not None:
+                self._stop(proxy.process)
+                self._write(where, "kvproxy.log", proxy.log)
+            try:
+                self._stop_server(backend)
+            finally:
+                self.ports.give_back(backend_port)
+            raise
+        return Proxied(proxy, backend, backend_port)
 
     def _stop(self, process) -> None:
         """SIGTERM the server by PID, SIGKILL it if it lingers, reap it."""
