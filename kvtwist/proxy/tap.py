@@ -30,7 +30,7 @@ DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
             "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False,
             "cache-bytes": 0, "requirepass": None, "backend-user": None,
             "backend-password": None, "backends": None, "pool": None, "serve-stale": 0.0,
-            "stats": None}
+            "stats": None, "resp3-cached": False}
 
 # --cache-bytes takes Redis's memory units (64mb, 1gb, 100000).
 parse_bytes = memory(0, 2 ** 63 - 1)
@@ -112,6 +112,9 @@ class Options(ServerOptions):
         ["no-tracking", None, "do not subscribe to invalidations: rely on TTLs alone"],
         ["allow-admin", None, "forward server-wide commands (CONFIG SET, FLUSHALL, SHUTDOWN, "
                               "DEBUG, ...), which kvproxy refuses by default"],
+        ["resp3-cached", None, "answer HELLO 3 in kvproxy, RESP3 rendered from the shared "
+                               "connection's replies (cached GETs, RESP2 shapes), rather than "
+                               "give RESP3 clients a backend connection of their own"],
     ]
 
     def postOptions(self) -> None:
@@ -255,7 +258,8 @@ def makeService(options, reactor=None) -> ProxyService:
                 heartbeat_timeout=float(settings["heartbeat-timeout"]), login=login)
         store = ProxyStore(reactor, cache, backend, listener,
                            allow_admin=bool(settings["allow-admin"]),
-                           requirepass=secret(settings["requirepass"]) or b"")
+                           requirepass=secret(settings["requirepass"]) or b"",
+                           resp3_cached=bool(settings["resp3-cached"]))
         children = [backend] if listener is None else [listener, backend]
     else:
         if pool is None:
