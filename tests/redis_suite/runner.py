@@ -447,9 +447,13 @@ class Runner:
 
     @staticmethod
     def _write(where: str, name: str, text: str) -> None:
+        """Keep a log in the job's directory (a directory gone meanwhile loses it)."""
         if text:
-            with open(os.path.join(where, name), "w") as handle:
-                handle.write(text)
+            try:
+                with open(os.path.join(where, name), "w") as handle:
+                    handle.write(text)
+            except OSError:
+                pass
 
     def _helper(self, job: Job, port: Optional[int], copy: str, where: str) -> FileRun:
         """Run tclsh test_helper.tcl for the job's file in its own process group (with the
