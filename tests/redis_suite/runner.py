@@ -57,8 +57,9 @@ DEFAULT_KVSTORE_ARGS = "--inline-replies resp"
 # kvproxy's candidates (``--through-proxy``): kvproxy in front of one of these backends.
 PROXY = "kvproxy-"
 PROXIED_BACKENDS = ("redis", "kvstore")
-# The suite CONFIG SETs, FLUSHALLs and DEBUGs: kvproxy refuses them without --allow-admin.
-DEFAULT_PROXY_ARGS = "--allow-admin"
+# The suite CONFIG SETs, FLUSHALLs and DEBUGs (kvproxy refuses them without --allow-admin)
+# and sends inline commands, which redis-server answers in RESP.
+DEFAULT_PROXY_ARGS = "--allow-admin --inline-replies resp"
 # Tests that need a replica or DEBUG are left out for both servers.
 TAGS = ["--tags", "-needs:repl", "--tags", "-needs:debug"]
 FLUSH_LINE = "    r function flush\n"

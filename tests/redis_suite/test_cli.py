@@ -112,7 +112,7 @@ class ThroughProxyArgsTests(SynchronousTestCase):
         self.assertEqual(args.modes, ["singledb", "multidb"])
         self.assertEqual(args.expected, EXPECTED_PROXY % ("redis",))
         self.assertNotEqual(args.expected, EXPECTED)
-        self.assertEqual(args.proxy_args, "--allow-admin")
+        self.assertEqual(args.proxy_args, "--allow-admin --inline-replies resp")
         self.assertEqual(parse_args([]).candidate, "kvstore")
         self.assertEqual(parse_args(["--through-proxy", "kvstore"]).candidate,
                          "kvproxy-kvstore")
