@@ -13,7 +13,7 @@ from kvtwist.proxy.commands import (
 from kvtwist.proxy.databases import Selecting, invalidate
 from kvtwist.proxy.reads import Reads
 from kvtwist.proxy.transactions import Transacting, send_transaction
-from kvtwist.proxy.tunnel import TUNNELLED, Tunnel, opens, tunnel_execute
+from kvtwist.proxy.tunnel import TUNNELLED, Spares, Tunnel, opens, tunnel_execute
 from kvtwist.proxy.watching import Watching
 from kvtwist.wire.replies import OK, PONG, Error
 
@@ -116,9 +116,6 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
         there; so will be every later command of the client."""
         tunnel = self._tunnel = Tunnel(self, self.proxy)
         prepare = []
-        login = getattr(self.proxy.backend, "login", None)
-        if login is not None:
-            prepare.append(login)
         if self.db:
             prepare.append([b"SELECT", b"%d" % (self.db,)])
         if self.name:
@@ -254,6 +251,7 @@ class ProxyStore:
         # (proxy.tunnel); without (a pool, or a test's fake) such commands are refused.
         self.tunnels = getattr(backend, "endpoint", None) is not None
         self.resp3_tunnel = not resp3_cached  # HELLO 3 tunnels (else answered here)
+        self.spares = Spares(self) if self.tunnels else None
         self.clients = {}
         self.started = clock.seconds()
         self._next_id = 0
@@ -270,6 +268,11 @@ class ProxyStore:
         return session
 
     session_class = ProxySession
+
+    def stop(self) -> None:
+        """Close the spare connections (kvproxy is stopping)."""
+        if self.spares is not None:
+            self.spares.stop()
 
     def drop_session(self, session: ProxySession) -> None:
         """Forget a disconnected client's session (closing its WATCH connection)."""

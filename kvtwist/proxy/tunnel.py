@@ -21,8 +21,11 @@ shared connection's replies in RESP3 instead: the cache serves RESP3 clients (re
 The new connection logs in, SELECTs the client's database, names itself as the client
 named itself (CLIENT SETNAME) and speaks RESP3 if the client does, replies swallowed;
 a transaction the client had opened in kvproxy (MULTI and its queued commands) is
-replayed on it the same way. Its commands wait for a PING on the shared connection (the
-client's writes sent before run first) and for the reads kvproxy batched before them.
+replayed on it the same way. When requests are in flight on the shared connection (the
+client's among them, maybe), its commands wait for a PING sent there after them, so
+that the client's writes sent before run first. A couple of connections are kept open
+ahead of need (``Spares``, once a first client was tunnelled), so that a client's first
+command reaches the backend as soon as one sent on the shared connection would.
 A write sent through the tunnel drops what it changes from the cache when it is sent;
 the backend's invalidations (CLIENT TRACKING) drop it again once it ran.
 
@@ -133,14 +136,25 @@ class Frames:
 
 
 class _Link(protocol.Protocol):
-    """The tunnel's connection: bytes in, whole replies out to the Tunnel."""
+    """A connection of the client's own: bytes in, whole replies out to its Tunnel (none
+    while it is a spare); the replies to kvproxy's own requests (``swallow``) dropped."""
 
-    def __init__(self, tunnel) -> None:
+    def __init__(self, tunnel=None, spares=None) -> None:
         self.tunnel = tunnel
+        self.spares = spares  # the Spares it belongs to while it is one
         self.frames = Frames()
+        self.swallow = 0
 
     def connectionMade(self) -> None:
-        self.tunnel._connected(self)
+        if self.tunnel is not None:
+            self.tunnel._connected(self)
+
+    def send(self, commands: list, swallowed: bool = False) -> None:
+        """Write ``commands`` (argvs); with ``swallowed`` their replies are dropped."""
+        if swallowed:
+            self.swallow += len(commands)
+        if commands and self.transport is not None:
+            self.transport.write(b"".join(encode_command(argv) for argv in commands))
 
     def dataReceived(self, data: bytes) -> None:
         try:
@@ -148,12 +162,74 @@ class _Link(protocol.Protocol):
         except ValueError:
             self.transport.loseConnection()
             return
-        relay = self.tunnel._frame
         for frame in frames:
-            relay(frame)
+            if self.swallow:
+                self.swallow -= 1
+            elif self.tunnel is not None:
+                self.tunnel._frame(frame)
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
-        self.tunnel._lost(reason)
+        if self.tunnel is not None:
+            self.tunnel._lost(reason)
+        elif self.spares is not None:
+            self.spares.lost(self)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+
+class Spares:
+    """Connections to a store's backend opened (and logged in) ahead of need, so that a
+    client's tunnel opens at once: its first command reaches the backend in the turn it
+    arrived in, not a connection later (after which another client's command sent on the
+    shared connection meanwhile would be ahead of it). Filled after the first tunnel, to
+    ``count``; a spare the backend closes is forgotten."""
+
+    def __init__(self, store, count: int = 2) -> None:
+        self.store = store
+        self.count = count
+        self.ready = []
+        self.opening = 0
+        self.stopped = False
+
+    def take(self):
+        """A connected spare _Link (then one more is opened), or None."""
+        link = self.ready.pop() if self.ready else None
+        self.fill()
+        return link
+
+    def fill(self) -> None:
+        backend = self.store.backend
+        while not self.stopped and len(self.ready) + self.opening < self.count:
+            self.opening += 1
+            link = _Link(spares=self)
+            d = backend.endpoint.connect(protocol.Factory.forProtocol(lambda link=link: link))
+            d.addCallbacks(self._connected, self._failed)
+
+    def _connected(self, link) -> None:
+        self.opening -= 1
+        if self.stopped:
+            link.close()
+            return
+        login = getattr(self.store.backend, "login", None)
+        link.send([login] if login is not None else [], swallowed=True)
+        self.ready.append(link)
+
+    def _failed(self, failure) -> None:
+        self.opening -= 1  # the next tunnel connects itself, and fills again
+
+    def lost(self, link) -> None:
+        if link in self.ready:
+            self.ready.remove(link)
+
+    def stop(self) -> None:
+        """Close the spares (kvproxy is stopping)."""
+        self.stopped = True
+        ready, self.ready = self.ready, []
+        for link in ready:
+            link.spares = None
+            link.close()
 
 
 class Tunnel:
@@ -167,35 +243,51 @@ class Tunnel:
         self.ready = False  # connected, and the fence answered
         self.closed = False
         self.waiting = []  # encoded requests, until ready
-        self.swallow = 0  # replies to kvproxy's own requests still to come
         self.markers = {}  # frame -> the local reply to give in its place
         self._token = b"kvproxy-" + os.urandom(8).hex().encode("ascii") + b"-"
         self._count = 0
 
     def open(self, prepare: list, replayed: list) -> None:
-        """Connect; send ``prepare`` (login, SELECT, ...) and ``replayed`` (a transaction's
-        MULTI and queued commands), their replies swallowed; then the client's commands,
-        once the shared connection answered a PING sent now."""
-        backend = self.store.backend
-        self.store.reads.before_write(EVERYWHERE)
-        fence = backend.request([b"PING"])
+        """Take a spare connection (or connect, and log in); send ``prepare`` (SELECT, ...) and
+        ``replayed`` (a transaction's MULTI and queued commands), their replies dropped;
+        then the client's commands -- once a PING sent now on the shared connection is
+        answered when requests are in flight there (the client's may be among them)."""
+        store = self.store
+        backend = store.backend
+        fence = None
+        if not backend.idle or store.reads.batched:
+            store.reads.before_write(EVERYWHERE)
+            fence = backend.request([b"PING"])
+        link = store.spares.take()
+        if link is not None:
+            link.spares = None
+            link.tunnel = self
+            self.link = link
+            link.send(prepare + replayed, swallowed=True)
+            if fence is None:
+                self._opened(None)
+            else:
+                fence.addCallbacks(self._opened, self._failed)
+            return
+        login = getattr(backend, "login", None)
+        if login is not None:
+            prepare = [login] + prepare
         factory = protocol.Factory.forProtocol(lambda: _Link(self))
-        connected = backend.endpoint.connect(factory)
-        prepared = connected.addCallback(self._prepare, prepare + replayed)
-        d = defer.gatherResults([prepared, fence], consumeErrors=True)
+        steps = [backend.endpoint.connect(factory).addCallback(self._prepare,
+                                                               prepare + replayed)]
+        if fence is not None:
+            steps.append(fence)
+        d = defer.gatherResults(steps, consumeErrors=True)
         d.addCallbacks(self._opened, self._failed)
 
     def _connected(self, link) -> None:
         self.link = link
         if self.closed:
-            link.transport.loseConnection()
+            link.close()
 
     def _prepare(self, link, commands) -> None:
-        if self.closed:
-            return
-        self.swallow += len(commands)
-        if commands:
-            link.transport.write(b"".join(encode_command(argv) for argv in commands))
+        if not self.closed:
+            link.send(commands, swallowed=True)
 
     def _opened(self, result) -> None:
         if self.closed:
@@ -241,9 +333,6 @@ class Tunnel:
         return self.send([b"PING", token])
 
     def _frame(self, frame: bytes) -> None:
-        if self.swallow:
-            self.swallow -= 1
-            return
         if self.markers and frame in self.markers:
             reply = self.markers.pop(frame)
             for other in [key for key, value in self.markers.items() if value is reply]:
@@ -261,8 +350,8 @@ class Tunnel:
     def close(self) -> None:
         """Close the connection (the client left)."""
         self.closed = True
-        if self.link is not None and self.link.transport is not None:
-            self.link.transport.loseConnection()
+        if self.link is not None:
+            self.link.close()
 
 
 def tunnel_execute(session, tunnel: Tunnel, name: bytes, argv: list):

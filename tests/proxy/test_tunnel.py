@@ -148,6 +148,23 @@ class TunnelTests(SynchronousTestCase):
         self.assertEqual(other.call(b"RPUSH", b"list", b"x"), b":1\r\n")
         self.assertEqual(blocked.read(), b"*2\r\n$4\r\nlist\r\n$1\r\nx\r\n")
 
+    def test_blocked_clients_first(self):
+        """Clients blocking one after the other are blocked on the backend before a push
+        sent right after them through kvproxy (spare connections open their tunnels at
+        once), as they would be on redis-server itself."""
+        r = self.client()
+        self.client().call(b"CLIENT", b"ID")  # the first tunnel: spares open after it
+        for attempt in range(10):
+            one, two = self.client(), self.client()
+            r.call(b"SET", b"t1", b"nolist")
+            one.send([b"BRPOPLPUSH", b"bl", b"t1", b"0"])
+            two.send([b"BRPOPLPUSH", b"bl", b"t2", b"0"])
+            r.send([b"LPUSH", b"bl", b"foo"])
+            self.assertTrue(one.read().startswith(b"-WRONGTYPE"), attempt)
+            self.assertEqual(two.read(), b"$3\r\nfoo\r\n", attempt)
+            r.read()
+            r.call(b"DEL", b"t1", b"t2", b"bl")
+
     def test_client_commands(self):
         """CLIENT ID is the backend's id of the client's connection: CLIENT LIST shows it
         with the name given before, and CLIENT KILL by it closes the client."""
