@@ -364,6 +364,8 @@ def tunnel_execute(session, tunnel: Tunnel, name: bytes, argv: list):
         return tunnel.write(argv, scope(name, argv, session.db, extractor(argv)))
     if name == b"SELECT" and len(argv) == 2 and argv[1].isdigit():
         session.db = int(argv[1])  # for the scope of its writes; the backend checks it
+    elif name == b"RESET":
+        session.db = 0
     elif name == b"AUTH" and proxy.auth.required:
         return tunnel.local(session._auth(argv))
     elif name == b"HELLO" and proxy.auth.required:

@@ -238,6 +238,21 @@ class TunnelTests(SynchronousTestCase):
             self.assertLess(time.monotonic(), deadline, "the tunnel outlived its client")
             select.select([], [], [], 0.05)
 
+    def test_select_and_reset(self):
+        """A tunnelled client's SELECT and RESET move it between databases on the backend,
+        and its writes there drop what kvproxy cached of that database."""
+        reader, client = self.client(), self.client()
+        reader.call(b"SELECT", b"3")
+        client.call(b"SET", b"k", b"zero")
+        client.call(b"CLIENT", b"ID")
+        self.assertEqual(client.call(b"SELECT", b"3"), b"+OK\r\n")
+        self.assertEqual(client.call(b"SET", b"k", b"three"), b"+OK\r\n")
+        self.assertEqual(reader.call(b"GET", b"k"), b"$5\r\nthree\r\n")
+        self.assertEqual(client.call(b"SET", b"k", b"3"), b"+OK\r\n")
+        self.assertEqual(reader.call(b"GET", b"k"), b"$1\r\n3\r\n")
+        self.assertEqual(client.call(b"RESET"), b"+RESET\r\n")
+        self.assertEqual(client.call(b"GET", b"k"), b"$4\r\nzero\r\n")
+
     def test_info(self):
         """INFO is redis-server's, kvproxy's sections after it; INFO proxy is kvproxy's."""
         client = self.client()
