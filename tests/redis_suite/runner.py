@@ -31,6 +31,8 @@ import time
 from typing import List, Optional, Tuple
 
 from tests.procs import ROOT, TwistdProcess, twistd_command
+from tests.redis_suite.proxied import (  # noqa: F401 (the runner's names for them)
+    DEFAULT_PROXY_ARGS, PROXIED_BACKENDS, PROXY, Proxied, proxied, proxy_command)
 from tests.redis_suite.results import FileRun, parse_output
 
 FILES = [
@@ -54,12 +56,6 @@ OWN_SKIP = ["slave buffer are counted correctly", "replica buffer don't induce e
             "MASTERAUTH test with binary password"]
 OWN_BLOCK = 32 + OWN_SERVER_PORTS
 DEFAULT_KVSTORE_ARGS = "--inline-replies resp"
-# kvproxy's candidates (``--through-proxy``): kvproxy in front of one of these backends.
-PROXY = "kvproxy-"
-PROXIED_BACKENDS = ("redis", "kvstore")
-# The suite CONFIG SETs, FLUSHALLs and DEBUGs (kvproxy refuses them without --allow-admin)
-# and sends inline commands, which redis-server answers in RESP.
-DEFAULT_PROXY_ARGS = "--allow-admin --inline-replies resp"
 # Tests that need a replica or DEBUG are left out for both servers.
 TAGS = ["--tags", "-needs:repl", "--tags", "-needs:debug"]
 FLUSH_LINE = "    r function flush\n"
@@ -206,36 +202,6 @@ def _kill(process, group: bool) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def proxied(backend: Optional[str]) -> str:
-    """The candidate server's name: kvstore, or kvproxy in front of ``backend``."""
-    if backend is None:
-        return "kvstore"
-    if backend not in PROXIED_BACKENDS:
-        raise ValueError("kvproxy's backend is one of %s, not %r"
-                         % (", ".join(PROXIED_BACKENDS), backend))
-    return PROXY + backend
-
-
-def proxy_command(port: int, backend_port: int, args: List[str]) -> List[str]:
-    """twistd kvproxy's arguments: listening on loopback ``port`` in front of the backend on
-    loopback ``backend_port``, with ``args``."""
-    return ["--listen", "tcp:%d:interface=127.0.0.1" % (port,),
-            "--backend", "tcp:127.0.0.1:%d" % (backend_port,)] + list(args)
-
-
-class Proxied:
-    """kvproxy (``proxy``, a TwistdProcess) in front of a backend server we started; its
-    ``process`` is kvproxy's, its ``log`` both logs."""
-
-    def __init__(self, proxy, backend, backend_port: int) -> None:
-        self.proxy, self.backend, self.backend_port = proxy, backend, backend_port
-        self.process = proxy.process
-
-    @property
-    def log(self) -> str:
-        return "=== kvproxy\n%s\n=== backend\n%s" % (self.proxy.log, self.backend.log)
-
-
 @functools.lru_cache(maxsize=None)
 def kvstore_accepts(option: str) -> bool:
     """Whether this checkout's ``twistd kvstore`` knows ``option`` (from its --help, asked

@@ -16,10 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.procs import ROOT
 from tests.redis_suite.runner import (
-    DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, OWN_SKIP, PROXY,
-    TAGS, Job, LoggedServer, Ports, Proxied, Runner, drop_option, helper_command,
-    install_servers, kvstore_accepts, kvstore_args, pairs_to_run, prepare_suite, proxied,
-    proxy_command)
+    DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, OWN_SKIP, TAGS,
+    Job, LoggedServer, Ports, Proxied, Runner, drop_option, helper_command, install_servers,
+    kvstore_accepts, kvstore_args, pairs_to_run, prepare_suite)
 
 SERVER_TCL = "proc start {} {\n    r flushall\n    r function flush\n}\n"
 
@@ -171,16 +170,6 @@ class OwnModeTests(SynchronousTestCase):
 
 
 class ThroughProxyTests(SynchronousTestCase):
-    def test_names_and_command(self):
-        """The candidate is kvstore or kvproxy-<backend>; kvproxy listens on loopback in
-        front of the backend's loopback port with the given arguments."""
-        self.assertEqual(proxied(None), "kvstore")
-        self.assertEqual(proxied("redis"), PROXY + "redis")
-        self.assertRaises(ValueError, proxied, "memcached")
-        self.assertEqual(proxy_command(7000, 7001, ["--allow-admin"]), [
-            "--listen", "tcp:7000:interface=127.0.0.1", "--backend", "tcp:127.0.0.1:7001",
-            "--allow-admin"])
-
     @skipIf(shutil.which("redis-server") is None, "needs redis-server")
     def test_proxy_in_front_of_redis(self):
         """The runner starts redis-server and kvproxy in front of it, which answers for it;
