@@ -68,6 +68,12 @@ test-slow: $(VENV)/.installed
 test-redis-suite: $(VENV)/.installed
 	KVTWIST_REDIS_SUITE=1 $(VENV)/bin/python -m pytest -q -rP tests/redis_suite/test_redis_suite.py
 
+## The same suite's string, keyspace, expire, multi, pubsub, tracking and list files through
+## kvproxy in front of redis-server, judged by tests/redis_suite/expected-proxy-redis.txt.
+.PHONY: test-proxy-suite
+test-proxy-suite: $(VENV)/.installed
+	KVTWIST_PROXY_SUITE=1 $(VENV)/bin/python -m pytest -q -rP tests/redis_suite/test_redis_suite.py
+
 ## Benchmarks against redis-server (needs redis-tools; see benchmarks/README.md).
 bench: $(VENV)/.installed
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[bench]' --config-settings editable_mode=compat

@@ -296,6 +296,12 @@ class Backend(service.MultiService):
         # Not from inside ClientService's own callback: its state machine is not reentrant.
         self._watch_call = self.clock.callLater(0, self._watch)
 
+    @property
+    def idle(self) -> bool:
+        """Whether no request awaits its reply (nor a connection to be sent on)."""
+        client = self.client
+        return not self._waiting and (client is None or not getattr(client, "_pending", ()))
+
     def request(self, argv: list, db=None, **options) -> defer.Deferred:
         """Send ``argv`` to run in database ``db`` (None: wherever the connection is); the
         Deferred delivers the reply (errors as ``Error`` values).

@@ -74,6 +74,11 @@ class Reads:
         """The store's backend (read on each use: tests and tools may swap it)."""
         return self.store.backend
 
+    @property
+    def batched(self) -> bool:
+        """Whether misses wait to be sent at the end of this turn."""
+        return bool(self._batch)
+
     def before_write(self, targets) -> None:
         """Called just before a write is sent; ``targets`` is its ``commands.scope``, a
         list of (database or None for every one, keys or ALL).

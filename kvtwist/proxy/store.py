@@ -13,6 +13,7 @@ from kvtwist.proxy.commands import (
 from kvtwist.proxy.databases import Selecting, invalidate
 from kvtwist.proxy.reads import Reads
 from kvtwist.proxy.transactions import Transacting, send_transaction
+from kvtwist.proxy.tunnel import TUNNELLED, Spares, Tunnel, opens, tunnel_execute
 from kvtwist.proxy.watching import Watching
 from kvtwist.wire.replies import OK, PONG, Error
 
@@ -43,6 +44,7 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
     """
 
     after_reply = ()  # the protocol's pushes-after-reply queue: kvproxy never has any
+    _tunnel = None  # the client's own backend connection, once it needs one (proxy.tunnel)
 
     def __init__(self, proxy: ProxyStore, session_id: int, peer: str) -> None:
         self.proxy = proxy
@@ -61,12 +63,17 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
             return Error("ERR empty command")
         if not self.authenticated and argv[0].upper() not in NO_AUTH:
             return NOAUTH_ERROR
+        if self._tunnel is not None:  # everything on the client's own connection
+            return tunnel_execute(self, self._tunnel, argv[0].upper(), argv)
         if self._held is not None:  # behind a SELECT in flight
             return self._hold(argv)
         if self._queued is not None:  # inside MULTI
             return self._queue(argv)
         name = argv[0].upper()
         if self._pinned is not None:  # watching: on the client's own connection
+            if name in TUNNELLED and self.proxy.tunnels and opens(name, argv,
+                                                                  self.proxy.resp3_tunnel):
+                return self._start_tunnel(argv)
             reply = self._pinned_execute(argv, name)
             if reply is not None:
                 return reply
@@ -81,6 +88,8 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
         extractor = WRITES.get(name)
         if extractor is not None:
             return proxy.write(argv, scope(name, argv, db, extractor(argv)), db)
+        if name in TUNNELLED and proxy.tunnels and opens(name, argv, proxy.resp3_tunnel):
+            return self._start_tunnel(argv)
         local = _LOCAL.get(name)
         if local is not None:
             return local(self, argv)
@@ -102,6 +111,49 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
         # once: the link checks it. Its writes reach the cache through invalidations only.
         return proxy.forward(argv, checked=True, db=db)
 
+    def _start_tunnel(self, argv):
+        """Open the client's own backend connection (``proxy.tunnel``) and send ``argv``
+        there; so will be every later command of the client."""
+        tunnel = self._tunnel = Tunnel(self, self.proxy)
+        prepare = []
+        if self.db:
+            prepare.append([b"SELECT", b"%d" % (self.db,)])
+        if self.name:
+            prepare.append([b"CLIENT", b"SETNAME", self.name])
+        name = argv[0].upper()
+        if name == b"HELLO":  # kvproxy's own login first: no tunnel before it
+            reply = self._hello(argv)
+            if reply.__class__ is Error:
+                return reply
+        elif self.protocol == 3:
+            prepare.append([b"HELLO", b"3"])
+        replayed = []
+        if self._queued is not None:  # the transaction opened in kvproxy goes on there
+            replayed = [[b"MULTI"]] + self._queued
+            if self._aborted:  # a queue-time error: the backend's EXEC must abort too
+                replayed.append([b"KVPROXY-QUEUE-TIME-ERROR"])
+            self._queued = None
+            self._aborted = False
+        self.unpin()  # a WATCH's connection
+        tunnel.open(prepare, replayed)
+        return tunnel_execute(self, tunnel, name, argv)
+
+    def untunnel(self, tunnel) -> None:
+        """The tunnel could not be opened: the client's next commands go the usual way."""
+        if self._tunnel is tunnel:
+            self._tunnel = None
+
+    def tunnel_closed(self, tunnel) -> None:
+        """The backend closed the client's tunnel: close the client's connection once the
+        replies already relayed are written."""
+        if self._tunnel is not tunnel:
+            return
+        disconnect = getattr(self, "disconnect", None)
+        if disconnect is not None:
+            disconnect()
+        else:
+            self.closing = True
+
     def _ping(self, argv):
         if len(argv) == 1:
             return PONG
@@ -114,7 +166,17 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
         return OK
 
     def _info(self, argv):
-        return self.proxy.info()
+        """INFO: the backend's, with kvproxy's sections after it where Redis's default
+        sections are asked for; ``INFO proxy`` (or ``cache``) is kvproxy's alone."""
+        proxy = self.proxy
+        sections = [arg.lower() for arg in argv[1:]]
+        if proxy.backend is None or (sections and all(section in PROXY_SECTIONS
+                                                      for section in sections)):
+            return proxy.info()
+        d = proxy.forward(argv, db=self.db)
+        if not sections or any(section in DEFAULT_SECTIONS for section in sections):
+            d.addCallback(_with_proxy_info, proxy)
+        return d
 
     def _client(self, argv):
         sub = argv[1].upper() if len(argv) > 1 else b""
@@ -130,8 +192,25 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
             return self.name or None
         if sub == b"SETINFO" and len(argv) == 4:
             return OK
+        if sub == b"MAINT_NOTIFICATIONS":  # as Redis 7.0 answers it
+            return Error("ERR unknown subcommand '%s'. Try CLIENT HELP."
+                         % (argv[1][:128].decode("utf-8", "replace"),))
         return Error("ERR CLIENT %s is not supported through kvproxy"
                      % (sub.decode("ascii", "replace"),))
+
+
+PROXY_SECTIONS = frozenset([b"proxy", b"cache"])
+DEFAULT_SECTIONS = frozenset([b"default", b"all", b"everything"])
+
+
+def _with_proxy_info(reply, proxy):
+    """The backend's INFO text followed by kvproxy's sections (kvproxy's alone when the
+    backend does not answer: INFO is how one sees why)."""
+    if reply.__class__ is Error:
+        return proxy.info()
+    if reply.__class__ is not bytes:
+        return reply
+    return reply.rstrip(b"\r\n") + b"\r\n\r\n" + proxy.info()
 
 
 _LOCAL = {
@@ -162,12 +241,17 @@ class ProxyStore:
     """
 
     def __init__(self, clock, cache, backend, listener=None, allow_admin: bool = False,
-                 requirepass: bytes = b"") -> None:
+                 requirepass: bytes = b"", resp3_cached: bool = False) -> None:
         self.clock = clock
         self.cache = cache
         self.backend = backend
         self.listener = listener
         self.allow_admin = allow_admin  # forward server-wide commands (commands.admin)
+        # One backend kvproxy can connect to: a client may get a connection of its own
+        # (proxy.tunnel); without (a pool, or a test's fake) such commands are refused.
+        self.tunnels = getattr(backend, "endpoint", None) is not None
+        self.resp3_tunnel = not resp3_cached  # HELLO 3 tunnels (else answered here)
+        self.spares = Spares(self) if self.tunnels else None
         self.clients = {}
         self.started = clock.seconds()
         self._next_id = 0
@@ -185,10 +269,19 @@ class ProxyStore:
 
     session_class = ProxySession
 
+    def stop(self) -> None:
+        """Close the spare connections (kvproxy is stopping)."""
+        if self.spares is not None:
+            self.spares.stop()
+
     def drop_session(self, session: ProxySession) -> None:
         """Forget a disconnected client's session (closing its WATCH connection)."""
         self.clients.pop(session.id, None)
         session.unpin()
+        tunnel = session._tunnel
+        if tunnel is not None:
+            session._tunnel = None
+            tunnel.close()
 
     @property
     def caching(self) -> bool:

@@ -31,7 +31,7 @@ DEFAULTS = {"listen": [DEFAULT_LISTEN], "backend": DEFAULT_BACKEND, "ttl": 60.0,
             "heartbeat": 1.0, "heartbeat-timeout": 2.0, "allow-admin": False,
             "cache-bytes": 0, "requirepass": None, "backend-user": None,
             "backend-password": None, "backends": None, "pool": None, "serve-stale": 0.0,
-            "stats": None, "cluster": None}
+            "stats": None, "cluster": None, "resp3-cached": False, "inline-replies": "text"}
 
 # --cache-bytes takes Redis's memory units (64mb, 1gb, 100000).
 parse_bytes = memory(0, 2 ** 63 - 1)
@@ -112,6 +112,9 @@ class Options(ServerOptions):
          "the ACL user kvproxy logs in to the backend as (needs --backend-password)"],
         ["timeout", None, "5", "seconds to wait for a backend reply (0: no limit)"],
         ["heartbeat", None, "1", "seconds between PINGs on the invalidation link (0: none)"],
+        ["inline-replies", None, "text",
+         "how inline (telnet) commands are answered: text, as redis-cli shows them, or resp, "
+         "as redis-server answers them"],
         ["heartbeat-timeout", None, "2",
          "seconds a heartbeat PING may take before the invalidation link is dropped"],
     ]
@@ -119,6 +122,9 @@ class Options(ServerOptions):
         ["no-tracking", None, "do not subscribe to invalidations: rely on TTLs alone"],
         ["allow-admin", None, "forward server-wide commands (CONFIG SET, FLUSHALL, SHUTDOWN, "
                               "DEBUG, ...), which kvproxy refuses by default"],
+        ["resp3-cached", None, "answer HELLO 3 in kvproxy, RESP3 rendered from the shared "
+                               "connection's replies (cached GETs, RESP2 shapes), rather than "
+                               "give RESP3 clients a backend connection of their own"],
     ]
 
     def postOptions(self) -> None:
@@ -146,6 +152,8 @@ class Options(ServerOptions):
         for name in ("ttl", "miss-ttl", "timeout", "max-entries", "heartbeat", "serve-stale"):
             if self[name] < 0:
                 raise usage.UsageError("--%s must not be negative" % (name,))
+        if self["inline-replies"] not in ("text", "resp"):
+            raise usage.UsageError("--inline-replies must be text or resp")
         if self["heartbeat-timeout"] <= 0:
             raise usage.UsageError("--heartbeat-timeout must be positive")
         try:
@@ -268,12 +276,14 @@ def makeService(options, reactor=None) -> ProxyService:
                 heartbeat_timeout=float(settings["heartbeat-timeout"]), login=login)
         store = ProxyStore(reactor, cache, backend, listener,
                            allow_admin=bool(settings["allow-admin"]),
-                           requirepass=secret(settings["requirepass"]) or b"")
+                           requirepass=secret(settings["requirepass"]) or b"",
+                           resp3_cached=bool(settings["resp3-cached"]))
         children = [backend] if listener is None else [listener, backend]
     else:
         if pool is None:
             pool = Pool([backend_server(text) for text in backends], timeout=timeout)
         store, children = sharded_store(reactor, settings, pool, cache, login, timeout)
+    store.config = {"inline-replies": settings["inline-replies"]}  # the front end's dialect
     top = ProxyService(store)
     for child in children:
         child.setServiceParent(top)

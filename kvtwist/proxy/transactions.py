@@ -12,9 +12,11 @@ hash tag); otherwise EXEC answers a CROSSSLOT error and nothing is sent.
 
 Differences from Redis, by construction: a command's queue-time errors that only the server
 sees (arity, unknown command) come back as EXEC's ``EXECABORT`` rather than in place of
-its QUEUED; commands that would change the shared connection (SELECT, AUTH, HELLO, CLIENT,
-RESET, SUBSCRIBE, ...) are refused inside MULTI, which aborts the transaction, as Redis
-does for a queue-time error. A watching client's transaction goes on its own connection
+its QUEUED. A command that would change the shared connection (SELECT, AUTH, HELLO,
+CLIENT, RESET, SUBSCRIBE, ...) moves the client to a connection of its own
+(``proxy.tunnel``), where the transaction is replayed and goes on; behind a sharded pool
+such commands are refused inside MULTI, which aborts the transaction, as Redis does for a
+queue-time error. A watching client's transaction goes on its own connection
 (``proxy.watching``).
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from kvtwist.proxy.commands import ADMIN, REFUSED, WRITES, admin, admin_keys, scope
 from kvtwist.proxy.databases import invalidate
+from kvtwist.proxy.tunnel import opens
 from kvtwist.wire.replies import OK, Error, Status
 
 QUEUED = Status(b"QUEUED")
@@ -75,6 +78,10 @@ class Transacting:
                 return Error("ERR WATCH inside MULTI is not allowed")
             self._queued.append(argv)
             return QUEUED
+        if self.proxy.tunnels and (name in CONNECTION_STATE or name in REFUSED
+                                   or opens(name, argv, self.proxy.resp3_tunnel)):
+            # The transaction goes on on a connection of the client's own (proxy.tunnel).
+            return self._start_tunnel(argv)
         refusal = None
         if name in CONNECTION_STATE or name in REFUSED:
             refusal = ("ERR '%s' inside MULTI is not supported through kvproxy"

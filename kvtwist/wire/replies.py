@@ -85,6 +85,13 @@ class _NoReply:
 NO_REPLY = _NoReply()
 
 
+class Raw(bytes):
+    """A reply already in the protocol its client speaks (RESP2 or RESP3 bytes, as a server
+    sent them): written as it is. kvproxy relays a pinned connection's replies so."""
+
+    __slots__ = ()
+
+
 class SetReply(list):
     """An array of distinct members (SMEMBERS): a RESP3 set (``~``), a RESP2 array."""
 
@@ -321,6 +328,8 @@ def to_resp(reply) -> bytes:
         return to_resp(bytes(reply))
     if isinstance(reply, Streamed):  # not at the top of a reply (EXEC's array)
         return to_resp(reply.whole())
+    if reply.__class__ is Raw:
+        return bytes(reply)
     raise TypeError("not a reply: %r" % (reply,))
 
 
@@ -426,6 +435,8 @@ def to_text(reply) -> bytes:
     """Render one reply as redis-cli prints it, CRLF-terminated, for a telnet user."""
     if reply is NO_REPLY:
         return b""
+    if reply.__class__ is Raw:
+        return bytes(reply)
     return b"".join(line + b"\r\n" for line in _text_lines(reply))
 
 

@@ -120,7 +120,7 @@ class RequirePassTests(ProtectedCase):
         self.session.execute([b"AUTH", b"secret"])  # penalised: a third failure
         self.clock.advance(PENALTY)
         self.session.execute([b"AUTH", b"secret"])
-        text = self.session.execute([b"INFO"]).decode()
+        text = self.session.execute([b"INFO", b"proxy"]).decode()
         self.assertIn("\r\nacl_access_denied_auth:3\r\n", text)
         self.assertIn("\r\nrequirepass:yes\r\n", text)
         self.assertNotIn("secret", text)
@@ -197,7 +197,7 @@ class NoPasswordTests(ProtectedCase):
         self.clock.advance(PENALTY)
         self.assertEqual(self.message([b"AUTH", b"bob", b"x"]), WRONGPASS)
         self.assertEqual(len(self.backend.sent), 1)
-        text = self.session.execute([b"INFO"]).decode()
+        text = self.session.execute([b"INFO", b"proxy"]).decode()
         self.assertIn("\r\nrequirepass:no\r\n", text)
 
 

@@ -35,6 +35,17 @@ class BackendCase(SynchronousTestCase):
         self.endpoint.connections[index][0].dataReceived(data)
 
 
+class IdleTests(BackendCase):
+    def test_idle(self) -> None:
+        """The link is idle when no request awaits its reply, busy while one does."""
+        self.assertTrue(self.backend.idle)
+        d = self.backend.request([b"GET", b"k"])
+        self.assertFalse(self.backend.idle)
+        self.reply(b"$1\r\nv\r\n")
+        self.assertEqual(self.successResultOf(d), b"v")
+        self.assertTrue(self.backend.idle)
+
+
 class ReplacementTests(BackendCase):
     """A dropped connection is replaced, and requests made meanwhile wait for it."""
 

@@ -197,7 +197,7 @@ class CacheByDatabaseTests(SelectCase):
         self.cache.put(b"a", b"1")
         self.cache.put(b"a", b"1", 3)
         self.cache.put(b"b", b"1", 3)
-        text = self.session.execute([b"INFO"]).decode()
+        text = self.session.execute([b"INFO", b"proxy"]).decode()
         self.assertIn("\r\ncache_db0:entries=1\r\ncache_db3:entries=2\r\n", text)
 
 

@@ -42,7 +42,7 @@ class ListenerCase(SynchronousTestCase):
             self.server(index).dataReceived(reply)
 
     def info(self) -> dict:
-        text = self.session.execute([b"INFO"]).decode()
+        text = self.session.execute([b"INFO", b"proxy"]).decode()
         return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
 
 

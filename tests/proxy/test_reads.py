@@ -464,7 +464,7 @@ class ProxyBatchTests(ProxyCase):
         self.two.execute([b"GET", b"b"])
         self.clock.advance(0)
         self.backend.answer(0, [None, b"2"])
-        text = self.one.execute([b"INFO"]).decode()
+        text = self.one.execute([b"INFO", b"proxy"]).decode()
         for line in ("backend_fetches:2", "backend_fetched_keys:2", "backend_rereads:1",
                      "cache_misses:2"):
             self.assertIn(line + "\r\n", text)

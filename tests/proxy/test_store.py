@@ -298,7 +298,7 @@ class ProxyLocalCommandTests(ProxyCase):
         self.cache.put(b"a", b"1")
         self.session.execute([b"GET", b"a"])
         self.session.execute([b"GET", b"b"])
-        text = self.session.execute([b"INFO"]).decode()
+        text = self.session.execute([b"INFO", b"proxy"]).decode()
         for line in ("cache_hits:1", "cache_misses:1", "cache_hit_ratio:0.5000",
                      "cache_entries:1", "cache_evictions:0", "cache_expirations:0",
                      "cache_invalidations:0", "backend_state:connected",
@@ -466,3 +466,13 @@ class ProxyOverStoreTests(SynchronousTestCase):
         self.assertEqual(session.execute([b"GET", b"k"]), b"1")
         self.clock.advance(0.1)
         self.assertEqual(self.call(session, [b"GET", b"k"]), b"2")
+
+
+class MaintNotificationsTests(ProxyCase):
+    def test_answered_as_redis_70(self):
+        """redis-py 8's CLIENT MAINT_NOTIFICATIONS gets Redis 7.0's unknown-subcommand
+        error from kvproxy itself: its RESP3 handshake opens no connection."""
+        reply = self.session.execute([b"CLIENT", b"maint_notifications", b"ON"])
+        self.assertEqual(reply, Error("ERR unknown subcommand 'maint_notifications'. Try "
+                                      "CLIENT HELP."))
+        self.assertEqual(self.backend.sent, [])

@@ -63,6 +63,19 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual((options["heartbeat"], options["heartbeat-timeout"]), (0.5, 4.0))
         self.assertTrue(options["allow-admin"])
 
+    def test_inline_replies_and_resp3(self) -> None:
+        """--inline-replies is text or resp (text by default); --resp3-cached is a flag."""
+        options = proxytap.Options()
+        options.parseOptions([])
+        self.assertEqual(options["inline-replies"], "text")
+        self.assertFalse(options["resp3-cached"])
+        options = proxytap.Options()
+        options.parseOptions(["--inline-replies", "resp", "--resp3-cached"])
+        self.assertEqual(options["inline-replies"], "resp")
+        self.assertTrue(options["resp3-cached"])
+        self.assertRaises(usage.UsageError, proxytap.Options().parseOptions,
+                          ["--inline-replies", "json"])
+
     def test_bad_numbers(self) -> None:
         """Non-numbers and negative numbers are usage errors."""
         for argv in (["--ttl", "soon"], ["--max-entries", "-1"], ["--timeout", "-2"],
@@ -399,7 +412,8 @@ class TwistdTests(SynchronousTestCase):
         return proxy
 
     def check_coherence(self, proxy_port: int, backend_port: int) -> None:
-        via = redis.Redis(port=proxy_port, socket_timeout=10)
+        # RESP2: a RESP3 client (redis-py 8's default) gets a connection of its own.
+        via = redis.Redis(port=proxy_port, protocol=2, socket_timeout=10)
         direct = redis.Redis(port=backend_port, protocol=2, socket_timeout=10)
         self.addCleanup(via.close)
         self.addCleanup(direct.close)
@@ -447,9 +461,49 @@ class TwistdTests(SynchronousTestCase):
         proxy = self.start_proxy(server.port)
         proxy.wait_for_line("invalidation tracking on")
         self.check_coherence(proxy.port, server.port)
-        via = redis.Redis(port=proxy.port, socket_timeout=10)
+        via = redis.Redis(port=proxy.port, protocol=2, socket_timeout=10)
         self.addCleanup(via.close)
         self.assertEqual(via.info()["backend_strings_only"], 0)
+
+    def test_resp3Cached(self) -> None:
+        """A RESP3 client (redis-py's default) gets its own backend connection, the
+        backend's INFO and no cache; with --resp3-cached kvproxy answers its HELLO 3 and
+        serves it from the cache."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        tunnelled = self.start_proxy(server.port)
+        cached = self.start_proxy(server.port, "--resp3-cached")
+        for proxy in (tunnelled, cached):
+            proxy.wait_for_line("invalidation tracking on")
+        via = redis.Redis(port=tunnelled.port, protocol=3, socket_timeout=10)
+        self.addCleanup(via.close)
+        via.set("r", "1")
+        self.assertEqual(via.get("r"), b"1")
+        self.assertNotIn("cache_hits", via.info())
+        via = redis.Redis(port=cached.port, protocol=3, socket_timeout=10)
+        self.addCleanup(via.close)
+        self.assertEqual(eventually(lambda: via.get("r"), b"1"), b"1")
+        self.assertEqual(via.get("r"), b"1")
+        self.assertGreater(via.info()["cache_hits"], 0)
+
+    def test_inlineRepliesResp(self) -> None:
+        """With --inline-replies resp, inline commands are answered in RESP, as
+        redis-server answers them; by default as redis-cli shows them."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        for extra, expected in ((["--inline-replies", "resp"], b"+PONG\r\n$1\r\nx\r\n"),
+                                ([], b"PONG\r\n\"x\"\r\n")):
+            proxy = self.start_proxy(server.port, *extra)
+            telnet = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            self.addCleanup(telnet.close)
+            telnet.sendall(b"PING\r\nECHO x\r\n")
+            received = b""
+            while len(received) < len(expected):
+                chunk = telnet.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+            self.assertEqual(received, expected)
 
     def test_redisPipelineReadsBeforeItsWrite(self) -> None:
         """In front of redis-server, a GET pipelined before a SET of its key never sees it."""

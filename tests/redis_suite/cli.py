@@ -1,5 +1,8 @@
 """``python -m tests.redis_suite``: Redis 7.0.15's test suite against kvstore and redis-server.
 
+With ``--through-proxy redis`` (or ``kvstore``) the candidate is ``twistd kvproxy`` in front of
+a redis-server (or a kvstore), judged against expected-proxy-redis.txt (-kvstore.txt).
+
 Exit status: 0 when no test expected to pass failed, 1 on a regression, 2 when the reference
 redis-server run itself broke (the yardstick is not valid) or the tools are missing.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -20,10 +24,16 @@ from tests.redis_suite.results import (
     compare, diff, merge_attempts, parse_expected, updated_expected)
 from tests.redis_suite.source import SHARED, cache_dir, locate
 from tests.redis_suite.runner import (
-    FILES, MODES, OWN_FILES, Job, Ports, Runner, kvstore_args, pairs_to_run, prepare_suite,
-    tool_check)
+    DEFAULT_PROXY_ARGS, FILES, MODES, OWN, OWN_FILES, PROXIED_BACKENDS, Job, Ports, Runner,
+    kvstore_args, pairs_to_run, prepare_suite, proxied, tool_check)
 
-EXPECTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "expected.txt")
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXPECTED = os.path.join(HERE, "expected.txt")
+# The transparency runs' expected results, one file per backend behind kvproxy.
+EXPECTED_PROXY = os.path.join(HERE, "expected-proxy-%s.txt")
+# The files the CI runs through kvproxy (the whole list takes too long there).
+PROXY_CI_FILES = ["unit/type/string", "unit/keyspace", "unit/expire", "unit/multi",
+                  "unit/pubsub", "unit/tracking", "unit/type/list"]
 
 
 def _names(text: str, known: list) -> list:
@@ -46,7 +56,19 @@ def parse_args(argv=None):
     parser.add_argument("--kvstore-args", default=None,
                         help="extra twistd kvstore arguments (default: --inline-replies resp, "
                         "dropped when this kvstore lacks that option)")
-    parser.add_argument("--expected", default=EXPECTED, help="expected-results file")
+    parser.add_argument("--through-proxy", choices=PROXIED_BACKENDS, default=None,
+                        help="run the files through twistd kvproxy in front of a redis-server "
+                        "or a kvstore (external modes only), compared with redis-server "
+                        "directly")
+    parser.add_argument("--proxy-args", default=DEFAULT_PROXY_ARGS,
+                        help="twistd kvproxy arguments besides --listen and --backend "
+                        "(default: %s, which the suite's CONFIG SETs need)"
+                        % (DEFAULT_PROXY_ARGS,))
+    parser.add_argument("--proxy-ci", action="store_true",
+                        help="with --through-proxy and no --files: the CI's subset (%s)"
+                        % (", ".join(name[5:] for name in PROXY_CI_FILES),))
+    parser.add_argument("--expected", default=None, help="expected-results file (default "
+                        "expected.txt, or expected-proxy-BACKEND.txt with --through-proxy)")
     parser.add_argument("--update", action="store_true",
                         help="rewrite the expected file's lines of the files and modes run")
     parser.add_argument("--report", help="also write a markdown report to this file")
@@ -67,11 +89,21 @@ def parse_args(argv=None):
                         help="rerun a file against a fresh kvstore this many times when it "
                         "shows regressions; a test passing on a retry is reported as flaky")
     args = parser.parse_args(argv)
-    args.files = _names(args.files, FILES + OWN_FILES) if args.files else FILES + OWN_FILES
+    everything = FILES if args.through_proxy else FILES + OWN_FILES
+    if args.files:
+        args.files = _names(args.files, FILES + OWN_FILES)
+    else:
+        args.files = PROXY_CI_FILES if args.through_proxy and args.proxy_ci else everything
     args.modes = args.modes.replace(",", " ").split()
     for mode in args.modes:
         if mode not in MODES:
             parser.error("unknown mode %r (%s)" % (mode, ", ".join(MODES)))
+    if args.through_proxy:  # kvproxy's backend is started by the runner, never the harness
+        args.modes = [mode for mode in args.modes if mode != OWN]
+    args.candidate = proxied(args.through_proxy)
+    if args.expected is None:
+        args.expected = (EXPECTED_PROXY % (args.through_proxy,) if args.through_proxy
+                         else EXPECTED)
     args.pairs = pairs_to_run(args.files, args.modes)
     if not args.pairs:
         parser.error("none of these files runs in these modes (%s are own-mode files)"
@@ -104,11 +136,12 @@ def measure(args, runner: Runner, expected) -> tuple:
     """Run every file in every mode on both servers, retry the files with regressions; return
     (outcomes, flaky keys, (mode, file) pairs whose reference run broke)."""
     pairs = args.pairs
-    jobs = [Job(server, file, mode) for mode, file in pairs for server in ("kvstore", "redis")]
+    candidate = args.candidate
+    jobs = [Job(server, file, mode) for mode, file in pairs for server in (candidate, "redis")]
     runs = run_jobs(runner, jobs, args.jobs)
     outcomes, flaky, broken = {}, [], []
     for mode, file in pairs:
-        redis, kv = runs[("redis", mode, file)], runs[("kvstore", mode, file)]
+        redis, kv = runs[("redis", mode, file)], runs[(candidate, mode, file)]
         if redis.aborted or not redis.finished:
             runner.log("BROKEN REFERENCE %s %s: redis-server run %s" % (mode, file,
                                                                       redis.aborted))
@@ -118,11 +151,12 @@ def measure(args, runner: Runner, expected) -> tuple:
     for attempt in range(2, args.retries + 2):
         if not retry:
             break
-        runner.log("retrying %d file(s) with regressions against a fresh kvstore" % (len(retry),))
-        again = run_jobs(runner, [Job("kvstore", file, mode, attempt) for mode, file in retry],
+        runner.log("retrying %d file(s) with regressions against a fresh %s"
+                   % (len(retry), candidate))
+        again = run_jobs(runner, [Job(candidate, file, mode, attempt) for mode, file in retry],
                          args.jobs)
         for mode, file in retry:
-            second = compare(runs[("redis", mode, file)], again[("kvstore", mode, file)])
+            second = compare(runs[("redis", mode, file)], again[(candidate, mode, file)])
             outcomes[(mode, file)], newly = merge_attempts(outcomes[(mode, file)], second)
             flaky.extend(newly)
         retry = [pair for pair in retry if diff(expected, outcomes[pair], {pair}).regressions]
@@ -148,7 +182,10 @@ def main(argv=None) -> int:
     try:
         suite = prepare_suite(source, scratch)
         runner = Runner(suite, scratch, extra, Ports(*args.ports), args.helper_timeout,
-                        args.file_timeout, log=lambda text: print(text, flush=True))
+                        args.file_timeout, log=lambda text: print(text, flush=True),
+                        proxy_args=shlex.split(args.proxy_args))
+        if args.through_proxy:
+            print("through kvproxy %s in front of %s" % (args.proxy_args, args.through_proxy))
         print("kvstore args: %s; %d run(s) of %d file(s) in %s; %d at once; scratch %s" % (
             " ".join(extra) or "(none)", len(args.pairs), len(args.files),
             "+".join(args.modes), args.jobs, scratch), flush=True)

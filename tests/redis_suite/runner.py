@@ -7,6 +7,10 @@ Modes: ``singledb`` and ``multidb`` run the helper against a server the runner s
 CONFIGFILE`` for every ``start_server`` block, where src/redis-server is the real one or, for
 kvstore, a script running tests/redis_suite/launcher.py.
 
+With ``--through-proxy redis|kvstore`` (``proxied``) the candidate is ``twistd kvproxy
+--backend`` in front of a redis-server or a kvstore the runner starts for the run, still
+compared with redis-server directly: a client should not tell kvproxy from its backend.
+
 Every (file, mode, server) run is independent: its own copy of the patched suite, its own
 server(s) on its own loopback ports with their own data directories, its own helper process
 group, all stopped by PID (or process group) when the run ends, fails or is interrupted.
@@ -27,6 +31,8 @@ import time
 from typing import List, Optional, Tuple
 
 from tests.procs import ROOT, TwistdProcess, twistd_command
+from tests.redis_suite.proxied import (  # noqa: F401 (the runner's names for them)
+    DEFAULT_PROXY_ARGS, PROXIED_BACKENDS, PROXY, Proxied, proxied, proxy_command)
 from tests.redis_suite.results import FileRun, parse_output
 
 FILES = [
@@ -196,6 +202,7 @@ def _kill(process, group: bool) -> None:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def kvstore_accepts(option: str) -> bool:
     """Whether this checkout's ``twistd kvstore`` knows ``option`` (from its --help, asked
     once per process)."""
@@ -281,9 +288,11 @@ class Runner:
     """Runs jobs: settings shared by all of them, and the processes alive now."""
 
     def __init__(self, suite: str, scratch: str, kvstore_args: List[str], ports: Ports,
-                 helper_timeout: int, file_timeout: float, log=print) -> None:
+                 helper_timeout: int, file_timeout: float, log=print,
+                 proxy_args: Optional[List[str]] = None) -> None:
         self.suite, self.scratch = suite, scratch
         self.kvstore_args = kvstore_args
+        self.proxy_args = shlex.split(DEFAULT_PROXY_ARGS) if proxy_args is None else proxy_args
         self.ports = ports
         self.helper_timeout, self.file_timeout = helper_timeout, file_timeout
         self.processes = Processes()
@@ -326,13 +335,24 @@ class Runner:
             return run
         finally:
             if server is not None:
-                self._stop(server.process)
-                if isinstance(server, LoggedServer):
-                    server.close()
+                self._stop_server(server)
                 self._write(where, "%s.log" % (job.server,), server.log)
             self.ports.give_back(port)
 
+    def _stop_server(self, server) -> None:
+        """Stop a server _start started (kvproxy first, then its backend)."""
+        self._stop(server.process)
+        if isinstance(server, LoggedServer):
+            server.close()
+        if isinstance(server, Proxied):
+            try:
+                self._stop_server(server.backend)
+            finally:
+                self.ports.give_back(server.backend_port)
+
     def _start(self, kind: str, port: int, where: str):
+        if kind.startswith(PROXY):
+            return self._start_proxied(kind[len(PROXY):], port, where)
         if kind == "kvstore":
             data = os.path.join(where, "data")
             args = ["--listen", "tcp:%d:interface=127.0.0.1" % (port,), "--data", data]
@@ -357,6 +377,31 @@ class Runner:
             raise
         return server
 
+    def _start_proxied(self, backend_kind: str, port: int, where: str) -> Proxied:
+        """Start the backend on a port of its own, then kvproxy on ``port`` in front of it."""
+        backend_port = self.ports.take()
+        try:
+            backend = self._start(backend_kind, backend_port, where)
+        except BaseException:
+            self.ports.give_back(backend_port)
+            raise
+        proxy = None
+        try:
+            proxy = TwistdProcess("kvproxy", proxy_command(port, backend_port,
+                                                           self.proxy_args), cwd=where)
+            self.processes.add(proxy.process)
+            proxy.wait_for_ports(1, timeout=60)
+        except BaseException:  # wait_for_ports stopped kvproxy
+            if proxy is not None:
+                self._stop(proxy.process)
+                self._write(where, "kvproxy.log", proxy.log)
+            try:
+                self._stop_server(backend)
+            finally:
+                self.ports.give_back(backend_port)
+            raise
+        return Proxied(proxy, backend, backend_port)
+
     def _stop(self, process) -> None:
         """SIGTERM the server by PID, SIGKILL it if it lingers, reap it."""
         if process.poll() is None:
@@ -369,9 +414,13 @@ class Runner:
 
     @staticmethod
     def _write(where: str, name: str, text: str) -> None:
+        """Keep a log in the job's directory (a directory gone meanwhile loses it)."""
         if text:
-            with open(os.path.join(where, name), "w") as handle:
-                handle.write(text)
+            try:
+                with open(os.path.join(where, name), "w") as handle:
+                    handle.write(text)
+            except OSError:
+                pass
 
     def _helper(self, job: Job, port: Optional[int], copy: str, where: str) -> FileRun:
         """Run tclsh test_helper.tcl for the job's file in its own process group (with the

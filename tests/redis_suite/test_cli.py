@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.redis_suite.cli import EXPECTED, measure, parse_args
+from tests.redis_suite.cli import EXPECTED, EXPECTED_PROXY, PROXY_CI_FILES, measure, parse_args
 from tests.redis_suite.results import FileRun, parse_expected
 from tests.redis_suite.runner import FILES, MODES, OWN_FILES
 
@@ -100,3 +100,42 @@ class MeasureTests(SynchronousTestCase):
         self.assertEqual(sorted(runner.jobs), [("kvstore", "own", "unit/acl", 1),
                                                ("redis", "own", "unit/acl", 1)])
         self.assertEqual((flaky, broken), ([], []))
+
+
+class ThroughProxyArgsTests(SynchronousTestCase):
+    def test_through_proxy(self):
+        """--through-proxy makes kvproxy in front of that backend the candidate, in the
+        external modes only, judged against its own expected file, with --allow-admin."""
+        args = parse_args(["--through-proxy", "redis"])
+        self.assertEqual(args.candidate, "kvproxy-redis")
+        self.assertEqual(args.files, FILES)
+        self.assertEqual(args.modes, ["singledb", "multidb"])
+        self.assertEqual(args.expected, EXPECTED_PROXY % ("redis",))
+        self.assertNotEqual(args.expected, EXPECTED)
+        self.assertEqual(args.proxy_args, "--allow-admin --inline-replies resp")
+        self.assertEqual(parse_args([]).candidate, "kvstore")
+        self.assertEqual(parse_args(["--through-proxy", "kvstore"]).candidate,
+                         "kvproxy-kvstore")
+        self.assertRaises(SystemExit, parse_args, ["--through-proxy", "memcached"])
+
+    def test_ci_subset(self):
+        """--proxy-ci picks the CI's subset of files unless --files names others."""
+        args = parse_args(["--through-proxy", "kvstore", "--proxy-ci"])
+        self.assertEqual(args.files, PROXY_CI_FILES)
+        self.assertTrue(set(PROXY_CI_FILES) <= set(FILES))
+        args = parse_args(["--through-proxy", "kvstore", "--proxy-ci", "--files", "quit"])
+        self.assertEqual(args.files, ["unit/quit"])
+
+    def test_measure_through_proxy(self):
+        """Through kvproxy the candidate's runs are compared with redis-server's."""
+        f = "unit/f"
+        runner = _FakeRunner({
+            ("kvproxy-redis", "multidb", f, 1): _file_run("multidb", f, [("a", "ok")]),
+            ("redis", "multidb", f, 1): _file_run("multidb", f, [("a", "ok")]),
+        })
+        args = parse_args(["--files", "f", "--modes", "multidb", "--jobs", "1",
+                           "--through-proxy", "redis"])
+        outcomes, flaky, broken = measure(args, runner, {})
+        self.assertEqual([(o.name, o.status) for o in outcomes], [("a", "pass")])
+        self.assertEqual(sorted(runner.jobs), [("kvproxy-redis", "multidb", f, 1),
+                                               ("redis", "multidb", f, 1)])

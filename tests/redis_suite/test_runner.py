@@ -16,9 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.procs import ROOT
 from tests.redis_suite.runner import (
-    DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, OWN_SKIP, TAGS, Job,
-    LoggedServer, Ports, Runner, drop_option, helper_command, install_servers, kvstore_accepts,
-    kvstore_args, pairs_to_run, prepare_suite)
+    DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, OWN_SKIP, TAGS,
+    Job, LoggedServer, Ports, Proxied, Runner, drop_option, helper_command, install_servers,
+    kvstore_accepts, kvstore_args, pairs_to_run, prepare_suite)
 
 SERVER_TCL = "proc start {} {\n    r flushall\n    r function flush\n}\n"
 
@@ -167,6 +167,47 @@ class OwnModeTests(SynchronousTestCase):
         for part in (" exec " + sys.executable, "tests.redis_suite.launcher", ROOT,
                      '--inline-replies resp -- "$@"'):
             self.assertIn(part, text)
+
+
+class ThroughProxyTests(SynchronousTestCase):
+    @skipIf(shutil.which("redis-server") is None, "needs redis-server")
+    def test_proxy_in_front_of_redis(self):
+        """The runner starts redis-server and kvproxy in front of it, which answers for it;
+        stopping the pair stops both and gives the backend's port back."""
+        root = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, root)
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        low = probe.getsockname()[1]
+        probe.close()
+        ports = Ports(low, min(low + 20, 65535))
+        runner = Runner(root, root, [], ports, 60, 60.0, log=lambda text: None)
+        self.addCleanup(runner.processes.stop_all)
+        port = ports.take()
+        server = runner._start("kvproxy-redis", port, root)
+        self.assertIsInstance(server, Proxied)
+        with socket.create_connection(("127.0.0.1", port), 10) as client:
+            client.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+            self.assertEqual(_read_line(client), b"+OK\r\n")
+        with socket.create_connection(("127.0.0.1", server.backend_port), 10) as client:
+            client.sendall(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+            self.assertEqual(_read_line(client), b"$1\r\n")
+        backend = server.backend.process
+        runner._stop_server(server)
+        self.assertIsNotNone(server.process.poll())
+        self.assertIsNotNone(backend.poll())
+        self.assertEqual(ports.taken, {port})
+        self.assertIn("=== kvproxy", server.log)
+
+
+def _read_line(client) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        more = client.recv(1)
+        if not more:
+            break
+        data += more
+    return data
 
 
 class LoggedServerTests(SynchronousTestCase):

@@ -417,3 +417,14 @@ class TypedReplyTests(SynchronousTestCase):
         """The text dialect quotes a Double as redis-cli does; JSON gives its text."""
         self.assertEqual(to_text(Double(b"2")), b'"2"\r\n')
         self.assertEqual(jsonlines.render([Double(b"inf")]), b'["inf"]\n')
+
+
+class RawTests(SynchronousTestCase):
+    def test_written_as_it_is(self):
+        """A Raw reply (bytes a server sent, kvproxy's relay) renders as those very bytes
+        in RESP2, RESP3, as a push and in the text dialect."""
+        raw = replies.Raw(b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n")
+        for render in (replies.to_resp, replies.to_resp3, replies.to_resp3_push,
+                       replies.to_text):
+            self.assertEqual(render(raw), bytes(raw))
+            self.assertIs(render(raw).__class__, bytes)
