@@ -336,18 +336,18 @@ class StreamValue(TypedValue):
                 node.base = _count(items[at + 3])
                 nfields = _count(items[at + 4])
                 node.mfields = tuple(items[at + 5:at + 5 + nfields])
-                at += 5 + nfields
-                for _ in range(_count(items[at])):
-                    ident, size = parse_id(items[at + 1]), _count(items[at + 2])
-                    entry = tuple(items[at + 3:at + 3 + size])
+                entries = _count(items[at + 5 + nfields])
+                at += 6 + nfields
+                for _ in range(entries):
+                    ident, size = parse_id(items[at]), _count(items[at + 1])
+                    entry = tuple(items[at + 2:at + 2 + size])
                     if ident <= previous or not size or size % 2 or len(entry) != size:
                         raise ValueError("bad stream entry")
                     previous = ident
                     node.ids.append(ident)
                     node.items.append(entry)
                     value.nbytes += entry_cost(entry)
-                    at += 3 + size
-                at += 1
+                    at += 2 + size
                 if not node.ids or len(node.mfields) != nfields:
                     raise ValueError("bad stream node")
                 value.nodes.append(node)
