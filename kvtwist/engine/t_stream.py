@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from kvtwist.engine import events
+from kvtwist.engine import events, streamrdb  # noqa: F401  (streamrdb: DUMP/RESTORE codec)
 from kvtwist.engine.blocking import NOT_READY, blocking_for, can_block
 from kvtwist.engine.streamtype import (
     LISTPACK_MAX, MASK, MAX_ID, STREAM, TRIM, XADD, XDEL, XSETID, StreamValue, format_id)
