@@ -21,7 +21,8 @@ def build(rng, count: int) -> list:
         if rng.random() < 0.6:
             items = [b"field", b"value%d" % n]
         elif rng.random() < 0.5:
-            items = [b"a", b"%d" % rng.randrange(-10 ** 12, 10 ** 12), b"b", b"x" * rng.randrange(200)]
+            number = rng.randrange(-10 ** 12, 10 ** 12)
+            items = [b"a", b"%d" % number, b"b", b"x" * rng.randrange(200)]
         else:
             items = [b"z" * rng.randrange(1, 30), b"ab" * rng.randrange(40)]
         script.append([b"xadd", b"s", b"%d-%d" % (n * 7, rng.randrange(3))] + items)
