@@ -4,8 +4,8 @@ A stream is a ``StreamValue``: entries ordered by ID, an ID being ``(ms, seq)`` 
 int ``ms << 64 | seq`` (one C-level comparison). The entries live in *nodes*, as Redis's
 listpacks in its radix tree (t_stream.c): ``nodes`` is a list of ``Node`` in ID order and
 ``starts`` the parallel list of their master IDs, so finding an ID is a bisect over the
-nodes and another inside one. A node holds at most ``NODE_MAX_ENTRIES`` (100) entries,
-live or deleted, and closes when its listpack would reach ``NODE_MAX_BYTES`` (4096): the
+nodes and another inside one. A node holds at most stream-node-max-entries (100) entries,
+live or deleted, and closes when its listpack would reach stream-node-max-bytes (4096): the
 node layout is Redis's, byte sizes included (``Node.base`` counts the listpack bytes as
 streamAppendItem would), so that approximate trimming (``MAXLEN ~``, which only removes
 whole nodes) trims exactly what redis-server trims, and DUMP writes Redis's listpacks.
@@ -35,7 +35,8 @@ and never change:
     4 XSETID args: last_id, entries_added, max_deleted ("ms-seq", decimal, "ms-seq").
 
 Each returns the number of entries it changed (XADD: the ID); its inverse restores the
-value exactly (nodes, counters and metadata).
+value exactly (nodes, counters and metadata). The contents a replay gives never depend on
+the configuration; the node layout does (stream-node-max-entries/-bytes when replayed).
 
 Memory (``nbytes``): each entry costs its fields' and values' bytes plus ``PER_ENTRY`` and
 ``PER_ITEM`` per field and value, measured with tracemalloc under CPython 3.11.
@@ -52,8 +53,11 @@ XADD, TRIM, XDEL, XSETID = 1, 2, 3, 4
 
 MASK = (1 << 64) - 1
 MAX_ID = (1 << 128) - 1
-NODE_MAX_ENTRIES = 100  # stream-node-max-entries
-NODE_MAX_BYTES = 4096  # stream-node-max-bytes
+NODE_MAX_ENTRIES = 100  # stream-node-max-entries, the default
+NODE_MAX_BYTES = 4096  # stream-node-max-bytes, the default
+# The current [stream-node-max-entries, stream-node-max-bytes] (t_stream.py makes them
+# configuration parameters; 0 means no limit).
+NODE_LIMITS = [NODE_MAX_ENTRIES, NODE_MAX_BYTES]
 LISTPACK_MAX = 1 << 30  # STREAM_LISTPACK_MAX_SIZE
 PER_ENTRY = 150
 PER_ITEM = 40
@@ -379,9 +383,11 @@ class StreamValue(TypedValue):
         nodes = self.nodes
         node = nodes[-1] if nodes else None
         if node is not None:
-            total = sum(map(len, items))
-            if (node.lp_bytes() + total >= NODE_MAX_BYTES
-                    or len(node.ids) + node.deleted >= NODE_MAX_ENTRIES):
+            max_entries, max_bytes = NODE_LIMITS
+            if max_bytes == 0 or max_bytes > LISTPACK_MAX:
+                max_bytes = LISTPACK_MAX
+            if node.lp_bytes() + sum(map(len, items)) >= max_bytes or (
+                    max_entries and len(node.ids) + node.deleted >= max_entries):
                 node = None
         created = node is None
         if created:

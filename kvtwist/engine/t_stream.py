@@ -16,8 +16,10 @@ import re
 from kvtwist.engine import events, streamrdb  # noqa: F401  (streamrdb: DUMP/RESTORE codec)
 from kvtwist.engine.blocking import NOT_READY, blocking_for, can_block
 from kvtwist.engine.streamtype import (
-    LISTPACK_MAX, MASK, MAX_ID, STREAM, TRIM, XADD, XDEL, XSETID, StreamValue, format_id)
-from kvtwist.engine.table import SYNTAX, c_lower, parse_int, register
+    LISTPACK_MAX, MASK, MAX_ID, NODE_LIMITS, STREAM, TRIM, XADD, XDEL, XSETID, StreamValue,
+    format_id)
+from kvtwist.engine.table import (
+    LLONG_MAX, SYNTAX, c_lower, define_config, integer_parameter, parse_int, register)
 from kvtwist.wire.replies import NIL_ARRAY, OK, CommandError, Pairs
 
 INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
@@ -164,7 +166,8 @@ def parse_add_trim(argv, xadd: bool):
             raise CommandError("ERR syntax error, LIMIT cannot be used without the special "
                                "~ option")
     elif args.approx:
-        args.limit = 100 * 100  # 100 * stream-node-max-entries
+        limit = 100 * NODE_LIMITS[0]  # at most 100 nodes' worth, within [1, 1000000]
+        args.limit = 10000 if limit <= 0 else min(limit, 1000000)
     return args, i
 
 
@@ -426,6 +429,34 @@ def cmd_xread(session, argv):
     return blocking_for(session.store).block(session, keys, _serve_blocked, timeout / 1000.0,
                                              NIL_ARRAY, state)
 
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2,
+          "g": 1000 ** 3, "gb": 1024 ** 3}
+
+
+def _memory(text: str) -> int:
+    # A memory parameter ("4096", "4kb"), as Redis's memtoull: 0 to LONG_MAX.
+    lowered = text.lower()
+    digits = lowered.rstrip("kmgb")
+    unit = lowered[len(digits):]
+    if unit not in _UNITS or not digits.isdigit() or not digits.isascii():
+        raise ValueError("argument must be a memory value")
+    value = int(digits) * _UNITS[unit]
+    if value > LLONG_MAX:
+        raise ValueError("argument must be between 0 and %d inclusive" % LLONG_MAX)
+    return value
+
+
+def _apply_limit(index: int):
+    def apply(store, value: int) -> None:
+        # Process-wide: the node rule lives with the values (engine/streamtype.py).
+        NODE_LIMITS[index] = value
+    return apply
+
+
+define_config("stream-node-max-entries", "100", integer_parameter(0, LLONG_MAX),
+              _apply_limit(0), show=str)
+define_config("stream-node-max-bytes", "4096", _memory, _apply_limit(1), show=str)
 
 _X = events.STREAM
 events.declare(b"xadd", ((STREAM, XADD), _X, "xadd"), ((STREAM, TRIM), _X, "xtrim"))

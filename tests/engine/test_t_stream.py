@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine.store import Store
-from kvtwist.engine.streamtype import StreamValue
+from kvtwist.engine.streamtype import NODE_LIMITS, StreamValue
 from kvtwist.wire.replies import NIL_ARRAY, to_resp
 from tests.pubsubref import kvstore_transcript, redis_transcript
 from tests.redisref import DifferentialMixin, start_redis_or_skip
@@ -116,6 +116,31 @@ class StreamDifferentialTests(DifferentialMixin, SynchronousTestCase):
                 script.append([b"xdel", b"s", b"%d-0" % (i * 3 - 3), b"%d-1" % (i * 3 - 6)])
         for maxlen in (390, 350, 300, 222, 100, 55, 3):
             script += [[b"xtrim", b"s", b"maxlen", b"~", b"%d" % maxlen], [b"xlen", b"s"]]
+        run_script(self, script)
+
+    def test_node_limits_config(self):
+        """stream-node-max-entries and -bytes are configuration parameters (Redis's errors)
+        and shape the nodes, so approximate trims and XINFO agree under other limits."""
+        self.addCleanup(NODE_LIMITS.__setitem__, slice(None), list(NODE_LIMITS))
+        script = [
+            [b"config", b"get", b"stream-node-max-*"],
+            [b"config", b"set", b"stream-node-max-bytes", b"-1"],
+            [b"config", b"set", b"stream-node-max-bytes", b"x"],
+            [b"config", b"set", b"stream-node-max-entries", b"-1"],
+            [b"config", b"set", b"stream-node-max-entries", b"1.5"],
+            [b"config", b"set", b"stream-node-max-entries", b"7"],
+            [b"config", b"set", b"stream-node-max-bytes", b"1kb"],
+            [b"config", b"get", b"stream-node-max-bytes"],
+        ]
+        script += [[b"xadd", b"s", b"%d-1" % n, b"f", b"x" * (n % 60)] for n in range(1, 200)]
+        script += [[b"xinfo", b"stream", b"s"], [b"xtrim", b"s", b"maxlen", b"~", b"150"],
+                   [b"xtrim", b"s", b"maxlen", b"~", b"0", b"limit", b"20"],
+                   [b"config", b"set", b"stream-node-max-entries", b"0"],
+                   [b"config", b"set", b"stream-node-max-bytes", b"0"]]
+        script += [[b"xadd", b"s", b"%d-1" % n, b"f", b"v"] for n in range(200, 500)]
+        script += [[b"xinfo", b"stream", b"s"], [b"xtrim", b"s", b"maxlen", b"~", b"10"],
+                   [b"xlen", b"s"], [b"config", b"set", b"stream-node-max-entries", b"100"],
+                   [b"config", b"set", b"stream-node-max-bytes", b"4096"]]
         run_script(self, script)
 
     def test_xrange_xrevrange(self):
