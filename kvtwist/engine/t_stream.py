@@ -425,7 +425,10 @@ def cmd_xread(session, argv):
         return _xread_reply(session, served)
     if timeout == -1 or not can_block(session):
         return NIL_ARRAY
-    state = (dict(zip(keys, after)), count or BLOCKED_DEFAULT_COUNT)
+    since = {}
+    for key, ident in zip(keys, after):
+        since.setdefault(key, ident)  # a key given twice waits from its first ID (blockForKeys)
+    state = (since, count or BLOCKED_DEFAULT_COUNT)
     return blocking_for(session.store).block(session, keys, _serve_blocked, timeout / 1000.0,
                                              NIL_ARRAY, state)
 

@@ -7,10 +7,9 @@ import random
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine.streamtype import (
-    NODE_MAX_ENTRIES, TRIM, XADD, XDEL, XSETID, StreamValue, format_id, parse_id, str_size)
+from kvtwist.engine.streamnode import NODE_MAX_ENTRIES, format_id, parse_id
+from kvtwist.engine.streamtype import TRIM, XADD, XDEL, XSETID, StreamValue
 from kvtwist.engine.types import OPS
-from kvtwist.engine import listpack
 
 ALL = (0, (1 << 128) - 1)
 
@@ -32,24 +31,6 @@ def filled(count: int, size: int = 3) -> StreamValue:
     for n in range(1, count + 1):
         apply(value, XADD, b"%d-0" % n, b"f", b"v" * size)
     return value
-
-
-class IdTests(SynchronousTestCase):
-    """IDs are one int: ms << 64 | seq."""
-
-    def test_round_trip(self):
-        """format_id and parse_id are inverse, up to the 64-bit limits; junk is refused."""
-        for text in (b"0-0", b"1-2", b"18446744073709551615-18446744073709551615"):
-            self.assertEqual(format_id(parse_id(text)), text)
-        for bad in (b"1", b"-1-0", b"1-x", b"18446744073709551616-0", b""):
-            self.assertRaises(ValueError, parse_id, bad)
-
-    def test_listpack_sizes(self):
-        """str_size agrees with the listpack encoder on every kind of element."""
-        for value in (b"", b"a", b"0", b"127", b"128", b"-4096", b"4095", b"40000", b"-8388608",
-                      b"2147483647", b"9223372036854775807", b"007", b"x" * 63, b"x" * 64,
-                      b"x" * 4095, b"x" * 4096, b"-", b"12a"):
-            self.assertEqual(str_size(value), len(listpack.encode([value])) - 7, value)
 
 
 class LayoutTests(SynchronousTestCase):

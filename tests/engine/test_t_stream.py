@@ -123,7 +123,7 @@ class StreamDifferentialTests(DifferentialMixin, SynchronousTestCase):
         and shape the nodes, so approximate trims and XINFO agree under other limits."""
         self.addCleanup(NODE_LIMITS.__setitem__, slice(None), list(NODE_LIMITS))
         script = [
-            [b"config", b"get", b"stream-node-max-*"],
+            [b"config", b"get", b"stream-node-max-entries"],
             [b"config", b"set", b"stream-node-max-bytes", b"-1"],
             [b"config", b"set", b"stream-node-max-bytes", b"x"],
             [b"config", b"set", b"stream-node-max-entries", b"-1"],
@@ -361,6 +361,11 @@ class EventTests(SynchronousTestCase):
             (1, [b"xtrim", b"s", b"maxlen", b"0"]), (1, [b"xtrim", b"s", b"maxlen", b"0"]),
             (1, [b"xsetid", b"s", b"9-9"]), (1, [b"xrange", b"none", b"-", b"+"]),
             (1, [b"xlen", b"none"]), (1, [b"del", b"s"]),
+            (1, [b"config", b"set", b"notify-keyspace-events", b"KEAmn"]),
+            (1, [b"xread", b"streams", b"none", b"0"]), (1, [b"xinfo", b"stream", b"none"]),
+            (1, [b"xrevrange", b"none", b"+", b"-"]), (1, [b"xadd", b"n", b"1-1", b"f", b"v"]),
+            (1, [b"xdel", b"none2", b"1-1"]), (1, [b"xtrim", b"none3", b"maxlen", b"1"]),
+            (1, [b"xread", b"streams", b"n", b"n", b"0", b"$"]),
         ]
         server = start_redis_or_skip()
         self.addCleanup(server.stop)
