@@ -89,9 +89,11 @@ def get_stream(session, key):
     return session.keyspace.get_typed(key, StreamValue)
 
 
-def entries_reply(entries: list) -> list:
-    """Redis's reply for entries: [id, [field, value, ...]] each."""
-    return [[format_id(ident), list(items)] for ident, items in entries]
+def entries_reply(entries: list) -> tuple:
+    """Redis's reply for entries: [id, [field, value, ...]] each. (Tuples for the nested
+    arrays: the RESP encoders try a list as an array of strings first, and pay an
+    exception for every nested one; a tuple goes straight to the element-wise path.)"""
+    return tuple([(format_id(ident), list(items)) for ident, items in entries])
 
 
 class TrimArgs:
@@ -352,7 +354,7 @@ def parse_block_timeout(raw: bytes) -> int:
 
 def _xread_reply(session, served: list):
     if session.protocol == 2:
-        return [[key, entries] for key, entries in served]
+        return tuple([(key, entries) for key, entries in served])
     return Pairs(served)
 
 

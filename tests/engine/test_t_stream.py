@@ -321,7 +321,8 @@ class BlockingTests(SynchronousTestCase):
         got = self.replies(blocked)
         self.assertEqual(got, [])
         self.writer.execute([b"xadd", b"s", b"2-1", b"f", b"new"])
-        self.assertEqual(got, [[[b"s", [[b"2-1", [b"f", b"new"]]]]]])
+        self.assertEqual([to_resp(reply) for reply in got],
+                         [to_resp([[b"s", [[b"2-1", [b"f", b"new"]]]]])])
 
     def test_timeout_gives_nil(self):
         """BLOCK 100 ends after 100 ms with a nil array; a write to another key wakes nobody."""
@@ -342,7 +343,8 @@ class BlockingTests(SynchronousTestCase):
         self.assertEqual(got, [])
         self.writer.execute([b"del", b"s"])
         self.writer.execute([b"xadd", b"s", b"1-1", b"a", b"1"])
-        self.assertEqual(got, [[[b"s", [[b"1-1", [b"a", b"1"]]]]]])
+        self.assertEqual([to_resp(reply) for reply in got],
+                         [to_resp([[b"s", [[b"1-1", [b"a", b"1"]]]]])])
         self.assertEqual(self.store.blocking.count(), 0)
 
 
