@@ -36,9 +36,10 @@ from kvtwist.engine import (  # noqa: F401, I001
     t_blist,
     t_set,
     sort,
+    t_stream, t_streaminfo,
 )
 
 FAMILIES = (strings, bitops, lcs, keys, db, dump, server, clients, monitor, admin, info,
             tracking, transactions, pubsub, notify, config, limits, slowlog, evict, objects,
             introspect, acl, t_hash, t_zset, t_zsetrange, t_zsetops, t_zsetblock, t_geo, t_list,
-            t_blist, t_set, sort)
+            t_blist, t_set, sort, t_stream, t_streaminfo)
