@@ -19,8 +19,8 @@ O(k / 100 + n / 100) (whole nodes are cut off the head of ``nodes``, a C-level m
 The stream keeps Redis's metadata: ``last_id`` (the top ID ever generated), ``first_id``
 (the recorded first entry ID), ``max_deleted`` (the highest ID XDEL removed),
 ``entries_added`` (every entry ever added) and ``length`` (live entries). A stream is not
-removed when its last entry goes (Redis keeps an empty stream): ``len()`` answers
-``length + 1`` so that the keyspace, which removes a typed value at length 0, keeps it.
+removed when its last entry goes (Redis keeps an empty stream): its truth is always true,
+so the keyspace, which removes a typed value whose truth is false, keeps it.
 
 Operations (type code 5, engine/types.py); their opcodes are part of the on-disk format
 and never change:
@@ -78,8 +78,10 @@ class StreamValue(TypedValue):
         self.nbytes = PER_ENTRY
 
     def __len__(self) -> int:
-        # Never 0: an empty stream stays (see the module docstring).
-        return self.length + 1
+        return self.length
+
+    def __bool__(self) -> bool:
+        return True  # an empty stream stays (see the module docstring)
 
     def encoding(self) -> bytes:
         return b"stream"

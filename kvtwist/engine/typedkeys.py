@@ -61,7 +61,7 @@ class TypedKeys:
         meter = self.meter
         emptied = False
         if not existed:
-            if not len(value):
+            if not value:
                 return result
             self._inserted(key)
             data[key] = value
@@ -71,7 +71,7 @@ class TypedKeys:
         else:
             at = self.expires.get(key, 0)
             meter.used += value.nbytes - before
-            if not len(value):
+            if not value:
                 self._remove_emptied(key, value)
                 emptied = True
         if self.undo is not None:
@@ -105,7 +105,7 @@ class TypedKeys:
         before = value.nbytes
         inverse()
         meter.used += value.nbytes - before
-        if not existed or not len(value):
+        if not existed or not value:
             self._remove_emptied(key, value)
         changed.append((self, (2, key)))  # DEL: observers forget the key
 
@@ -118,7 +118,7 @@ class TypedKeys:
         if value is None:
             value = cls()
             OPS[(code, opcode)](value, args)
-            if len(value):
+            if value:
                 self._inserted(key)
                 data[key] = value
                 self.typed_keys = True
@@ -126,7 +126,7 @@ class TypedKeys:
         if value.__class__ is not cls:
             raise ValueError("operation on a key of another type")
         OPS[(code, opcode)](value, args)
-        if not len(value):
+        if not value:
             del data[key]
             self.expires.pop(key, None)
             self.access.pop(key, None)

@@ -36,7 +36,9 @@ class TypedValue:
     """The contract of a typed value; subclasses hold the data and keep ``nbytes``.
 
     ``nbytes`` is the estimated memory of the value (kept up to date by its operations,
-    O(1) each); ``len()`` its element count (0: the keyspace removes the key).
+    O(1) each); ``len()`` its element count. A value whose truth is false (by default: no
+    elements) is removed by the keyspace; a type that outlives its last element (a stream)
+    defines ``__bool__``.
     """
 
     __slots__ = ("nbytes",)

@@ -87,7 +87,7 @@ class MemoryState:
             old = data.get(key)
             value = old[0] if old else TYPES[code]()
             OPS[(code, opcode)](value, args)
-            if len(value):
+            if value:
                 data[key] = (value, old[1] if old else 0)
             else:
                 data.pop(key, None)

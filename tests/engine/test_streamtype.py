@@ -109,13 +109,13 @@ class OperationTests(SynchronousTestCase):
         self.assertGreater(value.length, 0)
 
     def test_xdel_metadata(self):
-        """XDEL records the greatest deleted ID and moves the recorded first ID on."""
+        """XDEL records the greatest deleted ID and moves the first ID on; an empty stream stays."""
         value = filled(5)
         apply(value, XDEL, b"1-0", b"3-0")
         self.assertEqual((value.first_id, value.max_deleted),
                          (parse_id(b"2-0"), parse_id(b"3-0")))
         apply(value, XDEL, b"2-0", b"4-0", b"5-0")
-        self.assertEqual((value.length, value.first_id, len(value)), (0, 0, 1))
+        self.assertEqual((value.length, value.first_id, len(value), bool(value)), (0, 0, 0, True))
         self.assertEqual(value.nodes, [])
 
     def test_copy_is_independent(self):
