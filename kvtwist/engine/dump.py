@@ -10,9 +10,8 @@ from kvtwist.engine.table import LLONG_MAX, SYNTAX, arity_error, parse_int, regi
 from kvtwist.wire.replies import OK, CommandError, sorted_pairs
 
 BUSYKEY = "BUSYKEY Target key name already exists."
-# IDLETIME sets the key's access time (engine/objects.py, OBJECT IDLETIME); FREQ is refused:
-# kvstore has no LFU policy, so it keeps no access frequency to set.
-NO_LFU = "ERR RESTORE FREQ is not supported: kvstore keeps no per-key access frequency (LFU)"
+# IDLETIME sets the key's access time (OBJECT IDLETIME) unless the policy is LFU; FREQ sets its
+# access counter (OBJECT FREQ) only under an LFU policy (engine/objects.py, restored).
 
 
 @register("dump", -1, "readonly", 1, 1, 1, aliases="print")
@@ -39,7 +38,7 @@ def cmd_dump(session, argv):
 
 
 def _restore_options(argv):
-    """Parse RESTORE's options as restoreCommand does; return (replace, absttl, idle)."""
+    """Parse RESTORE's options as restoreCommand does; return (replace, absttl, idle, freq)."""
     replace = absttl = False
     idle = freq = -1
     index = 4
@@ -63,9 +62,7 @@ def _restore_options(argv):
         else:
             raise CommandError(SYNTAX)
         index += 1
-    if freq != -1:
-        raise CommandError(NO_LFU)
-    return replace, absttl, idle
+    return replace, absttl, idle, freq
 
 
 @register("restore", -4, "write denyoom", 1, 1, 1)
@@ -75,7 +72,7 @@ def cmd_restore(session, argv):
     Checks in Redis's order: options, the key's absence (BUSYKEY), the TTL, the payload's
     version and CRC64, its decoding. O(len(payload)) (see rdb.load).
     """
-    replace, absttl, idle = _restore_options(argv)
+    replace, absttl, idle, freq = _restore_options(argv)
     keyspace, key = session.keyspace, argv[1]
     if not replace and keyspace.exists(key):
         raise CommandError(BUSYKEY)
@@ -97,5 +94,5 @@ def cmd_restore(session, argv):
             keyspace.delete(key)
         return OK
     keyspace.set(key, value, ttl)
-    objects.restored(keyspace, key, idle)
+    objects.restored(keyspace, key, idle, freq)
     return OK

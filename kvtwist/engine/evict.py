@@ -241,6 +241,11 @@ def lfu_touch(keyspace, key, store=None) -> None:
             factor = getattr(store, "lfu_log_factor", 10) if store is not None else 10
             if random.random() < 1.0 / (max(counter - LFU_INIT_VAL, 0) * factor + 1):
                 counter += 1
+    lfu_set(keyspace, key, counter)
+
+
+def lfu_set(keyspace, key, counter: int) -> None:
+    """Stamp ``key`` with the LFU ``counter`` (0-255) as of now (RESTORE ... FREQ). O(1)."""
     keyspace.access[key] = -float(1 + (counter << 16 | _minutes(keyspace)))
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import weakref
 
-from kvtwist.engine.evict import lfu_counter, lfu_touch
+from kvtwist.engine.evict import lfu_counter, lfu_set, lfu_touch
 from kvtwist.engine.table import register, sub_dispatch, subcommands
 from kvtwist.wire.replies import CommandError, Error, Status
 
@@ -211,10 +211,14 @@ def refcount(keyspace, key, value) -> int:
     return 1
 
 
-def restored(keyspace, key, idle: int) -> None:
-    """RESTORE stored a new value at ``key``: it was accessed ``idle`` seconds ago (IDLETIME),
-    or now (-1), as Redis's objectSetLRUOrLFU sets the new object's LRU clock."""
-    keyspace.access[key] = keyspace.clock.seconds() - max(idle, 0)
+def restored(keyspace, key, idle: int, freq: int = -1) -> None:
+    """RESTORE stored a new value at ``key``, as Redis's objectSetLRUOrLFU: under an LFU
+    policy its counter is ``freq`` (FREQ) or a new key's; otherwise it was accessed ``idle``
+    seconds ago (IDLETIME) or now (-1)."""
+    if keyspace.lfu and freq >= 0:
+        lfu_set(keyspace, key, freq)
+    else:
+        keyspace.access[key] = keyspace.clock.seconds() - max(idle, 0)
     if _ANY_MARKS:
         _unmark(keyspace, (key,))
 

@@ -127,9 +127,8 @@ class RestoreTests(SessionMixin, SynchronousTestCase):
                          "ERR wrong number of arguments for 'restore' command")
         self.assertEqual(self.call("exists", "k"), 0)
 
-    def test_idletime_and_freq_are_validated_then_freq_refused(self):
-        """IDLETIME and FREQ get Redis's checks; FREQ is then refused: kvstore keeps no LFU
-        access frequency."""
+    def test_idletime_and_freq_are_validated(self):
+        """IDLETIME and FREQ get Redis's checks, and only one of them may be given."""
         self.assertEqual(self.error("restore", "k", "0", BAR, "idletime", "-1"),
                          "ERR Invalid IDLETIME value, must be >= 0")
         self.assertEqual(self.error("restore", "k", "0", BAR, "idletime", "x"),
@@ -140,10 +139,18 @@ class RestoreTests(SessionMixin, SynchronousTestCase):
                          "ERR syntax error")
         self.assertEqual(self.error("restore", "k", "0", BAR, "idletime", "1", "freq", "1"),
                          "ERR syntax error")
-        self.assertEqual(self.error("restore", "k", "0", BAR, "freq", "100"),
-                         "ERR RESTORE FREQ is not supported: kvstore keeps no per-key access "
-                         "frequency (LFU)")
         self.assertEqual(self.call("exists", "k"), 0)
+
+    def test_freq_sets_the_access_counter_under_lfu(self):
+        """Under an LFU policy RESTORE ... FREQ f sets the key's counter (OBJECT FREQ), as
+        objectSetLRUOrLFU; under another policy FREQ is accepted and has no effect."""
+        self.assertEqual(self.call("restore", "a", "0", BAR, "freq", "100"), OK)
+        self.assertEqual(self.call("get", "a"), b"bar")
+        self.assertEqual(self.call("config", "set", "maxmemory-policy", "allkeys-lfu"), OK)
+        self.assertEqual(self.call("restore", "b", "0", BAR, "freq", "100"), OK)
+        self.assertEqual(self.call("object", "freq", "b"), 100)
+        self.assertEqual(self.call("restore", "c", "0", BAR, "idletime", "500"), OK)
+        self.assertEqual(self.call("object", "freq", "c"), 5)  # LFU_INIT_VAL: a new key
 
     def test_idletime_sets_the_access_time(self):
         """RESTORE ... IDLETIME s leaves the key idle for s seconds (OBJECT IDLETIME), as

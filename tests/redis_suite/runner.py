@@ -40,7 +40,7 @@ FILES = [
     "unit/quit", "unit/multi", "unit/info-command", "unit/info", "unit/scan", "unit/pubsub",
     "unit/tracking", "unit/introspection", "unit/introspection-2", "unit/querybuf", "unit/dump",
     "unit/other", "unit/type/hash", "unit/type/list", "unit/type/list-2", "unit/type/list-3",
-    "unit/type/set", "unit/type/zset", "unit/sort",
+    "unit/type/set", "unit/type/zset", "unit/type/stream", "unit/sort",
 ]
 # Files that start their own servers (tagged external:skip): they run in the own mode only.
 OWN_FILES = ["unit/auth", "unit/acl", "unit/acl-v2", "unit/limits", "unit/maxmemory",
