@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from kvtwist.engine import events, streamrdb  # noqa: F401  (streamrdb: DUMP/RESTORE codec)
+from kvtwist.engine.config import memory
 from kvtwist.engine.blocking import NOT_READY, blocking_for, can_block
 from kvtwist.engine.streamtype import (
     LISTPACK_MAX, MASK, MAX_ID, NODE_LIMITS, STREAM, TRIM, XADD, XDEL, XSETID, StreamValue,
@@ -435,21 +436,8 @@ def cmd_xread(session, argv):
                                              NIL_ARRAY, state)
 
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2,
-          "g": 1000 ** 3, "gb": 1024 ** 3}
-
-
-def _memory(text: str) -> int:
-    # A memory parameter ("4096", "4kb"), as Redis's memtoull: 0 to LONG_MAX.
-    lowered = text.lower()
-    digits = lowered.rstrip("kmgb")
-    unit = lowered[len(digits):]
-    if unit not in _UNITS or not digits.isdigit() or not digits.isascii():
-        raise ValueError("argument must be a memory value")
-    value = int(digits) * _UNITS[unit]
-    if value > LLONG_MAX:
-        raise ValueError("argument must be between 0 and %d inclusive" % LLONG_MAX)
-    return value
+# A memory parameter ("64", "4kb"), as Redis's memtoull: 0 to LLONG_MAX.
+_memory = memory(0, LLONG_MAX)
 
 
 def _apply_limit(index: int):

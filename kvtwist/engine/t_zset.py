@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 from kvtwist.engine import events, zsetrdb  # noqa: F401  (zsetrdb: DUMP/RESTORE codec)
+from kvtwist.engine.config import memory
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.table import SIZE_T, LLONG_MAX, SYNTAX, define_config, parse_int, register
 from kvtwist.engine.types import ZSET
@@ -382,21 +383,8 @@ def _random_members(session, key: bytes, count: int, withscores: bool):
 # -- configuration -------------------------------------------------------------------------
 
 
-_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2,
-          "g": 1000 ** 3, "gb": 1024 ** 3}
-
-
-def _memory(text: str) -> int:
-    # A memory parameter ("64", "1kb").
-    lowered = text.lower()
-    digits = lowered.rstrip("kmgb")
-    unit = lowered[len(digits):]
-    if unit not in _UNITS or not digits.isdigit() or not digits.isascii():
-        raise ValueError("argument must be a memory value")
-    value = int(digits) * _UNITS[unit]
-    if value > LONG_MAX:
-        raise ValueError("argument must be between 0 and %d inclusive" % LONG_MAX)
-    return value
+# A memory parameter ("64", "4kb"), as Redis's memtoull: 0 to LONG_MAX.
+_memory = memory(0, LONG_MAX)
 
 
 def _limit(name: str):
