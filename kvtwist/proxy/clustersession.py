@@ -21,13 +21,10 @@ were answered MOVED or ASK (EXEC then says EXECABORT) is sent again to the node 
 from __future__ import annotations
 
 from kvtwist.proxy import multikey
-from kvtwist.proxy.auth import NO_AUTH, NOAUTH_ERROR
-from kvtwist.proxy.commands import (
-    CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks, scope)
 from kvtwist.proxy.databases import invalidate
-from kvtwist.proxy.keys import command_keys
 from kvtwist.proxy.slotmap import redirection
-from kvtwist.proxy.store import _LOCAL, ProxySession
+from kvtwist.proxy.router import ShardedSession
+from kvtwist.proxy.store import ProxySession
 from kvtwist.proxy.transactions import transaction_scope
 from kvtwist.wire.replies import Error
 
@@ -67,69 +64,19 @@ KEYLESS = dict(multikey.KEYLESS)
 KEYLESS[b"SCAN"] = _scan
 
 
-class ClusterSession(ProxySession):
-    """A client of kvproxy --cluster (see the module's docstring)."""
+class ClusterSession(ShardedSession):
+    """A client of kvproxy --cluster (see the module's docstring): routed as a sharded
+    pool's client is, by its keys' slot's primary."""
 
-    def execute(self, argv: list):
-        """Run one command on the primary of its keys' slot."""
-        if not argv:
-            return Error("ERR empty command")
-        if not self.authenticated and argv[0].upper() not in NO_AUTH:
-            return NOAUTH_ERROR
-        if self._held is not None:  # behind a SELECT in flight
-            return self._hold(argv)
-        if self._queued is not None:  # inside MULTI
-            return self._queue(argv)
-        name = argv[0].upper()
-        if self._pinned is not None:  # watching: on the client's own connection
-            reply = self._pinned_execute(argv, name)
-            if reply is not None:
-                return reply
-        proxy = self.proxy
-        db = self.db
-        if name == b"GET" and len(argv) == 2:
-            node = proxy.shard(argv[1])
-            if node is None:
-                return proxy.no_server()
-            return node.reads.get(argv[1], db)
-        split = multikey.SPLIT.get(name)
-        if split is not None and len(argv) > 1:
-            return split(proxy, argv, db)
-        local = _LOCAL.get(name)
-        if local is not None:
-            return local(self, argv)
-        keyless = KEYLESS.get(name)
-        if keyless is not None:
-            return keyless(self, argv)
-        if name in REFUSED or (name in STREAM_READS and blocks(argv)):
-            return Error("ERR '%s' is not supported through kvproxy"
-                         % (name.decode("ascii", "replace"),))
-        server_wide = admin(name, argv)
-        if server_wide and not proxy.allow_admin:
-            return Error("ERR '%s' changes the backend for every client of kvproxy: "
-                         "refused (start kvproxy with --allow-admin to forward it)"
-                         % (server_wide,))
-        keys = command_keys(name, argv)
-        if keys:
-            node = proxy.route(keys)
-            if node.__class__ is Error:
-                return node
-        elif server_wide or name in multikey.EVERY_SERVER:
-            return multikey.every(self, argv)
-        else:
-            node = proxy.first_live()
-            if node is None:
-                return proxy.no_server()
-        if name in READ_ONLY or name in STREAM_READS:
-            return node.forward(argv, db=db)
-        extractor = WRITES.get(name)
-        if extractor is not None:
-            return node.write(argv, scope(name, argv, db, extractor(argv)), db)
-        if server_wide:
-            return node.write(argv, scope(name, argv, db, admin_keys(name, argv)), db)
-        if name in CONTAINERS:
-            return node.forward(argv, db=db)
-        return node.forward(argv, checked=True, db=db)
+    keyless = KEYLESS
+
+    @staticmethod
+    def cached_get(node, key: bytes, db: int):
+        """GET ``key`` through ``node``'s cache view."""
+        return node.reads.get(key, db)
+
+    def __init__(self, proxy, session_id: int, peer: str) -> None:
+        ProxySession.__init__(self, proxy, session_id, peer)
 
 
 def send_block(cluster, node, commands: list, db: int, asking: bool = False,

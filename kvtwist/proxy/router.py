@@ -41,6 +41,8 @@ def crossslot(shards, what: str = "command") -> Error:
 class ShardedSession(ProxySession):
     """A client of a sharded kvproxy: like ``ProxySession``, each command routed by key."""
 
+    keyless = multikey.KEYLESS  # keyless commands' handlers (kvproxy --cluster adds SCAN's)
+
     def execute(self, argv: list):
         """Run one command on the shard of its keys (see the module's docstring)."""
         if not argv:
@@ -62,14 +64,14 @@ class ShardedSession(ProxySession):
             shard = proxy.shard(argv[1])
             if shard is None:
                 return proxy.no_server()
-            return shard.get(argv[1], db)
+            return self.cached_get(shard, argv[1], db)
         split = multikey.SPLIT.get(name)
         if split is not None and len(argv) > 1:
             return split(proxy, argv, db)
         local = _LOCAL.get(name)
         if local is not None:
             return local(self, argv)
-        keyless = multikey.KEYLESS.get(name)
+        keyless = self.keyless.get(name)
         if keyless is not None:
             return keyless(self, argv)
         if name in REFUSED or (name in STREAM_READS and blocks(argv)):
@@ -101,6 +103,11 @@ class ShardedSession(ProxySession):
         if name in CONTAINERS:
             return shard.forward(argv, db=db)
         return shard.forward(argv, checked=True, db=db)
+
+    @staticmethod
+    def cached_get(shard, key: bytes, db: int):
+        """GET ``key`` through ``shard``'s cache."""
+        return shard.get(key, db)
 
     def __init__(self, proxy, session_id: int, peer: str) -> None:
         ProxySession.__init__(self, proxy, session_id, peer)
