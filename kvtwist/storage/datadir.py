@@ -7,7 +7,8 @@ import re
 import time
 
 from kvtwist.storage import records
-from kvtwist.storage.records import CorruptRecord, RecordReader
+from kvtwist.storage.reader import RecordReader
+from kvtwist.storage.records import CorruptRecord
 
 CHUNK = 16 * 1024 * 1024
 _WRITE_CHUNK = 1024 * 1024

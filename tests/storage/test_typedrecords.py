@@ -9,7 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from kvtwist.engine.keyspace import MUTATE, SET
 from kvtwist.engine.types import Frozen
 from kvtwist.storage import records, typedrecords
-from kvtwist.storage.records import JOURNAL, SNAPSHOT, CorruptRecord, RecordReader
+from kvtwist.storage.reader import RecordReader
+from kvtwist.storage.records import JOURNAL, SNAPSHOT, CorruptRecord
 from tests.engine.bagtype import ADD, Bag
 
 items = st.lists(st.binary(max_size=20), min_size=1, max_size=10)
