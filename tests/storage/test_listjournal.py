@@ -3,14 +3,9 @@ exactly, is counted by ``kvtwist check`` and exported in a form redis-server loa
 
 from __future__ import annotations
 
-import errno
 import subprocess
 
-from twisted.trial.unittest import SynchronousTestCase
-
-from kvtwist.storage import fsck
-from tests.storage.test_fsck import pipe_into_redis
-from tests.storage import test_journal
+from tests.storage.journalharness import TypeJournalCase
 from tests.storage.test_journal import StoreHarness
 
 # Every list operation (opcodes 1-9), on two databases.
@@ -25,63 +20,36 @@ COMMANDS = [
 ]
 
 
-def values(h) -> dict:
-    return {(keyspace.index, key): list(value.items) for keyspace in h.store.databases
-            for key, value in keyspace.data.items()}
-
-
-class ListJournalTests(SynchronousTestCase):
+class ListJournalTests(TypeJournalCase):
     """List operations survive restarts, compactions and refused writes."""
 
-    mktemp = test_journal.GroupCommitTests.mktemp
+    commands = COMMANDS
 
-    def run_all(self, h) -> None:
-        for argv in COMMANDS:
-            h.run(*argv)
+    def values(self, h) -> dict:
+        return {(keyspace.index, key): list(value.items) for keyspace in h.store.databases
+                for key, value in keyspace.data.items()}
 
     def test_restart(self):
         """Every list command's effect replays to the same lists."""
-        h = StoreHarness(self)
-        self.run_all(h)
-        h.turn()
-        expected = values(h)
+        h = self.ran()
+        expected = self.values(h)
         self.assertEqual(expected[(0, b"l")], [b"B", b"b", b"c", b"c2", b"d", b"e"])
         self.assertEqual(expected[(0, b"m")], [b"z"])
         self.assertEqual(expected[(5, b"l5")], [b"3", b"1"])
-        self.assertEqual(values(h.reload()), expected)
+        self.assertEqual(self.values(h.reload()), expected)
 
     def test_compaction(self):
         """A compaction taken with list operations pending replays each exactly once."""
-        h = StoreHarness(self)
-        h.run("rpush", "l", "base")
-        h.turn()
-        self.run_all(h)
-        d = h.journal.compact()
-        h.run("rpush", "l", "after")
-        h.turn()
-        self.assertGreater(self.successResultOf(d), 0)
-        expected = values(h)
-        again = h.reload()
-        self.assertEqual(values(again), expected)
-        self.assertEqual(values(again.reload()), expected)
+        h, again = self.compacted(("rpush", "l", "base"), ("rpush", "l", "after"))
+        self.assertEqual(self.values(again.reload()), self.values(h))
 
     def test_rollback(self):
         """LTRIM, LREM, pops and LSET the disk refused leave the list exactly as before."""
         h = StoreHarness(self)
         h.run("rpush", "l", "a", "x", "b", "x", "c", "x", "d")
-        h.turn()
-        before = values(h)
-        h.ops.fault, h.ops.only = errno.ENOSPC, "write"
-        for argv in (("lrem", "l", "2", "x"), ("ltrim", "l", "1", "-2"), ("rpop", "l", "2"),
-                     ("lset", "l", "0", "Q"), ("linsert", "l", "before", "b", "i"),
-                     ("blpop", "l", "0"), ("lmove", "l", "other", "left", "left")):
-            h.run(*argv)
-        h.turn()
-        self.assertEqual(values(h), before)
-        h.ops.fault = None
-        h.clock.advance(1)
-        h.turn()
-        self.assertEqual(values(h.reload()), before)
+        self.refused(h, (("lrem", "l", "2", "x"), ("ltrim", "l", "1", "-2"), ("rpop", "l", "2"),
+                         ("lset", "l", "0", "Q"), ("linsert", "l", "before", "b", "i"),
+                         ("blpop", "l", "0"), ("lmove", "l", "other", "left", "left")))
 
     def test_check_and_export(self):
         """kvtwist check counts the lists; the RESP export loads into redis-server equal."""
@@ -89,14 +57,7 @@ class ListJournalTests(SynchronousTestCase):
         self.run_all(h)
         h.run("rpush", "long", *["e%d" % n for n in range(250)])
         h.run("pexpireat", "long", "4102444800000")
-        h.turn()
-        expected = values(h)
-        h.stop()
-        report = fsck.check(h.directory)
-        self.assertTrue(report.ok, report.lines)
-        self.assertIn("%d keys" % len(expected), report.lines[-1])
-        sock, piped = pipe_into_redis(self, h.directory)
-        self.assertIn(b"errors: 0", piped.stdout)
+        expected, sock = self.exported(h)
         for (db, key), items in expected.items():
             got = subprocess.run(["redis-cli", "-s", sock, "-n", str(db), "--no-raw", "lrange",
                                   key, "0", "-1"], capture_output=True).stdout

@@ -4,16 +4,12 @@ check`` and exported in a form redis-server loads."""
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import subprocess
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from kvtwist.storage import fsck
-from tests.storage import test_journal
-from tests.storage.test_fsck import pipe_into_redis
+from tests.storage.journalharness import TypeJournalCase
 from tests.storage.test_journal import StoreHarness
 
 # Every stream operation (opcodes 1-4: XADD, TRIM, XDEL, XSETID), on two databases.
@@ -28,60 +24,44 @@ COMMANDS += [
 ]
 
 
-def values(h) -> dict:
-    """Every stream as (entries, metadata, node layout)."""
-    found = {}
-    for keyspace in h.store.databases:
-        for key, value in keyspace.data.items():
-            entries = value.range(0, (1 << 128) - 1)
-            layout = [(node.master, node.deleted, node.last, node.base, list(node.ids))
-                      for node in value.nodes]
-            found[(keyspace.index, key)] = (
-                entries, (value.length, value.last_id, value.first_id, value.max_deleted,
-                          value.entries_added, value.nbytes), layout)
-    return found
-
-
-class StreamJournalTests(SynchronousTestCase):
+class StreamJournalTests(TypeJournalCase):
     """Stream operations survive restarts, compactions and refused writes."""
 
-    mktemp = test_journal.GroupCommitTests.mktemp
+    commands = COMMANDS
 
-    def run_all(self, h) -> None:
-        for argv in COMMANDS:
-            h.run(*argv)
+    def values(self, h) -> dict:
+        """Every stream as (entries, metadata, node layout)."""
+        found = {}
+        for keyspace in h.store.databases:
+            for key, value in keyspace.data.items():
+                entries = value.range(0, (1 << 128) - 1)
+                layout = [(node.master, node.deleted, node.last, node.base, list(node.ids))
+                          for node in value.nodes]
+                found[(keyspace.index, key)] = (
+                    entries, (value.length, value.last_id, value.first_id, value.max_deleted,
+                              value.entries_added, value.nbytes), layout)
+        return found
 
     def test_restart(self):
         """Every stream command's effect replays to the same streams (an empty one too)."""
-        h = StoreHarness(self)
-        self.run_all(h)
-        h.turn()
-        expected = values(h)
+        h = self.ran()
+        expected = self.values(h)
         entries, meta, _ = expected[(0, b"empty")]
         self.assertEqual((entries, meta[0]), ([], 0))
         self.assertEqual(meta[1:3], (1 << 64 | 1, 0))
         self.assertEqual(len(expected[(5, b"s5")][0]), 1)
         self.assertEqual(expected[(0, b"s")][1][4], 999)
-        self.assertEqual(values(h.reload()), expected)
+        self.assertEqual(self.values(h.reload()), expected)
 
     def test_compaction(self):
         """A compaction taken with stream operations pending replays each exactly once,
         and the snapshot keeps the node layout (so later approximate trims agree)."""
-        h = StoreHarness(self)
-        h.run("xadd", "s", "0-1", "base", "1")
-        h.turn()
-        self.run_all(h)
-        d = h.journal.compact()
-        h.run("xadd", "s", "500-1", "after", "1")
-        h.turn()
-        self.assertGreater(self.successResultOf(d), 0)
-        expected = values(h)
-        again = h.reload()
-        self.assertEqual(values(again), expected)
+        h, again = self.compacted(("xadd", "s", "0-1", "base", "1"),
+                                  ("xadd", "s", "500-1", "after", "1"))
         again.run("xtrim", "s", "maxlen", "~", "100")
         h.run("xtrim", "s", "maxlen", "~", "100")
-        self.assertEqual(values(again), values(h))
-        self.assertEqual(values(again.reload()), values(h))
+        self.assertEqual(self.values(again), self.values(h))
+        self.assertEqual(self.values(again.reload()), self.values(h))
 
     def test_rollback(self):
         """XADD (new node or not), XDEL (emptying a node or not), trims and XSETID the disk
@@ -89,22 +69,12 @@ class StreamJournalTests(SynchronousTestCase):
         h = StoreHarness(self)
         for n in range(1, 230):
             h.run("xadd", "s", "%d-1" % n, "f", "v")
-        h.turn()
-        before = values(h)
-        h.ops.fault, h.ops.only = errno.ENOSPC, "write"
-        for argv in (("xadd", "s", "300-1", "f", "v"), ("xdel", "s", "1-1", "201-1"),
-                     ("xdel", "s", *["%d-1" % n for n in range(201, 230)]),
-                     ("xtrim", "s", "maxlen", "~", "10"), ("xtrim", "s", "maxlen", "7"),
-                     ("xadd", "s", "maxlen", "0", "400-1", "a", "b"),
-                     ("xsetid", "s", "999-9", "entriesadded", "5000"),
-                     ("xadd", "new", "1-1", "f", "v")):
-            h.run(*argv)
-        h.turn()
-        self.assertEqual(values(h), before)
-        h.ops.fault = None
-        h.clock.advance(1)
-        h.turn()
-        self.assertEqual(values(h.reload()), before)
+        self.refused(h, (("xadd", "s", "300-1", "f", "v"), ("xdel", "s", "1-1", "201-1"),
+                         ("xdel", "s", *["%d-1" % n for n in range(201, 230)]),
+                         ("xtrim", "s", "maxlen", "~", "10"), ("xtrim", "s", "maxlen", "7"),
+                         ("xadd", "s", "maxlen", "0", "400-1", "a", "b"),
+                         ("xsetid", "s", "999-9", "entriesadded", "5000"),
+                         ("xadd", "new", "1-1", "f", "v")))
 
     def test_check_and_export(self):
         """kvtwist check counts the streams; the RESP export loads into redis-server with
@@ -112,14 +82,7 @@ class StreamJournalTests(SynchronousTestCase):
         h = StoreHarness(self)
         self.run_all(h)
         h.run("pexpireat", "s", "4102444800000")
-        h.turn()
-        expected = values(h)
-        h.stop()
-        report = fsck.check(h.directory)
-        self.assertTrue(report.ok, report.lines)
-        self.assertIn("%d keys" % len(expected), report.lines[-1])
-        sock, piped = pipe_into_redis(self, h.directory)
-        self.assertIn(b"errors: 0", piped.stdout)
+        expected, sock = self.exported(h)
 
         def cli(db, *args):
             out = subprocess.run(["redis-cli", "-s", sock, "-n", str(db), "--raw"] + list(args),
