@@ -153,3 +153,9 @@ def start_kvproxy(backend_port: int, *args: str, port: int = 0) -> TwistdProcess
     """
     return _start_listening(
         "kvproxy", port, ["--backend", "tcp:127.0.0.1:%d" % (backend_port,)] + list(args))
+
+
+def start_kvproxy_pool(pool_path: str, *args: str, port: int = 0) -> TwistdProcess:
+    """Start ``twistd -n kvproxy`` in front of the pool of the YAML file ``pool_path``; return
+    it, listening on loopback ``port`` (0: any free one), the port its ``.port``."""
+    return _start_listening("kvproxy", port, ["--pool", pool_path] + list(args))

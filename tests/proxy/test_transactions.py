@@ -3,20 +3,9 @@ on the server of its keys; redis-py's default pipeline through kvproxy."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-
-try:
-    import redis
-except ImportError:  # the PyPy environment may lack redis-py
-    redis = None
-from unittest import SkipTest
-
-from twisted.trial.unittest import SynchronousTestCase
-
 from kvtwist.wire.replies import OK, Error
-from tests.procs import TwistdProcess, start_kvproxy, start_kvstore
 from tests.proxy.fakes import ProxyCase, ShardedCase, result_of
+from tests.proxy.realproxy import RealProxyCase, redis
 
 
 class OneBackendTests(ProxyCase):
@@ -90,21 +79,13 @@ class ShardedTransactionTests(ShardedCase):
         self.assertEqual([backend.sent for backend in self.backends], [[], [], []])
 
 
-class PipelineTests(SynchronousTestCase):
+class PipelineTests(RealProxyCase):
     """redis-py's default pipeline (MULTI ... EXEC) through a real kvproxy."""
 
-    def setUp(self) -> None:
-        if redis is None:
-            raise SkipTest("redis-py is not installed")
-        self.stores = []
-        for _ in range(3):
-            store = start_kvstore(tempfile.mkdtemp(prefix="kvtwist-tx-"))
-            self.addCleanup(store.stop)
-            self.stores.append(store)
+    prefix = "kvtwist-tx-"
 
     def check_pipeline(self, port: int, tag: bytes) -> None:
-        client = redis.Redis(port=port)
-        self.addCleanup(client.close)
+        client = self.client(port)
         pipe = client.pipeline()
         pipe.set(tag + b"a", b"1").incr(tag + b"b").get(tag + b"a").mget(tag + b"a", tag + b"b")
         self.assertEqual(pipe.execute(), [True, 1, b"1", [b"1", b"1"]])
@@ -114,26 +95,14 @@ class PipelineTests(SynchronousTestCase):
 
     def test_one_backend(self) -> None:
         """Against one kvstore."""
-        proxy = start_kvproxy(self.stores[0].port)
-        self.addCleanup(proxy.stop)
-        self.check_pipeline(proxy.port, b"")
+        self.check_pipeline(self.proxy_of_one(), b"")
 
     def test_sharded_pool(self) -> None:
         """Against three kvstores, the transaction's keys sharing a hash tag; without one,
         EXEC fails with the CROSSSLOT error."""
-        path = os.path.join(tempfile.mkdtemp(prefix="kvtwist-tx-"), "pool.yml")
-        with open(path, "w") as handle:
-            handle.write("\n".join(["pool:", "  redis: true", "  hash: md5",
-                                    "  hash_tag: \"{}\"",
-                                    "  servers:"] + ["   - 127.0.0.1:%d:1" % store.port
-                                                     for store in self.stores]) + "\n")
-        proxy = TwistdProcess("kvproxy", ["--pool", path, "--listen",
-                                          "tcp:0:interface=127.0.0.1"])
-        self.addCleanup(proxy.stop)
-        port = proxy.wait_for_ports(1)[0]
+        port = self.proxy_of_pool()
         self.check_pipeline(port, b"{user1}")
-        client = redis.Redis(port=port)
-        self.addCleanup(client.close)
+        client = self.client(port)
         keys = [b"key:%d" % i for i in range(30)]
         pipe = client.pipeline()
         for key in keys:
