@@ -97,8 +97,8 @@ def nutcracker_argv(pool_path: str, stats_port: int) -> list:
 def bench_argv(port: int, test: str, conns: int, pipeline: int, requests: int,
                keyspace: int) -> list:
     """Return redis-benchmark's argv for one test: its built-in ``get``/``set``, or for
-    ``mget`` a custom MGET of MGET_KEYS random keys (redis-benchmark's own MGET-free
-    tests have no such read; each ``__rand_int__`` is drawn on its own)."""
+    ``mget`` a custom MGET of MGET_KEYS random keys (redis-benchmark has no built-in
+    MGET test; each ``__rand_int__`` is drawn on its own)."""
     if test != "mget":
         return redisbench.command(port, (test,), conns, pipeline, requests, keyspace)
     argv = redisbench.command(port, ("get",), conns, pipeline, requests, keyspace)
