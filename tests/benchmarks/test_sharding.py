@@ -253,6 +253,20 @@ class SuiteTests(SynchronousTestCase):
                          [(group, None, "no start") for group, _ in sharding.GROUPS])
         self.assertEqual(set(run.references.values()), {sharding.NUTCRACKER})
 
+    def test_no_nutcracker(self) -> None:
+        """Without nutcracker each group gets one failed row saying so, and nothing starts."""
+        run = quiet_run(("sharding",))
+        self.addCleanup(run.out.close)
+        self.patch(sharding, "measure_group", lambda *a: self.fail("measured"))
+        self.patch(procs, "kvproxy_available", lambda: True)
+        self.patch(procs, "kvstore_available", lambda: True)
+        self.patch(shutil, "which", lambda name: None)
+        self.patch(os.path, "exists", lambda path: False)
+        sharding.sharding(run)
+        self.assertEqual([(r.group, r.value, r.note) for r in run.rows],
+                         [(group, None, "nutcracker is not installed")
+                          for group, _ in sharding.GROUPS])
+
     def test_registered(self) -> None:
         """The suite is named sharding and python -m benchmarks runs it."""
         self.assertIn("sharding", suites.SUITES)
