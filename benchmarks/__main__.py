@@ -12,14 +12,15 @@ import tempfile
 import time
 
 from benchmarks import (
-    acl, cluster, datatypes, durability, procs, proxying, report, stalls, suites)
+    acl, cluster, datatypes, durability, procs, proxying, report, sharding, stalls, suites)
 
 RUNNERS = (("core", suites.core), ("pypy", suites.core), ("dialects", suites.dialects),
            ("fsync", durability.fsync), ("fsync", durability.fsync_rounds),
            ("memory", durability.memory),
            ("restart", durability.restart), ("proxy", proxying.proxy),
            ("stalls", stalls.stalls), ("types", datatypes.types),
-           ("typememory", datatypes.typememory), ("acl", acl.acl), ("cluster", cluster.cluster))
+           ("typememory", datatypes.typememory), ("acl", acl.acl), ("cluster", cluster.cluster),
+           ("sharding", sharding.sharding))
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

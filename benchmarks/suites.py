@@ -13,7 +13,7 @@ from benchmarks import procs, redisbench
 from benchmarks.report import Row
 
 SUITES = ("core", "dialects", "fsync", "memory", "restart", "proxy", "stalls", "types",
-          "typememory", "acl", "cluster", "pypy")
+          "typememory", "acl", "cluster", "sharding", "pypy")
 CONFIGS = ((50, 1), (50, 16), (1, 1))  # (-c, -P)
 REDIS = "redis-server"
 CPY, PYPY = "CPython", "PyPy"
