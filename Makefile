@@ -53,8 +53,10 @@ test-pypy:
 
 ## The slow stage (CI runs it after `make test`): the soak test, under CPython, then PyPy.
 ## tests/soak: 200 clients for 60 s, 16 MB values, kill -9 of kvstore; KVTWIST_SOAK_* tune it.
+## Then a --quick run of the sharding benchmark (kvproxy and nutcracker, about a minute).
 test-slow: $(VENV)/.installed
 	KVTWIST_SOAK=1 $(VENV)/bin/python -m pytest -q -rP tests/soak
+	KVTWIST_SLOW=1 $(VENV)/bin/python -m pytest -q tests/benchmarks/test_sharding.py
 	@if command -v $(PYPY) >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
 		KVTWIST_SOAK=1 $(PYPY_VENV)/bin/python -m pytest -q -rP tests/soak; \
