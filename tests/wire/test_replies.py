@@ -123,6 +123,36 @@ class ToRespTests(SynchronousTestCase):
             b"*3\r\n$1\r\na\r\n*2\r\n$-1\r\n*2\r\n-ERR x\r\n*0\r\n+OK\r\n",
         )
 
+    @given(st.lists(st.one_of(st.binary(max_size=8), st.binary(min_size=1020, max_size=1030)),
+                    max_size=12), st.booleans())
+    def test_flat_array_any_lengths(self, items, resp3) -> None:
+        """A flat list of byte strings, short or long (past the header table), renders as
+        each element's bulk string after the count, in RESP2 and RESP3 alike."""
+        expected = b"*%d\r\n" % len(items) + b"".join(
+            b"$%d\r\n%s\r\n" % (len(item), item) for item in items)
+        self.assertEqual((to_resp3 if resp3 else to_resp)(items), expected)
+
+    def test_flat_array_fast_path(self) -> None:
+        """A list of byte strings is joined at once, not rendered element by element."""
+        calls = []
+        original = replies.to_resp
+        self.patch(replies, "to_resp", lambda reply: calls.append(reply) or original(reply))
+        self.assertEqual(replies.to_resp([b"a", b"bc"]), b"*2\r\n$1\r\na\r\n$2\r\nbc\r\n")
+        self.assertEqual(calls, [[b"a", b"bc"]])
+
+    def test_flat_array_of_other_elements(self) -> None:
+        """Elements that are not byte strings (sized or not) go element by element."""
+        self.assertEqual(to_resp([b"a", [b"b"], b"c"]),
+                         b"*3\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n$1\r\nc\r\n")
+        self.assertEqual(to_resp([b"a", None, 7]),
+                         b"*3\r\n$1\r\na\r\n$-1\r\n:7\r\n")
+        self.assertEqual(to_resp([b"x" * 2000, [b"y" * 1500]]),
+                         b"*2\r\n$2000\r\n" + b"x" * 2000 + b"\r\n*1\r\n$1500\r\n"
+                         + b"y" * 1500 + b"\r\n")
+        self.assertEqual(to_resp([bytearray(b"ab"), memoryview(b"c")]),
+                         b"*2\r\n$2\r\nab\r\n$1\r\nc\r\n")
+        self.assertRaises(TypeError, to_resp, [b"a", "text"])
+
     def test_nil_array(self) -> None:
         """NIL_ARRAY becomes *-1."""
         self.assertEqual(to_resp(NIL_ARRAY), b"*-1\r\n")
