@@ -330,8 +330,16 @@ def to_resp(reply) -> bytes:
         except TypeError:
             pass  # not only byte strings: element by element
     if isinstance(reply, (list, tuple)):
+        # Bulk strings and Doubles (ZRANGE WITHSCORES, ZPOPMIN) are rendered in place.
         parts = [b"*%d\r\n" % len(reply)]
-        parts.extend(to_resp(item) for item in reply)
+        append = parts.append
+        for item in reply:
+            if item.__class__ is bytes:
+                append(b"$%d\r\n%s\r\n" % (len(item), item))
+            elif item.__class__ is Double:
+                append(b"$%d\r\n%s\r\n" % (len(item.text), item.text))
+            else:
+                append(to_resp(item))
         return b"".join(parts)
     if isinstance(reply, Pairs):
         flat = []

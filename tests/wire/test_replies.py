@@ -153,6 +153,14 @@ class ToRespTests(SynchronousTestCase):
                          b"*2\r\n$2\r\nab\r\n$1\r\nc\r\n")
         self.assertRaises(TypeError, to_resp, [b"a", "text"])
 
+    def test_mixed_array_element_by_element(self) -> None:
+        """An array mixing bulk strings, Doubles (RESP2 bulk strings), ints, nils and nested
+        arrays renders as its count and each element's own rendering."""
+        reply = [b"m", Double(b"1.5"), 3, None, [b"x", Double(b"inf")], (b"t",), OK]
+        expected = b"*7\r\n" + b"".join(to_resp(item) for item in reply)
+        self.assertEqual(to_resp(reply), expected)
+        self.assertIn(b"$3\r\n1.5\r\n", expected)
+
     def test_nil_array(self) -> None:
         """NIL_ARRAY becomes *-1."""
         self.assertEqual(to_resp(NIL_ARRAY), b"*-1\r\n")
