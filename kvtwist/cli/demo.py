@@ -14,7 +14,8 @@ from twisted.internet import defer
 from twisted.internet.error import ConnectError
 
 import kvtwist
-from kvtwist.wire.replies import NIL_ARRAY, Error, quote, to_text
+from kvtwist.wire.replies import NIL_ARRAY, Error
+from kvtwist.wire.textreply import quote, to_text
 
 # Alice's session: several pairs, then an overwrite of one of them.
 ALICE = [

@@ -8,7 +8,8 @@ import sys
 from kvtwist.wire import respreply
 from kvtwist.wire.inline import UnbalancedQuotes, split_args
 from kvtwist.cli.lineedit import help_text, history_path, setup_readline
-from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status, to_text
+from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status
+from kvtwist.wire.textreply import to_text
 
 _STREAMING = (b"SUBSCRIBE", b"PSUBSCRIBE", b"MONITOR")
 

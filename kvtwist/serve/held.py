@@ -18,7 +18,8 @@ from kvtwist.serve.blocking import Blocked, deferred_reply
 from kvtwist.serve.limits import close_over_output, over_output_limit
 from kvtwist.wire import jsonlines
 from kvtwist.wire.replies import (
-    NO_REPLY, Error, Push, to_resp, to_resp3, to_resp3_push, to_text)
+    NO_REPLY, Error, Push, to_resp, to_resp3, to_resp3_push)
+from kvtwist.wire.textreply import to_text
 
 ON = b"on"
 

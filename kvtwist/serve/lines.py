@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kvtwist.wire import jsonlines
 from kvtwist.wire.inline import UnbalancedQuotes, split_args
-from kvtwist.wire.replies import Error, to_text
+from kvtwist.wire.replies import Error
+from kvtwist.wire.textreply import to_text
 
 TEXT, RESP, JSON = "text", "resp", "json"
 

@@ -11,7 +11,8 @@ from twisted.python.failure import Failure
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer
-from kvtwist.wire.replies import NO_REPLY, OK, Error, Streamed, to_resp, to_resp3, to_text
+from kvtwist.wire.replies import NO_REPLY, OK, Error, Streamed, to_resp, to_resp3
+from kvtwist.wire.textreply import to_text
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import StreamedReplies, forget_checksum
 from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests

@@ -12,7 +12,8 @@ from twisted.internet.interfaces import IPushProducer
 from kvtwist.serve.lines import JSON, RESP
 from kvtwist.storage import checksums
 from kvtwist.wire import jsonlines
-from kvtwist.wire.replies import Streamed, resp_pieces, text_pieces
+from kvtwist.wire.replies import Streamed, resp_pieces
+from kvtwist.wire.textreply import text_pieces
 
 
 @implementer(IPushProducer)

@@ -1,4 +1,5 @@
-"""Reply values shared by every command, and their RESP2 and redis-cli text renderings."""
+"""Reply values shared by every command, and their RESP2 and RESP3 renderings (the text
+rendering redis-cli shows is in textreply.py)."""
 
 from __future__ import annotations
 
@@ -279,12 +280,34 @@ _OK_BYTES = b"+OK\r\n"
 _NIL_BYTES = b"$-1\r\n"
 
 
+_CRLF = b"\r\n"
+# The "$<length>\r\n" line of a bulk string shorter than this many bytes is looked up here.
+_BULK_HEADS = [b"$%d\r\n" % size for size in range(1024)]
+_bulk_head = _BULK_HEADS.__getitem__
+
+
+def _bulks(first: bytes, items: list) -> bytes:
+    """Return ``first`` followed by each of ``items`` (byte strings) as a bulk string.
+
+    The pieces are laid out in one list by slice assignments and joined once, so there is
+    no Python-level step per element: about 60 ns an element under CPython where
+    formatting each bulk string (``b"$%d\r\n%s\r\n" % ...``) took 170 ns. O(bytes).
+    An element that is not a byte string raises TypeError (``len`` of None or an int, or
+    the join of a list), and the caller renders element by element instead.
+    """
+    parts = [_CRLF] * (3 * len(items) + 1)
+    parts[0] = first
+    try:
+        parts[1::3] = map(_bulk_head, map(len, items))
+    except IndexError:  # an element of 1024 bytes or more: its header is formatted
+        parts[1::3] = [b"$%d\r\n" % len(item) for item in items]
+    parts[2::3] = items
+    return b"".join(parts)
+
+
 def _bulk_array(items: list) -> bytes:
-    # An array of byte strings (LRANGE, HGETALL, SMEMBERS...), the same in RESP2 and RESP3,
-    # in one comprehension: about three times faster than an element at a time. Any other
-    # element (int, None, a nested reply) raises TypeError, and the caller goes the slow way.
-    return b"*%d\r\n%s" % (len(items), b"".join(
-        [b"$%d\r\n%s\r\n" % (len(item), item) for item in items]))
+    # An array of byte strings (LRANGE, HGETALL, SMEMBERS...), the same in RESP2 and RESP3.
+    return _bulks(b"*%d\r\n" % len(items), items)
 
 
 def to_resp(reply) -> bytes:
@@ -307,8 +330,16 @@ def to_resp(reply) -> bytes:
         except TypeError:
             pass  # not only byte strings: element by element
     if isinstance(reply, (list, tuple)):
+        # Bulk strings and Doubles (ZRANGE WITHSCORES, ZPOPMIN) are rendered in place.
         parts = [b"*%d\r\n" % len(reply)]
-        parts.extend(to_resp(item) for item in reply)
+        append = parts.append
+        for item in reply:
+            if item.__class__ is bytes:
+                append(b"$%d\r\n%s\r\n" % (len(item), item))
+            elif item.__class__ is Double:
+                append(b"$%d\r\n%s\r\n" % (len(item.text), item.text))
+            else:
+                append(to_resp(item))
         return b"".join(parts)
     if isinstance(reply, Pairs):
         flat = []
@@ -373,7 +404,7 @@ def resp_pieces(stream: Streamed, resp3: bool = False):
     if not stream.pairs:
         yield b"*%d\r\n" % count
         for piece in stream.slices:
-            yield b"".join([b"$%d\r\n%s\r\n" % (len(key), key) for key in piece])
+            yield _bulks(b"", piece)
         return
     yield b"%%%d\r\n" % count if resp3 else b"*%d\r\n" % (2 * count)
     for piece in stream.slices:
@@ -391,119 +422,3 @@ def to_resp3_push(reply) -> bytes:
 def _one_line(message: str) -> str:
     # An error is one RESP line; a CR or LF inside would split the stream.
     return message.replace("\r", " ").replace("\n", " ")
-
-
-# -- text, as redis-cli shows replies to a person --------------------------------
-
-_REPR_ESCAPES = {
-    0x5C: b"\\\\",
-    0x22: b'\\"',
-    0x0A: b"\\n",
-    0x0D: b"\\r",
-    0x09: b"\\t",
-    0x07: b"\\a",
-    0x08: b"\\b",
-}
-
-
-# Bytes sdscatrepr copies unchanged: printable ASCII except the two it escapes.
-_REPR_PLAIN = bytes(byte for byte in range(0x20, 0x7F) if byte not in _REPR_ESCAPES)
-# Each byte's rendering, for values that need escaping.
-_REPR_TABLE = [
-    _REPR_ESCAPES.get(byte) or (bytes((byte,)) if 0x20 <= byte < 0x7F else b"\\x%02x" % byte)
-    for byte in range(256)
-]
-
-
-def quote(value: bytes) -> bytes:
-    """Return ``value`` quoted as redis-cli shows it (sdscatrepr): printable ASCII kept,
-    the rest escaped."""
-    # Fast path for the usual all-plain value: one C-level pass deleting the plain bytes
-    # (bytes.translate beats a regex search on both CPython and PyPy past a few bytes).
-    if not value.translate(None, _REPR_PLAIN):
-        return b'"' + value + b'"'
-    return _quote_escaped(value)
-
-
-def _quote_escaped(value: bytes) -> bytes:
-    # The per-byte path, for values holding at least one byte that needs escaping.
-    table = _REPR_TABLE
-    return b'"' + b"".join([table[byte] for byte in value]) + b'"'
-
-
-def to_text(reply) -> bytes:
-    """Render one reply as redis-cli prints it, CRLF-terminated, for a telnet user."""
-    if reply is NO_REPLY:
-        return b""
-    if reply.__class__ is Raw:
-        return bytes(reply)
-    return b"".join(line + b"\r\n" for line in _text_lines(reply))
-
-
-def _text_lines(reply) -> list:
-    if reply.__class__ is bytes:
-        return [quote(reply)]
-    if reply is None:
-        return [b"(nil)"]
-    if isinstance(reply, Status):
-        return [reply.text]
-    if isinstance(reply, Error):
-        return [b"(error) " + _one_line(reply.message).encode("utf-8", "replace")]
-    if isinstance(reply, bool):
-        return [b"(integer) %d" % int(reply)]
-    if isinstance(reply, int):
-        return [b"(integer) %d" % reply]
-    if reply is NIL_ARRAY:
-        return [b"(nil)"]
-    if reply.__class__ is Double:
-        return [quote(reply.text)]
-    if isinstance(reply, Pairs):
-        lines = []
-        for key, value in reply.items:
-            rendered = _text_lines(value)
-            lines.append(quote(key) + b" => " + rendered[0])
-            lines.extend(b"    " + line for line in rendered[1:])
-        count = len(reply.items)
-        lines.append(b"(%d pair%s)" % (count, b"" if count == 1 else b"s"))
-        return lines
-    if isinstance(reply, (list, tuple)):
-        if not reply:
-            return [b"(empty array)"]
-        width = len(str(len(reply)))
-        lines = []
-        for index, item in enumerate(reply, 1):
-            label = b"%*d) " % (width, index)
-            pad = b" " * len(label)
-            for number, line in enumerate(_text_lines(item)):
-                lines.append((label if number == 0 else pad) + line)
-        return lines
-    if isinstance(reply, (bytearray, memoryview)):
-        return [quote(bytes(reply))]
-    if isinstance(reply, Streamed):
-        return _text_lines(reply.whole())
-    raise TypeError("not a reply: %r" % (reply,))
-
-
-def text_pieces(stream: Streamed):
-    """Yield ``stream`` as redis-cli shows it, one bytes per slice; joined, ``to_text`` of it.
-
-    An array is numbered lines padded to the width of the largest number; Pairs are one
-    ``key => value`` line each, then ``(N pairs)``. O(bytes of the slice) per piece.
-    """
-    count = stream.count
-    if stream.pairs:
-        for piece in stream.slices:
-            yield b"".join([quote(key) + b" => " + quote(value) + b"\r\n" for key, value in piece])
-        yield b"(%d pair%s)\r\n" % (count, b"" if count == 1 else b"s")
-        return
-    if not count:
-        yield b"(empty array)\r\n"
-        return
-    width = len(str(count))
-    index = 0
-    for piece in stream.slices:
-        lines = []
-        for key in piece:
-            index += 1
-            lines.append(b"%*d) %s\r\n" % (width, index, quote(key)))
-        yield b"".join(lines)

@@ -11,7 +11,8 @@ from kvtwist.engine import rdb
 from kvtwist.engine.keyspace import DEL, SET
 from kvtwist.engine.store import Store
 from kvtwist.wire import replies
-from kvtwist.wire.replies import OK, Pairs, Streamed, to_resp, to_text
+from kvtwist.wire.replies import OK, Pairs, Streamed, to_resp
+from kvtwist.wire.textreply import to_text
 from tests.helpers import START, SessionMixin
 from tests.redisref import RawConnection, start_redis_or_skip
 

@@ -59,6 +59,27 @@ class OperationTests(SynchronousTestCase):
                 inverse()
                 self.assertEqual(state(value), before)
 
+    def test_pop_at_an_end_keeps_no_positional_index(self):
+        """Popping a few members at either end takes them off the ends (the SortedList
+        builds no positional index, which every later add and remove would then update),
+        and gives the same ranks, in the same order, as a cut of those ranks."""
+        value = ZSet()
+        args = []
+        for index in range(5000):
+            args += [b"%d" % (index % 7), b"m%04d" % index]
+        OPS[(ZSET, OP_ADD)](value, tuple(args))
+        expected = list(value.order)
+        first, _ = OPS[(ZSET, OP_POPMIN)](value, (b"0", b"2"))
+        last, inverse = OPS[(ZSET, OP_POPMAX)](value, (b"4993", b"4996"))
+        self.assertEqual(first, expected[:3])
+        self.assertEqual(last, expected[-4:])
+        self.assertEqual(list(value.order), expected[3:-4])
+        self.assertGreater(len(value.order._lists), 1)
+        self.assertFalse(value.order._index)
+        inverse()
+        self.assertEqual(list(value.order), expected[3:])
+        self.assertEqual(len(value.scores), len(expected) - 3)
+
     def test_equal_score_changes_nothing(self):
         """A score equal to the member's (even -0 for 0) leaves it as it was, as Redis's
         zsetAdd, and its inverse changes nothing either."""

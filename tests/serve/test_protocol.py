@@ -15,7 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from kvtwist.engine.dump import cmd_dump
 from kvtwist.engine.keys import cmd_keys
 from kvtwist.wire import jsonlines
-from kvtwist.wire.replies import OK, Error, Pairs, Status, to_resp, to_resp3, to_text
+from kvtwist.wire.replies import OK, Error, Pairs, Status, to_resp, to_resp3
+from kvtwist.wire.textreply import to_text
 from kvtwist.engine.store import Store
 from kvtwist.serve.factory import KVFactory
 from kvtwist.serve.protocol import HIGH_WATER

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.wire.inline import LineFramer, UnbalancedQuotes, split_args
-from kvtwist.wire.replies import quote
+from kvtwist.wire.textreply import quote
 
 
 class SplitArgsTests(SynchronousTestCase):

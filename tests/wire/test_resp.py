@@ -7,8 +7,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.wire.replies import Error, Status
-from kvtwist.wire.resp import (ProtocolError, RequestParser, _find_requests,
-                          _split_requests)
+from kvtwist.wire.resp import ProtocolError, RequestParser
 from kvtwist.wire.respreply import encode_command
 from tests.redisref import start_redis_or_skip
 from tests.wire.test_respreply import exchange
@@ -528,19 +527,6 @@ class DrainTests(SynchronousTestCase):
         def refuse(*args):
             raise AssertionError("the pipeline cutter ran")
 
-        self.patch(resp, "_split_requests", refuse)
+        self.patch(resp, "split_requests", refuse)
         argv = [b"SET", b"key:1", b"*$0"]
         self.assertEqual(RequestParser().drain(encode_command(argv)), ([argv], None))
-
-    @given(st.lists(_wire_fragments, max_size=12), st.integers(0, 40), st.integers(1, 8))
-    def test_cutters_match_next_request(self, fragments, max_inline, max_args) -> None:
-        """Each cutter (split and find; drain mixes them) cuts next_request()'s requests."""
-        data = b"".join(fragments)
-        limits = {"max_bulk": 8, "max_args": max_args, "max_inline": max_inline}
-        requests, error = _reference(data, RequestParser(**limits))
-        for cutter in (_find_requests, _split_requests):
-            cut = []
-            pos = cutter(data, cut, 8, max_args, max_inline)
-            self.assertEqual(_reference(data[:pos], RequestParser(**limits)), (cut, None))
-            rest, rest_error = _reference(data[pos:], RequestParser(**limits))
-            self.assertEqual((cut + rest, rest_error), (requests, error))
