@@ -9,6 +9,7 @@ from kvtwist.client import NotAnswered
 from kvtwist.loop.turns import at_turn_end
 from kvtwist.proxy.cache import MISSING, slot, slot_db
 from kvtwist.proxy.commands import ALL
+from kvtwist.proxy.expiry import Timed, life
 from kvtwist.wire.replies import Error
 
 
@@ -47,7 +48,8 @@ class Reads:
     end, as one GET or one MGET per database; concurrent misses on a key share one
     fetch. The store's ``write`` calls ``before_write`` first, so no write overtakes a
     read made before it (see the ordering model in docs/design.md). Every fetch is
-    sent to run in its key's database (``Placeholder.db``).
+    sent to run in its key's database (``Placeholder.db``), followed by the PTTL of
+    each of its keys (``expiry.Timed``): a value is cached no longer than its key lives.
     """
 
     def __init__(self, store) -> None:
@@ -158,33 +160,34 @@ class Reads:
         sent = self.writes
         if len(batch) == 1:
             placeholder = batch[0]
-            self.backend.request([b"GET", placeholder.key], db=db, check=_fits_get).addBoth(
-                self._fetched, placeholder, sent)
+            key = placeholder.key
+            Timed(self.backend, self.clock, [b"GET", key], [key], db, _fits_get,
+                  self._timed_fetched, placeholder, sent)
             return
-        argv = [b"MGET"]
-        argv.extend([placeholder.key for placeholder in batch])
+        keys = [placeholder.key for placeholder in batch]
         tracked = not self.backend.strings_only
         if tracked:
             self._track(batch)
-        self.backend.request(argv, db=db, check=_FitsMget(len(batch))).addBoth(
-            self._batch_fetched, batch, tracked, sent)
+        Timed(self.backend, self.clock, [b"MGET"] + keys, keys, db, _FitsMget(len(batch)),
+              self._batch_fetched, batch, tracked, sent)
 
-    def _batch_fetched(self, reply, batch, tracked, sent) -> None:
+    def _batch_fetched(self, reply, ttls, at, batch, tracked, sent) -> None:
         if tracked:
             self._untrack(batch)
-            self._answer_batch(reply, batch, sent)
+            self._answer_batch(reply, ttls, at, batch, sent)
             self._drop_fences(batch)
             return
-        self._answer_batch(reply, batch, sent)
+        self._answer_batch(reply, ttls, at, batch, sent)
 
-    def _answer_batch(self, reply, batch, sent) -> None:
+    def _answer_batch(self, reply, ttls, at, batch, sent) -> None:
         if reply.__class__ is list and len(reply) == len(batch):
             fill = self.cache.fill
             reread = self._reread
             trusted = self.backend.strings_only
-            for placeholder, value in zip(batch, reply):
+            now = self.clock.seconds()
+            for placeholder, value, ttl in zip(batch, reply, ttls):
                 if value.__class__ is bytes or (value is None and trusted):
-                    fill(placeholder, value)
+                    fill(placeholder, value, life(value, ttl, at, now))
                     self._answer(placeholder, value)
                 else:
                     # MGET answers nil for a key of another type where GET says
@@ -315,12 +318,18 @@ class Reads:
             fence.addBoth(self._fetched, placeholder, _OVERTAKEN)
             return
         self.fetches += 1
-        self.backend.request([b"GET", placeholder.key], db=placeholder.db,
-                             check=_fits_get).addBoth(self._fetched, placeholder, self.writes)
+        key = placeholder.key
+        Timed(self.backend, self.clock, [b"GET", key], [key], placeholder.db, _fits_get,
+              self._timed_fetched, placeholder, self.writes)
 
-    def _fetched(self, reply, placeholder, sent) -> None:
+    def _timed_fetched(self, reply, ttls, at, placeholder, sent) -> None:
+        self._fetched(reply, placeholder, sent, life(reply, ttls[0], at, self.clock.seconds()))
+
+    def _fetched(self, reply, placeholder, sent, lifetime=0) -> None:
+        # ``lifetime``: see ``expiry.life``; a fence's GET (0) is not cached: the write
+        # it precedes voids its placeholder anyway.
         if reply is None or reply.__class__ is bytes:
-            self.cache.fill(placeholder, reply)
+            self.cache.fill(placeholder, reply, lifetime)
         elif reply.__class__ is Failure:
             if reply.check(NotAnswered) is not None and not self._retry([placeholder], sent):
                 return
@@ -364,11 +373,19 @@ class Reads:
                 self._track(placeholders)
         self.fetches += 1
         self.fetched_keys += len(fetch)
-        d = self.backend.request([b"MGET"] + fetch, db=db, check=_FitsMget(len(fetch)))
-        d.addBoth(self._mget_fetched, keys, values, fetch, placeholders, tracked)
+        if placeholders is None:
+            d = self.backend.request([b"MGET"] + fetch, db=db, check=_FitsMget(len(fetch)))
+            d.addBoth(self._mget_fetched, None, 0, keys, values, fetch, placeholders, tracked)
+            return d
+        d = Deferred()
+        Timed(self.backend, self.clock, [b"MGET"] + fetch, fetch, db, _FitsMget(len(fetch)),
+              self._mget_timed, d, keys, values, fetch, placeholders, tracked)
         return d
 
-    def _mget_fetched(self, reply, keys, values, fetch, placeholders, tracked):
+    def _mget_timed(self, reply, ttls, at, d, *args) -> None:
+        d.callback(self._mget_fetched(reply, ttls, at, *args))
+
+    def _mget_fetched(self, reply, ttls, at, keys, values, fetch, placeholders, tracked):
         cache = self.cache
         ok = reply.__class__ is list and len(reply) == len(fetch)
         if not ok:
@@ -377,12 +394,13 @@ class Reads:
             self._untrack(placeholders)
         if placeholders is not None:
             trusted = ok and self.backend.strings_only
+            now = self.clock.seconds()
             for index, placeholder in enumerate(placeholders):
                 if placeholder is None:
                     continue
                 value = reply[index] if ok else error
                 if value.__class__ is bytes or (value is None and trusted):
-                    cache.fill(placeholder, value)
+                    cache.fill(placeholder, value, life(value, ttls[index], at, now))
                     self._answer(placeholder, value)
                 elif ok and placeholder.waiters is not None:
                     # A GET joined this fetch; it is owed GET's answer, not MGET's nil.

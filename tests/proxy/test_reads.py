@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred, fail
+from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.engine.store import Store
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
 from kvtwist.wire.replies import OK, Error
+from kvtwist.proxy.cache import MISSING
+from tests.procs import start_kvproxy
 from tests.proxy.fakes import FakeListener, PipelineBackend, ProxyCase, result_of
+from tests.redisref import RawConnection, start_redis_or_skip
 
 
 class ProxyReadTests(ProxyCase):
@@ -468,3 +472,159 @@ class ProxyBatchTests(ProxyCase):
         for line in ("backend_fetches:2", "backend_fetched_keys:2", "backend_rereads:1",
                      "cache_misses:2"):
             self.assertIn(line + "\r\n", text)
+
+
+class TtlBoundTests(ProxyCase):
+    """A fetched value is cached no longer than its key lives on the backend: each fetch
+    asks PTTL of its keys right behind the GET or MGET, on the same connection."""
+
+    cache_options = {"ttl": 60, "miss_ttl": 5}
+
+    def setUp(self) -> None:
+        ProxyCase.setUp(self)
+        self.backend.manual_ttls = True
+
+    def miss(self, key: bytes = b"k"):
+        d = self.session.execute([b"GET", key])
+        self.clock.advance(0)
+        return d
+
+    def test_getAsksPttlBehindIt(self) -> None:
+        """A GET miss sends GET then PTTL of the key, in that order, in its database."""
+        self.miss()
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"GET", b"k"], [b"PTTL", b"k"]])
+
+    def test_valueLivesNoLongerThanItsKey(self) -> None:
+        """A value whose key has 150 ms left is a hit for 150 ms, then fetched again."""
+        d = self.miss()
+        self.backend.answer(0, b"v")
+        self.assertNoResult(d)  # answered once its PTTL is in
+        self.backend.answer(1, 150)
+        self.assertEqual(result_of(d), b"v")
+        self.clock.advance(0.149)
+        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
+        self.clock.advance(0.001)
+        self.assertIsInstance(self.session.execute([b"GET", b"k"]), Deferred)
+
+    def test_ttlCountsFromTheSend(self) -> None:
+        """The key's TTL is counted from when the fetch was sent, not from its reply."""
+        d = self.miss()
+        self.clock.advance(0.05)
+        self.backend.answer(0, b"v")
+        self.backend.answer(1, 100)
+        self.assertEqual(result_of(d), b"v")
+        self.clock.advance(0.049)
+        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
+        self.clock.advance(0.001)
+        self.assertIsInstance(self.session.execute([b"GET", b"k"]), Deferred)
+
+    def test_keyWithoutTtlKeepsTheCacheTtl(self) -> None:
+        """PTTL -1 (no expiry) leaves the value cached for the cache's TTL."""
+        d = self.miss()
+        self.backend.answer(0, b"v")
+        self.backend.answer(1, -1)
+        self.assertEqual(result_of(d), b"v")
+        self.clock.advance(59.9)
+        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
+
+    def test_expiredBetweenTheRepliesIsNotCached(self) -> None:
+        """A value whose PTTL says the key is gone (-2) or due now (0) answers its client
+        but is not cached."""
+        for index, ttl in enumerate((-2, 0)):
+            key = b"k%d" % (index,)
+            d = self.miss(key)
+            self.backend.answer(2 * index, b"v")
+            self.backend.answer(2 * index + 1, ttl)
+            self.assertEqual(result_of(d), b"v")
+            self.assertNotIn(key, self.cache)
+
+    def test_nilKeepsTheMissTtl(self) -> None:
+        """A nil is cached for the miss TTL whatever its PTTL says (a key written between
+        the two replies is invalidated by tracking like any write)."""
+        for index, ttl in enumerate((-2, -1, Error("NOPERM no"))):
+            key = b"k%d" % (index,)
+            d = self.miss(key)
+            self.backend.answer(2 * index, None)
+            self.backend.answer(2 * index + 1, ttl)
+            self.assertIsNone(result_of(d))
+            self.assertIn(key, self.cache)
+        self.clock.advance(5)
+        self.assertEqual(len(self.cache), 0)
+
+    def test_pttlErrorIsNotCached(self) -> None:
+        """A PTTL the backend refuses (an ACL, say) leaves the value uncached."""
+        d = self.miss()
+        self.backend.answer(0, b"v")
+        self.backend.answer(1, Error("NOPERM this user has no permissions"))
+        self.assertEqual(result_of(d), b"v")
+        self.assertNotIn(b"k", self.cache)
+
+    def test_batchedMissesBoundEachKey(self) -> None:
+        """A turn's MGET of misses is followed by one PTTL per key; each value's life is
+        bounded by its own key's."""
+        d1 = self.session.execute([b"GET", b"a"])
+        d2 = self.proxy.new_session().execute([b"GET", b"b"])
+        self.clock.advance(0)
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"MGET", b"a", b"b"], [b"PTTL", b"a"], [b"PTTL", b"b"]])
+        self.backend.answer(0, [b"1", b"2"])
+        self.backend.answer(1, -1)
+        self.backend.answer(2, 200)
+        self.assertEqual((result_of(d1), result_of(d2)), (b"1", b"2"))
+        self.clock.advance(0.2)
+        self.assertEqual(self.cache.get(b"a"), b"1")
+        self.assertIs(self.cache.get(b"b"), MISSING)
+
+    def test_clientMgetBoundsEachKey(self) -> None:
+        """A client's MGET fetches its missing keys' PTTLs behind it and bounds each."""
+        d = self.session.execute([b"MGET", b"a", b"b"])
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"MGET", b"a", b"b"], [b"PTTL", b"a"], [b"PTTL", b"b"]])
+        self.backend.answer(0, [b"1", b"2"])
+        self.backend.answer(1, 100)
+        self.backend.answer(2, -1)
+        self.assertEqual(result_of(d), [b"1", b"2"])
+        self.clock.advance(0.1)
+        self.assertIs(self.cache.get(b"a"), MISSING)
+        self.assertEqual(self.cache.get(b"b"), b"2")
+
+    def test_expireThroughTheProxyDropsTheCachedValue(self) -> None:
+        """EXPIRE, PEXPIRE, SET ... PX and GETEX through kvproxy drop the cached value of
+        their key when sent (tracking also invalidates it)."""
+        for argv in ([b"EXPIRE", b"k", b"1"], [b"PEXPIRE", b"k", b"100"],
+                     [b"SET", b"k", b"v", b"PX", b"100"], [b"GETEX", b"k", b"PX", b"100"],
+                     [b"PEXPIREAT", b"k", b"1"]):
+            self.cache.put(b"k", b"v")
+            self.session.execute(argv)
+            self.assertNotIn(b"k", self.cache, argv)
+
+
+class RedisExpiryTests(SynchronousTestCase):
+    """Through a real ``twistd kvproxy`` in front of redis-server."""
+
+    def test_getAfterTheKeysTtlIsNil(self) -> None:
+        """With 100,000 other keys carrying a TTL (so redis-server's active expiry is slow
+        to find the one that expired, and sends no invalidation), a GET through kvproxy
+        after a key's TTL answers nil, as a direct GET would."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        direct = RawConnection(server.port)
+        self.addCleanup(direct.close)
+        direct.call([b"EVAL", b"for i = 1, 100000 do redis.call('SET', 'ttl:' .. i, 'v', "
+                     b"'EX', 3600) end return 1", b"0"])
+        proxy = start_kvproxy(server.port)
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        client = RawConnection(proxy.port)
+        self.addCleanup(client.close)
+        stale = 0
+        for attempt in range(10):
+            key = b"x%d" % (attempt,)
+            self.assertEqual(client.call([b"SET", key, b"somevalue", b"PX", b"100"]), b"+OK\r\n")
+            self.assertEqual(client.call([b"GET", key]), b"$9\r\nsomevalue\r\n")  # cached
+            # Wait 150 ms on the server's clock (BLPOP's timeout), touching no key of ours.
+            self.assertEqual(direct.call([b"BLPOP", b"nothing", b"0.15"]), b"*-1\r\n")
+            if client.call([b"GET", key]) != b"$-1\r\n":
+                stale += 1
+        self.assertEqual(stale, 0)
