@@ -13,7 +13,7 @@ from kvtwist.proxy.expiry import Timed, life
 from kvtwist.wire.replies import Error
 
 
-def _fits_get(reply) -> bool:
+def fits_get(reply) -> bool:
     """Whether ``reply`` can be GET's: a bulk string, nil or an error (O(1))."""
     cls = reply.__class__
     return cls is bytes or reply is None or cls is Error
@@ -126,6 +126,11 @@ class Reads:
             self._at_turn_end(self._turn_ended)
         return waiter
 
+    def flush(self) -> None:
+        """Send this turn's batched misses now (before a lane request)."""
+        if self._batch:
+            self._send_batch()
+
     def _turn_ended(self) -> None:
         self._batch_due = False
         self._send_batch()  # nothing left to send if a write sent the batch early
@@ -161,7 +166,7 @@ class Reads:
         if len(batch) == 1:
             placeholder = batch[0]
             key = placeholder.key
-            Timed(self.backend, self.clock, [b"GET", key], [key], db, _fits_get,
+            Timed(self.backend, self.clock, [b"GET", key], [key], db, fits_get,
                   self._timed_fetched, placeholder, sent)
             return
         keys = [placeholder.key for placeholder in batch]
@@ -185,9 +190,12 @@ class Reads:
             reread = self._reread
             trusted = self.backend.strings_only
             now = self.clock.seconds()
+            lanes = self.store.lanes
             for placeholder, value, ttl in zip(batch, reply, ttls):
                 if value.__class__ is bytes or (value is None and trusted):
                     fill(placeholder, value, life(value, ttl, at, now))
+                    if lanes is not None and value is not None:
+                        lanes.note(placeholder.slot, len(value))
                     self._answer(placeholder, value)
                 else:
                     # MGET answers nil for a key of another type where GET says
@@ -280,7 +288,7 @@ class Reads:
                 self.fences += 1
                 self.fetches += 1
                 placeholder.fence = request([b"GET", placeholder.key], db=placeholder.db,
-                                            check=_fits_get)
+                                            check=fits_get)
 
     def _untrack(self, placeholders) -> None:
         """Forget the tracked fetches of an MGET that answered (O(len(placeholders)))."""
@@ -319,7 +327,7 @@ class Reads:
             return
         self.fetches += 1
         key = placeholder.key
-        Timed(self.backend, self.clock, [b"GET", key], [key], placeholder.db, _fits_get,
+        Timed(self.backend, self.clock, [b"GET", key], [key], placeholder.db, fits_get,
               self._timed_fetched, placeholder, self.writes)
 
     def _timed_fetched(self, reply, ttls, at, placeholder, sent) -> None:
@@ -330,6 +338,9 @@ class Reads:
         # it precedes voids its placeholder anyway.
         if reply is None or reply.__class__ is bytes:
             self.cache.fill(placeholder, reply, lifetime)
+            lanes = self.store.lanes
+            if lanes is not None and reply is not None:
+                lanes.note(placeholder.slot, len(reply))
         elif reply.__class__ is Failure:
             if reply.check(NotAnswered) is not None and not self._retry([placeholder], sent):
                 return
