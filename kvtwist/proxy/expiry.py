@@ -1,12 +1,13 @@
-"""A fetch and its keys' TTLs: kvproxy caches a value no longer than its key lives.
+"""How long a fetched value may be cached: no longer than its key lives on the backend.
 
 A backend tells kvproxy's invalidation link that a key expired only when it deletes the
 key, lazily (a client touches it) or when its active-expire cycle samples it, which may
-be long after the key's TTL. So every fetch whose reply may be cached is followed, on the
-same connection and in the same round trip, by ``PTTL key`` for each of its keys; the
-backend runs them in order right after the fetch, and the cache entry lives at most as
-long as the key's remaining TTL, counted from when the fetch was sent (the backend read
-the TTL later than that, so the entry never outlives the key).
+be long after the key's TTL. So kvproxy asks ``PTTL key`` before it caches a fetched
+value, and the entry lives at most as long as the key's remaining TTL, counted from when
+the PTTL was sent (the backend read the TTL later than that, so the entry never outlives
+the key). On the shared connection the PTTL follows the value's reply (``reads.Reads._keep``:
+a nil needs none, and the client is not kept waiting); a lane sends it right behind its
+GET (``Timed``), one round trip for both.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def fits_pttl(reply) -> bool:
 
 def life(value, pttl, sent: float, now: float):
     """How long a fetched ``value`` may be cached (seconds; None: the cache's own TTL;
-    0: not at all), from its key's ``pttl`` reply, read after ``sent``; O(1).
+    0: not at all), from its key's ``pttl`` reply (an int, else unknown), asked at
+    ``sent``; O(1).
 
     A nil keeps the cache's (miss) TTL whatever ``pttl`` says: absence does not expire,
     and a key written between the two replies is invalidated like any write. A value
