@@ -12,7 +12,7 @@ from kvtwist.proxy.commands import (
     CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks, scope)
 from kvtwist.proxy.cache import slot
 from kvtwist.proxy.databases import Selecting, invalidate
-from kvtwist.proxy.lanes import Lanes, lane_get, lane_write, large_write
+from kvtwist.proxy.lanes import lane_get, lane_write, large_write
 from kvtwist.proxy.reads import Reads
 from kvtwist.proxy.transactions import Transacting, send_transaction
 from kvtwist.proxy.tunnel import TUNNELLED, Spares, Tunnel, opens, tunnel_execute
@@ -275,8 +275,9 @@ class ProxyStore:
         self.tunnels = getattr(backend, "endpoint", None) is not None
         self.resp3_tunnel = not resp3_cached  # HELLO 3 tunnels (else answered here)
         self.spares = Spares(self) if self.tunnels else None
-        # Large requests' own connections (proxy.lanes), opened when first needed.
-        self.lanes = Lanes(clock, self._make_lane) if self.tunnels else None
+        # Large requests' own connections (a proxy.lanes.Lanes, which twistd kvproxy
+        # gives one backend before any client connects); None: none.
+        self.lanes = None
         self.clients = {}
         self.started = clock.seconds()
         self._next_id = 0
@@ -300,15 +301,6 @@ class ProxyStore:
             self.spares.stop()
         if self.lanes is not None:
             self.lanes.stop()
-
-    def _make_lane(self):
-        """A new lane: a link to the backend like the shared one, not identifying itself
-        (a lane carries writes and GETs only)."""
-        from kvtwist.proxy.backend import Backend  # it imports this module
-
-        backend = self.backend
-        return Backend(self.clock, backend.endpoint, backend.address, backend.timeout,
-                       login=getattr(backend, "login", None))
 
     def drop_session(self, session: ProxySession) -> None:
         """Forget a disconnected client's session (closing its WATCH connection)."""
