@@ -103,20 +103,35 @@ class Cache:
         if entry is None:
             self.misses += 1
             return MISSING
+        args = entry.args
+        if len(args) > 2 and entry.time <= self.clock.seconds():
+            # A life bounded by the key's TTL is over, though the reactor has not run
+            # the entry's timer yet (a read handled in the same iteration).
+            entry.cancel()
+            self._expire(name, args[1])
+            self.misses += 1
+            return MISSING
         self._entries.move_to_end(name)
         self.hits += 1
-        return entry.args[1]
+        return args[1]
 
-    def put(self, key: bytes, value, db: int = 0) -> None:
-        """Store ``value`` (bytes, or None for a miss) for ``key``, replacing any entry."""
-        self._put(slot(key, db), value)
+    def put(self, key: bytes, value, db: int = 0, life=None) -> None:
+        """Store ``value`` (bytes, or None for a miss) for ``key``, replacing any entry;
+        ``life`` (seconds, or None) bounds its TTL (see ``_put``)."""
+        self._put(slot(key, db), value, life)
 
-    def _put(self, name, value) -> None:
+    def _put(self, name, value, life=None) -> None:
         """Store an entry, evicting the least recently used ones while over a bound:
-        O(1), or O(evicted) under a byte budget."""
+        O(1), or O(evicted) under a byte budget.
+
+        ``life`` (None: no bound) is at most how long the entry may live (its key's
+        remaining TTL on the backend): it lives min(TTL, life) seconds, and a life of
+        0 or less stores nothing (and drops the entry it would have replaced).
+        """
         ttl = self.miss_ttl if value is None else self.ttl
         if ttl <= 0 or self.max_entries <= 0:
             return
+        bounded = life is not None and life < ttl
         cost = size(name, value)
         max_bytes = self.max_bytes
         entries = self._entries
@@ -126,9 +141,15 @@ class Cache:
             old.cancel()
         if max_bytes and cost > max_bytes:
             return  # it could never fit: dropping others for it would not help
+        if bounded and life <= 0:
+            return
         if name.__class__ is tuple:
             self.databases.add(name[0])
-        entries[name] = self.clock.callLater(ttl, self._expire, name, value)
+        if bounded:
+            # A third argument marks the entry as bounded: get() checks its deadline.
+            entries[name] = self.clock.callLater(life, self._expire, name, value, True)
+        else:
+            entries[name] = self.clock.callLater(ttl, self._expire, name, value)
         self.bytes += cost
         if len(entries) > self.max_entries:
             self._evict()
@@ -142,7 +163,7 @@ class Cache:
         evicted.cancel()
         self.evictions += 1
 
-    def _expire(self, name, value) -> None:
+    def _expire(self, name, value, bounded: bool = False) -> None:
         # Only the current entry's timer can fire: replacing or dropping cancels the old one.
         if self._entries.pop(name, None) is not None:
             self.bytes -= size(name, value)
@@ -163,13 +184,14 @@ class Cache:
         """Return the live placeholder of the fetch in flight for ``key``, or None."""
         return self._pending.get(key if db == 0 else (db, key))
 
-    def fill(self, placeholder: Placeholder, value) -> bool:
-        """Store a fetch's result unless the key was invalidated since; return whether stored."""
+    def fill(self, placeholder: Placeholder, value, life=None) -> bool:
+        """Store a fetch's result (``life``: as ``_put``'s) unless the key was invalidated
+        since; return whether it was let in (a spent ``life`` then stores nothing)."""
         self.release(placeholder)
         if not placeholder.live:
             return False
         placeholder.live = False
-        self._put(placeholder.slot, value)
+        self._put(placeholder.slot, value, life)
         return True
 
     def release(self, placeholder: Placeholder) -> None:

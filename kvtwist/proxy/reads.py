@@ -9,10 +9,11 @@ from kvtwist.client import NotAnswered
 from kvtwist.loop.turns import at_turn_end
 from kvtwist.proxy.cache import MISSING, slot, slot_db
 from kvtwist.proxy.commands import ALL
+from kvtwist.proxy.expiry import fits_pttl, life
 from kvtwist.wire.replies import Error
 
 
-def _fits_get(reply) -> bool:
+def fits_get(reply) -> bool:
     """Whether ``reply`` can be GET's: a bulk string, nil or an error (O(1))."""
     cls = reply.__class__
     return cls is bytes or reply is None or cls is Error
@@ -34,6 +35,9 @@ class _FitsMget:
 # A fetch's count of writes before it that marks it overtaken by one (a fence's).
 _OVERTAKEN = -1
 
+# ``_fetched``'s default: how long the value may be cached is still to be asked (PTTL).
+_ASK = object()
+
 
 def _discard(result) -> None:
     """Drop a reply (or failure) nobody needs."""
@@ -48,6 +52,11 @@ class Reads:
     fetch. The store's ``write`` calls ``before_write`` first, so no write overtakes a
     read made before it (see the ordering model in docs/design.md). Every fetch is
     sent to run in its key's database (``Placeholder.db``).
+
+    A fetched value is cached no longer than its key lives on the backend (whose
+    invalidation comes only when it deletes the key, maybe long after its TTL): its
+    client is answered at once, and ``PTTL key`` is asked before it is cached (``_keep``);
+    a nil is cached at once (absence does not expire).
     """
 
     def __init__(self, store) -> None:
@@ -61,6 +70,7 @@ class Reads:
         self.fences = 0
         self.retries = 0
         self.writes = 0  # writes sent: a fetch notes how many were before it
+        self.ttl_checks = 0  # PTTLs asked before caching a fetched value
         self._batch = []  # placeholders of this turn's GET misses, sent at its end
         self._batch_due = False  # a call at the end of the turn will send the batch
         self._at_turn_end = at_turn_end(store.clock)
@@ -124,6 +134,11 @@ class Reads:
             self._at_turn_end(self._turn_ended)
         return waiter
 
+    def flush(self) -> None:
+        """Send this turn's batched misses now (before a lane request)."""
+        if self._batch:
+            self._send_batch()
+
     def _turn_ended(self) -> None:
         self._batch_due = False
         self._send_batch()  # nothing left to send if a write sent the batch early
@@ -158,7 +173,7 @@ class Reads:
         sent = self.writes
         if len(batch) == 1:
             placeholder = batch[0]
-            self.backend.request([b"GET", placeholder.key], db=db, check=_fits_get).addBoth(
+            self.backend.request([b"GET", placeholder.key], db=db, check=fits_get).addBoth(
                 self._fetched, placeholder, sent)
             return
         argv = [b"MGET"]
@@ -179,12 +194,12 @@ class Reads:
 
     def _answer_batch(self, reply, batch, sent) -> None:
         if reply.__class__ is list and len(reply) == len(batch):
-            fill = self.cache.fill
+            keep = self._keep
             reread = self._reread
             trusted = self.backend.strings_only
             for placeholder, value in zip(batch, reply):
                 if value.__class__ is bytes or (value is None and trusted):
-                    fill(placeholder, value)
+                    keep(placeholder, value)  # first: a miss its answer causes joins
                     self._answer(placeholder, value)
                 else:
                     # MGET answers nil for a key of another type where GET says
@@ -277,7 +292,7 @@ class Reads:
                 self.fences += 1
                 self.fetches += 1
                 placeholder.fence = request([b"GET", placeholder.key], db=placeholder.db,
-                                            check=_fits_get)
+                                            check=fits_get)
 
     def _untrack(self, placeholders) -> None:
         """Forget the tracked fetches of an MGET that answered (O(len(placeholders)))."""
@@ -316,11 +331,21 @@ class Reads:
             return
         self.fetches += 1
         self.backend.request([b"GET", placeholder.key], db=placeholder.db,
-                             check=_fits_get).addBoth(self._fetched, placeholder, self.writes)
+                             check=fits_get).addBoth(self._fetched, placeholder, self.writes)
 
-    def _fetched(self, reply, placeholder, sent) -> None:
+    def _timed_fetched(self, reply, ttls, at, placeholder, sent) -> None:
+        """A fetch sent with its key's PTTL (``expiry.Timed``: a lane's) answered."""
+        lifetime = life(reply, ttls[0], at, self.clock.seconds())
+        self._fetched(reply, placeholder, sent, lifetime)
+
+    def _fetched(self, reply, placeholder, sent, lifetime=_ASK) -> None:
         if reply is None or reply.__class__ is bytes:
-            self.cache.fill(placeholder, reply)
+            if lifetime is _ASK:
+                self._keep(placeholder, reply)
+                self._answer(placeholder, reply)
+                return
+            self.cache.fill(placeholder, reply, lifetime)
+            self._noted(placeholder, reply)
         elif reply.__class__ is Failure:
             if reply.check(NotAnswered) is not None and not self._retry([placeholder], sent):
                 return
@@ -329,6 +354,51 @@ class Reads:
         else:
             self.cache.release(placeholder)
         self._answer(placeholder, reply)
+
+    # -- keeping a fetched value no longer than its key lives ----------------------------
+
+    def _keep(self, placeholder, value) -> None:
+        """Cache what a fetch answered (its waiters are answered right after): a nil at
+        once; a value once ``PTTL key``, asked now, says how long its key lives.
+
+        Until then the key has a placeholder of its own, which later misses join: they
+        are answered when the PTTL comes, with the value if the key still lives, else by
+        another fetch. O(1) and, for a value, one more request.
+        """
+        if value is None:
+            self.cache.fill(placeholder, None)
+            return
+        cache = self.cache
+        cache.release(placeholder)
+        if not placeholder.live:
+            return  # invalidated: it would not be cached anyway
+        placeholder.live = False
+        self._noted(placeholder, value)
+        checking = cache.reserve(placeholder.key, placeholder.db)
+        self.ttl_checks += 1
+        self.backend.request([b"PTTL", placeholder.key], db=placeholder.db,
+                             check=fits_pttl).addBoth(self._timed, checking, value,
+                                                      self.clock.seconds(), self.writes)
+
+    def _timed(self, reply, checking, value, at, sent) -> None:
+        lifetime = life(value, reply, at, self.clock.seconds())
+        if lifetime is None or lifetime > 0:
+            # The key lives (as of the PTTL, run after every miss that joined): cache it
+            # unless it was invalidated since, and answer who joined.
+            self.cache.fill(checking, value, lifetime)
+            self._answer(checking, value)
+            return
+        self.cache.release(checking)
+        if checking.waiters is not None:
+            # Gone (or unknown): who joined meanwhile gets a fetch of its own.
+            self.fetches += 1
+            self.backend.request([b"GET", checking.key], db=checking.db,
+                                 check=fits_get).addBoth(self._fetched, checking, sent, 0)
+
+    def _noted(self, placeholder, value) -> None:
+        lanes = self.store.lanes
+        if lanes is not None and value is not None:
+            lanes.note(placeholder.slot, len(value))
 
     @staticmethod
     def _answer(placeholder, reply) -> None:
@@ -382,7 +452,7 @@ class Reads:
                     continue
                 value = reply[index] if ok else error
                 if value.__class__ is bytes or (value is None and trusted):
-                    cache.fill(placeholder, value)
+                    self._keep(placeholder, value)
                     self._answer(placeholder, value)
                 elif ok and placeholder.waiters is not None:
                     # A GET joined this fetch; it is owed GET's answer, not MGET's nil.

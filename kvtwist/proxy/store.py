@@ -10,7 +10,9 @@ from kvtwist.client import ClientDisconnected, NotAnswered, RequestTimeout, Unex
 from kvtwist.proxy.auth import NO_AUTH, NOAUTH_ERROR, Authenticating, proxy_auth, valid_name
 from kvtwist.proxy.commands import (
     CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks, scope)
+from kvtwist.proxy.cache import slot
 from kvtwist.proxy.databases import Selecting, invalidate
+from kvtwist.proxy.lanes import lane_get, lane_write, large_write
 from kvtwist.proxy.reads import Reads
 from kvtwist.proxy.transactions import Transacting, send_transaction
 from kvtwist.proxy.tunnel import TUNNELLED, Spares, Tunnel, opens, tunnel_execute
@@ -49,6 +51,8 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
     def __init__(self, proxy: ProxyStore, session_id: int, peer: str) -> None:
         self.proxy = proxy
         self._reads = proxy.reads
+        lanes = proxy.lanes
+        self._large = None if lanes is None else lanes.large  # keys with large values
         self.id = session_id
         self.peer = peer
         self.name = b""
@@ -79,6 +83,9 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
                 return reply
         db = self.db
         if name == b"GET" and len(argv) == 2:
+            large = self._large
+            if large and slot(argv[1], db) in large:
+                return self._by_lane(lane_get(self.proxy, argv[1], db))
             return self._reads.get(argv[1], db)
         proxy = self.proxy
         if name == b"MGET" and len(argv) > 1:
@@ -87,6 +94,9 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
             return proxy.forward(argv, db=db)
         extractor = WRITES.get(name)
         if extractor is not None:
+            if self._large is not None and large_write(argv):
+                return self._by_lane(lane_write(proxy, argv,
+                                                scope(name, argv, db, extractor(argv)), db))
             return proxy.write(argv, scope(name, argv, db, extractor(argv)), db)
         if name in TUNNELLED and proxy.tunnels and opens(name, argv, proxy.resp3_tunnel):
             return self._start_tunnel(argv)
@@ -110,6 +120,19 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
         # A command kvproxy does not know (a module's, say) may answer more or less than
         # once: the link checks it. Its writes reach the cache through invalidations only.
         return proxy.forward(argv, checked=True, db=db)
+
+    def _by_lane(self, reply):
+        """A request sent on a lane (``proxy.lanes``): the client's next commands are held
+        until it is answered (``Selecting._hold``), so they run after it."""
+        if not isinstance(reply, Deferred):
+            return reply  # a cache hit
+        self._held = []
+        reply.addBoth(self._lane_answered)
+        return reply
+
+    def _lane_answered(self, result):
+        self._release()
+        return result
 
     def _start_tunnel(self, argv):
         """Open the client's own backend connection (``proxy.tunnel``) and send ``argv``
@@ -252,6 +275,9 @@ class ProxyStore:
         self.tunnels = getattr(backend, "endpoint", None) is not None
         self.resp3_tunnel = not resp3_cached  # HELLO 3 tunnels (else answered here)
         self.spares = Spares(self) if self.tunnels else None
+        # Large requests' own connections (a proxy.lanes.Lanes, which twistd kvproxy
+        # gives one backend before any client connects); None: none.
+        self.lanes = None
         self.clients = {}
         self.started = clock.seconds()
         self._next_id = 0
@@ -270,9 +296,11 @@ class ProxyStore:
     session_class = ProxySession
 
     def stop(self) -> None:
-        """Close the spare connections (kvproxy is stopping)."""
+        """Close the spare connections and the lanes (kvproxy is stopping)."""
         if self.spares is not None:
             self.spares.stop()
+        if self.lanes is not None:
+            self.lanes.stop()
 
     def drop_session(self, session: ProxySession) -> None:
         """Forget a disconnected client's session (closing its WATCH connection)."""
@@ -375,6 +403,8 @@ class ProxyStore:
             "backend_retries:%d" % (reads.retries,),
             "backend_strings_only:%d" % (self.backend.strings_only,),
             "backend_errors:%d" % (self.backend_errors,),
+            "lane_requests:%d" % (self.lanes.requests if self.lanes is not None else 0,),
+            "lane_connections:%d" % (len(self.lanes.links) if self.lanes is not None else 0,),
             "invalidation_state:%s" % (listener.state if listener is not None else "off",),
             "invalidation_messages:%d" % (getattr(listener, "messages", 0),),
             "cache_invalidation_link:%s" % (listener.link if listener is not None else "off",),

@@ -16,6 +16,7 @@ from kvtwist.proxy.cache import Cache
 from kvtwist.proxy.clustertap import cluster_seeds, cluster_store
 from kvtwist.client import endpoint_from_string
 from kvtwist.proxy.invalidation import InvalidationListener
+from kvtwist.proxy.lanes import Lanes
 from kvtwist.proxy.pool import (
     EndpointServer, Pool, PoolError, backend_server, listen_endpoint, parse_pool)
 from kvtwist.proxy.router import ShardedStore
@@ -278,6 +279,8 @@ def makeService(options, reactor=None) -> ProxyService:
                            allow_admin=bool(settings["allow-admin"]),
                            requirepass=secret(settings["requirepass"]) or b"",
                            resp3_cached=bool(settings["resp3-cached"]))
+        store.lanes = Lanes(reactor, lambda: Backend(
+            reactor, endpoint_from_string(reactor, address), address, timeout, login=login))
         children = [backend] if listener is None else [listener, backend]
     else:
         if pool is None:

@@ -19,18 +19,29 @@ from kvtwist.wire.resp import RequestParser
 
 
 class FakeBackend:
-    """A backend whose replies the test hands out one request at a time."""
+    """A backend whose replies the test hands out one request at a time.
+
+    The PTTL kvproxy sends behind each fetch (``proxy.expiry``) is answered at once with
+    ``ttl`` (-1: no expiry) and kept in ``ttl_requests``, not in ``sent``, unless
+    ``manual_ttls`` is set: then it is a request like the others.
+    """
 
     state = "connected"
     address = "fake:backend"
     strings_only = False  # a Redis: MGET nils are re-read with GET
+    manual_ttls = False
+    ttl = -1
 
     def __init__(self) -> None:
         self.sent = []  # [(argv, Deferred)]
         self.options = []  # each request's keyword options (check functions and db left out)
         self.dbs = []  # each request's database (None: wherever the connection is)
+        self.ttl_requests = []  # PTTLs answered at once: [(argv, db)]
 
     def request(self, argv, **options):
+        if not self.manual_ttls and argv[0] == b"PTTL":
+            self.ttl_requests.append((list(argv), options.get("db")))
+            return succeed(self.ttl)
         d = Deferred()
         self.sent.append((list(argv), d))
         options.pop("check", None)

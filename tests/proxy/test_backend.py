@@ -188,6 +188,8 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(self.endpoint.written(1), [[b"GET", b"k"]])
         self.endpoint.connections[1][0].dataReceived(b"$1\r\nv\r\n")
         self.assertEqual(result_of(read), b"v")
+        self.turn()  # the PTTL asked before caching the value
+        self.endpoint.connections[1][0].dataReceived(b":-1\r\n")
         self.assertEqual(self.cache.get(b"k"), b"v")
 
     def test_readOfAKeyWrittenBehindItFails(self) -> None:

@@ -441,3 +441,51 @@ class CacheByteBudgetTests(SynchronousTestCase):
             self.assertEqual(cache.bytes, total)
             self.assertLessEqual(cache.bytes, 12)
         cache.stop()
+
+
+class CacheLifeBoundTests(SynchronousTestCase):
+    """An entry's life may be bounded below the cache TTL (its key's remaining TTL)."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.cache = Cache(self.clock, ttl=60, miss_ttl=5)
+        self.addCleanup(self.cache.stop)
+
+    def test_boundedEntryExpiresAtItsBound(self) -> None:
+        """A value put with a life of 0.1 s is a hit until then and gone at 0.1 s."""
+        self.cache.put(b"k", b"v", life=0.1)
+        self.clock.advance(0.099)
+        self.assertEqual(self.cache.get(b"k"), b"v")
+        self.clock.advance(0.001)
+        self.assertIs(self.cache.get(b"k"), MISSING)
+        self.assertEqual(self.cache.expirations, 1)
+
+    def test_boundLongerThanTtlKeepsTtl(self) -> None:
+        """A bound beyond the cache TTL leaves the TTL in charge."""
+        self.cache.put(b"k", b"v", life=3600)
+        self.clock.advance(60)
+        self.assertIs(self.cache.get(b"k"), MISSING)
+
+    def test_spentBoundStoresNothing(self) -> None:
+        """A life of 0 or less stores nothing and drops the entry it would replace."""
+        self.cache.put(b"k", b"old")
+        self.cache.put(b"k", b"v", life=0)
+        self.assertIs(self.cache.get(b"k"), MISSING)
+        self.assertEqual(self.cache.bytes, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_overdueBoundedEntryIsAMissBeforeItsTimerRuns(self) -> None:
+        """A bounded entry read after its deadline is a miss even if the reactor has not
+        yet run its timer (a read handled in the same iteration)."""
+        self.cache.put(b"k", b"v", life=0.1)
+        self.clock.rightNow += 0.2  # time passed; the timer has not run
+        self.assertIs(self.cache.get(b"k"), MISSING)
+        self.assertEqual(self.cache.expirations, 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_fillWithLife(self) -> None:
+        """A fetch's fill takes the life bound too."""
+        placeholder = self.cache.reserve(b"k")
+        self.assertTrue(self.cache.fill(placeholder, b"v", 0.5))
+        self.clock.advance(0.5)
+        self.assertIs(self.cache.get(b"k"), MISSING)

@@ -191,8 +191,10 @@ class RoutingLiveTests(LiveCase):
         self.assertEqual(len(keys), 3)
         for key in keys.values():
             call(self.conn, "SET", key, b"old")
-            self.assertEqual(call(self.conn, "GET", key), b"old")
-            self.assertEqual(call(self.conn, "GET", key), b"old")
+            # The first GET's value is cached once its PTTL is in; the second may join
+            # that PTTL, and is answered after it: the third is a hit.
+            for _ in range(3):
+                self.assertEqual(call(self.conn, "GET", key), b"old")
         hits = int(self.info()["cache_hits"])
         self.assertGreaterEqual(hits, 3)
         for key in keys.values():

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred, fail
+from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.engine.store import Store
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
 from kvtwist.wire.replies import OK, Error
+from kvtwist.proxy.cache import MISSING
+from tests.procs import start_kvproxy
 from tests.proxy.fakes import FakeListener, PipelineBackend, ProxyCase, result_of
+from tests.redisref import RawConnection, start_redis_or_skip
 
 
 class ProxyReadTests(ProxyCase):
@@ -468,3 +472,179 @@ class ProxyBatchTests(ProxyCase):
         for line in ("backend_fetches:2", "backend_fetched_keys:2", "backend_rereads:1",
                      "cache_misses:2"):
             self.assertIn(line + "\r\n", text)
+
+
+class TtlBoundTests(ProxyCase):
+    """A fetched value is cached no longer than its key lives on the backend: its client
+    is answered at once, and the value is cached once PTTL of its key says for how long."""
+
+    cache_options = {"ttl": 60, "miss_ttl": 5}
+
+    def setUp(self) -> None:
+        ProxyCase.setUp(self)
+        self.backend.manual_ttls = True
+
+    def miss(self, key: bytes = b"k"):
+        d = self.session.execute([b"GET", key])
+        self.clock.advance(0)
+        return d
+
+    def sent(self) -> list:
+        return [argv for argv, _ in self.backend.sent]
+
+    def test_aValueIsAnsweredThenItsPttlAsked(self) -> None:
+        """A GET miss answering a value answers its client at once and asks PTTL of the
+        key; nothing is cached until the PTTL comes."""
+        d = self.miss()
+        self.assertEqual(self.sent(), [[b"GET", b"k"]])
+        self.backend.answer(0, b"v")
+        self.assertEqual(result_of(d), b"v")
+        self.assertEqual(self.sent(), [[b"GET", b"k"], [b"PTTL", b"k"]])
+        self.assertNotIn(b"k", self.cache)
+        self.assertEqual(self.proxy.reads.ttl_checks, 1)
+
+    def test_aNilAsksNoPttl(self) -> None:
+        """A nil is cached at once for the miss TTL: absence does not expire."""
+        d = self.miss()
+        self.backend.answer(0, None)
+        self.assertIsNone(result_of(d))
+        self.assertEqual(self.sent(), [[b"GET", b"k"]])
+        self.assertIn(b"k", self.cache)
+
+    def test_valueLivesNoLongerThanItsKey(self) -> None:
+        """A value whose key has 150 ms left is a hit for 150 ms, then fetched again."""
+        d = self.miss()
+        self.backend.answer(0, b"v")
+        self.assertEqual(result_of(d), b"v")
+        self.backend.answer(1, 150)
+        self.clock.advance(0.149)
+        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
+        self.clock.advance(0.001)
+        self.assertIsInstance(self.session.execute([b"GET", b"k"]), Deferred)
+
+    def test_ttlCountsFromThePttlsSend(self) -> None:
+        """The key's TTL is counted from when the PTTL was sent, not from its reply."""
+        self.miss()
+        self.backend.answer(0, b"v")
+        self.clock.advance(0.05)
+        self.backend.answer(1, 100)
+        self.clock.advance(0.049)
+        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
+        self.clock.advance(0.001)
+        self.assertIsInstance(self.session.execute([b"GET", b"k"]), Deferred)
+
+    def test_keyWithoutTtlKeepsTheCacheTtl(self) -> None:
+        """PTTL -1 (no expiry) leaves the value cached for the cache's TTL."""
+        self.miss()
+        self.backend.answer(0, b"v")
+        self.backend.answer(1, -1)
+        self.clock.advance(59.9)
+        self.assertEqual(self.session.execute([b"GET", b"k"]), b"v")
+
+    def test_goneOrUnknownIsNotCached(self) -> None:
+        """A value whose PTTL says the key is gone (-2) or due (0), or whose PTTL the
+        backend refuses (an ACL, say), is not cached."""
+        for index, ttl in enumerate((-2, 0, Error("NOPERM no permissions"))):
+            key = b"k%d" % (index,)
+            d = self.miss(key)
+            self.backend.answer(2 * index, b"v")
+            self.assertEqual(result_of(d), b"v")
+            self.backend.answer(2 * index + 1, ttl)
+            self.assertNotIn(key, self.cache)
+
+    def test_aMissWhileThePttlIsOutWaitsForIt(self) -> None:
+        """A GET of the key while its PTTL is out joins it: answered with the value if
+        the key lives, else by a fetch of its own."""
+        self.miss()
+        self.backend.answer(0, b"v")
+        joined = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
+        self.assertEqual(len(self.backend.sent), 2)  # no fetch: it joined the PTTL
+        self.backend.answer(1, 500)
+        self.assertEqual(result_of(joined), b"v")
+        self.cache.invalidate(b"k")
+        self.miss()
+        self.backend.answer(2, b"v2")
+        late = self.session.execute([b"GET", b"k"])
+        self.clock.advance(0)
+        self.backend.answer(3, -2)  # expired meanwhile
+        self.assertEqual(self.sent()[4], [b"GET", b"k"])
+        self.backend.answer(4, None)
+        self.assertIsNone(result_of(late))
+
+    def test_anInvalidationWhileThePttlIsOutKeepsItOut(self) -> None:
+        """A key invalidated while its PTTL is out is not cached."""
+        self.miss()
+        self.backend.answer(0, b"v")
+        self.cache.invalidate(b"k")
+        self.backend.answer(1, -1)
+        self.assertNotIn(b"k", self.cache)
+
+    def test_batchedMissesBoundEachKey(self) -> None:
+        """A turn's MGET of misses asks PTTL of each key that had a value; each value's
+        life is bounded by its own key's."""
+        d1 = self.session.execute([b"GET", b"a"])
+        d2 = self.proxy.new_session().execute([b"GET", b"b"])
+        d3 = self.proxy.new_session().execute([b"GET", b"c"])
+        self.clock.advance(0)
+        self.backend.strings_only = True
+        self.backend.answer(0, [b"1", b"2", None])
+        self.assertEqual((result_of(d1), result_of(d2), result_of(d3)), (b"1", b"2", None))
+        self.assertEqual(self.sent()[1:], [[b"PTTL", b"a"], [b"PTTL", b"b"]])
+        self.backend.answer(1, -1)
+        self.backend.answer(2, 200)
+        self.clock.advance(0.2)
+        self.assertEqual(self.cache.get(b"a"), b"1")
+        self.assertIs(self.cache.get(b"b"), MISSING)
+
+    def test_clientMgetBoundsEachKey(self) -> None:
+        """A client's MGET asks PTTL of its fetched keys that had a value, and bounds each."""
+        d = self.session.execute([b"MGET", b"a", b"b"])
+        self.backend.answer(0, [b"1", b"2"])
+        self.assertEqual(result_of(d), [b"1", b"2"])
+        self.assertEqual(self.sent()[1:], [[b"PTTL", b"a"], [b"PTTL", b"b"]])
+        self.backend.answer(1, 100)
+        self.backend.answer(2, -1)
+        self.clock.advance(0.1)
+        self.assertIs(self.cache.get(b"a"), MISSING)
+        self.assertEqual(self.cache.get(b"b"), b"2")
+
+    def test_expireThroughTheProxyDropsTheCachedValue(self) -> None:
+        """EXPIRE, PEXPIRE, SET ... PX, GETEX and PEXPIREAT through kvproxy drop the cached
+        value of their key when sent (tracking also invalidates it)."""
+        for argv in ([b"EXPIRE", b"k", b"1"], [b"PEXPIRE", b"k", b"100"],
+                     [b"SET", b"k", b"v", b"PX", b"100"], [b"GETEX", b"k", b"PX", b"100"],
+                     [b"PEXPIREAT", b"k", b"1"]):
+            self.cache.put(b"k", b"v")
+            self.session.execute(argv)
+            self.assertNotIn(b"k", self.cache, argv)
+
+
+class RedisExpiryTests(SynchronousTestCase):
+    """Through a real ``twistd kvproxy`` in front of redis-server."""
+
+    def test_getAfterTheKeysTtlIsNil(self) -> None:
+        """With 100,000 other keys carrying a TTL (so redis-server's active expiry is slow
+        to find the one that expired, and sends no invalidation), a GET through kvproxy
+        after a key's TTL answers nil, as a direct GET would."""
+        server = start_redis_or_skip()
+        self.addCleanup(server.stop)
+        direct = RawConnection(server.port)
+        self.addCleanup(direct.close)
+        direct.call([b"EVAL", b"for i = 1, 100000 do redis.call('SET', 'ttl:' .. i, 'v', "
+                     b"'EX', 3600) end return 1", b"0"])
+        proxy = start_kvproxy(server.port)
+        self.addCleanup(proxy.stop)
+        proxy.wait_for_line("invalidation tracking on")
+        client = RawConnection(proxy.port)
+        self.addCleanup(client.close)
+        stale = 0
+        for attempt in range(10):
+            key = b"x%d" % (attempt,)
+            self.assertEqual(client.call([b"SET", key, b"somevalue", b"PX", b"100"]), b"+OK\r\n")
+            self.assertEqual(client.call([b"GET", key]), b"$9\r\nsomevalue\r\n")  # cached
+            # Wait 150 ms on the server's clock (BLPOP's timeout), touching no key of ours.
+            self.assertEqual(direct.call([b"BLPOP", b"nothing", b"0.15"]), b"*-1\r\n")
+            if client.call([b"GET", key]) != b"$-1\r\n":
+                stale += 1
+        self.assertEqual(stale, 0)

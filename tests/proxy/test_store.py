@@ -392,7 +392,8 @@ class ProxyOverStoreTests(SynchronousTestCase):
         self.assertEqual(transport.value(),
                          b"+OK\r\n$1\r\nv\r\n$1\r\nv\r\n*2\r\n$1\r\nv\r\n$-1\r\n")
         self.assertEqual(self.backend.requests,
-                         [[b"SET", b"k", b"v"], [b"MGET", b"k", b"z"], [b"GET", b"k"]])
+                         [[b"SET", b"k", b"v"], [b"MGET", b"k", b"z"], [b"GET", b"k"],
+                          [b"PTTL", b"k"]])  # asked before caching the value
 
     def test_twoClientsOneBatchRepliesInOrder(self) -> None:
         """Two pipelining clients share one MGET and each gets its replies in request order."""
@@ -408,8 +409,8 @@ class ProxyOverStoreTests(SynchronousTestCase):
         self.assertEqual(t1.value(), b'"2"\r\n(nil)\r\n"1"\r\n')
         self.assertEqual(t2.value(), b"$1\r\n1\r\n$-1\r\n")
         self.assertEqual(self.backend.requests,
-                         [[b"MGET", b"b", b"l", b"a", b"none"], [b"GET", b"l"],
-                          [b"GET", b"none"]])
+                         [[b"MGET", b"b", b"l", b"a", b"none"], [b"PTTL", b"b"],
+                          [b"GET", b"l"], [b"PTTL", b"a"], [b"GET", b"none"]])
 
     def test_exitClosesOnlyItsClient(self) -> None:
         """EXIT from one client closes that client's connection; the backend and the other
