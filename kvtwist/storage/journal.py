@@ -11,6 +11,7 @@ from twisted.logger import Logger
 
 from kvtwist.storage import datadir, writer
 from kvtwist.storage.datadir import FileOps, JournalError, describe
+from kvtwist.storage.pending import PendingWrites
 from kvtwist.storage.records import NOOP_RECORD, SKIP, encode_effect, pieces
 from kvtwist.storage.processlog import ProcessLog
 from kvtwist.storage.threadlog import ThreadLog, ThreadWorker
@@ -52,6 +53,9 @@ class Journal:
         self.acked = 0
         self.failure = None
         self._pending = []
+        # Per key, the last write not durable yet: what a read of it waits for (pending.py).
+        self.pending = PendingWrites()
+        self._note = self.pending.note
         self._waiters = collections.deque()
         self.release_hooks = []  # called before each batch of waiters is released
         # Called with the changes (effects: DEL key, FLUSH) a rollback made to the keyspace.
@@ -143,6 +147,7 @@ class Journal:
         """Queue one effect for the next group commit (reactor thread; cheap)."""
         self._pending.append(encode_effect(effect))
         self.appended += 1
+        self._note(effect, self.appended)
         if (not self._scheduled and self.failure is None
                 and (self._log.pipelined or not self._inflight)):
             self._scheduled = True
@@ -200,6 +205,7 @@ class Journal:
             data = pieces(self._pending)
         self._pending = []
         upto = self.appended
+        self.pending.sent(upto)
         epoch = self._epoch
         self._inflight += 1
         self._log.append(data, self.policy == "always",
@@ -215,6 +221,7 @@ class Journal:
         elif ok:
             self.keyspace.settle(upto - self.acked)
             self.acked = upto
+            self.pending.settle(upto)
             self.journal_bytes = value
             self.last_commit = self._reactor.seconds()
             if self.policy == "always":
@@ -245,6 +252,7 @@ class Journal:
         self._pending = []
         changed = self.keyspace.rollback()
         undone, self.appended = self.appended, self.acked
+        self.pending.clear()
         if self._retry_call is None:
             self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)
         # The state is consistent before anyone is told: a hook or a waiter may write.

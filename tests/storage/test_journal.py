@@ -394,6 +394,40 @@ class PipelineTests(SynchronousTestCase):
         self.assertEqual(sorted(seen), [(DEL, b"a"), (DEL, b"b")])
 
 
+class PendingKeysTests(SynchronousTestCase):
+    """The journal notes which keys have a write not durable yet (storage/pending.py)."""
+
+    mktemp = GroupCommitTests.mktemp
+    harness = PipelineTests.harness
+
+    def test_keys_noted_until_durable(self) -> None:
+        """A key's gate is its last pending write, dropped once the commit holding it is durable."""
+        h, pipe = self.harness()
+        gate = h.journal.pending.gate
+        h.keyspace.set(b"a", b"1")
+        h.clock.advance(0)
+        h.keyspace.set(b"b", b"1")
+        h.clock.advance(0)
+        h.keyspace.set(b"b", b"2")  # not sent yet
+        self.assertEqual([gate(0, [k], 0, 1, 1) for k in (b"a", b"b", b"c")], [1, 3, 0])
+        pipe.answer(True)
+        self.assertEqual([gate(0, [k], 0, 1, 1) for k in (b"a", b"b")], [0, 3])
+        pipe.answer(True)
+        h.clock.advance(0)
+        pipe.answer(True)
+        self.assertEqual((len(h.journal.pending), h.journal.acked), (0, 3))
+
+    def test_rollback_clears_the_notes(self) -> None:
+        """After a rollback no key waits: its writes are undone and numbers are used again."""
+        h, pipe = self.harness()
+        h.keyspace.set(b"a", b"1")
+        h.clock.advance(0)
+        h.keyspace.set(b"b", b"1")
+        pipe.answer(False, JournalError("disk full"))
+        self.assertEqual(len(h.journal.pending), 0)
+        self.assertEqual(h.journal.pending.gate(0, [b"a"], 0, 1, 1), 0)
+
+
 class PolicyTests(SynchronousTestCase):
     """everysec fsyncs once a second; no never fsyncs on its own."""
 
