@@ -10,10 +10,10 @@ reply is sent only once the journal has acknowledged every write appended until 
 among them: serve/keygate.py's rule for replies that may reveal any write; a timeout's
 nil too, as it may show a list another client's pending pop emptied); if the disk
 refused one of them, it was rolled back (a pop's element is in the list again) and the
-client gets the "persistence failed" error instead. Requests the client sent after the blocking
-command wait in the connection's held queue (serve/held.py) while ``session.blocked`` is
-set, and are served once it is not, in the next reactor turn, as Redis serves an
-unblocked client's pending input.
+client gets the "persistence failed" error instead. Requests the client sent after the
+blocking command wait in the connection's held queue (serve/held.py) while
+``session.blocked`` is set, and are served once it is not, in the next reactor turn, as
+Redis serves an unblocked client's pending input.
 """
 
 from __future__ import annotations

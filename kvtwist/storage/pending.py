@@ -28,7 +28,7 @@ from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, PERSIST, SET, SETRANG
 from kvtwist.engine.typedkeys import MUTATE
 
 # Effects on the key in their second field.
-_KEYED = frozenset((SET, DEL, EXPIRE_AT, PERSIST, SETRANGE, MUTATE))
+KEYED = frozenset((SET, DEL, EXPIRE_AT, PERSIST, SETRANGE, MUTATE))
 
 
 class PendingWrites:
@@ -42,13 +42,15 @@ class PendingWrites:
     ``clear`` when it rolled everything pending back.
     """
 
-    __slots__ = ("keys", "dbs", "everything", "_noted", "_batches")
+    __slots__ = ("keys", "dbs", "everything", "noted", "_batches")
 
     def __init__(self) -> None:
         self.keys: dict = {}
         self.dbs: dict = {}
         self.everything = 0
-        self._noted: list = []  # the slots noted since the last ``sent``
+        # The slots noted since the last ``sent``. ``keys`` and ``noted`` stay the same
+        # objects for good: Journal.append notes a key's write itself (one call less).
+        self.noted: list = []
         self._batches = collections.deque()  # (last sequence number, slots) per commit
 
     def __len__(self) -> int:
@@ -58,19 +60,19 @@ class PendingWrites:
     def note(self, effect: tuple, seq: int) -> None:
         """Remember that ``effect``, the journal's effect number ``seq``, is not durable. O(1)."""
         op = effect[0]
-        if op in _KEYED:
+        if op in KEYED:
             slot = effect[1]
             self.keys[slot] = seq
-            self._noted.append(slot)
+            self.noted.append(slot)
             return
         if op == IN_DB:
             label = effect[1]
             effect = effect[2]
             op = effect[0]
-            if op in _KEYED:
+            if op in KEYED:
                 slot = (label, effect[1])
                 self.keys[slot] = seq
-                self._noted.append(slot)
+                self.noted.append(slot)
                 return
             labels = (label,)
         elif op == SWAPDB:
@@ -80,15 +82,16 @@ class PendingWrites:
         if op == FLUSH or op == SWAPDB:
             for label in labels:
                 self.dbs[label] = seq
-                self._noted.append(label)  # an int: a database's slot, not a key's
+                self.noted.append(label)  # an int: a database's slot, not a key's
         else:
             self.everything = seq
 
     def sent(self, upto: int) -> None:
         """The effects noted since the last call, up to number ``upto``, went to the log."""
-        if self._noted:
-            self._batches.append((upto, self._noted))
-            self._noted = []
+        noted = self.noted
+        if noted:
+            self._batches.append((upto, noted[:]))
+            noted.clear()
 
     def settle(self, upto: int) -> None:
         """Forget every write numbered ``upto`` or less: they are durable.
@@ -111,7 +114,7 @@ class PendingWrites:
         self.keys.clear()
         self.dbs.clear()
         self.everything = 0
-        self._noted = []
+        self.noted.clear()
         self._batches.clear()
 
     def gate(self, label: int, argv, first: int, stop: int, step: int) -> int:
