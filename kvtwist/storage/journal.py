@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import heapq
+import itertools
 import os
 import time
 
@@ -58,7 +60,11 @@ class Journal:
         self._note = self.pending.note
         self._noted_keys = self.pending.keys
         self._noted = self.pending.noted
-        self._waiters = collections.deque()
+        self._waiters = collections.deque()  # (seq, callback, arg), in seq order
+        # Waiters for a number below the last waiter's (a read waits for its keys' last
+        # write, often older): a heap of (seq, tie, callback, arg), O(log n) each.
+        self._early: list = []
+        self._tie = itertools.count()
         self.release_hooks = []  # called before each batch of waiters is released
         # Called with the changes (effects: DEL key, FLUSH) a rollback made to the keyspace.
         self.rollback_hooks = []
@@ -175,8 +181,10 @@ class Journal:
     def on_acked(self, seq: int, callback, arg) -> None:
         """Call ``callback(failure_for, arg)`` once effect ``seq`` was committed or failed.
 
-        ``when_acked`` without a Deferred: the server gates every reply to a write on
-        this, so it costs one tuple per waiter.
+        ``when_acked`` without a Deferred: the server gates every reply on this, so it
+        costs one tuple per waiter: O(1) for a number at least the last waiter's (every
+        write's reply), O(log waiters) for an earlier one (a read of a key written before).
+        Waiters are called in the order of their numbers.
         """
         if seq <= self.acked:
             callback(self.failure_for, arg)
@@ -185,10 +193,7 @@ class Journal:
         if not waiters or waiters[-1][0] <= seq:
             waiters.append((seq, callback, arg))
         else:
-            index = len(waiters)
-            while index and waiters[index - 1][0] > seq:
-                index -= 1
-            waiters.insert(index, (seq, callback, arg))
+            heapq.heappush(self._early, (seq, next(self._tie), callback, arg))
 
     def failure_for(self, seq: int):
         """Return None if effect ``seq`` is durable, else the reason it is not.
@@ -268,14 +273,20 @@ class Journal:
         self._release(undone)
 
     def _release(self, upto: int) -> None:
-        waiters = self._waiters
-        if not waiters or waiters[0][0] > upto:
+        waiters, early = self._waiters, self._early
+        if (not waiters or waiters[0][0] > upto) and (not early or early[0][0] > upto):
             return
         for hook in self.release_hooks:
             hook()
         failure_for = self.failure_for
-        while waiters and waiters[0][0] <= upto:
-            seq, callback, arg = waiters.popleft()
+        heappop = heapq.heappop
+        while True:  # both in number order, merged (a callback may add waiters)
+            if early and early[0][0] <= upto and (not waiters or early[0][0] <= waiters[0][0]):
+                callback, arg = heappop(early)[2:]
+            elif waiters and waiters[0][0] <= upto:
+                callback, arg = waiters.popleft()[1:]
+            else:
+                break
             callback(failure_for, arg)
 
     def _retry(self) -> None:

@@ -261,6 +261,25 @@ class GroupCommitTests(SynchronousTestCase):
         self.assertEqual(fired, [(1, None), (2, None), (3, None)])
         self.assertIsNone(self.successResultOf(h.journal.when_acked(2))(2))
 
+    def test_early_waiters_fire_in_order_without_a_scan(self) -> None:
+        """Waiters for numbers below the last one's (reads of older writes) are kept in a
+        heap: registering one does not walk the others, and all fire in number order.
+
+        Before, each was inserted into the deque after a backwards scan: with thousands
+        of replies waiting behind a large commit, per-key gates (mostly older numbers)
+        made that quadratic and stalled the reactor for hundreds of milliseconds.
+        """
+        h = Harness(self)
+        fired = []
+        for i in range(1, 2001):
+            h.keyspace.set(b"k%d" % i, b"v")
+        h.journal.on_acked(2000, lambda failure_for, arg: fired.append(arg), 2000)
+        for seq in range(1999, 0, -1):
+            h.journal.on_acked(seq, lambda failure_for, arg: fired.append(arg), seq)
+        self.assertEqual((len(h.journal._waiters), len(h.journal._early)), (1, 1999))
+        h.turn()
+        self.assertEqual(fired, list(range(1, 2001)))
+
     def test_release_hooks_run_before_the_waiters(self) -> None:
         """Each batch's release hooks run before its waiters are called (the outbox goes first)."""
         h = Harness(self)
