@@ -10,8 +10,9 @@ number is durable once ``journal.acked`` reached it, so a reply waits for one nu
   not durable yet to any of its keys, or to its database as a whole (FLUSHDB, FLUSHALL,
   SWAPDB), in the database it ran in (storage/pending.py keeps those numbers).
 - A command that reveals nothing any write changes (PING, ECHO, TIME, SELECT, QUIT,
-  COMMAND, MULTI, DISCARD, WATCH, UNWATCH: their replies are fixed or about the
-  connection) waits for nothing.
+  COMMAND, MULTI, DISCARD, WATCH, UNWATCH, HELLO, AUTH, CLIENT SETINFO/SETNAME/GETNAME/ID:
+  their replies are fixed or about the connection and its user, which the journal does
+  not hold) waits for nothing.
 - Anything else waits for every write appended before its reply was made: writes (their
   own effects are the last appended), keyless reads (DBSIZE, KEYS, SCAN, RANDOMKEY,
   INFO), commands reading more than their key positions (SORT_RO, movable keys),
@@ -31,7 +32,9 @@ from kvtwist.engine.table import TABLE
 
 # Keyless commands whose replies show nothing that any write changes.
 REVEALS_NOTHING = frozenset((b"ping", b"echo", b"time", b"select", b"quit", b"command",
-                             b"multi", b"discard", b"watch", b"unwatch"))
+                             b"multi", b"discard", b"watch", b"unwatch", b"hello", b"auth"))
+# Subcommands that show nothing of the data (a client library's connection handshake).
+REVEALS_NOTHING_SUB = {b"client": frozenset((b"setinfo", b"setname", b"getname", b"id"))}
 
 NOTHING = "nothing"  # the reply waits for no write
 EVERY = "every"  # the reply waits for every write appended before it
@@ -40,9 +43,12 @@ _specs: dict = {}  # command name as sent (lower or upper case) -> NOTHING, EVER
 
 
 def spec_of(command) -> object:
-    """Return NOTHING, EVERY or ``(first, last, step)`` for a command-table entry."""
+    """Return NOTHING, EVERY, ``(first, last, step)`` or (a container command) the
+    frozenset of its subcommands that reveal nothing, for a command-table entry."""
     if command.name in REVEALS_NOTHING:
         return NOTHING
+    if command.name in REVEALS_NOTHING_SUB:
+        return REVEALS_NOTHING_SUB[command.name]  # NOTHING for these subcommands only
     if ("readonly" in command.flags and command.first_key > 0
             and "movablekeys" not in command.flags):
         return (command.first_key, command.last_key, command.step or 1)
@@ -72,6 +78,10 @@ def reply_gate(session, argv, journal, pending) -> int:
     replies all wait for every write appended).
     """
     spec = _specs.get(argv[0]) or _spec(argv[0])
+    if spec.__class__ is frozenset:  # a container: CLIENT SETINFO reveals nothing
+        if len(argv) > 1 and argv[1].lower() in spec:
+            return 0
+        spec = EVERY
     if spec is NOTHING:
         return 0
     if spec is EVERY or pending is None:

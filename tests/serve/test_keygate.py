@@ -97,13 +97,13 @@ class SpecTests(SynchronousTestCase):
         for name in (b"dbsize", b"keys", b"scan", b"randomkey", b"info", b"sort_ro",
                      b"zunion", b"sintercard", b"xread", b"object", b"exec",
                      b"set", b"del", b"rename", b"flushdb", b"swapdb", b"publish",
-                     b"subscribe", b"client", b"config", b"debug"):
+                     b"subscribe", b"config", b"debug"):
             self.assertIs(self.spec(name), keygate.EVERY, name)
 
     def test_ping_and_echo_reveal_nothing(self) -> None:
         """PING, ECHO and the other keyless commands showing no data wait for nothing."""
         for name in (b"ping", b"echo", b"time", b"select", b"quit", b"command", b"multi",
-                     b"discard", b"watch", b"unwatch"):
+                     b"discard", b"watch", b"unwatch", b"hello", b"auth"):
             self.assertIs(self.spec(name), keygate.NOTHING, name)
 
     def test_reply_gate_of_a_request(self) -> None:
@@ -120,6 +120,11 @@ class SpecTests(SynchronousTestCase):
         self.assertEqual(gate(session, [b"mGeT", b"c", b"b", b"a"], journal,
                               journal.pending), 2)
         self.assertEqual(gate(session, [b"PING"], journal, journal.pending), 0)
+        # A client library's handshake reveals nothing; CLIENT LIST may show any write.
+        self.assertEqual(gate(session, [b"CLIENT", b"SETINFO", b"LIB-NAME", b"x"], journal,
+                              journal.pending), 0)
+        self.assertEqual(gate(session, [b"client", b"list"], journal, journal.pending), 3)
+        self.assertEqual(gate(session, [b"CLIENT"], journal, journal.pending), 3)
         self.assertEqual(gate(session, [b"DBSIZE"], journal, journal.pending), 3)
         # DUMP alone dumps the whole database; GET alone is an arity error: no key.
         self.assertEqual(gate(session, [b"DUMP"], journal, journal.pending), 3)
