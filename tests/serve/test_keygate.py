@@ -498,19 +498,20 @@ class KVStoreTests(SynchronousTestCase):
         self.addCleanup(_kill, writer_pid)
         writer = self.client()
         writer.sendall(resp(b"SET", b"big", b"v" * (64 << 20)))
-        # The SET has run once a GET of its key no longer answers at once.
+        # The SET has run once a GET of its key no longer answers (a loaded machine may
+        # take a second or two to answer one: the wait is long enough not to mistake it).
         for _ in range(1000):
             probe = self.client()
             try:
-                self.assertEqual(self.call(probe, b"GET", b"big", timeout=1.0), b"$-1\r\n")
+                self.assertEqual(self.call(probe, b"GET", b"big", timeout=5.0), b"$-1\r\n")
             except socket.timeout:
                 break
         else:
             self.fail("the SET never ran")
         reader = self.client()
         for _ in range(20):
-            self.assertEqual(self.call(reader, b"GET", b"other", timeout=5), b"$1\r\no\r\n")
-            self.assertEqual(self.call(reader, b"PING", timeout=5), b"+PONG\r\n")
+            self.assertEqual(self.call(reader, b"GET", b"other", timeout=20), b"$1\r\no\r\n")
+            self.assertEqual(self.call(reader, b"PING", timeout=20), b"+PONG\r\n")
         same = self.client()
         same.sendall(resp(b"STRLEN", b"big"))
         same.settimeout(0.5)
