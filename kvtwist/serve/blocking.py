@@ -5,13 +5,15 @@ The engine (kvtwist/engine/blocking.py) answers a blocking command that must wai
 ``Blocked``; the protocol hands it to ``deferred_reply``, which returns the Deferred it
 waits on as on any other deferred reply (serve/protocol.py keeps replies in order). When
 the engine serves the client (a push woke it, its timeout ran out, CLIENT UNBLOCK), the
-reply is sent only once the journal has acknowledged the pop made for it
-(``Blocked.seq``), the same guarantee every reply to a write has; if the disk refused
-that write, the pop was rolled back (the element is still in the list) and the client
-gets the "persistence failed" error instead. Requests the client sent after the blocking
-command wait in the connection's held queue (serve/held.py) while ``session.blocked`` is
-set, and are served once it is not, in the next reactor turn, as Redis serves an
-unblocked client's pending input.
+reply is sent only once the journal has acknowledged every write appended until then
+(the pop made for it, ``Blocked.seq``, and the writes before it, the push that woke it
+among them: serve/keygate.py's rule for replies that may reveal any write; a timeout's
+nil too, as it may show a list another client's pending pop emptied); if the disk
+refused one of them, it was rolled back (a pop's element is in the list again) and the
+client gets the "persistence failed" error instead. Requests the client sent after the
+blocking command wait in the connection's held queue (serve/held.py) while
+``session.blocked`` is set, and are served once it is not, in the next reactor turn, as
+Redis serves an unblocked client's pending input.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ def deferred_reply(protocol, blocked: Blocked) -> Deferred:
             protocol.push(push)
 
     def acked(failure_for, waiting: tuple) -> None:
-        blocked, pushes = waiting
-        reason = failure_for(blocked.seq)
+        blocked, pushes, seq = waiting
+        reason = failure_for(seq)
         if reason is None:
             answer(blocked.reply, pushes)
         else:
@@ -48,8 +50,9 @@ def deferred_reply(protocol, blocked: Blocked) -> Deferred:
         protocol._store.clock.callLater(0, protocol.resume)
         session = protocol.session
         pushes, session.after_reply = session.after_reply, []
-        if blocked.seq:
-            journal.on_acked(blocked.seq, acked, (blocked, pushes))
+        seq = max(blocked.seq, journal.appended)
+        if seq > journal.acked:
+            journal.on_acked(seq, acked, (blocked, pushes, seq))
         else:
             answer(blocked.reply, pushes)
 

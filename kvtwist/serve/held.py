@@ -216,9 +216,24 @@ class HeldRequests:
                 self, watchdog.limits, self._seconds(), len(part)):
             close_over_output(self, watchdog.limits)
             return
-        if self._chunk is not None:
-            self._chunk.parts.append(part)
-        elif not self._queue:
+        # A push may reveal any write made before it (a keyspace notification, an
+        # invalidation, a message its publisher sent after writing): it waits for all.
+        journal = self._journal
+        need = journal.appended if journal.appended != journal.acked else 0
+        chunk = self._chunk
+        if chunk is not None:
+            chunk.parts.append(part)
+            if need > chunk.need:
+                chunk.need = need
+        elif not self._queue and not need:
             self._write(part)
         else:
-            self._enqueue(self.chunk_type([part]))
+            chunk = self.chunk_type([part])
+            chunk.pushes = True
+            if need:
+                self._gate(chunk, need)
+            if self._queue:
+                self._enqueue(chunk)
+            else:  # a held head is not counted in the backlog (see dataReceived)
+                chunk.size = 0
+                self._queue.append(chunk)

@@ -19,17 +19,13 @@ from kvtwist.serve.held import UNPAUSED as _UNPAUSED, HeldRequests
 from kvtwist.serve.limits import READ_OUTPUT, LimitedOutput, OutputGate, close_over_query
 from kvtwist.serve.lines import JSON, MAX_LINE, RESP, TEXT, LineDialects
 from kvtwist.serve.blocking import Blocked, deferred_reply
+from kvtwist.serve.keygate import reply_gate
 
 
 # A client that does not read its replies must not make the server buffer without
 # bound: past this many queued bytes we stop reading from it (Redis disconnects such
 # clients; pausing is gentler and loses nothing).
 HIGH_WATER = 4 * 1024 * 1024
-
-# Commands whose replies show nothing of the data: a read of only these need not wait for
-# other clients' writes to be durable (a large one takes seconds; Redis's PING is the
-# liveness check of clients, proxies and load balancers).
-_BLIND = frozenset((b"PING", b"ECHO"))
 
 
 class _Chunk:
@@ -39,16 +35,20 @@ class _Chunk:
     after its parts a piece per reactor turn, and the read's later replies open the next.
     """
 
-    __slots__ = ("parts", "pending", "gated", "writes", "close", "size", "stream")
+    __slots__ = ("parts", "pending", "need", "gated", "writes", "close", "size", "stream",
+                 "pushes")
 
     def __init__(self, parts: list) -> None:
         self.parts = parts
         self.size = -1  # bytes counted towards the connection's backlog once queued
         self.pending = 0  # replies still waiting on a Deferred (proxy sessions)
+        # The journal number its replies may leave after (serve/keygate.py), or 0.
+        self.need = 0
         self.gated = 0  # the journal sequence number it waits for to be durable, or 0
         self.writes = None  # [(index, last_seq)] of replies to writes, for fault reporting
         self.close = False  # QUIT or a framing error: close once written
         self.stream = None  # a streamed reply's rendered pieces (an iterator of bytes)
+        self.pushes = False  # only pushes sent outside a read (pub/sub messages...)
 
 
 class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
@@ -68,6 +68,7 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         self._closing = False
         self._paused = False
         self._journal = None
+        self._notes = None  # the journal's PendingWrites (storage/pending.py), if it keeps them
         self._write = self._close = None  # at the end of the reactor turn (outbox)
         self._send = self._shut = None  # at once
         self._stream = None  # the ReplyStream writing the queue head's streamed reply
@@ -115,6 +116,7 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         self._describe_connection()
         # Read once: a store's journal is attached before it starts listening.
         self._journal = self.factory.journal
+        self._notes = getattr(self._journal, "pending", None)
         self._write, self._close, self._send, self._shut = reply_channel(
             self.transport, self.factory.outbox)
 
@@ -140,7 +142,6 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             self._choose_dialect(data[:1])
         session = self.session
         session.last_interaction = self._seconds()
-        requests = None  # RESP: the read's requests (see _blind)
         if self.dialect is RESP:
             parts = []
             chunk = self._chunk = _Chunk(parts)
@@ -168,6 +169,13 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             seq = journal.appended
             for argv in requests:
                 reply = execute(argv)
+                appended = journal.appended
+                if appended != journal.acked:  # a write is not durable yet
+                    # A write waits for its own effects; a read for what it may reveal.
+                    need = appended if appended != seq else reply_gate(
+                        session, argv, journal, self._notes)
+                    if need > chunk.need:
+                        chunk.need = need
                 if reply.__class__ is bytes:  # the common GET reply, rendered inline
                     length = len(reply)
                     parts.append(b"$%d\r\n%s\r\n" % (length, reply))
@@ -240,10 +248,8 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         limits = self._limits
         if limits is not None and limits.normal_limited and self._over_limit(parts):
             return
-        journal = self._journal
-        if journal.appended > journal.acked and not (
-                requests and self._blind(requests, chunk)):
-            self._gate(chunk)
+        if chunk.need > self._journal.acked:
+            self._gate(chunk, chunk.need)
         queue = self._queue
         if not queue:
             if not chunk.gated and not chunk.pending:
@@ -277,18 +283,6 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             self._render = to_text
             self._lines = LineFramer(MAX_LINE)
 
-    def _blind(self, requests: list, chunk: _Chunk) -> bool:
-        # Whether the chunk is only the replies of _BLIND commands: then no pending write
-        # can show in it, and it need not be gated. O(requests) (only while writes are
-        # pending); anything else in it (a push, a held request's reply) makes it not.
-        if (chunk.pending or chunk.stream is not None or chunk.writes is not None
-                or self._slow or self._held or len(chunk.parts) != len(requests)):
-            return False
-        for argv in requests:
-            if argv[0].upper() not in _BLIND:
-                return False
-        return True
-
     def _join_large(self) -> None:
         # The parser holds a large argument's pieces: they are joined off the event loop
         # (factory.join_large), and parsing goes on once the bytes are back.
@@ -309,6 +303,12 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         before = journal.appended
         session = self.session
         reply = self._execute(session, argv)
+        appended = journal.appended
+        if appended != journal.acked:  # as in dataReceived's loop
+            need = appended if appended != before else reply_gate(
+                session, argv, journal, self._notes)
+            if need > self._chunk.need:
+                self._chunk.need = need
         if reply.__class__ is Blocked:
             reply = deferred_reply(self, reply)
         if reply is NO_REPLY:
@@ -373,16 +373,24 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         if chunk.pending == 0:
             self._flush(self._write, self._close)
 
-    def _gate(self, chunk: _Chunk) -> None:
-        # Someone's write (ours or another client's) that this chunk may have observed is
-        # not durable yet: nothing in it may be seen before it is (or before it fails).
-        gate = chunk.gated = self._journal.appended
-        self._journal.on_acked(gate, self._gate_opened, chunk)
+    def _gate(self, chunk: _Chunk, seq: int) -> None:
+        # Someone's write (ours or another client's) that this chunk may reveal, number
+        # ``seq`` (serve/keygate.py), is not durable yet: nothing in the chunk may be seen
+        # before it is (or before it fails).
+        chunk.gated = seq
+        self._journal.on_acked(seq, self._gate_opened, chunk)
 
     def _gate_opened(self, failure_for, chunk: _Chunk) -> None:
         gate, chunk.gated = chunk.gated, 0
         reason = failure_for(gate)
-        if reason is not None:
+        if reason is not None and chunk.pushes:
+            # Messages that may tell of writes the disk refused (a keyspace notification,
+            # an invalidation, a publisher's news) are dropped: they answer no request.
+            if chunk.size > 0:
+                self._queued_bytes -= chunk.size
+                chunk.size = 0
+            chunk.parts = []
+        elif reason is not None:
             # The disk refused writes this chunk's replies may have seen, and they were
             # rolled back: none of its replies may reach the client as it is. A write's
             # reply says it failed; any other reply (it may show a rolled-back value)

@@ -95,8 +95,8 @@ class StreamedReplies:
         chunk = self._chunk
         chunk.stream = self._pieces(reply)
         journal = self._journal
-        if journal.appended > journal.acked:
-            self._gate(chunk)
+        if journal.appended > journal.acked:  # it may show any write: it waits for all
+            self._gate(chunk, journal.appended)
         queue = self._queue
         if queue:
             self._enqueue(chunk)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import heapq
+import itertools
 import os
 import time
 
@@ -11,6 +13,7 @@ from twisted.logger import Logger
 
 from kvtwist.storage import datadir, writer
 from kvtwist.storage.datadir import FileOps, JournalError, describe
+from kvtwist.storage.pending import KEYED, PendingWrites
 from kvtwist.storage.records import NOOP_RECORD, SKIP, encode_effect, pieces
 from kvtwist.storage.processlog import ProcessLog
 from kvtwist.storage.threadlog import ThreadLog, ThreadWorker
@@ -52,7 +55,16 @@ class Journal:
         self.acked = 0
         self.failure = None
         self._pending = []
-        self._waiters = collections.deque()
+        # Per key, the last write not durable yet: what a read of it waits for (pending.py).
+        self.pending = PendingWrites()
+        self._note = self.pending.note
+        self._noted_keys = self.pending.keys
+        self._noted = self.pending.noted
+        self._waiters = collections.deque()  # (seq, callback, arg), in seq order
+        # Waiters for a number below the last waiter's (a read waits for its keys' last
+        # write, often older): a heap of (seq, tie, callback, arg), O(log n) each.
+        self._early: list = []
+        self._tie = itertools.count()
         self.release_hooks = []  # called before each batch of waiters is released
         # Called with the changes (effects: DEL key, FLUSH) a rollback made to the keyspace.
         self.rollback_hooks = []
@@ -143,6 +155,12 @@ class Journal:
         """Queue one effect for the next group commit (reactor thread; cheap)."""
         self._pending.append(encode_effect(effect))
         self.appended += 1
+        if effect[0] in KEYED:  # pending.note's common case, inlined (a call less per write)
+            key = effect[1]
+            self._noted_keys[key] = self.appended
+            self._noted.append(key)
+        else:
+            self._note(effect, self.appended)
         if (not self._scheduled and self.failure is None
                 and (self._log.pipelined or not self._inflight)):
             self._scheduled = True
@@ -163,8 +181,10 @@ class Journal:
     def on_acked(self, seq: int, callback, arg) -> None:
         """Call ``callback(failure_for, arg)`` once effect ``seq`` was committed or failed.
 
-        ``when_acked`` without a Deferred: the server gates every reply to a write on
-        this, so it costs one tuple per waiter.
+        ``when_acked`` without a Deferred: the server gates every reply on this, so it
+        costs one tuple per waiter: O(1) for a number at least the last waiter's (every
+        write's reply), O(log waiters) for an earlier one (a read of a key written before).
+        Waiters are called in the order of their numbers.
         """
         if seq <= self.acked:
             callback(self.failure_for, arg)
@@ -173,10 +193,7 @@ class Journal:
         if not waiters or waiters[-1][0] <= seq:
             waiters.append((seq, callback, arg))
         else:
-            index = len(waiters)
-            while index and waiters[index - 1][0] > seq:
-                index -= 1
-            waiters.insert(index, (seq, callback, arg))
+            heapq.heappush(self._early, (seq, next(self._tie), callback, arg))
 
     def failure_for(self, seq: int):
         """Return None if effect ``seq`` is durable, else the reason it is not.
@@ -200,6 +217,7 @@ class Journal:
             data = pieces(self._pending)
         self._pending = []
         upto = self.appended
+        self.pending.sent(upto)
         epoch = self._epoch
         self._inflight += 1
         self._log.append(data, self.policy == "always",
@@ -215,6 +233,7 @@ class Journal:
         elif ok:
             self.keyspace.settle(upto - self.acked)
             self.acked = upto
+            self.pending.settle(upto)
             self.journal_bytes = value
             self.last_commit = self._reactor.seconds()
             if self.policy == "always":
@@ -245,6 +264,7 @@ class Journal:
         self._pending = []
         changed = self.keyspace.rollback()
         undone, self.appended = self.appended, self.acked
+        self.pending.clear()
         if self._retry_call is None:
             self._retry_call = self._reactor.callLater(RETRY_SECONDS, self._retry)
         # The state is consistent before anyone is told: a hook or a waiter may write.
@@ -253,14 +273,20 @@ class Journal:
         self._release(undone)
 
     def _release(self, upto: int) -> None:
-        waiters = self._waiters
-        if not waiters or waiters[0][0] > upto:
+        waiters, early = self._waiters, self._early
+        if (not waiters or waiters[0][0] > upto) and (not early or early[0][0] > upto):
             return
         for hook in self.release_hooks:
             hook()
         failure_for = self.failure_for
-        while waiters and waiters[0][0] <= upto:
-            seq, callback, arg = waiters.popleft()
+        heappop = heapq.heappop
+        while True:  # both in number order, merged (a callback may add waiters)
+            if early and early[0][0] <= upto and (not waiters or early[0][0] <= waiters[0][0]):
+                callback, arg = heappop(early)[2:]
+            elif waiters and waiters[0][0] <= upto:
+                callback, arg = waiters.popleft()[1:]
+            else:
+                break
             callback(failure_for, arg)
 
     def _retry(self) -> None:

@@ -261,6 +261,25 @@ class GroupCommitTests(SynchronousTestCase):
         self.assertEqual(fired, [(1, None), (2, None), (3, None)])
         self.assertIsNone(self.successResultOf(h.journal.when_acked(2))(2))
 
+    def test_early_waiters_fire_in_order_without_a_scan(self) -> None:
+        """Waiters for numbers below the last one's (reads of older writes) are kept in a
+        heap: registering one does not walk the others, and all fire in number order.
+
+        Before, each was inserted into the deque after a backwards scan: with thousands
+        of replies waiting behind a large commit, per-key gates (mostly older numbers)
+        made that quadratic and stalled the reactor for hundreds of milliseconds.
+        """
+        h = Harness(self)
+        fired = []
+        for i in range(1, 2001):
+            h.keyspace.set(b"k%d" % i, b"v")
+        h.journal.on_acked(2000, lambda failure_for, arg: fired.append(arg), 2000)
+        for seq in range(1999, 0, -1):
+            h.journal.on_acked(seq, lambda failure_for, arg: fired.append(arg), seq)
+        self.assertEqual((len(h.journal._waiters), len(h.journal._early)), (1, 1999))
+        h.turn()
+        self.assertEqual(fired, list(range(1, 2001)))
+
     def test_release_hooks_run_before_the_waiters(self) -> None:
         """Each batch's release hooks run before its waiters are called (the outbox goes first)."""
         h = Harness(self)
@@ -392,6 +411,40 @@ class PipelineTests(SynchronousTestCase):
         h.clock.advance(0)
         pipe.answer(False, JournalError("disk full"))
         self.assertEqual(sorted(seen), [(DEL, b"a"), (DEL, b"b")])
+
+
+class PendingKeysTests(SynchronousTestCase):
+    """The journal notes which keys have a write not durable yet (storage/pending.py)."""
+
+    mktemp = GroupCommitTests.mktemp
+    harness = PipelineTests.harness
+
+    def test_keys_noted_until_durable(self) -> None:
+        """A key's gate is its last pending write, dropped once the commit holding it is durable."""
+        h, pipe = self.harness()
+        gate = h.journal.pending.gate
+        h.keyspace.set(b"a", b"1")
+        h.clock.advance(0)
+        h.keyspace.set(b"b", b"1")
+        h.clock.advance(0)
+        h.keyspace.set(b"b", b"2")  # not sent yet
+        self.assertEqual([gate(0, [k], 0, 1, 1) for k in (b"a", b"b", b"c")], [1, 3, 0])
+        pipe.answer(True)
+        self.assertEqual([gate(0, [k], 0, 1, 1) for k in (b"a", b"b")], [0, 3])
+        pipe.answer(True)
+        h.clock.advance(0)
+        pipe.answer(True)
+        self.assertEqual((len(h.journal.pending), h.journal.acked), (0, 3))
+
+    def test_rollback_clears_the_notes(self) -> None:
+        """After a rollback no key waits: its writes are undone and numbers are used again."""
+        h, pipe = self.harness()
+        h.keyspace.set(b"a", b"1")
+        h.clock.advance(0)
+        h.keyspace.set(b"b", b"1")
+        pipe.answer(False, JournalError("disk full"))
+        self.assertEqual(len(h.journal.pending), 0)
+        self.assertEqual(h.journal.pending.gate(0, [b"a"], 0, 1, 1), 0)
 
 
 class PolicyTests(SynchronousTestCase):
