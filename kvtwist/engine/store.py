@@ -197,6 +197,8 @@ class Session:
         self.closing = False
         self.protocol = 2  # HELLO 3 switches the connection's replies to RESP3
         self.push = None
+        # The serve layer's push that waits for no pending write (invalidations), if any.
+        self.push_early = None
         self.last_command = b""
         self.last_argv = ()  # CLIENT LIST's cmd and qbuf fields
         # Set by the serve layer: local address, file descriptor, time of the last read.

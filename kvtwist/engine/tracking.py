@@ -222,8 +222,13 @@ class Tracker:
         self.messages += 1
         if deferred:
             target.after_reply.append(message)
-        elif target.push is not None:
-            target.push(message)
+        else:
+            # An invalidation shows no value (a read after it waits for the key's write):
+            # it leaves before the write is durable, so a cache in front drops the old
+            # value before the writer's OK sends anyone to read through it.
+            push = getattr(target, "push_early", None) or target.push
+            if push is not None:
+                push(message)
 
     # -- expiry -------------------------------------------------------------------------
 

@@ -193,8 +193,14 @@ class HeldRequests:
         for reply in pushes:
             self.push(reply)
 
-    def push(self, reply) -> None:
-        """Send an out-of-band reply (pub/sub message) after everything already queued."""
+    def push_early(self, reply) -> None:
+        """Send a client-side caching invalidation after everything already queued, not
+        waiting for pending writes: it tells only that a key may have changed."""
+        self.push(reply, False)
+
+    def push(self, reply, gated: bool = True) -> None:
+        """Send an out-of-band reply (pub/sub message) after everything already queued;
+        unless ``gated`` is false, it also waits for every write appended before it."""
         if self._closing or self.dialect is None:
             return
         mode = getattr(self.session, "reply_mode", b"on")
@@ -216,10 +222,10 @@ class HeldRequests:
                 self, watchdog.limits, self._seconds(), len(part)):
             close_over_output(self, watchdog.limits)
             return
-        # A push may reveal any write made before it (a keyspace notification, an
-        # invalidation, a message its publisher sent after writing): it waits for all.
+        # A push may reveal any write made before it (a keyspace notification, a message
+        # its publisher sent after writing): it waits for all; invalidations do not.
         journal = self._journal
-        need = journal.appended if journal.appended != journal.acked else 0
+        need = journal.appended if gated and journal.appended != journal.acked else 0
         chunk = self._chunk
         if chunk is not None:
             chunk.parts.append(part)

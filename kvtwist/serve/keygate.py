@@ -21,9 +21,10 @@ number is durable once ``journal.acked`` reached it, so a reply waits for one nu
 
 A client's replies still leave in the order of its requests (the protocol's queue): a
 GET behind its own client's pending SET waits for it whatever key it reads. Pushes
-(pub/sub messages, keyspace notifications, tracking invalidations, MONITOR lines) and
-blocked commands' replies wait for every write appended before them (the protocol and
-serve/blocking.py).
+(pub/sub messages, keyspace notifications, MONITOR lines) and blocked commands' replies
+wait for every write appended before them (the protocol and serve/blocking.py).
+Client-side caching invalidations do not: they show no value, and a cache in front must
+drop its copy before the writer's OK can send anyone to read through it.
 """
 
 from __future__ import annotations

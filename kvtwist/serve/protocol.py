@@ -112,6 +112,7 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         self._seconds = clock.seconds
         self.session = store.new_session(address)
         self.session.push = self.push
+        self.session.push_early = self.push_early
         self.session.output_memory = self._output_memory
         self._describe_connection()
         # Read once: a store's journal is attached before it starts listening.

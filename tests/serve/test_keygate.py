@@ -383,16 +383,22 @@ class GateTests(SynchronousTestCase):
         self.journal.commit()
         self.assertIn(b"__keyspace@0__:k\r\n$3\r\nset\r\n", sub_out.value())
 
-    def test_invalidation_waits_for_its_write(self) -> None:
-        """A tracking invalidation reveals that its key was written: it waits until durable."""
+    def test_invalidation_leaves_before_its_write_is_durable(self) -> None:
+        """A tracking invalidation leaves at once: it shows no value (a read that follows
+        it waits for the key's write), and a cache in front (kvproxy) must drop the old
+        value before the writer's OK can send anyone to read through it."""
         self.written((b"SET", b"k", b"v"))
         tracker, tracker_out = self.connect((b"HELLO", b"3"), (b"CLIENT", b"TRACKING", b"ON"),
                                             (b"GET", b"k"))
-        writer, _ = self.connect()
+        writer, writer_out = self.connect()
         writer.dataReceived(resp(b"SET", b"k", b"w"))
-        self.assertEqual(tracker_out.value(), b"")
-        self.journal.commit()
         self.assertEqual(tracker_out.value(), b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n")
+        self.assertEqual(writer_out.value(), b"")
+        tracker.dataReceived(resp(b"GET", b"k"))
+        self.assertEqual(tracker_out.value(), b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n")
+        self.journal.commit()
+        self.assertEqual(writer_out.value(), b"+OK\r\n")
+        self.assertTrue(tracker_out.value().endswith(b"$1\r\nw\r\n"))
 
     def test_blocked_pop_timeout_waits_for_every_write(self) -> None:
         """A blocked command's reply waits for every write made before it was served, a
