@@ -96,6 +96,10 @@ def user_check(user, command, argv):
 
 
 NO_KEY = (1 << 62, (), None)  # the plan of an allowed command whose keys need no check
+# The range of an allowed command whose keys need no check: argv[0], the command's name as
+# sent, is ASCII (the command table's names are), so b"" <= argv[0] < b"\xff" always holds.
+ANY_NAME = (0, b"", b"\xff")
+NO_RANGE = (0, b"\xff", b"")  # what Session.execute tests without a range: always fails
 
 
 def denied(session, command, argv):
@@ -155,7 +159,9 @@ def dryrun_text(user, command, argv) -> bytes:
 
 
 def _remember(user, command) -> None:
-    # The plan of an allowed command without subcommands or channels (see denied).
+    # The plan and the range of an allowed command without subcommands or channels (see
+    # denied and User.ranges). A range needs its key present in every call the arity
+    # admits, and the key's patterns to be one literal or prefix (Selector.key_range).
     info = CURRENT.get(command.name)
     if info is None or info.subs or info.channels is not None:
         return
@@ -164,10 +170,14 @@ def _remember(user, command) -> None:
         return  # allowed for this first argument only (+select|0)
     if selector.allkeys or info.keys is None:
         user.plans[command.name] = NO_KEY
+        user.ranges[command] = ANY_NAME
     elif info.strictest is not None:
         position, need = info.strictest
         matcher = selector.matchers.get(need) or selector.key_matcher(need)
         user.plans[command.name] = (position, selector.prefixes[need], matcher)
+        bounds = selector.key_range(need)
+        if bounds is not None and position < abs(command.arity):
+            user.ranges[command] = (position, bounds[0], bounds[1])
 
 
 

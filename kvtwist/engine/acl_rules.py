@@ -36,6 +36,7 @@ FIRSTARG_OF_SUB = "Allowing first-arg of a subcommand is not supported"
 
 _HEX = frozenset(b"0123456789abcdef")
 _SPACES = frozenset(b" \t\n\v\f\r\0")
+_GLOB = frozenset(b"*?[]\\")
 
 
 class RuleError(Exception):
@@ -76,6 +77,7 @@ class Selector:
         self.channels = []  # [pattern bytes, compiled glob]
         self.matchers = {}  # READ|WRITE need -> key matcher (see key_matcher), built on use
         self.prefixes = {}  # need -> the prefixes tuple when they are all its patterns
+        self.ranges = {}  # need -> key_range(need), computed on use
 
     def copy(self) -> "Selector":
         """Return an independent copy."""
@@ -151,10 +153,40 @@ class Selector:
         self.matchers[need] = matcher
         return matcher
 
+    def key_range(self, need: int):
+        """Return ``(low, high)`` such that a pattern granting ``need`` matches a key
+        exactly when ``low <= key < high``, or None when the patterns are not that simple.
+
+        That is when one pattern grants ``need`` and it is a literal (``[literal, literal +
+        NUL)``) or a non-empty literal prefix and a star (``[prefix, successor)``, the
+        successor being the prefix with its last byte below 0xff incremented and what
+        follows dropped; a prefix of 0xff bytes only has none). Bytes compare as unsigned
+        bytes, as memcmp, so two comparisons decide. Cached until the next modifier.
+        O(patterns x their length) the first time."""
+        try:
+            return self.ranges[need]
+        except KeyError:
+            pass
+        granting = [entry[0] for entry in self.patterns if entry[1] & need == need]
+        bounds = None
+        if len(granting) == 1:
+            pattern = granting[0]
+            stem = pattern[:-1] if pattern.endswith(b"*") else None
+            if stem is None:
+                if not _has_glob(pattern):
+                    bounds = (pattern, pattern + b"\0")
+            elif not _has_glob(stem):
+                stripped = stem.rstrip(b"\xff")
+                if stripped:
+                    bounds = (stem, stripped[:-1] + bytes((stripped[-1] + 1,)))
+        self.ranges[need] = bounds
+        return bounds
+
     def apply(self, op: bytes) -> None:
         """Apply one selector modifier (ACLSetSelector); raise RuleError if refused."""
         self.matchers = {}
         self.prefixes = {}
+        self.ranges = {}
         lowered = op.lower()
         if lowered in (b"allkeys", b"~*"):
             self.allkeys = True
@@ -324,6 +356,11 @@ class Selector:
         return " ".join(rules)
 
 
+def _has_glob(text: bytes) -> bool:
+    # Whether stringmatchlen would read a byte of ``text`` as other than itself.
+    return any(char in _GLOB for char in text)
+
+
 def pattern_text(entry) -> str:
     """Return a key pattern as ACL LIST writes it: ``~p``, ``%R~p`` or ``%W~p``."""
     prefix = {ALL: "~", READ: "%R~", WRITE: "%W~"}[entry[1]]
@@ -346,6 +383,9 @@ class User:
         self.selectors = [Selector(allchannels)]
         self.all_allowed = False
         self.plans = {}  # command name -> (key position, matcher): see acl_check.denied
+        # Command -> (position, low, high): low <= argv[position] < high lets it through
+        # without a call (Session.execute; see acl_check.denied). Emptied on every change.
+        self.ranges = {}
         self._description = None
 
     @property
@@ -373,6 +413,7 @@ class User:
         root = self.selectors[0]
         self.all_allowed = root.allcommands and root.allkeys and root.allchannels
         self.plans = {}
+        self.ranges = {}
         self._description = None
 
     def check_password(self, password: bytes) -> bool:

@@ -98,3 +98,49 @@ class UserTests(SynchronousTestCase):
         self.assertEqual(merge_selectors([b"on", b"(+get", b"~a)", b"off"]),
                          [b"on", b"(+get ~a)", b"off"])
         self.assertEqual(merge_selectors([b"on", b"(+get", b"~a"]), 1)
+
+
+class KeyRangeTests(SynchronousTestCase):
+    """Selector.key_range: one literal or ``prefix*`` pattern as a byte range of keys."""
+
+    def test_shapes(self):
+        """A prefix gives [prefix, successor), a literal [literal, literal + NUL); anything
+        else (globs, several patterns, an empty prefix, no successor) gives None."""
+        cases = [((b"~key:*",), (b"key:", b"key;")), ((b"~a\xff\xff*",), (b"a\xff\xff", b"b")),
+                 ((b"~lit",), (b"lit", b"lit\0")), ((b"~",), (b"", b"\0")),
+                 ((b"~a?*",), None), ((b"~a**",), None), ((b"~a\\**",), None),
+                 ((b"~a*", b"~b*"), None), ((b"%R~*",), None), ((b"~\xff*",), None),
+                 ((b"~a[bc]",), None), ((), None)]
+        for ops, expected in cases:
+            self.assertEqual(_user(*ops).root.key_range(READ), expected, ops)
+
+    def test_need(self):
+        """Only the patterns granting the need count: %R~ and %W~ are resolved apart."""
+        root = _user(b"%R~r:*", b"%W~w:*").root
+        self.assertEqual(root.key_range(READ), (b"r:", b"r;"))
+        self.assertEqual(root.key_range(WRITE), (b"w:", b"w;"))
+        self.assertIsNone(root.key_range(READ | WRITE))
+
+    def test_range_agrees_with_the_glob(self):
+        """For every pattern with a range, a key lies in it exactly when the pattern's
+        glob (Redis's stringmatchlen) matches the key."""
+        from kvtwist.engine.glob import compile_glob
+
+        keys = [b"", b"k", b"key", b"key:", b"key:1", b"key;", b"key:\xff", b"kez", b"a",
+                b"a\xff", b"a\xff\xff", b"a\xff\xff\x00", b"b", b"lit", b"lit\0", b"lis",
+                b"\xff", b"\xff\xff"]
+        for pattern in (b"key:*", b"key*", b"k*", b"a\xff\xff*", b"a\xff*", b"lit", b"",
+                        b"\xfe*"):
+            bounds = _user(b"~" + pattern).root.key_range(READ | WRITE)
+            self.assertIsNotNone(bounds, pattern)
+            low, high = bounds
+            glob = compile_glob(pattern)
+            for key in keys:
+                self.assertEqual(low <= key < high, glob.matches(key), (pattern, key))
+
+    def test_range_dropped_on_change(self):
+        """A range computed before a modifier is not kept after it."""
+        user = _user(b"~a*")
+        self.assertEqual(user.root.key_range(READ), (b"a", b"b"))
+        user.apply(b"~b*")
+        self.assertIsNone(user.root.key_range(READ))
