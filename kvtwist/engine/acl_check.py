@@ -13,6 +13,7 @@ patterns), each match linear in the key (engine/glob.py).
 from __future__ import annotations
 
 from kvtwist.engine.acl_commands import CURRENT, universe
+from kvtwist.engine.acl_keys import key_matcher, key_range
 from kvtwist.engine.acl_log import CHANNEL, COMMAND, KEY, record
 from kvtwist.wire.replies import Error
 
@@ -40,13 +41,13 @@ def selector_check(selector, info, command, argv):
     elif info.single is not None:
         position, need = info.single
         if position < len(argv):
-            matcher = selector.matchers.get(need) or selector.key_matcher(need)
+            matcher = selector.matchers.get(need) or key_matcher(selector, need)
             if not matcher(argv[position]):
                 return KEY, position
     elif info.keys is not None:
         matchers = selector.matchers
         for position, need in info.keys(argv):
-            matcher = matchers.get(need) or selector.key_matcher(need)
+            matcher = matchers.get(need) or key_matcher(selector, need)
             if not matcher(argv[position]):
                 return KEY, position
     channels = info.channels
@@ -164,7 +165,7 @@ def dryrun_text(user, command, argv) -> bytes:
 def _remember(user, command) -> None:
     # The plan and the range of an allowed command without subcommands or channels (see
     # denied and User.ranges). A range needs its key present in every call the arity
-    # admits, and the key's patterns to be one literal or prefix (Selector.key_range).
+    # admits, and the key's patterns to be one literal or prefix (acl_keys.key_range).
     info = CURRENT.get(command.name)
     if info is None or info.subs or info.channels is not None:
         return
@@ -176,9 +177,9 @@ def _remember(user, command) -> None:
         user.ranges[command] = ANY_NAME
     elif info.strictest is not None:
         position, need = info.strictest
-        matcher = selector.matchers.get(need) or selector.key_matcher(need)
+        matcher = selector.matchers.get(need) or key_matcher(selector, need)
         user.plans[command.name] = (position, selector.prefixes[need], matcher)
-        bounds = selector.key_range(need)
+        bounds = key_range(selector, need)
         if bounds is not None and position < abs(command.arity):
             user.ranges[command] = (position, bounds[0], bounds[1])
 

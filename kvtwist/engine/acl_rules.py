@@ -36,7 +36,6 @@ FIRSTARG_OF_SUB = "Allowing first-arg of a subcommand is not supported"
 
 _HEX = frozenset(b"0123456789abcdef")
 _SPACES = frozenset(b" \t\n\v\f\r\0")
-_GLOB = frozenset(b"*?[]\\")
 
 
 class RuleError(Exception):
@@ -75,9 +74,9 @@ class Selector:
         self.patterns = []  # [pattern bytes, READ|WRITE, compiled glob]
         self.allchannels = allchannels
         self.channels = []  # [pattern bytes, compiled glob]
-        self.matchers = {}  # READ|WRITE need -> key matcher (see key_matcher), built on use
+        self.matchers = {}  # READ|WRITE need -> key matcher (acl_keys.key_matcher), built on use
         self.prefixes = {}  # need -> the prefixes tuple when they are all its patterns
-        self.ranges = {}  # need -> key_range(need), computed on use
+        self.ranges = {}  # need -> acl_keys.key_range(self, need), on use
 
     def copy(self) -> "Selector":
         """Return an independent copy."""
@@ -122,65 +121,6 @@ class Selector:
         self.firstargs = {}
 
     # -- modifiers ----------------------------------------------------------------------
-
-    def key_matcher(self, need: int):
-        """Return a function ``key -> bool``: whether a pattern granting ``need`` matches.
-
-        Patterns that are a plain prefix and a star (``app:*``, the usual kind) are tested
-        with one ``bytes.startswith`` of them all; others with their globs. O(patterns)."""
-        prefixes, globs = [], []
-        for pattern, flags, glob in self.patterns:
-            if flags & need != need:
-                continue
-            stem = pattern[:-1]
-            if pattern.endswith(b"*") and not any(char in stem for char in b"*?[]\\"):
-                prefixes.append(stem)
-            else:
-                globs.append(glob.matches)
-        prefixes = tuple(prefixes)
-        self.prefixes[need] = prefixes if not globs else None
-        if not globs:
-            def matcher(key) -> bool:
-                return key.startswith(prefixes) and key != b""
-        else:
-            def matcher(key) -> bool:
-                if key.startswith(prefixes) and key != b"":
-                    return True
-                for matches in globs:
-                    if matches(key):
-                        return True
-                return False
-        self.matchers[need] = matcher
-        return matcher
-
-    def key_range(self, need: int):
-        """Return ``(low, high)`` such that a pattern granting ``need`` matches a key
-        exactly when ``low <= key < high``, or None when the patterns are not that simple.
-
-        That is when one pattern grants ``need`` and it is a literal (``[literal, literal +
-        NUL)``) or a non-empty literal prefix and a star (``[prefix, successor)``, the
-        successor being the prefix with its last byte below 0xff incremented and what
-        follows dropped; a prefix of 0xff bytes only has none). Bytes compare as unsigned
-        bytes, as memcmp, so two comparisons decide. Cached until the next modifier.
-        O(patterns x their length) the first time."""
-        try:
-            return self.ranges[need]
-        except KeyError:
-            pass
-        granting = [entry[0] for entry in self.patterns if entry[1] & need == need]
-        bounds = None
-        if len(granting) == 1:
-            pattern = granting[0]
-            stem = pattern[:-1] if pattern.endswith(b"*") else None
-            if stem is None:
-                if not _has_glob(pattern):
-                    bounds = (pattern, pattern + b"\0")
-            elif not _has_glob(stem):
-                stripped = stem.rstrip(b"\xff")
-                if stripped:
-                    bounds = (stem, stripped[:-1] + bytes((stripped[-1] + 1,)))
-        self.ranges[need] = bounds
-        return bounds
 
     def apply(self, op: bytes) -> None:
         """Apply one selector modifier (ACLSetSelector); raise RuleError if refused."""
@@ -354,11 +294,6 @@ class Selector:
                 for arg in self.firstargs.get(info.name, ()):
                     rules.append("+%s|%s" % (info.name, _text(arg)))
         return " ".join(rules)
-
-
-def _has_glob(text: bytes) -> bool:
-    # Whether stringmatchlen would read a byte of ``text`` as other than itself.
-    return any(char in _GLOB for char in text)
 
 
 def pattern_text(entry) -> str:
