@@ -1,15 +1,19 @@
 """The ACL permission check of every command a restricted user runs (Redis's
 ACLCheckAllUserCommandPerm), and its NOPERM errors.
 
-Session.execute calls ``denied`` only when its user's ``all_allowed`` flag is false, so the
-unrestricted default user pays one attribute test per command. For a restricted user the
-check is O(1) for the command (a set lookup), then O(keys x key patterns) and
-O(channels x channel patterns), each match linear in the key (engine/glob.py).
+Session.execute tests only its user's ``all_allowed`` flag for the unrestricted default
+user. For a restricted user it first tests the command's range (``User.ranges``, made by
+``_remember`` after a full check allowed the command): ``low <= argv[position] < high``, a
+dict lookup and two bytes comparisons inline, no call and no allocation; it calls
+``denied`` only when there is no range or the key lies outside it. There the check is O(1)
+for the command (a set lookup), then O(keys x key patterns) and O(channels x channel
+patterns), each match linear in the key (engine/glob.py).
 """
 
 from __future__ import annotations
 
 from kvtwist.engine.acl_commands import CURRENT, universe
+from kvtwist.engine.acl_keys import key_matcher, key_range
 from kvtwist.engine.acl_log import CHANNEL, COMMAND, KEY, record
 from kvtwist.wire.replies import Error
 
@@ -37,13 +41,13 @@ def selector_check(selector, info, command, argv):
     elif info.single is not None:
         position, need = info.single
         if position < len(argv):
-            matcher = selector.matchers.get(need) or selector.key_matcher(need)
+            matcher = selector.matchers.get(need) or key_matcher(selector, need)
             if not matcher(argv[position]):
                 return KEY, position
     elif info.keys is not None:
         matchers = selector.matchers
         for position, need in info.keys(argv):
-            matcher = matchers.get(need) or selector.key_matcher(need)
+            matcher = matchers.get(need) or key_matcher(selector, need)
             if not matcher(argv[position]):
                 return KEY, position
     channels = info.channels
@@ -96,6 +100,10 @@ def user_check(user, command, argv):
 
 
 NO_KEY = (1 << 62, (), None)  # the plan of an allowed command whose keys need no check
+# The range of an allowed command whose keys need no check: argv[0], the command's name as
+# sent, is ASCII (the command table's names are), so b"" <= argv[0] < b"\xff" always holds.
+ANY_NAME = (0, b"", b"\xff")
+NO_RANGE = (0, b"\xff", b"")  # what Session.execute tests without a range: always fails
 
 
 def denied(session, command, argv):
@@ -155,7 +163,9 @@ def dryrun_text(user, command, argv) -> bytes:
 
 
 def _remember(user, command) -> None:
-    # The plan of an allowed command without subcommands or channels (see denied).
+    # The plan and the range of an allowed command without subcommands or channels (see
+    # denied and User.ranges). A range needs its key present in every call the arity
+    # admits, and the key's patterns to be one literal or prefix (acl_keys.key_range).
     info = CURRENT.get(command.name)
     if info is None or info.subs or info.channels is not None:
         return
@@ -164,10 +174,14 @@ def _remember(user, command) -> None:
         return  # allowed for this first argument only (+select|0)
     if selector.allkeys or info.keys is None:
         user.plans[command.name] = NO_KEY
+        user.ranges[command] = ANY_NAME
     elif info.strictest is not None:
         position, need = info.strictest
-        matcher = selector.matchers.get(need) or selector.key_matcher(need)
+        matcher = selector.matchers.get(need) or key_matcher(selector, need)
         user.plans[command.name] = (position, selector.prefixes[need], matcher)
+        bounds = key_range(selector, need)
+        if bounds is not None and position < abs(command.arity):
+            user.ranges[command] = (position, bounds[0], bounds[1])
 
 
 

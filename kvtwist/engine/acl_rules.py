@@ -74,8 +74,9 @@ class Selector:
         self.patterns = []  # [pattern bytes, READ|WRITE, compiled glob]
         self.allchannels = allchannels
         self.channels = []  # [pattern bytes, compiled glob]
-        self.matchers = {}  # READ|WRITE need -> key matcher (see key_matcher), built on use
+        self.matchers = {}  # READ|WRITE need -> key matcher (acl_keys.key_matcher), built on use
         self.prefixes = {}  # need -> the prefixes tuple when they are all its patterns
+        self.ranges = {}  # need -> acl_keys.key_range(self, need), on use
 
     def copy(self) -> "Selector":
         """Return an independent copy."""
@@ -121,40 +122,11 @@ class Selector:
 
     # -- modifiers ----------------------------------------------------------------------
 
-    def key_matcher(self, need: int):
-        """Return a function ``key -> bool``: whether a pattern granting ``need`` matches.
-
-        Patterns that are a plain prefix and a star (``app:*``, the usual kind) are tested
-        with one ``bytes.startswith`` of them all; others with their globs. O(patterns)."""
-        prefixes, globs = [], []
-        for pattern, flags, glob in self.patterns:
-            if flags & need != need:
-                continue
-            stem = pattern[:-1]
-            if pattern.endswith(b"*") and not any(char in stem for char in b"*?[]\\"):
-                prefixes.append(stem)
-            else:
-                globs.append(glob.matches)
-        prefixes = tuple(prefixes)
-        self.prefixes[need] = prefixes if not globs else None
-        if not globs:
-            def matcher(key) -> bool:
-                return key.startswith(prefixes) and key != b""
-        else:
-            def matcher(key) -> bool:
-                if key.startswith(prefixes) and key != b"":
-                    return True
-                for matches in globs:
-                    if matches(key):
-                        return True
-                return False
-        self.matchers[need] = matcher
-        return matcher
-
     def apply(self, op: bytes) -> None:
         """Apply one selector modifier (ACLSetSelector); raise RuleError if refused."""
         self.matchers = {}
         self.prefixes = {}
+        self.ranges = {}
         lowered = op.lower()
         if lowered in (b"allkeys", b"~*"):
             self.allkeys = True
@@ -346,6 +318,9 @@ class User:
         self.selectors = [Selector(allchannels)]
         self.all_allowed = False
         self.plans = {}  # command name -> (key position, matcher): see acl_check.denied
+        # Command -> (position, low, high): low <= argv[position] < high lets it through
+        # without a call (Session.execute; see acl_check.denied). Emptied on every change.
+        self.ranges = {}
         self._description = None
 
     @property
@@ -373,6 +348,7 @@ class User:
         root = self.selectors[0]
         self.all_allowed = root.allcommands and root.allkeys and root.allchannels
         self.plans = {}
+        self.ranges = {}
         self._description = None
 
     def check_password(self, password: bytes) -> bool:

@@ -106,7 +106,10 @@ def authenticate(session, username: bytes, password: bytes) -> bool:
     if user is not None:
         session.authenticated = True
         session.user = user
-        session.auth_failures = 0
+        if getattr(session, "auth_failures", 0):
+            # Set only when there were failures: an attribute the session was made without
+            # gives it a dict of its own on CPython, which slows all its attribute reads.
+            session.auth_failures = 0
         return True
     failures = session.auth_failures = getattr(session, "auth_failures", 0) + 1
     if failures >= FREE_FAILURES:

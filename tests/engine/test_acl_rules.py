@@ -98,3 +98,4 @@ class UserTests(SynchronousTestCase):
         self.assertEqual(merge_selectors([b"on", b"(+get", b"~a)", b"off"]),
                          [b"on", b"(+get ~a)", b"off"])
         self.assertEqual(merge_selectors([b"on", b"(+get", b"~a"]), 1)
+

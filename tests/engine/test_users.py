@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import users
+from kvtwist.engine.store import Store
 from kvtwist.engine.users import NOAUTH, WRONGPASS, Auth, auth_for
 from kvtwist.wire.replies import OK, PONG, Error, to_resp
 from tests.helpers import SessionMixin
@@ -193,3 +195,17 @@ class ClientUserTests(SessionMixin, SynchronousTestCase):
         listing = self.call("client", "list").splitlines()
         self.assertEqual([line.split(b" user=")[1].split(b" ")[0] for line in listing],
                          [b"default", b"app"])
+
+
+class LayoutTests(SynchronousTestCase):
+    """Logging in leaves a session's attributes as they were made."""
+
+    def test_auth_adds_no_attribute(self):
+        """A successful AUTH sets no attribute the session was made without (a new one
+        would give it a dict of its own, slowing every attribute read on CPython)."""
+        store = Store(Clock())
+        store.new_session().execute([b"CONFIG", b"SET", b"requirepass", b"pw"])
+        session = store.new_session()
+        before = set(vars(session))
+        self.assertEqual(session.execute([b"AUTH", b"pw"]), OK)
+        self.assertEqual(set(vars(session)), before)
