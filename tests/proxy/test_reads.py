@@ -516,6 +516,13 @@ class TtlBoundTests(ProxyCase):
         self.assertNotIn(b"k", self.cache)
         self.assertEqual(self.proxy.reads.ttl_checks, 1)
 
+    def test_infoCountsTtlChecks(self) -> None:
+        """INFO's backend_ttl_checks counts the PTTLs asked before caching a fetched value."""
+        self.miss()
+        self.backend.answer(0, b"v")
+        text = self.session.execute([b"INFO", b"proxy"]).decode()
+        self.assertIn("backend_ttl_checks:1\r\n", text)
+
     def test_aNilAsksNoPttl(self) -> None:
         """A nil is cached at once for the miss TTL: absence does not expire."""
         d = self.miss()
