@@ -61,11 +61,11 @@ class NodeCache:
 
 
 class ClusterReads(Reads):
-    """A node's reads: the misses of a turn are fetched with one MGET per slot (a cluster
-    refuses an MGET over several), O(batch)."""
+    """A node's reads: the misses of a turn are fetched with one GET each or, from a
+    strings-only node, one MGET per slot (a cluster refuses an MGET over several), O(batch)."""
 
     def _send_group(self, batch, db: int) -> None:
-        if len(batch) > 1:
+        if len(batch) > 1 and self.backend.strings_only:
             groups = {}
             for placeholder in batch:
                 groups.setdefault(key_slot(placeholder.key), []).append(placeholder)

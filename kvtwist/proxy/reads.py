@@ -48,10 +48,11 @@ class Reads:
     """GET and MGET of a ProxyStore's clients, answered from its cache or fetched.
 
     The misses of one reactor turn (every client's) go to the backend together at its
-    end, as one GET or one MGET per database; concurrent misses on a key share one
-    fetch. The store's ``write`` calls ``before_write`` first, so no write overtakes a
-    read made before it (see the ordering model in docs/design.md). Every fetch is
-    sent to run in its key's database (``Placeholder.db``).
+    end, pipelined as one GET each on the shared link (one request and one reply per
+    miss; a strings-only backend gets one MGET per database instead); concurrent misses
+    on a key share one fetch. The store's ``write`` calls ``before_write`` first, so no
+    write overtakes a read made before it (see the ordering model in docs/design.md).
+    Every fetch is sent to run in its key's database (``Placeholder.db``).
 
     A fetched value is cached no longer than its key lives on the backend (whose
     invalidation comes only when it deletes the key, maybe long after its TTL): its
@@ -168,29 +169,26 @@ class Reads:
             self._send_group(group, db)
 
     def _send_group(self, batch, db: int) -> None:
-        self.fetches += 1
+        # One GET per key, pipelined on the shared link: GET's answer is final (a nil is
+        # a missing key, another type says WRONGTYPE), so no miss costs a second request.
+        # Only a strings-only backend, whose MGET nil is as final, gets one MGET.
+        # O(len(batch)).
         self.fetched_keys += len(batch)
         sent = self.writes
-        if len(batch) == 1:
-            placeholder = batch[0]
-            self.backend.request([b"GET", placeholder.key], db=db, check=fits_get).addBoth(
-                self._fetched, placeholder, sent)
+        backend = self.backend
+        if len(batch) > 1 and backend.strings_only:
+            self.fetches += 1
+            argv = [b"MGET"]
+            argv.extend([placeholder.key for placeholder in batch])
+            backend.request(argv, db=db, check=_FitsMget(len(batch))).addBoth(
+                self._answer_batch, batch, sent)
             return
-        argv = [b"MGET"]
-        argv.extend([placeholder.key for placeholder in batch])
-        tracked = not self.backend.strings_only
-        if tracked:
-            self._track(batch)
-        self.backend.request(argv, db=db, check=_FitsMget(len(batch))).addBoth(
-            self._batch_fetched, batch, tracked, sent)
-
-    def _batch_fetched(self, reply, batch, tracked, sent) -> None:
-        if tracked:
-            self._untrack(batch)
-            self._answer_batch(reply, batch, sent)
-            self._drop_fences(batch)
-            return
-        self._answer_batch(reply, batch, sent)
+        self.fetches += len(batch)
+        request = backend.request
+        fetched = self._fetched
+        for placeholder in batch:
+            request([b"GET", placeholder.key], db=db, check=fits_get).addBoth(
+                fetched, placeholder, sent)
 
     def _answer_batch(self, reply, batch, sent) -> None:
         if reply.__class__ is list and len(reply) == len(batch):
@@ -248,12 +246,15 @@ class Reads:
 
     # -- fences: re-reads that a later write must not overtake -------------------------
     #
-    # A nil in an MGET reply is re-read with GET, which runs on the backend after
-    # whatever was sent after the MGET. Were a write to the key among those, the re-read
-    # would answer a read made before the write with the write's result. So a write to
-    # a key whose ambiguous MGET is in flight is preceded by a GET of the key (its
-    # fence); the MGET's nil is then answered by that GET, which runs after the MGET and
-    # before the write. Only fetches on a backend that is not strings-only are tracked.
+    # A nil in a client's MGET reply that a GET joined is re-read with GET (the GET is
+    # owed GET's answer: MGET says nil for a key of another type), which runs on the
+    # backend after whatever was sent after the MGET. Were a write to the key among
+    # those, the re-read would answer a read made before the write with the write's
+    # result. So a write to a key whose ambiguous MGET is in flight is preceded by a GET
+    # of the key (its fence); the MGET's nil is then answered by that GET, which runs
+    # after the MGET and before the write. Only a client MGET's fetches on a backend
+    # that is not strings-only are tracked (a turn's misses are GETs there, final as
+    # they come).
 
     def _track(self, placeholders) -> None:
         """Note MGET fetches whose nil would need a re-read (O(len(placeholders)))."""

@@ -401,6 +401,7 @@ class ProxyStore:
             "backend_rereads:%d" % (reads.rereads,),
             "backend_fences:%d" % (reads.fences,),
             "backend_retries:%d" % (reads.retries,),
+            "backend_ttl_checks:%d" % (reads.ttl_checks,),
             "backend_strings_only:%d" % (self.backend.strings_only,),
             "backend_errors:%d" % (self.backend_errors,),
             "lane_requests:%d" % (self.lanes.requests if self.lanes is not None else 0,),

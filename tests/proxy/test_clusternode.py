@@ -61,8 +61,25 @@ class NodeTests(ClusterCase):
         self.assertNotIn(on_a, self.cache)
         self.assertIs(view.ttl, self.cache.ttl)  # the rest is the cache's
 
+    def test_one_get_per_miss(self) -> None:
+        """Misses of one turn go as one GET each, whatever their slots."""
+        key = key_on("a:1")
+        tagged = [b"{%s}%d" % (key, number) for number in range(3)]
+        other = key_on("a:1", avoid=(key_slot(key),))
+        replies = [self.session.execute([b"GET", name]) for name in tagged + [other]]
+        self.clock.advance(0)
+        self.assertEqual(sorted(self.sent("a:1")),
+                         sorted([[b"GET", name] for name in tagged + [other]]))
+        backend = self.backends["a:1"]
+        for index, (argv, _) in enumerate(backend.sent):
+            backend.answer(index, b"v-" + argv[1])
+        self.assertEqual([result_of(reply) for reply in replies],
+                         [b"v-" + name for name in tagged + [other]])
+
     def test_one_mget_per_slot(self) -> None:
-        """Misses of one turn in one slot share an MGET; another slot gets its own."""
+        """From a strings-only node, misses of one turn in one slot share an MGET; another
+        slot gets its own."""
+        self.backends["a:1"].strings_only = True
         key = key_on("a:1")
         tagged = [b"{%s}%d" % (key, number) for number in range(3)]
         other = key_on("a:1", avoid=(key_slot(key),))

@@ -42,7 +42,8 @@ class RoutingTests(ClusterCase):
         self.assertEqual(result_of(d), [b"v-" + first, None, b"v-" + second])
 
     def test_batched_misses_per_slot(self) -> None:
-        """GET misses of one turn on one node are fetched with one MGET per slot."""
+        """GET misses of one turn on a strings-only node are fetched with one MGET per slot."""
+        self.backends["a:1"].strings_only = True
         first = key_on("a:1")
         same = key_on("a:1", b"{%s}" % (first,))
         other = key_on("a:1", avoid=(key_slot(first),))

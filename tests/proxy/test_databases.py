@@ -130,7 +130,9 @@ class CacheByDatabaseTests(SelectCase):
         self.assertEqual(self.three.execute([b"MGET", b"k"]), [b"three"])
 
     def test_aTurnsMissesAreFetchedPerDatabase(self) -> None:
-        """The misses of one turn go as one MGET per database, each in its database."""
+        """The misses of one turn go, from a strings-only backend, as one MGET per
+        database, each in its database."""
+        self.backend.strings_only = True
         results = [self.session.execute([b"GET", b"a"]), self.three.execute([b"GET", b"a"]),
                    self.session.execute([b"GET", b"b"]), self.three.execute([b"GET", b"c"])]
         self.clock.advance(0)
@@ -140,6 +142,19 @@ class CacheByDatabaseTests(SelectCase):
         for index, (argv, _) in enumerate(self.backend.sent[1:], 1):
             self.backend.answer(index, [argv[1] + b"@%d" % self.backend.dbs[index],
                                         argv[2] + b"@%d" % self.backend.dbs[index]])
+        self.assertEqual([result_of(d) for d in results], [b"a@0", b"a@3", b"b@0", b"c@3"])
+
+    def test_aTurnsMissesAreGetsInTheirDatabases(self) -> None:
+        """The misses of one turn go as one GET each, each in its database."""
+        results = [self.session.execute([b"GET", b"a"]), self.three.execute([b"GET", b"a"]),
+                   self.session.execute([b"GET", b"b"]), self.three.execute([b"GET", b"c"])]
+        self.clock.advance(0)
+        sent = sorted((db, argv) for (argv, _), db in zip(self.backend.sent[1:],
+                                                          self.backend.dbs[1:]))
+        self.assertEqual(sent, [(0, [b"GET", b"a"]), (0, [b"GET", b"b"]),
+                                (3, [b"GET", b"a"]), (3, [b"GET", b"c"])])
+        for index, (argv, _) in enumerate(self.backend.sent[1:], 1):
+            self.backend.answer(index, argv[1] + b"@%d" % self.backend.dbs[index])
         self.assertEqual([result_of(d) for d in results], [b"a@0", b"a@3", b"b@0", b"c@3"])
 
     def test_writesInvalidateTheirDatabaseOnly(self) -> None:

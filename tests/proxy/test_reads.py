@@ -157,6 +157,9 @@ class ProxyBatchTests(ProxyCase):
         ProxyCase.setUp(self)
         self.one = self.session
         self.two = self.proxy.new_session()
+        # A strings-only backend (an old kvstore) gets a turn's misses as one MGET; any
+        # other gets one pipelined GET each (the tests that say so set it False).
+        self.backend.strings_only = True
 
     def test_missesOfOneTurnAreOneMget(self) -> None:
         """Misses from several clients in one turn go to the backend as one MGET."""
@@ -229,26 +232,26 @@ class ProxyBatchTests(ProxyCase):
         self.backend.answer(0, [b"1", b"2"])
         self.assertEqual((result_of(d1), result_of(d2)), (b"1", b"1"))
 
-    def test_nilFromMgetIsRereadWithGet(self) -> None:
-        """A nil from MGET is re-read with GET, whose answer the client gets and the cache keeps."""
+    def test_missesInFrontOfOtherTypesArePipelinedGets(self) -> None:
+        """In front of a backend holding other types a turn's misses go as one GET each,
+        whose nil is cached and whose WRONGTYPE is relayed, with no re-read."""
+        self.backend.strings_only = False
         d1 = self.one.execute([b"GET", b"list"])
         d2 = self.two.execute([b"GET", b"gone"])
         d3 = self.two.execute([b"GET", b"k"])
         self.clock.advance(0)
-        self.backend.answer(0, [None, None, b"v"])
-        self.assertEqual(result_of(d3), b"v")
-        self.assertEqual([argv for argv, _ in self.backend.sent[1:]],
-                         [[b"GET", b"list"], [b"GET", b"gone"]])
-        self.assertNoResult(d1)
-        self.assertNoResult(d2)
+        self.assertEqual([argv for argv, _ in self.backend.sent],
+                         [[b"GET", b"list"], [b"GET", b"gone"], [b"GET", b"k"]])
         wrong = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
-        self.backend.answer(1, wrong)
-        self.backend.answer(2, None)
-        self.assertEqual((result_of(d1), result_of(d2)), (wrong, None))
+        self.backend.answer(0, wrong)
+        self.backend.answer(1, None)
+        self.backend.answer(2, b"v")
+        self.assertEqual([result_of(d) for d in (d1, d2, d3)], [wrong, None, b"v"])
         self.assertNotIn(b"list", self.cache)
         self.assertIsNone(self.cache.get(b"gone"))
         self.assertIsNone(self.cache.pending(b"list"))
-        self.assertEqual((self.proxy.reads.fetches, self.proxy.reads.rereads), (3, 2))
+        self.assertEqual((self.proxy.reads.fetches, self.proxy.reads.rereads), (3, 0))
+        self.assertEqual(self.proxy.reads._unfenced, {})
 
     def test_nilFromStringsOnlyBackendIsAMiss(self) -> None:
         """From a backend holding strings only, an MGET nil is cached as a miss with no GET."""
@@ -268,14 +271,14 @@ class ProxyBatchTests(ProxyCase):
         self.assertEqual(self.proxy.reads.rereads, 0)
 
     def test_missDuringRereadJoinsIt(self) -> None:
-        """While a nil is being re-read, a miss on that key joins the re-read."""
+        """While a key is re-read (its MGET was refused), a miss on that key joins the re-read."""
         self.one.execute([b"GET", b"a"])
         self.one.execute([b"GET", b"b"])
         self.clock.advance(0)
-        self.backend.answer(0, [None, b"2"])
+        self.backend.answer(0, Error("NOPERM no MGET for you"))
         d = self.two.execute([b"GET", b"a"])
         self.clock.advance(0)
-        self.assertEqual(len(self.backend.sent), 2)
+        self.assertEqual(len(self.backend.sent), 3)
         self.backend.answer(1, b"late")
         self.assertEqual(result_of(d), b"late")
 
@@ -291,11 +294,11 @@ class ProxyBatchTests(ProxyCase):
         self.assertEqual(self.cache.get(b"b"), b"2")
 
     def test_invalidationDuringRereadKeepsValueOut(self) -> None:
-        """An invalidation while a nil is re-read keeps the re-read's answer out of the cache."""
+        """An invalidation while a key is re-read keeps the re-read's answer out of the cache."""
         self.one.execute([b"GET", b"a"])
         self.one.execute([b"GET", b"b"])
         self.clock.advance(0)
-        self.backend.answer(0, [None, b"2"])
+        self.backend.answer(0, Error("NOPERM no MGET for you"))
         self.cache.invalidate(b"a")
         self.backend.answer(1, None)
         self.assertNotIn(b"a", self.cache)
@@ -353,25 +356,24 @@ class ProxyBatchTests(ProxyCase):
         self.assertIsNone(self.cache.pending(b"a"))
 
     def test_writeSendsPendingBatchFirst(self) -> None:
-        """A write sends the misses read before it first, so they do not see it, and
-        fences the key it writes with a GET (the MGET's nil would need one)."""
+        """A write sends the misses read before it first, so they do not see it."""
         self.one.execute([b"GET", b"a"])
         self.one.execute([b"GET", b"b"])
         self.two.execute([b"SET", b"a", b"new"])
         self.one.execute([b"GET", b"c"])
         self.clock.advance(0)
         self.assertEqual([argv for argv, _ in self.backend.sent],
-                         [[b"MGET", b"a", b"b"], [b"GET", b"a"], [b"SET", b"a", b"new"],
-                          [b"GET", b"c"]])
+                         [[b"MGET", b"a", b"b"], [b"SET", b"a", b"new"], [b"GET", b"c"]])
         self.backend.answer(0, [b"old", b"2"])
         self.assertNotIn(b"a", self.cache)
-        self.backend.answer(1, b"old")  # the unused fence's reply is dropped
-        self.assertEqual(self.proxy.reads.fences, 1)
+        self.assertEqual(self.proxy.reads.fences, 0)
 
     def test_fenceAnswersTheNil(self) -> None:
-        """The fence sent before a write answers the MGET's nil; no GET goes after the write."""
-        first = self.one.execute([b"GET", b"a"])
-        self.one.execute([b"GET", b"b"])
+        """A write to a key whose GET joined a client's MGET is fenced by a GET sent before
+        it, which answers the MGET's nil; no GET goes after the write."""
+        self.backend.strings_only = False
+        self.one.execute([b"MGET", b"a", b"b"])
+        first = self.two.execute([b"GET", b"a"])
         self.clock.advance(0)
         self.two.execute([b"DEL", b"x", b"a"])
         self.assertEqual([argv for argv, _ in self.backend.sent][1:],
@@ -385,11 +387,10 @@ class ProxyBatchTests(ProxyCase):
         self.assertEqual(self.proxy.reads._unfenced, {})
 
     def test_flushFencesEveryTrackedFetch(self) -> None:
-        """A write that may touch every key (a script) fences every fetch whose MGET is in
-        flight."""
-        self.one.execute([b"GET", b"a"])
-        self.two.execute([b"GET", b"b"])
-        self.clock.advance(0)
+        """A write that may touch every key (a script) fences every fetch of a client's
+        MGET in flight."""
+        self.backend.strings_only = False
+        self.one.execute([b"MGET", b"a", b"b"])
         self.one.execute([b"EVAL", b"return 1", b"0"])
         self.assertEqual(sorted(argv[1] for argv, _ in self.backend.sent[1:3]), [b"a", b"b"])
         self.assertEqual(self.backend.sent[3][0], [b"EVAL", b"return 1", b"0"])
@@ -415,6 +416,17 @@ class ProxyBatchTests(ProxyCase):
         while self.backend.deliver():
             self.clock.advance(0)
         return [result_of(d) if isinstance(d, Deferred) else d for d in pending]
+
+    def test_pipelinedMissesCostOneRequestEach(self) -> None:
+        """N pipelined GET misses cost N backend requests, one GET each, not an MGET plus
+        re-reads."""
+        keys = [b"l"] + [b"k%d" % (index,) for index in range(5)]
+        replies = self.pipeline([b"RPUSH", b"l", b"x"], *[[b"GET", key] for key in keys])
+        wrong = Error("WRONGTYPE Operation against a key holding the wrong kind of value")
+        self.assertEqual(replies, [1, wrong] + [None] * 5)
+        self.assertEqual(self.backend.sent, [[b"RPUSH", b"l", b"x"]]
+                         + [[b"GET", key] for key in keys])
+        self.assertEqual((self.proxy.reads.rereads, self.proxy.reads.fetched_keys), (0, 6))
 
     def test_rereadIsNotOvertakenByLaterWrite(self) -> None:
         """A GET whose batched MGET answered nil is not answered by a write pipelined after it."""
@@ -451,6 +463,7 @@ class ProxyBatchTests(ProxyCase):
 
     def test_getJoiningClientMgetIsAnswered(self) -> None:
         """A GET that joins a client MGET's fetch gets GET's answer, even for a nil."""
+        self.backend.strings_only = False
         m = self.one.execute([b"MGET", b"a", b"b"])
         d1 = self.two.execute([b"GET", b"a"])
         d2 = self.two.execute([b"GET", b"b"])
@@ -463,13 +476,13 @@ class ProxyBatchTests(ProxyCase):
         self.assertEqual(result_of(d2), Error("WRONGTYPE Operation against a key"))
 
     def test_info(self) -> None:
-        """INFO counts fetch requests, the keys they carried and the nil re-reads."""
+        """INFO counts fetch requests, the keys they carried and the re-reads."""
         self.one.execute([b"GET", b"a"])
         self.two.execute([b"GET", b"b"])
         self.clock.advance(0)
-        self.backend.answer(0, [None, b"2"])
+        self.backend.answer(0, Error("NOPERM no MGET for you"))
         text = self.one.execute([b"INFO", b"proxy"]).decode()
-        for line in ("backend_fetches:2", "backend_fetched_keys:2", "backend_rereads:1",
+        for line in ("backend_fetches:3", "backend_fetched_keys:2", "backend_rereads:2",
                      "cache_misses:2"):
             self.assertIn(line + "\r\n", text)
 
@@ -502,6 +515,13 @@ class TtlBoundTests(ProxyCase):
         self.assertEqual(self.sent(), [[b"GET", b"k"], [b"PTTL", b"k"]])
         self.assertNotIn(b"k", self.cache)
         self.assertEqual(self.proxy.reads.ttl_checks, 1)
+
+    def test_infoCountsTtlChecks(self) -> None:
+        """INFO's backend_ttl_checks counts the PTTLs asked before caching a fetched value."""
+        self.miss()
+        self.backend.answer(0, b"v")
+        text = self.session.execute([b"INFO", b"proxy"]).decode()
+        self.assertIn("backend_ttl_checks:1\r\n", text)
 
     def test_aNilAsksNoPttl(self) -> None:
         """A nil is cached at once for the miss TTL: absence does not expire."""
@@ -586,8 +606,8 @@ class TtlBoundTests(ProxyCase):
         d1 = self.session.execute([b"GET", b"a"])
         d2 = self.proxy.new_session().execute([b"GET", b"b"])
         d3 = self.proxy.new_session().execute([b"GET", b"c"])
-        self.clock.advance(0)
         self.backend.strings_only = True
+        self.clock.advance(0)
         self.backend.answer(0, [b"1", b"2", None])
         self.assertEqual((result_of(d1), result_of(d2), result_of(d3)), (b"1", b"2", None))
         self.assertEqual(self.sent()[1:], [[b"PTTL", b"a"], [b"PTTL", b"b"]])
