@@ -72,14 +72,7 @@ def bench(port: int, test: str, conns: int, pipeline: int, requests: int, keyspa
           cluster: bool, timeout: float = 120.0) -> dict:
     """One redis-benchmark run; its parsed row for ``test`` (BenchmarkError if none)."""
     argv = bench_argv(port, test, conns, pipeline, requests, keyspace, cluster)
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise redisbench.BenchmarkError("redis-benchmark overran %.0fs" % (timeout,))
-    if done.returncode != 0:
-        raise redisbench.BenchmarkError("redis-benchmark exited %d: %s" % (
-            done.returncode, (done.stderr or done.stdout).strip()[:300]))
-    found = redisbench.parse_csv(done.stdout).get(test.upper())
+    found = redisbench.run_argv(argv, timeout).get(test.upper())
     if found is None:
         raise redisbench.BenchmarkError("no %s row" % (test.upper(),))
     return found

@@ -64,7 +64,15 @@ def run(port: int, tests, clients: int, pipeline: int, requests: int,
 
     Raises BenchmarkError if it exits non-zero or overruns ``timeout`` seconds.
     """
-    argv = command(port, tests, clients, pipeline, requests, keyspace, auth=auth)
+    return run_argv(command(port, tests, clients, pipeline, requests, keyspace, auth=auth),
+                    timeout)
+
+
+def run_argv(argv: list, timeout: float) -> dict:
+    """Run the redis-benchmark command line ``argv`` and return ``parse_csv`` of its output.
+
+    Raises BenchmarkError if it exits non-zero or overruns ``timeout`` seconds.
+    """
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
 
 from benchmarks import procs, redisbench
 from benchmarks.report import Row
@@ -110,15 +109,8 @@ def bench_argv(port: int, test: str, conns: int, pipeline: int, requests: int,
 def bench(port: int, test: str, conns: int, pipeline: int, requests: int, keyspace: int,
           timeout: float = 180.0) -> dict:
     """Run one redis-benchmark; return its parsed row (BenchmarkError if there is none)."""
-    argv = bench_argv(port, test, conns, pipeline, requests, keyspace)
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise redisbench.BenchmarkError("redis-benchmark overran %.0fs" % (timeout,))
-    if done.returncode != 0:
-        raise redisbench.BenchmarkError("redis-benchmark exited %d: %s" % (
-            done.returncode, (done.stderr or done.stdout).strip()[:300]))
-    found = redisbench.parse_csv(done.stdout)
+    found = redisbench.run_argv(bench_argv(port, test, conns, pipeline, requests, keyspace),
+                                timeout)
     if test == "mget":  # a custom command's row is named by its whole command line
         rows = [row for name, row in found.items() if name.startswith("MGET ")]
         if rows:
