@@ -170,16 +170,9 @@ def lane_get(store, key: bytes, db: int):
     if not store.caching:
         lane_barrier(store).addCallback(_send_plain, store, [b"GET", key], db, waiter)
         return waiter
-    placeholder = cache.pending(key, db)
-    if placeholder is not None:
-        reads.coalesced += 1
-        if placeholder.waiters is None:
-            placeholder.waiters = [waiter]
-        else:
-            placeholder.waiters.append(waiter)
+    placeholder = reads.join_or_reserve(key, db, waiter)
+    if placeholder is None:
         return waiter
-    placeholder = cache.reserve(key, db)
-    placeholder.waiters = [waiter]
     reads.fetches += 1
     reads.fetched_keys += 1
     sent = reads.writes

@@ -103,6 +103,25 @@ class Reads:
         if self._unfenced:
             self._fence(targets)
 
+    def join_or_reserve(self, key: bytes, db: int, waiter: Deferred):
+        """Add ``waiter`` to the fetch of ``key`` in flight and return None; or, with none
+        in flight, reserve the key's cache entry with ``waiter`` on it and return that
+        placeholder for the caller to fetch; O(1)."""
+        cache = self.cache
+        placeholder = cache.pending(key, db)
+        if placeholder is not None:
+            # Joined only while no write to the key was acknowledged since the fetch
+            # was sent, so its answer is as fresh as a fetch of our own.
+            self.coalesced += 1
+            if placeholder.waiters is None:
+                placeholder.waiters = [waiter]
+            else:
+                placeholder.waiters.append(waiter)
+            return None
+        placeholder = cache.reserve(key, db)
+        placeholder.waiters = [waiter]
+        return placeholder
+
     def get(self, key: bytes, db: int = 0):
         """Return the cached value of ``key`` in database ``db``, or a Deferred of what GET
         key answers there on the backend.
@@ -117,18 +136,9 @@ class Reads:
         if not self.store.caching:
             return self.store.forward([b"GET", key], db=db)
         waiter = Deferred()
-        placeholder = cache.pending(key, db)
-        if placeholder is not None:
-            # Joined only while no write to the key was acknowledged since the fetch
-            # was sent, so its answer is as fresh as a fetch of our own.
-            self.coalesced += 1
-            if placeholder.waiters is None:
-                placeholder.waiters = [waiter]
-            else:
-                placeholder.waiters.append(waiter)
+        placeholder = self.join_or_reserve(key, db, waiter)
+        if placeholder is None:
             return waiter
-        placeholder = cache.reserve(key, db)
-        placeholder.waiters = [waiter]
         self._batch.append(placeholder)
         if not self._batch_due:
             self._batch_due = True
