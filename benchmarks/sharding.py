@@ -29,9 +29,7 @@ import os
 import shutil
 
 from benchmarks import procs, redisbench
-from benchmarks.report import Row
-from benchmarks.suites import (CPY, Run, _guard, cpu_note, cpu_per_request,
-                               round_summary)
+from benchmarks.suites import CPY, Run, _guard, interleaved
 
 KVPROXY = "kvproxy --pool (CPython)"
 NUTCRACKER = "nutcracker"
@@ -130,36 +128,11 @@ def requests(run: Run, test: str, conns: int, pipeline: int) -> int:
 def rounds(run: Run, group: str, servers: list, shown: str, test: str, conns: int,
            pipeline: int, n: int, keyspace: int) -> None:
     """Measure ``servers`` (``[(label, Server)]``, nutcracker first) in turn, ``run.rounds``
-    times; append a row each: the median, the per-round ratio to nutcracker, and the
-    proxy process's CPU per request."""
-    found = {label: [] for label, server in servers}
-    used = {label: [] for label, server in servers}
-    for round_ in range(run.rounds):
-        for label, server in servers:
-            run.progress("%s: round %d, %s %s -c %d -P %d -n %d -r %d" % (
-                group, round_ + 1, label, shown, conns, pipeline, n, keyspace))
-            before = procs.cpu_seconds(server.pid)
-            try:
-                found[label].append(bench(server.port, test, conns, pipeline, n, keyspace))
-            except redisbench.BenchmarkError as e:
-                run.progress("  %s failed: %s" % (label, e))
-                found[label].append(None)
-                continue
-            used[label].append(cpu_per_request(before, procs.cpu_seconds(server.pid),
-                                               server.pid, n))
-    base = found[servers[0][0]]
-    for label, results in found.items():
-        summary = round_summary(results, base)
-        if summary is None:
-            run.failed(group, label, shown, "no round measured", conns, pipeline)
-            continue
-        ops, middle, count, low, high = summary
-        note = "median of %d" % (count,)
-        if results is not base and low is not None:
-            note += "; x nutcracker per round %.2f-%.2f" % (low, high)
-        note += cpu_note(used[label], test.upper())
-        run.rows.append(Row(group, label, shown, ops, "ops/s", conns, pipeline,
-                            middle["p50"], middle["p99"], note=note))
+    times (``suites.interleaved``); append a row each: the median, the per-round ratio to
+    nutcracker, and the proxy process's CPU per request."""
+    interleaved(run, group, servers, test, conns, pipeline, n, keyspace, shown=shown,
+                against="nutcracker", cpu=True,
+                measure=lambda server: bench(server.port, test, conns, pipeline, n, keyspace))
 
 
 def check_placement(port: int, count: int = SAMPLE, total: int = HIT_KEYS) -> None:

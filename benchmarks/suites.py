@@ -184,9 +184,10 @@ def _guard(run, group, label, test, work, unit="ops/s"):
 
 def interleaved(run: Run, group: str, servers: list, test: str, conns: int, pipeline: int,
                 requests: int, keyspace: int = 100000, shown=None, against="redis",
-                cpu=False) -> None:
+                cpu=False, measure=None) -> None:
     """Measure ``servers`` (``[(label, Server)]``, the reference first) in turn, round after
-    round, with redis-benchmark -t ``test``; append a row per server.
+    round, with redis-benchmark -t ``test`` (or ``measure(server)``, returning one parsed
+    redis-benchmark row); append a row per server.
 
     Each row is the median of the server's rounds (shown as ``shown``, default the test's
     name) with the range of its per-round ratio to the reference, named ``against`` in
@@ -197,13 +198,16 @@ def interleaved(run: Run, group: str, servers: list, test: str, conns: int, pipe
     used = {label: [] for label, server in servers}
     for round_ in range(run.rounds):
         for label, server in servers:
-            run.progress("%s: round %d, %s redis-benchmark -t %s -c %d -P %d -n %d" % (
-                group, round_ + 1, label, test, conns, pipeline, requests))
+            run.progress("%s: round %d, %s redis-benchmark -t %s -c %d -P %d -n %d -r %d" % (
+                group, round_ + 1, label, test, conns, pipeline, requests, keyspace))
             before = procs.cpu_seconds(server.pid) if cpu else {}
             try:
-                got = redisbench.run(server.port, (test,), conns, pipeline, requests,
-                                     timeout=120.0, keyspace=keyspace, auth=server.auth)
-                found[label].append(got[name])
+                if measure is not None:
+                    found[label].append(measure(server))
+                else:
+                    got = redisbench.run(server.port, (test,), conns, pipeline, requests,
+                                         timeout=120.0, keyspace=keyspace, auth=server.auth)
+                    found[label].append(got[name])
             except (redisbench.BenchmarkError, KeyError) as e:
                 run.progress("  %s failed: %s" % (label, e))
                 found[label].append(None)
