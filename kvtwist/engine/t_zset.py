@@ -301,7 +301,7 @@ def cmd_zscan(session, argv):
             raise CommandError(SYNTAX)
         index += 2
     if not zset.big:
-        next_cursor, members = 0, [member for _, member in zset.order]
+        next_cursor, members = 0, zset.members()
     else:
         next_cursor, members = scan_step(zset, cursor, count)
     if pattern is not None and pattern != b"*":
@@ -353,7 +353,7 @@ def cmd_zrandmember(session, argv):
     zset = session.keyspace.get_typed(argv[1], ZSet)
     if zset is None:
         return None
-    return zset.order[random.randrange(len(zset))][1]
+    return zset.at(random.randrange(len(zset)))[1]
 
 
 def _random_members(session, key: bytes, count: int, withscores: bool):
@@ -363,21 +363,20 @@ def _random_members(session, key: bytes, count: int, withscores: bool):
     zset = session.keyspace.get_typed(key, ZSet)
     if zset is None or count == 0:
         return []
-    order = zset.order
-    size = len(order)
+    size = len(zset)
     if count < 0 or count == 1:
         count = abs(count)
         if count > MAX_PICKS:  # Redis would stream them; a list of them all would not fit
             raise CommandError("ERR ZRANDMEMBER count is too large: kvstore sends at most "
                                "%d random members" % (MAX_PICKS,))
         if count < 64:
-            picks = [order[random.randrange(size)] for _ in range(count)]
+            picks = [zset.at(random.randrange(size)) for _ in range(count)]
         else:
-            picks = random.choices(list(order), k=count)
+            picks = random.choices(zset.items(0, size), k=count)
         return scored_reply(session, picks, withscores)
     if count >= size:
-        return scored_reply(session, list(reversed(order)), withscores)
-    return scored_reply(session, random.sample(list(order), count), withscores)
+        return scored_reply(session, list(zset.descending()), withscores)
+    return scored_reply(session, random.sample(zset.items(0, size), count), withscores)
 
 
 # -- configuration -------------------------------------------------------------------------

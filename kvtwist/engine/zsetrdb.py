@@ -35,7 +35,7 @@ def dump_zset(value: ZSet) -> bytes:
     """Return the RDB object of a sorted set: type ZSET_2 and its body. O(n)."""
     parts = [bytes((rdb.TYPE_ZSET_2,)), rdb.encode_length(len(value))]
     pack = _DOUBLE.pack
-    for score, member in reversed(value.order):
+    for score, member in value.descending():
         parts.append(encode_string(member))
         parts.append(pack(score))
     return b"".join(parts)

@@ -55,6 +55,8 @@ _PLAIN = re.compile(rb"-?[0-9]{1,15}(?:\.[0-9]{1,15})?\Z").match
 
 def parse_score(text: bytes):
     """Return a score as Redis's string2d takes it (ZADD, ZINCRBY, WEIGHTS), or None."""
+    if text.isdigit() and len(text) < 16:
+        return float(text)  # a plain integer below 10**15: exact, and the cheapest test
     if _PLAIN(text) is not None:
         return float(text)  # the usual short decimal: float() reads it exactly as strtod
     if not text or text[0] in b" \t\n\v\f\r":

@@ -324,7 +324,9 @@ def to_resp(reply) -> bytes:
         return b"+%s\r\n" % reply.text
     if isinstance(reply, Error):
         return b"-%s\r\n" % _one_line(reply.message).encode("utf-8", "replace")
-    if reply.__class__ is list:
+    if reply.__class__ is list and reply and reply[-1].__class__ is bytes:
+        # (A reply ending in a Double, as ZPOPMIN's and WITHSCORES', is not tried: the
+        # TypeError costs about 2 us, more than rendering a short reply element-wise.)
         try:
             return _bulk_array(reply)
         except TypeError:
@@ -374,7 +376,7 @@ def to_resp3(reply) -> bytes:
         return to_resp3_push(reply)
     if reply.__class__ is Double:
         return b",%s\r\n" % reply.text
-    if reply.__class__ is list:
+    if reply.__class__ is list and reply and reply[-1].__class__ is bytes:
         try:
             return _bulk_array(reply)
         except TypeError:

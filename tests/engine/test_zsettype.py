@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import tempfile
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -17,7 +19,7 @@ from kvtwist.engine.store import Store
 from kvtwist.engine.types import OPS, ZSET
 from kvtwist.engine.zsettype import (
     LIMITS, OP_ADD, OP_INCR, OP_POPMAX, OP_POPMIN, OP_REM, OP_REMRANK, PER_MEMBER, ZSet,
-    scan_step)
+    rank_key, scan_step, score_prefix)
 from kvtwist.storage import fsck
 from tests.storage.test_fsck import pipe_into_redis
 from tests.storage.test_journal import GroupCommitTests, StoreHarness
@@ -25,7 +27,41 @@ from tests.storage.test_journal import GroupCommitTests, StoreHarness
 
 def state(value: ZSet) -> tuple:
     """Everything observable about a value."""
-    return (dict(value.scores), list(value.order), value.nbytes, value.big, len(value))
+    return (dict(value.scores), list(value.ranked), value.items(0, len(value)), value.nbytes,
+            value.big, len(value))
+
+
+_SCORES = st.one_of(
+    st.floats(allow_nan=False),
+    st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1.0, float("inf"), float("-inf")]))
+
+
+class RankKeyTests(SynchronousTestCase):
+    @given(st.lists(st.tuples(_SCORES, st.binary(max_size=6)), max_size=40))
+    def test_keys_sort_as_redis_skiplist(self, pairs):
+        """Rank keys sort as (score, member) tuples do: score (-0 equal to 0), then member
+        bytes by memcmp, then length."""
+        by_tuple = sorted(pairs, key=lambda pair: (pair[0] + 0.0, pair[1]))
+        by_key = sorted(pairs, key=lambda pair: rank_key(*pair))
+        self.assertEqual([(s + 0.0, m) for s, m in by_key],
+                         [(s + 0.0, m) for s, m in by_tuple])
+
+    @given(_SCORES, _SCORES, st.binary(max_size=4))
+    def test_score_bounds(self, score, bound, member):
+        """A member with ``score`` starts at or after ``bound``'s first rank exactly when
+        score >= bound, and after its last exactly when score > bound."""
+        value = ZSet()
+        OPS[(ZSET, OP_ADD)](value, (repr(score).encode(), member))
+        self.assertEqual(value.score_start(bound, False), 0 if score >= bound else 1)
+        self.assertEqual(value.score_start(bound, True), 0 if score > bound else 1)
+        self.assertEqual(value.score_end(bound, False), 1 if score <= bound else 0)
+        self.assertEqual(value.score_end(bound, True), 1 if score < bound else 0)
+
+    def test_prefix_is_eight_bytes_and_zero_has_one(self):
+        """Every score's prefix is 8 bytes, and -0.0 shares 0.0's."""
+        self.assertEqual(score_prefix(-0.0), score_prefix(0.0))
+        self.assertEqual({len(score_prefix(s)) for s in (float("-inf"), -1.5, 0.0, 1e308)},
+                         {8})
 
 
 class OperationTests(SynchronousTestCase):
@@ -54,7 +90,8 @@ class OperationTests(SynchronousTestCase):
                 start = rng.randrange(len(value))
                 args = [b"%d" % start, b"%d" % rng.randrange(start, len(value))]
             _, inverse = OPS[(ZSET, opcode)](value, tuple(args))
-            self.assertEqual(list(value.order), sorted((s, m) for m, s in value.scores.items()))
+            self.assertEqual(value.items(0, len(value)),
+                             sorted((s, m) for m, s in value.scores.items()))
             if step % 3 == 0:
                 inverse()
                 self.assertEqual(state(value), before)
@@ -68,16 +105,16 @@ class OperationTests(SynchronousTestCase):
         for index in range(5000):
             args += [b"%d" % (index % 7), b"m%04d" % index]
         OPS[(ZSET, OP_ADD)](value, tuple(args))
-        expected = list(value.order)
+        expected = value.items(0, len(value))
         first, _ = OPS[(ZSET, OP_POPMIN)](value, (b"0", b"2"))
         last, inverse = OPS[(ZSET, OP_POPMAX)](value, (b"4993", b"4996"))
         self.assertEqual(first, expected[:3])
         self.assertEqual(last, expected[-4:])
-        self.assertEqual(list(value.order), expected[3:-4])
-        self.assertGreater(len(value.order._lists), 1)
-        self.assertFalse(value.order._index)
+        self.assertEqual(value.items(0, len(value)), expected[3:-4])
+        self.assertGreater(len(value.ranked._lists), 1)
+        self.assertFalse(value.ranked._index)
         inverse()
-        self.assertEqual(list(value.order), expected[3:])
+        self.assertEqual(value.items(0, len(value)), expected[3:])
         self.assertEqual(len(value.scores), len(expected) - 3)
 
     def test_equal_score_changes_nothing(self):
