@@ -169,13 +169,13 @@ class Shard(ProxyStore):
             return
         owner = self.ring.shard_index
         kept = {}
-        for name, call in self.cache._entries.items():
+        for name, entry in self.cache._entries.items():
             if name.__class__ is tuple:
                 key = name[1]
             else:
                 key = name
             if owner(key) == self.index:
-                kept[name] = call.args[1]
+                kept[name] = entry[0]
         self.stale = kept
         self.stale_until = self.clock.seconds() + self.serve_stale
 
