@@ -203,6 +203,16 @@ class Cache:
         evicted_name, evicted = self._entries.popitem(last=False)
         self.bytes -= size(evicted_name, evicted[0])
         self.evictions += 1
+        # The least recently used entry is often the oldest put too (a miss nobody read
+        # again): its deadline record goes with it rather than wait for a compaction.
+        # Records of entries gone before it at the head go too (each record once).
+        queue = self._misses if evicted[0] is None else self._values
+        entries = self._entries
+        while queue:
+            head = queue[0]
+            if head is not evicted and entries.get(head[2]) is head:
+                break
+            queue.popleft()
 
     def _sweep(self) -> None:
         """The timer: drop the entries whose life is over, and arm it again for the next

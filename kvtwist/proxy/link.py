@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kvtwist.client import KVClient, RespClientFactory
+from kvtwist.loop.turns import at_turn_end
 from kvtwist.wire.respreply import encode_command
 
 log = Logger()
@@ -93,17 +94,31 @@ class Slot:
 
 
 class BackendLink(KVClient):
-    """A client connection to a backend with ``send_slot`` (see the module docstring)."""
+    """A client connection to a backend with ``send_slot`` (see the module docstring).
+
+    What ``send_slot`` queues is written at the end of the reactor turn (after the
+    misses batched for that turn were queued), with no DelayedCall.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        KVClient.__init__(self, *args, **kwargs)
+        self._at_turn_end = at_turn_end(self._clock)
+        self._flush_due = False
 
     def send_slot(self, argv: list, slot: Slot) -> None:
         """Send ``argv``; ``slot`` is called with its reply. The caller knows the link is
         connected (``is_connected``). O(len(argv))."""
         self._pending.append(slot)
         self._outgoing.append(encode(argv))
-        if self._flush_call is None:
-            self._flush_call = self._clock.callLater(0, self._scheduled_flush)
+        if not self._flush_due:
+            self._flush_due = True
+            self._at_turn_end(self._turn_ended)
         if self.timeout is not None:
             self._deadlines.arm(slot, self.timeout)
+
+    def _turn_ended(self) -> None:
+        self._flush_due = False
+        self.flush_writes()
 
     def _deliver(self, reply) -> None:
         pending = self._pending

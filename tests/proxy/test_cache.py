@@ -135,6 +135,20 @@ class CacheLRUTests(SynchronousTestCase):
         self.assertEqual((self.cache.expirations, len(self.cache)), (2, 0))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_evictionDropsDeadRecordsAtTheHead(self) -> None:
+        """A stream of new misses evicting the oldest keeps one deadline record per
+        entry, even behind entries invalidated earlier."""
+        cache = Cache(self.clock, ttl=60, max_entries=100)
+        cache.put(b"first", None)
+        for count in range(50):
+            cache.put(b"old%d" % count, None)
+        for count in range(50):
+            cache.invalidate(b"old%d" % count)
+        for count in range(5000):
+            cache.put(b"new%d" % count, None)
+            if count >= 99:
+                self.assertEqual(len(cache._misses), len(cache))
+
     def test_deadlineRecordsAreCompacted(self) -> None:
         """Replacing the same entries over and over keeps the deadline records bounded
         (those of replaced entries are dropped once they outnumber the live ones)."""
