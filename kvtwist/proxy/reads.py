@@ -10,6 +10,7 @@ from kvtwist.loop.turns import at_turn_end
 from kvtwist.proxy.cache import MISSING, slot, slot_db
 from kvtwist.proxy.commands import ALL
 from kvtwist.proxy.expiry import fits_pttl, life
+from kvtwist.proxy.front import Reply, answer
 from kvtwist.proxy.link import fetcher
 from kvtwist.wire.replies import Error
 
@@ -136,7 +137,7 @@ class Reads:
             return value
         if not self.store.caching:
             return self.store.forward([b"GET", key], db=db)
-        waiter = Deferred()
+        waiter = Reply()
         placeholder = self.join_or_reserve(key, db, waiter)
         if placeholder is None:
             return waiter
@@ -417,7 +418,7 @@ class Reads:
         if waiters is not None:
             placeholder.waiters = None
             for waiter in waiters:
-                waiter.callback(reply)
+                answer(waiter, reply)
 
     def mget(self, keys: list, db: int = 0):
         """Return the values of ``keys`` in database ``db``, fetching only those the cache
