@@ -46,7 +46,9 @@ class ProxyProtocol(KVProtocol):
     """The kvstore protocol whose forwarded replies (``Reply``) fill their place directly."""
 
     def _add_deferred(self, d: Deferred, render) -> None:
-        if d.__class__ is Reply and not d.called and not d.callbacks:
+        # Its callbacks, read where Twisted keeps them (25.5 and later); should that
+        # change, every Reply goes the ordinary way.
+        if d.__class__ is Reply and not d.called and not getattr(d, "_callbacks", True):
             chunk = self._chunk
             parts = chunk.parts
             parts.append(None)
