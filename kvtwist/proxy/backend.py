@@ -11,7 +11,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from kvtwist.client import RespClientFactory
+from kvtwist.proxy.link import LinkFactory, Slot
 from kvtwist.proxy.store import BackendUnavailable
 from kvtwist.wire.replies import Error
 
@@ -177,7 +177,8 @@ class Backend(service.MultiService):
     is): the connection's ``Selection`` SELECTs it first when needed.
     """
 
-    factory_class = RespClientFactory
+    factory_class = LinkFactory
+    shard = None  # the shards.Shard counting its requests (a ShardBackend's)
 
     def __init__(self, reactor, endpoint, address: str = "", timeout=None, clock=None,
                  prepare=None, on_lost=None, retry=None, identify=False,
@@ -326,6 +327,30 @@ class Backend(service.MultiService):
             entry.timer = self.clock.callLater(self.timeout, self._wait_expired, entry)
         self._waiting.append(entry)
         return entry.deferred
+
+    def fetch(self, argv: list, db, check, done, *args) -> None:
+        """Send ``argv`` to run in database ``db``, as ``request`` does (``check``: its
+        reply check, or None), and call ``done(result, *args)`` with its outcome: the
+        reply (errors as ``Error`` values) or a Failure.
+
+        The usual case (connected, in ``db`` already) costs no Deferred: the request
+        waits on the link as a ``link.Slot``; any other goes through ``request``. O(1).
+        """
+        client = self.client
+        if (client is not None and db == self._selection.db
+                and client.transport is not None and client._closed_reason is None):
+            send = getattr(client, "send_slot", None)
+            if send is not None:
+                shard = self.shard
+                if shard is not None:
+                    shard.requests += 1
+                    shard.in_flight += 1
+                send(argv, Slot(argv[0], check, done, args, shard))
+                return
+        if check is None:
+            self.request(argv, db=db).addBoth(done, *args)
+        else:
+            self.request(argv, db=db, check=check).addBoth(done, *args)
 
     def _forget(self, entry: _Waiting) -> None:
         # Cancelled by its caller before a connection came: it is never sent.

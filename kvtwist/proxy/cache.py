@@ -1,4 +1,4 @@
-"""A TTL + LRU cache of GET results with one timer per entry and placeholders for fetches.
+"""A TTL + LRU cache of GET results, expired by one timer, and placeholders for fetches.
 
 Entries are keyed by (database, key). A key of database 0 is its own slot (the bytes), one
 of database n > 0 the tuple ``(n, key)``: database 0, the common case, costs nothing more.
@@ -6,7 +6,12 @@ of database n > 0 the tuple ``(n, key)``: database 0, the common case, costs not
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from heapq import heapify, heappop, heappush
+
+# Records of replaced or dropped entries tolerated in the deadline queues beyond twice
+# the entries before they are compacted.
+COMPACT_SLACK = 1024
 
 # get() returns MISSING when the cache holds nothing for a key; None is a cached miss.
 MISSING = object()
@@ -56,14 +61,24 @@ class Placeholder:
 
 
 class Cache:
-    """GET results keyed by (database, key), each expiring through ``clock.callLater`` after
-    its TTL. Every method's ``db`` defaults to 0.
+    """GET results keyed by (database, key), each expiring after its TTL. Every method's
+    ``db`` defaults to 0.
 
     A cached miss (value None) lives ``miss_ttl`` seconds, a value ``ttl`` seconds.
     At most ``max_entries`` entries are kept, and with ``max_bytes`` > 0 the sum of their
     sizes (``size``: key plus value, counted in ``bytes``) is at most ``max_bytes``; the
     least recently used go first. An entry larger than ``max_bytes`` alone is not kept.
     ``max_entries <= 0`` or ``ttl <= 0`` disables storing (everything is a miss).
+
+    Expiry costs no timer per entry (a DelayedCall each made every miss push onto, and
+    every eviction cancel from, a reactor heap of up to ``max_entries`` timers compared in
+    Python). An entry is a tuple ``(value, deadline, slot)``: a read past its deadline
+    finds it gone (so no entry is ever served after its life), and one timer, armed for
+    the earliest deadline, drops the entries whose life is over. The entries' deadlines
+    wait in two FIFO queues, one per TTL (each fills in deadline order), and a heap for
+    lives bounded below the TTL; a record whose entry was replaced or dropped is skipped
+    when its deadline comes, and the queues are compacted when such records outnumber
+    the entries.
     """
 
     def __init__(self, clock, ttl: float = 60.0, miss_ttl: float = 5.0,
@@ -74,11 +89,14 @@ class Cache:
         self.max_entries = int(max_entries)
         self.max_bytes = int(max_bytes)  # 0: no byte budget
         self.bytes = 0  # the sum of the entries' sizes
-        # slot -> its expiry DelayedCall, whose args are (slot, value): the timer is the
-        # entry, so an entry costs the garbage collector no container of its own.
-        # Order is recency (last = most recent).
+        # slot -> (value, deadline, slot); order is recency (last = most recent).
         self._entries = OrderedDict()
         self._pending = {}  # slot -> Placeholder
+        self._values = deque()  # entries with the value TTL, in deadline order
+        self._misses = deque()  # entries with the miss TTL, in deadline order
+        self._bounded = []  # heap of (deadline, sequence, entry) for bounded lives
+        self._sequence = 0  # ties in _bounded never compare entries
+        self._timer = None  # the DelayedCall of the next sweep, or None
         # Databases other than 0 that ever had an entry or a fetch (at most the backend's
         # database count): where invalidate(key) without a database looks.
         self.databases = set()
@@ -97,23 +115,31 @@ class Cache:
         return key in self._entries
 
     def get(self, key: bytes, db: int = 0):
-        """Return the cached value (None for a cached miss), or MISSING; counts a hit or miss."""
+        """Return the cached value (None for a cached miss), or MISSING; counts a hit or
+        miss. An entry whose life is over is a miss, whether or not the sweep ran yet."""
         name = key if db == 0 else (db, key)
-        entry = self._entries.get(name)
+        entries = self._entries
+        entry = entries.get(name)
         if entry is None:
             self.misses += 1
             return MISSING
-        args = entry.args
-        if len(args) > 2 and entry.time <= self.clock.seconds():
-            # A life bounded by the key's TTL is over, though the reactor has not run
-            # the entry's timer yet (a read handled in the same iteration).
-            entry.cancel()
-            self._expire(name, args[1])
+        if entry[1] <= self.clock.seconds():
+            del entries[name]
+            self.bytes -= size(name, entry[0])
+            self.expirations += 1
             self.misses += 1
+            if not entries:
+                self._clear_deadlines()
             return MISSING
-        self._entries.move_to_end(name)
+        entries.move_to_end(name)
         self.hits += 1
-        return args[1]
+        return entry[0]
+
+    def value(self, name):
+        """The value of the entry of slot ``name`` (MISSING: none), whatever its life;
+        counts nothing (O(1))."""
+        entry = self._entries.get(name)
+        return MISSING if entry is None else entry[0]
 
     def put(self, key: bytes, value, db: int = 0, life=None) -> None:
         """Store ``value`` (bytes, or None for a miss) for ``key``, replacing any entry;
@@ -122,7 +148,8 @@ class Cache:
 
     def _put(self, name, value, life=None) -> None:
         """Store an entry, evicting the least recently used ones while over a bound:
-        O(1), or O(evicted) under a byte budget.
+        O(1) amortized (O(log bounded entries) for a bounded life), or O(evicted) under
+        a byte budget.
 
         ``life`` (None: no bound) is at most how long the entry may live (its key's
         remaining TTL on the backend): it lives min(TTL, life) seconds, and a life of
@@ -137,37 +164,120 @@ class Cache:
         entries = self._entries
         old = entries.pop(name, None)
         if old is not None:
-            self.bytes -= size(name, old.args[1])  # read before cancel() drops args
-            old.cancel()
-        if max_bytes and cost > max_bytes:
-            return  # it could never fit: dropping others for it would not help
-        if bounded and life <= 0:
+            self.bytes -= size(name, old[0])
+        if (max_bytes and cost > max_bytes) or (bounded and life <= 0):
+            # It could never fit (dropping others for it would not help), or its life
+            # is spent.
+            if not entries:
+                self._clear_deadlines()
             return
         if name.__class__ is tuple:
             self.databases.add(name[0])
         if bounded:
-            # A third argument marks the entry as bounded: get() checks its deadline.
-            entries[name] = self.clock.callLater(life, self._expire, name, value, True)
+            ttl = life
+        deadline = self.clock.seconds() + ttl
+        entries[name] = entry = (value, deadline, name)
+        if bounded:
+            self._sequence += 1
+            heappush(self._bounded, (deadline, self._sequence, entry))
+        elif value is None:
+            self._misses.append(entry)
         else:
-            entries[name] = self.clock.callLater(ttl, self._expire, name, value)
+            self._values.append(entry)
+        timer = self._timer
+        if timer is None:
+            self._timer = self.clock.callLater(ttl, self._sweep)
+        elif deadline < timer.time:
+            timer.reset(ttl)
         self.bytes += cost
         if len(entries) > self.max_entries:
             self._evict()
         if max_bytes:
             while self.bytes > max_bytes:
                 self._evict()
+        if len(self._values) + len(self._misses) + len(self._bounded) > \
+                2 * len(entries) + COMPACT_SLACK:
+            self._compact()
 
     def _evict(self) -> None:
         evicted_name, evicted = self._entries.popitem(last=False)
-        self.bytes -= size(evicted_name, evicted.args[1])
-        evicted.cancel()
+        self.bytes -= size(evicted_name, evicted[0])
         self.evictions += 1
+        # The least recently used entry is often the oldest put too (a miss nobody read
+        # again): its deadline record goes with it rather than wait for a compaction.
+        # Records of entries gone before it at the head go too (each record once).
+        queue = self._misses if evicted[0] is None else self._values
+        entries = self._entries
+        while queue:
+            head = queue[0]
+            if head is not evicted and entries.get(head[2]) is head:
+                break
+            queue.popleft()
 
-    def _expire(self, name, value, bounded: bool = False) -> None:
-        # Only the current entry's timer can fire: replacing or dropping cancels the old one.
-        if self._entries.pop(name, None) is not None:
-            self.bytes -= size(name, value)
-            self.expirations += 1
+    def _sweep(self) -> None:
+        """The timer: drop the entries whose life is over, and arm it again for the next
+        deadline; O(records due)."""
+        self._timer = None
+        now = self.clock.seconds()
+        entries = self._entries
+        expired = 0
+        for queue in (self._values, self._misses):
+            while queue and queue[0][1] <= now:
+                entry = queue.popleft()
+                name = entry[2]
+                if entries.get(name) is entry:
+                    del entries[name]
+                    self.bytes -= size(name, entry[0])
+                    expired += 1
+        bounded = self._bounded
+        while bounded and bounded[0][0] <= now:
+            entry = heappop(bounded)[2]
+            name = entry[2]
+            if entries.get(name) is entry:
+                del entries[name]
+                self.bytes -= size(name, entry[0])
+                expired += 1
+        self.expirations += expired
+        if not entries:
+            self._clear_deadlines()
+            return
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        """Arm the timer for the earliest deadline waiting (none: no timer)."""
+        deadlines = []
+        if self._values:
+            deadlines.append(self._values[0][1])
+        if self._misses:
+            deadlines.append(self._misses[0][1])
+        if self._bounded:
+            deadlines.append(self._bounded[0][0])
+        if deadlines:
+            self._timer = self.clock.callLater(max(0.0, min(deadlines) - now), self._sweep)
+
+    def _compact(self) -> None:
+        """Forget the deadlines of entries replaced or dropped since they were put:
+        O(records), once per at least ``len(entries) + COMPACT_SLACK`` puts."""
+        entries = self._entries
+        self._values = deque([entry for entry in self._values
+                              if entries.get(entry[2]) is entry])
+        self._misses = deque([entry for entry in self._misses
+                              if entries.get(entry[2]) is entry])
+        bounded = [record for record in self._bounded
+                   if entries.get(record[2][2]) is record[2]]
+        heapify(bounded)
+        self._bounded = bounded
+
+    def _clear_deadlines(self) -> None:
+        """The cache is empty: forget every deadline and stop the timer (O(records))."""
+        self._values.clear()
+        self._misses.clear()
+        del self._bounded[:]
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            if timer.active():
+                timer.cancel()
 
     def reserve(self, key: bytes, db: int = 0) -> Placeholder:
         """Return a new live placeholder for a fetch of ``key``, replacing any older one."""
@@ -218,12 +328,14 @@ class Cache:
         placeholder = self._pending.pop(name, None)
         if placeholder is not None:
             placeholder.live = False
-        entry = self._entries.pop(name, None)
+        entries = self._entries
+        entry = entries.pop(name, None)
         if entry is None:
             return False
-        self.bytes -= size(name, entry.args[1])
-        entry.cancel()
+        self.bytes -= size(name, entry[0])
         self.invalidations += 1
+        if not entries:
+            self._clear_deadlines()
         return True
 
     def invalidate_db(self, db: int) -> int:
@@ -235,8 +347,9 @@ class Cache:
         entries = self._entries
         for name in dropped:
             entry = entries.pop(name)
-            self.bytes -= size(name, entry.args[1])
-            entry.cancel()
+            self.bytes -= size(name, entry[0])
+        if not entries:
+            self._clear_deadlines()
         self.invalidations += len(dropped)
         self.flushes += 1
         return len(dropped)
@@ -248,9 +361,8 @@ class Cache:
         self._pending.clear()
         entries = self._entries
         count = len(entries)
-        for entry in entries.values():
-            entry.cancel()
         entries.clear()
+        self._clear_deadlines()
         self.bytes = 0
         self.invalidations += count
         self.flushes += 1
@@ -261,9 +373,8 @@ class Cache:
         for placeholder in self._pending.values():
             placeholder.live = False
         self._pending.clear()
-        for entry in self._entries.values():
-            entry.cancel()
         self._entries.clear()
+        self._clear_deadlines()
         self.bytes = 0
 
     def counts(self) -> dict:

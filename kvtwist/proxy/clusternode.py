@@ -18,6 +18,10 @@ class NodeLink:
     follow the cluster's redirections (see the module's docstring); every other
     attribute is the inner link's."""
 
+    # Not the inner link's: every request must follow redirections (``link.fetcher``
+    # sends through ``request`` then).
+    fetch = None
+
     def __init__(self, inner, cluster) -> None:
         self.inner = inner
         self.cluster = cluster

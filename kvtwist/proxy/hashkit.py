@@ -79,6 +79,16 @@ def fnv1_64(key: bytes) -> int:
 def fnv1a_64(key: bytes) -> int:
     """nc_fnv.c's FNV-1a "64": the 64-bit constants cut to 32 bits, computed in 32 bits."""
     value = 0x84222325
+    if key.isascii():  # no byte is negative as a C char: no _signed call a byte
+        if len(key) <= 32:
+            # Only the low 32 bits of a product depend on the low 32 bits of its factors
+            # (and xor is bitwise): cut once, at the end (an int of at most 320 bits).
+            for byte in key:
+                value = (value ^ byte) * 0x1B3
+            return value & _M32
+        for byte in key:
+            value = ((value ^ byte) * 0x1B3) & _M32
+        return value
     for byte in key:
         value ^= _signed(byte)
         value = (value * 0x1B3) & _M32

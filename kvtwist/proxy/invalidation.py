@@ -49,6 +49,7 @@ class InvalidationListener(service.MultiService):
         self.reconnects = 0
         self._links = 0  # links made (handshakes completed)
         self._client = None  # the connection of the current (or coming) link
+        self._link = None  # the same without ClientService's wrapper
         self._beat_call = None
         self.connection = Backend(reactor, endpoint, address, timeout, clock,
                                   prepare=self._handshake, on_lost=self._lost, retry=retry,
@@ -72,7 +73,9 @@ class InvalidationListener(service.MultiService):
     @property
     def caching(self) -> bool:
         """Whether cached values are kept coherent (or TTL-only by necessity) right now."""
-        return self.mode is not None and self._client.is_connected
+        # The connection itself, not ClientService's wrapper (whose __getattr__ would
+        # cost more than the rest of a miss's check).
+        return self.mode is not None and self._link.is_connected
 
     def stopService(self):
         """Stop the heartbeat and disconnect; the Deferred fires once closed."""
@@ -84,6 +87,7 @@ class InvalidationListener(service.MultiService):
     def _handshake(self, client) -> defer.Deferred:
         self.mode = None
         self._client = client
+        self._link = getattr(client, "_protocol", client)
         client.on_push(self._pushed)
         d = client.request([b"CLIENT", b"ID"])
         d.addCallback(self._got_id, client)

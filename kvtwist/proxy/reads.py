@@ -10,6 +10,8 @@ from kvtwist.loop.turns import at_turn_end
 from kvtwist.proxy.cache import MISSING, slot, slot_db
 from kvtwist.proxy.commands import ALL
 from kvtwist.proxy.expiry import fits_pttl, life
+from kvtwist.proxy.front import Reply, answer
+from kvtwist.proxy.link import fetcher
 from kvtwist.wire.replies import Error
 
 
@@ -135,7 +137,7 @@ class Reads:
             return value
         if not self.store.caching:
             return self.store.forward([b"GET", key], db=db)
-        waiter = Deferred()
+        waiter = Reply()
         placeholder = self.join_or_reserve(key, db, waiter)
         if placeholder is None:
             return waiter
@@ -190,15 +192,14 @@ class Reads:
             self.fetches += 1
             argv = [b"MGET"]
             argv.extend([placeholder.key for placeholder in batch])
-            backend.request(argv, db=db, check=_FitsMget(len(batch))).addBoth(
-                self._answer_batch, batch, sent)
+            fetcher(backend)(argv, db, _FitsMget(len(batch)), self._answer_batch, batch,
+                             sent)
             return
         self.fetches += len(batch)
-        request = backend.request
+        fetch = fetcher(backend)
         fetched = self._fetched
         for placeholder in batch:
-            request([b"GET", placeholder.key], db=db, check=fits_get).addBoth(
-                fetched, placeholder, sent)
+            fetch([b"GET", placeholder.key], db, fits_get, fetched, placeholder, sent)
 
     def _answer_batch(self, reply, batch, sent) -> None:
         if reply.__class__ is list and len(reply) == len(batch):
@@ -341,8 +342,8 @@ class Reads:
             fence.addBoth(self._fetched, placeholder, _OVERTAKEN)
             return
         self.fetches += 1
-        self.backend.request([b"GET", placeholder.key], db=placeholder.db,
-                             check=fits_get).addBoth(self._fetched, placeholder, self.writes)
+        fetcher(self.backend)([b"GET", placeholder.key], placeholder.db, fits_get,
+                              self._fetched, placeholder, self.writes)
 
     def _timed_fetched(self, reply, ttls, at, placeholder, sent) -> None:
         """A fetch sent with its key's PTTL (``expiry.Timed``: a lane's) answered."""
@@ -387,9 +388,9 @@ class Reads:
         self._noted(placeholder, value)
         checking = cache.reserve(placeholder.key, placeholder.db)
         self.ttl_checks += 1
-        self.backend.request([b"PTTL", placeholder.key], db=placeholder.db,
-                             check=fits_pttl).addBoth(self._timed, checking, value,
-                                                      self.clock.seconds(), self.writes)
+        fetcher(self.backend)([b"PTTL", placeholder.key], placeholder.db, fits_pttl,
+                              self._timed, checking, value, self.clock.seconds(),
+                              self.writes)
 
     def _timed(self, reply, checking, value, at, sent) -> None:
         lifetime = life(value, reply, at, self.clock.seconds())
@@ -403,8 +404,8 @@ class Reads:
         if checking.waiters is not None:
             # Gone (or unknown): who joined meanwhile gets a fetch of its own.
             self.fetches += 1
-            self.backend.request([b"GET", checking.key], db=checking.db,
-                                 check=fits_get).addBoth(self._fetched, checking, sent, 0)
+            fetcher(self.backend)([b"GET", checking.key], checking.db, fits_get,
+                                  self._fetched, checking, sent, 0)
 
     def _noted(self, placeholder, value) -> None:
         lanes = self.store.lanes
@@ -417,7 +418,7 @@ class Reads:
         if waiters is not None:
             placeholder.waiters = None
             for waiter in waiters:
-                waiter.callback(reply)
+                answer(waiter, reply)
 
     def mget(self, keys: list, db: int = 0):
         """Return the values of ``keys`` in database ``db``, fetching only those the cache

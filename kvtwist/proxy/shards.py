@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from twisted.python.failure import Failure
 
-from kvtwist.client import ClientDisconnected, KVClient, RequestTimeout, RespClientFactory
+from kvtwist.client import ClientDisconnected, RequestTimeout
 from kvtwist.proxy.backend import Backend
+from kvtwist.proxy.link import BackendLink, LinkFactory
 from kvtwist.proxy.cache import slot
 from kvtwist.proxy.invalidation import InvalidationListener
 from kvtwist.proxy.store import BackendUnavailable, ProxyStore
@@ -24,7 +25,7 @@ from kvtwist.wire.replies import Error
 SERVER_FAILURES = (BackendUnavailable, RequestTimeout, ClientDisconnected)
 
 
-class CountingClient(KVClient):
+class CountingClient(BackendLink):
     """A backend connection counting the bytes it receives and sends (``counter``: its
     Shard's ``bytes_in`` / ``bytes_out``); O(1) per read, O(requests) per write."""
 
@@ -32,22 +33,22 @@ class CountingClient(KVClient):
 
     def dataReceived(self, data: bytes) -> None:
         self.counter.bytes_in += len(data)
-        KVClient.dataReceived(self, data)
+        BackendLink.dataReceived(self, data)
 
     def flush_writes(self) -> None:
         if self._outgoing and self.transport is not None:
             self.counter.bytes_out += sum(map(len, self._outgoing))
-        KVClient.flush_writes(self)
+        BackendLink.flush_writes(self)
 
 
-class CountingFactory(RespClientFactory):
+class CountingFactory(LinkFactory):
     """Builds CountingClients for one Shard (``shard``)."""
 
     protocol = CountingClient
     shard = None
 
     def buildProtocol(self, addr):
-        proto = RespClientFactory.buildProtocol(self, addr)
+        proto = LinkFactory.buildProtocol(self, addr)
         proto.counter = self.shard
         return proto
 
@@ -169,13 +170,13 @@ class Shard(ProxyStore):
             return
         owner = self.ring.shard_index
         kept = {}
-        for name, call in self.cache._entries.items():
+        for name, entry in self.cache._entries.items():
             if name.__class__ is tuple:
                 key = name[1]
             else:
                 key = name
             if owner(key) == self.index:
-                kept[name] = call.args[1]
+                kept[name] = entry[0]
         self.stale = kept
         self.stale_until = self.clock.seconds() + self.serve_stale
 

@@ -12,7 +12,9 @@ from kvtwist.proxy.commands import (
     CONTAINERS, READ_ONLY, REFUSED, STREAM_READS, WRITES, admin, admin_keys, blocks, scope)
 from kvtwist.proxy.cache import slot
 from kvtwist.proxy.databases import Selecting, invalidate
+from kvtwist.proxy.front import Reply
 from kvtwist.proxy.lanes import lane_get, lane_write, large_write
+from kvtwist.proxy.link import fetcher
 from kvtwist.proxy.reads import Reads
 from kvtwist.proxy.transactions import Transacting, send_transaction
 from kvtwist.proxy.tunnel import TUNNELLED, Spares, Tunnel, opens, tunnel_execute
@@ -329,7 +331,14 @@ class ProxyStore:
         self.forwarded += 1
         if checked:
             return self.backend.request(argv, db=db, checked=True).addErrback(self.failed)
-        return self.backend.request(argv, db=db).addErrback(self.failed)
+        d = Reply()
+        fetcher(self.backend)(argv, db, None, self._forwarded, d)
+        return d
+
+    def _forwarded(self, result, d: Reply) -> None:
+        if result.__class__ is Failure:
+            result = self.failed(result)
+        d.answer(result)
 
     def write(self, argv: list, targets, db: int = 0) -> Deferred:
         """Send a write to run in database ``db`` and drop what it may change from the
@@ -345,9 +354,12 @@ class ProxyStore:
         self.reads.before_write(targets)
         invalidate(self.cache, targets)
         self.forwarded += 1
-        d = self.backend.request(argv, db=db)
-        d.addBoth(self._written, targets)
+        d = Reply()
+        fetcher(self.backend)(argv, db, None, self._written_to, targets, d)
         return d
+
+    def _written_to(self, result, targets, d: Reply) -> None:
+        d.answer(self._written(result, targets))
 
     def _written(self, result, targets):
         invalidate(self.cache, targets)

@@ -23,7 +23,7 @@ from kvtwist.proxy.router import ShardedStore
 from kvtwist.proxy.shards import Shard, ShardBackend, ShardListener
 from kvtwist.proxy.stats import StatsFactory
 from kvtwist.proxy.store import ProxyStore
-from kvtwist.serve.factory import KVFactory
+from kvtwist.proxy.front import ProxyFactory
 
 DEFAULT_LISTEN = "tcp:7380:interface=127.0.0.1"
 DEFAULT_BACKEND = "tcp:127.0.0.1:7379"
@@ -290,7 +290,7 @@ def makeService(options, reactor=None) -> ProxyService:
     top = ProxyService(store)
     for child in children:
         child.setServiceParent(top)
-    factory = KVFactory(store, reactor=reactor)
+    factory = ProxyFactory(store, reactor=reactor)
     for description in settings["listen"]:
         strports.service(description, factory, reactor=reactor).setServiceParent(top)
     if settings["stats"]:

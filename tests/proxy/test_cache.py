@@ -16,7 +16,7 @@ from kvtwist.proxy.cache import MISSING, Cache
 
 
 class CacheTTLTests(SynchronousTestCase):
-    """Entries expire through one clock.callLater each."""
+    """Entries expire at their TTL, through one timer for the whole cache."""
 
     def setUp(self) -> None:
         self.clock = Clock()
@@ -38,6 +38,17 @@ class CacheTTLTests(SynchronousTestCase):
         self.assertEqual(self.cache.misses, 1)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_overdueEntryIsAMissBeforeTheTimerRuns(self) -> None:
+        """A value or cached miss read after its TTL is a miss even if the reactor has
+        not yet run the cache's timer (a read handled in the same iteration)."""
+        self.cache.put(b"k", b"v")
+        self.cache.put(b"n", None)
+        self.clock.rightNow += 60
+        self.assertIs(self.cache.get(b"n"), MISSING)
+        self.assertIs(self.cache.get(b"k"), MISSING)
+        self.assertEqual((self.cache.expirations, self.cache.bytes), (2, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_cachedMissUsesShorterTTL(self) -> None:
         """A cached miss (None) is a hit until miss_ttl, then gone."""
         self.cache.put(b"k", None)
@@ -52,7 +63,7 @@ class CacheTTLTests(SynchronousTestCase):
         self.assertEqual(cache.miss_ttl, 2.0)
 
     def test_replaceCancelsOldTimer(self) -> None:
-        """Replacing an entry cancels its timer and restarts the TTL."""
+        """Replacing an entry restarts its TTL; the cache keeps one timer."""
         self.cache.put(b"k", b"v1")
         self.clock.advance(30)
         self.cache.put(b"k", b"v2")
@@ -115,10 +126,41 @@ class CacheLRUTests(SynchronousTestCase):
         self.assertEqual(self.cache.evictions, 1)
 
     def test_evictionCancelsTimer(self) -> None:
-        """An evicted entry's timer is cancelled."""
+        """Entries cost no timer each: however many are put and evicted, the cache has
+        one timer, and an evicted entry does not count as expired when its time comes."""
         for key in (b"a", b"b", b"c", b"d"):
             self.cache.put(key, b"v")
-        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(60)
+        self.assertEqual((self.cache.expirations, len(self.cache)), (2, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_evictionDropsDeadRecordsAtTheHead(self) -> None:
+        """A stream of new misses evicting the oldest keeps one deadline record per
+        entry, even behind entries invalidated earlier."""
+        cache = Cache(self.clock, ttl=60, max_entries=100)
+        cache.put(b"first", None)
+        for count in range(50):
+            cache.put(b"old%d" % count, None)
+        for count in range(50):
+            cache.invalidate(b"old%d" % count)
+        for count in range(5000):
+            cache.put(b"new%d" % count, None)
+            if count >= 99:
+                self.assertEqual(len(cache._misses), len(cache))
+
+    def test_deadlineRecordsAreCompacted(self) -> None:
+        """Replacing the same entries over and over keeps the deadline records bounded
+        (those of replaced entries are dropped once they outnumber the live ones)."""
+        cache = Cache(self.clock, ttl=60, max_entries=2)
+        for count in range(5000):
+            cache.put(b"a", b"%d" % count)
+            cache.put(b"b", None)
+        records = len(cache._values) + len(cache._misses) + len(cache._bounded)
+        self.assertLessEqual(records, 2 * 2 + 1024 + 1)
+        self.assertEqual(cache.get(b"a"), b"4999")
+        self.clock.advance(5)
+        self.assertEqual((cache.get(b"b"), cache.expirations), (MISSING, 1))
 
     def test_stats(self) -> None:
         """stats() reports hits, misses, the hit ratio and entry counts."""
@@ -167,7 +209,7 @@ class CacheLRUTests(SynchronousTestCase):
             now = clock.seconds()
             model = [item for item in model if item[2] > now]
             self.assertEqual(len(cache), len(model))
-            self.assertEqual(len(clock.getDelayedCalls()), len(model))
+            self.assertEqual(len(clock.getDelayedCalls()), min(1, len(model)))
         cache.stop()
         self.assertEqual(clock.getDelayedCalls(), [])
 
@@ -378,7 +420,6 @@ class CacheByteBudgetTests(SynchronousTestCase):
         self.cache.put(b"d", b"4444444")  # 8: a and c go
         self.assertEqual(list(self.cache._entries), [b"d"])
         self.assertEqual((self.cache.bytes, self.cache.evictions), (8, 3))
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
 
     def test_entryLargerThanBudgetIsNotKept(self) -> None:
         """A value that alone exceeds the budget is not cached, and evicts nothing."""
@@ -387,7 +428,7 @@ class CacheByteBudgetTests(SynchronousTestCase):
         self.assertNotIn(b"big", self.cache)
         self.assertIn(b"a", self.cache)
         self.assertEqual(self.cache.bytes, 2)
-        self.assertEqual(self.clock.getDelayedCalls()[0].args, (b"a", b"1"))
+        self.assertEqual(list(self.cache._entries), [b"a"])
 
     def test_everyRemovalReturnsItsBytes(self) -> None:
         """Expiry, invalidation (by key, database or all) and stop give the bytes back."""
@@ -436,7 +477,7 @@ class CacheByteBudgetTests(SynchronousTestCase):
                 cache.invalidate(name)
             else:
                 clock.advance(size)
-            total = sum(len(entry.args[0]) + len(entry.args[1] or b"")
+            total = sum(len(entry[2]) + len(entry[0] or b"")
                         for entry in cache._entries.values())
             self.assertEqual(cache.bytes, total)
             self.assertLessEqual(cache.bytes, 12)

@@ -56,6 +56,18 @@ class KnownValueTests(SynchronousTestCase):
         for name, function in HASHES.items():
             self.assertTrue(0 <= function(key) <= 0xFFFFFFFF, name)
 
+    @settings(deadline=None)
+    @given(st.one_of(st.binary(max_size=80), st.text(alphabet=st.characters(
+        max_codepoint=127), max_size=80).map(str.encode)))
+    def test_fnv1a_64_matches_its_byte_loop(self, key: bytes) -> None:
+        """fnv1a_64 (cut once at the end for short ASCII keys) equals nc_fnv.c's loop of
+        signed bytes cut to 32 bits at every step, for any key."""
+        value = 0x84222325
+        for byte in key:
+            value ^= byte | 0xFFFFFF00 if byte & 0x80 else byte
+            value = (value * 0x1B3) & 0xFFFFFFFF
+        self.assertEqual(hashkit.fnv1a_64(key), value)
+
 
 class HashTagTests(SynchronousTestCase):
     """hashed_part follows server_pool_idx's rules."""

@@ -205,7 +205,7 @@ class InProcessCase(TestCase):
             if protocol is not None and protocol.transport is not None:
                 protocol.transport.abortConnection()
         self.assertEqual([call for call in reactor.getDelayedCalls()
-                          if "Cache._expire" in repr(call)], [])
+                          if "Cache._sweep" in repr(call)], [])
 
 
 

@@ -1,0 +1,64 @@
+"""kvproxy's front end: the kvstore protocol, with forwarded replies handed to their slot.
+
+A reply kvproxy forwards (a miss's value, a write's OK) is a ``Reply``: a Deferred the
+front end does not add a callback to. ``ProxyProtocol`` gives it the place its rendered
+bytes go in the client's replies (the read's chunk and index), and ``answer`` fills that
+place directly: no callback chain runs per forwarded request. A Reply someone else has
+added callbacks to (a stale read's fallback, a lane's hold), or one served by a plain
+``KVProtocol``, is an ordinary Deferred: ``answer`` then fires it.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+
+from kvtwist.serve.factory import KVFactory
+from kvtwist.serve.protocol import KVProtocol
+
+
+class Reply(Deferred):
+    """A forwarded request's reply to come; ``answer(result)`` delivers it (O(1))."""
+
+    sink = None  # (fill, chunk, index, render) once a ProxyProtocol holds its place
+
+    def answer(self, result) -> None:
+        """Deliver ``result`` (a reply value) to the client's place, or fire the Deferred."""
+        sink = self.sink
+        if sink is None:
+            self.callback(result)
+            return
+        self.sink = None
+        self.called = True
+        self.result = result
+        fill, chunk, index, render = sink
+        fill(result, chunk, index, render)
+
+
+def answer(waiter, result) -> None:
+    """Deliver ``result`` to ``waiter``: a Reply's ``answer``, or a Deferred's callback."""
+    if waiter.__class__ is Reply:
+        waiter.answer(result)
+    else:
+        waiter.callback(result)
+
+
+class ProxyProtocol(KVProtocol):
+    """The kvstore protocol whose forwarded replies (``Reply``) fill their place directly."""
+
+    def _add_deferred(self, d: Deferred, render) -> None:
+        # Its callbacks, read where Twisted keeps them (25.5 and later); should that
+        # change, every Reply goes the ordinary way.
+        if d.__class__ is Reply and not d.called and not getattr(d, "_callbacks", True):
+            chunk = self._chunk
+            parts = chunk.parts
+            parts.append(None)
+            chunk.pending += 1
+            d.sink = (self._fill, chunk, len(parts) - 1, render)
+            return
+        KVProtocol._add_deferred(self, d, render)
+
+
+class ProxyFactory(KVFactory):
+    """KVFactory building ProxyProtocols."""
+
+    protocol = ProxyProtocol
