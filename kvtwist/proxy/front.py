@@ -17,9 +17,32 @@ from kvtwist.serve.protocol import KVProtocol
 
 
 class Reply(Deferred):
-    """A forwarded request's reply to come; ``answer(result)`` delivers it (O(1))."""
+    """A forwarded request's reply to come; ``answer(result)`` delivers it (O(1)).
+
+    Adding a callback (any of Deferred's four ways) marks it ``chained``: a front end then
+    treats it as an ordinary Deferred. Callbacks added after a front end took its place
+    run after the place is filled, with the same result, as they would have run after the
+    front end's own callback.
+    """
 
     sink = None  # (fill, chunk, index, render) once a ProxyProtocol holds its place
+    chained = False  # a callback was added
+
+    def addCallbacks(self, *args, **kwargs):
+        self.chained = True
+        return Deferred.addCallbacks(self, *args, **kwargs)
+
+    def addCallback(self, *args, **kwargs):
+        self.chained = True
+        return Deferred.addCallback(self, *args, **kwargs)
+
+    def addErrback(self, *args, **kwargs):
+        self.chained = True
+        return Deferred.addErrback(self, *args, **kwargs)
+
+    def addBoth(self, *args, **kwargs):
+        self.chained = True
+        return Deferred.addBoth(self, *args, **kwargs)
 
     def answer(self, result) -> None:
         """Deliver ``result`` (a reply value) to the client's place, or fire the Deferred."""
@@ -28,10 +51,13 @@ class Reply(Deferred):
             self.callback(result)
             return
         self.sink = None
-        self.called = True
-        self.result = result
         fill, chunk, index, render = sink
         fill(result, chunk, index, render)
+        if self.chained:
+            self.callback(result)
+        else:
+            self.called = True
+            self.result = result
 
 
 def answer(waiter, result) -> None:
@@ -46,9 +72,7 @@ class ProxyProtocol(KVProtocol):
     """The kvstore protocol whose forwarded replies (``Reply``) fill their place directly."""
 
     def _add_deferred(self, d: Deferred, render) -> None:
-        # Its callbacks, read where Twisted keeps them (25.5 and later); should that
-        # change, every Reply goes the ordinary way.
-        if d.__class__ is Reply and not d.called and not getattr(d, "_callbacks", True):
+        if d.__class__ is Reply and not d.called and not d.chained:
             chunk = self._chunk
             parts = chunk.parts
             parts.append(None)

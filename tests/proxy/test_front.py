@@ -83,6 +83,29 @@ class FrontTests(SynchronousTestCase):
         reply.answer(b"v")
         self.assertEqual(transport.value(), b"$2\r\nv!\r\n")
 
+    def test_callbackAddedAfterThePlaceWasTaken(self) -> None:
+        """A callback added once the front end holds the Reply's place still runs, with
+        the reply value, and the client gets the value itself."""
+        reply = Reply()
+        front, transport = self.connect([reply])
+        front.dataReceived(GET)
+        self.assertIsNotNone(reply.sink)
+        seen = []
+        reply.addBoth(seen.append)
+        reply.answer(b"v")
+        self.assertEqual((transport.value(), seen), (b"$1\r\nv\r\n", [b"v"]))
+
+    def test_everyWayOfChainingMarksIt(self) -> None:
+        """addCallback, addErrback, addBoth and addCallbacks each mark a Reply chained."""
+        for add in ("addCallback", "addErrback", "addBoth"):
+            reply = Reply()
+            getattr(reply, add)(lambda result: result)
+            self.assertTrue(reply.chained, add)
+        reply = Reply()
+        reply.addCallbacks(lambda result: result, lambda failure: failure)
+        self.assertTrue(reply.chained)
+        self.assertFalse(Reply().chained)
+
     def test_answerWithoutFrontEnd(self) -> None:
         """``answer`` fires a Reply no front end holds, and a plain Deferred."""
         reply, plain = Reply(), Deferred()
