@@ -154,7 +154,8 @@ class PackedDeque:
         while at < count:
             chunks.popleft()
             chunks.extendleft(reversed(pack(head)))
-            head = elements[at:at + quicklist.LIMIT][::-1]
+            head = list(elements[at:at + quicklist.LIMIT])
+            head.reverse()
             chunks.appendleft(head)
             at += quicklist.LIMIT
 

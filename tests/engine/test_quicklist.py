@@ -15,11 +15,14 @@ from kvtwist.engine.quicklist import Packed, pack, thawed
 # Elements of a few lengths (uniform and mixed chunks, the empty string included).
 ELEMENTS = st.sampled_from([b"", b"a", b"b", b"ab", b"xyz", b"abc", b"a" * 9, b"q" * 20])
 INDEX = st.integers(-40, 40)
+# Pushed elements come as lists or tuples (the commands' argument tuples).
+SEQUENCE = st.one_of(st.lists(ELEMENTS, max_size=12),
+                     st.lists(ELEMENTS, max_size=12).map(tuple))
 OPERATION = st.one_of(
     st.tuples(st.just("append"), ELEMENTS),
     st.tuples(st.just("appendleft"), ELEMENTS),
-    st.tuples(st.just("extend"), st.lists(ELEMENTS, max_size=12)),
-    st.tuples(st.just("extendleft"), st.lists(ELEMENTS, max_size=12)),
+    st.tuples(st.just("extend"), SEQUENCE),
+    st.tuples(st.just("extendleft"), SEQUENCE),
     st.tuples(st.just("pop"), st.just(None)),
     st.tuples(st.just("popleft"), st.just(None)),
     st.tuples(st.just("pop_many"), st.integers(0, 12)),
