@@ -11,7 +11,8 @@ from collections import deque
 from itertools import chain, islice
 
 from kvtwist.engine import quicklist
-from kvtwist.engine.quicklist import Packed, element_at, find, length, live, pack, unpack
+from kvtwist.engine.quicklist import (
+    Packed, chunk_slice, element_at, find, length, live, pack, unpack)
 
 
 class PackedDeque:
@@ -411,7 +412,7 @@ class PackedDeque:
                 piece = chunk[offset:offset + need]
             else:
                 begin = chunk.start + offset
-                piece = unpack(chunk, begin, min(chunk.stop, begin + need))
+                piece = chunk_slice(chunk, begin, min(chunk.stop, begin + need))
             result += piece
             need -= len(piece)
             if not need:
