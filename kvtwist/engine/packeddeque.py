@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections import deque
 from itertools import chain, islice
 
-from kvtwist.engine import quicklist
 from kvtwist.engine.quicklist import (
-    Packed, chunk_slice, element_at, find, length, live, pack, unpack)
+    LIMIT, THAW, Packed, chunk_slice, element_at, find, length, live, pack, unpack)
 
 
 class PackedDeque:
@@ -55,11 +54,11 @@ class PackedDeque:
         if chunks:
             tail = chunks[-1]
             if tail.__class__ is list:
-                if len(tail) < quicklist.LIMIT:
+                if len(tail) < LIMIT:
                     return tail
                 chunks.pop()
                 chunks.extend(pack(tail))
-            elif tail.stop - tail.start < quicklist.THAW:
+            elif tail.stop - tail.start < THAW:
                 chunks[-1] = tail = unpack(tail)
                 return tail
         tail = []
@@ -71,11 +70,11 @@ class PackedDeque:
         if chunks:
             head = chunks[0]
             if head.__class__ is list:
-                if len(head) < quicklist.LIMIT:
+                if len(head) < LIMIT:
                     return head
                 chunks.popleft()
                 chunks.extendleft(reversed(pack(head)))
-            elif head.stop - head.start < quicklist.THAW:
+            elif head.stop - head.start < THAW:
                 chunks[0] = head = unpack(head)
                 return head
         head = []
@@ -88,7 +87,7 @@ class PackedDeque:
         chunks = self._chunks
         if chunks:
             tail = chunks[-1]
-            if tail.__class__ is list and len(tail) < quicklist.LIMIT:
+            if tail.__class__ is list and len(tail) < LIMIT:
                 tail.append(element)
                 self._len += 1
                 return
@@ -101,7 +100,7 @@ class PackedDeque:
         chunks = self._chunks
         if chunks:
             head = chunks[0]
-            if head.__class__ is list and len(head) < quicklist.LIMIT:
+            if head.__class__ is list and len(head) < LIMIT:
                 head.insert(0, element)
                 self._len += 1
                 return
@@ -116,7 +115,7 @@ class PackedDeque:
         chunks = self._chunks
         if chunks:
             tail = chunks[-1]
-            if tail.__class__ is list and len(tail) + count <= quicklist.LIMIT:
+            if tail.__class__ is list and len(tail) + count <= LIMIT:
                 tail.extend(elements)
                 self._len += count
                 return
@@ -124,14 +123,14 @@ class PackedDeque:
             return
         self._len += count
         tail = self._open_right()
-        at = quicklist.LIMIT - len(tail)
+        at = LIMIT - len(tail)
         tail.extend(elements[:at])
         while at < count:
             chunks.pop()
             chunks.extend(pack(tail))
-            tail = list(elements[at:at + quicklist.LIMIT])
+            tail = list(elements[at:at + LIMIT])
             chunks.append(tail)
-            at += quicklist.LIMIT
+            at += LIMIT
 
     def extendleft(self, elements) -> None:
         """Push each element at the left end in turn (so they end up reversed), as
@@ -142,23 +141,26 @@ class PackedDeque:
         chunks = self._chunks
         if chunks:
             head = chunks[0]
-            if head.__class__ is list and len(head) + count <= quicklist.LIMIT:
-                head[0:0] = elements[::-1]
+            if head.__class__ is list and len(head) + count <= LIMIT:
+                if count == 1:
+                    head.insert(0, elements[0])
+                else:
+                    head[0:0] = elements[::-1]
                 self._len += count
                 return
         if not count:
             return
         self._len += count
         head = self._open_left()
-        at = quicklist.LIMIT - len(head)
+        at = LIMIT - len(head)
         head[0:0] = elements[:at][::-1]
         while at < count:
             chunks.popleft()
             chunks.extendleft(reversed(pack(head)))
-            head = list(elements[at:at + quicklist.LIMIT])
+            head = list(elements[at:at + LIMIT])
             head.reverse()
             chunks.appendleft(head)
-            at += quicklist.LIMIT
+            at += LIMIT
 
     def pop(self) -> bytes:
         """Pop at the right end: O(1) (IndexError when empty)."""
@@ -297,7 +299,7 @@ class PackedDeque:
         old = chunks[position]
         if not elements:
             del chunks[position]
-        elif old.__class__ is list and len(elements) <= quicklist.LIMIT:
+        elif old.__class__ is list and len(elements) <= LIMIT:
             if elements is not old:
                 old[:] = elements
         else:

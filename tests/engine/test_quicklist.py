@@ -8,7 +8,7 @@ from collections import deque
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from kvtwist.engine import quicklist
+from kvtwist.engine import packeddeque, quicklist
 from kvtwist.engine.packeddeque import PackedDeque
 from kvtwist.engine.quicklist import Packed, pack, thawed
 
@@ -43,12 +43,15 @@ OPERATION = st.one_of(
 def small_chunks(test):
     """Run ``test`` with chunks of at most 4 elements and 12 bytes (much freezing)."""
     def run(self, *args, **kwargs):
-        saved = quicklist.LIMIT, quicklist.THAW, quicklist.CHUNK_BYTES
+        saved = (quicklist.LIMIT, quicklist.THAW, quicklist.CHUNK_BYTES,
+                 packeddeque.LIMIT, packeddeque.THAW)
         quicklist.LIMIT, quicklist.THAW, quicklist.CHUNK_BYTES = 4, 2, 12
+        packeddeque.LIMIT, packeddeque.THAW = 4, 2
         try:
             return test(self, *args, **kwargs)
         finally:
-            quicklist.LIMIT, quicklist.THAW, quicklist.CHUNK_BYTES = saved
+            (quicklist.LIMIT, quicklist.THAW, quicklist.CHUNK_BYTES,
+             packeddeque.LIMIT, packeddeque.THAW) = saved
     run.__name__ = test.__name__
     run.__doc__ = test.__doc__
     return run
