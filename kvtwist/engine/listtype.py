@@ -182,8 +182,7 @@ def _set_at(value: ListValue, args: tuple):
     """O(min(index, length - index) / 128 + 128), the element's chunk rewritten."""
     index, element = int(args[0]), args[1]
     items = value.items
-    old = items[index]
-    items[index] = element
+    old = items.swap(index, element)
     value.nbytes += len(element) - len(old)
 
     def inverse() -> None:

@@ -310,13 +310,21 @@ class PackedDeque:
 
     def __setitem__(self, index: int, element: bytes) -> None:
         """Replace element ``index``: O(min(index, n - index) / C + C + chunk bytes)."""
+        self.swap(index, element)
+
+    def swap(self, index: int, element: bytes) -> bytes:
+        """Replace element ``index`` and return the old one (one walk for both):
+        O(min(index, n - index) / C + C + chunk bytes)."""
         position, chunk, offset = self._locate(self._index(index))
         if chunk.__class__ is list:
+            old = chunk[offset]
             chunk[offset] = element
-            return
+            return old
         elements = unpack(chunk)
+        old = elements[offset]
         elements[offset] = element
         self._replace(position, elements)
+        return old
 
     def insert(self, index: int, element: bytes) -> None:
         """Insert before position ``index`` (clamped to 0..length, negative from the right,

@@ -29,6 +29,7 @@ OPERATION = st.one_of(
     st.tuples(st.just("popleft_many"), st.integers(0, 12)),
     st.tuples(st.just("get"), INDEX),
     st.tuples(st.just("set"), st.tuples(INDEX, ELEMENTS)),
+    st.tuples(st.just("setitem"), st.tuples(INDEX, ELEMENTS)),
     st.tuples(st.just("insert"), st.tuples(INDEX, ELEMENTS)),
     st.tuples(st.just("delete"), INDEX),
     st.tuples(st.just("index"), ELEMENTS),
@@ -79,6 +80,12 @@ def apply(target, name, arg):
         if name == "get":
             return target[arg]
         if name == "set":
+            if isinstance(target, PackedDeque):
+                return target.swap(*arg)
+            old = target[arg[0]]
+            target[arg[0]] = arg[1]
+            return old
+        if name == "setitem":
             target[arg[0]] = arg[1]
             return None
         if name == "insert":
