@@ -1,13 +1,16 @@
-"""The list type: a ``collections.deque`` of bytes, its logged operations and their inverses.
+"""The list type: a L{PackedDeque} of bytes, its logged operations and their inverses.
 
-Why a deque (measured on CPython 3.11, 1,000,000 elements): a push and a pop at either
-end cost ~80 ns (``list.insert(0, x)`` costs 1.3 ms, a memmove of the whole array);
-reading index 500,000 costs 30 us (the deque walks 64-slot blocks; ``list`` would take
-36 ns), and LRANGE's first 100 elements 2 us through ``itertools.islice``. Redis's
-quicklist is O(n) for a middle index too, and every list command but LINDEX/LSET/
-LINSERT/LRANGE-in-the-middle works at the ends, so a deque matches Redis's costs.
-Memory: ~49 bytes per 8-byte element under CPython (a 41-byte bytes object and a deque
-slot), counted as ``len(element) + PER_ELEMENT`` in ``nbytes``.
+Storage (engine/quicklist.py, engine/packeddeque.py): like Redis's quicklist, the
+elements live in chunks of at most 128 elements / 8 KB; the two end chunks are plain
+Python lists (a push or pop at an end is a list append or pop), every other chunk is one
+``bytes`` blob with the elements end to end (plus 4-byte offsets when their lengths
+differ). Costs, as Redis's: a push or a pop at either end O(1) amortised; index ``i``
+(LINDEX, LSET, LINSERT's position) O(min(i, n - i) / 128) to find its chunk, plus
+O(chunk) to rewrite that chunk for a change; LRANGE O(start / 128 + elements returned),
+a chunk of same-length elements unpacked by one C-level ``struct`` call.
+Memory (CPython 3.11, 1,000,000 16-byte elements): about 17 bytes an element (a
+``collections.deque`` of bytes objects took 72); 21 when element lengths differ. It is
+counted as ``len(element) + PER_ELEMENT`` in ``nbytes``.
 
 Operations (type code LIST = 2; ``args`` are bytes; never renumber):
 
@@ -29,18 +32,20 @@ positions it removed from, SET_AT the old element, so an undo restores the exact
 
 from __future__ import annotations
 
-from collections import deque
 from functools import partial
 from itertools import islice
 
 from kvtwist.engine import listpack, rdb
+from kvtwist.engine.packeddeque import PackedDeque
+from kvtwist.engine.quicklist import thawed
 from kvtwist.engine.types import LIST, TypedValue, register_op, register_type
 
 PUSH_LEFT, PUSH_RIGHT, POP_LEFT, POP_RIGHT, SET_AT, INSERT_AT, REMOVE, TRIM, ROTATE = range(1, 10)
 
-# Estimated bytes per element beyond its own bytes (CPython, tracemalloc: a bytes object's
-# 33-byte header rounded up, and its deque slot).
-PER_ELEMENT = 41
+# Estimated bytes per element beyond its own bytes (CPython, tracemalloc, 1,000,000
+# elements: ~1 for same-length elements, ~5 for mixed lengths, their 4-byte offsets and
+# their chunk's headers; the open end chunks' few elements cost ~60 each).
+PER_ELEMENT = 5
 # Elements per RPUSH in an export.
 EXPORT_CHUNK = 100
 
@@ -51,7 +56,7 @@ def _size(elements) -> int:
 
 @register_type
 class ListValue(TypedValue):
-    """A Redis list: ``items`` is a deque of bytes; ``nbytes`` its estimated memory."""
+    """A Redis list: ``items`` is a PackedDeque of bytes; ``nbytes`` its estimated memory."""
 
     __slots__ = ("items",)
 
@@ -60,7 +65,7 @@ class ListValue(TypedValue):
     rdb_type = 18  # RDB_TYPE_LIST_QUICKLIST_2
 
     def __init__(self, items=()) -> None:
-        self.items = deque(items)
+        self.items = PackedDeque(items)
         self.nbytes = _size(self.items)
 
     def __len__(self) -> int:
@@ -74,16 +79,20 @@ class ListValue(TypedValue):
         return b"quicklist"
 
     def copy(self) -> "ListValue":
-        """Return an independent copy: O(n)."""
-        return ListValue(self.items)
+        """Return an independent copy (sharing the immutable packed chunks): O(n / 128)."""
+        other = ListValue.__new__(ListValue)
+        other.items = self.items.copy()
+        other.nbytes = self.nbytes
+        return other
 
     def frozen(self):
-        """Return a C-level list copy of the elements: O(n)."""
-        return list(self.items)
+        """Return a snapshot of the chunks (packed ones shared, they never change): O(n / 128)."""
+        return self.items.frozen()
 
     @classmethod
     def flatten(cls, frozen) -> list:
-        return frozen
+        """Return a snapshot's elements: O(n)."""
+        return thawed(frozen)
 
     @classmethod
     def from_flat(cls, items: list) -> "ListValue":
@@ -100,14 +109,9 @@ class ListValue(TypedValue):
 
     def range(self, start: int, stop: int) -> list:
         """Return elements ``start``..``stop`` inclusive (already clamped, 0 <= start <= stop
-        < length): O(min(start, length - stop) + stop - start), walking from the nearer end."""
-        items = self.items
-        size = len(items)
-        if start > size - 1 - stop:
-            tail = list(islice(reversed(items), size - 1 - stop, size - start))
-            tail.reverse()
-            return tail
-        return list(islice(items, start, stop + 1))
+        < length): O(min(start, length - stop) / 128 + stop - start + 128), from the nearer
+        end."""
+        return self.items.range(start, stop + 1)
 
 
 # The inverses of the operations at the ends are partials of these functions, not
@@ -119,12 +123,11 @@ class ListValue(TypedValue):
 
 def _pop(value: ListValue, count: int, left: bool):
     items = value.items
-    pop = items.popleft if left else items.pop
-    if count == 1:  # LPOP/RPOP/BLPOP: the common case, without the comprehension
-        popped = [pop()]
+    if count == 1:  # LPOP/RPOP/BLPOP: the common case
+        popped = [items.popleft() if left else items.pop()]
         value.nbytes -= len(popped[0]) + PER_ELEMENT
     else:
-        popped = [pop() for _ in range(count)]
+        popped = items.popleft_many(count) if left else items.pop_many(count)
         value.nbytes -= _size(popped)
     return popped, partial(_unpop, value, popped, left)
 
@@ -138,9 +141,13 @@ def _unpop(value: ListValue, popped: list, left: bool) -> None:
 
 
 def _unpush(value: ListValue, pushed: tuple, left: bool) -> None:
-    pop = value.items.popleft if left else value.items.pop
-    for _ in range(len(pushed)):
-        pop()
+    items = value.items
+    if len(pushed) == 1:
+        items.popleft() if left else items.pop()
+    elif left:
+        items.popleft_many(len(pushed))
+    else:
+        items.pop_many(len(pushed))
     value.nbytes -= _size(pushed)
 
 
@@ -172,11 +179,10 @@ def _pop_right(value: ListValue, args: tuple):
 
 @register_op(ListValue, SET_AT)
 def _set_at(value: ListValue, args: tuple):
-    """O(min(index, length - index)), as deque indexing."""
+    """O(min(index, length - index) / 128 + 128), the element's chunk rewritten."""
     index, element = int(args[0]), args[1]
     items = value.items
-    old = items[index]
-    items[index] = element
+    old = items.swap(index, element)
     value.nbytes += len(element) - len(old)
 
     def inverse() -> None:
@@ -187,7 +193,7 @@ def _set_at(value: ListValue, args: tuple):
 
 @register_op(ListValue, INSERT_AT)
 def _insert_at(value: ListValue, args: tuple):
-    """O(min(index, length - index))."""
+    """O(min(index, length - index) / 128 + 128), the element's chunk rewritten."""
     index, element = int(args[0]), args[1]
     items = value.items
     items.insert(index, element)
@@ -201,7 +207,7 @@ def _insert_at(value: ListValue, args: tuple):
 
 @register_op(ListValue, REMOVE)
 def _remove(value: ListValue, args: tuple):
-    """O(n): one pass, then the deque is rebuilt from the kept elements."""
+    """O(n): one pass, then the list is rebuilt (packed again) from the kept elements."""
     count, element = int(args[0]), args[1]
     items = value.items
     size = len(items)

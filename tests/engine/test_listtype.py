@@ -8,8 +8,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import listpack, rdb
 from kvtwist.engine.listtype import (
-    INSERT_AT, POP_LEFT, POP_RIGHT, PUSH_LEFT, PUSH_RIGHT, REMOVE, ROTATE, SET_AT, TRIM,
-    ListValue)
+    INSERT_AT, PER_ELEMENT, POP_LEFT, POP_RIGHT, PUSH_LEFT, PUSH_RIGHT, REMOVE, ROTATE,
+    SET_AT, TRIM, ListValue)
+from kvtwist.engine.packeddeque import PackedDeque
 from kvtwist.engine.types import LIST, OPS
 from kvtwist.wire.replies import OK, Error
 from tests.helpers import SessionMixin
@@ -33,9 +34,51 @@ class OperationTests(SynchronousTestCase):
             value = ListValue([b"a", b"b", b"a", b"c", b"a", b"d", b"a", b"e"])
             before, size = list(value.items), value.nbytes
             _, inverse = OPS[(LIST, opcode)](value, args)
-            self.assertEqual(value.nbytes, sum(map(len, value.items)) + 41 * len(value), opcode)
+            self.assertEqual(value.nbytes,
+                             sum(map(len, value.items)) + PER_ELEMENT * len(value), opcode)
             inverse()
             self.assertEqual((list(value.items), value.nbytes), (before, size), opcode)
+
+    def test_long_list_inverses(self):
+        """On lists of many packed chunks every opcode's inverse restores the exact list."""
+        rng = random.Random(7)
+        for elements in ([b"%03d" % (n % 10) for n in range(1000)],
+                         [b"v%d" % (n % 13) for n in range(1000)]):
+            for _ in range(200):
+                value = ListValue(elements)
+                size = len(value)
+                opcode = rng.choice([PUSH_LEFT, PUSH_RIGHT, POP_LEFT, POP_RIGHT, SET_AT,
+                                     INSERT_AT, REMOVE, TRIM, ROTATE])
+                if opcode in (PUSH_LEFT, PUSH_RIGHT):
+                    args = tuple(rng.choice(elements) for _ in range(rng.randrange(1, 300)))
+                elif opcode in (POP_LEFT, POP_RIGHT):
+                    args = (b"%d" % rng.randrange(1, size),)
+                elif opcode == SET_AT:
+                    args = (b"%d" % rng.randrange(size), rng.choice([b"new", b"x" * 9000]))
+                elif opcode == INSERT_AT:
+                    args = (b"%d" % rng.randrange(size + 1), b"ins")
+                elif opcode == REMOVE:
+                    args = (b"%d" % rng.randrange(-50, 50), rng.choice(elements))
+                elif opcode == TRIM:
+                    args = (b"%d" % rng.randrange(400), b"%d" % rng.randrange(400))
+                else:
+                    args = (rng.choice([b"L", b"R"]), rng.choice([b"L", b"R"]))
+                _, inverse = OPS[(LIST, opcode)](value, args)
+                self.assertEqual(value.nbytes,
+                                 sum(map(len, value.items)) + PER_ELEMENT * len(value))
+                inverse()
+                self.assertEqual(list(value.items), elements, opcode)
+                self.assertEqual(value.nbytes, ListValue(elements).nbytes, opcode)
+
+    def test_packed_storage(self):
+        """A list keeps its elements in a PackedDeque; a snapshot is not changed by later
+        operations."""
+        value = ListValue([b"%04d" % n for n in range(1000)])
+        self.assertIsInstance(value.items, PackedDeque)
+        frozen = value.frozen()
+        OPS[(LIST, POP_LEFT)](value, (b"500",))
+        OPS[(LIST, SET_AT)](value, (b"10", b"changed"))
+        self.assertEqual(ListValue.flatten(frozen), [b"%04d" % n for n in range(1000)])
 
     def test_remove_positions(self):
         """LREM's inverse puts removed elements back where they were, from either end."""
