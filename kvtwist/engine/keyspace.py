@@ -7,7 +7,7 @@ from itertools import filterfalse
 
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.scanorder import ScanOrder
-from kvtwist.engine.strbuf import StringBuffer, patched, write_range  # noqa: F401 (patched: fsck)
+from kvtwist.engine.strbuf import StringBuffer, write_range
 from kvtwist.engine.typedkeys import MUTATE, MUTATED, TypedKeys
 from kvtwist.engine.types import size_of
 
