@@ -7,7 +7,7 @@ from itertools import filterfalse
 
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.scanorder import ScanOrder
-from kvtwist.engine.strbuf import StringBuffer, write_range
+from kvtwist.engine.strbuf import StringBuffer, read, write_range
 from kvtwist.engine.typedkeys import MUTATE, MUTATED, TypedKeys
 from kvtwist.engine.types import size_of
 
@@ -110,12 +110,12 @@ class Keyspace(TypedKeys, ScanOrder):
 
     def get(self, key):
         """Return the value of a live key, or None. A StringBuffer is given as a bytes copy
-        (O(n): the caller owns it, later writes leave it be); see ``peek``."""
+        (O(n): the caller owns it, later writes leave it be; strbuf.read); see ``peek``."""
         if key in self.expires and not self._alive(key):
             return None
         value = self.data.get(key)
         if value.__class__ is StringBuffer:
-            return bytes(value)
+            return read(self.data, key, value)
         return value
 
     def peek(self, key):
@@ -289,8 +289,9 @@ class Keyspace(TypedKeys, ScanOrder):
         if value is MUTATED:
             self._undo_mutation(key, at, changed)
             return
-        if value is _PATCHED:  # newer entries are undone: ``data[key]`` is this buffer
-            buffer, offset, overwritten, size = at
+        if value is _PATCHED:  # newer entries are undone: ``data[key]`` has this buffer's
+            buffer, offset, overwritten, size = at  # bytes (it, or its copy: strbuf.read)
+            data[key] = buffer
             self.meter.used += size - len(buffer)
             buffer.restore(offset, overwritten, size)
             changed.append((self, (DEL, key)))

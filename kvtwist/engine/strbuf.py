@@ -15,6 +15,9 @@ Nothing outside the keyspace keeps a StringBuffer, so nothing can see it torn or
 later: ``Keyspace.get`` (GET, MGET, GETEX, GETDEL, GETSET, DUMP, SORT, LCS, RENAME, COPY,
 MOVE...) answers ``bytes(buffer)``, a copy owned by the caller (O(n), as Redis's GET
 copies the value into the reply); snapshots take the same copy (``snapshot_items``).
+A second such read with no write since stores its copy in place of the buffer (``read``):
+a value read more than written is bytes again, read without copies, and the next write
+pays the one copy back to a buffer.
 Readers that need only a length, a byte or a piece take the buffer as it is through
 ``string_at`` and copy only what they return (STRLEN, GETRANGE, GETBIT, BITCOUNT,
 BITPOS, BITFIELD, TYPE, OBJECT ENCODING: "raw", as Redis says after APPEND). The
@@ -42,9 +45,13 @@ class StringBuffer(bytearray):
     reply: ``bytes(buffer)`` or ``piece`` copy what leaves.
     """
 
-    __slots__ = ()
+    __slots__ = ("reads",)  # copies given out since the last write (``read``)
 
     type_name = b"string"  # what TYPE answers (types.type_name)
+
+    def __init__(self, *args) -> None:
+        bytearray.__init__(self, *args)
+        self.reads = 0
 
     @property
     def nbytes(self) -> int:
@@ -64,6 +71,7 @@ class StringBuffer(bytearray):
     def write(self, offset: int, patch: bytes) -> bytes:
         """Write ``patch`` at ``offset``, zero-filling any gap past the end; return the bytes
         it overwrote (for ``restore``). O(len(patch) + gap), amortised when it grows."""
+        self.reads = 0
         size = len(self)
         if offset >= size:
             if offset > size:
@@ -78,6 +86,7 @@ class StringBuffer(bytearray):
     def restore(self, offset: int, overwritten: bytes, size: int) -> None:
         """Undo a ``write`` at ``offset`` that returned ``overwritten`` when the value was
         ``size`` bytes long: O(len(overwritten)) plus the bytes cut off."""
+        self.reads = 0
         del self[size:]
         self[offset:offset + len(overwritten)] = overwritten
 
@@ -111,6 +120,21 @@ def write_range(old, offset: int, patch: bytes):
     value = StringBuffer(old or b"")
     value.write(offset, patch)
     return value, None
+
+
+def read(data: dict, key, buffer: StringBuffer) -> bytes:
+    """Return a copy of ``buffer``, the value of ``key`` in ``data`` (``Keyspace.get``): O(n).
+
+    The second copy asked for with no write in between replaces the buffer in ``data``
+    (same bytes, so the meter and every observer are unaffected; an undo entry that names
+    the buffer puts it back first, see ``Keyspace._undo``).
+    """
+    copy = bytes(buffer)
+    if buffer.reads:
+        data[key] = copy
+    else:
+        buffer.reads = 1
+    return copy
 
 
 def string_at(keyspace, key):

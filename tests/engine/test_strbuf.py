@@ -115,6 +115,41 @@ class KeyspaceTests(SynchronousTestCase):
         self.assertEqual(ks.meter.used, ks.size())
         self.assertIn((ks, (2, b"k")), changed)
 
+    def test_a_value_read_twice_without_a_write_is_bytes_again(self):
+        """The second copy with no write between replaces the buffer; the next write makes a
+        buffer again; the meter does not move."""
+        _, ks, _ = make()
+        ks.setrange(b"k", BIG, b"x")
+        used = ks.meter.used
+        first = ks.get(b"k")
+        self.assertIs(ks.data[b"k"].__class__, StringBuffer)
+        ks.setrange(b"k", 0, b"y")  # a write between: no demotion
+        ks.get(b"k")
+        self.assertIs(ks.data[b"k"].__class__, StringBuffer)
+        second = ks.get(b"k")
+        self.assertIs(ks.data[b"k"], second)
+        self.assertIs(ks.get(b"k"), second)  # bytes: no copy any more
+        self.assertEqual((ks.meter.used, first[1:]), (used, second[1:]))
+        ks.setrange(b"k", 1, b"z")
+        self.assertIs(ks.data[b"k"].__class__, StringBuffer)
+
+    def test_rollback_across_a_demotion(self):
+        """Undo entries naming a buffer that reads turned back into bytes still restore it."""
+        _, ks, _ = make()
+        ks.setrange(b"k", BIG, b"x")
+        before = ks.get(b"k")
+        ks.track_undo()
+        ks.setrange(b"k", 5, b"one")
+        ks.setrange(b"k", BIG + 1, b"two")
+        ks.get(b"k")
+        ks.get(b"k")  # now bytes
+        ks.setrange(b"k", 7, b"three")  # a new buffer
+        ks.get(b"k")
+        ks.get(b"k")
+        ks.rollback()
+        self.assertEqual(ks.get(b"k"), before)
+        self.assertEqual(ks.meter.used, ks.size())
+
     def test_rollback_of_a_promotion_puts_back_the_bytes(self):
         """The write that made a buffer is undone by putting back the old bytes object."""
         _, ks, _ = make()
