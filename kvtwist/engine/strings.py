@@ -254,7 +254,7 @@ def cmd_incrbyfloat(session, argv):
 
 @register("append", 3, "write denyoom", 1, 1, 1)
 def cmd_append(session, argv):
-    """APPEND key value: the new length. O(len(value)) amortised once the string is a
+    """APPEND key value: the new length. O(bytes appended) amortised once the string is a
     StringBuffer (strbuf), else one copy of the string (shorter than strbuf.PROMOTE)."""
     keyspace = session.keyspace
     value = string_at(keyspace, argv[1])
@@ -290,7 +290,7 @@ def cmd_getrange(session, argv):
 
 @register("setrange", 4, "write denyoom", 1, 1, 1)
 def cmd_setrange(session, argv):
-    """SETRANGE key offset value: the new length. O(len(value) + any zero-filled gap)
+    """SETRANGE key offset value: the new length. O(bytes written + any zero-filled gap)
     amortised once the string is a StringBuffer (strbuf), else one copy of the string."""
     offset = parse_int(argv[2])
     if offset < 0:
