@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 import sys
 
+from kvtwist.engine.strbuf import string_at
 from kvtwist.engine.table import SYNTAX, c_lower, max_bulk, parse_int, register
 from kvtwist.wire.replies import CommandError
 
@@ -121,8 +122,9 @@ def _range(value: bytes, start: int, end: int, unit: bytes):
 @register("setbit", 4, "write denyoom", 1, 1, 1)
 def cmd_setbit(session, argv):
     """SETBIT key offset 0|1: the bit's old value. A missing key or short value is zero-padded
-    first. O(len(value)) (the value is rebuilt, bytes being immutable); only the changed
-    byte is journalled, and nothing when the bit already had that value."""
+    first. O(1) amortised, plus any zero-filled gap, once the string is a StringBuffer
+    (engine/strbuf.py), else one copy of it (shorter than strbuf.PROMOTE); only the
+    changed byte is journalled, and nothing when the bit already had that value."""
     offset = bit_offset(session, argv[2])
     try:
         on = parse_int(argv[3])
@@ -131,7 +133,7 @@ def cmd_setbit(session, argv):
     if on & ~1:
         raise CommandError(BIT_VALUE_ERROR)
     keyspace, key = session.keyspace, argv[1]
-    value = keyspace.get_string(key)
+    value = string_at(keyspace, key)
     byte, shift = offset >> 3, 7 - (offset & 7)
     if value is not None and byte < len(value):
         old = value[byte]
@@ -146,7 +148,7 @@ def cmd_setbit(session, argv):
 @register("getbit", 3, "readonly fast", 1, 1, 1)
 def cmd_getbit(session, argv):
     offset = bit_offset(session, argv[2])
-    value = session.keyspace.get_string(argv[1])
+    value = string_at(session.keyspace, argv[1])
     byte = offset >> 3
     if value is None or byte >= len(value):
         return 0
@@ -156,7 +158,7 @@ def cmd_getbit(session, argv):
 @register("bitcount", -2, "readonly", 1, 1, 1)
 def cmd_bitcount(session, argv):
     """BITCOUNT key [start end [BYTE|BIT]]: O(bytes in the range), see ``popcount``."""
-    value = session.keyspace.get_string(argv[1])
+    value = string_at(session.keyspace, argv[1])
     if value is None:
         return 0
     count = len(argv)
@@ -187,7 +189,7 @@ def cmd_bitpos(session, argv):
     bit = parse_int(argv[2])
     if bit not in (0, 1):
         raise CommandError("ERR The bit argument must be 1 or 0.")
-    value = session.keyspace.get_string(argv[1])
+    value = string_at(session.keyspace, argv[1])
     if value is None:
         return -1 if bit else 0
     count = len(argv)
@@ -433,13 +435,15 @@ def bitfield_generic(session, argv, readonly: bool):
     """BITFIELD's subcommands in order, replies in a list (nil for an OVERFLOW FAIL).
 
     O(number of subcommands) for the fields (at most 9 bytes each); with writes, plus the
-    journalling: each run of changed bytes is one ``setrange`` (O(len(value)) to rebuild
-    the value, the run's bytes to journal), and a value shorter than the farthest write is
-    zero-padded to reach it (created when missing), as Redis, even when every write FAILs.
+    journalling: each run of changed bytes is one ``setrange`` (written in place once the
+    string is a StringBuffer, see engine/strbuf.py, else one copy of a string shorter than
+    strbuf.PROMOTE; the run's bytes to journal), and a value shorter than the farthest
+    write is zero-padded to reach it (created when missing), as Redis, even when every
+    write FAILs.
     """
     ops, highest = _parse_bitfield(session, argv)
     keyspace, key = session.keyspace, argv[1]
-    value = keyspace.get_string(key)
+    value = string_at(keyspace, key)
     if highest >= 0 and readonly:
         raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
     field = _Bits(value)

@@ -6,6 +6,7 @@ DUMP (and its alias PRINT) with no argument is kvstore's own: it lists every pai
 from __future__ import annotations
 
 from kvtwist.engine import objects, rdb
+from kvtwist.engine.strbuf import StringBuffer
 from kvtwist.engine.table import LLONG_MAX, SYNTAX, arity_error, parse_int, register
 from kvtwist.wire.replies import OK, CommandError, sorted_pairs
 
@@ -25,8 +26,9 @@ def cmd_dump(session, argv):
         keyspace = session.keyspace
         keys, data = keyspace.live_keys(), keyspace.data
         if keyspace.typed_keys:
-            # A typed value is shown by its type, e.g. "<hash>": O(n) more.
+            # A typed value is shown by its type, e.g. "<hash>", a StringBuffer copied: O(n) more.
             data = {key: value if value.__class__ is bytes else b"<%s>" % value.type_name
+                    if value.__class__ is not StringBuffer else bytes(value)
                     for key, value in data.items()}
         return sorted_pairs(keys, data)
     if len(argv) > 2:

@@ -117,7 +117,7 @@ def cmd_persist(session, argv):
 
 @register("type", 2, "readonly fast", 1, 1, 1)
 def cmd_type(session, argv):
-    value = session.keyspace.get(argv[1])
+    value = session.keyspace.peek(argv[1])
     return Status(b"none" if value is None else type_name(value))
 
 

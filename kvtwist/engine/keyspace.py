@@ -7,6 +7,7 @@ from itertools import filterfalse
 
 from kvtwist.engine.glob import compile_glob
 from kvtwist.engine.scanorder import ScanOrder
+from kvtwist.engine.strbuf import StringBuffer, read, write_range
 from kvtwist.engine.typedkeys import MUTATE, MUTATED, TypedKeys
 from kvtwist.engine.types import size_of
 
@@ -23,20 +24,10 @@ _SWEEP_MAX_ROUNDS = 16
 
 # The undo entry of a FLUSH: its key slot holds this marker, the two others the old dicts.
 _FLUSHED = object()
+# The value slot of a setrange's undo entry on a StringBuffer written in place; the expiry
+# slot holds ``(buffer, offset, overwritten bytes, old length)`` (engine/strbuf.py).
+_PATCHED = object()
 
-
-
-def patched(old, offset: int, patch: bytes) -> bytes:
-    """Return ``old`` (None: empty) with ``patch`` written at ``offset``, zero-padded: one copy."""
-    if old is None:
-        old = b""
-    size = len(old)
-    if offset >= size:
-        if offset == size:
-            return old + patch
-        return b"".join((old, bytes(offset - size), patch))
-    view = memoryview(old)
-    return b"".join((view[:offset], patch, view[offset + len(patch):]))
 
 # Estimated bytes a key costs beyond its key and value lengths (CPython: two bytes objects,
 # a dict slot and a scan-order slot; sys.getsizeof is unavailable on PyPy).
@@ -118,10 +109,23 @@ class Keyspace(TypedKeys, ScanOrder):
         return True
 
     def get(self, key):
-        """Return the value of a live key, or None."""
+        """Return the value of a live key, or None. A StringBuffer is given as a bytes copy
+        (O(n): the caller owns it, later writes leave it be; strbuf.read); see ``peek``."""
         if key in self.expires and not self._alive(key):
             return None
-        return self.data.get(key)
+        value = self.data.get(key)
+        if value.__class__ is StringBuffer:
+            return read(self.data, key, value)
+        return value
+
+    def peek(self, key):
+        """Return the value of a live key as it is held (a StringBuffer too, not copied: to
+        read at once, never to keep), or None (found by ``get``, so a key-miss listener
+        sees the miss). O(1)."""
+        value = self.data.get(key)
+        if value is None or key in self.expires and not self._alive(key):
+            return self.get(key)
+        return value
 
     def exists(self, key) -> bool:
         """Return whether the key is live."""
@@ -171,21 +175,25 @@ class Keyspace(TypedKeys, ScanOrder):
 
         A missing key is created (no expiry) and a gap is filled with zero bytes; an
         existing key keeps its expiry. The log gets ``(SETRANGE, key, offset, patch)``, in
-        proportion to the change: APPEND is a SETRANGE at the value's end. The value itself
-        is rebuilt with one copy (bytes are immutable).
+        proportion to the change: APPEND is a SETRANGE at the value's end. A value shorter
+        than strbuf.PROMOTE is rebuilt (one copy); a longer one becomes a StringBuffer,
+        then written in place: O(len(patch)) amortised, the undo entry keeping only the
+        bytes overwritten (strbuf.write_range).
         """
         data = self.data
-        old = self.get(key)
+        old = self.peek(key)
+        old_size = 0 if old is None else len(old)
+        value, overwritten = write_range(old, offset, patch)
         undo = self.undo
         if undo is not None:
-            undo.append((self, key, old, self.expires.get(key, 0)))
+            undo.append((self, key, old, self.expires.get(key, 0)) if value is not old
+                        else (self, key, _PATCHED, (value, offset, overwritten, old_size)))
         if old is None:
             self._inserted(key)
             self.meter.used += len(key) + PER_KEY
-            old_size = 0
-        else:
-            old_size = len(old)
-        data[key] = value = patched(old, offset, patch)
+        data[key] = value
+        if value.__class__ is StringBuffer:
+            self.typed_keys = True  # values are not all bytes: the generic paths look
         self.meter.used += len(value) - old_size
         if self.log is not None:
             self.log((SETRANGE, key, offset, patch))
@@ -281,6 +289,13 @@ class Keyspace(TypedKeys, ScanOrder):
         if value is MUTATED:
             self._undo_mutation(key, at, changed)
             return
+        if value is _PATCHED:  # newer entries are undone: ``data[key]`` has this buffer's
+            buffer, offset, overwritten, size = at  # bytes (it, or its copy: strbuf.read)
+            data[key] = buffer
+            self.meter.used += size - len(buffer)
+            buffer.restore(offset, overwritten, size)
+            changed.append((self, (DEL, key)))
+            return
         if key is _FLUSHED:
             # Everything after the FLUSH is undone already: the keyspace is empty.
             data.update(value)
@@ -346,7 +361,9 @@ class Keyspace(TypedKeys, ScanOrder):
             old = self.data.get(key)
             if old is None:
                 self._inserted(key)
-            self.data[key] = patched(old, effect[2], effect[3])
+            self.data[key] = value = write_range(old, effect[2], effect[3])[0]
+            if value.__class__ is StringBuffer:
+                self.typed_keys = True
         elif op == MUTATE:
             self.apply_mutation(effect)
         else:
@@ -394,14 +411,15 @@ class Keyspace(TypedKeys, ScanOrder):
     def snapshot_items(self) -> list:
         """Return ``[(key, value, expire_at_ms), ...]`` for every stored key (a copy).
 
-        A typed value is given as its frozen copy (types.Frozen): O(its size) here, its
-        encoding left to the snapshot thread.
+        A typed value is given as its frozen copy (types.Frozen), a StringBuffer as bytes:
+        O(its size) here, its encoding left to the snapshot thread.
         """
         expires = self.expires
         items = [(key, value, expires.get(key, 0)) for key, value in self.data.items()]
         if self.typed_keys:
-            items = [item if item[1].__class__ is bytes else self.frozen_item(item)
-                     for item in items]
+            items = [item if item[1].__class__ is bytes
+                     else (item[0], bytes(item[1]), item[2]) if item[1].__class__ is StringBuffer
+                     else self.frozen_item(item) for item in items]
         return items
 
     # -- iteration ----------------------------------------------------------------

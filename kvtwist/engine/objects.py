@@ -259,7 +259,7 @@ def _object_key(method):
     """Wrap ``method(keyspace, key, value)`` as a subcommand replying nil for a missing key."""
     def handler(session, argv):
         keyspace = session.keyspace
-        value = keyspace.get(argv[2])
+        value = keyspace.peek(argv[2])
         if value is None:
             return None
         return method(keyspace, argv[2], value)

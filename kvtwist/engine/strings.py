@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from kvtwist.engine.strbuf import piece, string_at
 from kvtwist.engine.table import (
     LLONG_MAX, LLONG_MIN, SYNTAX, TOO_BIG, arity_error, c_lower, expire_time_error, max_bulk,
     parse_int, register)
@@ -155,7 +156,7 @@ def cmd_getex(session, argv):
 @register("getdel", 2, "write fast", 1, 1, 1)
 def cmd_getdel(session, argv):
     keyspace = session.keyspace
-    if keyspace.get_string(argv[1]) is None:
+    if string_at(keyspace, argv[1]) is None:
         return None
     return keyspace.pop(argv[1])
 
@@ -207,8 +208,9 @@ def cmd_exists(session, argv):
 def incr_generic(session, key: bytes, delta: int) -> int:
     """Add ``delta`` to an integer value (missing counts as 0), keeping its TTL; return it."""
     keyspace = session.keyspace
-    value = keyspace.get_string(key)
-    current = 0 if value is None else parse_int(value)
+    value = string_at(keyspace, key)
+    # A StringBuffer (strbuf.PROMOTE bytes at least) is too long to be a number: not copied.
+    current = 0 if value is None else parse_int(value if value.__class__ is bytes else b"")
     result = current + delta
     if not LLONG_MIN <= result <= LLONG_MAX:
         raise CommandError("ERR increment or decrement would overflow")
@@ -242,16 +244,20 @@ def cmd_decrby(session, argv):
 @register("incrbyfloat", 3, "write denyoom fast", 1, 1, 1)
 def cmd_incrbyfloat(session, argv):
     keyspace = session.keyspace
-    value = keyspace.get_string(argv[1])
-    result = add_long_double(b"0" if value is None else value, argv[2])
+    value = string_at(keyspace, argv[1])
+    # A StringBuffer (strbuf.PROMOTE bytes at least) is too long to be a number: not copied.
+    result = add_long_double(b"0" if value is None else value if value.__class__ is bytes
+                             else b"", argv[2])
     keyspace.set(argv[1], result, keyspace.expire_of(argv[1]) if value is not None else 0)
     return result
 
 
 @register("append", 3, "write denyoom", 1, 1, 1)
 def cmd_append(session, argv):
+    """APPEND key value: the new length. O(bytes appended) amortised once the string is a
+    StringBuffer (strbuf), else one copy of the string (shorter than strbuf.PROMOTE)."""
     keyspace = session.keyspace
-    value = keyspace.get_string(argv[1])
+    value = string_at(keyspace, argv[1])
     size = 0 if value is None else len(value)
     if size + len(argv[2]) > max_bulk(session.store):
         raise CommandError(TOO_BIG)
@@ -260,14 +266,15 @@ def cmd_append(session, argv):
 
 @register("strlen", 2, "readonly fast", 1, 1, 1)
 def cmd_strlen(session, argv):
-    value = session.keyspace.get_string(argv[1])
+    value = string_at(session.keyspace, argv[1])
     return 0 if value is None else len(value)
 
 
 @register("getrange", 4, "readonly", 1, 1, 1, aliases="substr")
 def cmd_getrange(session, argv):
+    """GETRANGE key start end (SUBSTR): O(length of the range)."""
     start, end = parse_int(argv[2]), parse_int(argv[3])
-    value = session.keyspace.get_string(argv[1])
+    value = string_at(session.keyspace, argv[1])
     if value is None or (start < 0 and end < 0 and start > end):
         return b""
     size = len(value)
@@ -278,16 +285,18 @@ def cmd_getrange(session, argv):
     end = min(end, size - 1)
     if start > end or size == 0:
         return b""
-    return value[start:end + 1]
+    return piece(value, start, end + 1)
 
 
 @register("setrange", 4, "write denyoom", 1, 1, 1)
 def cmd_setrange(session, argv):
+    """SETRANGE key offset value: the new length. O(bytes written + any zero-filled gap)
+    amortised once the string is a StringBuffer (strbuf), else one copy of the string."""
     offset = parse_int(argv[2])
     if offset < 0:
         raise CommandError("ERR offset is out of range")
     keyspace, key, patch = session.keyspace, argv[1], argv[3]
-    value = keyspace.get_string(key)
+    value = string_at(keyspace, key)
     if not patch:
         return 0 if value is None else len(value)
     if offset + len(patch) > max_bulk(session.store):

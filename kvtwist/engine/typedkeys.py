@@ -36,7 +36,7 @@ class TypedKeys:
 
     def get_typed(self, key, cls):
         """Return a live key's value when it is a ``cls``, None when missing; raise WRONGTYPE."""
-        value = self.get(key)
+        value = self.peek(key)
         if value is None or value.__class__ is cls:
             return value
         raise wrongtype()
@@ -50,7 +50,7 @@ class TypedKeys:
         the journal tracks undo, remembered with its inverse. Costs the operation's own.
         """
         data = self.data
-        value = self.get(key)
+        value = self.peek(key)
         existed = value is not None
         if not existed:
             value = cls()

@@ -9,8 +9,8 @@ import time
 
 from kvtwist.storage.datadir import DataError, load, lock_directory, snapshot_path, truncate_file
 from kvtwist.engine.databases import DBMAP, IN_DB, SELECT, SWAPDB
-from kvtwist.engine.keyspace import (DEL, EXPIRE_AT, FLUSH, MUTATE, PERSIST, SET, SETRANGE,
-                                     patched)
+from kvtwist.engine.keyspace import DEL, EXPIRE_AT, FLUSH, MUTATE, PERSIST, SET, SETRANGE
+from kvtwist.engine.strbuf import StringBuffer, write_range
 from kvtwist.engine.types import OPS, TYPES
 
 
@@ -80,7 +80,7 @@ class MemoryState:
             data.clear()
         elif op == SETRANGE:
             old = data.get(effect[1])
-            value = patched(old[0] if old else None, effect[2], effect[3])
+            value = write_range(old[0] if old else None, effect[2], effect[3])[0]
             data[effect[1]] = (value, old[1] if old else 0)
         elif op == MUTATE:
             _, key, code, opcode, args = effect
@@ -172,6 +172,8 @@ def export(directory: str, fmt: str, out, now_ms=None) -> int:
             if expire and expire <= now_ms:
                 continue
             count += 1
+            if value.__class__ is StringBuffer:  # a string APPENDed to in place (write_range)
+                value = bytes(value)
             typed = value.__class__ is not bytes
             if fmt == "json":
                 item = {}
