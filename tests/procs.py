@@ -28,7 +28,7 @@ def free_port() -> int:
 def twistd_command() -> list:
     """The argv prefix that runs twistd under this interpreter, or the one KVTWIST_SERVER_PYTHON
     names (``python -m twisted`` is twist)."""
-    python = os.environ.get("KVTWIST_SERVER_PYTHON") or sys.executable
+    python = os.path.abspath(os.environ.get("KVTWIST_SERVER_PYTHON") or sys.executable)
     script = os.path.join(os.path.dirname(python), "twistd")
     if os.path.exists(script):
         return [script]
