@@ -73,4 +73,3 @@ class ServerOptions(usage.Options):
     def _is_command_line(self) -> bool:
         """Whether these options are twistd's command line (not ones parsed in-process)."""
         return getattr(self, "parent", None) is not None  # twistd sets it on its subcommand
-
