@@ -21,17 +21,20 @@ from kvtwist import __version__
 PYPY_NURSERY = "16MB"
 
 
-def pypy_restart(implementation: str, executable: str, argv: list, environ: dict):
+def pypy_restart(implementation: str, executable: str, main_file, argv: list, environ: dict):
     """``(argv, environ)`` to re-run twistd with PYPY_NURSERY as PyPy's GC nursery, or None.
 
-    Only PyPy running the ``twistd`` script itself, and only when PYPY_GC_NURSERY is not
-    set (a value set by the user is kept, and the restarted process has it set).
+    Only PyPy running the ``twistd`` script as its main program (``main_file``: the
+    ``__main__`` module's file, None if it has none; a program that runs twistd inside
+    itself is left alone), and only when PYPY_GC_NURSERY is not set (a value set by the
+    user is kept, and the restarted process has it set).
     """
     if implementation != "PyPy" or "PYPY_GC_NURSERY" in environ:
         return None
-    if not argv or os.path.basename(argv[0]) != "twistd":
+    if not main_file or os.path.basename(main_file) != "twistd":
         return None
-    return [executable] + list(argv), dict(environ, PYPY_GC_NURSERY=PYPY_NURSERY)
+    return ([executable, main_file] + list(argv[1:]),
+            dict(environ, PYPY_GC_NURSERY=PYPY_NURSERY))
 
 
 class ServerOptions(usage.Options):
@@ -57,8 +60,9 @@ class ServerOptions(usage.Options):
     def postOptions(self) -> None:
         # twistd's own command line under PyPy: start again with the nursery set (before
         # anything is opened, logged or daemonised; see PYPY_NURSERY).
-        restart = pypy_restart(platform.python_implementation(), sys.executable, sys.argv,
-                               os.environ)
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        restart = pypy_restart(platform.python_implementation(), sys.executable, main_file,
+                               sys.argv, os.environ)
         if restart is not None and self._is_command_line():
             os.execve(sys.executable, restart[0], restart[1])
         # Parsed before twistd imports the reactor: unless one was chosen (--reactor) or
