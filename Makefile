@@ -51,7 +51,8 @@ test-pypy:
 		$(PYPY_VENV)/bin/python $(PYTEST); \
 	else echo "$(PYPY) not found: PyPy run skipped (apt-get install pypy3 pypy3-venv)"; fi
 
-## The slow stage (CI runs it after `make test`): the soak test, under CPython, then PyPy.
+## The slow stage (CI runs it after `make test`): the soak test, under CPython, then with
+## kvstore and kvproxy under PyPy (the load generator stays on CPython: KVTWIST_SERVER_PYTHON).
 ## tests/soak: 200 clients for 60 s, 16 MB values, kill -9 of kvstore; KVTWIST_SOAK_* tune it.
 ## Then a --quick run of the sharding benchmark (kvproxy and nutcracker, about a minute).
 test-slow: $(VENV)/.installed
@@ -59,7 +60,8 @@ test-slow: $(VENV)/.installed
 	KVTWIST_SLOW=1 $(VENV)/bin/python -m pytest -q tests/benchmarks/test_sharding.py
 	@if command -v $(PYPY) >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
-		KVTWIST_SOAK=1 $(PYPY_VENV)/bin/python -m pytest -q -rP tests/soak; \
+		KVTWIST_SOAK=1 KVTWIST_SERVER_PYTHON=$(PYPY_VENV)/bin/python \
+			$(VENV)/bin/python -m pytest -q -rP tests/soak; \
 	else echo "$(PYPY) not found: PyPy soak skipped (apt-get install pypy3 pypy3-venv)"; fi
 
 ## Redis 7.0.15's own test suite against kvstore (CPython), per file, with and without

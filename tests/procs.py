@@ -26,11 +26,13 @@ def free_port() -> int:
 
 
 def twistd_command() -> list:
-    """The argv prefix that runs twistd under this interpreter (``python -m twisted`` is twist)."""
-    script = os.path.join(os.path.dirname(sys.executable), "twistd")
+    """The argv prefix that runs twistd under this interpreter, or the one KVTWIST_SERVER_PYTHON
+    names (``python -m twisted`` is twist)."""
+    python = os.path.abspath(os.environ.get("KVTWIST_SERVER_PYTHON") or sys.executable)
+    script = os.path.join(os.path.dirname(python), "twistd")
     if os.path.exists(script):
         return [script]
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+    return [python, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
 class ChildProcess:

@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -23,7 +24,7 @@ from twisted.internet.testing import StringTransport
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from tests.procs import free_port, start_kvproxy, start_kvstore
+from tests.procs import free_port, start_kvproxy, start_kvstore, twistd_command
 from tests.soak.client import MEDIUM_SIZE, Pool, SoakProtocol, roles
 from tests.soak.figures import Figures, percentile
 from tests.soak.model import (
@@ -47,6 +48,17 @@ SETTLE = 2.0  # seconds after writes are acknowledged again that still count as 
 WARMUP = 2.0  # first seconds of the run, left out of the latency figures (JIT, connects)
 DRAIN = 30.0  # seconds the clients get to finish after the run
 STORE_ARGS = ("--fsync", "always", "--journal-writer", "process")
+
+
+_STARTING = re.compile(r"twistd \S+ \((\S+) (\S+)\) starting up")
+
+
+def interpreter_of(log: str) -> str:
+    """The interpreter (executable's name and version) a twistd log says it runs under."""
+    match = _STARTING.search(log)
+    if match is None:
+        return "unknown"
+    return "%s %s" % (os.path.basename(match.group(1)), match.group(2))
 
 
 def _stop_all(processes: list) -> None:
@@ -211,6 +223,7 @@ class SoakTests(TestCase):
                                  for where, _, names in os.walk(data) for name in names) / 1e6
         recovered = figures.recovered_at()
         window = (figures.kill_at, recovered + SETTLE if recovered else float("inf"))
+        machine["servers"] = interpreter_of(proxy.log)
         report = self.report(pool, started, ended, window, restart, drained, final_start,
                              keys_read, lost_writes, info, machine)
         self.check(report, lost_writes)
@@ -220,9 +233,10 @@ class SoakTests(TestCase):
         """The run's figures, printed and written to KVTWIST_SOAK_REPORT if set."""
         figures = pool.figures
         report = {
-            "interpreter": "%s %s" % (platform.python_implementation(),
+            "interpreter": "%s %s" % (platform.python_implementation(),  # the load generator's
                                       platform.python_version()),
             "clients": CLIENTS, "seconds": round(ended - started, 2), "seed": SEED,
+            "started_monotonic": round(started, 3),  # to line up with the servers' logs
             "big_bytes": BIG_BYTES, "big_fraction": BIG_FRACTION,
             "roles": dict((role, roles(CLIENTS, BIG_FRACTION).count(role))
                           for role in set(roles(CLIENTS, BIG_FRACTION))),
@@ -231,6 +245,7 @@ class SoakTests(TestCase):
             "recovery_s": dict((path, round(at - figures.kill_at, 2))
                                for path, at in figures.first_ack.items()),
             "kill_window_s": [round(edge - started, 2) for edge in window],
+            "servers": machine.pop("servers"),  # the servers' interpreter (KVTWIST_SERVER_PYTHON)
             "machine": dict((name, round(value, 1)) for name, value in machine.items()),
             "load_average": os.getloadavg(),
             "drain_s": round(drained, 2), "final_start_s": round(final_start, 2),
@@ -489,3 +504,25 @@ class FiguresTests(SynchronousTestCase):
         self.assertEqual(summary["small_proxy_kill_window"]["count"], 1)
         self.assertEqual(summary["small_proxy_warmup"]["count"], 1)
         self.assertEqual(summary["incidents"], {"error_in_window": 1, "error_outside": 1})
+
+
+class ServerInterpreterTests(SynchronousTestCase):
+    """The soak's servers may run under another interpreter than its load generator."""
+
+    def test_serverPython(self) -> None:
+        """KVTWIST_SERVER_PYTHON names the interpreter whose twistd the servers run under."""
+        other = tempfile.mkdtemp(prefix="kvtwist-python-")
+        self.addCleanup(shutil.rmtree, other, True)
+        python = os.path.join(other, "python")
+        self.patch(os, "environ", dict(os.environ, KVTWIST_SERVER_PYTHON=python))
+        self.assertEqual(twistd_command(), [python, "-c",
+                                            "from twisted.scripts.twistd import run; run()"])
+        open(os.path.join(other, "twistd"), "w").close()
+        self.assertEqual(twistd_command(), [os.path.join(other, "twistd")])
+
+    def test_interpreterOfLog(self) -> None:
+        """The servers' interpreter is read from twistd's start-up line."""
+        log = ("2026-12-05T02:58:13+0000 [twisted.scripts._twistd_unix.UnixAppLogger#info] "
+               "twistd 25.5.0 (/work/main/.venv-pypy/bin/pypy3 3.9.16) starting up.\n")
+        self.assertEqual(interpreter_of(log), "pypy3 3.9.16")
+        self.assertEqual(interpreter_of("nothing here"), "unknown")
