@@ -69,7 +69,14 @@ def answer(waiter, result) -> None:
 
 
 class ProxyProtocol(KVProtocol):
-    """The kvstore protocol whose forwarded replies (``Reply``) fill their place directly."""
+    """The kvstore protocol whose forwarded replies (``Reply``) fill their place directly,
+    and whose session knows its output gate (a tunnel reads its backend at the pace the
+    client takes what it relays: proxy.tunnel)."""
+
+    def connectionMade(self) -> None:
+        KVProtocol.connectionMade(self)
+        if self.session is not None and self._outgate is not None:
+            self.session.output_gate = self._outgate
 
     def _add_deferred(self, d: Deferred, render) -> None:
         if d.__class__ is Reply and not d.called and not d.chained:

@@ -49,6 +49,7 @@ class ProxySession(Selecting, Authenticating, Watching, Transacting):
 
     after_reply = ()  # the protocol's pushes-after-reply queue: kvproxy never has any
     _tunnel = None  # the client's own backend connection, once it needs one (proxy.tunnel)
+    output_gate = None  # the front end's OutputGate (serve.limits), paced tunnels read by it
 
     def __init__(self, proxy: ProxyStore, session_id: int, peer: str) -> None:
         self.proxy = proxy

@@ -293,6 +293,7 @@ class Tunnel:
         if self.closed:
             return
         self.ready = True
+        self._pace()
         waiting, self.waiting = self.waiting, []
         if waiting and self.link is not None:
             self.link.transport.write(b"".join(waiting))
@@ -341,7 +342,24 @@ class Tunnel:
             return
         self.session.push(Raw(frame))
 
+    def _pace(self) -> None:
+        # Read the backend at the pace the client takes what is relayed: its output gate
+        # pauses the link's transport while the client's transport buffer is full, so a
+        # subscriber that does not read leaves the backlog in the backend, whose own
+        # output limits then apply (Redis closes a slow subscriber), instead of in kvproxy.
+        gate = getattr(self.session, "output_gate", None)
+        link = self.link
+        if gate is not None and gate.stream is None and link is not None \
+                and link.transport is not None:
+            gate.attach(link.transport)
+
+    def _unpace(self, link) -> None:
+        gate = getattr(self.session, "output_gate", None)
+        if gate is not None and link is not None and gate.stream is link.transport:
+            gate.detach()
+
     def _lost(self, reason) -> None:
+        self._unpace(self.link)
         self.link = None
         if not self.closed:  # the backend closed it: so does kvproxy with its client
             self.closed = True
@@ -351,6 +369,7 @@ class Tunnel:
         """Close the connection (the client left)."""
         self.closed = True
         if self.link is not None:
+            self._unpace(self.link)
             self.link.close()
 
 

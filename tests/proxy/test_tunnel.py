@@ -138,6 +138,31 @@ class TunnelTests(SynchronousTestCase):
             b"*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n"})
         self.assertEqual((first[-4:], second[-4:]), (b":2\r\n", b":1\r\n"))
 
+    def test_slow_subscriber_closed_as_by_redis(self):
+        """A subscriber that stops reading is closed, as redis-server closes it past its
+        pubsub output limit: kvproxy reads its backend connection only as fast as the
+        client takes what is relayed, so the backlog stays in redis-server, whose limit
+        applies (before, kvproxy read on, and the subscriber was left open, silent)."""
+        sub = self.client()
+        sub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        self.assertEqual(sub.call(b"SUBSCRIBE", b"c"),
+                         b"*3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n")
+        publisher = socket.create_connection(("127.0.0.1", self.server.port), timeout=30)
+        self.addCleanup(publisher.close)
+        message = b"x" * (1 << 20)
+        publish = encode_command([b"PUBLISH", b"c", message])
+        for _ in range(100):  # 100 MB: past redis-server's 32 MB pubsub hard limit
+            publisher.sendall(publish)
+            self.assertIn(publisher.recv(16), (b":1\r\n", b":0\r\n"))  # 0: link closed
+        sub.sock.settimeout(10)
+        received = 0
+        while True:  # what was relayed before the backend closed the link, then the end
+            data = sub.sock.recv(1 << 20)
+            if not data:
+                break
+            received += len(data)
+        self.assertLess(received, 64 << 20)
+
     def test_blocking_pop(self):
         """BLPOP waits on the client's own connection while others go on through kvproxy,
         and answers when another client pushes."""
