@@ -16,6 +16,18 @@ from kvtwist.serve.factory import KVFactory
 from kvtwist.serve.protocol import KVProtocol
 
 
+def _chaining(add):
+    """Return Deferred's ``add`` method as one that first marks its Reply ``chained``."""
+
+    def chaining(self, *args, **kwargs):
+        self.chained = True
+        return add(self, *args, **kwargs)
+
+    chaining.__name__ = add.__name__
+    chaining.__doc__ = add.__doc__
+    return chaining
+
+
 class Reply(Deferred):
     """A forwarded request's reply to come; ``answer(result)`` delivers it (O(1)).
 
@@ -28,21 +40,12 @@ class Reply(Deferred):
     sink = None  # (fill, chunk, index, render) once a ProxyProtocol holds its place
     chained = False  # a callback was added
 
-    def addCallbacks(self, *args, **kwargs):
-        self.chained = True
-        return Deferred.addCallbacks(self, *args, **kwargs)
-
-    def addCallback(self, *args, **kwargs):
-        self.chained = True
-        return Deferred.addCallback(self, *args, **kwargs)
-
-    def addErrback(self, *args, **kwargs):
-        self.chained = True
-        return Deferred.addErrback(self, *args, **kwargs)
-
-    def addBoth(self, *args, **kwargs):
-        self.chained = True
-        return Deferred.addBoth(self, *args, **kwargs)
+    # Each of Deferred's four ways to add a callback, marking the Reply chained first
+    # (Twisted's add* methods do not call one another).
+    addCallbacks = _chaining(Deferred.addCallbacks)
+    addCallback = _chaining(Deferred.addCallback)
+    addErrback = _chaining(Deferred.addErrback)
+    addBoth = _chaining(Deferred.addBoth)
 
     def answer(self, result) -> None:
         """Deliver ``result`` (a reply value) to the client's place, or fire the Deferred."""
