@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 from hypothesis import HealthCheck, given, settings, strategies as st
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.engine import strbuf
@@ -14,6 +13,7 @@ from kvtwist.engine.keyspace import SETRANGE, Keyspace
 from kvtwist.engine.strbuf import PROMOTE, StringBuffer, write_range
 from kvtwist.storage import fsck
 from kvtwist.wire.replies import to_resp
+from tests.engine.test_keyspace import make
 from tests.helpers import SessionMixin
 from tests.redisref import DifferentialMixin
 
@@ -65,13 +65,6 @@ class StringBufferTests(SynchronousTestCase):
         again, overwritten = write_range(value, 0, b"\x01\x02")
         self.assertIs(again, value)
         self.assertEqual(overwritten, b"\0\0")
-
-
-def make(start: float = 1000.0):
-    clock = Clock()
-    clock.advance(start)
-    log = []
-    return clock, Keyspace(clock, log.append), log
 
 
 class KeyspaceTests(SynchronousTestCase):
