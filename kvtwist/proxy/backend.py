@@ -347,10 +347,7 @@ class Backend(service.MultiService):
                     shard.in_flight += 1
                 send(argv, Slot(argv[0], check, done, args, shard))
                 return
-        if check is None:
-            self.request(argv, db=db).addBoth(done, *args)
-        else:
-            self.request(argv, db=db, check=check).addBoth(done, *args)
+        self.request(argv, db=db, check=check).addBoth(done, *args)
 
     def _forget(self, entry: _Waiting) -> None:
         # Cancelled by its caller before a connection came: it is never sent.
