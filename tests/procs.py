@@ -73,6 +73,7 @@ class TwistdProcess(ChildProcess):
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
         self.command = command
+        self.plugin = plugin
         self.process = subprocess.Popen(
             command, cwd=cwd or ROOT, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -43,11 +43,21 @@ BIG_FRACTION = _setting("KVTWIST_SOAK_BIG_FRACTION", 0.02)  # of the clients, wr
 P99_LIMIT_MS = _setting("KVTWIST_SOAK_P99_MS", 50)  # 0: report the p99, do not assert it
 SEED = int(_setting("KVTWIST_SOAK_SEED", random.randrange(1 << 30)))
 REPORT = os.environ.get("KVTWIST_SOAK_REPORT")  # also write the figures (JSON) there
+LOGS = os.environ.get("KVTWIST_SOAK_LOGS")  # also write each server's log in this directory
 DOWNTIME = 1.0  # seconds kvstore stays dead before its restart
 SETTLE = 2.0  # seconds after writes are acknowledged again that still count as the kill
 WARMUP = 2.0  # first seconds of the run, left out of the latency figures (JIT, connects)
 DRAIN = 30.0  # seconds the clients get to finish after the run
 STORE_ARGS = ("--fsync", "always", "--journal-writer", "process")
+
+
+def save_logs(directory: str, processes: list) -> None:
+    """Write each server's log to ``directory`` as <n>-<plugin>.log, in start order."""
+    os.makedirs(directory, exist_ok=True)
+    for number, process in enumerate(processes):
+        name = "%d-%s.log" % (number, os.path.basename(process.plugin))
+        with open(os.path.join(directory, name), "w") as handle:
+            handle.write(process.log)
 
 
 _STARTING = re.compile(r"twistd \S+ \((\S+) (\S+)\) starting up")
@@ -224,6 +234,8 @@ class SoakTests(TestCase):
         recovered = figures.recovered_at()
         window = (figures.kill_at, recovered + SETTLE if recovered else float("inf"))
         machine["servers"] = interpreter_of(proxy.log)
+        if LOGS:
+            save_logs(LOGS, processes)
         report = self.report(pool, started, ended, window, restart, drained, final_start,
                              keys_read, lost_writes, info, machine)
         self.check(report, lost_writes)
@@ -526,3 +538,16 @@ class ServerInterpreterTests(SynchronousTestCase):
                "twistd 25.5.0 (/work/main/.venv-pypy/bin/pypy3 3.9.16) starting up.\n")
         self.assertEqual(interpreter_of(log), "pypy3 3.9.16")
         self.assertEqual(interpreter_of("nothing here"), "unknown")
+
+    def test_saveLogs(self) -> None:
+        """KVTWIST_SOAK_LOGS receives each server's log, named by start order and plugin."""
+        where = os.path.join(tempfile.mkdtemp(prefix="kvtwist-logs-"), "logs")
+        self.addCleanup(shutil.rmtree, os.path.dirname(where), True)
+
+        class Process:
+            def __init__(self, plugin, log):
+                self.plugin, self.log = plugin, log
+        save_logs(where, [Process("kvstore", "store log\n"), Process("kvproxy", "proxy log\n")])
+        self.assertEqual(sorted(os.listdir(where)), ["0-kvstore.log", "1-kvproxy.log"])
+        with open(os.path.join(where, "1-kvproxy.log")) as handle:
+            self.assertEqual(handle.read(), "proxy log\n")

@@ -123,6 +123,7 @@ class LockTests(SynchronousTestCase):
     def _held_by(self, pid: int) -> int:
         # Another open file description: its flock conflicts even within this process.
         fd = datadir.lock_directory(self.dir)
+        os.ftruncate(fd, 0)  # (a pid shorter than this process's must not leave digits)
         os.pwrite(fd, b"%d\n" % pid, 0)
         return fd
 
