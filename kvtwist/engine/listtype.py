@@ -142,9 +142,7 @@ def _unpop(value: ListValue, popped: list, left: bool) -> None:
 
 def _unpush(value: ListValue, pushed: tuple, left: bool) -> None:
     items = value.items
-    if len(pushed) == 1:
-        items.popleft() if left else items.pop()
-    elif left:
+    if left:
         items.popleft_many(len(pushed))
     else:
         items.pop_many(len(pushed))

@@ -152,8 +152,5 @@ def fetcher(backend):
         return fetch
 
     def fetch(argv, db, check, done, *args):
-        if check is None:
-            backend.request(argv, db=db).addBoth(done, *args)
-        else:
-            backend.request(argv, db=db, check=check).addBoth(done, *args)
+        backend.request(argv, db=db, check=check).addBoth(done, *args)
     return fetch

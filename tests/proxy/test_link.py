@@ -110,7 +110,8 @@ class FetcherTests(SynchronousTestCase):
         plain = Plain()
         outcomes = Outcomes()
         fetcher(plain)([b"GET", b"k"], 2, None, outcomes.done, 7)
-        self.assertEqual((plain.sent, outcomes.seen), (([b"GET", b"k"], 2, {}), [(b"v", (7,))]))
+        self.assertEqual((plain.sent, outcomes.seen),
+                         (([b"GET", b"k"], 2, {"check": None}), [(b"v", (7,))]))
 
 
 class EncodeTests(SynchronousTestCase):
