@@ -124,9 +124,7 @@ class Cache:
             self.misses += 1
             return MISSING
         if entry[1] <= self.clock.seconds():
-            del entries[name]
-            self.bytes -= size(name, entry[0])
-            self.expirations += 1
+            self.expirations += self._drop(entry)
             self.misses += 1
             if not entries:
                 self._clear_deadlines()
@@ -219,29 +217,29 @@ class Cache:
         deadline; O(records due)."""
         self._timer = None
         now = self.clock.seconds()
-        entries = self._entries
+        drop = self._drop
         expired = 0
         for queue in (self._values, self._misses):
             while queue and queue[0][1] <= now:
-                entry = queue.popleft()
-                name = entry[2]
-                if entries.get(name) is entry:
-                    del entries[name]
-                    self.bytes -= size(name, entry[0])
-                    expired += 1
+                expired += drop(queue.popleft())
         bounded = self._bounded
         while bounded and bounded[0][0] <= now:
-            entry = heappop(bounded)[2]
-            name = entry[2]
-            if entries.get(name) is entry:
-                del entries[name]
-                self.bytes -= size(name, entry[0])
-                expired += 1
+            expired += drop(heappop(bounded)[2])
         self.expirations += expired
-        if not entries:
+        if not self._entries:
             self._clear_deadlines()
             return
         self._arm(now)
+
+    def _drop(self, entry) -> int:
+        """Drop ``entry`` if it is still its slot's entry; return 1 if so, else 0. O(1)."""
+        name = entry[2]
+        entries = self._entries
+        if entries.get(name) is not entry:
+            return 0
+        del entries[name]
+        self.bytes -= size(name, entry[0])
+        return 1
 
     def _arm(self, now: float) -> None:
         """Arm the timer for the earliest deadline waiting (none: no timer)."""
