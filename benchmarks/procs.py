@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -18,11 +19,39 @@ class ServerError(Exception):
     """A child server did not start, answer or load as expected."""
 
 
+_PORTS = random.Random()  # seeded from os.urandom: parallel test workers draw differently
+
+
+def ephemeral_range() -> tuple:
+    """Return the kernel's (first, last) port for outgoing connections and binds to port 0."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            first, last = handle.read().split()
+        return int(first), int(last)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that was free a moment ago, for a server that must be
+    told its port before it starts (nutcracker, redis-server, a restarted kvstore).
+
+    The port is drawn at random from below the kernel's ephemeral range, so no outgoing
+    connection and no bind to port 0 in any process can take it before the server binds it;
+    only another caller drawing the same port at the same moment can (about 1 in 10,000)."""
+    first = ephemeral_range()[0]
+    if first <= 11024:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    while True:
+        port = _PORTS.randrange(first - 10000, first)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def child_env() -> dict:

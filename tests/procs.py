@@ -5,24 +5,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 from typing import Optional
 
+from benchmarks.procs import free_port  # noqa: F401 (one port policy for tests and benchmarks)
+
 _PORT_LINE = re.compile(rb"starting on (\d+)")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port() -> int:
-    """Return a loopback TCP port that was free a moment ago (for servers that must reuse one)."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-    finally:
-        probe.close()
 
 
 def twistd_command() -> list:

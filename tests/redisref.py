@@ -159,6 +159,38 @@ def start_redis_or_skip(*extra_args: str, tls_pem: Optional[str] = None) -> Redi
     return start_redis(*extra_args, tls_pem=tls_pem)
 
 
+def nutcracker_or_skip() -> str:
+    """Return the path of the nutcracker binary, or raise ``SkipTest`` when there is none."""
+    binary = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
+    if not os.access(binary, os.X_OK):
+        raise SkipTest("nutcracker is not installed (apt-get install nutcracker)")
+    return binary
+
+
+def start_nutcracker(config: str, ports, workdir: str) -> ChildProcess:
+    """Start nutcracker on CONFIG (a pool file listening on PORTS, stats on a free port),
+    logging into WORKDIR, and wait until every pool listens. Skips without nutcracker; if it
+    does not come up, stops it and fails with the tail of its log, which names the cause."""
+    binary = nutcracker_or_skip()
+    log = os.path.join(workdir, "nutcracker.log")
+    process = subprocess.Popen(
+        [binary, "-c", config, "-s", str(free_port()), "-a", "127.0.0.1", "-o", log],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    nutcracker = ChildProcess()
+    nutcracker.process, nutcracker.pid = process, process.pid
+    for port in ports:
+        if not _wait_until_listening(port, process, ping=False):
+            nutcracker.stop()
+            try:
+                with open(log, "rb") as handle:
+                    tail = handle.read()[-2000:].decode("utf-8", "replace")
+            except OSError:
+                tail = "(no log)"
+            raise AssertionError("nutcracker did not listen on %d; its log ends:\n%s"
+                                 % (port, tail))
+    return nutcracker
+
+
 class DifferentialMixin:
     """For TestCases: ``self.redis`` (a RawConnection to a throwaway redis-server) and a Store
     on a Clock following redis-server's; ``compare`` runs one command on both.

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
 import tempfile
-from unittest import SkipTest
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,8 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.proxy import hashkit
 from kvtwist.proxy.hashkit import HASHES, Distribution, hashed_part
-from tests.procs import ChildProcess, free_port
-from tests.redisref import RawConnection, _wait_until_listening, start_redis_or_skip
+from tests.procs import free_port
+from tests.redisref import (RawConnection, nutcracker_or_skip, start_nutcracker,
+                             start_redis_or_skip)
 
 # Keys with every byte class: plain, high bytes (signed chars in C), hash tags, lengths
 # around the 4- and 12-byte blocks of murmur, hsieh and jenkins.
@@ -126,9 +125,7 @@ class NutcrackerTests(SynchronousTestCase):
     """For every hash and both hashing distributions, each key lands where nutcracker puts it."""
 
     def setUp(self) -> None:
-        binary = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
-        if not os.access(binary, os.X_OK):
-            raise SkipTest("nutcracker is not installed (apt-get install nutcracker)")
+        nutcracker_or_skip()
         self.redis = [start_redis_or_skip() for _ in range(3)]
         for server in self.redis:
             self.addCleanup(server.stop)
@@ -153,16 +150,7 @@ class NutcrackerTests(SynchronousTestCase):
         config = os.path.join(workdir, "pools.yml")
         with open(config, "w") as handle:
             handle.write("\n".join(lines) + "\n")
-        process = subprocess.Popen(
-            [binary, "-c", config, "-s", str(free_port()), "-a", "127.0.0.1",
-             "-o", os.path.join(workdir, "log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        nutcracker = ChildProcess()
-        nutcracker.process, nutcracker.pid = process, process.pid
-        self.addCleanup(nutcracker.stop)
-        for port in self.pools.values():
-            if not _wait_until_listening(port, process, ping=False):
-                self.fail("nutcracker did not start")
+        self.addCleanup(start_nutcracker(config, self.pools.values(), workdir).stop)
 
     def placement(self, port: int) -> dict:
         """SET every key through one pool; return key -> index of the server holding it."""

@@ -6,17 +6,16 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import subprocess
 import tempfile
-from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.proxy.store import BackendUnavailable
 from kvtwist.wire.replies import OK, Error
-from tests.procs import ChildProcess, TwistdProcess, free_port
+from tests.procs import TwistdProcess, free_port
 from tests.proxy.fakes import ShardedCase, result_of
-from tests.redisref import RawConnection, _wait_until_listening, start_redis_or_skip
+from tests.redisref import (RawConnection, nutcracker_or_skip, start_nutcracker,
+                             start_redis_or_skip)
 
 
 class RoutingTests(ShardedCase):
@@ -125,7 +124,6 @@ class NoEjectionTests(ShardedCase):
         self.assertEqual(shard.errors, 5)
 
 
-NUTCRACKER = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
 # (distribution, hash) pools checked end to end.
 POOLS = [("ketama", "fnv1a_64"), ("ketama", "murmur"), ("modula", "md5"),
          ("modula", "crc32a")]
@@ -147,8 +145,7 @@ class NutcrackerPlacementTests(SynchronousTestCase):
     """kvproxy with a pool file puts 10,000 random keys on the servers nutcracker does."""
 
     def setUp(self) -> None:
-        if not os.access(NUTCRACKER, os.X_OK):
-            raise SkipTest("nutcracker is not installed")
+        nutcracker_or_skip()
         self.redis = [start_redis_or_skip() for _ in range(3)]
         for server in self.redis:
             self.addCleanup(server.stop)
@@ -213,15 +210,7 @@ class NutcrackerPlacementTests(SynchronousTestCase):
         config = os.path.join(self.workdir, "nutcracker.yml")
         with open(config, "w") as handle:
             handle.write("".join(lines))
-        process = subprocess.Popen(
-            [NUTCRACKER, "-c", config, "-s", str(free_port()), "-a", "127.0.0.1",
-             "-o", os.path.join(self.workdir, "log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        nutcracker = ChildProcess()
-        nutcracker.process, nutcracker.pid = process, process.pid
-        self.addCleanup(nutcracker.stop)
-        for port in nutcracker_ports.values():
-            self.assertTrue(_wait_until_listening(port, process, ping=False))
+        self.addCleanup(start_nutcracker(config, nutcracker_ports.values(), self.workdir).stop)
         wrong = {}
         for name, proxy in sorted(proxies.items()):
             through_kvproxy = self.placement(proxy.wait_for_ports(1)[0], keys)
