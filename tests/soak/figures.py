@@ -114,6 +114,9 @@ class Figures:
         result["small_slowest"] = ["%.1f ms at +%.2f s (%s)"
                                    % (seconds * 1000, sent_at - started, path)
                                    for seconds, sent_at, path in slowest]
+        result["small_by_second"] = by_second(
+            ((sent_at, seconds) for path in PATHS
+             for sent_at, seconds in zip(self.sent_at[path], self.seconds[path])), started)
         for op in ("SET", "GET"):
             for path in PATHS:
                 result["big_%s_%s" % (op, path)] = _latencies(
@@ -140,6 +143,21 @@ class Figures:
         result["violations"] = dict(self.violations)
         result["violation_examples"] = list(self.examples)
         return result
+
+
+def by_second(samples, started: float) -> list:
+    """Small requests per whole second of the run, by send time: one line a second with
+    their count, p99 and maximum in ms. Shows whether slow requests cluster (a start-up,
+    the restart after the kill) or spread over the run. O(n log n) in the samples."""
+    buckets = {}
+    for sent_at, seconds in samples:
+        buckets.setdefault(int(sent_at - started), []).append(seconds)
+    lines = []
+    for second in sorted(buckets):
+        ordered = sorted(buckets[second])
+        lines.append("+%d s: %d, p99 %.1f, max %.1f" % (
+            second, len(ordered), percentile(ordered, 0.99) * 1000, ordered[-1] * 1000))
+    return lines
 
 
 def _latencies(seconds: list) -> dict:

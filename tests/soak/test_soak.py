@@ -26,7 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.procs import free_port, start_kvproxy, start_kvstore, twistd_command
 from tests.soak.client import MEDIUM_SIZE, Pool, SoakProtocol, roles
-from tests.soak.figures import Figures, percentile
+from tests.soak.figures import Figures, by_second, percentile
 from tests.soak.model import (
     HEADER, Error, Key, ProtocolError, ReplyReader, Status, Streamed, Values, encode)
 
@@ -516,6 +516,17 @@ class FiguresTests(SynchronousTestCase):
         self.assertEqual(summary["small_proxy_kill_window"]["count"], 1)
         self.assertEqual(summary["small_proxy_warmup"]["count"], 1)
         self.assertEqual(summary["incidents"], {"error_in_window": 1, "error_outside": 1})
+
+    def test_bySecond(self) -> None:
+        """Each whole second since the start gets its requests' count, p99 and maximum."""
+        samples = [(100.2, 0.001), (100.9, 0.003), (102.5, 0.040)]
+        self.assertEqual(by_second(samples, 100.0),
+                         ["+0 s: 2, p99 3.0, max 3.0", "+2 s: 1, p99 40.0, max 40.0"])
+        figures = Figures()
+        for sent_at, seconds in samples:
+            figures.latency("direct", sent_at, seconds)
+        self.assertEqual(figures.summary(100.0, 0.0, None)["small_by_second"],
+                         by_second(samples, 100.0))
 
 
 class ServerInterpreterTests(SynchronousTestCase):
