@@ -62,6 +62,28 @@ def _request(sock, *args) -> bytes:
     return reply
 
 
+def _get_whole(sock, key: bytes) -> int:
+    """GET ``key`` on ``sock`` and read the whole bulk reply; return the value's length."""
+    sock.sendall(procs.encode((b"GET", key)))
+    reply = b""
+    while b"\r\n" not in reply:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise procs.ServerError("connection closed")
+        reply += chunk
+    head, _, rest = reply.partition(b"\r\n")
+    if not head.startswith(b"$"):
+        raise procs.ServerError("GET answered %r" % (head[:80],))
+    size = int(head[1:])
+    left = size + 2 - len(rest)
+    while left > 0:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            raise procs.ServerError("connection closed")
+        left -= len(chunk)
+    return size
+
+
 def workloads(quick: bool) -> list:
     """Return ``[(test name, setup(sock), work(sock), watch)]``: each work is the costly
     request, ``watch`` what the other client sends meanwhile (PING_WATCH or GET_WATCH).
@@ -79,6 +101,7 @@ def workloads(quick: bool) -> list:
 
     rows = [
         ("SET %d MB" % (big >> 20), lambda s: None, set_of(big), PING_WATCH),
+        ("GET %d MB" % (big >> 20), set_of(big), lambda s: _get_whole(s, b"big"), PING_WATCH),
         ("APPEND 1 B to %d MB x5" % (grown >> 20),
          lambda s: _request(s, b"SET", b"grown", b"v" * grown),
          lambda s: [_request(s, b"APPEND", b"grown", b"x") for _ in range(5)], PING_WATCH),

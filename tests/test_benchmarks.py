@@ -616,11 +616,42 @@ class StallsTests(SynchronousTestCase):
         from benchmarks import stalls
 
         self.assertEqual([name for name, _, _, _ in stalls.workloads(True)],
-                         ["SET 32 MB", "APPEND 1 B to 16 MB x5", "KEYS (*a)x40 b, 10 kB key",
-                          "SET 32 MB, GET watcher"])
+                         ["SET 32 MB", "GET 32 MB", "APPEND 1 B to 16 MB x5",
+                          "KEYS (*a)x40 b, 10 kB key", "SET 32 MB, GET watcher"])
         self.assertEqual([name for name, _, _, _ in stalls.workloads(False)],
-                         ["SET 128 MB", "APPEND 1 B to 64 MB x5", "KEYS (*a)x40 b, 10 kB key",
-                          "SET 512 MB", "SET 512 MB, GET watcher"])
+                         ["SET 128 MB", "GET 128 MB", "APPEND 1 B to 64 MB x5",
+                          "KEYS (*a)x40 b, 10 kB key", "SET 512 MB", "SET 512 MB, GET watcher"])
+
+    def test_get_whole_reads_the_bulk_to_its_end(self) -> None:
+        """_get_whole reads a bulk reply to its last byte however it is split, and refuses
+        anything but a bulk string."""
+        import socket
+        import threading
+
+        from benchmarks import procs, stalls
+
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(2)
+        self.addCleanup(listener.close)
+        value = b"v" * 200000
+
+        def serve() -> None:
+            for reply in (b"$%d\r\n%s\r\n" % (len(value), value), b"-ERR no\r\n"):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(64)
+                    for start in range(0, len(reply), 7001):
+                        conn.sendall(reply[start:start + 7001])
+                    conn.recv(64)
+
+        threading.Thread(target=serve, daemon=True).start()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertEqual(stalls._get_whole(sock, b"big"), len(value))
+            sock.sendall(b"PING\r\n")
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            self.assertRaises(procs.ServerError, stalls._get_whole, sock, b"big")
 
     def test_watcher_sends_its_request(self) -> None:
         """A GET watcher sends GET of a small key and takes the nil bulk as the answer."""

@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer
-from kvtwist.wire.replies import NO_REPLY, OK, Error, Streamed, to_resp, to_resp3
+from kvtwist.wire.replies import BULK_SLICE, NO_REPLY, OK, Error, Streamed, to_resp, to_resp3
 from kvtwist.wire.textreply import to_text
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import StreamedReplies, forget_checksum
@@ -179,8 +179,17 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
                         chunk.need = need
                 if reply.__class__ is bytes:  # the common GET reply, rendered inline
                     length = len(reply)
-                    parts.append(b"$%d\r\n%s\r\n" % (length, reply))
-                    if length > 4096:  # a read's small replies are bounded by its size
+                    if length <= BULK_SLICE:
+                        parts.append(b"$%d\r\n%s\r\n" % (length, reply))
+                        if length > 4096:  # a read's small replies are bounded by its size
+                            size += length
+                    elif journal.appended == seq:
+                        # A large value a read returned: streamed a slice per turn rather
+                        # than copied whole into the reply (a 16 MB copy held the reactor).
+                        chunk = self._seal(reply)
+                        parts = chunk.parts
+                    else:  # GETDEL, GETSET... of a large value: its reply answers a write
+                        parts.append(b"$%d\r\n%s\r\n" % (length, reply))
                         size += length
                 elif reply is OK:
                     parts.append(b"+OK\r\n")

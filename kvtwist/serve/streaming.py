@@ -12,7 +12,7 @@ from twisted.internet.interfaces import IPushProducer
 from kvtwist.serve.lines import JSON, RESP
 from kvtwist.storage import checksums
 from kvtwist.wire import jsonlines
-from kvtwist.wire.replies import Streamed, resp_pieces
+from kvtwist.wire.replies import Streamed, bulk_pieces, resp_pieces
 from kvtwist.wire.textreply import text_pieces
 
 
@@ -84,19 +84,23 @@ class ReplyStream:
 class StreamedReplies:
     """Mixed into KVProtocol: a streamed reply (KEYS, DUMP) in order with the others."""
 
-    def _seal(self, reply: Streamed):
-        """End the open chunk with streamed ``reply``; open the next chunk and return it.
+    def _seal(self, reply):
+        """End the open chunk with streamed ``reply`` (a Streamed, or the bytes of a large
+        bulk string); open the next chunk and return it.
 
         The sealed chunk is held, written or queued as a read's chunk is (dataReceived):
         its reply starts once every reply before it is written and no write it may have
         seen can still fail, and every reply after it waits for its end. A streamed reply
-        comes from a read-only command (KEYS, DUMP), so no write is noted against it.
+        comes from a read-only command (KEYS, DUMP, a GET of a large value), so no write is
+        noted against it. A Streamed array may show any write: it waits for all; a bulk
+        string waits for what its command's gate asked, already in the chunk's ``need``.
         """
         chunk = self._chunk
         chunk.stream = self._pieces(reply)
         journal = self._journal
-        if journal.appended > journal.acked:  # it may show any write: it waits for all
-            self._gate(chunk, journal.appended)
+        need = chunk.need if reply.__class__ is bytes else journal.appended
+        if need > journal.acked:
+            self._gate(chunk, need)
         queue = self._queue
         if queue:
             self._enqueue(chunk)
@@ -111,6 +115,8 @@ class StreamedReplies:
 
     def _pieces(self, reply: Streamed):
         # The streamed reply rendered in this connection's dialect, a bytes per slice.
+        if reply.__class__ is bytes:  # only the RESP dialect streams a bulk string
+            return bulk_pieces(reply)
         if self.dialect is RESP:
             return resp_pieces(reply, getattr(self.session, "protocol", 2) == 3)
         if self.dialect is JSON:

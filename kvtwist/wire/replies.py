@@ -414,6 +414,25 @@ def resp_pieces(stream: Streamed, resp3: bool = False):
                         for key, value in piece])
 
 
+# A bulk string reply longer than this is written a slice of this size at a time.
+BULK_SLICE = 1 << 20
+
+
+def bulk_pieces(value: bytes, size: int = BULK_SLICE):
+    """Yield the RESP bulk string of ``value`` (the same bytes in RESP2 and RESP3) in
+    pieces of about ``size`` bytes: the header with the first slice, the last slice with
+    the CRLF. Joined, they are ``to_resp(value)``. Each piece copies its slice only, so
+    a 16 MB GET reply is never copied whole: O(size) per piece, O(len(value)) in all."""
+    end = len(value)
+    start = min(size, end)
+    piece = b"$%d\r\n" % end + value[:start]
+    while start < end:
+        yield piece
+        piece = value[start:start + size]
+        start += size
+    yield piece + _CRLF
+
+
 def to_resp3_push(reply) -> bytes:
     """Render an out-of-band message (pub/sub, invalidation) as a RESP3 push."""
     if isinstance(reply, (list, tuple)):

@@ -20,6 +20,7 @@ from kvtwist.wire.textreply import to_text
 from kvtwist.engine.store import Store
 from kvtwist.serve.factory import KVFactory
 from kvtwist.serve.protocol import HIGH_WATER
+from kvtwist.wire.replies import BULK_SLICE
 
 
 class FakeJournal:
@@ -659,6 +660,75 @@ class StreamedReplyTests(SynchronousTestCase):
             proto.dataReceived(request[1:])
             self.finish(transport)
             self.assertEqual(transport.value(), expected, (request, version))
+
+
+class LargeValueReplyTests(SynchronousTestCase):
+    """A GET of a value over BULK_SLICE goes out a slice per reactor turn, never copied whole."""
+
+    def setUp(self) -> None:
+        self.store = FakeStore()
+        self.journal = self.store.journal
+        self.clock = Clock()
+        self.factory = KVFactory(self.store, reactor=self.clock)
+        self.big = bytes(range(256)) * (BULK_SLICE // 256) * 3 + b"tail"
+        self.store.data[b"big"] = self.big
+        self.store.data[b"small"] = b"v"
+
+    def connect(self):
+        proto = self.factory.buildProtocol(None)
+        transport = StringTransport()
+        proto.makeConnection(transport)
+        return proto, transport
+
+    def writes(self, transport) -> list:
+        """Run the clock's calls one at a time; return how much each wrote."""
+        sizes = []
+        while self.clock.calls:
+            before = len(transport.value())
+            run_one(self.clock)
+            sizes.append(len(transport.value()) - before)
+        return sizes
+
+    def test_sliced_and_whole(self) -> None:
+        """The reply is written a slice per turn and adds up to the whole bulk string."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n")
+        first = len(transport.value())
+        self.assertLessEqual(first, BULK_SLICE + 16)
+        sizes = [first] + self.writes(transport)
+        self.assertEqual(transport.value(), to_resp(self.big))
+        self.assertGreaterEqual(len([size for size in sizes if size]), 4)
+        self.assertLessEqual(max(sizes), BULK_SLICE + 16)
+
+    def test_pipelined_replies_follow_it(self) -> None:
+        """Replies pipelined after it, in its read and later, come after all of it, and
+        another client is answered between its slices."""
+        proto, transport = self.connect()
+        other, other_transport = self.connect()
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n*1\r\n$4\r\nPING\r\n")
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$5\r\nsmall\r\n")
+        other.dataReceived(b"*1\r\n$4\r\nPING\r\n")
+        self.assertEqual(other_transport.value(), b"+PONG\r\n")
+        self.writes(transport)
+        self.assertEqual(transport.value(), to_resp(self.big) + b"+PONG\r\n$1\r\nv\r\n")
+
+    def test_waits_for_the_clients_own_write(self) -> None:
+        """Behind the client's own pending SET, nothing of it is written before the commit."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+                           b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n")
+        self.writes(transport)
+        self.assertEqual(transport.value(), b"")
+        self.journal.commit()
+        self.writes(transport)
+        self.assertEqual(transport.value(), b"+OK\r\n" + to_resp(self.big))
+
+    def test_text_dialect_unchanged(self) -> None:
+        """The text dialect answers it whole, as before."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"GET big\r\n")
+        self.writes(transport)
+        self.assertEqual(transport.value(), to_text(self.big))
 
 
 class _Reader(protocol.Protocol):

@@ -356,7 +356,8 @@ class SoakClient:
             self.violation(*problem)
         elif reply.__class__ is not Error:
             if self.measured:
-                figures.latency(self.path, sent_at, now - sent_at)
+                figures.latency(self.path, sent_at, now - sent_at,
+                                "%s %s" % (op, self.role))
             elif self.role == "big" and subject in self.big:
                 figures.big_ops.append((op, self.path, sent_at, now - sent_at))
         if not self.pending and self.conn is not None and not self.closing:

@@ -42,6 +42,9 @@ class Figures:
         self.acks = 0
         self.sent_at = dict((path, array("d")) for path in PATHS)
         self.seconds = dict((path, array("d")) for path in PATHS)
+        self.kinds = dict((path, array("B")) for path in PATHS)  # index into kind_names
+        self.kind_names = []  # "<op> <role>": which command, sent by which kind of client
+        self._kind_index = {}
         self.big_ops = []  # (op, path, sent_at, seconds)
         self.lags = array("d")  # how late each of the load generator's ticks ran
         self.lag_at = array("d")  # when each was due
@@ -52,9 +55,14 @@ class Figures:
         self.kill_at = None
         self.first_ack = {}  # path -> when the first write sent after the kill was acked
 
-    def latency(self, path: str, sent_at: float, seconds: float) -> None:
+    def latency(self, path: str, sent_at: float, seconds: float, kind: str = "") -> None:
+        index = self._kind_index.get(kind)
+        if index is None:
+            index = self._kind_index[kind] = len(self.kind_names)
+            self.kind_names.append(kind)
         self.sent_at[path].append(sent_at)
         self.seconds[path].append(seconds)
+        self.kinds[path].append(index)
 
     def incident(self, kind: str, start: float, end: float, client, detail="") -> None:
         if len(self.incidents) < MAX_INCIDENTS:
@@ -93,20 +101,26 @@ class Figures:
                   "acknowledged_writes": self.acks}
         cutoff = started + warmup
         outside_all = []
+        by_kind = {}
         for path in PATHS:
             outside, inside, early = [], [], []
-            for sent_at, seconds in zip(self.sent_at[path], self.seconds[path]):
+            for sent_at, seconds, kind in zip(self.sent_at[path], self.seconds[path],
+                                              self.kinds[path]):
                 if sent_at < cutoff:
                     early.append(seconds)
                 elif overlaps(sent_at, sent_at + seconds, window):
                     inside.append(seconds)
                 else:
                     outside.append(seconds)
+                    by_kind.setdefault("%s %s" % (path, self.kind_names[kind]),
+                                       []).append(seconds)
             outside_all += outside
             result["small_" + path] = _latencies(outside)
             result["small_%s_kill_window" % (path,)] = _latencies(inside)
             result["small_%s_warmup" % (path,)] = _latencies(early)
         result["small"] = _latencies(outside_all)
+        result["small_by_kind"] = dict((kind, _latencies(seconds))
+                                       for kind, seconds in by_kind.items())
         slowest = heapq.nlargest(SLOWEST, (
             (seconds, sent_at, path) for path in PATHS
             for sent_at, seconds in zip(self.sent_at[path], self.seconds[path])

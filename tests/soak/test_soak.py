@@ -517,6 +517,20 @@ class FiguresTests(SynchronousTestCase):
         self.assertEqual(summary["small_proxy_warmup"]["count"], 1)
         self.assertEqual(summary["incidents"], {"error_in_window": 1, "error_outside": 1})
 
+    def test_byKind(self) -> None:
+        """Latencies outside the window and warm-up are also summed up per path, command
+        and kind of client."""
+        figures = Figures()
+        figures.latency("proxy", 10.0, 0.010, "GET simple")
+        figures.latency("proxy", 11.0, 0.030, "GET simple")
+        figures.latency("direct", 12.0, 0.020, "ECHO pipeline")
+        figures.latency("direct", 1.0, 0.5, "ECHO pipeline")  # in the warm-up
+        summary = figures.summary(0.0, 2.0, None)
+        self.assertEqual(summary["small_by_kind"], {
+            "proxy GET simple": {"count": 2, "p50_ms": 10.0, "p99_ms": 30.0, "max_ms": 30.0},
+            "direct ECHO pipeline": {"count": 1, "p50_ms": 20.0, "p99_ms": 20.0,
+                                     "max_ms": 20.0}})
+
     def test_bySecond(self) -> None:
         """Each whole second since the start gets its requests' count, p99 and maximum."""
         samples = [(100.2, 0.001), (100.9, 0.003), (102.5, 0.040)]

@@ -18,6 +18,7 @@ from kvtwist.wire.replies import (
     SetReply,
     Status,
     Streamed,
+    bulk_pieces,
     resp_pieces,
     sorted_pairs,
     stream_array,
@@ -209,6 +210,21 @@ class StreamedTests(SynchronousTestCase):
         stream = Streamed(len(items), iter(cut(items, cuts)), pairs=True)
         render = to_resp3 if resp3 else to_resp
         self.assertEqual(b"".join(resp_pieces(stream, resp3)), render(Pairs(items)))
+
+    @given(st.binary(max_size=300), st.integers(1, 64), st.booleans())
+    def test_bulk_pieces(self, value, size, resp3) -> None:
+        """A bulk string's pieces join to its rendering, in RESP2 and RESP3 alike."""
+        render = to_resp3 if resp3 else to_resp
+        self.assertEqual(b"".join(bulk_pieces(value, size)), render(value))
+
+    def test_bulk_pieces_are_slices(self) -> None:
+        """Each piece carries one slice of the value: the header rides with the first, the
+        CRLF with the last, so no piece holds more than a slice and a few bytes."""
+        value = bytes(range(256)) * 40  # 10240 bytes
+        pieces = list(bulk_pieces(value, 4096))
+        self.assertEqual([len(piece) for piece in pieces], [4096 + 8, 4096, 2048 + 2])
+        self.assertEqual(pieces[0][:8], b"$10240\r\n")
+        self.assertEqual(list(bulk_pieces(b"ab", 4096)), [b"$2\r\nab\r\n"])
 
     def test_rendered_whole_where_not_streamed(self) -> None:
         """Anywhere but the top of a reply (EXEC's array), a Streamed renders as its whole value."""
