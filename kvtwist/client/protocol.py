@@ -130,6 +130,7 @@ class RespClientProtocol(protocol.Protocol):
         self._parser = respreply.ReplyParser(max_depth, too_deep)
         self._pending: deque = deque()
         self._outgoing: list = []
+        self._large_out = False  # _outgoing holds a piece over respreply.LARGE_ARG
         self._direct = None  # direct_writer of a TCP transport, once connected
         self._flush_call = None
         self._deadlines = Deadlines(clock, lambda: self._pending, self._timed_out)
@@ -225,12 +226,24 @@ class RespClientProtocol(protocol.Protocol):
                 self._flush_call.cancel()
             self._flush_call = None
         if self._outgoing and self.transport is not None:
-            data = self._outgoing[0] if len(self._outgoing) == 1 else b"".join(self._outgoing)
+            outgoing = self._outgoing
             self._outgoing = []
-            if self._direct is not None:
-                self._direct(data)
-            else:
-                self.transport.write(data)
+            write = self._direct if self._direct is not None else self.transport.write
+            if self._large_out:  # a large argument goes as itself, never joined
+                self._large_out = False
+                for data in respreply.coalesce(outgoing):
+                    write(data)
+                return
+            write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
+
+    def queue_request(self, data) -> None:
+        """Queue an encoded request (``encode_request``'s bytes or pieces) for the next
+        flush, after those already queued."""
+        if data.__class__ is bytes:
+            self._outgoing.append(data)
+        else:
+            self._outgoing += data
+            self._large_out = True
 
     def close(self) -> defer.Deferred:
         """Close the connection; the Deferred fires once it is closed.
@@ -250,7 +263,7 @@ class RespClientProtocol(protocol.Protocol):
             reason = self._closed_reason or ClientDisconnected("not connected to the server")
             return defer.fail(reason)
         try:
-            data = respreply.encode_command(argv)
+            data = respreply.encode_request(argv)  # a list when an argument is large
         except (TypeError, ValueError) as exc:
             return defer.fail(exc)
         command = argv[0] if argv else b""
@@ -263,7 +276,7 @@ class RespClientProtocol(protocol.Protocol):
             entry.collected = []
             entry.expect = len(argv) - 1 if len(argv) > 1 else None
         self._pending.append(entry)
-        self._outgoing.append(data)
+        self.queue_request(data)
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(0, self._scheduled_flush)
         if timeout is None:

@@ -17,14 +17,15 @@ from twisted.python.failure import Failure
 
 from kvtwist.client import KVClient, RespClientFactory
 from kvtwist.loop.turns import at_turn_end
-from kvtwist.wire.respreply import encode_command
+from kvtwist.wire.respreply import LARGE_ARG, encode_request
 
 log = Logger()
 
 
-def encode(argv: list) -> bytes:
+def encode(argv: list):
     """``argv`` as a RESP request: one formatting for the usual two or three bytes
-    arguments (GET key, SET key value), else ``encode_command``; O(len(argv))."""
+    arguments (GET key, SET key value), else ``encode_request`` (pieces when an argument
+    is large); O(len(argv))."""
     count = len(argv)
     if count == 2:
         name, key = argv
@@ -32,10 +33,11 @@ def encode(argv: list) -> bytes:
             return b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(name), name, len(key), key)
     elif count == 3:
         name, key, value = argv
-        if name.__class__ is bytes and key.__class__ is bytes and value.__class__ is bytes:
+        if (name.__class__ is bytes and key.__class__ is bytes and value.__class__ is bytes
+                and len(value) <= LARGE_ARG):
             return b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
                 len(name), name, len(key), key, len(value), value)
-    return encode_command(argv)
+    return encode_request(argv)
 
 
 class Slot:
@@ -109,7 +111,7 @@ class BackendLink(KVClient):
         """Send ``argv``; ``slot`` is called with its reply. The caller knows the link is
         connected (``is_connected``). O(len(argv))."""
         self._pending.append(slot)
-        self._outgoing.append(encode(argv))
+        self.queue_request(encode(argv))
         if not self._flush_due:
             self._flush_due = True
             self._at_turn_end(self._turn_ended)

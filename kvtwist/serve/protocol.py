@@ -11,7 +11,8 @@ from twisted.python.failure import Failure
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer
-from kvtwist.wire.replies import BULK_SLICE, NO_REPLY, OK, Error, Streamed, to_resp, to_resp3
+from kvtwist.wire.replies import (
+    BULK_SLICE, NO_REPLY, OK, Error, Streamed, bulk_pieces, to_resp, to_resp3)
 from kvtwist.wire.textreply import to_text
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import StreamedReplies, forget_checksum
@@ -375,6 +376,18 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             if not message.split(" ", 1)[0].isupper():
                 message = "ERR " + message
             result = Error(message)
+        elif (result.__class__ is bytes and len(result) > BULK_SLICE and self.dialect is RESP
+              and index == len(chunk.parts) - 1 and chunk is not self._chunk
+              and chunk.stream is None and not chunk.close):
+            # A large value answering the last request of its read (a GET through kvproxy,
+            # a BLMOVE): streamed a slice per turn after the chunk's other replies, as
+            # dataReceived streams a GET's, rather than copied whole into the reply.
+            chunk.parts[index] = b""
+            chunk.stream = bulk_pieces(result)
+            chunk.pending -= 1
+            if chunk.pending == 0:
+                self._flush(self._write, self._close)
+            return
         part = chunk.parts[index] = render(result)
         if chunk.size >= 0:
             chunk.size += len(part)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from kvtwist.wire.replies import NIL_ARRAY, Error, Status
 from kvtwist.wire.resp import _CRLF, ProtocolError, _Buffer
 
-__all__ = ["NEED_MORE", "ProtocolError", "ReplyParser", "encode_command"]
+__all__ = ["NEED_MORE", "ProtocolError", "ReplyParser", "coalesce", "encode_command",
+           "encode_request"]
 
 
 class _NeedMore:
@@ -36,7 +37,10 @@ class ReplyParser(_Buffer):
     downstream is spared it.
     """
 
-    __slots__ = ("_stack", "_max_depth", "_too_deep", "_deep")
+    __slots__ = ("_stack", "_max_depth", "_too_deep", "_deep", "_large")
+
+    # An awaited bulk string at least this long is cut out of the received pieces directly.
+    LARGE_BULK = 1 << 20
 
     def __init__(self, max_depth: int | None = None, too_deep=None) -> None:
         _Buffer.__init__(self)
@@ -46,18 +50,35 @@ class ReplyParser(_Buffer):
             too_deep = Error("ERR reply nested deeper than %d arrays" % (max_depth,))
         self._too_deep = too_deep
         self._deep = False  # the reply being parsed nests deeper than max_depth
+        self._large = None  # (size, start in _buf) of an awaited large bulk string
 
     def next_reply(self):
         """Return the next complete reply value, or NEED_MORE.
 
         Raises ProtocolError for malformed input (and again on every later call).
         """
+        stack = self._stack
+        if self._large is not None and self._ready and self._error is None:
+            value = self._take_large()
+            while stack:  # as below: the value completes the arrays it ends
+                top = stack[-1]
+                top[0].append(value)
+                top[1] -= 1
+                if top[1]:
+                    break
+                stack.pop()
+                value = top[0]
+            else:
+                self._done(self._pos, len(self._buf))
+                if self._deep:
+                    self._deep = False
+                    return self._too_deep
+                return value
         if not self._start():
             return NEED_MORE
         buf = self._buf
         pos = self._pos
         end = len(buf)
-        stack = self._stack
         while True:
             scan = self._scan
             nl = buf.find(_CRLF, scan if scan > pos else pos)
@@ -79,8 +100,11 @@ class ReplyParser(_Buffer):
                     start = nl + 2
                     stop = start + size
                     if stop + 2 > end:
-                        # Header re-read on resume; the body is not scanned meanwhile.
+                        # Header re-read on resume; the body is not scanned meanwhile. A
+                        # large one is cut from the pieces once they are all here.
                         self._wait_bytes(pos, stop + 2 - pos)
+                        if size >= self.LARGE_BULK:
+                            self._large = (size, start)
                         return NEED_MORE
                     if buf[stop:stop + 2] != _CRLF:
                         raise self._fail("Protocol error: bulk string not followed by CRLF")
@@ -131,6 +155,42 @@ class ReplyParser(_Buffer):
                 return value
 
 
+    def _take_large(self):
+        # The awaited large bulk string (all of it and its CRLF are buffered) is joined
+        # straight from the received pieces: one copy of its bytes, where merging the
+        # pieces and slicing the value out would make two. What follows its CRLF becomes
+        # the buffer. O(size).
+        size, start = self._large
+        self._large = None
+        pieces = self._chunks
+        if start < len(self._buf):
+            pieces.insert(0, memoryview(self._buf)[start:])
+        parts = []
+        need = size
+        index = 0
+        while need:
+            piece = pieces[index]
+            if len(piece) <= need:
+                parts.append(piece)
+                need -= len(piece)
+                index += 1
+            else:
+                view = memoryview(piece)
+                parts.append(view[:need])
+                pieces[index] = view[need:]
+                need = 0
+        rest = b"".join(pieces[index:])
+        self._chunks = []
+        self._pending = 0
+        self._scan = 0
+        if rest[:2] != _CRLF:
+            self._buf, self._pos = b"", 0
+            raise self._fail("Protocol error: bulk string not followed by CRLF")
+        self._buf = rest
+        self._pos = 2
+        return b"".join(parts)
+
+
 def _arg_bytes(arg) -> bytes:
     cls = arg.__class__
     if cls is str:
@@ -152,15 +212,52 @@ def _arg_bytes(arg) -> bytes:
     raise TypeError("a command argument must be bytes, str, int or float, not %r" % (arg,))
 
 
+# A request argument longer than this is sent as a piece of its own (encode_request).
+LARGE_ARG = 1 << 20
+
+
 def encode_command(args) -> bytes:
     """Return the RESP2 multibulk request for ``args`` (bytes, str as UTF-8, int, float).
 
     Raises TypeError for any other argument type (bool included, as redis-py does).
     """
+    data = encode_request(args)
+    return data if data.__class__ is bytes else b"".join(data)
+
+
+def encode_request(args):
+    """Return ``encode_command(args)``; but when an argument is longer than LARGE_ARG,
+    the request's pieces instead, a list in which each such argument is itself, uncopied
+    (their join is the request): a 16 MB SET is sent without being copied into one.
+    O(number of arguments) plus the bytes of the small ones."""
     parts = [b""]
+    count = 0
+    large = False
     for arg in args:
         if arg.__class__ is not bytes:
             arg = _arg_bytes(arg)
-        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    parts[0] = b"*%d\r\n" % (len(parts) - 1)
-    return b"".join(parts)
+        size = len(arg)
+        count += 1
+        if size > LARGE_ARG:
+            parts += (b"$%d\r\n" % size, arg, _CRLF)
+            large = True
+        else:
+            parts.append(b"$%d\r\n%s\r\n" % (size, arg))
+    parts[0] = b"*%d\r\n" % count
+    return parts if large else b"".join(parts)
+
+
+def coalesce(pieces: list):
+    """Yield ``pieces`` (bytes) as few writes: each run of pieces up to LARGE_ARG long
+    joined, each longer one alone and uncopied. O(total length of the short ones)."""
+    run = []
+    for piece in pieces:
+        if len(piece) > LARGE_ARG:
+            if run:
+                yield b"".join(run)
+                run = []
+            yield piece
+        else:
+            run.append(piece)
+    if run:
+        yield b"".join(run)

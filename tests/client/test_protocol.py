@@ -153,6 +153,30 @@ class PipeliningTests(unittest.SynchronousTestCase):
         self.assertEqual(results(ds), replies)
 
 
+class LargeArgumentTests(unittest.SynchronousTestCase):
+    """A request with a large argument sends that argument as a write of its own."""
+
+    def test_large_value_written_uncopied(self):
+        """A 2 MB SET between two small requests: the bytes on the wire are the three
+        requests in order, and the value object itself is handed to the transport."""
+        proto, transport, clock = connected()
+        handed = []
+        write = transport.write
+        transport.write = lambda data: handed.append(data) or write(data)
+        big = b"v" * (respreply.LARGE_ARG + 1)
+        proto.execute(b"PING")
+        proto.execute(b"SET", b"k", big)
+        proto.execute(b"GET", b"k")
+        clock.advance(0)
+        self.assertTrue(any(data is big for data in handed))
+        self.assertEqual(transport.value(), respreply.encode_command([b"PING"])
+                         + respreply.encode_command([b"SET", b"k", big])
+                         + respreply.encode_command([b"GET", b"k"]))
+        proto.execute(b"GET", b"k")
+        clock.advance(0)
+        self.assertEqual(handed[-1], respreply.encode_command([b"GET", b"k"]))
+
+
 class DisconnectTests(unittest.SynchronousTestCase):
     """Every pending request fails clearly when the connection goes."""
 

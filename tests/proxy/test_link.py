@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from kvtwist.client import ClientDisconnected, RequestTimeout, UnexpectedReply
 from kvtwist.proxy.link import BackendLink, Slot, encode, fetcher
 from kvtwist.wire.replies import Error
-from kvtwist.wire.respreply import encode_command
+from kvtwist.wire.respreply import LARGE_ARG, encode_command
 from tests.proxy.test_backend import BackendCase
 
 
@@ -121,3 +121,10 @@ class EncodeTests(SynchronousTestCase):
     def test_sameBytes(self, argv) -> None:
         """Any argv of bytes encodes as encode_command encodes it."""
         self.assertEqual(encode(argv), encode_command(argv))
+
+    def test_largeValueInPieces(self) -> None:
+        """A SET of a large value is pieces, the value uncopied among them."""
+        big = b"v" * (LARGE_ARG + 1)
+        pieces = encode([b"SET", b"k", big])
+        self.assertTrue(any(piece is big for piece in pieces))
+        self.assertEqual(b"".join(pieces), encode_command([b"SET", b"k", big]))

@@ -723,6 +723,29 @@ class LargeValueReplyTests(SynchronousTestCase):
         self.writes(transport)
         self.assertEqual(transport.value(), b"+OK\r\n" + to_resp(self.big))
 
+    def test_deferred_reply_streamed(self) -> None:
+        """A large value a Deferred answers (kvproxy's GET), last of its read, is streamed
+        too, behind the read's earlier replies and before later reads' replies."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*1\r\n$4\r\nPING\r\n*2\r\n$7\r\nSLOWGET\r\n$3\r\nbig\r\n")
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$5\r\nsmall\r\n")
+        d, value = self.store.slow.pop()
+        d.callback(value)
+        first = len(transport.value())
+        self.assertLessEqual(first, len(b"+PONG\r\n") + BULK_SLICE + 16)
+        sizes = self.writes(transport)
+        self.assertGreaterEqual(len([size for size in sizes if size]), 3)
+        self.assertEqual(transport.value(),
+                         b"+PONG\r\n" + to_resp(self.big) + b"$1\r\nv\r\n")
+
+    def test_deferred_reply_not_last_is_whole(self) -> None:
+        """Followed by another reply of its read, the large value is rendered whole, in order."""
+        proto, transport = self.connect()
+        proto.dataReceived(b"*2\r\n$7\r\nSLOWGET\r\n$3\r\nbig\r\n*1\r\n$4\r\nPING\r\n")
+        d, value = self.store.slow.pop()
+        d.callback(value)
+        self.assertEqual(transport.value(), to_resp(self.big) + b"+PONG\r\n")
+
     def test_text_dialect_unchanged(self) -> None:
         """The text dialect answers it whole, as before."""
         proto, transport = self.connect()

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from kvtwist.wire.replies import NIL_ARRAY, Error, Pairs, Status, to_resp
-from kvtwist.wire.respreply import NEED_MORE, ProtocolError, ReplyParser, encode_command
+from kvtwist.wire.respreply import (
+    LARGE_ARG, NEED_MORE, ProtocolError, ReplyParser, coalesce, encode_command, encode_request)
 from tests.redisref import start_redis_or_skip
 
 
@@ -148,6 +149,42 @@ class ReplyParserTests(SynchronousTestCase):
                 value = parser.next_reply()
         self.assertEqual(got, [reply, Status(b"next")])
 
+    @given(st.lists(st.integers(1, 300000), min_size=1, max_size=12), st.booleans(),
+           st.integers(0, 3))
+    def test_large_bulk_any_split(self, cuts, nested, extra) -> None:
+        """A bulk string over LARGE_BULK, alone or inside an array, with replies after it,
+        parses the same however the bytes are cut (it is cut from the pieces directly)."""
+        big = bytes(range(256)) * ((ReplyParser.LARGE_BULK >> 8) + 1) + b"x" * extra
+        reply = [b"a", big, 5] if nested else big
+        wire = to_resp(reply) + b"+next\r\n$1\r\nz\r\n"
+        parser = ReplyParser()
+        got = []
+        start = 0
+        for size in cuts + [len(wire)]:
+            parser.feed(wire[start:start + size])
+            start += size
+            value = parser.next_reply()
+            while value is not NEED_MORE:
+                got.append(value)
+                value = parser.next_reply()
+        self.assertEqual(got, [reply, Status(b"next"), b"z"])
+
+    def test_large_bulk_waits_for_its_end(self) -> None:
+        """Until its last byte and CRLF arrive, a large bulk string is NEED_MORE; a large
+        one not followed by CRLF is malformed, as a small one is."""
+        big = b"v" * (ReplyParser.LARGE_BULK + 10)
+        wire = to_resp(big)
+        parser = ReplyParser()
+        parser.feed(wire[:-1])
+        self.assertIs(parser.next_reply(), NEED_MORE)
+        parser.feed(wire[-1:])
+        self.assertEqual(parser.next_reply(), big)
+        self.assertEqual(parser.buffered(), 0)
+        parser = ReplyParser()
+        parser.feed(wire[:-2] + b"xx")
+        self.assertRaises(ProtocolError, parser.next_reply)
+        self.assertRaises(ProtocolError, parser.next_reply)
+
     def test_pairs_arrive_flat(self) -> None:
         """Pairs travel as a flat array and parse back as one."""
         parser = ReplyParser()
@@ -174,6 +211,33 @@ class EncodeCommandTests(SynchronousTestCase):
         """bool, None and other objects are TypeErrors."""
         for bad in (True, None, object(), [b"x"]):
             self.assertRaises(TypeError, encode_command, [b"SET", bad])
+
+
+class EncodeRequestTests(SynchronousTestCase):
+    """encode_request keeps a large argument uncopied among the request's pieces."""
+
+    @given(st.lists(st.sampled_from([b"", b"k", b"\r\n", None]), min_size=1, max_size=6))
+    def test_joins_to_encode_command(self, shape) -> None:
+        """Large or not, the pieces join to encode_command's bytes; small only: bytes."""
+        large = b"L" * (LARGE_ARG + 1)
+        argv = [large if arg is None else arg for arg in shape]
+        data = encode_request(argv)
+        if None in shape:
+            self.assertIsInstance(data, list)
+            self.assertTrue(any(piece is large for piece in data))
+            self.assertEqual(b"".join(data), encode_command(argv))
+        else:
+            self.assertEqual(data, encode_command(argv))
+
+    def test_coalesce(self) -> None:
+        """Short pieces are joined into runs; a large one is yielded alone, the same object."""
+        large = b"L" * (LARGE_ARG + 1)
+        self.assertEqual(list(coalesce([b"a", b"b"])), [b"ab"])
+        out = list(coalesce([b"*3\r\n", b"$1\r\nk\r\n", large, b"\r\n", b"x"]))
+        self.assertEqual(out[0], b"*3\r\n$1\r\nk\r\n")
+        self.assertIs(out[1], large)
+        self.assertEqual(out[2:], [b"\r\nx"])
+        self.assertEqual(list(coalesce([large])), [large])
 
 
 def exchange(port: int, data: bytes) -> list:
