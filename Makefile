@@ -45,13 +45,12 @@ PYTEST = -m pytest -q -n 2
 test-cpython: $(VENV)/.installed
 	$(VENV)/bin/python $(PYTEST)
 
-# PYPY_GC_NURSERY, PYPY_GC_INCREMENT_STEP: what a PyPy twistd would restart itself with
-# (serve/daemon.py), set up front so each of the many servers the tests start runs in one
-# process.
+# PYPY_GC_NURSERY: the nursery a PyPy twistd would restart itself with (serve/daemon.py),
+# set up front so each of the many servers the tests start runs in one process.
 test-pypy:
 	@if command -v $(PYPY) >/dev/null 2>&1; then \
 		$(MAKE) --no-print-directory $(PYPY_VENV)/.installed && \
-		PYPY_GC_NURSERY=16MB PYPY_GC_INCREMENT_STEP=4MB $(PYPY_VENV)/bin/python $(PYTEST); \
+		PYPY_GC_NURSERY=16MB $(PYPY_VENV)/bin/python $(PYTEST); \
 	else echo "$(PYPY) not found: PyPy run skipped (apt-get install pypy3 pypy3-venv)"; fi
 
 ## The slow stage (CI runs it after `make test`): the soak test, under CPython, then with

@@ -19,31 +19,22 @@ from kvtwist import __version__
 # (PyPy servers, 30 s, same load): with 16 MB kvproxy spent 2.6 s in GC instead of 7.0
 # (its major collections 9 instead of 20) and kvstore 1.7 s instead of 4.2.
 PYPY_NURSERY = "16MB"
-# How much a step of PyPy's incremental major collection marks: by default twice the
-# nursery (32 MB with the one above), a 25-35 ms pause of the reactor every few large
-# requests. 4 MB steps are 7-10 ms. One connection SETting and GETting 16 MB values in a
-# loop while another PINGs every millisecond: the PINGs' p99 was 26-27 ms with the
-# default step, 10-12 ms with 4 MB (13 ms with 2 MB, 17 ms with 8 MB).
-PYPY_INCREMENT_STEP = "4MB"
 
 
 def pypy_restart(implementation: str, executable: str, main_file, argv: list, environ: dict):
-    """``(argv, environ)`` to re-run twistd with PYPY_NURSERY as PyPy's GC nursery and
-    PYPY_INCREMENT_STEP as its major collection's step, or None.
+    """``(argv, environ)`` to re-run twistd with PYPY_NURSERY as PyPy's GC nursery, or None.
 
     Only PyPy running the ``twistd`` script as its main program (``main_file``: the
     ``__main__`` module's file, None if it has none; a program that runs twistd inside
     itself is left alone), and only when PYPY_GC_NURSERY is not set (a value set by the
-    user is kept, and the restarted process has it set); a PYPY_GC_INCREMENT_STEP the
-    user set is kept too.
+    user is kept, and the restarted process has it set).
     """
     if implementation != "PyPy" or "PYPY_GC_NURSERY" in environ:
         return None
     if not main_file or os.path.basename(main_file) != "twistd":
         return None
-    restarted = dict(environ, PYPY_GC_NURSERY=PYPY_NURSERY)
-    restarted.setdefault("PYPY_GC_INCREMENT_STEP", PYPY_INCREMENT_STEP)
-    return [executable, main_file] + list(argv[1:]), restarted
+    return ([executable, main_file] + list(argv[1:]),
+            dict(environ, PYPY_GC_NURSERY=PYPY_NURSERY))
 
 
 class ServerOptions(usage.Options):

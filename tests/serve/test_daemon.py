@@ -41,8 +41,7 @@ class ServerOptionsTests(SynchronousTestCase):
 
 
 class PyPyNurseryTests(SynchronousTestCase):
-    """twistd under PyPy restarts itself once with a larger GC nursery and a smaller major
-    collection step (daemon.pypy_restart)."""
+    """twistd under PyPy restarts itself once with a larger GC nursery (daemon.pypy_restart)."""
 
     twistd = ["/venv/bin/twistd", "-n", "kvstore", "--data", "d"]
 
@@ -53,17 +52,8 @@ class PyPyNurseryTests(SynchronousTestCase):
         argv, environ = daemon.pypy_restart("PyPy", "/venv/bin/pypy3", "/venv/bin/twistd",
                                             ["twistd"] + self.twistd[1:], env)
         self.assertEqual(argv, ["/venv/bin/pypy3"] + self.twistd)
-        self.assertEqual(environ, {"PATH": "/bin", "PYPY_GC_NURSERY": daemon.PYPY_NURSERY,
-                                   "PYPY_GC_INCREMENT_STEP": daemon.PYPY_INCREMENT_STEP})
+        self.assertEqual(environ, {"PATH": "/bin", "PYPY_GC_NURSERY": daemon.PYPY_NURSERY})
         self.assertEqual(env, {"PATH": "/bin"})
-
-    def test_keepsTheUsersStep(self) -> None:
-        """A PYPY_GC_INCREMENT_STEP the user set survives the restart unchanged."""
-        env = {"PYPY_GC_INCREMENT_STEP": "1MB"}
-        _, environ = daemon.pypy_restart("PyPy", "/venv/bin/pypy3", "/venv/bin/twistd",
-                                         ["twistd"] + self.twistd[1:], env)
-        self.assertEqual(environ["PYPY_GC_INCREMENT_STEP"], "1MB")
-        self.assertEqual(environ["PYPY_GC_NURSERY"], daemon.PYPY_NURSERY)
 
     def test_noRestart(self) -> None:
         """CPython, a nursery chosen by the user, or a main program that is not the twistd
