@@ -105,6 +105,30 @@ class _Buffer:
         else:
             self._pos = pos
 
+    def _cut(self, start: int, size: int) -> tuple:
+        """Split what is buffered from ``_buf[start]`` on (``_buf``'s tail, then the queued
+        chunks) after ``size`` bytes, which must all be there: return the pieces holding
+        them and the pieces of what follows, a piece cut across as two memoryviews. Nothing
+        is copied: O(number of pieces)."""
+        pieces = self._chunks
+        if start < len(self._buf):
+            pieces.insert(0, memoryview(self._buf)[start:])
+        parts = []
+        need = size
+        index = 0
+        while need:
+            piece = pieces[index]
+            if len(piece) <= need:
+                parts.append(piece)
+                need -= len(piece)
+                index += 1
+            else:
+                view = memoryview(piece)
+                parts.append(view[:need])
+                pieces[index] = view[need:]
+                need = 0
+        return parts, pieces[index:]
+
     def _fail(self, message: str):
         self._error = ProtocolError(message)
         return self._error
@@ -356,28 +380,12 @@ class RequestParser(_Buffer):
         # The awaited argument (all of it and its CRLF are buffered) is joined straight from
         # the received pieces: one copy of its bytes, where merging the pieces and slicing
         # the argument out would make two. What follows it becomes the buffer.
-        pieces = self._chunks
-        if self._pos < len(self._buf):
-            pieces.insert(0, memoryview(self._buf)[self._pos:])
-        parts = []
-        need = self._bulk
-        index = 0
-        while need:
-            piece = pieces[index]
-            if len(piece) <= need:
-                parts.append(piece)
-                need -= len(piece)
-                index += 1
-            else:
-                view = memoryview(piece)
-                parts.append(view[:need])
-                pieces[index] = view[need:]
-                need = 0
+        parts, rest = self._cut(self._pos, self._bulk)
         if self.defer_large:
             self.joining = parts
         else:
             self._args.append(b"".join(parts))
-        self._buf = b"".join(pieces[index:])
+        self._buf = b"".join(rest)
         self._pos = 2  # the CRLF after a bulk is skipped unchecked, as redis-server does
         self._chunks = []
         self._pending = 0

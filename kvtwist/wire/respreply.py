@@ -20,6 +20,7 @@ NEED_MORE = _NeedMore()
 """Returned by ReplyParser.next_reply() when the buffered bytes hold no complete reply."""
 
 _NO_LIMIT = 1 << 62
+_NOTHING = object()  # next_reply: no value parsed yet in this pass of its loop
 
 
 def _bad_integer(text: bytes) -> bool:
@@ -58,87 +59,77 @@ class ReplyParser(_Buffer):
         Raises ProtocolError for malformed input (and again on every later call).
         """
         stack = self._stack
+        value = _NOTHING  # or a value cut out before the loop, which starts by placing it
         if self._large is not None and self._ready and self._error is None:
             value = self._take_large()
-            while stack:  # as below: the value completes the arrays it ends
-                top = stack[-1]
-                top[0].append(value)
-                top[1] -= 1
-                if top[1]:
-                    break
-                stack.pop()
-                value = top[0]
-            else:
-                self._done(self._pos, len(self._buf))
-                if self._deep:
-                    self._deep = False
-                    return self._too_deep
-                return value
-        if not self._start():
+        elif not self._start():
             return NEED_MORE
         buf = self._buf
         pos = self._pos
         end = len(buf)
         while True:
-            scan = self._scan
-            nl = buf.find(_CRLF, scan if scan > pos else pos)
-            if nl < 0:
-                self._wait_line(pos, end, _NO_LIMIT)
-                return NEED_MORE
-            kind = buf[pos]
-            text = buf[pos + 1:nl]
-            if kind == 36:  # $ bulk string
-                if _bad_integer(text):
-                    raise self._fail("Protocol error: invalid bulk length")
-                size = int(text)
-                if size < 0:
-                    if size != -1:
+            if value is _NOTHING:
+                scan = self._scan
+                nl = buf.find(_CRLF, scan if scan > pos else pos)
+                if nl < 0:
+                    self._wait_line(pos, end, _NO_LIMIT)
+                    return NEED_MORE
+                kind = buf[pos]
+                text = buf[pos + 1:nl]
+                if kind == 36:  # $ bulk string
+                    if _bad_integer(text):
                         raise self._fail("Protocol error: invalid bulk length")
-                    value = None
+                    size = int(text)
+                    if size < 0:
+                        if size != -1:
+                            raise self._fail("Protocol error: invalid bulk length")
+                        value = None
+                        pos = nl + 2
+                    else:
+                        start = nl + 2
+                        stop = start + size
+                        if stop + 2 > end:
+                            # Header re-read on resume; the body is not scanned meanwhile. A
+                            # large one is cut from the pieces once they are all here.
+                            self._wait_bytes(pos, stop + 2 - pos)
+                            if size >= self.LARGE_BULK:
+                                self._large = (size, start)
+                            return NEED_MORE
+                        if buf[stop:stop + 2] != _CRLF:
+                            raise self._fail(
+                                "Protocol error: bulk string not followed by CRLF")
+                        value = buf[start:stop]
+                        pos = stop + 2
+                elif kind == 42:  # * array
+                    if _bad_integer(text):
+                        raise self._fail("Protocol error: invalid multibulk length")
+                    size = int(text)
+                    pos = nl + 2
+                    if len(stack) >= self._max_depth:
+                        self._deep = True
+                    if size > 0:
+                        stack.append([[], size])
+                        continue
+                    if size == 0:
+                        value = []
+                    elif size == -1:
+                        value = NIL_ARRAY
+                    else:
+                        raise self._fail("Protocol error: invalid multibulk length")
+                elif kind == 43:  # + status
+                    value = Status(text)
+                    pos = nl + 2
+                elif kind == 58:  # : integer
+                    if _bad_integer(text):
+                        raise self._fail("Protocol error: invalid integer %r" % (text,))
+                    value = int(text)
+                    pos = nl + 2
+                elif kind == 45:  # - error
+                    value = Error(text.decode("utf-8", "replace"))
                     pos = nl + 2
                 else:
-                    start = nl + 2
-                    stop = start + size
-                    if stop + 2 > end:
-                        # Header re-read on resume; the body is not scanned meanwhile. A
-                        # large one is cut from the pieces once they are all here.
-                        self._wait_bytes(pos, stop + 2 - pos)
-                        if size >= self.LARGE_BULK:
-                            self._large = (size, start)
-                        return NEED_MORE
-                    if buf[stop:stop + 2] != _CRLF:
-                        raise self._fail("Protocol error: bulk string not followed by CRLF")
-                    value = buf[start:stop]
-                    pos = stop + 2
-            elif kind == 42:  # * array
-                if _bad_integer(text):
-                    raise self._fail("Protocol error: invalid multibulk length")
-                size = int(text)
-                pos = nl + 2
-                if len(stack) >= self._max_depth:
-                    self._deep = True
-                if size > 0:
-                    stack.append([[], size])
-                    continue
-                if size == 0:
-                    value = []
-                elif size == -1:
-                    value = NIL_ARRAY
-                else:
-                    raise self._fail("Protocol error: invalid multibulk length")
-            elif kind == 43:  # + status
-                value = Status(text)
-                pos = nl + 2
-            elif kind == 58:  # : integer
-                if _bad_integer(text):
-                    raise self._fail("Protocol error: invalid integer %r" % (text,))
-                value = int(text)
-                pos = nl + 2
-            elif kind == 45:  # - error
-                value = Error(text.decode("utf-8", "replace"))
-                pos = nl + 2
-            else:
-                raise self._fail("Protocol error: unexpected reply type byte %r" % (chr(kind),))
+                    raise self._fail(
+                        "Protocol error: unexpected reply type byte %r" % (chr(kind),))
             while stack:
                 top = stack[-1]
                 top[0].append(value)
@@ -153,7 +144,7 @@ class ReplyParser(_Buffer):
                     self._deep = False
                     return self._too_deep
                 return value
-
+            value = _NOTHING
 
     def _take_large(self):
         # The awaited large bulk string (all of it and its CRLF are buffered) is joined
@@ -162,24 +153,8 @@ class ReplyParser(_Buffer):
         # the buffer. O(size).
         size, start = self._large
         self._large = None
-        pieces = self._chunks
-        if start < len(self._buf):
-            pieces.insert(0, memoryview(self._buf)[start:])
-        parts = []
-        need = size
-        index = 0
-        while need:
-            piece = pieces[index]
-            if len(piece) <= need:
-                parts.append(piece)
-                need -= len(piece)
-                index += 1
-            else:
-                view = memoryview(piece)
-                parts.append(view[:need])
-                pieces[index] = view[need:]
-                need = 0
-        rest = b"".join(pieces[index:])
+        parts, rest = self._cut(start, size)
+        rest = b"".join(rest)
         self._chunks = []
         self._pending = 0
         self._scan = 0
