@@ -11,8 +11,7 @@ from twisted.python.failure import Failure
 from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer
-from kvtwist.wire.replies import (
-    BULK_SLICE, NO_REPLY, OK, Error, Streamed, bulk_pieces, to_resp, to_resp3)
+from kvtwist.wire.replies import BULK_SLICE, NO_REPLY, OK, Error, Streamed, to_resp, to_resp3
 from kvtwist.wire.textreply import to_text
 from kvtwist.wire.resp import RequestParser
 from kvtwist.serve.streaming import StreamedReplies, forget_checksum
@@ -180,18 +179,15 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
                         chunk.need = need
                 if reply.__class__ is bytes:  # the common GET reply, rendered inline
                     length = len(reply)
-                    if length <= BULK_SLICE:
+                    if length > BULK_SLICE and journal.appended == seq:
+                        # A large value a read returned (not GETDEL's): streamed a slice
+                        # per turn, not copied whole into the reply (that held the reactor).
+                        chunk = self._seal(reply)
+                        parts = chunk.parts
+                    else:
                         parts.append(b"$%d\r\n%s\r\n" % (length, reply))
                         if length > 4096:  # a read's small replies are bounded by its size
                             size += length
-                    elif journal.appended == seq:
-                        # A large value a read returned: streamed a slice per turn rather
-                        # than copied whole into the reply (a 16 MB copy held the reactor).
-                        chunk = self._seal(reply)
-                        parts = chunk.parts
-                    else:  # GETDEL, GETSET... of a large value: its reply answers a write
-                        parts.append(b"$%d\r\n%s\r\n" % (length, reply))
-                        size += length
                 elif reply is OK:
                     parts.append(b"+OK\r\n")
                 else:
@@ -376,14 +372,8 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
             if not message.split(" ", 1)[0].isupper():
                 message = "ERR " + message
             result = Error(message)
-        elif (result.__class__ is bytes and len(result) > BULK_SLICE and self.dialect is RESP
-              and index == len(chunk.parts) - 1 and chunk is not self._chunk
-              and chunk.stream is None and not chunk.close):
-            # A large value answering the last request of its read (a GET through kvproxy,
-            # a BLMOVE): streamed a slice per turn after the chunk's other replies, as
-            # dataReceived streams a GET's, rather than copied whole into the reply.
-            chunk.parts[index] = b""
-            chunk.stream = bulk_pieces(result)
+        elif (result.__class__ is bytes and len(result) > BULK_SLICE
+              and self._stream_last(result, chunk, index)):
             chunk.pending -= 1
             if chunk.pending == 0:
                 self._flush(self._write, self._close)

@@ -113,6 +113,22 @@ class StreamedReplies:
         chunk = self._chunk = self.chunk_type([])
         return chunk
 
+    def _stream_last(self, value: bytes, chunk, index: int) -> bool:
+        """Make the large bulk string ``value``, the reply a Deferred gave for place
+        ``index`` of a held ``chunk``, that chunk's streamed reply; return whether it did.
+
+        Only the last reply of its read (kvproxy's GET, a BLMOVE waiting alone) in RESP can
+        be: it then goes out a slice per turn after the chunk's other replies, as a GET's
+        large value does from dataReceived, rather than copied whole into the reply. A
+        chunk still being read, closing or streaming already keeps it rendered whole.
+        """
+        if (self.dialect is not RESP or index != len(chunk.parts) - 1
+                or chunk is self._chunk or chunk.stream is not None or chunk.close):
+            return False
+        chunk.parts[index] = b""
+        chunk.stream = bulk_pieces(value)
+        return True
+
     def _pieces(self, reply: Streamed):
         # The streamed reply rendered in this connection's dialect, a bytes per slice.
         if reply.__class__ is bytes:  # only the RESP dialect streams a bulk string
