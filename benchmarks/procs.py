@@ -32,26 +32,36 @@ def ephemeral_range() -> tuple:
         return 32768, 60999
 
 
-def free_port() -> int:
+def free_port(companion: int = 0) -> int:
     """Return a TCP port on 127.0.0.1 that was free a moment ago, for a server that must be
-    told its port before it starts (nutcracker, redis-server, a restarted kvstore).
+    told its port before it starts (nutcracker, redis-server, a restarted kvstore). With
+    ``companion``, the port that far above it is free too (a cluster node's bus port).
 
-    The port is drawn at random from below the kernel's ephemeral range, so no outgoing
-    connection and no bind to port 0 in any process can take it before the server binds it;
-    only another caller drawing the same port at the same moment can (about 1 in 10,000)."""
-    first = ephemeral_range()[0]
-    if first <= 11024:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-    while True:
-        port = _PORTS.randrange(first - 10000, first)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+    The ports are drawn at random from below the kernel's ephemeral range, so no outgoing
+    connection and no bind to port 0 in any process can take them before the server binds
+    them; only another caller drawing the same port at the same moment can (about 1 in
+    10,000)."""
+    top = ephemeral_range()[0] - companion
+    for _ in range(1000):
+        if top - 10000 >= 1024:
+            port = _PORTS.randrange(top - 10000, top)
+        else:  # an unusual range: take what the kernel gives
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+        if port + companion < 65536 and _bindable(port) and (
+                not companion or _bindable(port + companion)):
             return port
+    raise ServerError("no free loopback port")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def child_env() -> dict:

@@ -7,12 +7,11 @@ import binascii
 import os
 import select
 import shutil
-import socket
 import subprocess
 import tempfile
 from unittest import SkipTest
 
-from tests.procs import ChildProcess
+from tests.procs import ChildProcess, free_port
 from tests.redisref import RawConnection, _wait_until_listening, find_redis_server
 
 
@@ -26,31 +25,6 @@ def key_slot(key: bytes) -> int:
     return binascii.crc_hqx(key, 0) & 16383
 
 
-def _bindable(port: int) -> bool:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        probe.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.close()
-
-
-def cluster_port() -> int:
-    """A loopback port free a moment ago whose cluster bus port (+10000) is free too."""
-    for _ in range(100):
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        finally:
-            probe.close()
-        if port + 10000 < 65536 and _bindable(port + 10000):
-            return port
-    raise RuntimeError("no free port pair for a cluster node")
-
-
 def _pause(seconds: float) -> None:
     select.select([], [], [], seconds)
 
@@ -60,7 +34,7 @@ class ClusterNode(ChildProcess):
 
     def __init__(self, binary: str, workdir: str) -> None:
         for _ in range(5):
-            self.port = port = cluster_port()
+            self.port = port = free_port(10000)  # and its bus port, +10000
             self.process = subprocess.Popen(
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled",
                  "yes", "--cluster-config-file", os.path.join(workdir, "nodes-%d.conf" % port),

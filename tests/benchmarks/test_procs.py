@@ -44,6 +44,17 @@ class FreePortTests(SynchronousTestCase):
             for sock in held:
                 sock.close()
 
+    def test_companion_port(self) -> None:
+        """With a companion offset, the port that far above is free too, and both lie
+        below the ephemeral range (a cluster node and its bus port)."""
+        first = procs.ephemeral_range()[0]
+        for _ in range(20):
+            port = procs.free_port(10000)
+            self.assertLess(port + 10000, first)
+            for each in (port, port + 10000):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", each))
+
     def test_ephemeral_range_is_the_kernels(self) -> None:
         """The range read is the kernel's setting: first below last, both real ports."""
         first, last = procs.ephemeral_range()

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from kvtwist.storage import datadir
 
 from kvtwist.serve import tap
-from tests.procs import ROOT, TwistdProcess, start_kvstore, twistd_command
+from tests.procs import ROOT, TwistdProcess, free_port, start_kvstore, twistd_command
 
 
 class OptionsTests(SynchronousTestCase):
@@ -392,10 +392,7 @@ class PluginTests(SynchronousTestCase):
         """``twistd -ny kv.tac`` runs the store and the proxy in front of it in one process."""
         work = tempfile.mkdtemp(prefix="kvtwist-tac-")
         self.addCleanup(shutil.rmtree, work, True)
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        store_port = probe.getsockname()[1]
-        probe.close()
+        store_port = free_port()
         env = {"KVTWIST_STORE_LISTEN": "tcp:%d:interface=127.0.0.1" % store_port,
                "KVTWIST_PROXY_LISTEN": "tcp:0:interface=127.0.0.1",
                "KVTWIST_BACKEND": "tcp:127.0.0.1:%d" % store_port}
