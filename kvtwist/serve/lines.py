@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kvtwist.wire import jsonlines
 from kvtwist.wire.inline import UnbalancedQuotes, split_args
-from kvtwist.wire.replies import Error
+from kvtwist.wire.replies import Error, to_resp
 from kvtwist.wire.textreply import to_text
 
 TEXT, RESP, JSON = "text", "resp", "json"
@@ -15,7 +15,15 @@ MAX_LINE = 64 * 1024
 
 
 class LineDialects:
-    """Mixed into KVProtocol: serving the text and JSON dialects' request lines."""
+    """Mixed into KVProtocol: serving the text and JSON dialects' request lines, and an
+    error rendered in whichever dialect the connection speaks."""
+
+    def _render_error(self, message: str) -> bytes:
+        if self.dialect is RESP:
+            return to_resp(Error(message))  # errors are the same bytes in RESP2 and RESP3
+        if self.dialect is JSON:
+            return jsonlines.encode_error(message)
+        return to_text(Error(message))
 
     def lineReceived(self, line: bytes) -> None:
         """Serve one text or JSON request line (its LF removed)."""

@@ -8,7 +8,6 @@ from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from kvtwist.wire import jsonlines
 from kvtwist.loop.directwrite import reply_channel
 from kvtwist.wire.inline import LineFramer
 from kvtwist.wire.replies import BULK_SLICE, NO_REPLY, OK, Error, Streamed, to_resp, to_resp3
@@ -436,13 +435,6 @@ class KVProtocol(LimitedOutput, LineDialects, StreamedReplies, HeldRequests,
         # Sent at once: only a journal release, which flushes the outbox first, can
         # unblock the queue's head here (an immediate callback finds the head blocked).
         self._flush(self._send, self._shut)
-
-    def _render_error(self, message: str) -> bytes:
-        if self.dialect is RESP:
-            return to_resp(Error(message))  # errors are the same bytes in RESP2 and RESP3
-        if self.dialect is JSON:
-            return jsonlines.encode_error(message)
-        return to_text(Error(message))
 
     def _flush(self, write, close_connection) -> None:
         if self._stream is not None:
