@@ -14,7 +14,7 @@ from unittest import skipIf
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.procs import ROOT
+from tests.procs import ROOT, free_port
 from tests.redis_suite.runner import (
     DEFAULT_KVSTORE_ARGS, FILES, OWN, OWN_BLOCK, OWN_FILES, OWN_SERVER_PORTS, OWN_SKIP, TAGS,
     Job, LoggedServer, Ports, Proxied, Runner, drop_option, helper_command, install_servers,
@@ -78,15 +78,23 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(kvstore_args("--fsync no", log=notes.append), ["--fsync", "no"])
 
 
+def free_block(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports all free now, drawn below the
+    ephemeral range as free_port draws (where other tests' connections take none)."""
+    for _ in range(200):
+        low = free_port(count - 1)
+        if all(Ports.bindable(port) for port in range(low, low + count)):
+            return low
+    raise RuntimeError("no %d consecutive free ports" % (count,))
+
+
 class PortsTests(SynchronousTestCase):
     def test_take_skips_busy_and_taken(self):
         """A port already handed out or bound by someone else is not handed out."""
+        port = free_block(2)
         busy = socket.socket()
-        busy.bind(("127.0.0.1", 0))
+        busy.bind(("127.0.0.1", port))
         self.addCleanup(busy.close)
-        port = busy.getsockname()[1]
-        if port + 1 > 65535 or not Ports.bindable(port + 1):
-            self.skipTest("the neighbouring port is busy")
         ports = Ports(port, port + 1)
         self.assertEqual(ports.take(), port + 1)
         self.assertRaises(RuntimeError, ports.take)
@@ -98,12 +106,7 @@ class PortBlockTests(SynchronousTestCase):
     def test_block(self):
         """A block of ports is handed out whole, never overlapping ports taken, and given
         back whole."""
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        low = probe.getsockname()[1]
-        probe.close()
-        if low + 5 > 65535 or not all(Ports.bindable(p) for p in range(low, low + 6)):
-            self.skipTest("the neighbouring ports are busy")
+        low = free_block(6)
         ports = Ports(low, low + 5)
         self.assertEqual(ports.take(), low)
         self.assertEqual(ports.take(count=3), low + 1)
