@@ -495,25 +495,33 @@ class DatabaseFieldTests(SynchronousTestCase):
         self.assertEqual(lines[4], {"error": 'ERR "db" must be a database number, not str'})
 
 
-class StreamedReplyTests(SynchronousTestCase):
-    """Large replies (DUMP, KEYS) go out a slice per reactor turn, in order, behind the gate."""
-
-    KEYS = 5000
+class ClockedCase(SynchronousTestCase):
+    """A KVFactory over a FakeStore on a task.Clock; connect() gives a protocol and its
+    StringTransport."""
 
     def setUp(self) -> None:
         self.store = FakeStore()
         self.journal = self.store.journal
         self.clock = Clock()
         self.factory = KVFactory(self.store, reactor=self.clock)
-        for i in range(self.KEYS):
-            self.store.data[b"key:%05d" % ((i * 7919) % self.KEYS)] = b"value %d" % i
-        self.pairs = Pairs(sorted(self.store.data.items()))
 
     def connect(self):
         proto = self.factory.buildProtocol(None)
         transport = StringTransport()
         proto.makeConnection(transport)
         return proto, transport
+
+
+class StreamedReplyTests(ClockedCase):
+    """Large replies (DUMP, KEYS) go out a slice per reactor turn, in order, behind the gate."""
+
+    KEYS = 5000
+
+    def setUp(self) -> None:
+        ClockedCase.setUp(self)
+        for i in range(self.KEYS):
+            self.store.data[b"key:%05d" % ((i * 7919) % self.KEYS)] = b"value %d" % i
+        self.pairs = Pairs(sorted(self.store.data.items()))
 
     def finish(self, transport) -> int:
         """Run the clock's calls one at a time until none is left; return how many ran."""
@@ -662,23 +670,14 @@ class StreamedReplyTests(SynchronousTestCase):
             self.assertEqual(transport.value(), expected, (request, version))
 
 
-class LargeValueReplyTests(SynchronousTestCase):
+class LargeValueReplyTests(ClockedCase):
     """A GET of a value over BULK_SLICE goes out a slice per reactor turn, never copied whole."""
 
     def setUp(self) -> None:
-        self.store = FakeStore()
-        self.journal = self.store.journal
-        self.clock = Clock()
-        self.factory = KVFactory(self.store, reactor=self.clock)
+        ClockedCase.setUp(self)
         self.big = bytes(range(256)) * (BULK_SLICE // 256) * 3 + b"tail"
         self.store.data[b"big"] = self.big
         self.store.data[b"small"] = b"v"
-
-    def connect(self):
-        proto = self.factory.buildProtocol(None)
-        transport = StringTransport()
-        proto.makeConnection(transport)
-        return proto, transport
 
     def writes(self, transport) -> list:
         """Run the clock's calls one at a time; return how much each wrote."""
