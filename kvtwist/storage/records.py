@@ -112,7 +112,7 @@ def encode_effect(effect: tuple):
         if value.__class__ is not bytes:
             payload = typedrecords.typed_payload(key, value, effect[3])
         elif len(value) >= LARGE_VALUE:
-            return _encode_large_set(key, value, effect[3])
+            return large_set_pieces(key, value, effect[3])
         else:
             payload = _set_pack(SET, len(key), len(value), effect[3]) + key + value
     elif op == IN_DB:
@@ -175,8 +175,10 @@ def encode_marker(marker: tuple) -> bytes:
     return _head_pack(len(payload), _crc32(payload)) + payload
 
 
-def _encode_large_set(key: bytes, value: bytes, expire_at_ms: int) -> list:
-    # The record as pieces: its head and fields, then the value uncopied (checksummed only).
+def large_set_pieces(key: bytes, value: bytes, expire_at_ms: int) -> list:
+    """Return the SET record of a large ``value`` as two pieces: its head and fields, then
+    the value itself, uncopied (checksummed only: O(len(value)), or O(log) when its CRC
+    is remembered, see checksums)."""
     prefix = _set_pack(SET, len(key), len(value), expire_at_ms) + key
     crc = crc32_combine(_crc32(prefix), crc_of(value), len(value))
     return [_head_pack(len(prefix) + len(value), crc) + prefix, value]
@@ -196,15 +198,15 @@ def pieces(records: list) -> list:
 def encode_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:
     """Return one framed SET record (snapshot writing: avoids building a tuple per key).
 
-    A large value is framed with bytes.join, which copies without the GIL: the snapshot
-    thread must not hold the reactor up for the length of a large value. A typed value
-    (types.Frozen in a snapshot) is a TYPED record.
+    A large value is framed whole, one copy of it (the snapshot writer takes a large
+    value's record as ``large_set_pieces`` instead and writes the value uncopied). A typed
+    value (types.Frozen in a snapshot) is a TYPED record.
     """
     if value.__class__ is not bytes:
         payload = typedrecords.typed_payload(key, value, expire_at_ms)
         return _head_pack(len(payload), _crc32(payload)) + payload
     if len(value) >= LARGE_VALUE:
-        return b"".join(_encode_large_set(key, value, expire_at_ms))
+        return b"".join(large_set_pieces(key, value, expire_at_ms))
     payload = _set_pack(SET, len(key), len(value), expire_at_ms) + key + value
     return _head_pack(len(payload), _crc32(payload)) + payload
 
