@@ -128,21 +128,20 @@ def write_snapshot_temp(ops: FileOps, directory: str, generation: int, items: li
         parts = [records.encode_header(records.SNAPSHOT, generation)]
         size = len(parts[0])
         encode_set, encode_marker = records.encode_set, records.encode_marker
-        large = records.LARGE_VALUE
         for item in items:
             # (key, value, expire_at_ms), or a (SELECT|DBMAP, ...) marker between databases
-            if len(item) == 3 and item[1].__class__ is bytes and len(item[1]) >= large:
-                # A large value is written as it is, behind the small records before it
-                # and its own head: no copy (under PyPy a copy holds the GIL, and so the
-                # reactor, for its whole length).
-                head, value = records.large_set_pieces(*item)
+            record = encode_set(*item) if len(item) == 3 else encode_marker(item)
+            if record.__class__ is list:
+                # A large value's head and the value itself: the value is written as it
+                # is, behind what was gathered before it, with no copy (under PyPy a copy
+                # holds the GIL, and so the reactor, for its whole length).
+                head, value = record
                 parts.append(head)
                 chunk = b"".join(parts)
                 ops.write(fd, [chunk, value], offset)
                 offset += len(chunk) + len(value)
                 parts, size = [], 0
                 continue
-            record = encode_set(*item) if len(item) == 3 else encode_marker(item)
             parts.append(record)
             size += len(record)
             if size >= _WRITE_CHUNK:

@@ -365,11 +365,10 @@ def main(argv=None) -> int:
         return 1
     try:
         if sys.implementation.name == "pypy":
-            serve(child, lambda n: os.read(0, n), lambda data: _write_all(1, data),
-                  FreshReads())
+            read, buffers = (lambda n: os.read(0, n)), FreshReads()
         else:
-            serve(child, io.FileIO(0, "r", closefd=False).readinto,
-                  lambda data: _write_all(1, data))
+            read, buffers = io.FileIO(0, "r", closefd=False).readinto, ReadBuffers()
+        serve(child, read, lambda data: _write_all(1, data), buffers)
     except BrokenPipeError:
         pass  # the server died between our read and our reply
     return 0

@@ -195,18 +195,18 @@ def pieces(records: list) -> list:
     return flat
 
 
-def encode_set(key: bytes, value: bytes, expire_at_ms: int) -> bytes:
+def encode_set(key: bytes, value: bytes, expire_at_ms: int):
     """Return one framed SET record (snapshot writing: avoids building a tuple per key).
 
-    A large value is framed whole, one copy of it (the snapshot writer takes a large
-    value's record as ``large_set_pieces`` instead and writes the value uncopied). A typed
-    value (types.Frozen in a snapshot) is a TYPED record.
+    As ``encode_effect``: bytes, or for a large value the two pieces of
+    ``large_set_pieces``, the value last and uncopied. A typed value (types.Frozen in a
+    snapshot) is a TYPED record.
     """
     if value.__class__ is not bytes:
         payload = typedrecords.typed_payload(key, value, expire_at_ms)
         return _head_pack(len(payload), _crc32(payload)) + payload
     if len(value) >= LARGE_VALUE:
-        return b"".join(large_set_pieces(key, value, expire_at_ms))
+        return large_set_pieces(key, value, expire_at_ms)
     payload = _set_pack(SET, len(key), len(value), expire_at_ms) + key + value
     return _head_pack(len(payload), _crc32(payload)) + payload
 

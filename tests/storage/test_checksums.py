@@ -64,4 +64,4 @@ class KnownTests(SynchronousTestCase):
         plain = b"".join(records.encode_effect((SET, b"key", value, 9)))
         checksums.remember(value, zlib.crc32(value))
         self.assertEqual(b"".join(records.encode_effect((SET, b"key", value, 9))), plain)
-        self.assertEqual(records.encode_set(b"key", value, 9), plain)
+        self.assertEqual(b"".join(records.encode_set(b"key", value, 9)), plain)

@@ -51,19 +51,20 @@ class LargeRecordTests(SynchronousTestCase):
     """A SET of a large value is framed as pieces that leave the value itself uncopied."""
 
     def test_pieces_hold_the_value_itself(self) -> None:
-        """Joined, the pieces are the record encode_set makes; the value is one of them, as is."""
+        """encode_effect and encode_set give the same pieces; the value is the last, as is."""
         value = b"v" * records.LARGE_VALUE
         pieces = records.encode_effect((SET, b"key", value, 77))
         self.assertIsInstance(pieces, list)
         self.assertIs(pieces[-1], value)
-        self.assertEqual(b"".join(pieces), records.encode_set(b"key", value, 77))
+        self.assertEqual(records.encode_set(b"key", value, 77), pieces)
+        self.assertIs(records.encode_set(b"key", value, 77)[-1], value)
         self.assertEqual(records.pieces([b"a", pieces, b"z"]), [b"a"] + pieces + [b"z"])
         self.assertEqual(records.pieces([b"a", b"z"]), [b"a", b"z"])
 
     def test_snapshot_record_of_a_large_value(self) -> None:
-        """encode_set frames a large value (with a GIL-free join) exactly as a small one's."""
+        """encode_set's pieces of a large value, joined, decode as a small value's record does."""
         value = b"w" * records.LARGE_VALUE
-        record = records.encode_set(b"key", value, 5)
+        record = b"".join(records.encode_set(b"key", value, 5))
         reader = RecordReader()
         reader.feed(records.encode_header(records.SNAPSHOT, 1) + record)
         self.assertTrue(reader.next_record() == (SET, b"key", value, 5), "decoded differently")
