@@ -153,6 +153,10 @@ class FrameParser:
         were read into: see ``serve``)."""
         return self._pieces
 
+    def unfinished_append(self) -> list:
+        """Return the pieces so far of an append whose payload is still being read, or []."""
+        return self._pieces if self._kind in _APPENDS else []
+
 
 # The writer reads its pipe into buffers of this size (the pipe's width, PIPE_SIZE in
 # processlog), each read into again once what was read into it is written.
@@ -160,6 +164,8 @@ READ_SIZE = 1 << 20
 # Free buffers kept for reuse: what a 16 MB record needs. A larger payload takes more
 # while it is read; those beyond this go back to the allocator after it.
 KEEP_BUFFERS = 16
+# An append still being read is written ahead once this much of it is read and unwritten.
+WRITE_AHEAD = 256 * 1024
 
 
 class ReadBuffers:
@@ -225,6 +231,35 @@ class Child:
         self.file.dirty = True
         self.closed = False
         self.refusing = None  # why appends are refused until RESUME (a failed append)
+        self.write_ahead_min = WRITE_AHEAD
+        self.ahead = 0  # bytes of the append being read written ahead (write_ahead)
+        self._ahead_pieces = 0  # how many of its pieces they are
+        self._ahead_failure = None  # why writing it ahead failed
+
+    def write_ahead(self, pieces: list) -> None:
+        """Write the pieces read so far of an append still being read, behind the good length.
+
+        A large record is then written while the rest of it comes down the pipe rather
+        than after: the append that completes it writes only what follows (``_append_run``)
+        and fsyncs. Called with the pieces of that one unfinished append, in order, after
+        every frame before it was carried out; writes once ``write_ahead_min`` bytes of
+        them are unwritten. A failed write fails the append (and the others written with it)
+        and refuses later ones, as a failed append does. O(unwritten pieces).
+        """
+        if self.refusing is not None or self.closed:
+            return
+        fresh = pieces[self._ahead_pieces:]
+        size = sum(map(len, fresh))
+        if size < self.write_ahead_min:
+            return
+        try:
+            self.file.write_ahead(fresh, self.ahead)
+        except JournalError as exc:
+            self.refusing = self._ahead_failure = str(exc)
+            self.ahead = self._ahead_pieces = 0
+            return
+        self.ahead += size
+        self._ahead_pieces = len(pieces)
 
     def handle_all(self, frames: list) -> list:
         """Carry out ``frames`` in order; return their reply frames, one per request.
@@ -248,11 +283,18 @@ class Child:
 
     def _append_run(self, run: list) -> list:
         size = self.file.size
-        if self.refusing is not None:
+        # The first append may have been written ahead: only the rest of it is written.
+        ahead, skip = self.ahead, self._ahead_pieces
+        self.ahead = self._ahead_pieces = 0
+        reason, self._ahead_failure = self._ahead_failure, None
+        if reason is not None:
+            pass  # its write ahead failed: the run fails as its merged write would have
+        elif self.refusing is not None:
             reason = "not written: an earlier append failed (%s)" % (self.refusing,)
         else:
+            rest = [(run[0][0], run[0][1][skip:])] + run[1:] if skip else run
             try:
-                self.file.append(_merged(run), any(kind == APPEND for kind, _ in run))
+                self.file.append(_merged(rest), any(kind == APPEND for kind, _ in run), ahead)
                 reason = None
             except JournalError as exc:
                 reason = self.refusing = str(exc)
@@ -327,9 +369,11 @@ def serve(child: Child, read, write, buffers=None) -> None:
 
     Every request read in one go is carried out (its appends as one group commit, see
     Child) before the replies go back in one write, so a burst costs one wake-up of the
-    parent. ``buffers`` is a ReadBuffers (the default; ``read`` is then a ``readinto``),
-    whose buffers are each reused once the frames read into them are carried out and no
-    unfinished payload still holds a piece of one, or FreshReads (``read(n)``).
+    parent; then what was read of an append still being read is written ahead
+    (``Child.write_ahead``). ``buffers`` is a ReadBuffers (the default; ``read`` is then a
+    ``readinto``), whose buffers are each reused once the frames read into them are
+    carried out and no unfinished payload still holds a piece of one, or FreshReads
+    (``read(n)``).
     """
     parser = FrameParser(keep_pieces=True)
     if buffers is None:
@@ -339,9 +383,12 @@ def serve(child: Child, read, write, buffers=None) -> None:
         if not data:
             return  # the server is gone: nothing read later can be acknowledged anyway
         replies = child.handle_all(parser.feed(data))
-        buffers.release(parser.holding())
         if replies:
             write(b"".join(replies))
+        unfinished = parser.unfinished_append()
+        if unfinished:
+            child.write_ahead(unfinished)
+        buffers.release(parser.holding())
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -21,32 +21,56 @@ class LogFile:
         self.dirty = False  # bytes past ``size`` may remain from a failed write
         self.unsynced = False
 
-    def append(self, data, fsync: bool) -> int:
+    def append(self, data, fsync: bool, ahead: int = 0) -> int:
         """Write ``data`` at the good length (and fsync it when asked); return the new good length.
 
         ``data`` is bytes, or a list of pieces written one after the other (not joined).
+        ``ahead`` bytes of it were already written there by ``write_ahead``: ``data`` is
+        what follows them.
 
         On any error the file is cut back to the good length, so no torn record is ever
         followed by good ones; raises JournalError naming the file.
         """
         ops = self.ops
         try:
-            if self.dirty:
-                ops.truncate(self.fd, self.size)
-                self.dirty = False
-            ops.write(self.fd, data, self.size)
+            self._clean()
+            ops.write(self.fd, data, self.size + ahead)
             if fsync:
                 ops.fsync(self.fd)
             else:
                 self.unsynced = True
         except OSError as exc:
-            try:
-                ops.truncate(self.fd, self.size)
-            except OSError:
-                self.dirty = True
-            raise JournalError(describe(exc, self.path)) from None
-        self.size += len(data) if data.__class__ is not list else sum(map(len, data))
+            raise self._failed(exc) from None
+        self.size += ahead + (len(data) if data.__class__ is not list else sum(map(len, data)))
         return self.size
+
+    def write_ahead(self, pieces: list, offset: int) -> None:
+        """Write ``pieces`` ``offset`` bytes past the good length, which stays where it is.
+
+        The start of an append still being received: ``append(rest, fsync, ahead=...)``
+        writes the rest behind it and moves the good length over both. Until then the
+        bytes are a torn tail, which recovery and the next writer cut. On any error the
+        file is cut back to the good length; raises JournalError naming the file.
+        """
+        try:
+            self._clean()
+            self.ops.write(self.fd, pieces, self.size + offset)
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _clean(self) -> None:
+        # Cut what a failed write may have left past the good length (raises OSError).
+        if self.dirty:
+            self.ops.truncate(self.fd, self.size)
+            self.dirty = False
+
+    def _failed(self, exc: OSError) -> JournalError:
+        # A write failed: cut the file back to the good length, or note that it must be.
+        try:
+            self.ops.truncate(self.fd, self.size)
+        except OSError:
+            self.dirty = True
+        return JournalError(describe(exc, self.path))
 
     def sync(self) -> bool:
         """Fsync what ``append`` wrote without fsync; return whether there was anything to sync.

@@ -338,6 +338,79 @@ class ChildTests(SynchronousTestCase):
         self.assertEqual(self.contents(), b"\x01abc")
         self.assertEqual(len(FrameParser().feed(b"".join(writes))), 2)
 
+    def test_serve_writes_a_large_append_while_it_is_read(self) -> None:
+        """What has arrived of an append still being read is written before the rest is read,
+        and the append is fsynced once, when complete.
+
+        Before: a large record was written only once all of it had come down the pipe, so
+        its write (10-50 ms for 16 MB here) came after the pipe's transfer instead of
+        during it, and every small write behind it waited for both.
+        """
+        self.child.write_ahead_min = 8
+        wire = encode(APPEND, b"0123456789" * 4) + encode(APPEND_NOSYNC, b"z")
+        chunks = [wire[index:index + 16] for index in range(0, len(wire), 16)]
+        seen = []
+
+        def read_and_look(buffer) -> int:
+            seen.append(len(self.contents()))
+            return feed(buffer)
+        feed = reader(chunks)
+        del self.ops.calls[:]
+        writes = []
+        serve(self.child, read_and_look, writes.append, ReadBuffers(size=16))
+        self.assertEqual(self.contents(), b"0123456789" * 4 + b"z")
+        # Before the read completing the append, its first 11 and 27 bytes were on file.
+        self.assertEqual(seen, [0, 11, 27, 40, 41])
+        self.assertEqual(self.ops.calls, ["write", "write", "write", "fsync", "write"])
+        base = records.HEADER_SIZE
+        self.assertEqual(FrameParser().feed(b"".join(writes)),
+                         [(OK, pack_size(base + 40)), (OK, pack_size(base + 41))])
+
+    def test_small_unfinished_appends_are_not_written_ahead(self) -> None:
+        """Less than ``write_ahead_min`` of an unfinished append is left for its one write."""
+        wire = encode(APPEND, b"0123456789" * 4)
+        del self.ops.calls[:]
+        serve(self.child, reader([wire[:20], wire[20:]]), lambda data: None)
+        self.assertEqual(self.ops.calls, ["write", "fsync"])
+        self.assertEqual(self.contents(), b"0123456789" * 4)
+
+    def test_a_failed_write_ahead_fails_its_append(self) -> None:
+        """A full disk during a write ahead answers the append with the error, leaves the good
+        length, and refuses later appends until RESUME."""
+        self.child.handle(APPEND, b"kept")
+        self.child.write_ahead_min = 4
+        self.ops.full = True
+        wire = encode(APPEND, b"0123456789") + encode(APPEND, b"with-it")
+        writes = []
+        serve(self.child, reader([wire[:10], wire[10:]]), writes.append)
+        replies = FrameParser().feed(b"".join(writes))
+        self.assertEqual([kind for kind, _ in replies], [ERROR, ERROR])
+        self.assertTrue(replies[0][1].decode().startswith("No space left"))
+        self.assertEqual(replies[1], replies[0])
+        self.assertEqual(self.contents(), b"kept")
+        self.ops.full = False
+        kind, payload = FrameParser().feed(self.child.handle(APPEND, b"later"))[0]
+        self.assertIn("an earlier append failed", payload.decode())
+        self.child.handle(RESUME, b"")
+        self.child.handle(APPEND, b"again")
+        self.assertEqual(self.contents(), b"keptagain")
+
+    def test_an_append_cut_short_is_a_torn_tail_recovery_drops(self) -> None:
+        """When the server dies during an append written ahead, recovery keeps the records
+        before it and cuts the rest as a torn tail."""
+        from tests.storage.test_journal import FakeKeyspace
+
+        self.child.write_ahead_min = 8
+        first = records.encode_effect((records.SET, b"a", b"1", 0))
+        large = records.encode_effect((records.SET, b"b", b"2" * 100, 0))
+        wire = encode(APPEND, first) + encode(APPEND, large)
+        serve(self.child, reader([wire[:60], wire[60:90]]), lambda data: None)
+        self.assertGreater(len(self.contents()), len(first))  # some of it was written ahead
+        loaded = FakeKeyspace()
+        result = datadir.load(self.dir, loaded.apply)
+        self.assertEqual(loaded.state.data, {b"a": (b"1", 0)})
+        self.assertTrue(result.torn)
+
     def test_serve_stops_after_close(self) -> None:
         """After CLOSE nothing more is read."""
         reads = [encode(CLOSE), encode(SYNC)]

@@ -102,6 +102,25 @@ class LogFileTests(SynchronousTestCase):
         self.assertEqual(self.contents()[records.HEADER_SIZE:], b"ok")
         self.assertFalse(self.file.dirty)
 
+    def test_write_ahead_then_append(self) -> None:
+        """Bytes written ahead stay past the good length until the append that follows them."""
+        self.file.append(b"good", fsync=True)
+        self.file.write_ahead([b"ab", b"cd"], 0)
+        self.file.write_ahead([b"e"], 4)
+        self.assertEqual(self.file.size, records.HEADER_SIZE + 4)
+        self.assertEqual(self.file.append([b"f", b"g"], True, ahead=5), records.HEADER_SIZE + 11)
+        self.assertEqual(self.contents()[records.HEADER_SIZE:], b"goodabcdefg")
+
+    def test_failed_write_ahead_is_cut_back(self) -> None:
+        """A failed write ahead raises JournalError naming the file and cuts what it wrote."""
+        self.file.append(b"good", fsync=True)
+        self.file.write_ahead([b"abcd"], 0)
+        self.ops.failing.add("write")
+        exc = self.assertRaises(JournalError, self.file.write_ahead, [b"x" * 100], 4)
+        self.assertIn(self.file.path, str(exc))
+        self.assertEqual(self.contents()[records.HEADER_SIZE:], b"good")
+        self.assertEqual(self.file.size, records.HEADER_SIZE + 4)
+
     def test_failed_sync_stays_unsynced(self) -> None:
         """A failed fsync raises JournalError and keeps the data marked unsynced for the retry."""
         self.file.append(b"abc", fsync=False)
