@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 
 from twisted.internet import tcp
 from twisted.logger import Logger
@@ -41,32 +42,36 @@ def direct_writer(transport):
     return _Direct(transport, transport.socket.send, transport.write).write
 
 
-def child_writer(transport, child_fd: int):
+def child_writer(transport, child_fd: int, reactor=None):
     """Return a ``write(data)`` to a child process's pipe that writes at once when it can.
 
     The same reasoning as ``direct_writer``, for ``reactor.spawnProcess`` transports: an
     empty pipe takes the bytes now instead of at the reactor's next poll. A write larger
-    than CHILD_SLICE is fed to the pipe a slice at a time, the next slice once Twisted's
-    buffer for it has drained, and writes made meanwhile wait their turn behind it: the
-    buffer never holds more than a slice, so each partial write costs O(slice) (PyPy's
-    ``os.write`` copies what it is given: handing it a whole large buffer again and again
-    was quadratic). Once the pipe is gone (the child is exiting) data is dropped:
-    ``processEnded`` is on its way.
+    than CHILD_SLICE is fed to the pipe a slice at a time, and writes made meanwhile wait
+    their turn behind it: Twisted's buffer never holds more than a slice, so each partial
+    write costs O(slice) (PyPy's ``os.write`` copies what it is given: handing it a whole
+    large buffer again and again was quadratic). Given the ``reactor``, a thread of its
+    pool feeds the rest of it once Twisted's buffer is empty, as fast as the child reads
+    (``_feed``); else Twisted does, a slice each time its buffer drains, which under load
+    is one slice per reactor turn. Once the pipe is gone (the child is exiting) data is
+    dropped: ``processEnded`` is on its way.
     """
-    return _ChildFeed(transport, child_fd).write
+    return _ChildFeed(transport, child_fd, reactor).write
 
 
 class _ChildFeed:
     """The ordered writer of one child pipe: small writes now, large ones sliced (see above)."""
 
-    __slots__ = ("transport", "child_fd", "payload", "offset", "waiting")
+    __slots__ = ("transport", "child_fd", "reactor", "payload", "offset", "waiting", "feeding")
 
-    def __init__(self, transport, child_fd: int) -> None:
+    def __init__(self, transport, child_fd: int, reactor=None) -> None:
         self.transport = transport
         self.child_fd = child_fd
-        self.payload = None  # the large write being fed, a slice per drain
+        self.reactor = reactor  # with one, a thread feeds large writes (see child_writer)
+        self.payload = None  # the large write being fed
         self.offset = 0
         self.waiting = []  # writes made while it is fed
+        self.feeding = None  # the _Feeding a thread is writing, if any
 
     def write(self, data: bytes) -> None:
         """Write ``data`` after every earlier write (dropped once the pipe is closing)."""
@@ -88,15 +93,46 @@ class _ChildFeed:
             _Direct(pipe, lambda chunk: os.write(fd, chunk), pipe.write).write(data)
 
     def resumeProducing(self) -> None:
-        """Twisted's buffer for the pipe drained: hand it the next slice, or finish."""
+        """Twisted's buffer for the pipe drained: hand on the next slice, or finish."""
         pipe = self.transport.pipes.get(self.child_fd)
         data = self.payload
-        if data is None or pipe is None:
+        if data is None or pipe is None or self.feeding is not None:
             return
         if self.offset < len(data):
+            if (self.reactor is not None and not pipe.disconnecting and not pipe.dataBuffer
+                    and not pipe._tempDataBuffer):
+                # Nothing is queued before the rest: a thread writes it straight to the pipe,
+                # through a descriptor of its own (Twisted may close the pipe's meanwhile).
+                self.feeding = _Feeding(os.dup(pipe.fileno()), memoryview(data)[self.offset:])
+                self.offset = len(data)
+                self.reactor.callInThread(self._feed, self.feeding)
+                return
             pipe.write(data[self.offset:self.offset + CHILD_SLICE])
             self.offset += CHILD_SLICE
             return
+        self._finish(pipe)
+
+    def _feed(self, feeding) -> None:
+        # In a pool thread: write it all (or stop at an error or stopProducing), then
+        # finish in the reactor's thread.
+        feeding.run()
+        self.reactor.callFromThread(self._fed, feeding)
+
+    def _fed(self, feeding) -> None:
+        if feeding is not self.feeding:
+            return  # stopProducing dropped it meanwhile
+        self.feeding = None
+        pipe = self.transport.pipes.get(self.child_fd)
+        if pipe is None or feeding.error is not None:
+            # The child is gone (processEnded is on its way): so is what was for it.
+            self.payload = None
+            self.waiting = []
+            if pipe is not None:
+                pipe.unregisterProducer()
+            return
+        self._finish(pipe)
+
+    def _finish(self, pipe) -> None:
         self.payload = None
         pipe.unregisterProducer()
         # Writes made while it was fed go now, even if the pipe began closing meanwhile.
@@ -109,11 +145,45 @@ class _ChildFeed:
 
     def stopProducing(self) -> None:
         """The pipe is gone: drop what was left to write."""
+        if self.feeding is not None:
+            self.feeding.stopped = True
+            self.feeding = None
         self.payload = None
         self.waiting = []
 
     def pauseProducing(self) -> None:
         """Not called for a pull producer."""
+
+
+class _Feeding:
+    """The rest of a large write, written by a thread (``run``) to a non-blocking pipe
+    through ``fd``, which it closes."""
+
+    # How long a thread waits for the pipe at a time before looking at ``stopped`` again.
+    POLL_MS = 100
+
+    def __init__(self, fd: int, view: memoryview) -> None:
+        self.fd = fd
+        self.view = view
+        self.stopped = False  # set from the reactor's thread: give up
+        self.error = None  # the OSError that ended it early
+
+    def run(self) -> None:
+        """Write the view a slice at a time, waiting for room (CPU: O(its length))."""
+        view, fd = self.view, self.fd
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        try:
+            while view and not self.stopped:
+                try:
+                    view = view[os.write(fd, view[:CHILD_SLICE]):]
+                except (BlockingIOError, InterruptedError):
+                    poller.poll(self.POLL_MS)
+        except OSError as exc:  # EPIPE: the child is gone
+            self.error = exc
+        finally:
+            os.close(fd)
+            self.view = None
 
 
 class _Direct:

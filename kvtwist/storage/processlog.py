@@ -97,7 +97,7 @@ class ProcessLog:
             env=env, childFDs=child_fds)
         self.pid = self._protocol.transport.pid
         _widen(self._protocol.transport.pipes.get(0))
-        self._write = directwrite.child_writer(self._protocol.transport, 0)
+        self._write = directwrite.child_writer(self._protocol.transport, 0, self._reactor)
         self.started += 1
 
     def append(self, data, fsync: bool, done) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 from twisted.internet import defer, protocol, reactor, tcp
 from twisted.internet.task import Clock
@@ -10,7 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from kvtwist.loop.directwrite import (
-    CHILD_SLICE, DIRECT_LIMIT, Outbox, child_writer, direct_writer, reply_channel)
+    CHILD_SLICE, DIRECT_LIMIT, Outbox, _Feeding, child_writer, direct_writer, reply_channel)
 
 
 class Peer(protocol.Protocol):
@@ -163,6 +165,27 @@ class ChildWriterTests(unittest.TestCase):
         return echo.ended.addCallback(
             self.assertEqual, b"first " + big + b" middle " + big[::-1] + b" last")
 
+    def test_large_write_is_fed_by_a_thread(self):
+        """Given the reactor, a thread writes a large write once nothing is queued before it,
+        and the writes made meanwhile follow it in order.
+
+        Before, Twisted fed it a slice each time its buffer drained: under load one slice
+        per reactor turn, so a 16 MB journal append took 16 turns to reach the writer.
+        """
+        echo = self.spawn()
+        write = child_writer(echo.transport, 0, reactor)
+        big = bytes(range(256)) * (3 * 2**20 // 256)
+        write(b"first ")
+        write(big)
+        self.assertIsNotNone(write.__self__.feeding)
+        write(b" middle ")
+        write(big[::-1])
+        write(b" last")
+        self.assertEqual(write.__self__.waiting, [b" middle ", big[::-1], b" last"])
+        echo.transport.closeStdin()
+        return echo.ended.addCallback(
+            self.assertEqual, b"first " + big + b" middle " + big[::-1] + b" last")
+
     def test_closed_pipe_drops(self):
         """Once the child's stdin is closed, writes are dropped instead of raising."""
         echo = self.spawn()
@@ -171,6 +194,56 @@ class ChildWriterTests(unittest.TestCase):
         echo.transport.closeStdin()
         write(b"dropped")
         return echo.ended.addCallback(self.assertEqual, b"kept")
+
+
+class FeedingTests(unittest.SynchronousTestCase):
+    """_Feeding writes a view to a non-blocking pipe, waiting for room, then closes its fd."""
+
+    def pipe(self) -> tuple:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        self.addCleanup(os.close, read_fd)
+        return read_fd, write_fd
+
+    def drain(self, fd: int, into: list) -> threading.Thread:
+        def run() -> None:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return
+                into.append(chunk)
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def test_writes_it_all_as_the_reader_reads(self):
+        """More than the pipe holds arrives whole, and the descriptor is closed after it."""
+        read_fd, write_fd = self.pipe()
+        data = os.urandom(3 * CHILD_SLICE + 5)
+        got = []
+        reader = self.drain(read_fd, got)
+        feeding = _Feeding(write_fd, memoryview(data))
+        feeding.run()
+        reader.join()  # it ends at end of input: the feeding closed the only write end
+        self.assertEqual((b"".join(got), feeding.error), (data, None))
+
+    def test_stopped_gives_up(self):
+        """A feeding told to stop writes nothing more."""
+        read_fd, write_fd = self.pipe()
+        feeding = _Feeding(write_fd, memoryview(b"x" * 100))
+        feeding.stopped = True
+        feeding.run()
+        self.assertEqual(os.read(read_fd, 200), b"")
+
+    def test_reader_gone_is_an_error(self):
+        """When nobody reads the pipe any more, the feeding ends with the error."""
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        os.close(read_fd)
+        feeding = _Feeding(write_fd, memoryview(b"x" * 100))
+        feeding.run()
+        self.assertIsInstance(feeding.error, BrokenPipeError)
+        self.assertRaises(OSError, os.fstat, write_fd)
 
 
 class DirectWriterOtherTransportTests(unittest.SynchronousTestCase):
