@@ -125,8 +125,7 @@ class _ChildFeed:
         pipe = self.transport.pipes.get(self.child_fd)
         if pipe is None or feeding.error is not None:
             # The child is gone (processEnded is on its way): so is what was for it.
-            self.payload = None
-            self.waiting = []
+            self.stopProducing()
             if pipe is not None:
                 pipe.unregisterProducer()
             return

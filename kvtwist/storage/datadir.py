@@ -123,9 +123,9 @@ def write_snapshot_temp(ops: FileOps, directory: str, generation: int, items: li
     removes it. Raises JournalError (naming the file), leaving no temporary file.
 
     The file is fdatasynced every SNAPSHOT_SYNC bytes as it is written (``_SyncedFile``):
-    a final fsync of hundreds of MB had the journal's own fsyncs, which share the disk
-    and the file system's journal with it, wait 60-100 ms behind it, and every write
-    with them.
+    a final fsync of a 145 MB snapshot had the journal's own fsyncs, which share the
+    disk and the file system's journal with it, take up to 91 ms, and every write wait
+    for them.
     """
     temp = snapshot_path(directory, generation) + ".tmp"
     fd = None

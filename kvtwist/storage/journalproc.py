@@ -286,12 +286,11 @@ class Child:
         # The first append may have been written ahead: only the rest of it is written.
         ahead, skip = self.ahead, self._ahead_pieces
         self.ahead = self._ahead_pieces = 0
+        # A failed write ahead fails the run, as its failed merged write would.
         reason, self._ahead_failure = self._ahead_failure, None
-        if reason is not None:
-            pass  # its write ahead failed: the run fails as its merged write would have
-        elif self.refusing is not None:
+        if reason is None and self.refusing is not None:
             reason = "not written: an earlier append failed (%s)" % (self.refusing,)
-        else:
+        elif reason is None:
             rest = [(run[0][0], run[0][1][skip:])] + run[1:] if skip else run
             try:
                 self.file.append(_merged(rest), any(kind == APPEND for kind, _ in run), ahead)
