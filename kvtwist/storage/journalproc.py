@@ -232,7 +232,7 @@ class Child:
         self.closed = False
         self.refusing = None  # why appends are refused until RESUME (a failed append)
         self.write_ahead_min = WRITE_AHEAD
-        self.ahead = 0  # bytes of the append being read written ahead (write_ahead)
+        self._ahead = 0  # bytes of the append being read written ahead (write_ahead)
         self._ahead_pieces = 0  # how many of its pieces they are
         self._ahead_failure = None  # why writing it ahead failed
 
@@ -253,12 +253,12 @@ class Child:
         if size < self.write_ahead_min:
             return
         try:
-            self.file.write_ahead(fresh, self.ahead)
+            self.file.write_ahead(fresh, self._ahead)
         except JournalError as exc:
             self.refusing = self._ahead_failure = str(exc)
-            self.ahead = self._ahead_pieces = 0
+            self._ahead = self._ahead_pieces = 0
             return
-        self.ahead += size
+        self._ahead += size
         self._ahead_pieces = len(pieces)
 
     def handle_all(self, frames: list) -> list:
@@ -284,8 +284,8 @@ class Child:
     def _append_run(self, run: list) -> list:
         size = self.file.size
         # The first append may have been written ahead: only the rest of it is written.
-        ahead, skip = self.ahead, self._ahead_pieces
-        self.ahead = self._ahead_pieces = 0
+        ahead, skip = self._ahead, self._ahead_pieces
+        self._ahead = self._ahead_pieces = 0
         # A failed write ahead fails the run, as its failed merged write would.
         reason, self._ahead_failure = self._ahead_failure, None
         if reason is None and self.refusing is not None:
