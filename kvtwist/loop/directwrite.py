@@ -170,8 +170,8 @@ def own_descriptor(fd: int) -> int:
 
 
 class _Feeding:
-    """The rest of a large write, written by a thread (``run``) to a pipe through ``fd``,
-    which it closes.
+    """A large write, written by a thread (``run``) to a pipe through ``fd``, which it
+    closes.
 
     On a blocking ``fd`` (``own_descriptor``) the whole view goes in one ``os.write``: the
     kernel returns once the child has read all but the pipe's last buffer, and the thread
