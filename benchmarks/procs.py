@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import shutil
@@ -20,6 +21,8 @@ class ServerError(Exception):
 
 
 _PORTS = random.Random()  # seeded from os.urandom: parallel test workers draw differently
+_GIVEN = collections.OrderedDict()  # ports free_port handed out lately, oldest first
+_GIVEN_LIMIT = 1000
 
 
 def ephemeral_range() -> tuple:
@@ -39,8 +42,10 @@ def free_port(companion: int = 0) -> int:
 
     The ports are drawn at random from below the kernel's ephemeral range, so no outgoing
     connection and no bind to port 0 in any process can take them before the server binds
-    them; only another caller drawing the same port at the same moment can (about 1 in
-    10,000)."""
+    them. A port this process handed out (a companion too) is not drawn again until
+    ``_GIVEN_LIMIT`` others were: a caller may name many ports before any server binds
+    one. Only another process drawing the same port at the same moment can take it
+    (about 1 in 10,000)."""
     top = ephemeral_range()[0] - companion
     for _ in range(1000):
         if top - 10000 >= 1024:
@@ -49,10 +54,21 @@ def free_port(companion: int = 0) -> int:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
-        if port + companion < 65536 and _bindable(port) and (
-                not companion or _bindable(port + companion)):
+        if (port + companion < 65536 and port not in _GIVEN
+                and port + companion not in _GIVEN and _bindable(port)
+                and (not companion or _bindable(port + companion))):
+            _give(port)
+            if companion:
+                _give(port + companion)
             return port
     raise ServerError("no free loopback port")
+
+
+def _give(port: int) -> None:
+    """Remember ``port`` as handed out, forgetting the oldest beyond ``_GIVEN_LIMIT``."""
+    _GIVEN[port] = None
+    if len(_GIVEN) > _GIVEN_LIMIT:
+        _GIVEN.popitem(last=False)
 
 
 def _bindable(port: int) -> bool:
