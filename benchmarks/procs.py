@@ -54,12 +54,10 @@ def free_port(companion: int = 0) -> int:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
-        if (port + companion < 65536 and port not in _GIVEN
-                and port + companion not in _GIVEN and _bindable(port)
-                and (not companion or _bindable(port + companion))):
-            _give(port)
-            if companion:
-                _give(port + companion)
+        wanted = (port, port + companion) if companion else (port,)
+        if wanted[-1] < 65536 and all(_unused(each) for each in wanted):
+            for each in wanted:
+                _give(each)
             return port
     raise ServerError("no free loopback port")
 
@@ -69,6 +67,11 @@ def _give(port: int) -> None:
     _GIVEN[port] = None
     if len(_GIVEN) > _GIVEN_LIMIT:
         _GIVEN.popitem(last=False)
+
+
+def _unused(port: int) -> bool:
+    """Whether this process did not hand ``port`` out lately and it can be bound now."""
+    return port not in _GIVEN and _bindable(port)
 
 
 def _bindable(port: int) -> bool:

@@ -49,8 +49,9 @@ def child_writer(transport, child_fd: int, reactor=None):
     empty pipe takes the bytes now instead of at the reactor's next poll. A write larger
     than CHILD_SLICE is fed to the pipe a slice at a time, and writes made meanwhile wait
     their turn behind it: Twisted's buffer never holds more than a slice, so each partial
-    write costs O(slice) (PyPy's ``os.write`` copies what it is given: handing it a whole
-    large buffer again and again was quadratic). Given the ``reactor``, a thread of its
+    write costs O(slice) (PyPy's ``os.write`` copies a view that starts inside its object,
+    and Twisted hands it the rest of its buffer after each partial write: a whole large
+    buffer there was quadratic). Given the ``reactor``, a thread of its
     pool writes all of it once Twisted's buffer is empty, as fast as the child reads
     (``_feed``); else Twisted feeds it, a slice each time its buffer drains, which under
     load is one slice per reactor turn. Once the pipe is gone (the child is exiting) data is
